@@ -1,0 +1,132 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// API is a client of fhirbox's HTTP API with admin Basic credentials.
+type API struct {
+	base         string
+	user, secret string
+	client       *http.Client
+}
+
+// NewAPI returns a client of the server at base that keeps up to conns connections
+// open, so that every closed-loop worker reuses its own connection instead of paying
+// for a TCP handshake per request.
+func NewAPI(base, user, secret string, conns int) *API {
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.MaxIdleConns = 2 * conns
+	tr.MaxIdleConnsPerHost = 2 * conns
+	return &API{
+		base:   strings.TrimRight(base, "/"),
+		user:   user,
+		secret: secret,
+		client: &http.Client{Transport: tr, Timeout: 60 * time.Second},
+	}
+}
+
+// StatusError is a response outside 2xx.
+type StatusError struct {
+	Method, Route string
+	Status        int
+	Body          string
+}
+
+func (e *StatusError) Error() string {
+	return fmt.Sprintf("%s %s: %d %s", e.Method, e.Route, e.Status, e.Body)
+}
+
+// Do sends one request and reads the whole response. route names the request in
+// errors without its varying parts ("/Patient/{id}"), so that errors group by kind.
+// keep asks for the response body; otherwise it is read and dropped, which the
+// connection needs to be reused.
+func (a *API) Do(ctx context.Context, method, path, route string, body []byte, keep bool) (int, []byte, error) {
+	var rd io.Reader
+	if body != nil {
+		rd = bytes.NewReader(body)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, a.base+path, rd)
+	if err != nil {
+		return 0, nil, err
+	}
+	req.SetBasicAuth(a.user, a.secret)
+	req.Header.Set("Accept", "application/fhir+json")
+	if body != nil {
+		req.Header.Set("Content-Type", "application/fhir+json")
+	}
+	resp, err := a.client.Do(req)
+	if err != nil {
+		return 0, nil, err
+	}
+	defer resp.Body.Close()
+	ok := resp.StatusCode >= 200 && resp.StatusCode < 300
+	var out []byte
+	if keep || !ok {
+		out, err = io.ReadAll(resp.Body)
+	} else {
+		_, err = io.Copy(io.Discard, resp.Body)
+	}
+	if err != nil {
+		return resp.StatusCode, nil, err
+	}
+	if !ok {
+		return resp.StatusCode, out, &StatusError{method, route, resp.StatusCode, snippet(out)}
+	}
+	return resp.StatusCode, out, nil
+}
+
+// snippet shortens a response body for an error message.
+func snippet(b []byte) string {
+	s := strings.Join(strings.Fields(string(b)), " ")
+	if len(s) > 200 {
+		s = s[:200] + "…"
+	}
+	return s
+}
+
+// BundleSize returns the total of a search Bundle, or its number of entries when it
+// has no total.
+func BundleSize(b []byte) (int, error) {
+	var bundle struct {
+		Total *int              `json:"total"`
+		Entry []json.RawMessage `json:"entry"`
+	}
+	if err := json.Unmarshal(b, &bundle); err != nil {
+		return 0, err
+	}
+	if bundle.Total != nil {
+		return *bundle.Total, nil
+	}
+	return len(bundle.Entry), nil
+}
+
+// RSS returns the server's resident memory in bytes from its /metrics.
+func (a *API) RSS(ctx context.Context) (float64, error) {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	_, body, err := a.Do(ctx, http.MethodGet, "/metrics", "/metrics", nil, true)
+	if err != nil {
+		return 0, err
+	}
+	return parseRSS(body)
+}
+
+// parseRSS finds process_resident_memory_bytes in Prometheus text.
+func parseRSS(metrics []byte) (float64, error) {
+	for line := range strings.Lines(string(metrics)) {
+		f := strings.Fields(line)
+		if len(f) >= 2 && f[0] == "process_resident_memory_bytes" {
+			return strconv.ParseFloat(f[1], 64)
+		}
+	}
+	return 0, fmt.Errorf("/metrics has no process_resident_memory_bytes")
+}

@@ -1,0 +1,335 @@
+// Command fhirbench measures a running fhirbox server under a closed-loop load and
+// compares it with its ceiling: the same requests as single SQL statements sent
+// straight to the server's PostgreSQL database at the same concurrency, which is what
+// fhirbox would reach if everything it adds to the database cost nothing.
+//
+//	fhirbench -db postgres://… -load 1000 -scenario read
+//
+// It loads patients derived from the Synthea sample through the HTTP API when asked
+// (-load), runs the scenario for -warmup then -d against the server while sampling its
+// resident memory from /metrics every second, runs the ceiling likewise, and prints
+// human-readable lines followed by one JSON object as the last line. It exits with
+// status 1 when more than 1% of the requests failed, 2 when it could not run.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"os/signal"
+	"slices"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+)
+
+// maxErrorRate is the share of failed requests above which a run fails.
+const maxErrorRate = 0.01
+
+type config struct {
+	url, user, secret, db string
+	scenario              string
+	conc                  int
+	dur, warmup           time.Duration
+	load, obsPP           int
+	data                  string
+	seed                  uint64
+}
+
+// Output is the JSON line. The pointers are null when not measured: without -db there
+// is no ceiling, without a readable /metrics no RSS.
+type Output struct {
+	Scenario    string   `json:"scenario"`
+	RPS         float64  `json:"rps"`
+	P50ms       float64  `json:"p50_ms"`
+	P99ms       float64  `json:"p99_ms"`
+	CeilingRPS  *float64 `json:"ceiling_rps"`
+	Ratio       *float64 `json:"ratio"`
+	Errors      int      `json:"errors"`
+	RSSMB       *float64 `json:"rss_mb"`
+	Concurrency int      `json:"concurrency"`
+	DurationS   float64  `json:"duration_s"`
+	Patients    int      `json:"patients"`
+}
+
+func main() { os.Exit(run()) }
+
+func envOr(k, def string) string {
+	if v := os.Getenv(k); v != "" {
+		return v
+	}
+	return def
+}
+
+func parseFlags() config {
+	var c config
+	flag.StringVar(&c.url, "url", "http://127.0.0.1:8080", "fhirbox base URL")
+	flag.StringVar(&c.user, "user", envOr("FHIRBOX_ADMIN_CLIENT_ID", "admin"), "Basic auth user (env FHIRBOX_ADMIN_CLIENT_ID)")
+	flag.StringVar(&c.secret, "secret", envOr("FHIRBOX_ADMIN_SECRET", "secret"), "Basic auth secret (env FHIRBOX_ADMIN_SECRET)")
+	flag.StringVar(&c.db, "db", os.Getenv("FHIRBOX_DATABASE_URL"), "the server's PostgreSQL URL, for the ceiling (env FHIRBOX_DATABASE_URL); without it no ceiling is measured")
+	flag.StringVar(&c.scenario, "scenario", "read", strings.Join(Scenarios, " | "))
+	flag.IntVar(&c.conc, "c", 16, "concurrency: closed-loop workers, and connections of the ceiling's pool")
+	flag.DurationVar(&c.dur, "d", 10*time.Second, "measured duration")
+	flag.DurationVar(&c.warmup, "warmup", 2*time.Second, "unmeasured run before each measurement")
+	flag.IntVar(&c.load, "load", 0, "load this many derived patients first (idempotent); 0 uses the patients in the database (needs -db)")
+	flag.IntVar(&c.obsPP, "observations-per-patient", 0, "observations loaded with each patient (search-observation needs some)")
+	flag.StringVar(&c.data, "data", "", "Synthea data directory (default: $FHIRBOX_SYNTHEA, ../shared/data/synthea from the repository root, ./shared/data/synthea)")
+	flag.Uint64Var(&c.seed, "seed", 1, "seed of the derived data and of the request choices")
+	flag.Parse()
+	return c
+}
+
+func run() int {
+	c := parseFlags()
+	fail := func(format string, a ...any) int {
+		fmt.Fprintf(os.Stderr, "fhirbench: "+format+"\n", a...)
+		return 2
+	}
+	if !slices.Contains(Scenarios, c.scenario) {
+		return fail("unknown -scenario %q: one of %s", c.scenario, strings.Join(Scenarios, ", "))
+	}
+	if c.conc < 1 || c.dur <= 0 || c.warmup < 0 || c.load < 0 || c.obsPP < 0 {
+		return fail("-c and -d must be positive, -warmup, -load and -observations-per-patient not negative")
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
+	dir, err := FindDataDir(c.data)
+	if err != nil {
+		return fail("%v", err)
+	}
+	src, err := LoadSource(dir)
+	if err != nil {
+		return fail("reading %s: %v", dir, err)
+	}
+	der := NewDeriver(src, c.seed)
+	api := NewAPI(c.url, c.user, c.secret, c.conc)
+
+	var db *pgxpool.Pool
+	if c.db != "" {
+		pc, err := pgxpool.ParseConfig(c.db)
+		if err != nil {
+			return fail("-db: %v", err)
+		}
+		// One connection per worker, all opened before the measurement.
+		pc.MaxConns, pc.MinConns = int32(c.conc), int32(c.conc)
+		if db, err = pgxpool.NewWithConfig(ctx, pc); err != nil {
+			return fail("-db: %v", err)
+		}
+		defer db.Close()
+		if err := db.Ping(ctx); err != nil {
+			return fail("-db: %v", err)
+		}
+	} else {
+		fmt.Fprintln(os.Stderr, "fhirbench: no -db: the ceiling is not measured")
+	}
+
+	fmt.Printf("scenario     %s, %d workers, %s after %s warm-up, seed %d\n", c.scenario, c.conc, c.dur, c.warmup, c.seed)
+	fmt.Printf("server       %s\n", c.url)
+	fmt.Printf("data         %s (%d patients, %d observations)\n", dir, len(src.Patients), len(src.Observations))
+
+	var patients []PatientInfo
+	switch {
+	case c.load > 0:
+		l := &Loader{API: api, Der: der, DB: db, Conc: c.conc, ObsPP: c.obsPP}
+		if patients, err = l.Load(ctx, c.load); err != nil {
+			return fail("load: %v", err)
+		}
+	case db != nil:
+		if patients, err = PopulationFromDB(ctx, db); err != nil {
+			return fail("reading the patients in the database: %v", err)
+		}
+	default:
+		return fail("-load 0 takes the patients from the database: give -db, or -load N")
+	}
+	if db != nil {
+		var np, no int
+		if err := db.QueryRow(ctx, `SELECT count(*) FILTER (WHERE resource_type = 'Patient'),
+  count(*) FILTER (WHERE resource_type = 'Observation') FROM resource WHERE NOT deleted`).Scan(&np, &no); err == nil {
+			fmt.Printf("database     %d patients, %d observations\n", np, no)
+			// Measure the database as autovacuum leaves it on a server that has been
+			// running: statistics for the planner, and a visibility map that lets
+			// index-only scans skip the heap. A fresh load may have had neither yet.
+			if _, err := db.Exec(ctx, `VACUUM ANALYZE`); err != nil {
+				fmt.Printf("warning      VACUUM ANALYZE: %v\n", err)
+			}
+		}
+	}
+	w, err := NewWorkload(c.scenario, der, patients)
+	if err != nil {
+		return fail("%v", err)
+	}
+	fmt.Printf("sampling     %d patients (%d with observations)\n", len(patients), len(w.WithObs))
+	probeRNG := rand.New(rand.NewPCG(c.seed, 0xfeed))
+	search := strings.HasPrefix(c.scenario, "search-")
+	if search {
+		path, n, err := w.ProbeHTTP(ctx, api, probeRNG)
+		if err != nil {
+			return fail("probe %s: %v", path, err)
+		}
+		fmt.Printf("probe        %s → %d matches\n", path, n)
+	}
+
+	runner := Runner{Conc: c.conc, Seed: c.seed}
+
+	// fhirbox, with its memory sampled every second from before the warm-up to the end.
+	rss := &rssSampler{api: api}
+	rss.start(ctx)
+	op := w.HTTPOp(api)
+	runner.Run(ctx, c.warmup, 1, op)
+	srv := runner.Run(ctx, c.dur, 2, op)
+	rss.stop(ctx)
+	if ctx.Err() != nil {
+		return fail("interrupted")
+	}
+	report("fhirbox", srv)
+
+	out := Output{
+		Scenario:    c.scenario,
+		RPS:         round(srv.RPS(), 1),
+		P50ms:       round(ms(srv.P50), 3),
+		P99ms:       round(ms(srv.P99), 3),
+		Errors:      srv.Errors,
+		Concurrency: c.conc,
+		DurationS:   c.dur.Seconds(),
+		Patients:    len(patients),
+	}
+	failed := srv.ErrorRate() > maxErrorRate
+
+	if db != nil {
+		if search {
+			n, err := w.ProbeSQL(ctx, db, probeRNG)
+			if err != nil {
+				return fail("ceiling probe: %v", err)
+			}
+			fmt.Printf("probe        ceiling → %d matches\n", n)
+		}
+		sop, cleanup, err := w.SQLOp(ctx, db)
+		if err != nil {
+			return fail("ceiling: %v", err)
+		}
+		runner.Run(ctx, c.warmup, 3, sop)
+		ceil := runner.Run(ctx, c.dur, 4, sop)
+		cleanup()
+		if ctx.Err() != nil {
+			return fail("interrupted")
+		}
+		report("ceiling", ceil)
+		cr := round(ceil.RPS(), 1)
+		out.CeilingRPS = &cr
+		if ceil.RPS() > 0 {
+			ratio := round(srv.RPS()/ceil.RPS(), 3)
+			out.Ratio = &ratio
+			fmt.Printf("ratio        %.3f of the ceiling\n", ratio)
+		}
+		if ceil.ErrorRate() > maxErrorRate {
+			fmt.Printf("FAILED       ceiling errors %.2f%% > %.0f%%\n", 100*ceil.ErrorRate(), 100*maxErrorRate)
+			failed = true
+		}
+	}
+
+	if peak, ok := rss.result(); ok {
+		mb := round(peak/(1<<20), 1)
+		out.RSSMB = &mb
+		fmt.Printf("server RSS   before %.1f MB, peak %.1f MB, after %.1f MB (%d samples)\n",
+			rss.before/(1<<20), mb, rss.after/(1<<20), rss.samples)
+	} else {
+		fmt.Printf("server RSS   not measured: %v\n", rss.err)
+	}
+	if srv.ErrorRate() > maxErrorRate {
+		fmt.Printf("FAILED       errors %.2f%% > %.0f%%\n", 100*srv.ErrorRate(), 100*maxErrorRate)
+	}
+
+	line, _ := json.Marshal(out)
+	fmt.Println(string(line))
+	if failed {
+		return 1
+	}
+	return 0
+}
+
+// report prints a measured phase and its most frequent errors.
+func report(name string, r Result) {
+	fmt.Printf("%-12s %.1f req/s, p50 %.3f ms, p99 %.3f ms, %d ok, %d errors (%.2f%%) in %s\n",
+		name, r.RPS(), ms(r.P50), ms(r.P99), r.OK, r.Errors, 100*r.ErrorRate(), r.Elapsed.Round(time.Millisecond))
+	type kind struct {
+		msg string
+		n   int
+	}
+	var ks []kind
+	for m, n := range r.ErrorKinds {
+		ks = append(ks, kind{m, n})
+	}
+	slices.SortFunc(ks, func(a, b kind) int { return b.n - a.n })
+	for i, k := range ks {
+		if i == 5 {
+			break
+		}
+		fmt.Printf("  error ×%d: %s\n", k.n, k.msg)
+	}
+}
+
+// rssSampler keeps the largest server RSS seen on /metrics, sampled every second.
+type rssSampler struct {
+	api *API
+
+	mu            sync.Mutex
+	before, after float64
+	peak          float64
+	samples       int
+	err           error
+
+	done chan struct{}
+	wg   sync.WaitGroup
+}
+
+func (s *rssSampler) sample(ctx context.Context) float64 {
+	v, err := s.api.RSS(ctx)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err != nil {
+		s.err = err
+		return 0
+	}
+	s.samples++
+	s.peak = max(s.peak, v)
+	return v
+}
+
+func (s *rssSampler) start(ctx context.Context) {
+	s.before = s.sample(ctx)
+	s.done = make(chan struct{})
+	s.wg.Go(func() {
+		t := time.NewTicker(time.Second)
+		defer t.Stop()
+		for {
+			select {
+			case <-t.C:
+				s.sample(ctx)
+			case <-s.done:
+				return
+			case <-ctx.Done():
+				return
+			}
+		}
+	})
+}
+
+func (s *rssSampler) stop(ctx context.Context) {
+	close(s.done)
+	s.wg.Wait()
+	s.after = s.sample(ctx)
+}
+
+// result is the peak RSS, if any sample succeeded.
+func (s *rssSampler) result() (float64, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.peak, s.samples > 0
+}

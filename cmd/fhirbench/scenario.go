@@ -1,0 +1,470 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"net/http"
+	"net/url"
+	"regexp"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/fhirbox/fhirbox/resources"
+)
+
+// Scenarios lists the -scenario values.
+var Scenarios = []string{"read", "create", "update", "search-family", "search-birthdate", "search-identifier", "search-observation"}
+
+// Op is one request of a scenario; rng is the calling worker's own.
+type Op func(ctx context.Context, rng *rand.Rand) error
+
+// Workload is a scenario over a population of loaded patients. The server and the
+// ceiling draw their requests from it in the same way.
+type Workload struct {
+	Scenario string
+	Der      *Deriver
+	// Patients is the population; Derived those of them the benchmark derived (update
+	// rebuilds their documents); WithObs those with observations.
+	Patients, Derived, WithObs []PatientInfo
+}
+
+// NewWorkload checks that the population has what scenario needs.
+func NewWorkload(scenario string, der *Deriver, patients []PatientInfo) (*Workload, error) {
+	w := &Workload{Scenario: scenario, Der: der, Patients: patients}
+	for _, p := range patients {
+		if p.N >= 0 {
+			w.Derived = append(w.Derived, p)
+		}
+		if len(p.Codes) > 0 {
+			w.WithObs = append(w.WithObs, p)
+		}
+	}
+	need := map[string][]PatientInfo{
+		"update":             w.Derived,
+		"search-observation": w.WithObs,
+	}
+	if !slices.Contains(Scenarios, scenario) {
+		return nil, fmt.Errorf("unknown scenario %q", scenario)
+	}
+	if len(patients) == 0 && scenario != "create" {
+		return nil, fmt.Errorf("scenario %s needs patients: use -load", scenario)
+	}
+	if p, ok := need[scenario]; ok && len(p) == 0 {
+		if scenario == "update" {
+			return nil, fmt.Errorf("scenario update needs patients loaded by fhirbench (ids %s<n>): use -load", benchPrefix)
+		}
+		return nil, fmt.Errorf("scenario search-observation needs observations: use -load with -observations-per-patient")
+	}
+	return w, nil
+}
+
+func pick(rng *rand.Rand, ps []PatientInfo) *PatientInfo { return &ps[rng.IntN(len(ps))] }
+
+// params are the values of one search request.
+type params struct {
+	family  string
+	date    string
+	ident   Ident
+	patient string
+	code    Ident
+	readID  string
+	updateN int
+}
+
+// draw picks the values of one request: a random loaded patient and, for searches,
+// one of its values, so that every search has at least one match.
+func (w *Workload) draw(rng *rand.Rand) params {
+	var p params
+	switch w.Scenario {
+	case "read":
+		p.readID = pick(rng, w.Patients).ID
+	case "update":
+		pi := pick(rng, w.Derived)
+		p.readID, p.updateN = pi.ID, pi.N
+	case "search-family":
+		p.family = pick(rng, w.Patients).FamilyQuery
+	case "search-birthdate":
+		p.date = pick(rng, w.Patients).BirthDate
+	case "search-identifier":
+		pi := pick(rng, w.Patients)
+		if len(pi.Identifiers) > 0 {
+			p.ident = pi.Identifiers[rng.IntN(len(pi.Identifiers))]
+		}
+	case "search-observation":
+		pi := pick(rng, w.WithObs)
+		p.patient = pi.ID
+		p.code = pi.Codes[rng.IntN(len(pi.Codes))]
+	}
+	return p
+}
+
+// searchCount is the page size of every search, as a client listing matches asks for.
+const searchCount = 10
+
+// searchPath returns the request of a search scenario.
+func (w *Workload) searchPath(p params) string {
+	q := url.Values{}
+	typ := "Patient"
+	switch w.Scenario {
+	case "search-family":
+		q.Set("family", p.family)
+	case "search-birthdate":
+		q.Set("birthdate", p.date)
+	case "search-identifier":
+		q.Set("identifier", p.ident.System+"|"+p.ident.Value)
+	case "search-observation":
+		typ = "Observation"
+		q.Set("patient", "Patient/"+p.patient)
+		q.Set("code", p.code.System+"|"+p.code.Value)
+	}
+	q.Set("_count", fmt.Sprint(searchCount))
+	return "/" + typ + "?" + q.Encode()
+}
+
+// HTTPOp returns the scenario's request to the server. next numbers the patients that
+// create derives, after the loaded ones.
+func (w *Workload) HTTPOp(api *API) Op {
+	var next atomic.Int64
+	next.Store(int64(len(w.Patients)))
+	switch w.Scenario {
+	case "read":
+		return func(ctx context.Context, rng *rand.Rand) error {
+			_, _, err := api.Do(ctx, http.MethodGet, "/Patient/"+w.draw(rng).readID, "/Patient/{id}", nil, false)
+			return err
+		}
+	case "create":
+		return func(ctx context.Context, rng *rand.Rand) error {
+			body, err := w.Der.CreateJSON(int(next.Add(1) - 1))
+			if err != nil {
+				return err
+			}
+			_, _, err = api.Do(ctx, http.MethodPost, "/Patient", "/Patient", body, false)
+			return err
+		}
+	case "update":
+		return func(ctx context.Context, rng *rand.Rand) error {
+			p := w.draw(rng)
+			body, err := w.Der.UpdateJSON(p.updateN, rng)
+			if err != nil {
+				return err
+			}
+			_, _, err = api.Do(ctx, http.MethodPut, "/Patient/"+p.readID, "/Patient/{id}", body, false)
+			return err
+		}
+	}
+	route := "/Patient?search"
+	if w.Scenario == "search-observation" {
+		route = "/Observation?search"
+	}
+	return func(ctx context.Context, rng *rand.Rand) error {
+		_, _, err := api.Do(ctx, http.MethodGet, w.searchPath(w.draw(rng)), route, nil, false)
+		return err
+	}
+}
+
+// ProbeHTTP sends one search and returns its request and number of matches: a search
+// that finds nothing would be fast for the wrong reason.
+func (w *Workload) ProbeHTTP(ctx context.Context, api *API, rng *rand.Rand) (string, int, error) {
+	path := w.searchPath(w.draw(rng))
+	_, body, err := api.Do(ctx, http.MethodGet, path, path, nil, true)
+	if err != nil {
+		return path, 0, err
+	}
+	n, err := BundleSize(body)
+	return path, n, err
+}
+
+// Ceiling SQL: for each scenario, the one statement that does the essential database
+// work of the request, with none of fhirbox's (HTTP, JSON, auth, versioning, index
+// extraction, the ORM). The searches use the server's own conditions (EXISTS over the
+// index table, which is a join that returns each resource once; for a date, the
+// redundant "low <= end" that bounds the index range), order and page size, and count
+// the matches in the same statement with a window function.
+const (
+	ceilingTable       = "fhirbench_ceiling"
+	ceilingUpdateTable = "fhirbench_ceiling_update"
+
+	readSQL   = `SELECT content FROM resource WHERE resource_type = 'Patient' AND id = $1`
+	createSQL = `INSERT INTO ` + ceilingTable + ` (id, content) VALUES ($1, $2)`
+	updateSQL = `UPDATE ` + ceilingUpdateTable + ` SET version_id = version_id + 1, last_updated = now(), content = $2
+WHERE resource_type = 'Patient' AND id = $1`
+
+	searchHead = `SELECT r.content, count(*) OVER () FROM resource r
+WHERE r.resource_type = '%s' AND r.deleted = false AND `
+	searchTail = `
+ORDER BY r.last_updated DESC, r.id LIMIT 10`
+
+	familySQL = `EXISTS (SELECT 1 FROM search_string s WHERE s.resource_type = r.resource_type AND s.id = r.id
+  AND s.param = 'family' AND s.value LIKE $1 ESCAPE '\')`
+	birthdateSQL = `EXISTS (SELECT 1 FROM search_date s WHERE s.resource_type = r.resource_type AND s.id = r.id
+  AND s.param = 'birthdate' AND s.low >= $1 AND s.high <= $2 AND s.low <= $2)`
+	identifierSQL = `EXISTS (SELECT 1 FROM search_token s WHERE s.resource_type = r.resource_type AND s.id = r.id
+  AND s.param = 'identifier' AND s.system = $1 AND s.code = $2)`
+	observationSQL = `EXISTS (SELECT 1 FROM search_reference s WHERE s.resource_type = r.resource_type AND s.id = r.id
+  AND s.param = 'patient' AND s.target_type = 'Patient' AND s.target_id = $1)
+AND EXISTS (SELECT 1 FROM search_token s WHERE s.resource_type = r.resource_type AND s.id = r.id
+  AND s.param = 'code' AND s.system = $2 AND s.code = $3)`
+)
+
+func searchSQL(typ, cond string) string { return fmt.Sprintf(searchHead, typ) + cond + searchTail }
+
+// searchArgs returns the ceiling statement and arguments of one search, with the
+// values prepared as the server prepares them: strings normalised, a date as the range
+// of its day.
+func (w *Workload) searchArgs(p params) (string, []any, error) {
+	switch w.Scenario {
+	case "search-family":
+		return searchSQL("Patient", familySQL), []any{likeEscape(resources.NormalizeString(p.family)) + "%"}, nil
+	case "search-birthdate":
+		lo, hi, err := resources.ParseDateRange(p.date)
+		if err != nil {
+			return "", nil, err
+		}
+		return searchSQL("Patient", birthdateSQL), []any{lo, hi}, nil
+	case "search-identifier":
+		return searchSQL("Patient", identifierSQL), []any{p.ident.System, p.ident.Value}, nil
+	case "search-observation":
+		return searchSQL("Observation", observationSQL), []any{p.patient, p.code.System, p.code.Value}, nil
+	}
+	return "", nil, fmt.Errorf("no search in scenario %s", w.Scenario)
+}
+
+// likeEscape escapes LIKE's wildcards, as the server does.
+func likeEscape(s string) string { return likeRE.ReplaceAllString(s, `\$0`) }
+
+var likeRE = regexp.MustCompile(`[\\%_]`)
+
+// querySearch runs one ceiling search, reading every row as a client would, and
+// returns the number of matches. The statement is sent unprepared, planned for its
+// values, as the server sends its searches: a prepared one switches to a generic plan
+// after five runs, which cannot turn LIKE 'abc%' into an index range.
+func querySearch(ctx context.Context, db *pgxpool.Pool, sql string, args []any) (int, error) {
+	rows, err := db.Query(ctx, sql, append([]any{pgx.QueryExecModeExec}, args...)...)
+	if err != nil {
+		return 0, err
+	}
+	defer rows.Close()
+	total := 0
+	for rows.Next() {
+		var content []byte
+		if err := rows.Scan(&content, &total); err != nil {
+			return 0, err
+		}
+	}
+	return total, rows.Err()
+}
+
+// SQLOp returns the scenario's ceiling statement and a cleanup that drops the tables it
+// made. Writes go to tables of their own, never to fhirbox's: create inserts into a bare
+// (id, content jsonb) table, update updates a copy of the Patient rows.
+func (w *Workload) SQLOp(ctx context.Context, db *pgxpool.Pool) (Op, func(), error) {
+	nop := func() {}
+	switch w.Scenario {
+	case "read":
+		return func(ctx context.Context, rng *rand.Rand) error {
+			var content []byte
+			return db.QueryRow(ctx, readSQL, w.draw(rng).readID).Scan(&content)
+		}, nop, nil
+	case "create":
+		drop, err := scratch(ctx, db, ceilingTable, `CREATE TABLE IF NOT EXISTS `+ceilingTable+` (id text PRIMARY KEY, content jsonb NOT NULL)`)
+		if err != nil {
+			return nil, nil, err
+		}
+		var next atomic.Int64
+		next.Store(int64(len(w.Patients)))
+		return func(ctx context.Context, rng *rand.Rand) error {
+			body, err := w.Der.CreateJSON(int(next.Add(1) - 1))
+			if err != nil {
+				return err
+			}
+			_, err = db.Exec(ctx, createSQL, randomUUID(rng), body)
+			return err
+		}, drop, nil
+	case "update":
+		drop, err := scratch(ctx, db, ceilingUpdateTable,
+			`CREATE TABLE `+ceilingUpdateTable+` (LIKE resource INCLUDING ALL)`,
+			`INSERT INTO `+ceilingUpdateTable+` SELECT * FROM resource WHERE resource_type = 'Patient'`,
+			`ANALYZE `+ceilingUpdateTable)
+		if err != nil {
+			return nil, nil, err
+		}
+		return func(ctx context.Context, rng *rand.Rand) error {
+			p := w.draw(rng)
+			body, err := w.Der.UpdateJSON(p.updateN, rng)
+			if err != nil {
+				return err
+			}
+			tag, err := db.Exec(ctx, updateSQL, p.readID, body)
+			if err == nil && tag.RowsAffected() != 1 {
+				err = fmt.Errorf("ceiling update of %s changed %d rows", p.readID, tag.RowsAffected())
+			}
+			return err
+		}, drop, nil
+	}
+	return func(ctx context.Context, rng *rand.Rand) error {
+		sql, args, err := w.searchArgs(w.draw(rng))
+		if err != nil {
+			return err
+		}
+		_, err = querySearch(ctx, db, sql, args)
+		return err
+	}, nop, nil
+}
+
+// ProbeSQL runs one ceiling search and returns its number of matches.
+func (w *Workload) ProbeSQL(ctx context.Context, db *pgxpool.Pool, rng *rand.Rand) (int, error) {
+	sql, args, err := w.searchArgs(w.draw(rng))
+	if err != nil {
+		return 0, err
+	}
+	return querySearch(ctx, db, sql, args)
+}
+
+// scratch creates a table of the benchmark (dropping a leftover of an interrupted run
+// first) and returns what drops it.
+func scratch(ctx context.Context, db *pgxpool.Pool, table string, stmts ...string) (func(), error) {
+	drop := func() {
+		// The run's context may be cancelled by now; the drop must still happen.
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+		defer cancel()
+		if _, err := db.Exec(ctx, `DROP TABLE IF EXISTS `+table); err != nil {
+			fmt.Printf("warning      dropping %s: %v\n", table, err)
+		}
+	}
+	drop()
+	for _, s := range stmts {
+		if _, err := db.Exec(ctx, s); err != nil {
+			drop()
+			return nil, fmt.Errorf("preparing ceiling table %s: %w", table, err)
+		}
+	}
+	return drop, nil
+}
+
+// PopulationFromDB returns the live patients of the database, for -load 0, with the
+// codes of their observations. Only the fields requests need are read, not whole
+// documents.
+func PopulationFromDB(ctx context.Context, db *pgxpool.Pool) ([]PatientInfo, error) {
+	rows, err := db.Query(ctx, `SELECT id, coalesce(content->'name'->0->>'family', ''),
+  coalesce(content->>'birthDate', ''), coalesce(content->'identifier', '[]')
+FROM resource WHERE resource_type = 'Patient' AND NOT deleted ORDER BY id`)
+	if err != nil {
+		return nil, err
+	}
+	var out []PatientInfo
+	byID := map[string]int{}
+	for rows.Next() {
+		var p PatientInfo
+		var ids []byte
+		if err := rows.Scan(&p.ID, &p.Family, &p.BirthDate, &ids); err != nil {
+			return nil, err
+		}
+		p.N = ParsePatientID(p.ID)
+		p.FamilyQuery = familyQuery(p.Family)
+		var list []struct{ System, Value string }
+		if json.Unmarshal(ids, &list) == nil {
+			for _, x := range list {
+				if x.Value != "" {
+					p.Identifiers = append(p.Identifiers, Ident{x.System, x.Value})
+				}
+			}
+		}
+		byID[p.ID] = len(out)
+		out = append(out, p)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	rows, err = db.Query(ctx, `SELECT DISTINCT substr(content->'subject'->>'reference', 9),
+  coalesce(content->'code'->'coding'->0->>'system', ''), content->'code'->'coding'->0->>'code'
+FROM resource WHERE resource_type = 'Observation' AND NOT deleted
+  AND content->'subject'->>'reference' LIKE 'Patient/%' AND content->'code'->'coding'->0->>'code' IS NOT NULL`)
+	if err != nil {
+		return nil, err
+	}
+	var pid, sys, code string
+	_, err = pgx.ForEachRow(rows, []any{&pid, &sys, &code}, func() error {
+		if i, ok := byID[pid]; ok {
+			out[i].Codes = append(out[i].Codes, Ident{sys, code})
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// familyQuery is the search value of a family name: without the copy number a
+// derived variant ends with (see familyName).
+func familyQuery(family string) string { return copyNoRE.ReplaceAllString(family, "") }
+
+var copyNoRE = regexp.MustCompile(`-[0-9]+$`)
+
+// Runner runs closed-loop workers: each sends its next request as soon as the previous
+// one is answered, so the load adapts to the server instead of queueing behind it.
+type Runner struct {
+	Conc int
+	Seed uint64
+}
+
+// Result is a measured phase and its errors grouped by message.
+type Result struct {
+	Summary
+	ErrorKinds map[string]int
+}
+
+// Run runs op on r.Conc workers for d. Only successful requests are timed into the
+// latencies; failed ones are counted apart. stream keeps the random choices of the
+// phases apart.
+func (r Runner) Run(ctx context.Context, d time.Duration, stream uint64, op Op) Result {
+	lats := make([][]time.Duration, r.Conc)
+	var errs atomic.Int64
+	var mu sync.Mutex
+	kinds := map[string]int{}
+	var wg sync.WaitGroup
+	start := time.Now()
+	end := start.Add(d)
+	for w := range r.Conc {
+		wg.Go(func() {
+			rng := rand.New(rand.NewPCG(r.Seed, stream<<32|uint64(w)))
+			// Room for a few thousand requests a second up front, so appends rarely
+			// copy during the measurement.
+			l := make([]time.Duration, 0, 4096)
+			for ctx.Err() == nil {
+				t0 := time.Now()
+				if !t0.Before(end) {
+					break
+				}
+				err := op(ctx, rng)
+				dt := time.Since(t0)
+				if err != nil {
+					if ctx.Err() != nil && errors.Is(err, context.Canceled) {
+						break
+					}
+					errs.Add(1)
+					mu.Lock()
+					if k := err.Error(); kinds[k] > 0 || len(kinds) < 20 {
+						kinds[k]++
+					} else {
+						kinds["(other errors)"]++
+					}
+					mu.Unlock()
+					continue
+				}
+				l = append(l, dt)
+			}
+			lats[w] = l
+		})
+	}
+	wg.Wait()
+	return Result{summarize(lats, int(errs.Load()), time.Since(start)), kinds}
+}

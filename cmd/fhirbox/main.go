@@ -1,0 +1,229 @@
+// Command fhirbox is the fhirbox server: a FHIR-style resource server with built-in
+// OAuth 2.0 and access policies.
+//
+//	fhirbox serve      start the server (migrations are applied first)
+//	fhirbox migrate    apply migrations and exit
+//	fhirbox version    print the version
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/fhirbox/fhirbox/pkg/auth"
+	"github.com/fhirbox/fhirbox/pkg/observe"
+	"github.com/fhirbox/fhirbox/pkg/server"
+	"github.com/fhirbox/fhirbox/resources"
+	"github.com/fhirbox/fhirbox/resources/postgres"
+)
+
+// version is set at build time with -ldflags "-X main.version=…".
+var version = "dev"
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr); err != nil {
+		if !errors.Is(err, flag.ErrHelp) {
+			fmt.Fprintln(os.Stderr, "fhirbox:", err)
+		}
+		os.Exit(1)
+	}
+}
+
+const usage = `usage: fhirbox <command> [flags]
+
+commands:
+  serve     start the server (applies migrations first)
+  migrate   apply database migrations and exit
+  version   print the version
+
+Run "fhirbox <command> --help" for the flags of a command.
+`
+
+// run is main without process globals, so tests can drive it.
+func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return errors.New("no command given")
+	}
+	switch args[0] {
+	case "serve":
+		cfg, err := parseConfig("serve", args[1:], getenv, stderr)
+		if err != nil {
+			return err
+		}
+		return serve(ctx, cfg, stdout)
+	case "migrate":
+		cfg, err := parseConfig("migrate", args[1:], getenv, stderr)
+		if err != nil {
+			return err
+		}
+		st, err := postgres.Open(ctx, cfg.DatabaseURL)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintln(stdout, "migrations applied")
+		return st.Close()
+	case "version", "--version", "-v":
+		fmt.Fprintln(stdout, "fhirbox", version)
+		return nil
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+		return nil
+	}
+	fmt.Fprint(stderr, usage)
+	return fmt.Errorf("unknown command %q", args[0])
+}
+
+// config is the server's configuration: flags, defaulting to FHIRBOX_* variables.
+type config struct {
+	DatabaseURL   string
+	Addr          string
+	BaseURL       string
+	AdminClientID string
+	AdminSecret   string
+	MaxBodyBytes  int64
+	LogLevel      slog.Level
+}
+
+func parseConfig(cmd string, args []string, getenv func(string) string, stderr io.Writer) (*config, error) {
+	env := func(k, def string) string {
+		if v := getenv(k); v != "" {
+			return v
+		}
+		return def
+	}
+	fs := flag.NewFlagSet("fhirbox "+cmd, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	c := &config{}
+	var maxBody, logLevel string
+	fs.StringVar(&c.DatabaseURL, "database-url", env("FHIRBOX_DATABASE_URL", ""), "PostgreSQL URL, e.g. postgres://user@host:5432/db (env FHIRBOX_DATABASE_URL)")
+	fs.StringVar(&c.Addr, "addr", env("FHIRBOX_ADDR", ":8080"), "address to listen on (env FHIRBOX_ADDR)")
+	fs.StringVar(&c.BaseURL, "base-url", env("FHIRBOX_BASE_URL", "http://localhost:8080"), "public base URL used in Location and fullUrl (env FHIRBOX_BASE_URL)")
+	fs.StringVar(&c.AdminClientID, "admin-client-id", env("FHIRBOX_ADMIN_CLIENT_ID", "admin"), "id of the root client (env FHIRBOX_ADMIN_CLIENT_ID)")
+	fs.StringVar(&c.AdminSecret, "admin-secret", env("FHIRBOX_ADMIN_SECRET", ""), "secret of the root client; empty: generated at first start and printed once (env FHIRBOX_ADMIN_SECRET)")
+	fs.StringVar(&maxBody, "max-body-bytes", env("FHIRBOX_MAX_BODY_BYTES", strconv.Itoa(10<<20)), "largest accepted request body in bytes (env FHIRBOX_MAX_BODY_BYTES)")
+	fs.StringVar(&logLevel, "log-level", env("FHIRBOX_LOG_LEVEL", "info"), "debug, info, warn or error (env FHIRBOX_LOG_LEVEL)")
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, "usage: fhirbox %s [flags]\n\nflags (each defaults to its environment variable):\n", cmd)
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	if fs.NArg() > 0 {
+		return nil, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	if c.DatabaseURL == "" {
+		return nil, errors.New("FHIRBOX_DATABASE_URL is not set: give a PostgreSQL URL such as postgres://postgres@127.0.0.1:5432/fhirbox")
+	}
+	if u, err := url.Parse(c.DatabaseURL); err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") {
+		return nil, errors.New("FHIRBOX_DATABASE_URL must be a postgres:// URL")
+	}
+	if u, err := url.Parse(c.BaseURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" {
+		return nil, fmt.Errorf("FHIRBOX_BASE_URL %q must be an absolute http(s) URL without a query", c.BaseURL)
+	}
+	c.BaseURL = strings.TrimRight(c.BaseURL, "/")
+	if _, _, err := net.SplitHostPort(c.Addr); err != nil {
+		return nil, fmt.Errorf("FHIRBOX_ADDR %q is not host:port: %v", c.Addr, err)
+	}
+	if !resources.ValidID(c.AdminClientID) {
+		return nil, fmt.Errorf("FHIRBOX_ADMIN_CLIENT_ID %q is not a valid id ([A-Za-z0-9-.]{1,64})", c.AdminClientID)
+	}
+	if strings.Trim(c.AdminSecret, auth.SecretAlphabet) != "" || len(c.AdminSecret) > 72 {
+		return nil, errors.New("FHIRBOX_ADMIN_SECRET must be at most 72 characters from A-Z a-z 0-9 - . _ ~ (so Basic credentials read the same form-encoded or raw)")
+	}
+	n, err := strconv.ParseInt(maxBody, 10, 64)
+	if err != nil || n < 1024 {
+		return nil, fmt.Errorf("FHIRBOX_MAX_BODY_BYTES %q must be an integer of at least 1024", maxBody)
+	}
+	c.MaxBodyBytes = n
+	if err := c.LogLevel.UnmarshalText([]byte(logLevel)); err != nil {
+		return nil, fmt.Errorf("FHIRBOX_LOG_LEVEL %q must be debug, info, warn or error", logLevel)
+	}
+	return c, nil
+}
+
+func serve(ctx context.Context, cfg *config, stdout io.Writer) error {
+	isTTY := false
+	if f, ok := stdout.(*os.File); ok {
+		isTTY = observe.IsTerminal(f)
+	}
+	log := observe.NewLogger(stdout, isTTY, cfg.LogLevel)
+
+	st, err := postgres.Open(ctx, cfg.DatabaseURL)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+
+	svc := resources.NewService(resources.DefaultRegistry(), st, resources.Options{})
+	clients := auth.NewClientVerifier(st)
+	svc.OnWrite(func(ev resources.WriteEvent) {
+		if ev.Type == "Client" {
+			clients.Forget(ev.ID)
+		}
+	})
+	generated, err := auth.EnsureAdmin(ctx, svc, cfg.AdminClientID, cfg.AdminSecret)
+	if err != nil {
+		return err
+	}
+	if generated != "" {
+		// Printed once, on the first start, and never logged again.
+		fmt.Fprintf(stdout, "created admin client %q with secret %s (set FHIRBOX_ADMIN_SECRET to choose one)\n", cfg.AdminClientID, generated)
+	}
+
+	reg := observe.NewRegistry()
+	observe.RegisterDBStats(reg, st.SQL())
+	srv := server.New(server.Config{
+		BaseURL: cfg.BaseURL, MaxBodyBytes: cfg.MaxBodyBytes, AdminClientID: cfg.AdminClientID,
+		Logger: log, Metrics: reg, Version: version,
+	}, svc, clients, st.Ping)
+
+	ln, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", cfg.Addr, err)
+	}
+	hs := &http.Server{Handler: srv, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
+	log.Info("fhirbox started", "addr", ln.Addr().String(), "base_url", cfg.BaseURL,
+		"backend", "postgres", "database", redactURL(cfg.DatabaseURL), "version", version)
+
+	errc := make(chan error, 1)
+	go func() { errc <- hs.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	log.Info("shutting down: finishing in-flight requests")
+	sctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := hs.Shutdown(sctx); err != nil {
+		return fmt.Errorf("shutdown: %w", err)
+	}
+	log.Info("stopped")
+	return nil
+}
+
+// redactURL hides the password of a database URL for logs.
+func redactURL(s string) string {
+	u, err := url.Parse(s)
+	if err != nil {
+		return "(unparsable)"
+	}
+	return u.Redacted()
+}

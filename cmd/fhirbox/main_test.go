@@ -1,0 +1,196 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/fhirbox/fhirbox/pkg/testdb"
+)
+
+func envOf(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
+
+func TestConfigErrors(t *testing.T) {
+	good := map[string]string{"FHIRBOX_DATABASE_URL": "postgres://u@h/db"}
+	with := func(k, v string) map[string]string {
+		m := map[string]string{}
+		for a, b := range good {
+			m[a] = b
+		}
+		m[k] = v
+		return m
+	}
+	tests := []struct {
+		name string
+		env  map[string]string
+		args []string
+		says string
+	}{
+		{"no database", map[string]string{}, nil, "FHIRBOX_DATABASE_URL is not set"},
+		{"not postgres", with("FHIRBOX_DATABASE_URL", "mysql://x"), nil, "postgres://"},
+		{"relative base", with("FHIRBOX_BASE_URL", "localhost:8080"), nil, "FHIRBOX_BASE_URL"},
+		{"base with query", with("FHIRBOX_BASE_URL", "http://h/?a=1"), nil, "FHIRBOX_BASE_URL"},
+		{"bad addr", with("FHIRBOX_ADDR", "8080"), nil, "FHIRBOX_ADDR"},
+		{"bad admin id", with("FHIRBOX_ADMIN_CLIENT_ID", "a b"), nil, "FHIRBOX_ADMIN_CLIENT_ID"},
+		{"bad admin secret", with("FHIRBOX_ADMIN_SECRET", "has:colon"), nil, "FHIRBOX_ADMIN_SECRET"},
+		{"long admin secret", with("FHIRBOX_ADMIN_SECRET", strings.Repeat("a", 73)), nil, "FHIRBOX_ADMIN_SECRET"},
+		{"small body limit", with("FHIRBOX_MAX_BODY_BYTES", "10"), nil, "FHIRBOX_MAX_BODY_BYTES"},
+		{"bad log level", with("FHIRBOX_LOG_LEVEL", "loud"), nil, "FHIRBOX_LOG_LEVEL"},
+		{"flag beats env", good, []string{"--database-url", "mysql://x"}, "postgres://"},
+		{"stray argument", good, []string{"extra"}, "unexpected argument"},
+		{"unknown flag", good, []string{"--nope"}, "flag provided but not defined"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var stderr bytes.Buffer
+			_, err := parseConfig("serve", tt.args, envOf(tt.env), &stderr)
+			if err == nil || !strings.Contains(err.Error()+stderr.String(), tt.says) {
+				t.Errorf("err %v (stderr %q), want one saying %q", err, stderr.String(), tt.says)
+			}
+		})
+	}
+	c, err := parseConfig("serve", []string{"--addr", "127.0.0.1:9"}, envOf(with("FHIRBOX_BASE_URL", "https://x.test/base/")), io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Addr != "127.0.0.1:9" || c.BaseURL != "https://x.test/base" || c.AdminClientID != "admin" || c.MaxBodyBytes != 10<<20 {
+		t.Errorf("config %+v", c)
+	}
+}
+
+func TestHelpAndCommands(t *testing.T) {
+	var out, errb bytes.Buffer
+	err := run(context.Background(), []string{"serve", "--help"}, envOf(nil), &out, &errb)
+	if !errors.Is(err, flag.ErrHelp) {
+		t.Errorf("serve --help: %v", err)
+	}
+	for _, v := range []string{"FHIRBOX_DATABASE_URL", "FHIRBOX_ADDR", "FHIRBOX_BASE_URL", "FHIRBOX_ADMIN_CLIENT_ID", "FHIRBOX_ADMIN_SECRET"} {
+		if !strings.Contains(errb.String(), v) {
+			t.Errorf("serve --help does not mention %s", v)
+		}
+	}
+	out.Reset()
+	if err := run(context.Background(), []string{"version"}, envOf(nil), &out, io.Discard); err != nil || !strings.HasPrefix(out.String(), "fhirbox ") {
+		t.Errorf("version: %v %q", err, out.String())
+	}
+	if err := run(context.Background(), []string{"frobnicate"}, envOf(nil), io.Discard, io.Discard); err == nil {
+		t.Error("unknown command accepted")
+	}
+	if err := run(context.Background(), nil, envOf(nil), io.Discard, io.Discard); err == nil {
+		t.Error("no command accepted")
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe for the server goroutine and the test.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// TestServe starts the real server on a free port: the admin secret is generated and
+// printed once, the API answers with it, and cancelling the context shuts down cleanly.
+func TestServe(t *testing.T) {
+	dbURL := testdb.URL(t)
+	start := func(ctx context.Context) (string, *syncBuffer, chan error) {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		addr := ln.Addr().String()
+		ln.Close()
+		out := &syncBuffer{}
+		done := make(chan error, 1)
+		env := envOf(map[string]string{"FHIRBOX_DATABASE_URL": dbURL, "FHIRBOX_ADDR": addr, "FHIRBOX_BASE_URL": "http://" + addr})
+		go func() { done <- run(ctx, []string{"serve"}, env, out, io.Discard) }()
+		deadline := time.Now().Add(20 * time.Second)
+		for {
+			r, err := http.Get("http://" + addr + "/health")
+			if err == nil {
+				r.Body.Close()
+				if r.StatusCode == 200 {
+					return addr, out, done
+				}
+			}
+			select {
+			case err := <-done:
+				t.Fatalf("serve stopped: %v\n%s", err, out.String())
+			default:
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("server did not come up\n%s", out.String())
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+
+	ctx, cancel := context.WithCancel(context.Background())
+	addr, out, done := start(ctx)
+	var secret string
+	sc := bufio.NewScanner(strings.NewReader(out.String()))
+	for sc.Scan() {
+		if _, after, ok := strings.Cut(sc.Text(), "with secret "); ok {
+			secret, _, _ = strings.Cut(after, " ")
+		}
+	}
+	if len(secret) < 32 {
+		t.Fatalf("no generated admin secret printed:\n%s", out.String())
+	}
+	req, _ := http.NewRequest(http.MethodGet, "http://"+addr+"/Patient", nil)
+	req.SetBasicAuth("admin", secret)
+	r, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var bundle map[string]any
+	_ = json.NewDecoder(r.Body).Decode(&bundle)
+	r.Body.Close()
+	if r.StatusCode != 200 || bundle["type"] != "searchset" {
+		t.Fatalf("GET /Patient with the printed secret: %d %v", r.StatusCode, bundle)
+	}
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("shutdown: %v", err)
+		}
+	case <-time.After(35 * time.Second):
+		t.Fatal("no shutdown")
+	}
+	if strings.Count(out.String(), secret) != 1 {
+		t.Errorf("the secret appears %d times in the output, want once", strings.Count(out.String(), secret))
+	}
+
+	// A second start keeps the existing admin and prints no secret.
+	ctx2, cancel2 := context.WithCancel(context.Background())
+	defer cancel2()
+	_, out2, done2 := start(ctx2)
+	if strings.Contains(out2.String(), "with secret") {
+		t.Errorf("a restart printed a new secret:\n%s", out2.String())
+	}
+	cancel2()
+	if err := <-done2; err != nil {
+		t.Fatal(err)
+	}
+}

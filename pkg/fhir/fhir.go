@@ -1,0 +1,136 @@
+// Package fhir holds the FHIR R4 wire shapes that fhirbox writes itself: Bundle,
+// OperationOutcome and CapabilityStatement. Stored resources never pass through these
+// types; they stay raw JSON.
+package fhir
+
+import (
+	"encoding/json"
+)
+
+// OperationOutcome reports errors and warnings (F15: every 4xx/5xx body is one).
+type OperationOutcome struct {
+	ResourceType string  `json:"resourceType"`
+	ID           string  `json:"id,omitempty"`
+	Issue        []Issue `json:"issue"`
+}
+
+// Issue is one OperationOutcome.issue.
+type Issue struct {
+	Severity    string   `json:"severity"`
+	Code        string   `json:"code"`
+	Diagnostics string   `json:"diagnostics,omitempty"`
+	Expression  []string `json:"expression,omitempty"`
+}
+
+// NewOutcome returns an OperationOutcome with one issue.
+func NewOutcome(severity, code, diagnostics string, expression ...string) *OperationOutcome {
+	return &OperationOutcome{
+		ResourceType: "OperationOutcome",
+		Issue:        []Issue{{Severity: severity, Code: code, Diagnostics: diagnostics, Expression: expression}},
+	}
+}
+
+// Bundle is a searchset or history Bundle.
+type Bundle struct {
+	ResourceType string        `json:"resourceType"`
+	ID           string        `json:"id,omitempty"`
+	Meta         *Meta         `json:"meta,omitempty"`
+	Type         string        `json:"type"`
+	Total        *int          `json:"total,omitempty"`
+	Link         []Link        `json:"link,omitempty"`
+	Entry        []BundleEntry `json:"entry,omitempty"`
+}
+
+// Meta is the subset of Resource.meta a Bundle carries.
+type Meta struct {
+	LastUpdated string `json:"lastUpdated,omitempty"`
+}
+
+// Link is a Bundle.link (self, next, previous, first).
+type Link struct {
+	Relation string `json:"relation"`
+	URL      string `json:"url"`
+}
+
+// BundleEntry is one Bundle.entry. Resource is the raw stored JSON.
+type BundleEntry struct {
+	FullURL  string          `json:"fullUrl,omitempty"`
+	Resource json.RawMessage `json:"resource,omitempty"`
+	Search   *EntrySearch    `json:"search,omitempty"`
+	Request  *EntryRequest   `json:"request,omitempty"`
+	Response *EntryResponse  `json:"response,omitempty"`
+}
+
+// EntrySearch is Bundle.entry.search.
+type EntrySearch struct {
+	Mode string `json:"mode"`
+}
+
+// EntryRequest is Bundle.entry.request (history bundles).
+type EntryRequest struct {
+	Method string `json:"method"`
+	URL    string `json:"url"`
+}
+
+// EntryResponse is Bundle.entry.response (history bundles).
+type EntryResponse struct {
+	Status       string `json:"status"`
+	Etag         string `json:"etag,omitempty"`
+	LastModified string `json:"lastModified,omitempty"`
+}
+
+// CapabilityStatement is the server's /metadata answer (F16).
+type CapabilityStatement struct {
+	ResourceType   string           `json:"resourceType"`
+	Status         string           `json:"status"`
+	Date           string           `json:"date"`
+	Kind           string           `json:"kind"`
+	Software       Software         `json:"software"`
+	Implementation Implementation   `json:"implementation"`
+	FHIRVersion    string           `json:"fhirVersion"`
+	Format         []string         `json:"format"`
+	Rest           []CapabilityRest `json:"rest"`
+}
+
+// Software names the server.
+type Software struct {
+	Name    string `json:"name"`
+	Version string `json:"version,omitempty"`
+}
+
+// Implementation gives the server's base URL.
+type Implementation struct {
+	Description string `json:"description"`
+	URL         string `json:"url"`
+}
+
+// CapabilityRest is CapabilityStatement.rest.
+type CapabilityRest struct {
+	Mode        string               `json:"mode"`
+	Resource    []CapabilityResource `json:"resource"`
+	Interaction []Interaction        `json:"interaction,omitempty"`
+}
+
+// CapabilityResource is one resource type's capabilities.
+type CapabilityResource struct {
+	Type              string        `json:"type"`
+	Interaction       []Interaction `json:"interaction"`
+	Versioning        string        `json:"versioning"`
+	ReadHistory       bool          `json:"readHistory"`
+	UpdateCreate      bool          `json:"updateCreate"`
+	ConditionalCreate bool          `json:"conditionalCreate"`
+	ConditionalDelete string        `json:"conditionalDelete"`
+	SearchParam       []SearchParam `json:"searchParam,omitempty"`
+}
+
+// Interaction is a supported interaction code.
+type Interaction struct {
+	Code string `json:"code"`
+}
+
+// SearchParam is one supported search parameter.
+type SearchParam struct {
+	Name          string `json:"name"`
+	Type          string `json:"type"`
+	Documentation string `json:"documentation,omitempty"`
+}

@@ -1,0 +1,164 @@
+package format
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"unicode/utf8"
+)
+
+// DecodeJSON parses a request body that must be exactly one JSON object. Numbers stay
+// json.Number, so 1.50 and large integers keep their exact text. Duplicate keys, at any
+// depth, are an error: FHIR forbids them, and keeping one of the two values silently
+// would lose data.
+func DecodeJSON(data []byte) (map[string]any, error) {
+	if !utf8.Valid(data) {
+		return nil, &Error{Msg: "the document is not valid UTF-8"}
+	}
+	d := &jsonDecoder{data: data, dec: json.NewDecoder(bytes.NewReader(data))}
+	d.dec.UseNumber()
+	tok, err := d.dec.Token()
+	if err == io.EOF {
+		return nil, &Error{Msg: "the document is empty"}
+	}
+	if err != nil {
+		return nil, d.syntax(err)
+	}
+	if tok != json.Delim('{') {
+		return nil, d.at(fmt.Sprintf("the document must be a JSON object, not %s", describe(tok)), "")
+	}
+	m, err := d.object("", 1)
+	if err != nil {
+		return nil, err
+	}
+	if tok, err := d.dec.Token(); err != io.EOF {
+		if err != nil {
+			return nil, d.syntax(err)
+		}
+		return nil, d.at(fmt.Sprintf("unexpected %s after the end of the object", describe(tok)), "")
+	}
+	return m, nil
+}
+
+type jsonDecoder struct {
+	data []byte
+	dec  *json.Decoder
+}
+
+func (d *jsonDecoder) value(tok json.Token, path string, depth int) (any, error) {
+	switch t := tok.(type) {
+	case json.Delim:
+		if depth >= maxDepth {
+			return nil, d.at(fmt.Sprintf("the document nests deeper than %d levels", maxDepth), path)
+		}
+		if t == '{' {
+			return d.object(path, depth+1)
+		}
+		return d.array(path, depth+1)
+	default:
+		return t, nil
+	}
+}
+
+func (d *jsonDecoder) object(path string, depth int) (map[string]any, error) {
+	m := map[string]any{}
+	for d.dec.More() {
+		tok, err := d.dec.Token()
+		if err != nil {
+			return nil, d.syntax(err)
+		}
+		key, ok := tok.(string)
+		if !ok {
+			return nil, d.at("an object key must be a string", path)
+		}
+		if _, dup := m[key]; dup {
+			return nil, d.at(fmt.Sprintf("duplicate key %q", key), path)
+		}
+		if tok, err = d.dec.Token(); err != nil {
+			return nil, d.syntax(err)
+		}
+		if m[key], err = d.value(tok, childPath(path, key), depth); err != nil {
+			return nil, err
+		}
+	}
+	if _, err := d.dec.Token(); err != nil { // the closing brace
+		return nil, d.syntax(err)
+	}
+	return m, nil
+}
+
+func (d *jsonDecoder) array(path string, depth int) ([]any, error) {
+	a := []any{}
+	for d.dec.More() {
+		tok, err := d.dec.Token()
+		if err != nil {
+			return nil, d.syntax(err)
+		}
+		v, err := d.value(tok, childPath(path, len(a)), depth)
+		if err != nil {
+			return nil, err
+		}
+		a = append(a, v)
+	}
+	if _, err := d.dec.Token(); err != nil { // the closing bracket
+		return nil, d.syntax(err)
+	}
+	return a, nil
+}
+
+// at reports msg at the decoder's position: just after the last token read.
+func (d *jsonDecoder) at(msg, path string) *Error {
+	line, col := lineCol(d.data, d.dec.InputOffset())
+	return &Error{Line: line, Column: col, Path: path, Msg: msg}
+}
+
+// syntax turns encoding/json's errors into an Error with a line and column.
+func (d *jsonDecoder) syntax(err error) *Error {
+	var se *json.SyntaxError
+	if errors.As(err, &se) {
+		line, col := lineCol(d.data, se.Offset)
+		return &Error{Line: line, Column: col, Msg: "invalid JSON: " + se.Error()}
+	}
+	if err == io.EOF || errors.Is(err, io.ErrUnexpectedEOF) {
+		return &Error{Msg: "invalid JSON: the document ends too early"}
+	}
+	return &Error{Msg: "invalid JSON: " + err.Error()}
+}
+
+// lineCol converts a byte offset into a 1-based line and column (in characters).
+func lineCol(data []byte, off int64) (line, col int) {
+	if off > int64(len(data)) {
+		off = int64(len(data))
+	}
+	if off < 0 {
+		off = 0
+	}
+	before := data[:off]
+	line = bytes.Count(before, []byte("\n")) + 1
+	start := bytes.LastIndexByte(before, '\n') + 1
+	return line, utf8.RuneCount(before[start:]) + 1
+}
+
+func describe(tok json.Token) string {
+	switch t := tok.(type) {
+	case json.Delim:
+		switch t {
+		case '[':
+			return "an array"
+		case '{':
+			return "an object"
+		}
+		return fmt.Sprintf("%q", string(t))
+	case string:
+		return "a string"
+	case json.Number:
+		return "a number"
+	case bool:
+		return "a boolean"
+	case nil:
+		return "null"
+	}
+	return fmt.Sprintf("%T", tok)
+}

@@ -1,0 +1,163 @@
+package server
+
+import (
+	"net/http"
+	"net/url"
+	"strconv"
+	"time"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/fhirbox/fhirbox/pkg/fhir"
+	"github.com/fhirbox/fhirbox/resources"
+)
+
+// searchBundle builds a searchset Bundle (F9–F12): absolute fullUrl, search.mode match,
+// a self link with only the parameters used, and next/previous links by _page.
+func (s *Server) searchBundle(c echo.Context, q *resources.Query, res *resources.SearchResult) (*fhir.Bundle, error) {
+	base := s.base(c)
+	b := &fhir.Bundle{
+		ResourceType: "Bundle",
+		Type:         "searchset",
+		Meta:         &fhir.Meta{LastUpdated: resources.FormatInstant(time.Now())},
+	}
+	if res.Total >= 0 {
+		total := res.Total
+		b.Total = &total
+	}
+	view := resources.View{Elements: q.Elements, Summary: q.Summary}
+	for _, r := range res.Entries {
+		body, err := s.svc.Public(r, view)
+		if err != nil {
+			return nil, err
+		}
+		b.Entry = append(b.Entry, fhir.BundleEntry{
+			FullURL:  base + "/" + r.Type + "/" + r.ID,
+			Resource: body,
+			Search:   &fhir.EntrySearch{Mode: "match"},
+		})
+	}
+	b.Link = pageLinks(base+"/"+q.Type, q.Used, q.Count, q.Offset, len(res.Entries), res.Total)
+	return b, nil
+}
+
+// pageLinks returns self, first, previous and next links for offset paging by _page.
+// total < 0 means unknown: a full page then implies there may be a next one.
+func pageLinks(typeURL string, used url.Values, count, offset, got, total int) []fhir.Link {
+	link := func(page int) string {
+		v := url.Values{}
+		for k, vs := range used {
+			v[k] = vs
+		}
+		if page > 1 {
+			v.Set("_page", strconv.Itoa(page))
+		}
+		if len(v) == 0 {
+			return typeURL
+		}
+		return typeURL + "?" + v.Encode()
+	}
+	page := 1
+	if count > 0 {
+		page = offset/count + 1
+	}
+	links := []fhir.Link{{Relation: "self", URL: link(page)}}
+	if count <= 0 {
+		return links
+	}
+	links = append(links, fhir.Link{Relation: "first", URL: link(1)})
+	if offset > 0 {
+		links = append(links, fhir.Link{Relation: "previous", URL: link(page - 1)})
+	}
+	if (total >= 0 && offset+count < total) || (total < 0 && got == count) {
+		links = append(links, fhir.Link{Relation: "next", URL: link(page + 1)})
+	}
+	return links
+}
+
+// historyBundle builds a history Bundle (F8): newest first, deletions as entries with
+// request.method DELETE and no resource.
+func (s *Server) historyBundle(c echo.Context, q resources.HistoryQuery, res *resources.HistoryResult) (*fhir.Bundle, error) {
+	base := s.base(c)
+	total := res.Total
+	b := &fhir.Bundle{
+		ResourceType: "Bundle",
+		Type:         "history",
+		Total:        &total,
+		Meta:         &fhir.Meta{LastUpdated: resources.FormatInstant(time.Now())},
+	}
+	for _, r := range res.Entries {
+		e := fhir.BundleEntry{FullURL: base + "/" + r.Type + "/" + r.ID}
+		resp := &fhir.EntryResponse{Etag: etagOf(r), LastModified: resources.FormatInstant(r.LastUpdated)}
+		switch {
+		case r.Deleted:
+			e.Request = &fhir.EntryRequest{Method: http.MethodDelete, URL: r.Type + "/" + r.ID}
+			resp.Status = "204 No Content"
+		case r.VersionID == 1:
+			e.Request = &fhir.EntryRequest{Method: http.MethodPost, URL: r.Type}
+			resp.Status = "201 Created"
+		default:
+			e.Request = &fhir.EntryRequest{Method: http.MethodPut, URL: r.Type + "/" + r.ID}
+			resp.Status = "200 OK"
+		}
+		if !r.Deleted {
+			body, err := s.svc.Public(r, resources.View{})
+			if err != nil {
+				return nil, err
+			}
+			e.Resource = body
+		}
+		e.Response = resp
+		b.Entry = append(b.Entry, e)
+	}
+	typeURL := base + "/" + q.Type
+	if q.ID != "" {
+		typeURL += "/" + q.ID
+	}
+	used := url.Values{}
+	if c.QueryParam("_count") != "" {
+		used.Set("_count", strconv.Itoa(q.Count))
+	}
+	if !q.Since.IsZero() {
+		used.Set("_since", c.QueryParam("_since"))
+	}
+	b.Link = pageLinks(typeURL+"/_history", used, q.Count, q.Offset, len(res.Entries), res.Total)
+	return b, nil
+}
+
+// capabilities describes what the server supports, generated from the registry (F16).
+func (s *Server) capabilities(base string) *fhir.CapabilityStatement {
+	reg := s.svc.Registry()
+	cs := &fhir.CapabilityStatement{
+		ResourceType: "CapabilityStatement",
+		Status:       "active",
+		Date:         resources.FormatInstant(time.Now()),
+		Kind:         "instance",
+		Software:     fhir.Software{Name: "fhirbox", Version: s.cfg.Version},
+		Implementation: fhir.Implementation{
+			Description: "fhirbox FHIR server", URL: base,
+		},
+		FHIRVersion: "4.0.1",
+		Format:      []string{mimeFHIRJSON, mimeJSON, mimeYAML},
+	}
+	rest := fhir.CapabilityRest{Mode: "server"}
+	interactions := []fhir.Interaction{{Code: "read"}, {Code: "vread"}, {Code: "update"},
+		{Code: "delete"}, {Code: "history-instance"}, {Code: "history-type"},
+		{Code: "create"}, {Code: "search-type"}}
+	for _, name := range reg.Types() {
+		td, _ := reg.Type(name)
+		r := fhir.CapabilityResource{
+			Type: name, Interaction: interactions, Versioning: "versioned",
+			ReadHistory: true, UpdateCreate: true, ConditionalCreate: true,
+			ConditionalDelete: "not-supported",
+		}
+		for _, pn := range td.ParamNames() {
+			p := td.Params[pn]
+			pt := string(p.Type)
+			r.SearchParam = append(r.SearchParam, fhir.SearchParam{Name: pn, Type: pt, Documentation: p.Description})
+		}
+		rest.Resource = append(rest.Resource, r)
+	}
+	cs.Rest = []fhir.CapabilityRest{rest}
+	return cs
+}

@@ -1,0 +1,311 @@
+package server
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/fhirbox/fhirbox/pkg/fhir"
+	"github.com/fhirbox/fhirbox/pkg/format"
+	"github.com/fhirbox/fhirbox/resources"
+)
+
+func (s *Server) handleHealth(c echo.Context) error {
+	if err := s.health(c.Request().Context()); err != nil {
+		s.log.WarnContext(c.Request().Context(), "health check failed", "err", err)
+		return c.JSON(http.StatusServiceUnavailable, map[string]string{"status": "unavailable"})
+	}
+	return c.JSON(http.StatusOK, map[string]string{"status": "ok"})
+}
+
+func (s *Server) handleRead(c echo.Context) error {
+	f, err := negotiate(c, isFHIRBase(c))
+	if err != nil {
+		return err
+	}
+	res, err := s.svc.Read(c.Request().Context(), c.Param("type"), c.Param("id"))
+	if err != nil {
+		return err
+	}
+	if inm := c.Request().Header.Get("If-None-Match"); inm != "" && sameVersion(inm, res.VersionID) {
+		setVersionHeaders(c, res)
+		return c.NoContent(http.StatusNotModified)
+	}
+	return s.writeResource(c, http.StatusOK, f, res)
+}
+
+func (s *Server) handleVRead(c echo.Context) error {
+	f, err := negotiate(c, isFHIRBase(c))
+	if err != nil {
+		return err
+	}
+	res, err := s.svc.VRead(c.Request().Context(), c.Param("type"), c.Param("id"), c.Param("vid"))
+	if err != nil {
+		return err
+	}
+	return s.writeResource(c, http.StatusOK, f, res)
+}
+
+func (s *Server) handleCreate(c echo.Context) error {
+	f, err := negotiate(c, isFHIRBase(c))
+	if err != nil {
+		return err
+	}
+	typ := c.Param("type")
+	if _, err := s.svc.TypeDef(typ); err != nil {
+		return err
+	}
+	doc, err := readBody(c, s.cfg.MaxBodyBytes)
+	if err != nil {
+		return err
+	}
+	res, created, err := s.svc.Create(c.Request().Context(), typ, doc, resources.CreateOptions{
+		KeepID:      !isFHIRBase(c),
+		IfNoneExist: c.Request().Header.Get("If-None-Exist"),
+	})
+	if err != nil {
+		return err
+	}
+	status := http.StatusOK
+	if created {
+		status = http.StatusCreated
+		c.Response().Header().Set(echo.HeaderLocation, s.versionURL(c, res))
+	}
+	return s.writeWritten(c, status, f, res)
+}
+
+func (s *Server) handleUpdate(c echo.Context) error {
+	f, err := negotiate(c, isFHIRBase(c))
+	if err != nil {
+		return err
+	}
+	typ := c.Param("type")
+	if _, err := s.svc.TypeDef(typ); err != nil {
+		return err
+	}
+	doc, err := readBody(c, s.cfg.MaxBodyBytes)
+	if err != nil {
+		return err
+	}
+	res, created, err := s.svc.Update(c.Request().Context(), typ, c.Param("id"), doc, c.Request().Header.Get("If-Match"))
+	if err != nil {
+		return err
+	}
+	status := http.StatusOK
+	if created {
+		status = http.StatusCreated
+	}
+	c.Response().Header().Set(echo.HeaderLocation, s.versionURL(c, res))
+	return s.writeWritten(c, status, f, res)
+}
+
+func (s *Server) handleDelete(c echo.Context) error {
+	f, err := negotiate(c, isFHIRBase(c))
+	if err != nil {
+		return err
+	}
+	res, err := s.svc.Delete(c.Request().Context(), c.Param("type"), c.Param("id"))
+	if err != nil {
+		return err
+	}
+	if res == nil {
+		// Already deleted or never there: deleting again is harmless (F7).
+		return c.NoContent(http.StatusNoContent)
+	}
+	setVersionHeaders(c, res)
+	oo := fhir.NewOutcome("information", "informational", fmt.Sprintf("deleted %s/%s", res.Type, res.ID))
+	return s.writeValue(c, http.StatusOK, f, oo)
+}
+
+// writeWritten answers a create or update according to Prefer: return= (F1).
+func (s *Server) writeWritten(c echo.Context, status int, f outFormat, res *resources.Resource) error {
+	switch preferReturn(c.Request()) {
+	case "minimal":
+		setVersionHeaders(c, res)
+		return c.NoContent(status)
+	case "OperationOutcome":
+		setVersionHeaders(c, res)
+		verb := "updated"
+		if status == http.StatusCreated {
+			verb = "created"
+		}
+		return s.writeValue(c, status, f, fhir.NewOutcome("information", "informational",
+			fmt.Sprintf("%s %s/%s version %d", verb, res.Type, res.ID, res.VersionID)))
+	}
+	return s.writeResource(c, status, f, res)
+}
+
+// preferReturn reads the return preference of the Prefer header.
+func preferReturn(r *http.Request) string {
+	for _, h := range r.Header.Values("Prefer") {
+		for _, part := range strings.Split(h, ";") {
+			k, v, _ := strings.Cut(strings.TrimSpace(part), "=")
+			if strings.EqualFold(k, "return") {
+				return strings.Trim(v, `"`)
+			}
+		}
+	}
+	return ""
+}
+
+// strictHandling reports Prefer: handling=strict (F13).
+func strictHandling(r *http.Request) bool {
+	for _, h := range r.Header.Values("Prefer") {
+		for _, part := range strings.Split(h, ";") {
+			k, v, _ := strings.Cut(strings.TrimSpace(part), "=")
+			if strings.EqualFold(k, "handling") && strings.EqualFold(strings.Trim(v, `"`), "strict") {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+func (s *Server) handleSearch(c echo.Context) error {
+	f, err := negotiate(c, isFHIRBase(c))
+	if err != nil {
+		return err
+	}
+	params, err := searchParams(c, s.cfg.MaxBodyBytes)
+	if err != nil {
+		return err
+	}
+	typ := c.Param("type")
+	res, q, err := s.svc.Search(c.Request().Context(), typ, params, strictHandling(c.Request()))
+	if err != nil {
+		return err
+	}
+	b, err := s.searchBundle(c, q, res)
+	if err != nil {
+		return err
+	}
+	return s.writeValue(c, http.StatusOK, f, b)
+}
+
+// searchParams merges the query string with a form body (POST _search, F9).
+func searchParams(c echo.Context, limit int64) (url.Values, error) {
+	params := url.Values{}
+	for k, v := range c.QueryParams() {
+		params[k] = append(params[k], v...)
+	}
+	req := c.Request()
+	if req.Method != http.MethodPost {
+		return params, nil
+	}
+	ct := req.Header.Get(echo.HeaderContentType)
+	if ct != "" && !strings.HasPrefix(strings.ToLower(ct), echo.MIMEApplicationForm) {
+		return nil, resources.Errorf(resources.CodeUnsupportedMedia, "POST _search takes an application/x-www-form-urlencoded body, not %q", ct)
+	}
+	data, err := readLimited(req, limit)
+	if err != nil {
+		return nil, err
+	}
+	form, err := url.ParseQuery(string(data))
+	if err != nil {
+		return nil, resources.Errorf(resources.CodeInvalid, "malformed form body: %v", err)
+	}
+	for k, v := range form {
+		params[k] = append(params[k], v...)
+	}
+	return params, nil
+}
+
+func (s *Server) handleHistory(c echo.Context) error {
+	return s.history(c, c.Param("id"))
+}
+
+func (s *Server) handleTypeHistory(c echo.Context) error {
+	return s.history(c, "")
+}
+
+func (s *Server) history(c echo.Context, id string) error {
+	f, err := negotiate(c, isFHIRBase(c))
+	if err != nil {
+		return err
+	}
+	res, q, err := s.svc.History(c.Request().Context(), c.Param("type"), id, c.QueryParams())
+	if err != nil {
+		return err
+	}
+	b, err := s.historyBundle(c, q, res)
+	if err != nil {
+		return err
+	}
+	return s.writeValue(c, http.StatusOK, f, b)
+}
+
+func (s *Server) handleMetadata(c echo.Context) error {
+	f, err := negotiate(c, isFHIRBase(c))
+	if err != nil {
+		return err
+	}
+	return s.writeValue(c, http.StatusOK, f, s.capabilities(s.base(c)))
+}
+
+// writeResource writes one resource with its version headers (F1, F3).
+func (s *Server) writeResource(c echo.Context, status int, f outFormat, res *resources.Resource) error {
+	body, err := s.svc.Public(res, resources.View{})
+	if err != nil {
+		return err
+	}
+	setVersionHeaders(c, res)
+	return s.writeJSON(c, status, f, body)
+}
+
+// writeValue marshals v and writes it in the negotiated format.
+func (s *Server) writeValue(c echo.Context, status int, f outFormat, v any) error {
+	body, err := json.Marshal(v)
+	if err != nil {
+		return resources.Internal(err)
+	}
+	return s.writeJSON(c, status, f, body)
+}
+
+// writeJSON writes a JSON document as JSON or converts it to YAML.
+func (s *Server) writeJSON(c echo.Context, status int, f outFormat, body []byte) error {
+	if f.yaml {
+		y, err := format.EncodeYAML(body)
+		if err != nil {
+			return resources.Internal(err)
+		}
+		return c.Blob(status, f.ctype+"; charset=utf-8", y)
+	}
+	if f.pretty {
+		body = format.Indent(body)
+	}
+	return c.Blob(status, f.ctype+"; charset=utf-8", body)
+}
+
+func setVersionHeaders(c echo.Context, res *resources.Resource) {
+	h := c.Response().Header()
+	h.Set("ETag", etagOf(res))
+	h.Set("Last-Modified", res.LastUpdated.UTC().Format(http.TimeFormat))
+}
+
+func etagOf(res *resources.Resource) string {
+	return `W/"` + strconv.FormatInt(res.VersionID, 10) + `"`
+}
+
+// sameVersion reports whether an If-None-Match header names version v (or is "*").
+func sameVersion(header string, v int64) bool {
+	for _, t := range strings.Split(header, ",") {
+		t = strings.TrimSpace(t)
+		if t == "*" {
+			return true
+		}
+		if got, err := resources.ParseETag(t); err == nil && got == v {
+			return true
+		}
+	}
+	return false
+}
+
+// versionURL is the absolute URL of a resource version (F1, C7).
+func (s *Server) versionURL(c echo.Context, res *resources.Resource) string {
+	return fmt.Sprintf("%s/%s/%s/_history/%d", s.base(c), res.Type, res.ID, res.VersionID)
+}

@@ -1,0 +1,215 @@
+package server
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+
+	"golang.org/x/crypto/bcrypt"
+
+	"github.com/fhirbox/fhirbox/pkg/auth"
+	"github.com/fhirbox/fhirbox/pkg/testdb"
+	"github.com/fhirbox/fhirbox/resources"
+	"github.com/fhirbox/fhirbox/resources/postgres"
+)
+
+const (
+	testBase   = "http://fhirbox.test"
+	adminID    = "root"
+	adminToken = "s3cret-for-tests"
+)
+
+// env is one server on its own fresh PostgreSQL database, driven through the real
+// router (httptest, no network).
+type env struct {
+	t     testing.TB
+	srv   *Server
+	svc   *resources.Service
+	store *postgres.Store
+	logs  *bytes.Buffer
+}
+
+type envOption func(*Config)
+
+func withMaxBody(n int64) envOption { return func(c *Config) { c.MaxBodyBytes = n } }
+
+func newEnv(t testing.TB, opts ...envOption) *env {
+	t.Helper()
+	ctx := context.Background()
+	st, err := postgres.Open(ctx, testdb.URL(t))
+	if err != nil {
+		t.Fatalf("open store: %v", err)
+	}
+	t.Cleanup(func() { st.Close() })
+	svc := resources.NewService(resources.DefaultRegistry(), st, resources.Options{BcryptCost: bcrypt.MinCost})
+	clients := auth.NewClientVerifier(st)
+	svc.OnWrite(func(ev resources.WriteEvent) {
+		if ev.Type == "Client" {
+			clients.Forget(ev.ID)
+		}
+	})
+	if _, err := auth.EnsureAdmin(ctx, svc, adminID, adminToken); err != nil {
+		t.Fatalf("ensure admin: %v", err)
+	}
+	logs := &bytes.Buffer{}
+	cfg := Config{
+		BaseURL: testBase, AdminClientID: adminID, Version: "test",
+		Logger: slog.New(slog.NewJSONHandler(&lockedWriter{w: logs}, nil)),
+	}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	return &env{t: t, srv: New(cfg, svc, clients, st.Ping), svc: svc, store: st, logs: logs}
+}
+
+// lockedWriter lets parallel requests share the log buffer.
+type lockedWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
+}
+
+// in returns the env reporting to t, for use inside subtests.
+func (e *env) in(t testing.TB) *env {
+	c := *e
+	c.t = t
+	return &c
+}
+
+// req describes one request; hdr holds header name/value pairs.
+type req struct {
+	method, path string
+	body         string
+	hdr          []string
+	anonymous    bool
+}
+
+type resp struct {
+	status int
+	header http.Header
+	raw    []byte
+	doc    map[string]any
+}
+
+func (e *env) do(r req) *resp {
+	e.t.Helper()
+	var body io.Reader
+	if r.body != "" {
+		body = strings.NewReader(r.body)
+	}
+	hr := httptest.NewRequest(r.method, r.path, body)
+	if r.body != "" {
+		hr.Header.Set("Content-Type", "application/json")
+	}
+	if !r.anonymous {
+		hr.SetBasicAuth(adminID, adminToken)
+	}
+	for i := 0; i+1 < len(r.hdr); i += 2 {
+		if r.hdr[i+1] == "" {
+			hr.Header.Del(r.hdr[i])
+			continue
+		}
+		hr.Header.Set(r.hdr[i], r.hdr[i+1])
+	}
+	rec := httptest.NewRecorder()
+	e.srv.ServeHTTP(rec, hr)
+	out := &resp{status: rec.Code, header: rec.Header(), raw: rec.Body.Bytes()}
+	if strings.Contains(rec.Header().Get("Content-Type"), "json") && len(out.raw) > 0 {
+		if err := json.Unmarshal(out.raw, &out.doc); err != nil {
+			e.t.Fatalf("%s %s: response is not JSON: %v\n%s", r.method, r.path, err, out.raw)
+		}
+	}
+	return out
+}
+
+// must performs r and fails the test unless the status is want.
+func (e *env) must(want int, r req) *resp {
+	e.t.Helper()
+	out := e.do(r)
+	if out.status != want {
+		e.t.Fatalf("%s %s: status %d, want %d\n%s", r.method, r.path, out.status, want, out.raw)
+	}
+	return out
+}
+
+func get(path string, hdr ...string) req { return req{method: http.MethodGet, path: path, hdr: hdr} }
+func put(path, body string, hdr ...string) req {
+	return req{method: http.MethodPut, path: path, body: body, hdr: hdr}
+}
+func post(path, body string, hdr ...string) req {
+	return req{method: http.MethodPost, path: path, body: body, hdr: hdr}
+}
+func del(path string, hdr ...string) req { return req{method: http.MethodDelete, path: path, hdr: hdr} }
+
+// at walks doc along keys (strings for objects, ints for arrays) and returns the
+// value found, or nil.
+func at(doc any, path ...any) any {
+	cur := doc
+	for _, p := range path {
+		switch k := p.(type) {
+		case string:
+			m, ok := cur.(map[string]any)
+			if !ok {
+				return nil
+			}
+			cur = m[k]
+		case int:
+			a, ok := cur.([]any)
+			if !ok || k >= len(a) {
+				return nil
+			}
+			cur = a[k]
+		}
+	}
+	return cur
+}
+
+// outcomeText is the diagnostics of the first issue of an OperationOutcome (F15).
+func outcomeText(t testing.TB, r *resp) string {
+	t.Helper()
+	if at(r.doc, "resourceType") != "OperationOutcome" {
+		t.Fatalf("status %d body is not an OperationOutcome: %s", r.status, r.raw)
+	}
+	d, _ := at(r.doc, "issue", 0, "diagnostics").(string)
+	if d == "" {
+		d, _ = at(r.doc, "issue", 0, "details", "text").(string)
+	}
+	if d == "" {
+		t.Fatalf("OperationOutcome without diagnostics: %s", r.raw)
+	}
+	return d
+}
+
+// entryIDs lists the ids of a Bundle's entries in order.
+func entryIDs(r *resp) []string {
+	var ids []string
+	entries, _ := at(r.doc, "entry").([]any)
+	for _, en := range entries {
+		id, _ := at(en, "resource", "id").(string)
+		ids = append(ids, id)
+	}
+	return ids
+}
+
+func link(r *resp, rel string) string {
+	links, _ := at(r.doc, "link").([]any)
+	for _, l := range links {
+		if at(l, "relation") == rel {
+			s, _ := at(l, "url").(string)
+			return s
+		}
+	}
+	return ""
+}

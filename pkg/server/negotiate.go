@@ -1,0 +1,159 @@
+package server
+
+import (
+	"errors"
+	"io"
+	"mime"
+	"net/http"
+	"strconv"
+	"strings"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/fhirbox/fhirbox/pkg/format"
+	"github.com/fhirbox/fhirbox/resources"
+)
+
+// Media types fhirbox reads and writes.
+const (
+	mimeJSON     = "application/json"
+	mimeFHIRJSON = "application/fhir+json"
+	mimeYAML     = "text/yaml"
+)
+
+// outFormat is the negotiated response format.
+type outFormat struct {
+	yaml   bool
+	ctype  string
+	pretty bool
+}
+
+// yamlTypes and jsonTypes are the media types accepted for each format, request and
+// response alike.
+var (
+	jsonTypes = map[string]bool{mimeJSON: true, mimeFHIRJSON: true, "application/json+fhir": true}
+	yamlTypes = map[string]bool{mimeYAML: true, "application/yaml": true, "application/x-yaml": true, "text/x-yaml": true}
+)
+
+// negotiate picks the response format: _format wins over Accept (F14). The default is
+// FHIR JSON on /fhir and plain JSON elsewhere.
+func negotiate(c echo.Context, fhirBase bool) (outFormat, error) {
+	def := outFormat{ctype: mimeJSON}
+	if fhirBase {
+		def.ctype = mimeFHIRJSON
+	}
+	q := c.QueryParams()
+	def.pretty = q.Get("_pretty") == "true"
+	if f := strings.TrimSpace(q.Get("_format")); f != "" {
+		switch strings.ToLower(f) {
+		case "json":
+			return def, nil
+		case "yaml", "yml":
+			return outFormat{yaml: true, ctype: mimeYAML, pretty: def.pretty}, nil
+		}
+		mt, _, err := mime.ParseMediaType(f)
+		if err == nil {
+			switch {
+			case jsonTypes[mt]:
+				def.ctype = canonicalJSON(mt)
+				return def, nil
+			case yamlTypes[mt]:
+				return outFormat{yaml: true, ctype: mimeYAML, pretty: def.pretty}, nil
+			}
+		}
+		return def, resources.Errorf(resources.CodeNotAcceptable, "_format %q is not supported: use json or yaml", f)
+	}
+	accept := c.Request().Header.Get(echo.HeaderAccept)
+	if strings.TrimSpace(accept) == "" {
+		return def, nil
+	}
+	best, bestQ := "", 0.0
+	for _, part := range strings.Split(accept, ",") {
+		mt, params, err := mime.ParseMediaType(strings.TrimSpace(part))
+		if err != nil {
+			continue
+		}
+		qv := 1.0
+		if s, ok := params["q"]; ok {
+			if qv, err = strconv.ParseFloat(s, 64); err != nil {
+				continue
+			}
+		}
+		if qv <= bestQ {
+			continue
+		}
+		switch {
+		case jsonTypes[mt], yamlTypes[mt], mt == "*/*", mt == "application/*", mt == "text/*":
+			best, bestQ = mt, qv
+		}
+	}
+	switch {
+	case best == "":
+		return def, resources.Errorf(resources.CodeNotAcceptable, "none of the Accept types %q is supported: use application/fhir+json, application/json or text/yaml", accept)
+	case yamlTypes[best] || best == "text/*":
+		return outFormat{yaml: true, ctype: mimeYAML, pretty: def.pretty}, nil
+	case jsonTypes[best]:
+		def.ctype = canonicalJSON(best)
+	}
+	return def, nil
+}
+
+func canonicalJSON(mt string) string {
+	if mt == mimeJSON {
+		return mimeJSON
+	}
+	return mimeFHIRJSON
+}
+
+// readBody decodes the request body as JSON or YAML by Content-Type, within the size
+// limit. An empty Content-Type is read as JSON.
+func readBody(c echo.Context, limit int64) (map[string]any, error) {
+	req := c.Request()
+	ct := req.Header.Get(echo.HeaderContentType)
+	mt := mimeJSON
+	if ct != "" {
+		var err error
+		if mt, _, err = mime.ParseMediaType(ct); err != nil {
+			return nil, resources.Errorf(resources.CodeUnsupportedMedia, "malformed Content-Type %q", ct)
+		}
+	}
+	if !jsonTypes[mt] && !yamlTypes[mt] {
+		return nil, resources.Errorf(resources.CodeUnsupportedMedia, "Content-Type %q is not supported: use application/fhir+json, application/json or text/yaml", mt)
+	}
+	data, err := readLimited(req, limit)
+	if err != nil {
+		return nil, err
+	}
+	if len(strings.TrimSpace(string(data))) == 0 {
+		return nil, resources.Errorf(resources.CodeInvalid, "the request body is empty")
+	}
+	var doc map[string]any
+	if yamlTypes[mt] {
+		doc, err = format.DecodeYAML(data)
+	} else {
+		doc, err = format.DecodeJSON(data)
+	}
+	if err != nil {
+		return nil, resources.Errorf(resources.CodeInvalid, "%v", err)
+	}
+	return doc, nil
+}
+
+// readLimited reads the whole body, failing with 413 past limit bytes.
+func readLimited(req *http.Request, limit int64) ([]byte, error) {
+	if req.ContentLength > limit {
+		return nil, resources.Errorf(resources.CodeTooLarge, "the request body is %d bytes; the limit is %d", req.ContentLength, limit)
+	}
+	data, err := io.ReadAll(io.LimitReader(req.Body, limit+1))
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return nil, resources.Errorf(resources.CodeTooLarge, "the request body exceeds the limit of %d bytes", limit)
+		}
+		return nil, resources.Errorf(resources.CodeInvalid, "could not read the request body: %v", err)
+	}
+	if int64(len(data)) > limit {
+		return nil, resources.Errorf(resources.CodeTooLarge, "the request body exceeds the limit of %d bytes", limit)
+	}
+	return data, nil
+}

@@ -1,0 +1,104 @@
+// Package server is fhirbox's HTTP surface on echo v4: routing, content negotiation,
+// authentication middleware and thin handlers over the resource engine.
+package server
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"strings"
+
+	"github.com/labstack/echo/v4"
+	"github.com/labstack/echo/v4/middleware"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/fhirbox/fhirbox/pkg/auth"
+	"github.com/fhirbox/fhirbox/pkg/observe"
+	"github.com/fhirbox/fhirbox/resources"
+)
+
+// Config is what the server needs beyond its dependencies.
+type Config struct {
+	// BaseURL is the public base (scheme://host[:port][/prefix]) used in Location and
+	// fullUrl; /fhir routes append "/fhir".
+	BaseURL string
+	// MaxBodyBytes bounds request bodies (default 10 MiB); larger ones get 413.
+	MaxBodyBytes int64
+	// AdminClientID is the root client that may do everything.
+	AdminClientID string
+	// Logger receives the access log and internal errors (default slog.Default()).
+	Logger *slog.Logger
+	// Metrics is the Prometheus registry served at /metrics (nil: a fresh one).
+	Metrics *prometheus.Registry
+	// Version is reported in the CapabilityStatement.
+	Version string
+}
+
+// Server is the fhirbox HTTP handler.
+type Server struct {
+	cfg     Config
+	svc     *resources.Service
+	clients *auth.ClientVerifier
+	health  func(context.Context) error
+	log     *slog.Logger
+	echo    *echo.Echo
+}
+
+// New builds the server. health reports whether the database answers.
+func New(cfg Config, svc *resources.Service, clients *auth.ClientVerifier, health func(context.Context) error) *Server {
+	if cfg.MaxBodyBytes <= 0 {
+		cfg.MaxBodyBytes = 10 << 20
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.Metrics == nil {
+		cfg.Metrics = observe.NewRegistry()
+	}
+	cfg.BaseURL = strings.TrimRight(cfg.BaseURL, "/")
+	s := &Server{cfg: cfg, svc: svc, clients: clients, health: health, log: cfg.Logger}
+	e := echo.New()
+	e.HideBanner, e.HidePort = true, true
+	e.HTTPErrorHandler = s.errorHandler
+	metrics := observe.NewMetrics(cfg.Metrics)
+	e.Use(observe.RequestID(), observe.AccessLog(cfg.Logger), metrics.Middleware(),
+		middleware.RecoverWithConfig(middleware.RecoverConfig{DisableStackAll: true, LogErrorFunc: s.logPanic}),
+		s.limitBody, s.authenticate)
+	s.echo = e
+	s.routes(cfg.Metrics)
+	return s
+}
+
+// ServeHTTP implements http.Handler.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.echo.ServeHTTP(w, r) }
+
+func (s *Server) logPanic(c echo.Context, err error, stack []byte) error {
+	s.log.ErrorContext(c.Request().Context(), "panic", "request_id",
+		observe.RequestIDFrom(c.Request().Context()), "err", err, "stack", string(stack))
+	return err
+}
+
+// limitBody caps what a handler can read, whatever the Content-Length claims.
+func (s *Server) limitBody(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		r := c.Request()
+		if r.Body != nil {
+			r.Body = http.MaxBytesReader(c.Response(), r.Body, s.cfg.MaxBodyBytes)
+		}
+		return next(c)
+	}
+}
+
+// base returns the base URL for the route that matched: /fhir routes have their own.
+func (s *Server) base(c echo.Context) string {
+	if isFHIRBase(c) {
+		return s.cfg.BaseURL + "/fhir"
+	}
+	return s.cfg.BaseURL
+}
+
+// isFHIRBase reports whether the request came in under /fhir.
+func isFHIRBase(c echo.Context) bool {
+	p := c.Request().URL.Path
+	return p == "/fhir" || strings.HasPrefix(p, "/fhir/")
+}

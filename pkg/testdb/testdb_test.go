@@ -1,0 +1,103 @@
+package testdb
+
+import (
+	"database/sql"
+	"fmt"
+	"net/url"
+	"runtime"
+	"strings"
+	"testing"
+)
+
+func open(t *testing.T, u string) *sql.DB {
+	t.Helper()
+	db, err := sql.Open("pgx", u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return db
+}
+
+func dbExists(t *testing.T, name string) bool {
+	t.Helper()
+	var n int
+	if err := open(t, adminURL()).QueryRow(`SELECT count(*) FROM pg_database WHERE datname = $1`, name).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	return n == 1
+}
+
+func dbName(t *testing.T, raw string) string {
+	t.Helper()
+	u, err := url.Parse(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return strings.TrimPrefix(u.Path, "/")
+}
+
+func TestURLCreatesFreshDatabasesAndDropsThem(t *testing.T) {
+	var names []string
+	t.Run("use", func(t *testing.T) {
+		a, b := URL(t), URL(t)
+		if a == b {
+			t.Fatalf("two calls gave the same database %s", a)
+		}
+		for _, u := range []string{a, b} {
+			name := dbName(t, u)
+			if !strings.HasPrefix(name, Prefix) {
+				t.Errorf("database %q lacks the prefix %q", name, Prefix)
+			}
+			names = append(names, name)
+			db := open(t, u)
+			var got string
+			if err := db.QueryRow(`SELECT current_database()`).Scan(&got); err != nil {
+				t.Fatal(err)
+			}
+			if got != name {
+				t.Errorf("connected to %s, want %s", got, name)
+			}
+			if _, err := db.Exec(`CREATE TABLE t (x int)`); err != nil {
+				t.Fatal(err)
+			}
+		}
+		// A connection left open must not keep the database from being dropped.
+		if err := open(t, a).Ping(); err != nil {
+			t.Fatal(err)
+		}
+	})
+	for _, name := range names {
+		if dbExists(t, name) {
+			t.Errorf("database %s still exists after the test", name)
+		}
+	}
+}
+
+// fakeTB records a Fatalf and ends the goroutine, as testing.T does.
+type fakeTB struct {
+	testing.TB
+	msg string
+}
+
+func (f *fakeTB) Helper() {}
+func (f *fakeTB) Fatalf(format string, args ...any) {
+	f.msg = fmt.Sprintf(format, args...)
+	runtime.Goexit()
+}
+func (f *fakeTB) Cleanup(func()) {}
+
+func TestURLUnreachableServerFails(t *testing.T) {
+	t.Setenv(EnvURL, "postgres://postgres:hunter2@127.0.0.1:1/test?sslmode=disable&connect_timeout=2")
+	f := &fakeTB{}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		URL(f)
+		f.msg = "URL returned"
+	}()
+	<-done
+	if !strings.Contains(f.msg, "unreachable") || !strings.Contains(f.msg, EnvURL) || strings.Contains(f.msg, "hunter2") {
+		t.Errorf("Fatalf message = %q", f.msg)
+	}
+}

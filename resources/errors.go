@@ -1,0 +1,73 @@
+package resources
+
+import (
+	"errors"
+	"fmt"
+)
+
+// Code classifies an Error; the server maps each code to one HTTP status.
+type Code string
+
+// Error codes. They follow FHIR's OperationOutcome issue types where one fits.
+const (
+	CodeInvalid            Code = "invalid"             // 400: malformed input
+	CodeUnprocessable      Code = "processing"          // 422: well-formed but breaks a rule
+	CodeNotFound           Code = "not-found"           // 404
+	CodeGone               Code = "deleted"             // 410
+	CodeConflict           Code = "conflict"            // 409
+	CodePreconditionFailed Code = "precondition-failed" // 412
+	CodeUnauthorized       Code = "login"               // 401
+	CodeForbidden          Code = "forbidden"           // 403
+	CodeTooLarge           Code = "too-large"           // 413
+	CodeNotAcceptable      Code = "not-acceptable"      // 406
+	CodeUnsupportedMedia   Code = "unsupported-media"   // 415
+	CodeMethodNotAllowed   Code = "not-supported"       // 405
+	CodeInternal           Code = "exception"           // 500: never shown in detail
+)
+
+// Error is the one error type of the engine. Message is safe to show to the client,
+// except for CodeInternal, whose message is logged and replaced by a generic text.
+type Error struct {
+	Code    Code
+	Message string
+	// Expression optionally names the element or parameter at fault (FHIRPath-like).
+	Expression string
+	// Err is the underlying cause, for logs only.
+	Err error
+}
+
+func (e *Error) Error() string {
+	if e.Err != nil {
+		return fmt.Sprintf("%s: %s: %v", e.Code, e.Message, e.Err)
+	}
+	return fmt.Sprintf("%s: %s", e.Code, e.Message)
+}
+
+func (e *Error) Unwrap() error { return e.Err }
+
+// Errorf returns an *Error with the given code and formatted message.
+func Errorf(code Code, format string, args ...any) *Error {
+	return &Error{Code: code, Message: fmt.Sprintf(format, args...)}
+}
+
+// Internal wraps an unexpected failure; its detail never reaches the client.
+func Internal(err error) *Error {
+	var e *Error
+	if errors.As(err, &e) {
+		return e
+	}
+	return &Error{Code: CodeInternal, Message: "internal error", Err: err}
+}
+
+// ErrorCode returns the code of err, CodeInternal when err is not an *Error, and ""
+// for nil.
+func ErrorCode(err error) Code {
+	if err == nil {
+		return ""
+	}
+	var e *Error
+	if errors.As(err, &e) {
+		return e.Code
+	}
+	return CodeInternal
+}

@@ -1,0 +1,162 @@
+package postgres
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/fhirbox/fhirbox/resources"
+)
+
+const lockSQL = `SELECT version_id, last_updated, deleted, content FROM resource
+WHERE resource_type = $1 AND id = $2 FOR UPDATE`
+
+// saveTail is the part of the write statement shared by creates and updates. One
+// statement appends the history row and replaces the index rows: its sub-statements share
+// one snapshot, so the DELETEs remove only the old index rows, never the ones the
+// INSERTs add. Index rows arrive as arrays zipped by unnest, which keeps the SQL text the
+// same whatever their number (pgx prepares it once per connection) and the whole write
+// at four round trips: BEGIN, the locking SELECT, this statement and COMMIT.
+const saveTail = `h AS (
+  INSERT INTO resource_history (resource_type, id, version_id, last_updated, deleted, content)
+  VALUES ($1, $2, $3, $4, $5, $6)),
+ds AS (DELETE FROM search_string WHERE resource_type = $1 AND id = $2),
+dt AS (DELETE FROM search_token WHERE resource_type = $1 AND id = $2),
+dd AS (DELETE FROM search_date WHERE resource_type = $1 AND id = $2),
+dn AS (DELETE FROM search_number WHERE resource_type = $1 AND id = $2),
+dr AS (DELETE FROM search_reference WHERE resource_type = $1 AND id = $2),
+s AS (INSERT INTO search_string (resource_type, id, param, value, exact)
+  SELECT $1, $2, u.* FROM unnest($7::text[], $8::text[], $9::text[]) u),
+t AS (INSERT INTO search_token (resource_type, id, param, system, code)
+  SELECT $1, $2, u.* FROM unnest($10::text[], $11::text[], $12::text[]) u),
+d AS (INSERT INTO search_date (resource_type, id, param, low, high)
+  SELECT $1, $2, u.* FROM unnest($13::text[], $14::timestamptz[], $15::timestamptz[]) u),
+n AS (INSERT INTO search_number (resource_type, id, param, value, system, code)
+  SELECT $1, $2, u.* FROM unnest($16::text[], $17::float8[], $18::text[], $19::text[]) u),
+r AS (INSERT INTO search_reference (resource_type, id, param, target_type, target_id)
+  SELECT $1, $2, u.* FROM unnest($20::text[], $21::text[], $22::text[]) u)
+`
+
+// createSQL inserts the resource row: when two transactions create one id at once, the
+// second fails with a unique violation instead of overwriting the first (Write retries).
+const createSQL = `WITH ` + saveTail + `INSERT INTO resource (resource_type, id, version_id, last_updated, deleted, content)
+VALUES ($1, $2, $3, $4, $5, $6)`
+
+// updateSQL updates the row that the transaction holds locked.
+const updateSQL = `WITH ` + saveTail + `UPDATE resource SET version_id = $3, last_updated = $4, deleted = $5, content = $6
+WHERE resource_type = $1 AND id = $2`
+
+// fnError carries an error of the WriteFunc through the transaction, to be returned as
+// is rather than translated.
+type fnError struct{ err error }
+
+func (e fnError) Error() string { return e.err.Error() }
+
+// Write runs fn on the locked current version of typ/id and stores the version it
+// returns, with its history row and index rows, in one transaction.
+func (s *Store) Write(ctx context.Context, typ, id string, fn resources.WriteFunc) (*resources.Resource, error) {
+	res, err := s.write(ctx, typ, id, fn)
+	if isUniqueViolation(err) {
+		// A concurrent transaction created typ/id after our SELECT … FOR UPDATE found
+		// nothing to lock. It has committed by now, so a second attempt locks its row
+		// and fn sees the version it wrote.
+		res, err = s.write(ctx, typ, id, fn)
+	}
+	if err != nil {
+		var fe fnError
+		if errors.As(err, &fe) {
+			return nil, fe.err
+		}
+		return nil, translate(ctx, err)
+	}
+	return res, nil
+}
+
+func (s *Store) write(ctx context.Context, typ, id string, fn resources.WriteFunc) (*resources.Resource, error) {
+	tx, err := s.sql.BeginTx(ctx, nil)
+	if err != nil {
+		return nil, err
+	}
+	// Every path but a successful Commit ends here, a no-op write included.
+	defer tx.Rollback()
+
+	var cur *resources.Resource
+	c := &resources.Resource{Type: typ, ID: id}
+	var content []byte
+	switch err := tx.QueryRowContext(ctx, lockSQL, typ, id).Scan(&c.VersionID, &c.LastUpdated, &c.Deleted, &content); {
+	case err == nil:
+		c.LastUpdated = c.LastUpdated.UTC()
+		c.Content = content
+		cur = c
+	case !errors.Is(err, sql.ErrNoRows):
+		return nil, err
+	}
+
+	next, idx, err := fn(cur)
+	if err != nil {
+		return nil, fnError{err}
+	}
+	if next == nil {
+		return cur, nil
+	}
+	if next.Type != typ || next.ID != id {
+		return nil, fmt.Errorf("postgres: write of %s/%s returned %s/%s", typ, id, next.Type, next.ID)
+	}
+	if idx == nil || next.Deleted {
+		// A deleted resource is never found by a search: it keeps no index rows.
+		idx = &resources.Index{}
+	}
+	// The database keeps microseconds: the version returned is the one Read will return.
+	next.LastUpdated = next.LastUpdated.UTC().Truncate(time.Microsecond)
+	q := updateSQL
+	if cur == nil {
+		q = createSQL
+	}
+	if _, err := tx.ExecContext(ctx, q, saveArgs(next, idx)...); err != nil {
+		return nil, err
+	}
+	if err := tx.Commit(); err != nil {
+		return nil, err
+	}
+	return next, nil
+}
+
+// saveArgs lays out the arguments of createSQL and updateSQL: the version, then one
+// array per index column.
+func saveArgs(r *resources.Resource, idx *resources.Index) []any {
+	ss := idx.Strings
+	sp, sv, se := make([]string, len(ss)), make([]string, len(ss)), make([]string, len(ss))
+	for i, e := range ss {
+		sp[i], sv[i], se[i] = e.Param, e.Value, e.Exact
+	}
+	ts := idx.Tokens
+	tp, tsys, tc := make([]string, len(ts)), make([]string, len(ts)), make([]string, len(ts))
+	for i, e := range ts {
+		tp[i], tsys[i], tc[i] = e.Param, e.System, e.Code
+	}
+	ds := idx.Dates
+	dp, dl, dh := make([]string, len(ds)), make([]time.Time, len(ds)), make([]time.Time, len(ds))
+	for i, e := range ds {
+		dp[i], dl[i], dh[i] = e.Param, e.Low, e.High
+	}
+	ns := idx.Numbers
+	np, nv, nsys, nc := make([]string, len(ns)), make([]float64, len(ns)), make([]string, len(ns)), make([]string, len(ns))
+	for i, e := range ns {
+		np[i], nv[i], nsys[i], nc[i] = e.Param, e.Value, e.System, e.Code
+	}
+	rs := idx.References
+	rp, rt, ri := make([]string, len(rs)), make([]string, len(rs)), make([]string, len(rs))
+	for i, e := range rs {
+		rp[i], rt[i], ri[i] = e.Param, e.TargetType, e.TargetID
+	}
+	return []any{
+		r.Type, r.ID, r.VersionID, r.LastUpdated, r.Deleted, []byte(r.Content),
+		sp, sv, se,
+		tp, tsys, tc,
+		dp, dl, dh,
+		np, nv, nsys, nc,
+		rp, rt, ri,
+	}
+}

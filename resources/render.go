@@ -1,0 +1,79 @@
+package resources
+
+import (
+	"encoding/json"
+	"slices"
+)
+
+// View says how a resource is shown: which top-level elements are kept (_elements, F12)
+// and the _summary mode.
+type View struct {
+	Elements []string
+	Summary  string
+}
+
+// subsetted is the meta.tag FHIR uses to mark a resource with elements left out.
+var subsetted = map[string]any{
+	"system": "http://terminology.hl7.org/CodeSystem/v3-ObservationValue",
+	"code":   "SUBSETTED",
+}
+
+// Public returns the content of r as a client may see it: secret fields (Client.secret,
+// User.password) removed and the view applied. Documents that need no change are
+// returned as stored, without decoding.
+func (s *Service) Public(r *Resource, v View) (json.RawMessage, error) {
+	td, ok := s.reg.Type(r.Type)
+	hasSecret := ok && len(td.Secret) > 0
+	subset := len(v.Elements) > 0 || v.Summary == "text" || v.Summary == "data"
+	if !hasSecret && !subset {
+		return r.Content, nil
+	}
+	var doc map[string]any
+	d := json.NewDecoder(bytesReader(r.Content))
+	d.UseNumber()
+	if err := d.Decode(&doc); err != nil {
+		return nil, Internal(err)
+	}
+	if hasSecret {
+		for _, f := range td.Secret {
+			delete(doc, f)
+		}
+	}
+	if subset {
+		applyView(doc, v)
+	}
+	out, err := marshal(doc)
+	if err != nil {
+		return nil, Internal(err)
+	}
+	return out, nil
+}
+
+// applyView keeps what the view asks for and tags the result SUBSETTED.
+func applyView(doc map[string]any, v View) {
+	keep := func(k string) bool {
+		switch k {
+		case "resourceType", "id", "meta":
+			return true
+		}
+		switch v.Summary {
+		case "text":
+			return k == "text"
+		case "data":
+			return k != "text"
+		}
+		return slices.Contains(v.Elements, k)
+	}
+	for k := range doc {
+		if !keep(k) {
+			delete(doc, k)
+		}
+	}
+	meta, _ := doc["meta"].(map[string]any)
+	if meta == nil {
+		meta = map[string]any{}
+		doc["meta"] = meta
+	}
+	tags, _ := meta["tag"].([]any)
+	meta["tag"] = append(tags, subsetted)
+}

@@ -1,0 +1,463 @@
+package resources
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/url"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+	"golang.org/x/crypto/bcrypt"
+)
+
+// idPattern is FHIR's id syntax (F18). Ids are case-sensitive.
+var idPattern = regexp.MustCompile(`^[A-Za-z0-9\-.]{1,64}$`)
+
+// ValidID reports whether id is a valid FHIR logical id.
+func ValidID(id string) bool { return idPattern.MatchString(id) }
+
+// Options configures a Service. The zero value is usable.
+type Options struct {
+	// Now returns the current time; tests inject a fixed clock.
+	Now func() time.Time
+	// BcryptCost is the cost used to hash secret fields (default bcrypt.DefaultCost).
+	BcryptCost int
+	// NewID generates server-assigned ids (default: random UUIDs).
+	NewID func() string
+	// DefaultCount and MaxCount bound search and history pages (default 20 and 1000).
+	DefaultCount, MaxCount int
+}
+
+// WriteEvent describes a committed write, for caches that must forget what changed.
+type WriteEvent struct {
+	Type    string
+	ID      string
+	Deleted bool
+}
+
+// Service is the resource engine: it validates, versions, hashes secrets and indexes
+// resources, and delegates persistence to a Store. It is safe for concurrent use.
+type Service struct {
+	reg   *Registry
+	store Store
+	opts  Options
+
+	mu      sync.RWMutex
+	onWrite []func(WriteEvent)
+}
+
+// NewService returns a Service over store with the types of reg.
+func NewService(reg *Registry, store Store, opts Options) *Service {
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.BcryptCost == 0 {
+		opts.BcryptCost = bcrypt.DefaultCost
+	}
+	if opts.NewID == nil {
+		opts.NewID = func() string { return uuid.NewString() }
+	}
+	if opts.DefaultCount <= 0 {
+		opts.DefaultCount = 20
+	}
+	if opts.MaxCount <= 0 {
+		opts.MaxCount = 1000
+	}
+	return &Service{reg: reg, store: store, opts: opts}
+}
+
+// Registry returns the service's type registry.
+func (s *Service) Registry() *Registry { return s.reg }
+
+// Store returns the underlying store.
+func (s *Service) Store() Store { return s.store }
+
+// OnWrite registers fn to be called after every committed write (create, update,
+// delete). Callbacks run synchronously on the writing goroutine and must be quick.
+func (s *Service) OnWrite(fn func(WriteEvent)) {
+	s.mu.Lock()
+	s.onWrite = append(s.onWrite, fn)
+	s.mu.Unlock()
+}
+
+func (s *Service) notify(ev WriteEvent) {
+	s.mu.RLock()
+	fns := s.onWrite
+	s.mu.RUnlock()
+	for _, fn := range fns {
+		fn(ev)
+	}
+}
+
+// TypeDef returns the definition of typ or a CodeNotFound error naming it.
+func (s *Service) TypeDef(typ string) (*TypeDef, error) {
+	td, ok := s.reg.Type(typ)
+	if !ok {
+		return nil, Errorf(CodeNotFound, "unknown resource type %q", typ)
+	}
+	return td, nil
+}
+
+// CreateOptions modifies Create.
+type CreateOptions struct {
+	// KeepID honours an id in the body (fhirbox's /{Type} API, as Aidbox does): an
+	// existing live resource with that id is a conflict. Otherwise the server assigns one.
+	KeepID bool
+	// IfNoneExist is a search query (F6): with one match the match is returned and
+	// nothing is created; with more than one the create fails with 412.
+	IfNoneExist string
+}
+
+// Create stores a new resource. created is false when IfNoneExist found the resource.
+func (s *Service) Create(ctx context.Context, typ string, doc map[string]any, opt CreateOptions) (res *Resource, created bool, err error) {
+	td, err := s.TypeDef(typ)
+	if err != nil {
+		return nil, false, err
+	}
+	if err := checkResourceType(typ, doc); err != nil {
+		return nil, false, err
+	}
+	if opt.IfNoneExist != "" {
+		existing, err := s.conditionalMatch(ctx, typ, opt.IfNoneExist)
+		if err != nil {
+			return nil, false, err
+		}
+		if existing != nil {
+			return existing, false, nil
+		}
+	}
+	id := s.opts.NewID()
+	if opt.KeepID {
+		if bid, ok := doc["id"]; ok && bid != nil {
+			sid, ok := bid.(string)
+			if !ok || !ValidID(sid) {
+				return nil, false, &Error{Code: CodeInvalid, Message: fmt.Sprintf("invalid id %v: ids match [A-Za-z0-9-.]{1,64}", bid), Expression: "id"}
+			}
+			id = sid
+		}
+	}
+	if err := s.hashSecrets(td, doc, nil); err != nil {
+		return nil, false, err
+	}
+	res, err = s.store.Write(ctx, typ, id, func(cur *Resource) (*Resource, *Index, error) {
+		if cur != nil && !cur.Deleted {
+			return nil, nil, Errorf(CodeConflict, "%s/%s already exists", typ, id)
+		}
+		return s.newVersion(typ, id, cur, doc)
+	})
+	if err != nil {
+		return nil, false, err
+	}
+	s.notify(WriteEvent{Type: typ, ID: id})
+	return res, true, nil
+}
+
+func (s *Service) conditionalMatch(ctx context.Context, typ, query string) (*Resource, error) {
+	params, err := url.ParseQuery(strings.TrimPrefix(query, "?"))
+	if err != nil {
+		return nil, Errorf(CodeInvalid, "If-None-Exist is not a valid query: %v", err)
+	}
+	q, err := ParseSearch(s.reg, typ, params, ParseOptions{Strict: true})
+	if err != nil {
+		return nil, err
+	}
+	if len(q.Clauses) == 0 {
+		return nil, Errorf(CodeInvalid, "If-None-Exist has no search parameter")
+	}
+	q.Count, q.Offset, q.Total = 2, 0, TotalNone
+	r, err := s.store.Search(ctx, q)
+	if err != nil {
+		return nil, err
+	}
+	switch len(r.Entries) {
+	case 0:
+		return nil, nil
+	case 1:
+		return r.Entries[0], nil
+	default:
+		return nil, Errorf(CodePreconditionFailed, "If-None-Exist matches more than one %s", typ)
+	}
+}
+
+// Update replaces (or creates) the resource typ/id. ifMatch, when not empty, is the
+// version the client expects to replace (an ETag such as W/"3"); a different current
+// version is a CodePreconditionFailed error. created reports update-as-create.
+func (s *Service) Update(ctx context.Context, typ, id string, doc map[string]any, ifMatch string) (res *Resource, created bool, err error) {
+	td, err := s.TypeDef(typ)
+	if err != nil {
+		return nil, false, err
+	}
+	if !ValidID(id) {
+		return nil, false, Errorf(CodeInvalid, "invalid id %q: ids match [A-Za-z0-9-.]{1,64}", id)
+	}
+	if err := checkResourceType(typ, doc); err != nil {
+		return nil, false, err
+	}
+	if bid, ok := doc["id"]; ok && bid != nil && bid != id {
+		return nil, false, &Error{Code: CodeInvalid, Message: fmt.Sprintf("body id %v does not match the URL id %q", bid, id), Expression: "id"}
+	}
+	want := int64(0)
+	if ifMatch != "" {
+		if want, err = ParseETag(ifMatch); err != nil {
+			return nil, false, err
+		}
+	}
+	res, err = s.store.Write(ctx, typ, id, func(cur *Resource) (*Resource, *Index, error) {
+		if ifMatch != "" && (cur == nil || cur.VersionID != want) {
+			return nil, nil, Errorf(CodePreconditionFailed, "If-Match %s does not match the current version of %s/%s", ifMatch, typ, id)
+		}
+		created = cur == nil || cur.Deleted
+		var prev map[string]any
+		if cur != nil && !cur.Deleted && len(td.Secret) > 0 {
+			if err := json.Unmarshal(cur.Content, &prev); err != nil {
+				return nil, nil, Internal(err)
+			}
+		}
+		// Hashing inside the transaction keeps the previous secret when the body omits
+		// it, so read-modify-write of a Client (whose secret is never returned) works.
+		if err := s.hashSecrets(td, doc, prev); err != nil {
+			return nil, nil, err
+		}
+		return s.newVersion(typ, id, cur, doc)
+	})
+	if err != nil {
+		return nil, false, err
+	}
+	s.notify(WriteEvent{Type: typ, ID: id})
+	return res, created, nil
+}
+
+// Delete marks typ/id deleted with a new version. Deleting what is already deleted or
+// never existed changes nothing and returns (nil, nil).
+func (s *Service) Delete(ctx context.Context, typ, id string) (*Resource, error) {
+	if _, err := s.TypeDef(typ); err != nil {
+		return nil, err
+	}
+	if !ValidID(id) {
+		return nil, Errorf(CodeInvalid, "invalid id %q: ids match [A-Za-z0-9-.]{1,64}", id)
+	}
+	changed := false
+	res, err := s.store.Write(ctx, typ, id, func(cur *Resource) (*Resource, *Index, error) {
+		if cur == nil || cur.Deleted {
+			return nil, nil, nil
+		}
+		changed = true
+		return &Resource{
+			Type: typ, ID: id, VersionID: cur.VersionID + 1,
+			LastUpdated: s.now(), Deleted: true, Content: cur.Content,
+		}, &Index{}, nil
+	})
+	if err != nil || !changed {
+		return nil, err
+	}
+	s.notify(WriteEvent{Type: typ, ID: id, Deleted: true})
+	return res, nil
+}
+
+// Read returns the current version of typ/id: CodeNotFound if it never existed,
+// CodeGone (with the deletion as the resource) if it is deleted.
+func (s *Service) Read(ctx context.Context, typ, id string) (*Resource, error) {
+	if _, err := s.TypeDef(typ); err != nil {
+		return nil, err
+	}
+	if !ValidID(id) {
+		return nil, Errorf(CodeInvalid, "invalid id %q: ids match [A-Za-z0-9-.]{1,64}", id)
+	}
+	res, err := s.store.Read(ctx, typ, id)
+	if err != nil {
+		return nil, err
+	}
+	if res.Deleted {
+		return res, Errorf(CodeGone, "%s/%s was deleted", typ, id)
+	}
+	return res, nil
+}
+
+// VRead returns one version of typ/id; a version that is a deletion is CodeGone.
+func (s *Service) VRead(ctx context.Context, typ, id, vid string) (*Resource, error) {
+	if _, err := s.TypeDef(typ); err != nil {
+		return nil, err
+	}
+	if !ValidID(id) {
+		return nil, Errorf(CodeInvalid, "invalid id %q: ids match [A-Za-z0-9-.]{1,64}", id)
+	}
+	v, err := strconv.ParseInt(vid, 10, 64)
+	if err != nil || v < 1 {
+		return nil, Errorf(CodeNotFound, "%s/%s has no version %q", typ, id, vid)
+	}
+	res, err := s.store.VRead(ctx, typ, id, v)
+	if err != nil {
+		return nil, err
+	}
+	if res.Deleted {
+		return res, Errorf(CodeGone, "version %d of %s/%s is a deletion", v, typ, id)
+	}
+	return res, nil
+}
+
+// History lists versions of one resource (id not empty) or of a type, newest first,
+// paged by _count and _page and limited by _since (F8).
+func (s *Service) History(ctx context.Context, typ, id string, params url.Values) (*HistoryResult, HistoryQuery, error) {
+	q := HistoryQuery{Type: typ, ID: id, Count: s.opts.DefaultCount}
+	if _, err := s.TypeDef(typ); err != nil {
+		return nil, q, err
+	}
+	if id != "" && !ValidID(id) {
+		return nil, q, Errorf(CodeInvalid, "invalid id %q: ids match [A-Za-z0-9-.]{1,64}", id)
+	}
+	if v := params.Get("_count"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 0 {
+			return nil, q, &Error{Code: CodeInvalid, Message: fmt.Sprintf("_count must be a non-negative integer, got %q", v), Expression: "_count"}
+		}
+		q.Count = min(n, s.opts.MaxCount)
+	}
+	if v := params.Get("_page"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 {
+			return nil, q, &Error{Code: CodeInvalid, Message: fmt.Sprintf("_page must be a positive integer, got %q", v), Expression: "_page"}
+		}
+		q.Offset = (n - 1) * q.Count
+	}
+	if v := params.Get("_since"); v != "" {
+		low, _, err := ParseDateRange(v)
+		if err != nil {
+			return nil, q, &Error{Code: CodeInvalid, Message: fmt.Sprintf("_since is not a valid instant: %q", v), Expression: "_since"}
+		}
+		q.Since = low
+	}
+	if id != "" {
+		// History of a resource that never existed is a 404, not an empty Bundle.
+		if _, err := s.store.Read(ctx, typ, id); err != nil {
+			return nil, q, err
+		}
+	}
+	res, err := s.store.History(ctx, q)
+	return res, q, err
+}
+
+// Search parses params as a search on typ and runs it.
+func (s *Service) Search(ctx context.Context, typ string, params url.Values, strict bool) (*SearchResult, *Query, error) {
+	q, err := ParseSearch(s.reg, typ, params, ParseOptions{Strict: strict, DefaultCount: s.opts.DefaultCount, MaxCount: s.opts.MaxCount})
+	if err != nil {
+		return nil, nil, err
+	}
+	if q.Summary == "count" {
+		q.Count = 0
+	}
+	res, err := s.store.Search(ctx, q)
+	if err != nil {
+		return nil, q, err
+	}
+	return res, q, nil
+}
+
+// newVersion builds the next version of typ/id from doc: it sets resourceType, id and
+// meta (versionId, lastUpdated; a client's own are ignored, F1) and extracts the index.
+func (s *Service) newVersion(typ, id string, cur *Resource, doc map[string]any) (*Resource, *Index, error) {
+	vid := int64(1)
+	if cur != nil {
+		vid = cur.VersionID + 1
+	}
+	now := s.now()
+	meta, _ := doc["meta"].(map[string]any)
+	if meta == nil {
+		if m, ok := doc["meta"]; ok && m != nil {
+			return nil, nil, &Error{Code: CodeInvalid, Message: "meta must be an object", Expression: "meta"}
+		}
+		meta = map[string]any{}
+	}
+	meta["versionId"] = strconv.FormatInt(vid, 10)
+	meta["lastUpdated"] = FormatInstant(now)
+	doc["meta"] = meta
+	doc["resourceType"] = typ
+	doc["id"] = id
+	idx, err := s.reg.Extract(typ, doc)
+	if err != nil {
+		return nil, nil, err
+	}
+	content, err := marshal(doc)
+	if err != nil {
+		return nil, nil, Internal(err)
+	}
+	return &Resource{Type: typ, ID: id, VersionID: vid, LastUpdated: now, Content: content}, idx, nil
+}
+
+// now returns the clock at the precision that is stored and shown (milliseconds), so
+// that Last-Modified, meta.lastUpdated and _lastUpdated searches agree.
+func (s *Service) now() time.Time { return s.opts.Now().UTC().Truncate(time.Millisecond) }
+
+// hashSecrets replaces each secret field of doc with its bcrypt hash. A field absent
+// from doc keeps its value from prev (the current version), if any.
+func (s *Service) hashSecrets(td *TypeDef, doc, prev map[string]any) error {
+	for _, f := range td.Secret {
+		v, ok := doc[f]
+		if !ok || v == nil {
+			if pv, ok := prev[f]; ok {
+				doc[f] = pv
+			}
+			continue
+		}
+		str, ok := v.(string)
+		if !ok || str == "" {
+			return &Error{Code: CodeUnprocessable, Message: fmt.Sprintf("%s.%s must be a non-empty string", td.Name, f), Expression: f}
+		}
+		if len(str) > 72 {
+			// bcrypt only reads 72 bytes; a longer secret would silently be truncated.
+			return &Error{Code: CodeUnprocessable, Message: fmt.Sprintf("%s.%s must be at most 72 bytes", td.Name, f), Expression: f}
+		}
+		h, err := bcrypt.GenerateFromPassword([]byte(str), s.opts.BcryptCost)
+		if err != nil {
+			return Internal(err)
+		}
+		doc[f] = string(h)
+	}
+	return nil
+}
+
+// checkResourceType rejects a body whose resourceType differs from the URL's (F2).
+func checkResourceType(typ string, doc map[string]any) error {
+	rt, ok := doc["resourceType"]
+	if !ok || rt == nil {
+		return nil
+	}
+	if rt != typ {
+		return &Error{Code: CodeInvalid, Message: fmt.Sprintf("resourceType %v does not match the URL type %s", rt, typ), Expression: "resourceType"}
+	}
+	return nil
+}
+
+// ParseETag reads a version id from an ETag or If-Match value: W/"3", "3" or 3.
+func ParseETag(tag string) (int64, error) {
+	t := strings.TrimSpace(tag)
+	t = strings.TrimPrefix(t, "W/")
+	t = strings.Trim(t, `"`)
+	v, err := strconv.ParseInt(t, 10, 64)
+	if err != nil || v < 1 {
+		return 0, Errorf(CodeInvalid, "malformed version tag %q: expected W/\"<version>\"", tag)
+	}
+	return v, nil
+}
+
+// FormatInstant formats t as a FHIR instant in UTC with millisecond precision.
+func FormatInstant(t time.Time) string { return t.UTC().Format("2006-01-02T15:04:05.000Z07:00") }
+
+// marshal encodes v as compact JSON without escaping <, > and & (FHIR narratives are
+// XHTML; escaping them is valid but makes stored documents unreadable).
+func marshal(v any) ([]byte, error) {
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		return nil, err
+	}
+	return bytes.TrimRight(b.Bytes(), "\n"), nil
+}
+
+func bytesReader(b []byte) *bytes.Reader { return bytes.NewReader(b) }

@@ -1,0 +1,105 @@
+package resources
+
+import (
+	"context"
+	"time"
+)
+
+// Store persists resources, their history and their search index. Implementations live
+// below this package (resources/postgres, resources/sqlite) and must make every Write one
+// transaction: the current row, the history row and the index rows commit together or not
+// at all.
+type Store interface {
+	// Read returns the current version of a resource, deleted or not.
+	// A resource that never existed is a CodeNotFound error.
+	Read(ctx context.Context, typ, id string) (*Resource, error)
+	// VRead returns one version from the history; CodeNotFound when there is none.
+	VRead(ctx context.Context, typ, id string, versionID int64) (*Resource, error)
+	// Write locks the resource (typ, id) for the duration of one transaction, calls fn with
+	// its current version (nil if it never existed) and stores what fn returns as the new
+	// current version, appending it to the history and replacing its index rows. Concurrent
+	// Writes of one resource run one after the other. An error from fn aborts the
+	// transaction and is returned as is.
+	Write(ctx context.Context, typ, id string, fn WriteFunc) (*Resource, error)
+	// History lists versions, newest first.
+	History(ctx context.Context, q HistoryQuery) (*HistoryResult, error)
+	// Search runs a parsed search over live (not deleted) resources.
+	Search(ctx context.Context, q *Query) (*SearchResult, error)
+	// Ping reports whether the database answers.
+	Ping(ctx context.Context) error
+}
+
+// WriteFunc decides, inside the write transaction, what the new version is. cur is nil
+// when the resource never existed. Returning (nil, nil, nil) makes Write a no-op that
+// returns cur (used by deletes of already deleted resources).
+type WriteFunc func(cur *Resource) (*Resource, *Index, error)
+
+// HistoryQuery selects versions: of one resource (Type and ID), of one type (Type only).
+type HistoryQuery struct {
+	Type   string
+	ID     string
+	Since  time.Time // zero: no lower bound (exclusive of nothing: last_updated >= Since)
+	Count  int       // page size
+	Offset int
+}
+
+// HistoryResult is one page of versions and the total number of versions selected.
+type HistoryResult struct {
+	Entries []*Resource
+	Total   int
+}
+
+// SearchResult is one page of matches. Total is -1 when it was not counted (_total=none).
+type SearchResult struct {
+	Entries []*Resource
+	Total   int
+}
+
+// Index holds the search index rows of one resource version, extracted from its content
+// by the registry's search parameter definitions.
+type Index struct {
+	Strings    []StringEntry
+	Tokens     []TokenEntry
+	Dates      []DateEntry
+	Numbers    []NumberEntry
+	References []ReferenceEntry
+}
+
+// StringEntry is a string parameter value, normalised by NormalizeString (lower case,
+// accents removed).
+type StringEntry struct {
+	Param string
+	Value string
+	// Exact is the value as written, for the :exact modifier.
+	Exact string
+}
+
+// TokenEntry is a coded value: system may be empty; code is case-sensitive.
+type TokenEntry struct {
+	Param  string
+	System string
+	Code   string
+}
+
+// DateEntry is the instant range [Low, High] covered by a date, dateTime, instant or
+// Period, at the precision it was written with. Times are UTC.
+type DateEntry struct {
+	Param string
+	Low   time.Time
+	High  time.Time
+}
+
+// NumberEntry is a number or a Quantity (with optional system and code).
+type NumberEntry struct {
+	Param  string
+	Value  float64
+	System string
+	Code   string
+}
+
+// ReferenceEntry is a literal reference split into the target type and id.
+type ReferenceEntry struct {
+	Param      string
+	TargetType string
+	TargetID   string
+}
