@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"strconv"
+	"strings"
 
 	"gopkg.in/yaml.v3"
 )
@@ -89,7 +91,12 @@ func toNode(dec *json.Decoder, tok json.Token, depth int) (*yaml.Node, error) {
 	case string:
 		return strNode(t), nil
 	case json.Number:
-		return &yaml.Node{Kind: yaml.ScalarNode, Value: t.String()}, nil
+		n := &yaml.Node{Kind: yaml.ScalarNode, Value: t.String()}
+		if _, err := strconv.ParseFloat(t.String(), 64); err != nil {
+			// Out of float64 range: YAML would read the plain text as a string.
+			n.Tag = "!!float"
+		}
+		return n, nil
 	case bool:
 		if t {
 			return &yaml.Node{Kind: yaml.ScalarNode, Value: "true"}, nil
@@ -102,7 +109,34 @@ func toNode(dec *json.Decoder, tok json.Token, depth int) (*yaml.Node, error) {
 }
 
 // strNode is a string scalar; the !!str tag makes yaml.v3 quote it whenever the plain
-// text would resolve to another type.
+// text would resolve to another type. yaml.v3 misses some cases, which are quoted here:
+// the merge key "<<", YAML 1.1 booleans, and multi-line text that a literal block cannot hold as it is
+// (leading blank lines or indentation, carriage returns, other control characters).
 func strNode(s string) *yaml.Node {
-	return &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: s}
+	n := &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: s}
+	if s == "<<" || yaml11Bool[strings.ToLower(s)] || (strings.Contains(s, "\n") && !literalSafe(s)) {
+		n.Style = yaml.DoubleQuotedStyle
+	}
+	return n
+}
+
+// yaml11Bool lists the words YAML 1.1 readers (PyYAML, older tools) take for booleans;
+// yaml.v3 reads them as strings but quoting them keeps other readers from flipping
+// "no" into false.
+var yaml11Bool = map[string]bool{"y": true, "n": true, "yes": true, "no": true, "on": true, "off": true}
+
+// literalSafe reports whether s reads back unchanged from a YAML literal block.
+func literalSafe(s string) bool {
+	if s[0] == '\n' || s[0] == ' ' || s[0] == '\t' {
+		return false
+	}
+	for _, r := range s {
+		if r == '\n' {
+			continue
+		}
+		if r < 0x20 || r == 0x7f || r == 0x85 || r == 0x2028 || r == 0x2029 || r == 0xfeff {
+			return false
+		}
+	}
+	return true
 }
