@@ -95,7 +95,9 @@ func TestObservationSearch(t *testing.T) {
 		{"code without system", "code=" + code.Code, expect(func(o synObservation) bool { return hasCode(o, "", code.Code) })},
 		{"code with empty system", "code=" + url.QueryEscape("|"+code.Code), nil},
 		{"date ge", "patient=" + pid + "&date=ge" + one.Effective[:10],
-			expect(func(o synObservation) bool { return o.Subject.Reference == subj && o.Effective[:10] >= one.Effective[:10] })},
+			expect(func(o synObservation) bool {
+				return o.Subject.Reference == subj && o.Effective[:10] >= one.Effective[:10]
+			})},
 		{"status", "status=final&patient=" + pid, expect(func(o synObservation) bool { return o.Status == "final" && o.Subject.Reference == subj })},
 		{"value-quantity ge", "value-quantity=" + url.QueryEscape("ge"+withValue.Value.Value.String()+"|"+withValue.Value.System+"|"+withValue.Value.Code),
 			expect(func(o synObservation) bool {
