@@ -4,12 +4,15 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/labstack/echo/v4"
 )
@@ -148,3 +151,48 @@ func TestNewLoggerFormat(t *testing.T) {
 		t.Error("a regular file was taken for a terminal")
 	}
 }
+
+func TestBufferedWriter(t *testing.T) {
+	var mu sync.Mutex
+	var out bytes.Buffer
+	w := writerFunc(func(p []byte) (int, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		return out.Write(p)
+	})
+	read := func() string {
+		mu.Lock()
+		defer mu.Unlock()
+		return out.String()
+	}
+	b := NewBufferedWriter(w, 64, 20*time.Millisecond)
+	fmt.Fprintln(b, "one")
+	if read() != "" {
+		t.Error("a short line was written through at once")
+	}
+	deadline := time.Now().Add(2 * time.Second)
+	for read() != "one\n" && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	if read() != "one\n" {
+		t.Fatalf("the periodic flush did not happen: %q", read())
+	}
+	fmt.Fprint(b, strings.Repeat("x", 100)) // larger than the buffer: written through
+	if !strings.HasSuffix(read(), strings.Repeat("x", 100)) {
+		t.Error("a write larger than the buffer was held back")
+	}
+	fmt.Fprintln(b, "last")
+	if err := b.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasSuffix(read(), "last\n") {
+		t.Errorf("Close did not flush: %q", read())
+	}
+	if err := b.Close(); err != nil {
+		t.Errorf("second Close: %v", err)
+	}
+}
+
+type writerFunc func([]byte) (int, error)
+
+func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
