@@ -39,7 +39,14 @@ type WriteEvent struct {
 	Type    string
 	ID      string
 	Deleted bool
+	// Reset says that writes may have been missed (the change feed was interrupted):
+	// caches must reload everything. Type and ID are empty.
+	Reset bool
 }
+
+// Validator checks a document of one type before it is written; an error (normally a
+// CodeUnprocessable *Error naming the field) aborts the write.
+type Validator func(ctx context.Context, doc map[string]any) error
 
 // Service is the resource engine: it validates, versions, hashes secrets and indexes
 // resources, and delegates persistence to a Store. It is safe for concurrent use.
@@ -48,8 +55,9 @@ type Service struct {
 	store Store
 	opts  Options
 
-	mu      sync.RWMutex
-	onWrite []func(WriteEvent)
+	mu         sync.RWMutex
+	onWrite    []func(WriteEvent)
+	validators map[string][]Validator
 }
 
 // NewService returns a Service over store with the types of reg.
@@ -84,6 +92,32 @@ func (s *Service) OnWrite(fn func(WriteEvent)) {
 	s.mu.Lock()
 	s.onWrite = append(s.onWrite, fn)
 	s.mu.Unlock()
+}
+
+// Dispatch delivers ev to the OnWrite callbacks as if it had been written here: the
+// change feed uses it for writes made by other server processes.
+func (s *Service) Dispatch(ev WriteEvent) { s.notify(ev) }
+
+// AddValidator registers fn to check every document of typ before create and update.
+func (s *Service) AddValidator(typ string, fn Validator) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.validators == nil {
+		s.validators = map[string][]Validator{}
+	}
+	s.validators[typ] = append(s.validators[typ], fn)
+}
+
+func (s *Service) validate(ctx context.Context, typ string, doc map[string]any) error {
+	s.mu.RLock()
+	fns := s.validators[typ]
+	s.mu.RUnlock()
+	for _, fn := range fns {
+		if err := fn(ctx, doc); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func (s *Service) notify(ev WriteEvent) {
@@ -121,6 +155,9 @@ func (s *Service) Create(ctx context.Context, typ string, doc map[string]any, op
 		return nil, false, err
 	}
 	if err := checkResourceType(typ, doc); err != nil {
+		return nil, false, err
+	}
+	if err := s.validate(ctx, typ, doc); err != nil {
 		return nil, false, err
 	}
 	if opt.IfNoneExist != "" {
@@ -201,6 +238,9 @@ func (s *Service) Update(ctx context.Context, typ, id string, doc map[string]any
 	}
 	if bid, ok := doc["id"]; ok && bid != nil && bid != id {
 		return nil, false, &Error{Code: CodeInvalid, Message: fmt.Sprintf("body id %v does not match the URL id %q", bid, id), Expression: "id"}
+	}
+	if err := s.validate(ctx, typ, doc); err != nil {
+		return nil, false, err
 	}
 	want := int64(0)
 	if ifMatch != "" {

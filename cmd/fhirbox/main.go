@@ -23,6 +23,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/fhirbox/fhirbox/pkg/app"
 	"github.com/fhirbox/fhirbox/pkg/auth"
 	"github.com/fhirbox/fhirbox/pkg/observe"
 	"github.com/fhirbox/fhirbox/pkg/server"
@@ -179,28 +180,26 @@ func serve(ctx context.Context, cfg *config, stdout io.Writer) error {
 	}
 	defer st.Close()
 
-	svc := resources.NewService(resources.DefaultRegistry(), st, resources.Options{})
-	clients := auth.NewClientVerifier(st)
-	svc.OnWrite(func(ev resources.WriteEvent) {
-		if ev.Type == "Client" {
-			clients.Forget(ev.ID)
-		}
+	reg := observe.NewRegistry()
+	observe.RegisterDBStats(reg, st.SQL())
+	a, err := app.New(ctx, st, app.Config{
+		Server: server.Config{
+			BaseURL: cfg.BaseURL, MaxBodyBytes: cfg.MaxBodyBytes, AdminClientID: cfg.AdminClientID,
+			Logger: log, Metrics: reg, Version: version,
+		},
+		AdminSecret: cfg.AdminSecret,
 	})
-	generated, err := auth.EnsureAdmin(ctx, svc, cfg.AdminClientID, cfg.AdminSecret)
 	if err != nil {
 		return err
 	}
-	if generated != "" {
+	if a.GeneratedSecret != "" {
 		// Printed once, on the first start, and never logged again.
-		fmt.Fprintf(stdout, "created admin client %q with secret %s (set FHIRBOX_ADMIN_SECRET to choose one)\n", cfg.AdminClientID, generated)
+		fmt.Fprintf(stdout, "created admin client %q with secret %s (set FHIRBOX_ADMIN_SECRET to choose one)\n", cfg.AdminClientID, a.GeneratedSecret)
 	}
-
-	reg := observe.NewRegistry()
-	observe.RegisterDBStats(reg, st.SQL())
-	srv := server.New(server.Config{
-		BaseURL: cfg.BaseURL, MaxBodyBytes: cfg.MaxBodyBytes, AdminClientID: cfg.AdminClientID,
-		Logger: log, Metrics: reg, Version: version,
-	}, svc, clients, st.Ping)
+	feedCtx, stopFeed := context.WithCancel(context.Background())
+	defer stopFeed()
+	go a.Listen(feedCtx)
+	srv := a.Server
 
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {

@@ -102,3 +102,10 @@ func (v *ClientVerifier) load(ctx context.Context, clientID string) ([]byte, map
 	}
 	return []byte(secret), doc, nil
 }
+
+// ForgetAll drops everything remembered, when writes may have been missed.
+func (v *ClientVerifier) ForgetAll() {
+	v.mu.Lock()
+	clear(v.cache)
+	v.mu.Unlock()
+}

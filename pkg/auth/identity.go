@@ -2,7 +2,10 @@
 // tokens with the OAuth module. It produces an Identity that the policy engine decides on.
 package auth
 
-import "context"
+import (
+	"context"
+	"strconv"
+)
 
 // Identity is who is behind a request. The zero value is the anonymous caller.
 type Identity struct {
@@ -30,4 +33,12 @@ func FromContext(ctx context.Context) *Identity {
 		return id
 	}
 	return &Identity{}
+}
+
+// String names the caller for messages: client "x", or anonymous.
+func (id *Identity) String() string {
+	if id.Anonymous() {
+		return "anonymous"
+	}
+	return "client " + strconv.Quote(id.ClientID)
 }

@@ -3,6 +3,7 @@ package server
 import (
 	"encoding/base64"
 	"net/url"
+	"slices"
 	"strings"
 
 	"github.com/labstack/echo/v4"
@@ -11,36 +12,9 @@ import (
 	"github.com/fhirbox/fhirbox/resources"
 )
 
-// publicPaths answer without credentials. The AccessPolicy engine will replace this
-// list with the public policies it ships.
-var publicPaths = map[string]bool{
-	"/health":        true,
-	"/metadata":      true,
-	"/fhir/metadata": true,
-}
-
-// authenticate establishes the caller's identity. Until the policy engine exists, only
-// the root client (HTTP Basic) may call anything but the public paths.
-func (s *Server) authenticate(next echo.HandlerFunc) echo.HandlerFunc {
-	return func(c echo.Context) error {
-		req := c.Request()
-		id, err := s.identify(c)
-		if err != nil {
-			return err
-		}
-		if !publicPaths[req.URL.Path] && !id.Admin {
-			if id.Anonymous() {
-				return resources.Errorf(resources.CodeUnauthorized, "authentication required: use HTTP Basic with the admin client's id and secret")
-			}
-			return resources.Errorf(resources.CodeForbidden, "client %q is not allowed to do this", id.ClientID)
-		}
-		c.SetRequest(req.WithContext(auth.WithIdentity(req.Context(), id)))
-		return next(c)
-	}
-}
-
 // identify reads the Authorization header. A header that is present but wrong is a 401:
-// the caller meant to authenticate and failed.
+// the caller meant to authenticate and failed. No header is the anonymous caller, whom
+// policies may still allow.
 func (s *Server) identify(c echo.Context) (*auth.Identity, error) {
 	h := c.Request().Header.Get(echo.HeaderAuthorization)
 	if h == "" {
@@ -54,10 +28,6 @@ func (s *Server) identify(c echo.Context) (*auth.Identity, error) {
 	if !ok {
 		return nil, resources.Errorf(resources.CodeUnauthorized, "malformed Basic credentials")
 	}
-	// Only the root client authenticates with Basic until policies decide who else may.
-	if clientID != s.cfg.AdminClientID {
-		return nil, resources.Errorf(resources.CodeUnauthorized, "invalid client credentials")
-	}
 	client, err := s.clients.Verify(c.Request().Context(), clientID, secret)
 	if err == auth.ErrBadCredentials {
 		return nil, resources.Errorf(resources.CodeUnauthorized, "invalid client credentials")
@@ -65,7 +35,18 @@ func (s *Server) identify(c echo.Context) (*auth.Identity, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &auth.Identity{ClientID: clientID, Admin: true, Client: client}, nil
+	admin := clientID == s.cfg.AdminClientID
+	// HTTP Basic is a grant of its own: a client uses it only when its grant_types say so
+	// (the secret was checked first, so this answer reveals nothing to a guesser).
+	if !admin && !hasGrant(client, "basic") {
+		return nil, resources.Errorf(resources.CodeUnauthorized, "client %q may not use HTTP Basic authentication: its grant_types do not include basic", clientID)
+	}
+	return &auth.Identity{ClientID: clientID, Admin: admin, Client: client}, nil
+}
+
+func hasGrant(client map[string]any, grant string) bool {
+	list, _ := client["grant_types"].([]any)
+	return slices.ContainsFunc(list, func(v any) bool { return v == grant })
 }
 
 // parseBasic decodes "base64(id:secret)". Per RFC 6749 §2.3.1 id and secret are

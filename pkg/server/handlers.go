@@ -189,6 +189,9 @@ func (s *Server) handleSearch(c echo.Context) error {
 
 // searchParams merges the query string with a form body (POST _search, F9).
 func searchParams(c echo.Context, limit int64) (url.Values, error) {
+	if pr, ok := c.Request().Context().Value(prereadKey{}).(*preread); ok {
+		return pr.params, pr.err
+	}
 	params := url.Values{}
 	for k, v := range c.QueryParams() {
 		params[k] = append(params[k], v...)

@@ -1,4 +1,4 @@
-package server
+package server_test
 
 import (
 	"bytes"
@@ -14,7 +14,8 @@ import (
 
 	"golang.org/x/crypto/bcrypt"
 
-	"github.com/fhirbox/fhirbox/pkg/auth"
+	"github.com/fhirbox/fhirbox/pkg/app"
+	"github.com/fhirbox/fhirbox/pkg/server"
 	"github.com/fhirbox/fhirbox/pkg/testdb"
 	"github.com/fhirbox/fhirbox/resources"
 	"github.com/fhirbox/fhirbox/resources/postgres"
@@ -30,15 +31,16 @@ const (
 // router (httptest, no network).
 type env struct {
 	t     testing.TB
-	srv   *Server
+	srv   *server.Server
+	app   *app.App
 	svc   *resources.Service
 	store *postgres.Store
 	logs  *bytes.Buffer
 }
 
-type envOption func(*Config)
+type envOption func(*server.Config)
 
-func withMaxBody(n int64) envOption { return func(c *Config) { c.MaxBodyBytes = n } }
+func withMaxBody(n int64) envOption { return func(c *server.Config) { c.MaxBodyBytes = n } }
 
 func newEnv(t testing.TB, opts ...envOption) *env {
 	t.Helper()
@@ -48,25 +50,19 @@ func newEnv(t testing.TB, opts ...envOption) *env {
 		t.Fatalf("open store: %v", err)
 	}
 	t.Cleanup(func() { st.Close() })
-	svc := resources.NewService(resources.DefaultRegistry(), st, resources.Options{BcryptCost: bcrypt.MinCost})
-	clients := auth.NewClientVerifier(st)
-	svc.OnWrite(func(ev resources.WriteEvent) {
-		if ev.Type == "Client" {
-			clients.Forget(ev.ID)
-		}
-	})
-	if _, err := auth.EnsureAdmin(ctx, svc, adminID, adminToken); err != nil {
-		t.Fatalf("ensure admin: %v", err)
-	}
 	logs := &bytes.Buffer{}
-	cfg := Config{
+	cfg := server.Config{
 		BaseURL: testBase, AdminClientID: adminID, Version: "test",
 		Logger: slog.New(slog.NewJSONHandler(&lockedWriter{w: logs}, nil)),
 	}
 	for _, o := range opts {
 		o(&cfg)
 	}
-	return &env{t: t, srv: New(cfg, svc, clients, st.Ping), svc: svc, store: st, logs: logs}
+	a, err := app.New(ctx, st, app.Config{Server: cfg, AdminSecret: adminToken, BcryptCost: bcrypt.MinCost})
+	if err != nil {
+		t.Fatalf("app: %v", err)
+	}
+	return &env{t: t, srv: a.Server, app: a, svc: a.Service, store: st, logs: logs}
 }
 
 // lockedWriter lets parallel requests share the log buffer.

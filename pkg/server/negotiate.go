@@ -108,6 +108,9 @@ func canonicalJSON(mt string) string {
 // readBody decodes the request body as JSON or YAML by Content-Type, within the size
 // limit. An empty Content-Type is read as JSON.
 func readBody(c echo.Context, limit int64) (map[string]any, error) {
+	if pr, ok := c.Request().Context().Value(prereadKey{}).(*preread); ok {
+		return pr.doc, pr.err
+	}
 	req := c.Request()
 	ct := req.Header.Get(echo.HeaderContentType)
 	mt := mimeJSON

@@ -14,6 +14,7 @@ func (s *Server) routes(reg *prometheus.Registry) {
 	e := s.echo
 	e.GET("/health", s.handleHealth)
 	e.GET("/metrics", echo.WrapHandler(observe.Handler(reg)))
+	e.POST(testPolicyPath, s.handleTestPolicy)
 
 	for _, prefix := range []string{"", "/fhir"} {
 		g := e.Group(prefix)

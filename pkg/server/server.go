@@ -12,6 +12,7 @@ import (
 	"github.com/labstack/echo/v4/middleware"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/fhirbox/fhirbox/accesspolicy"
 	"github.com/fhirbox/fhirbox/pkg/auth"
 	"github.com/fhirbox/fhirbox/pkg/observe"
 	"github.com/fhirbox/fhirbox/resources"
@@ -36,16 +37,18 @@ type Config struct {
 
 // Server is the fhirbox HTTP handler.
 type Server struct {
-	cfg     Config
-	svc     *resources.Service
-	clients *auth.ClientVerifier
-	health  func(context.Context) error
-	log     *slog.Logger
-	echo    *echo.Echo
+	cfg      Config
+	svc      *resources.Service
+	clients  *auth.ClientVerifier
+	policies *accesspolicy.Engine
+	health   func(context.Context) error
+	log      *slog.Logger
+	echo     *echo.Echo
 }
 
-// New builds the server. health reports whether the database answers.
-func New(cfg Config, svc *resources.Service, clients *auth.ClientVerifier, health func(context.Context) error) *Server {
+// New builds the server: every request is authenticated by clients and allowed only by
+// a policy of policies. health reports whether the database answers.
+func New(cfg Config, svc *resources.Service, clients *auth.ClientVerifier, policies *accesspolicy.Engine, health func(context.Context) error) *Server {
 	if cfg.MaxBodyBytes <= 0 {
 		cfg.MaxBodyBytes = 10 << 20
 	}
@@ -56,14 +59,14 @@ func New(cfg Config, svc *resources.Service, clients *auth.ClientVerifier, healt
 		cfg.Metrics = observe.NewRegistry()
 	}
 	cfg.BaseURL = strings.TrimRight(cfg.BaseURL, "/")
-	s := &Server{cfg: cfg, svc: svc, clients: clients, health: health, log: cfg.Logger}
+	s := &Server{cfg: cfg, svc: svc, clients: clients, policies: policies, health: health, log: cfg.Logger}
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
 	e.HTTPErrorHandler = s.errorHandler
 	metrics := observe.NewMetrics(cfg.Metrics)
 	e.Use(observe.RequestID(), observe.AccessLog(cfg.Logger), metrics.Middleware(),
 		middleware.RecoverWithConfig(middleware.RecoverConfig{DisableStackAll: true, LogErrorFunc: s.logPanic}),
-		s.limitBody, s.authenticate)
+		s.limitBody, s.authorize)
 	s.echo = e
 	s.routes(cfg.Metrics)
 	return s

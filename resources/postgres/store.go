@@ -29,8 +29,9 @@ import (
 
 // Store is a resources.Store on PostgreSQL. It is safe for concurrent use.
 type Store struct {
-	gdb *gorm.DB
-	sql *sql.DB
+	gdb  *gorm.DB
+	sql  *sql.DB
+	pcfg *pgx.ConnConfig // for the change feed's own connection
 }
 
 var _ resources.Store = (*Store)(nil)
@@ -95,7 +96,7 @@ func Open(ctx context.Context, url string, opts ...Option) (*Store, error) {
 		sqlDB.Close()
 		return nil, err
 	}
-	return &Store{gdb: gdb, sql: sqlDB}, nil
+	return &Store{gdb: gdb, sql: sqlDB, pcfg: pcfg}, nil
 }
 
 func migrate(ctx context.Context, db *sql.DB) error {

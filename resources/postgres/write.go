@@ -117,6 +117,12 @@ func (s *Store) write(ctx context.Context, typ, id string, fn resources.WriteFun
 	if _, err := tx.ExecContext(ctx, q, saveArgs(next, idx)...); err != nil {
 		return nil, err
 	}
+	if notifyTypes[typ] {
+		// Delivered by PostgreSQL at commit, and only then, to every listening process.
+		if _, err := tx.ExecContext(ctx, notifySQL, feedChannel, encodeEvent(next)); err != nil {
+			return nil, err
+		}
+	}
 	if err := tx.Commit(); err != nil {
 		return nil, err
 	}

@@ -1,0 +1,868 @@
+package accesspolicy
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"math"
+	"regexp"
+	"regexp/syntax"
+	"slices"
+	"strconv"
+	"strings"
+	"unicode/utf8"
+)
+
+// The matcho engine: an AccessPolicy's "matcho" pattern is compiled once into a tree of
+// small matcher nodes and then run against the request object on every HTTP request.
+//
+// It follows Aidbox's matcho, with the traps that grant access by accident closed:
+//   - a ".path" reference that resolves to nothing never matches, even when the value
+//     it is compared with is absent too (in Aidbox nil == nil grants access);
+//   - strings and numbers never coerce into each other ("2" is not 2);
+//   - a pattern that cannot be understood (unknown $operator, bad regex, odd Go type)
+//     is a compile error, never a pattern that silently matches or never matches;
+//   - patterns nest at most matchoMaxDepth levels, so a hostile policy cannot blow the
+//     stack.
+//
+// Every unexported name here starts with "matcho" because other engines share this
+// package and their helpers (equality, describing values) would otherwise collide.
+
+// matchoMaxDepth bounds the nesting of objects and arrays in a pattern. Real policies
+// nest a handful of levels; the bound exists only to refuse hostile ones at compile time.
+const matchoMaxDepth = 64
+
+// matchoMaxShown bounds how much of a request value or pattern is quoted in a why or an
+// error: request values are attacker-controlled and end up in logs and responses.
+const matchoMaxShown = 64
+
+// Matcho is a compiled matcho pattern; safe for concurrent use.
+//
+// The zero Matcho (and a nil *Matcho) matches nothing, so a policy that was never
+// compiled fails closed.
+type Matcho struct {
+	root matchoNode
+}
+
+// CompileMatcho validates and compiles pattern (a decoded JSON value: map[string]any, []any,
+// string, float64, bool, nil). A malformed pattern is an error whose message names the path of
+// the bad element, e.g. `matcho.params.resource/type: invalid regular expression "#(": …` or
+// `matcho.uri.$enum: must be a non-empty list`. The path prefix is "matcho".
+//
+// The compiled Matcho keeps no reference to pattern, which the caller may reuse.
+func CompileMatcho(pattern any) (*Matcho, error) {
+	if _, ok := pattern.(map[string]any); !ok {
+		return nil, fmt.Errorf("matcho: the top-level pattern must be an object, got %s", matchoKind(pattern))
+	}
+	root, err := matchoCompile(pattern, "matcho", 1)
+	if err != nil {
+		return nil, err
+	}
+	return &Matcho{root: root}, nil
+}
+
+// Match reports whether the request object req matches. When it does not, why names the first
+// failing path and the reason, e.g. `uri: "/Observation" does not match #^/Patient` or
+// `user.data.patient_id: absent`. why is "" on a match.
+//
+// Keys of an object pattern are checked in sorted order, so "first" is deterministic.
+// Only float64 is a number in req: an int put there by hand equals no number pattern.
+func (m *Matcho) Match(req map[string]any) (ok bool, why string) {
+	if m == nil || m.root == nil {
+		return false, "matcho: the policy was not compiled"
+	}
+	if m.root.match(req, req) {
+		return true, ""
+	}
+	// The failure is explained by walking the tree a second time, so the success path
+	// never builds paths or strings.
+	why = m.root.explain(req, req, "")
+	if why == "" {
+		why = "matcho: no match" // unreachable while match and explain agree; never return ok=false with why=""
+	}
+	return false, why
+}
+
+// matchoNode is one compiled element of a pattern. match is the hot path and must not
+// allocate; explain is called only after match returned false for the same v, and
+// returns "" exactly when match would return true.
+type matchoNode interface {
+	match(v any, root map[string]any) bool
+	explain(v any, root map[string]any, path string) string
+}
+
+func matchoCompile(p any, path string, depth int) (matchoNode, error) {
+	switch p := p.(type) {
+	case nil:
+		return matchoNil{}, nil
+	case bool:
+		return matchoBool{p}, nil
+	case float64:
+		if math.IsNaN(p) || math.IsInf(p, 0) {
+			return nil, fmt.Errorf("%s: %v is not a JSON number", path, p)
+		}
+		return matchoNumber{p}, nil
+	case string:
+		return matchoCompileString(p, path)
+	case []any:
+		if depth > matchoMaxDepth {
+			return nil, fmt.Errorf("%s: pattern nested deeper than %d levels", path, matchoMaxDepth)
+		}
+		n := &matchoArray{elems: make([]matchoNode, len(p))}
+		for i, e := range p {
+			sub, err := matchoCompile(e, path+"."+strconv.Itoa(i), depth+1)
+			if err != nil {
+				return nil, err
+			}
+			n.elems[i] = sub
+		}
+		return n, nil
+	case map[string]any:
+		if depth > matchoMaxDepth {
+			return nil, fmt.Errorf("%s: pattern nested deeper than %d levels", path, matchoMaxDepth)
+		}
+		return matchoCompileMap(p, path, depth)
+	}
+	return nil, fmt.Errorf("%s: %s", path, matchoKind(p))
+}
+
+func matchoCompileString(s, path string) (matchoNode, error) {
+	switch s {
+	case "present?":
+		return matchoPresent{}, nil
+	case "nil?":
+		return matchoNil{}, nil
+	case "not-blank?":
+		return matchoNotBlank{}, nil
+	}
+	switch {
+	case strings.HasPrefix(s, "#"):
+		re, err := regexp.Compile(s[1:])
+		if err != nil {
+			return nil, fmt.Errorf("%s: invalid regular expression %q: %w", path, s, err)
+		}
+		how, lit := matchoPlan(s[1:])
+		return &matchoRegexp{src: s, re: re, how: how, lit: lit}, nil
+	case strings.HasPrefix(s, "."):
+		if s == "." {
+			return nil, fmt.Errorf("%s: empty reference path %q", path, s)
+		}
+		parts := strings.Split(s[1:], ".")
+		segs := make([]matchoSeg, len(parts))
+		for i, part := range parts {
+			if part == "" {
+				return nil, fmt.Errorf("%s: reference path %q has an empty segment (to match a literal string use $enum: [%q])", path, s, s)
+			}
+			segs[i] = matchoSeg{key: part, index: matchoIndex(part)}
+		}
+		return &matchoRef{src: s, segs: segs}, nil
+	}
+	return matchoString{s}, nil
+}
+
+// matchoIndex returns the array index a path segment names, or -1 when it is not a
+// decimal number (such a segment can still name an object key).
+func matchoIndex(seg string) int {
+	for i := 0; i < len(seg); i++ {
+		if seg[i] < '0' || seg[i] > '9' {
+			return -1
+		}
+	}
+	n, err := strconv.Atoi(seg)
+	if err != nil {
+		return -1 // too large to index anything
+	}
+	return n
+}
+
+func matchoCompileMap(p map[string]any, path string, depth int) (matchoNode, error) {
+	keys := make([]string, 0, len(p))
+	for k := range p {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	n := &matchoMap{entries: make([]matchoEntry, 0, len(keys))}
+	fields := 0
+	for _, k := range keys {
+		sub := path + "." + k
+		var node matchoNode
+		var err error
+		isOp := strings.HasPrefix(k, "$")
+		if isOp {
+			node, err = matchoCompileOp(k, p[k], sub, depth)
+		} else {
+			fields++
+			node, err = matchoCompile(p[k], sub, depth+1)
+		}
+		if err != nil {
+			return nil, err
+		}
+		n.entries = append(n.entries, matchoEntry{key: k, op: isOp, node: node})
+	}
+	// An operator-only object ({$enum: [...]}) describes the value itself, which may be a
+	// string or a list; an object with fields, or the empty object, asks for an object.
+	n.needObject = fields > 0 || len(keys) == 0
+	return n, nil
+}
+
+func matchoCompileOp(op string, arg any, path string, depth int) (matchoNode, error) {
+	switch op {
+	case "$enum":
+		list, ok := arg.([]any)
+		if !ok || len(list) == 0 {
+			return nil, fmt.Errorf("%s: must be a non-empty list", path)
+		}
+		n := &matchoEnum{vals: make([]any, len(list)), shown: matchoShowPattern(list)}
+		for i, v := range list {
+			switch v := v.(type) {
+			case string, bool:
+				n.vals[i] = v
+			case float64:
+				if math.IsNaN(v) || math.IsInf(v, 0) {
+					return nil, fmt.Errorf("%s.%d: %v is not a JSON number", path, i, v)
+				}
+				n.vals[i] = v
+			default:
+				// null is refused too: "absent is allowed" must be spelled nil? so that it
+				// is never let in by accident.
+				return nil, fmt.Errorf("%s.%d: must be a string, number or boolean, got %s", path, i, matchoKind(v))
+			}
+		}
+		return n, nil
+	case "$one-of":
+		list, ok := arg.([]any)
+		if !ok || len(list) == 0 {
+			return nil, fmt.Errorf("%s: must be a non-empty list", path)
+		}
+		if depth+1 > matchoMaxDepth {
+			return nil, fmt.Errorf("%s: pattern nested deeper than %d levels", path, matchoMaxDepth)
+		}
+		n := &matchoOneOf{alts: make([]matchoNode, len(list)), shown: matchoShowPattern(list)}
+		for i, alt := range list {
+			sub, err := matchoCompile(alt, path+"."+strconv.Itoa(i), depth+2)
+			if err != nil {
+				return nil, err
+			}
+			n.alts[i] = sub
+		}
+		return n, nil
+	case "$contains", "$every", "$not":
+		sub, err := matchoCompile(arg, path, depth+1)
+		if err != nil {
+			return nil, err
+		}
+		shown := matchoShowPattern(arg)
+		switch op {
+		case "$contains":
+			return &matchoContains{elem: sub, shown: shown}, nil
+		case "$every":
+			return &matchoEvery{elem: sub}, nil
+		}
+		return &matchoNot{sub: sub, shown: shown}, nil
+	case "$present-all":
+		list, ok := arg.([]any)
+		if !ok || len(list) == 0 {
+			return nil, fmt.Errorf("%s: must be a non-empty list of keys", path)
+		}
+		n := &matchoPresentAll{keys: make([]string, len(list))}
+		for i, k := range list {
+			s, ok := k.(string)
+			if !ok || s == "" {
+				return nil, fmt.Errorf("%s.%d: must be a non-empty string (a key), got %s", path, i, matchoKind(k))
+			}
+			n.keys[i] = s
+		}
+		return n, nil
+	}
+	return nil, fmt.Errorf("%s: unknown operator %q (known: $enum, $one-of, $contains, $every, $not, $present-all)", path, op)
+}
+
+// matchoKind names the JSON kind of a pattern value for error messages, and says plainly
+// when a Go caller handed over something that did not come from a JSON decoder.
+func matchoKind(v any) string {
+	switch v := v.(type) {
+	case nil:
+		return "null"
+	case bool:
+		return "a boolean"
+	case float64:
+		return "a number"
+	case string:
+		return fmt.Sprintf("the string %s", matchoQuote(v))
+	case []any:
+		return "a list"
+	case map[string]any:
+		return "an object"
+	}
+	return fmt.Sprintf("unsupported Go type %T (a pattern must be decoded JSON: map[string]any, []any, string, float64, bool or nil)", v)
+}
+
+// matchoShowPattern renders a (validated) pattern as short JSON for why messages; it is
+// computed at compile time so failures cost no marshalling.
+func matchoShowPattern(p any) string {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(p); err != nil {
+		return fmt.Sprintf("%T", p) // only for values compile rejects anyway
+	}
+	return matchoTruncate(strings.TrimSuffix(buf.String(), "\n"))
+}
+
+func matchoTruncate(s string) string {
+	if head, cut := matchoCut(s); cut {
+		return head + "…"
+	}
+	return s
+}
+
+// matchoCut returns at most matchoMaxShown bytes of s, not splitting a rune.
+func matchoCut(s string) (head string, cut bool) {
+	if len(s) <= matchoMaxShown {
+		return s, false
+	}
+	n := matchoMaxShown
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n], true
+}
+
+// matchoQuote quotes a request string for a why: strconv.Quote escapes control
+// characters, so a hostile value cannot forge log lines.
+func matchoQuote(s string) string {
+	if head, cut := matchoCut(s); cut {
+		return strconv.Quote(head) + "…"
+	}
+	return strconv.Quote(s)
+}
+
+// matchoShow describes a request value in a why.
+func matchoShow(v any) string {
+	switch v := v.(type) {
+	case nil:
+		return "absent"
+	case string:
+		return matchoQuote(v)
+	case float64:
+		return strconv.FormatFloat(v, 'g', -1, 64)
+	case bool:
+		return strconv.FormatBool(v)
+	case map[string]any:
+		return matchoCount(len(v), "an object with", "key")
+	case []any:
+		return matchoCount(len(v), "a list of", "element")
+	}
+	return fmt.Sprintf("a value of Go type %T", v)
+}
+
+func matchoCount(n int, prefix, noun string) string {
+	if n == 1 {
+		return prefix + " 1 " + noun
+	}
+	return prefix + " " + strconv.Itoa(n) + " " + noun + "s"
+}
+
+func matchoJoin(path, key string) string {
+	if path == "" {
+		return key
+	}
+	return path + "." + key
+}
+
+// matchoAt names a path in a why; the request object itself has the empty path.
+func matchoAt(path string) string {
+	if path == "" {
+		return "(request)"
+	}
+	return path
+}
+
+// matchoWhy is "path: value<rest>", the shape of most failure reasons; concatenation
+// keeps a denial to a couple of allocations.
+func matchoWhy(path string, v any, rest string) string {
+	return matchoAt(path) + ": " + matchoShow(v) + rest
+}
+
+// matchoEqual is equality of decoded JSON values: numbers numerically, no coercion
+// between kinds, objects and lists deeply. Unknown Go types equal nothing, failing closed.
+func matchoEqual(a, b any) bool {
+	switch a := a.(type) {
+	case nil:
+		return b == nil
+	case string:
+		s, ok := b.(string)
+		return ok && a == s
+	case float64:
+		f, ok := b.(float64)
+		return ok && a == f
+	case bool:
+		t, ok := b.(bool)
+		return ok && a == t
+	case map[string]any:
+		m, ok := b.(map[string]any)
+		if !ok || len(a) != len(m) {
+			return false
+		}
+		for k, av := range a {
+			bv, ok := m[k]
+			if !ok || !matchoEqual(av, bv) {
+				return false
+			}
+		}
+		return true
+	case []any:
+		l, ok := b.([]any)
+		if !ok || len(a) != len(l) {
+			return false
+		}
+		for i := range a {
+			if !matchoEqual(a[i], l[i]) {
+				return false
+			}
+		}
+		return true
+	}
+	return false
+}
+
+// matchoMap is an object pattern: fields match the value's fields, operators ($-keys)
+// match the value itself.
+type matchoMap struct {
+	needObject bool
+	entries    []matchoEntry // sorted by key
+}
+
+type matchoEntry struct {
+	key  string
+	op   bool
+	node matchoNode
+}
+
+func (n *matchoMap) match(v any, root map[string]any) bool {
+	obj, isObj := v.(map[string]any)
+	if n.needObject && !isObj {
+		return false
+	}
+	for i := range n.entries {
+		e := &n.entries[i]
+		if e.op {
+			if !e.node.match(v, root) {
+				return false
+			}
+		} else if !e.node.match(obj[e.key], root) {
+			return false
+		}
+	}
+	return true
+}
+
+func (n *matchoMap) explain(v any, root map[string]any, path string) string {
+	obj, isObj := v.(map[string]any)
+	if n.needObject && !isObj {
+		return matchoWhy(path, v, ", want an object")
+	}
+	for i := range n.entries {
+		e := &n.entries[i]
+		if e.op {
+			if !e.node.match(v, root) {
+				return e.node.explain(v, root, path)
+			}
+		} else if fv := obj[e.key]; !e.node.match(fv, root) {
+			return e.node.explain(fv, root, matchoJoin(path, e.key))
+		}
+	}
+	return ""
+}
+
+// matchoArray is a list pattern: a prefix match, element by element.
+type matchoArray struct{ elems []matchoNode }
+
+func (n *matchoArray) match(v any, root map[string]any) bool {
+	list, ok := v.([]any)
+	if !ok || len(list) < len(n.elems) {
+		return false
+	}
+	for i, e := range n.elems {
+		if !e.match(list[i], root) {
+			return false
+		}
+	}
+	return true
+}
+
+func (n *matchoArray) explain(v any, root map[string]any, path string) string {
+	list, ok := v.([]any)
+	if !ok || len(list) < len(n.elems) {
+		return matchoWhy(path, v, ", want a list of at least "+strconv.Itoa(len(n.elems)))
+	}
+	for i, e := range n.elems {
+		if !e.match(list[i], root) {
+			return e.explain(list[i], root, matchoJoin(path, strconv.Itoa(i)))
+		}
+	}
+	return ""
+}
+
+// matchoRegexp is a "#regex" pattern; find semantics, the author anchors.
+type matchoRegexp struct {
+	src string // with the leading #
+	re  *regexp.Regexp
+	how matchoHow
+	lit string
+}
+
+// matchoHow says how a regexp is run. Most policy regexps are a literal, often anchored
+// ("#^/fhir/Patient"); a string comparison answers those several times faster than the
+// regexp machine, and Match runs on every HTTP request.
+type matchoHow uint8
+
+const (
+	matchoRunRegexp   matchoHow = iota // run re, but only if s starts with lit
+	matchoHasPrefix                    // ^lit
+	matchoEquals                       // ^lit$
+	matchoContainsLit                  // lit
+)
+
+// matchoPlan finds the string comparison equivalent to the regexp src (already known to
+// compile), if any. A literal with U+FFFD is left to the regexp machine, which also
+// reads invalid UTF-8 in the input as U+FFFD where a byte comparison would not.
+func matchoPlan(src string) (matchoHow, string) {
+	re, err := syntax.Parse(src, syntax.Perl) // the flags regexp.Compile uses
+	if err != nil {
+		return matchoRunRegexp, ""
+	}
+	re = re.Simplify()
+	literal := func(r *syntax.Regexp) (string, bool) {
+		if r.Op != syntax.OpLiteral || r.Flags&syntax.FoldCase != 0 {
+			return "", false
+		}
+		s := string(r.Rune)
+		return s, !strings.ContainsRune(s, utf8.RuneError)
+	}
+	if lit, ok := literal(re); ok {
+		return matchoContainsLit, lit
+	}
+	if re.Op != syntax.OpConcat || len(re.Sub) < 2 || re.Sub[0].Op != syntax.OpBeginText {
+		return matchoRunRegexp, ""
+	}
+	lit, ok := literal(re.Sub[1])
+	switch {
+	case !ok:
+		return matchoRunRegexp, ""
+	case len(re.Sub) == 2:
+		return matchoHasPrefix, lit
+	case len(re.Sub) == 3 && re.Sub[2].Op == syntax.OpEndText:
+		return matchoEquals, lit
+	}
+	// ^lit followed by more: a string without the prefix cannot match, which settles
+	// most denials without the regexp machine.
+	return matchoRunRegexp, lit
+}
+
+func (n *matchoRegexp) match(v any, _ map[string]any) bool {
+	s, ok := v.(string)
+	if !ok {
+		return false
+	}
+	switch n.how {
+	case matchoHasPrefix:
+		return strings.HasPrefix(s, n.lit)
+	case matchoEquals:
+		return s == n.lit
+	case matchoContainsLit:
+		return strings.Contains(s, n.lit)
+	}
+	return strings.HasPrefix(s, n.lit) && n.re.MatchString(s)
+}
+
+func (n *matchoRegexp) explain(v any, root map[string]any, path string) string {
+	if n.match(v, root) {
+		return ""
+	}
+	if _, ok := v.(string); !ok {
+		return matchoWhy(path, v, ", want a string matching "+n.src)
+	}
+	return matchoWhy(path, v, " does not match "+n.src)
+}
+
+// matchoRef is a ".path" pattern: the value must equal what the path finds in the
+// request object.
+type matchoRef struct {
+	src  string // with the leading .
+	segs []matchoSeg
+}
+
+type matchoSeg struct {
+	key   string
+	index int // -1 unless key is a decimal number
+}
+
+func (n *matchoRef) resolve(root map[string]any) any {
+	var cur any = root
+	for _, s := range n.segs {
+		switch c := cur.(type) {
+		case map[string]any:
+			cur = c[s.key]
+		case []any:
+			if s.index < 0 || s.index >= len(c) {
+				return nil
+			}
+			cur = c[s.index]
+		default:
+			return nil
+		}
+	}
+	return cur
+}
+
+func (n *matchoRef) match(v any, root map[string]any) bool {
+	want := n.resolve(root)
+	// An unresolved reference never matches: otherwise an absent value would "equal" an
+	// absent reference and grant access to users lacking the attribute.
+	return want != nil && matchoEqual(v, want)
+}
+
+func (n *matchoRef) explain(v any, root map[string]any, path string) string {
+	if n.match(v, root) {
+		return ""
+	}
+	want := n.resolve(root)
+	if want == nil {
+		return matchoAt(path) + ": " + n.src + " resolves to nothing"
+	}
+	return matchoWhy(path, v, ", want "+n.src+" = "+matchoShow(want))
+}
+
+type matchoPresent struct{}
+
+func (matchoPresent) match(v any, _ map[string]any) bool { return v != nil }
+
+func (matchoPresent) explain(v any, _ map[string]any, path string) string {
+	if v != nil {
+		return ""
+	}
+	return matchoAt(path) + ": absent"
+}
+
+// matchoNil is both "nil?" and a null pattern.
+type matchoNil struct{}
+
+func (matchoNil) match(v any, _ map[string]any) bool { return v == nil }
+
+func (matchoNil) explain(v any, _ map[string]any, path string) string {
+	if v == nil {
+		return ""
+	}
+	return matchoWhy(path, v, ", want absent")
+}
+
+type matchoNotBlank struct{}
+
+func (matchoNotBlank) match(v any, _ map[string]any) bool {
+	switch v := v.(type) {
+	case nil:
+		return false
+	case string:
+		return strings.TrimSpace(v) != ""
+	case []any:
+		return len(v) > 0
+	case map[string]any:
+		return len(v) > 0
+	}
+	return true
+}
+
+func (n matchoNotBlank) explain(v any, root map[string]any, path string) string {
+	if n.match(v, root) {
+		return ""
+	}
+	if v == nil {
+		return matchoAt(path) + ": absent"
+	}
+	return matchoWhy(path, v, " is blank")
+}
+
+type matchoString struct{ s string }
+
+func (n matchoString) match(v any, _ map[string]any) bool {
+	s, ok := v.(string)
+	return ok && s == n.s
+}
+
+func (n matchoString) explain(v any, root map[string]any, path string) string {
+	if n.match(v, root) {
+		return ""
+	}
+	return matchoWhy(path, v, ", want "+matchoQuote(n.s))
+}
+
+type matchoNumber struct{ f float64 }
+
+func (n matchoNumber) match(v any, _ map[string]any) bool {
+	f, ok := v.(float64)
+	return ok && f == n.f
+}
+
+func (n matchoNumber) explain(v any, root map[string]any, path string) string {
+	if n.match(v, root) {
+		return ""
+	}
+	return matchoWhy(path, v, ", want "+matchoShow(n.f))
+}
+
+type matchoBool struct{ b bool }
+
+func (n matchoBool) match(v any, _ map[string]any) bool {
+	b, ok := v.(bool)
+	return ok && b == n.b
+}
+
+func (n matchoBool) explain(v any, root map[string]any, path string) string {
+	if n.match(v, root) {
+		return ""
+	}
+	return matchoWhy(path, v, ", want "+strconv.FormatBool(n.b))
+}
+
+// matchoEnum is $enum: literal scalars, never interpreted as patterns, so "#x" or
+// "present?" can be matched as plain strings.
+type matchoEnum struct {
+	vals  []any // string, float64 or bool
+	shown string
+}
+
+func (n *matchoEnum) match(v any, _ map[string]any) bool {
+	for _, want := range n.vals {
+		if matchoEqual(want, v) {
+			return true
+		}
+	}
+	return false
+}
+
+func (n *matchoEnum) explain(v any, root map[string]any, path string) string {
+	if n.match(v, root) {
+		return ""
+	}
+	return matchoWhy(path, v, ", want one of "+n.shown)
+}
+
+type matchoOneOf struct {
+	alts  []matchoNode
+	shown string
+}
+
+func (n *matchoOneOf) match(v any, root map[string]any) bool {
+	for _, a := range n.alts {
+		if a.match(v, root) {
+			return true
+		}
+	}
+	return false
+}
+
+func (n *matchoOneOf) explain(v any, root map[string]any, path string) string {
+	if n.match(v, root) {
+		return ""
+	}
+	return matchoWhy(path, v, " matches none of $one-of "+n.shown)
+}
+
+type matchoContains struct {
+	elem  matchoNode
+	shown string
+}
+
+func (n *matchoContains) match(v any, root map[string]any) bool {
+	list, ok := v.([]any)
+	if !ok {
+		return false
+	}
+	for _, e := range list {
+		if n.elem.match(e, root) {
+			return true
+		}
+	}
+	return false
+}
+
+func (n *matchoContains) explain(v any, root map[string]any, path string) string {
+	if n.match(v, root) {
+		return ""
+	}
+	if _, ok := v.([]any); !ok {
+		return matchoWhy(path, v, ", want a list ($contains)")
+	}
+	return matchoAt(path) + ": no element of " + matchoShow(v) + " matches " + n.shown
+}
+
+type matchoEvery struct{ elem matchoNode }
+
+func (n *matchoEvery) match(v any, root map[string]any) bool {
+	list, ok := v.([]any)
+	if !ok {
+		return false
+	}
+	for _, e := range list {
+		if !n.elem.match(e, root) {
+			return false
+		}
+	}
+	return true
+}
+
+func (n *matchoEvery) explain(v any, root map[string]any, path string) string {
+	list, ok := v.([]any)
+	if !ok {
+		return matchoWhy(path, v, ", want a list ($every)")
+	}
+	for i, e := range list {
+		if !n.elem.match(e, root) {
+			return n.elem.explain(e, root, matchoJoin(path, strconv.Itoa(i)))
+		}
+	}
+	return ""
+}
+
+type matchoNot struct {
+	sub   matchoNode
+	shown string
+}
+
+func (n *matchoNot) match(v any, root map[string]any) bool { return !n.sub.match(v, root) }
+
+func (n *matchoNot) explain(v any, root map[string]any, path string) string {
+	if n.match(v, root) {
+		return ""
+	}
+	return matchoWhy(path, v, " matches $not "+n.shown)
+}
+
+type matchoPresentAll struct{ keys []string }
+
+func (n *matchoPresentAll) match(v any, _ map[string]any) bool {
+	obj, ok := v.(map[string]any)
+	if !ok {
+		return false
+	}
+	for _, k := range n.keys {
+		if obj[k] == nil {
+			return false
+		}
+	}
+	return true
+}
+
+func (n *matchoPresentAll) explain(v any, _ map[string]any, path string) string {
+	obj, ok := v.(map[string]any)
+	if !ok {
+		return matchoWhy(path, v, ", want an object ($present-all)")
+	}
+	for _, k := range n.keys {
+		if obj[k] == nil {
+			return matchoJoin(path, k) + ": absent ($present-all)"
+		}
+	}
+	return ""
+}

@@ -1,0 +1,190 @@
+package accesspolicy
+
+import (
+	"encoding/json"
+	"net/http"
+	"net/url"
+	"strings"
+)
+
+// Request is the request object that policies are evaluated against: a JSON-like map
+// (see docs/accesspolicy.md) with the keys
+//
+//	request-method  lower case: get, post, put, patch, delete
+//	scheme          http or https
+//	uri             the path, without the query
+//	query-string    the raw query
+//	params          query parameters (a string, or a list when repeated) plus
+//	                resource/type and resource/id of resource routes
+//	headers         lower-case names; Authorization and Cookie are left out
+//	user            the User behind the request, without password
+//	client          the Client behind the request, without secret
+//	jwt             the claims of the bearer JWT
+//	session         the Session of the bearer token
+//	remote-addr     the peer's IP address
+//	body            the decoded body of a write
+//
+// Absent parts are absent keys, never empty maps.
+type Request struct {
+	obj      map[string]any
+	userID   string
+	clientID string
+	roles    []string
+}
+
+// Info is what the server knows of a request; Build turns it into a Request.
+type Info struct {
+	Method, Scheme, Path, RawQuery, RemoteAddr string
+	// Query is the parsed query; nil is parsed from RawQuery.
+	Query url.Values
+	// ResourceType and ResourceID come from resource routes.
+	ResourceType, ResourceID string
+	Header                   http.Header
+	// User, Client, JWT, Session and Body are JSON-like maps, nil when absent. User and
+	// Client must already be stripped of their password and secret.
+	User, Client, JWT, Session, Body map[string]any
+}
+
+// Build returns the request object for info.
+func (info *Info) Build() *Request {
+	obj := make(map[string]any, 12)
+	obj["request-method"] = strings.ToLower(info.Method)
+	if info.Scheme != "" {
+		obj["scheme"] = info.Scheme
+	}
+	obj["uri"] = info.Path
+	obj["query-string"] = info.RawQuery
+	q := info.Query
+	if q == nil {
+		q, _ = url.ParseQuery(info.RawQuery)
+	}
+	params := make(map[string]any, len(q)+2)
+	for k, vs := range q {
+		if len(vs) == 1 {
+			params[k] = vs[0]
+			continue
+		}
+		list := make([]any, len(vs))
+		for i, v := range vs {
+			list[i] = v
+		}
+		params[k] = list
+	}
+	if info.ResourceType != "" {
+		params["resource/type"] = info.ResourceType
+	}
+	if info.ResourceID != "" {
+		params["resource/id"] = info.ResourceID
+	}
+	obj["params"] = params
+	headers := make(map[string]any, len(info.Header))
+	for k, vs := range info.Header {
+		lk := strings.ToLower(k)
+		if lk == "authorization" || lk == "cookie" {
+			continue
+		}
+		headers[lk] = strings.Join(vs, ", ")
+	}
+	obj["headers"] = headers
+	if info.RemoteAddr != "" {
+		obj["remote-addr"] = info.RemoteAddr
+	}
+	r := &Request{obj: obj}
+	if info.User != nil {
+		obj["user"] = info.User
+		r.userID, _ = info.User["id"].(string)
+		r.roles = rolesOf(info.User)
+	}
+	if info.Client != nil {
+		obj["client"] = info.Client
+		r.clientID, _ = info.Client["id"].(string)
+	}
+	if info.JWT != nil {
+		obj["jwt"] = info.JWT
+	}
+	if info.Session != nil {
+		obj["session"] = info.Session
+	}
+	if info.Body != nil {
+		obj["body"] = Plain(info.Body)
+	}
+	return r
+}
+
+// NewRequest wraps a request object given as a map (as POST /auth/test-policy receives
+// it). The user's and client's ids and the user's roles are read from it.
+func NewRequest(obj map[string]any) *Request {
+	if obj == nil {
+		obj = map[string]any{}
+	}
+	r := &Request{obj: obj}
+	if u, ok := obj["user"].(map[string]any); ok {
+		r.userID, _ = u["id"].(string)
+		r.roles = rolesOf(u)
+	}
+	if c, ok := obj["client"].(map[string]any); ok {
+		r.clientID, _ = c["id"].(string)
+	}
+	return r
+}
+
+// Object returns the request object. Callers must not modify it.
+func (r *Request) Object() map[string]any { return r.obj }
+
+// ObjectAny returns the request object as an any, for validators that take one.
+func (r *Request) ObjectAny() any { return r.obj }
+
+// UserID is the id of the request's User, "" when none.
+func (r *Request) UserID() string { return r.userID }
+
+// ClientID is the id of the request's Client, "" when none.
+func (r *Request) ClientID() string { return r.clientID }
+
+// Roles are the role names of the request's User.
+func (r *Request) Roles() []string { return r.roles }
+
+// rolesOf reads User.roles: a list of names, or of objects with a name (or value).
+func rolesOf(user map[string]any) []string {
+	list, _ := user["roles"].([]any)
+	var roles []string
+	for _, item := range list {
+		switch v := item.(type) {
+		case string:
+			roles = append(roles, v)
+		case map[string]any:
+			if s, ok := v["name"].(string); ok {
+				roles = append(roles, s)
+			} else if s, ok := v["value"].(string); ok {
+				roles = append(roles, s)
+			}
+		}
+	}
+	return roles
+}
+
+// Plain returns a copy of v in which every json.Number is a float64: decoders that keep
+// numbers exact (fhirbox's own) hand them over as json.Number, while policies compare
+// JSON numbers as float64. v itself is left alone; the resource engine stores it.
+func Plain(v any) any {
+	switch x := v.(type) {
+	case json.Number:
+		f, err := x.Float64()
+		if err != nil {
+			return x.String()
+		}
+		return f
+	case map[string]any:
+		m := make(map[string]any, len(x))
+		for k, e := range x {
+			m[k] = Plain(e)
+		}
+		return m
+	case []any:
+		l := make([]any, len(x))
+		for i, e := range x {
+			l[i] = Plain(e)
+		}
+		return l
+	}
+	return v
+}

@@ -1,0 +1,113 @@
+package accesspolicy
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"regexp"
+	"strconv"
+	"strings"
+)
+
+// placeholder is {{.path.to.value}} (the leading dot is optional, as in Aidbox's
+// {{jwt.patient_id}}).
+var placeholder = regexp.MustCompile(`\{\{\s*\.?([^{}\s]+?)\s*\}\}`)
+
+// sqlRule is the sql engine: a query returning one boolean, whose placeholders are bound
+// parameters taken from the request object, never text spliced into the query.
+type sqlRule struct {
+	run   SQLRunner
+	query string // with $1…$n in place of the placeholders
+	paths [][]string
+}
+
+func compileSQL(ctx context.Context, run SQLRunner, raw any, field string) (rule, error) {
+	var q string
+	switch v := raw.(type) {
+	case string:
+		q = v
+	case map[string]any:
+		q, _ = v["query"].(string)
+		field += ".query"
+	}
+	if strings.TrimSpace(q) == "" {
+		return nil, invalid(field, "the sql engine needs sql.query: a query returning one boolean")
+	}
+	r := &sqlRule{run: run}
+	var bad error
+	r.query = placeholder.ReplaceAllStringFunc(q, func(m string) string {
+		path := placeholder.FindStringSubmatch(m)[1]
+		segs := strings.Split(path, ".")
+		for _, s := range segs {
+			if s == "" && bad == nil {
+				bad = fmt.Errorf("placeholder %s has an empty path segment", m)
+			}
+		}
+		r.paths = append(r.paths, segs)
+		return "($" + strconv.Itoa(len(r.paths)) + "::text)"
+	})
+	if bad != nil {
+		return nil, invalid(field, "%v", bad)
+	}
+	if strings.Contains(r.query, "{{") {
+		return nil, invalid(field, "malformed placeholder: write {{.path.in.request}}")
+	}
+	if err := run.CheckPolicySQL(ctx, r.query, len(r.paths)); err != nil {
+		return nil, invalid(field, "%v", err)
+	}
+	return r, nil
+}
+
+func (r *sqlRule) eval(ctx context.Context, req *Request) (bool, string, error) {
+	args := make([]any, len(r.paths))
+	for i, p := range r.paths {
+		args[i] = sqlArg(lookup(req.Object(), p))
+	}
+	ok, err := r.run.EvalPolicySQL(ctx, r.query, args)
+	if err != nil {
+		return false, "", err
+	}
+	if !ok {
+		return false, "the query returned false", nil
+	}
+	return true, "", nil
+}
+
+// sqlArg turns a request value into a text parameter: PostgreSQL casts text to the type
+// the query needs, and absent values are NULL.
+func sqlArg(v any) any {
+	switch x := v.(type) {
+	case nil:
+		return nil
+	case string:
+		return x
+	case bool:
+		return strconv.FormatBool(x)
+	case float64:
+		return strconv.FormatFloat(x, 'f', -1, 64)
+	}
+	b, err := json.Marshal(v)
+	if err != nil {
+		return nil
+	}
+	return string(b)
+}
+
+// lookup follows path through maps (and lists, by index) of the request object.
+func lookup(v any, path []string) any {
+	for _, seg := range path {
+		switch x := v.(type) {
+		case map[string]any:
+			v = x[seg]
+		case []any:
+			i, err := strconv.Atoi(seg)
+			if err != nil || i < 0 || i >= len(x) {
+				return nil
+			}
+			v = x[i]
+		default:
+			return nil
+		}
+	}
+	return v
+}

@@ -1,0 +1,99 @@
+// Package app wires fhirbox together over an opened store: the resource engine, client
+// authentication, the policy engine, the shipped policies and the HTTP server. The
+// binary and the tests build the same thing through it.
+package app
+
+import (
+	"context"
+	"log/slog"
+	"time"
+
+	"github.com/fhirbox/fhirbox/accesspolicy"
+	"github.com/fhirbox/fhirbox/pkg/auth"
+	"github.com/fhirbox/fhirbox/pkg/server"
+	"github.com/fhirbox/fhirbox/resources"
+	"github.com/fhirbox/fhirbox/resources/postgres"
+)
+
+// Config is what New needs beyond the store.
+type Config struct {
+	Server server.Config
+	// AdminSecret is the root client's secret; empty keeps the stored one or, on the
+	// first start, generates one (returned in App.GeneratedSecret).
+	AdminSecret string
+	// BcryptCost for hashing secrets (0: bcrypt's default); tests lower it.
+	BcryptCost int
+	// Now is the clock (nil: time.Now).
+	Now func() time.Time
+}
+
+// App is a wired fhirbox.
+type App struct {
+	Store    *postgres.Store
+	Service  *resources.Service
+	Clients  *auth.ClientVerifier
+	Policies *accesspolicy.Engine
+	Server   *server.Server
+	// GeneratedSecret is the root client's secret when this start created it: shown once.
+	GeneratedSecret string
+	log             *slog.Logger
+}
+
+// New builds fhirbox over st: it makes sure the root client, its policy and the public
+// policies exist, and loads the policies in force.
+func New(ctx context.Context, st *postgres.Store, cfg Config) (*App, error) {
+	log := cfg.Server.Logger
+	if log == nil {
+		log = slog.Default()
+		cfg.Server.Logger = log
+	}
+	svc := resources.NewService(resources.DefaultRegistry(), st, resources.Options{Now: cfg.Now, BcryptCost: cfg.BcryptCost})
+	a := &App{Store: st, Service: svc, Clients: auth.NewClientVerifier(st), log: log}
+	a.Policies = accesspolicy.NewEngine(&accesspolicy.Compiler{SQL: st}, st, log)
+	svc.AddValidator(accesspolicy.ResourceType, func(ctx context.Context, doc map[string]any) error {
+		_, err := a.Policies.Compiler().Compile(ctx, doc)
+		return err
+	})
+	// Local writes take effect before the writer's response; the change feed (Listen)
+	// brings other processes' writes, and this one's again, which is harmless.
+	svc.OnWrite(a.apply)
+
+	generated, err := auth.EnsureAdmin(ctx, svc, cfg.Server.AdminClientID, cfg.AdminSecret)
+	if err != nil {
+		return nil, err
+	}
+	a.GeneratedSecret = generated
+	if err := accesspolicy.EnsureBuiltins(ctx, svc, cfg.Server.AdminClientID); err != nil {
+		return nil, err
+	}
+	if err := a.Policies.Load(ctx); err != nil {
+		return nil, err
+	}
+	a.Server = server.New(cfg.Server, svc, a.Clients, a.Policies, st.Ping)
+	return a, nil
+}
+
+// apply updates the in-memory caches after a write, here or (through Listen) elsewhere.
+func (a *App) apply(ev resources.WriteEvent) {
+	switch {
+	case ev.Reset:
+		a.Clients.ForgetAll()
+	case ev.Type == "Client":
+		a.Clients.Forget(ev.ID)
+	}
+	if ev.Reset || ev.Type == accesspolicy.ResourceType {
+		// Detached from the writer's context: a reload must finish even if the request
+		// that caused it has gone.
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if err := a.Policies.Invalidate(ctx, ev); err != nil {
+			a.log.Error("reloading access policies failed", "event", ev, "err", err)
+		}
+	}
+}
+
+// Listen follows the database's change feed until ctx ends, so that writes made by
+// other fhirbox processes on the same database take effect here at once.
+func (a *App) Listen(ctx context.Context) {
+	a.Store.Listen(ctx, a.Service.Dispatch)
+}

@@ -1,0 +1,162 @@
+package server
+
+import (
+	"encoding/json"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/fhirbox/fhirbox/accesspolicy"
+	"github.com/fhirbox/fhirbox/pkg/auth"
+	"github.com/fhirbox/fhirbox/resources"
+)
+
+// TraceHeader carries the policy trace of a request sent with x-debug: policy (or
+// ?__debug=policy) by a caller who may debug policies: compact JSON, ASCII only.
+const TraceHeader = "X-Fhirbox-Policy-Trace"
+
+// debugParam is the query parameter that asks for the policy trace; it is removed
+// before the request goes on, so it never reaches search.
+const debugParam = "__debug"
+
+// testPolicyPath is the debugging endpoint; whoever policies allow to call it may also
+// see traces.
+const testPolicyPath = "/auth/test-policy"
+
+// prereadKey carries a request body that the authorize middleware read so policies
+// could see it; the handler takes it from there instead of the spent stream.
+type prereadKey struct{}
+
+type preread struct {
+	doc    map[string]any // create and update
+	params url.Values     // POST _search: query and form merged
+	err    error
+}
+
+// authorize identifies the caller and lets the request through only when a policy
+// allows it: 401 for an anonymous caller (or bad credentials), 403 for an
+// authenticated one (CONFORMANCE B1, B3).
+func (s *Server) authorize(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		r := c.Request()
+		id, err := s.identify(c)
+		if err != nil {
+			return err
+		}
+		debug := wantsTrace(r)
+		if debug && r.URL.Query().Has(debugParam) {
+			q := r.URL.Query()
+			q.Del(debugParam)
+			r.URL.RawQuery = q.Encode()
+			c.QueryParams().Del(debugParam) // echo caches the parsed query
+		}
+		info := s.requestInfo(c, id)
+		if err := s.preread(c, info); err != nil {
+			return err
+		}
+		ctx := r.Context()
+		pr := info.Build()
+		d := s.policies.Decide(ctx, pr, debug)
+		if debug && s.mayDebug(c, id) {
+			c.Response().Header().Set(TraceHeader, traceJSON(d.Trace))
+		}
+		if !d.Allowed {
+			if id.Anonymous() {
+				return resources.Errorf(resources.CodeUnauthorized, "authentication required: no access policy allows anonymous %s %s", r.Method, r.URL.Path)
+			}
+			return resources.Errorf(resources.CodeForbidden, "no access policy allows %s to %s %s", id.String(), r.Method, r.URL.Path)
+		}
+		c.SetRequest(c.Request().WithContext(auth.WithIdentity(c.Request().Context(), id)))
+		return next(c)
+	}
+}
+
+// requestInfo collects what policies see of the request.
+func (s *Server) requestInfo(c echo.Context, id *auth.Identity) *accesspolicy.Info {
+	r := c.Request()
+	scheme := "http"
+	if r.TLS != nil {
+		scheme = "https"
+	}
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		host = r.RemoteAddr
+	}
+	info := &accesspolicy.Info{
+		Method: r.Method, Scheme: scheme, Path: r.URL.Path, RawQuery: r.URL.RawQuery,
+		RemoteAddr: host, Header: r.Header, Client: id.Client,
+	}
+	if typ := c.Param("type"); typ != "" {
+		info.ResourceType = typ
+		info.ResourceID = c.Param("id")
+	}
+	return info
+}
+
+// preread reads the body of resource writes and of POST _search before the decision,
+// so that policies see it (body, and the form parameters among params); a body that
+// cannot be read is left out here and reported by the handler, after the decision.
+func (s *Server) preread(c echo.Context, info *accesspolicy.Info) error {
+	r := c.Request()
+	if info.ResourceType == "" || (r.Method != http.MethodPost && r.Method != http.MethodPut) {
+		return nil
+	}
+	pr := &preread{}
+	if strings.HasSuffix(r.URL.Path, "/_search") {
+		pr.params, pr.err = searchParams(c, s.cfg.MaxBodyBytes)
+		if pr.err == nil {
+			info.Query = pr.params
+		}
+	} else {
+		pr.doc, pr.err = readBody(c, s.cfg.MaxBodyBytes)
+		if pr.err == nil {
+			info.Body = pr.doc
+		}
+	}
+	c.SetRequest(r.WithContext(contextWith(r, prereadKey{}, pr)))
+	return nil
+}
+
+// wantsTrace reports whether the request asks for the policy trace.
+func wantsTrace(r *http.Request) bool {
+	if strings.EqualFold(strings.TrimSpace(r.Header.Get("X-Debug")), "policy") {
+		return true
+	}
+	return r.URL.RawQuery != "" && r.URL.Query().Get(debugParam) == "policy"
+}
+
+// mayDebug reports whether policies allow id to call POST /auth/test-policy: the same
+// caller may see traces.
+func (s *Server) mayDebug(c echo.Context, id *auth.Identity) bool {
+	info := &accesspolicy.Info{Method: http.MethodPost, Scheme: "http", Path: testPolicyPath, Header: http.Header{}, Client: id.Client}
+	return s.policies.Decide(c.Request().Context(), info.Build(), false).Allowed
+}
+
+// traceJSON encodes a trace for a header: compact JSON with every non-ASCII character
+// escaped, since header values are ASCII.
+func traceJSON(t []accesspolicy.TraceEntry) string {
+	if t == nil {
+		t = []accesspolicy.TraceEntry{}
+	}
+	b, _ := json.Marshal(t)
+	var sb strings.Builder
+	for _, r := range string(b) {
+		if r < 0x20 || r > 0x7e {
+			if r > 0xffff {
+				r = '?'
+			}
+			sb.WriteString(`\u`)
+			const hex = "0123456789abcdef"
+			sb.WriteByte(hex[r>>12&0xf])
+			sb.WriteByte(hex[r>>8&0xf])
+			sb.WriteByte(hex[r>>4&0xf])
+			sb.WriteByte(hex[r&0xf])
+			continue
+		}
+		sb.WriteRune(r)
+	}
+	return sb.String()
+}

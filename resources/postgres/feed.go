@@ -1,0 +1,77 @@
+package postgres
+
+import (
+	"context"
+	"encoding/json"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/fhirbox/fhirbox/resources"
+)
+
+// feedChannel is the LISTEN/NOTIFY channel of the change feed.
+const feedChannel = "fhirbox_write"
+
+const notifySQL = `SELECT pg_notify($1, $2)`
+
+// notifyTypes are the types whose writes are announced to every server process: the
+// ones that in-memory caches hold (policies, clients, users, sessions). Other types are
+// not announced, so bulk writes of clinical data cost no notification.
+var notifyTypes = map[string]bool{"AccessPolicy": true, "Client": true, "User": true, "Session": true}
+
+type feedEvent struct {
+	Type    string `json:"t"`
+	ID      string `json:"i"`
+	Deleted bool   `json:"d,omitempty"`
+}
+
+func encodeEvent(r *resources.Resource) string {
+	b, _ := json.Marshal(feedEvent{Type: r.Type, ID: r.ID, Deleted: r.Deleted})
+	return string(b)
+}
+
+// Listen delivers every committed write of the announced types (AccessPolicy, Client,
+// User, Session), by any process on this database, this one included, to fn until ctx
+// ends. Each time its connection is (re)established fn first receives a Reset event:
+// writes made while it was not listening are unknown, so caches reload. It runs on a
+// connection of its own (application_name fhirbox-listener) and returns when ctx ends.
+func (s *Store) Listen(ctx context.Context, fn func(resources.WriteEvent)) {
+	cfg := s.pcfg.Copy()
+	cfg.RuntimeParams["application_name"] = "fhirbox-listener"
+	backoff := 100 * time.Millisecond
+	for ctx.Err() == nil {
+		if err := s.listenOnce(ctx, cfg, fn); err == nil || ctx.Err() != nil {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, 5*time.Second)
+	}
+}
+
+func (s *Store) listenOnce(ctx context.Context, cfg *pgx.ConnConfig, fn func(resources.WriteEvent)) error {
+	conn, err := pgx.ConnectConfig(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer conn.Close(context.Background())
+	if _, err := conn.Exec(ctx, "LISTEN "+feedChannel); err != nil {
+		return err
+	}
+	fn(resources.WriteEvent{Reset: true})
+	for {
+		n, err := conn.WaitForNotification(ctx)
+		if err != nil {
+			return err
+		}
+		var ev feedEvent
+		if json.Unmarshal([]byte(n.Payload), &ev) != nil || ev.Type == "" {
+			continue
+		}
+		fn(resources.WriteEvent{Type: ev.Type, ID: ev.ID, Deleted: ev.Deleted})
+	}
+}
