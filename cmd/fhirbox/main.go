@@ -15,6 +15,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"net/url"
 	"os"
 	"os/signal"
@@ -99,6 +100,7 @@ type config struct {
 	AdminSecret   string
 	MaxBodyBytes  int64
 	LogLevel      slog.Level
+	PprofAddr     string
 }
 
 func parseConfig(cmd string, args []string, getenv func(string) string, stderr io.Writer) (*config, error) {
@@ -118,6 +120,7 @@ func parseConfig(cmd string, args []string, getenv func(string) string, stderr i
 	fs.StringVar(&c.AdminClientID, "admin-client-id", env("FHIRBOX_ADMIN_CLIENT_ID", "admin"), "id of the root client (env FHIRBOX_ADMIN_CLIENT_ID)")
 	fs.StringVar(&c.AdminSecret, "admin-secret", env("FHIRBOX_ADMIN_SECRET", ""), "secret of the root client; empty: generated at first start and printed once (env FHIRBOX_ADMIN_SECRET)")
 	fs.StringVar(&maxBody, "max-body-bytes", env("FHIRBOX_MAX_BODY_BYTES", strconv.Itoa(10<<20)), "largest accepted request body in bytes (env FHIRBOX_MAX_BODY_BYTES)")
+	fs.StringVar(&c.PprofAddr, "pprof-addr", env("FHIRBOX_PPROF_ADDR", ""), "serve Go's net/http/pprof profiles on this address, e.g. 127.0.0.1:6060; empty: off (env FHIRBOX_PPROF_ADDR)")
 	fs.StringVar(&logLevel, "log-level", env("FHIRBOX_LOG_LEVEL", "info"), "debug, info, warn or error (env FHIRBOX_LOG_LEVEL)")
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "usage: fhirbox %s [flags]\n\nflags (each defaults to its environment variable):\n", cmd)
@@ -196,6 +199,13 @@ func serve(ctx context.Context, cfg *config, stdout io.Writer) error {
 		// Printed once, on the first start, and never logged again.
 		fmt.Fprintf(stdout, "created admin client %q with secret %s (set FHIRBOX_ADMIN_SECRET to choose one)\n", cfg.AdminClientID, a.GeneratedSecret)
 	}
+	if cfg.PprofAddr != "" {
+		// A separate listener, so profiles are never reachable through the API's address.
+		go func() {
+			err := http.ListenAndServe(cfg.PprofAddr, pprofMux())
+			log.Error("pprof server stopped", "addr", cfg.PprofAddr, "err", err)
+		}()
+	}
 	feedCtx, stopFeed := context.WithCancel(context.Background())
 	defer stopFeed()
 	go a.Listen(feedCtx)
@@ -224,6 +234,17 @@ func serve(ctx context.Context, cfg *config, stdout io.Writer) error {
 	}
 	log.Info("stopped")
 	return nil
+}
+
+// pprofMux serves the runtime profiles of net/http/pprof.
+func pprofMux() *http.ServeMux {
+	m := http.NewServeMux()
+	m.HandleFunc("/debug/pprof/", pprof.Index)
+	m.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	m.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	m.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	m.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	return m
 }
 
 // redactURL hides the password of a database URL for logs.
