@@ -310,3 +310,19 @@ func BenchmarkDecide(b *testing.B) {
 		}
 	}
 }
+
+// Every shipped policy decodes and compiles.
+func TestBuiltinsCompile(t *testing.T) {
+	docs, err := Builtins()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(docs) < 5 {
+		t.Fatalf("%d shipped policies", len(docs))
+	}
+	for _, doc := range append(docs, AdminPolicy("admin")) {
+		if _, err := (&Compiler{}).Compile(context.Background(), doc); err != nil {
+			t.Errorf("%v: %v", doc["id"], err)
+		}
+	}
+}

@@ -84,8 +84,8 @@ func (m *Matcho) Match(req map[string]any) (ok bool, why string) {
 }
 
 // matchoNode is one compiled element of a pattern. match is the hot path and must not
-// allocate; explain is called only after match returned false for the same v, and
-// returns "" exactly when match would return true.
+// allocate; explain is meant for after match returned false for the same v, and returns
+// "" exactly when match would return true (the fuzz test holds it to that).
 type matchoNode interface {
 	match(v any, root map[string]any) bool
 	explain(v any, root map[string]any, path string) string

@@ -264,14 +264,20 @@ func (r complexRule) eval(ctx context.Context, req *Request) (bool, string, erro
 		return true, "", nil
 	}
 	var whys []string
+	var firstErr error
 	for i, sub := range r.or {
 		ok, why, err := sub.eval(ctx, req)
 		if err == nil && ok {
 			return true, "", nil
 		}
+		if err != nil && firstErr == nil {
+			firstErr = err
+		}
 		whys = append(whys, fmt.Sprintf("or[%d]: %s", i, whyOf(why, err)))
 	}
-	return false, strings.Join(whys, "; "), nil
+	// An or-branch that failed to evaluate is reported like an and-branch's: it is
+	// logged and traced, not only folded into why.
+	return false, strings.Join(whys, "; "), firstErr
 }
 
 func whyOf(why string, err error) string {

@@ -40,6 +40,8 @@ type Info struct {
 	// ResourceType and ResourceID come from resource routes.
 	ResourceType, ResourceID string
 	Header                   http.Header
+	// Host is the request's Host (Go keeps it out of Header).
+	Host string
 	// User, Client, JWT, Session and Body are JSON-like maps, nil when absent. User and
 	// Client must already be stripped of their password and secret.
 	User, Client, JWT, Session, Body map[string]any
@@ -84,6 +86,9 @@ func (info *Info) Build() *Request {
 			continue
 		}
 		headers[lk] = strings.Join(vs, ", ")
+	}
+	if info.Host != "" {
+		headers["host"] = info.Host
 	}
 	obj["headers"] = headers
 	if info.RemoteAddr != "" {

@@ -49,6 +49,9 @@ func compileSQL(ctx context.Context, run SQLRunner, raw any, field string) (rule
 	if bad != nil {
 		return nil, invalid(field, "%v", bad)
 	}
+	if quotedPlaceholder(q) {
+		return nil, invalid(field, "a placeholder must not stand inside quotes: write {{.path}}, not '{{.path}}' (it is bound as a text parameter)")
+	}
 	if strings.Contains(r.query, "{{") {
 		return nil, invalid(field, "malformed placeholder: write {{.path.in.request}}")
 	}
@@ -56,6 +59,20 @@ func compileSQL(ctx context.Context, run SQLRunner, raw any, field string) (rule
 		return nil, invalid(field, "%v", err)
 	}
 	return r, nil
+}
+
+// quotedPlaceholder reports whether a placeholder stands inside a '…' literal.
+func quotedPlaceholder(q string) bool {
+	in := false
+	for i := 0; i < len(q); i++ {
+		switch {
+		case q[i] == '\'':
+			in = !in
+		case in && strings.HasPrefix(q[i:], "{{"):
+			return true
+		}
+	}
+	return false
 }
 
 func (r *sqlRule) eval(ctx context.Context, req *Request) (bool, string, error) {

@@ -71,3 +71,13 @@ func ErrorCode(err error) Code {
 	}
 	return CodeInternal
 }
+
+// ErrorMessage is the client-safe message of err: an *Error's Message, or a generic
+// text for anything else.
+func ErrorMessage(err error) string {
+	var e *Error
+	if errors.As(err, &e) && e.Code != CodeInternal {
+		return e.Message
+	}
+	return "internal error"
+}

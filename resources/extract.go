@@ -27,7 +27,7 @@ func (r *Registry) Extract(typ string, doc map[string]any) (*Index, error) {
 		return nil, Errorf(CodeNotFound, "unknown resource type %q", typ)
 	}
 	x := extractor{idx: &Index{}, seen: map[any]bool{}}
-	for _, name := range td.ParamNames() {
+	for _, name := range td.allParamNames() {
 		p := td.Params[name]
 		if p.Column != "" || p.Expression == "" {
 			continue

@@ -40,6 +40,9 @@ type SearchParam struct {
 	Column string `yaml:"column,omitempty"`
 	// Description is shown in the CapabilityStatement.
 	Description string `yaml:"description,omitempty"`
+	// Internal parameters are indexed for the server's own look-ups (a token's hash) and
+	// are neither searchable through the API nor shown in the CapabilityStatement.
+	Internal bool `yaml:"internal,omitempty"`
 }
 
 // TypeDef describes one resource type: its search parameters and the fields the engine
@@ -50,15 +53,34 @@ type TypeDef struct {
 	// Secret lists top-level fields that are hashed (bcrypt) before storage and removed
 	// from every response, e.g. Client.secret and User.password.
 	Secret []string
+	// Hidden lists top-level fields that only the server itself writes (see WithTrusted)
+	// and that are removed from every response, e.g. the token hashes of a Session.
+	Hidden []string
 }
 
-// Param returns the parameter called name, or nil.
-func (t *TypeDef) Param(name string) *SearchParam { return t.Params[name] }
+// Param returns the public parameter called name, or nil (internal ones included: nil).
+func (t *TypeDef) Param(name string) *SearchParam {
+	if p := t.Params[name]; p != nil && !p.Internal {
+		return p
+	}
+	return nil
+}
 
-// ParamNames returns the type's parameter names, sorted.
-func (t *TypeDef) ParamNames() []string {
+// InternalParam returns the parameter called name, internal or not, or nil.
+func (t *TypeDef) InternalParam(name string) *SearchParam { return t.Params[name] }
+
+// ParamNames returns the type's public parameter names, sorted.
+func (t *TypeDef) ParamNames() []string { return t.paramNames(false) }
+
+// allParamNames returns every parameter name, internal ones included, sorted.
+func (t *TypeDef) allParamNames() []string { return t.paramNames(true) }
+
+func (t *TypeDef) paramNames(internal bool) []string {
 	names := make([]string, 0, len(t.Params))
-	for n := range t.Params {
+	for n, p := range t.Params {
+		if p.Internal && !internal {
+			continue
+		}
 		names = append(names, n)
 	}
 	sort.Strings(names)
@@ -81,6 +103,8 @@ type registryFile struct {
 	Types []string `yaml:"types"`
 	// Secrets maps a type to its hashed, hidden fields.
 	Secrets map[string][]string `yaml:"secrets"`
+	// Hidden maps a type to the fields only the server writes and nobody reads.
+	Hidden map[string][]string `yaml:"hidden"`
 	// Common parameters apply to every type.
 	Common []*SearchParam `yaml:"common"`
 	// Params maps a type to its own parameters.
@@ -109,7 +133,7 @@ func LoadRegistry(data []byte) (*Registry, error) {
 		if _, dup := r.types[name]; dup {
 			return nil, fmt.Errorf("type %s listed twice", name)
 		}
-		td := &TypeDef{Name: name, Params: map[string]*SearchParam{}, Secret: f.Secrets[name]}
+		td := &TypeDef{Name: name, Params: map[string]*SearchParam{}, Secret: f.Secrets[name], Hidden: f.Hidden[name]}
 		for _, p := range f.Common {
 			cp := *p
 			cp.Expression = strings.ReplaceAll(p.Expression, "Resource.", name+".")

@@ -23,7 +23,7 @@ var subsetted = map[string]any{
 // returned as stored, without decoding.
 func (s *Service) Public(r *Resource, v View) (json.RawMessage, error) {
 	td, ok := s.reg.Type(r.Type)
-	hasSecret := ok && len(td.Secret) > 0
+	hasSecret := ok && len(td.Secret)+len(td.Hidden) > 0
 	subset := len(v.Elements) > 0 || v.Summary == "text" || v.Summary == "data"
 	if !hasSecret && !subset {
 		return r.Content, nil
@@ -36,6 +36,9 @@ func (s *Service) Public(r *Resource, v View) (json.RawMessage, error) {
 	}
 	if hasSecret {
 		for _, f := range td.Secret {
+			delete(doc, f)
+		}
+		for _, f := range td.Hidden {
 			delete(doc, f)
 		}
 	}

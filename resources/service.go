@@ -44,6 +44,20 @@ type WriteEvent struct {
 	Reset bool
 }
 
+// CommitHook runs after a local write of its type has committed: prev is the version
+// it replaced (nil for a creation), next the version written (Deleted for a deletion).
+type CommitHook func(ctx context.Context, prev, next *Resource)
+
+type trustedKey struct{}
+
+// WithTrusted marks ctx as the server's own: writes under it may set the type's Hidden
+// fields (a Session's token hashes), which writes through the API never can.
+func WithTrusted(ctx context.Context) context.Context {
+	return context.WithValue(ctx, trustedKey{}, true)
+}
+
+func trusted(ctx context.Context) bool { v, _ := ctx.Value(trustedKey{}).(bool); return v }
+
 // Validator checks a document of one type before it is written; an error (normally a
 // CodeUnprocessable *Error naming the field) aborts the write.
 type Validator func(ctx context.Context, doc map[string]any) error
@@ -58,6 +72,7 @@ type Service struct {
 	mu         sync.RWMutex
 	onWrite    []func(WriteEvent)
 	validators map[string][]Validator
+	commits    map[string][]CommitHook
 }
 
 // NewService returns a Service over store with the types of reg.
@@ -106,6 +121,25 @@ func (s *Service) AddValidator(typ string, fn Validator) {
 		s.validators = map[string][]Validator{}
 	}
 	s.validators[typ] = append(s.validators[typ], fn)
+}
+
+// OnCommit registers fn to run after every local write of typ has committed.
+func (s *Service) OnCommit(typ string, fn CommitHook) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.commits == nil {
+		s.commits = map[string][]CommitHook{}
+	}
+	s.commits[typ] = append(s.commits[typ], fn)
+}
+
+func (s *Service) committed(ctx context.Context, prev, next *Resource) {
+	s.mu.RLock()
+	fns := s.commits[next.Type]
+	s.mu.RUnlock()
+	for _, fn := range fns {
+		fn(ctx, prev, next)
+	}
 }
 
 func (s *Service) validate(ctx context.Context, typ string, doc map[string]any) error {
@@ -179,20 +213,40 @@ func (s *Service) Create(ctx context.Context, typ string, doc map[string]any, op
 			id = sid
 		}
 	}
-	if err := s.hashSecrets(td, doc, nil); err != nil {
+	if err := s.hashSecrets(td, doc); err != nil {
 		return nil, false, err
 	}
+	dropHidden(ctx, td, doc)
+	var prev *Resource
 	res, err = s.store.Write(ctx, typ, id, func(cur *Resource) (*Resource, *Index, error) {
 		if cur != nil && !cur.Deleted {
 			return nil, nil, Errorf(CodeConflict, "%s/%s already exists", typ, id)
 		}
+		prev = cur
 		return s.newVersion(typ, id, cur, doc)
 	})
 	if err != nil {
 		return nil, false, err
 	}
-	s.notify(WriteEvent{Type: typ, ID: id})
+	s.written(ctx, prev, res)
 	return res, true, nil
+}
+
+// written tells the commit hooks and the caches about a committed write.
+func (s *Service) written(ctx context.Context, prev, next *Resource) {
+	s.committed(ctx, prev, next)
+	s.notify(WriteEvent{Type: next.Type, ID: next.ID, Deleted: next.Deleted})
+}
+
+// dropHidden removes the Hidden fields from a document written through the API: only
+// the server's own (trusted) writes set them.
+func dropHidden(ctx context.Context, td *TypeDef, doc map[string]any) {
+	if trusted(ctx) {
+		return
+	}
+	for _, f := range td.Hidden {
+		delete(doc, f)
+	}
 }
 
 func (s *Service) conditionalMatch(ctx context.Context, typ, query string) (*Resource, error) {
@@ -248,29 +302,49 @@ func (s *Service) Update(ctx context.Context, typ, id string, doc map[string]any
 			return nil, false, err
 		}
 	}
+	// Hashed once, outside the transaction: Write may run the function twice.
+	if err := s.hashSecrets(td, doc); err != nil {
+		return nil, false, err
+	}
+	dropHidden(ctx, td, doc)
+	var prevRes *Resource
 	res, err = s.store.Write(ctx, typ, id, func(cur *Resource) (*Resource, *Index, error) {
 		if ifMatch != "" && (cur == nil || cur.VersionID != want) {
 			return nil, nil, Errorf(CodePreconditionFailed, "If-Match %s does not match the current version of %s/%s", ifMatch, typ, id)
 		}
 		created = cur == nil || cur.Deleted
-		var prev map[string]any
-		if cur != nil && !cur.Deleted && len(td.Secret) > 0 {
+		prevRes = cur
+		if cur != nil && !cur.Deleted && len(td.Secret)+len(td.Hidden) > 0 {
+			var prev map[string]any
 			if err := json.Unmarshal(cur.Content, &prev); err != nil {
 				return nil, nil, Internal(err)
 			}
-		}
-		// Hashing inside the transaction keeps the previous secret when the body omits
-		// it, so read-modify-write of a Client (whose secret is never returned) works.
-		if err := s.hashSecrets(td, doc, prev); err != nil {
-			return nil, nil, err
+			// A body without the secret keeps the stored one, so read-modify-write of a
+			// Client (whose secret is never returned) works; hidden fields likewise.
+			keepFields(td.Secret, doc, prev)
+			if !trusted(ctx) {
+				keepFields(td.Hidden, doc, prev)
+			}
 		}
 		return s.newVersion(typ, id, cur, doc)
 	})
 	if err != nil {
 		return nil, false, err
 	}
-	s.notify(WriteEvent{Type: typ, ID: id})
+	s.written(ctx, prevRes, res)
 	return res, created, nil
+}
+
+// keepFields copies each of fields that doc lacks from prev.
+func keepFields(fields []string, doc, prev map[string]any) {
+	for _, f := range fields {
+		if v, ok := doc[f]; ok && v != nil {
+			continue
+		}
+		if pv, ok := prev[f]; ok {
+			doc[f] = pv
+		}
+	}
 }
 
 // Delete marks typ/id deleted with a new version. Deleting what is already deleted or
@@ -283,11 +357,12 @@ func (s *Service) Delete(ctx context.Context, typ, id string) (*Resource, error)
 		return nil, Errorf(CodeInvalid, "invalid id %q: ids match [A-Za-z0-9-.]{1,64}", id)
 	}
 	changed := false
+	var prev *Resource
 	res, err := s.store.Write(ctx, typ, id, func(cur *Resource) (*Resource, *Index, error) {
 		if cur == nil || cur.Deleted {
 			return nil, nil, nil
 		}
-		changed = true
+		changed, prev = true, cur
 		return &Resource{
 			Type: typ, ID: id, VersionID: cur.VersionID + 1,
 			LastUpdated: s.now(), Deleted: true, Content: cur.Content,
@@ -296,7 +371,7 @@ func (s *Service) Delete(ctx context.Context, typ, id string) (*Resource, error)
 	if err != nil || !changed {
 		return nil, err
 	}
-	s.notify(WriteEvent{Type: typ, ID: id, Deleted: true})
+	s.written(ctx, prev, res)
 	return res, nil
 }
 
@@ -433,15 +508,11 @@ func (s *Service) newVersion(typ, id string, cur *Resource, doc map[string]any) 
 // that Last-Modified, meta.lastUpdated and _lastUpdated searches agree.
 func (s *Service) now() time.Time { return s.opts.Now().UTC().Truncate(time.Millisecond) }
 
-// hashSecrets replaces each secret field of doc with its bcrypt hash. A field absent
-// from doc keeps its value from prev (the current version), if any.
-func (s *Service) hashSecrets(td *TypeDef, doc, prev map[string]any) error {
+// hashSecrets replaces each secret field present in doc with its bcrypt hash.
+func (s *Service) hashSecrets(td *TypeDef, doc map[string]any) error {
 	for _, f := range td.Secret {
 		v, ok := doc[f]
 		if !ok || v == nil {
-			if pv, ok := prev[f]; ok {
-				doc[f] = pv
-			}
 			continue
 		}
 		str, ok := v.(string)
@@ -501,3 +572,31 @@ func marshal(v any) ([]byte, error) {
 }
 
 func bytesReader(b []byte) *bytes.Reader { return bytes.NewReader(b) }
+
+// FindByToken returns the live resource of typ whose token parameter param (internal
+// ones included) has the value code, nil when there is none, and a CodeConflict error
+// when several have it. The server finds a Session by its token's hash this way.
+func (s *Service) FindByToken(ctx context.Context, typ, param, code string) (*Resource, error) {
+	td, err := s.TypeDef(typ)
+	if err != nil {
+		return nil, err
+	}
+	p := td.InternalParam(param)
+	if p == nil || (p.Type != TypeToken && p.Type != TypeURI) {
+		return nil, Internal(fmt.Errorf("%s has no token parameter %s", typ, param))
+	}
+	q := &Query{Type: typ, Count: 2, Total: TotalNone, Clauses: []Clause{{
+		Param: p, Values: []Value{{Raw: code, Code: code, MatchCode: true, Str: code}},
+	}}}
+	r, err := s.store.Search(ctx, q)
+	if err != nil {
+		return nil, err
+	}
+	switch len(r.Entries) {
+	case 0:
+		return nil, nil
+	case 1:
+		return r.Entries[0], nil
+	}
+	return nil, Errorf(CodeConflict, "more than one %s has this %s", typ, param)
+}

@@ -101,6 +101,7 @@ type config struct {
 	MaxBodyBytes  int64
 	LogLevel      slog.Level
 	PprofAddr     string
+	JWTKeyPath    string
 }
 
 func parseConfig(cmd string, args []string, getenv func(string) string, stderr io.Writer) (*config, error) {
@@ -120,6 +121,7 @@ func parseConfig(cmd string, args []string, getenv func(string) string, stderr i
 	fs.StringVar(&c.AdminClientID, "admin-client-id", env("FHIRBOX_ADMIN_CLIENT_ID", "admin"), "id of the root client (env FHIRBOX_ADMIN_CLIENT_ID)")
 	fs.StringVar(&c.AdminSecret, "admin-secret", env("FHIRBOX_ADMIN_SECRET", ""), "secret of the root client; empty: generated at first start and printed once (env FHIRBOX_ADMIN_SECRET)")
 	fs.StringVar(&maxBody, "max-body-bytes", env("FHIRBOX_MAX_BODY_BYTES", strconv.Itoa(10<<20)), "largest accepted request body in bytes (env FHIRBOX_MAX_BODY_BYTES)")
+	fs.StringVar(&c.JWTKeyPath, "jwt-private-key", env("FHIRBOX_JWT_PRIVATE_KEY", ""), "PEM file with the RSA key (2048 bits or more) that signs JWTs; empty: generated at first start and kept in the database (env FHIRBOX_JWT_PRIVATE_KEY)")
 	fs.StringVar(&c.PprofAddr, "pprof-addr", env("FHIRBOX_PPROF_ADDR", ""), "serve Go's net/http/pprof profiles on this address, e.g. 127.0.0.1:6060; empty: off (env FHIRBOX_PPROF_ADDR)")
 	fs.StringVar(&logLevel, "log-level", env("FHIRBOX_LOG_LEVEL", "info"), "debug, info, warn or error (env FHIRBOX_LOG_LEVEL)")
 	fs.Usage = func() {
@@ -191,6 +193,7 @@ func serve(ctx context.Context, cfg *config, stdout io.Writer) error {
 			Logger: log, Metrics: reg, Version: version,
 		},
 		AdminSecret: cfg.AdminSecret,
+		JWTKeyPath:  cfg.JWTKeyPath,
 	})
 	if err != nil {
 		return err

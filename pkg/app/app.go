@@ -25,6 +25,11 @@ type Config struct {
 	BcryptCost int
 	// Now is the clock (nil: time.Now).
 	Now func() time.Time
+	// JWTKeyPath is a PEM file with the RSA key that signs JWTs
+	// (FHIRBOX_JWT_PRIVATE_KEY); empty: keys are generated and kept in the database.
+	JWTKeyPath string
+	// Limiter slows password guessing (nil: the defaults of auth.NewLimiter).
+	Limiter *auth.Limiter
 }
 
 // App is a wired fhirbox.
@@ -33,6 +38,8 @@ type App struct {
 	Service  *resources.Service
 	Clients  *auth.ClientVerifier
 	Policies *accesspolicy.Engine
+	Sessions *auth.Sessions
+	Keys     *auth.Keys
 	Server   *server.Server
 	// GeneratedSecret is the root client's secret when this start created it: shown once.
 	GeneratedSecret string
@@ -54,9 +61,30 @@ func New(ctx context.Context, st *postgres.Store, cfg Config) (*App, error) {
 		_, err := a.Policies.Compiler().Compile(ctx, doc)
 		return err
 	})
+	svc.AddValidator("Client", func(_ context.Context, doc map[string]any) error {
+		_, err := auth.ParseClientConfig(doc)
+		return err
+	})
+	keys, err := auth.LoadKeys(ctx, auth.KeyOptions{PEMPath: cfg.JWTKeyPath, Now: cfg.Now, Store: keyStore(st)})
+	if err != nil {
+		return nil, err
+	}
+	a.Keys = keys
+	a.Sessions = auth.NewSessions(svc, keys, cfg.Server.BaseURL, cfg.Now)
+	svc.OnCommit("User", a.Sessions.CloseSessionsOnChange)
 	// Local writes take effect before the writer's response; the change feed (Listen)
 	// brings other processes' writes, and this one's again, which is harmless.
 	svc.OnWrite(a.apply)
+	limiter := cfg.Limiter
+	if limiter == nil {
+		limiter = auth.NewLimiter(auth.LimiterOptions{Now: cfg.Now})
+	}
+	dir := auth.NewDirectory(svc)
+	codes := auth.NewCodes(svc, cfg.Now)
+	oauth := &server.OAuth{
+		Token:    &auth.TokenEndpoint{Clients: a.Clients, Dir: dir, Sessions: a.Sessions, Codes: codes, Limiter: limiter},
+		Sessions: a.Sessions, Codes: codes, Keys: keys, Dir: dir,
+	}
 
 	generated, err := auth.EnsureAdmin(ctx, svc, cfg.Server.AdminClientID, cfg.AdminSecret)
 	if err != nil {
@@ -69,12 +97,13 @@ func New(ctx context.Context, st *postgres.Store, cfg Config) (*App, error) {
 	if err := a.Policies.Load(ctx); err != nil {
 		return nil, err
 	}
-	a.Server = server.New(cfg.Server, svc, a.Clients, a.Policies, st.Ping)
+	a.Server = server.New(cfg.Server, svc, a.Clients, a.Policies, oauth, st.Ping)
 	return a, nil
 }
 
 // apply updates the in-memory caches after a write, here or (through Listen) elsewhere.
 func (a *App) apply(ev resources.WriteEvent) {
+	a.Sessions.Forget(ev)
 	switch {
 	case ev.Reset:
 		a.Clients.ForgetAll()
@@ -89,6 +118,27 @@ func (a *App) apply(ev resources.WriteEvent) {
 		if err := a.Policies.Invalidate(ctx, ev); err != nil {
 			a.log.Error("reloading access policies failed", "event", ev, "err", err)
 		}
+	}
+}
+
+// keyStore adapts the store's signing-key table to auth.KeyStore.
+func keyStore(st *postgres.Store) auth.KeyStore {
+	conv := func(ks []postgres.SigningKey) []auth.StoredKey {
+		out := make([]auth.StoredKey, len(ks))
+		for i, k := range ks {
+			out[i] = auth.StoredKey{KID: k.KID, PrivatePEM: k.PrivatePEM, Created: k.Created}
+		}
+		return out
+	}
+	return auth.KeyStoreFunc{
+		List: func(ctx context.Context) ([]auth.StoredKey, error) {
+			ks, err := st.SigningKeys(ctx)
+			return conv(ks), err
+		},
+		Add: func(ctx context.Context, k auth.StoredKey) ([]auth.StoredKey, error) {
+			ks, err := st.AddSigningKeyIfNone(ctx, postgres.SigningKey{KID: k.KID, PrivatePEM: k.PrivatePEM, Created: k.Created})
+			return conv(ks), err
+		},
 	}
 }
 

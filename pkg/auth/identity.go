@@ -1,10 +1,13 @@
-// Package auth authenticates callers of fhirbox: HTTP Basic for clients today, bearer
-// tokens with the OAuth module. It produces an Identity that the policy engine decides on.
+// Package auth authenticates callers of fhirbox: HTTP Basic for clients, and the OAuth
+// 2.0 module (token endpoint, sessions, JWT and opaque bearer tokens). It produces an
+// Identity that the policy engine decides on.
 package auth
 
 import (
 	"context"
 	"strconv"
+
+	"github.com/golang-jwt/jwt/v5"
 )
 
 // Identity is who is behind a request. The zero value is the anonymous caller.
@@ -15,10 +18,29 @@ type Identity struct {
 	Admin bool
 	// Client is the Client resource (secret removed), when one authenticated.
 	Client map[string]any
+	// UserID and User (password removed) are set for tokens that act for a user.
+	UserID string
+	User   map[string]any
+	// SessionID and Session (token hashes removed) are set for bearer tokens.
+	SessionID string
+	Session   map[string]any
+	// JWT holds the claims of a JWT bearer token.
+	JWT jwt.MapClaims
 }
 
 // Anonymous reports whether nobody authenticated.
-func (id *Identity) Anonymous() bool { return id == nil || id.ClientID == "" }
+func (id *Identity) Anonymous() bool { return id == nil || (id.ClientID == "" && id.UserID == "") }
+
+// String names the caller for messages: user "u", client "x", or anonymous.
+func (id *Identity) String() string {
+	switch {
+	case id.Anonymous():
+		return "anonymous"
+	case id.UserID != "":
+		return "user " + strconv.Quote(id.UserID)
+	}
+	return "client " + strconv.Quote(id.ClientID)
+}
 
 type identityKey struct{}
 
@@ -33,12 +55,4 @@ func FromContext(ctx context.Context) *Identity {
 		return id
 	}
 	return &Identity{}
-}
-
-// String names the caller for messages: client "x", or anonymous.
-func (id *Identity) String() string {
-	if id.Anonymous() {
-		return "anonymous"
-	}
-	return "client " + strconv.Quote(id.ClientID)
 }

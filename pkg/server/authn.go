@@ -1,8 +1,7 @@
 package server
 
 import (
-	"encoding/base64"
-	"net/url"
+	"net/http"
 	"slices"
 	"strings"
 
@@ -12,19 +11,67 @@ import (
 	"github.com/fhirbox/fhirbox/resources"
 )
 
+// challenge is the WWW-Authenticate value of a 401, carried as the cause of the error.
+type challenge string
+
+func (c challenge) Error() string { return string(c) }
+
+// invalidToken is the answer for every bad, expired or revoked bearer token (B2).
+func invalidToken() error {
+	return &resources.Error{Code: resources.CodeUnauthorized, Message: "the bearer token is invalid, expired or revoked",
+		Err: challenge(`Bearer realm="fhirbox", error="invalid_token"`)}
+}
+
+// selfAuthenticating reports the endpoints that read the Authorization header
+// themselves: the token endpoint (client credentials, RFC 6749) and DELETE /Session,
+// which answers 200 even for a token that is already invalid (RFC 7009, R2).
+func selfAuthenticating(method, path string) bool {
+	switch path {
+	case "/auth/token", "/auth/authorize":
+		return true
+	case "/Session":
+		return method == http.MethodDelete
+	}
+	return false
+}
+
 // identify reads the Authorization header. A header that is present but wrong is a 401:
 // the caller meant to authenticate and failed. No header is the anonymous caller, whom
 // policies may still allow.
 func (s *Server) identify(c echo.Context) (*auth.Identity, error) {
-	h := c.Request().Header.Get(echo.HeaderAuthorization)
+	r := c.Request()
+	if selfAuthenticating(r.Method, r.URL.Path) {
+		return &auth.Identity{}, nil
+	}
+	h := r.Header.Get(echo.HeaderAuthorization)
+	if r.URL.RawQuery != "" && c.QueryParams().Has("access_token") {
+		// Tokens in URLs end up in logs and browser histories (B6); with a header too
+		// the request is ambiguous (B4).
+		return nil, resources.Errorf(resources.CodeInvalid, "send the access token in the Authorization header, not in the query (access_token)")
+	}
 	if h == "" {
 		return &auth.Identity{}, nil
 	}
 	scheme, cred, _ := strings.Cut(h, " ")
-	if !strings.EqualFold(scheme, "basic") {
-		return nil, resources.Errorf(resources.CodeUnauthorized, "unsupported authorization scheme %q", scheme)
+	if strings.EqualFold(scheme, "bearer") {
+		token := strings.TrimSpace(cred)
+		if token == "" || strings.ContainsAny(token, " \t,") {
+			return nil, resources.Errorf(resources.CodeInvalid, "malformed Bearer authorization header")
+		}
+		id, err := s.oauth.Sessions.Authenticate(r.Context(), token, s.oauth.Dir)
+		if err == auth.ErrInvalidBearer {
+			return nil, invalidToken()
+		}
+		if err != nil {
+			return nil, err
+		}
+		id.Admin = id.UserID == "" && id.ClientID == s.cfg.AdminClientID
+		return id, nil
 	}
-	clientID, secret, ok := parseBasic(strings.TrimSpace(cred))
+	if !strings.EqualFold(scheme, "basic") {
+		return nil, resources.Errorf(resources.CodeUnauthorized, "unsupported authorization scheme %q: use Bearer or Basic", scheme)
+	}
+	clientID, secret, ok := auth.ParseBasic(strings.TrimSpace(cred))
 	if !ok {
 		return nil, resources.Errorf(resources.CodeUnauthorized, "malformed Basic credentials")
 	}
@@ -47,25 +94,4 @@ func (s *Server) identify(c echo.Context) (*auth.Identity, error) {
 func hasGrant(client map[string]any, grant string) bool {
 	list, _ := client["grant_types"].([]any)
 	return slices.ContainsFunc(list, func(v any) bool { return v == grant })
-}
-
-// parseBasic decodes "base64(id:secret)". Per RFC 6749 §2.3.1 id and secret are
-// form-encoded before base64; clients that skip that step send them raw, so a value
-// that does not URL-decode cleanly is taken as it is (CONFORMANCE C3).
-func parseBasic(cred string) (id, secret string, ok bool) {
-	raw, err := base64.StdEncoding.DecodeString(cred)
-	if err != nil {
-		return "", "", false
-	}
-	id, secret, ok = strings.Cut(string(raw), ":")
-	if !ok {
-		return "", "", false
-	}
-	if d, err := url.QueryUnescape(id); err == nil {
-		id = d
-	}
-	if d, err := url.QueryUnescape(secret); err == nil {
-		secret = d
-	}
-	return id, secret, true
 }

@@ -48,9 +48,7 @@ func (s *Server) authorize(next echo.HandlerFunc) echo.HandlerFunc {
 		}
 		debug := wantsTrace(r)
 		if debug && r.URL.Query().Has(debugParam) {
-			q := r.URL.Query()
-			q.Del(debugParam)
-			r.URL.RawQuery = q.Encode()
+			r.URL.RawQuery = withoutParam(r.URL.RawQuery, debugParam)
 			c.QueryParams().Del(debugParam) // echo caches the parsed query
 		}
 		info := s.requestInfo(c, id)
@@ -81,19 +79,33 @@ func (s *Server) requestInfo(c echo.Context, id *auth.Identity) *accesspolicy.In
 	if r.TLS != nil {
 		scheme = "https"
 	}
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		host = r.RemoteAddr
-	}
 	info := &accesspolicy.Info{
 		Method: r.Method, Scheme: scheme, Path: r.URL.Path, RawQuery: r.URL.RawQuery,
-		RemoteAddr: host, Header: r.Header, Client: id.Client,
+		RemoteAddr: remoteIP(r), Header: r.Header, Host: r.Host, Client: id.Client, User: id.User,
+		Session: id.Session, JWT: jwtClaims(id),
 	}
 	if typ := c.Param("type"); typ != "" {
 		info.ResourceType = typ
 		info.ResourceID = c.Param("id")
 	}
 	return info
+}
+
+// remoteIP is the peer's address without the port. Forwarded-for headers are not
+// trusted: any client can send them.
+func remoteIP(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
+}
+
+func jwtClaims(id *auth.Identity) map[string]any {
+	if id.JWT == nil {
+		return nil
+	}
+	return map[string]any(id.JWT)
 }
 
 // preread reads the body of resource writes and of POST _search before the decision,
@@ -120,6 +132,21 @@ func (s *Server) preread(c echo.Context, info *accesspolicy.Info) error {
 	return nil
 }
 
+// withoutParam removes every occurrence of name from a raw query, keeping the rest as
+// it was written (policies see query-string as sent).
+func withoutParam(raw, name string) string {
+	parts := strings.Split(raw, "&")
+	kept := parts[:0]
+	for _, p := range parts {
+		k, _, _ := strings.Cut(p, "=")
+		if uk, err := url.QueryUnescape(k); err == nil && uk == name {
+			continue
+		}
+		kept = append(kept, p)
+	}
+	return strings.Join(kept, "&")
+}
+
 // wantsTrace reports whether the request asks for the policy trace.
 func wantsTrace(r *http.Request) bool {
 	if strings.EqualFold(strings.TrimSpace(r.Header.Get("X-Debug")), "policy") {
@@ -131,7 +158,8 @@ func wantsTrace(r *http.Request) bool {
 // mayDebug reports whether policies allow id to call POST /auth/test-policy: the same
 // caller may see traces.
 func (s *Server) mayDebug(c echo.Context, id *auth.Identity) bool {
-	info := &accesspolicy.Info{Method: http.MethodPost, Scheme: "http", Path: testPolicyPath, Header: http.Header{}, Client: id.Client}
+	info := &accesspolicy.Info{Method: http.MethodPost, Scheme: "http", Path: testPolicyPath, Header: http.Header{},
+		Client: id.Client, User: id.User, Session: id.Session, JWT: jwtClaims(id)}
 	return s.policies.Decide(c.Request().Context(), info.Build(), false).Allowed
 }
 

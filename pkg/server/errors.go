@@ -98,7 +98,16 @@ func (s *Server) errorHandler(err error, c echo.Context) {
 	}
 	oo := fhir.NewOutcome("error", issueCode[re.Code], msg, expr...)
 	if status == http.StatusUnauthorized {
-		c.Response().Header().Set(echo.HeaderWWWAuthenticate, `Basic realm="fhirbox"`)
+		h := c.Response().Header()
+		var ch challenge
+		if errors.As(err, &ch) {
+			h.Set(echo.HeaderWWWAuthenticate, string(ch))
+		} else {
+			// No or unusable credentials: both schemes are offered, Bearer without an
+			// error attribute (B1).
+			h.Set(echo.HeaderWWWAuthenticate, `Bearer realm="fhirbox"`)
+			h.Add(echo.HeaderWWWAuthenticate, `Basic realm="fhirbox"`)
+		}
 	}
 	f, ferr := negotiate(c, isFHIRBase(c))
 	if ferr != nil {

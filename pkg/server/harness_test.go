@@ -38,9 +38,9 @@ type env struct {
 	logs  *bytes.Buffer
 }
 
-type envOption func(*server.Config)
+type envOption func(*app.Config)
 
-func withMaxBody(n int64) envOption { return func(c *server.Config) { c.MaxBodyBytes = n } }
+func withMaxBody(n int64) envOption { return func(c *app.Config) { c.Server.MaxBodyBytes = n } }
 
 func newEnv(t testing.TB, opts ...envOption) *env {
 	t.Helper()
@@ -55,10 +55,11 @@ func newEnv(t testing.TB, opts ...envOption) *env {
 		BaseURL: testBase, AdminClientID: adminID, Version: "test",
 		Logger: slog.New(slog.NewJSONHandler(&lockedWriter{w: logs}, nil)),
 	}
+	acfg := app.Config{Server: cfg, AdminSecret: adminToken, BcryptCost: bcrypt.MinCost}
 	for _, o := range opts {
-		o(&cfg)
+		o(&acfg)
 	}
-	a, err := app.New(ctx, st, app.Config{Server: cfg, AdminSecret: adminToken, BcryptCost: bcrypt.MinCost})
+	a, err := app.New(ctx, st, acfg)
 	if err != nil {
 		t.Fatalf("app: %v", err)
 	}

@@ -185,7 +185,7 @@ engine: sql
 link: [{resourceType: Client, id: reader}]
 sql:
   query: >-
-    SELECT EXISTS (SELECT 1 FROM resource WHERE resource_type = 'Patient'
+    SELECT EXISTS (SELECT 1 FROM resource WHERE resource_type = 'Patient' AND NOT deleted
     AND id = {{.params.resource/id}} AND content->'name'->0->>'family' = 'One')
 `, []call{
 			{"reader", get("/fhir/Patient/pt-1"), 200},
@@ -241,6 +241,8 @@ func TestPolicyValidation(t *testing.T) {
 		{"sql not boolean", `{engine: sql, sql: {query: "SELECT 1"}}`, "sql.query"},
 		{"sql unknown table", `{engine: sql, sql: {query: "SELECT true FROM nope"}}`, "sql.query"},
 		{"sql raw parameter", `{engine: sql, sql: {query: "SELECT $1::text = 'a'"}}`, "sql.query"},
+		{"sql that writes", `{engine: sql, sql: {query: "UPDATE resource SET deleted = deleted WHERE false RETURNING true"}}`, "sql.query"},
+		{"sql quoted placeholder", `{engine: sql, sql: {query: "SELECT 'x' = '{{.user.id}}'"}}`, "sql.query"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -263,7 +265,7 @@ func TestShippedPolicies(t *testing.T) {
 	e := newEnv(t)
 	r := e.must(200, get("/AccessPolicy?_count=50"))
 	ids := entryIDs(r)
-	for _, want := range []string{"fhirbox-admin", "fhirbox-public-health", "fhirbox-public-metadata", "fhirbox-public-well-known", "fhirbox-public-auth"} {
+	for _, want := range []string{"fhirbox-admin", "fhirbox-public-health", "fhirbox-public-metadata", "fhirbox-public-well-known", "fhirbox-public-auth", "fhirbox-own-session"} {
 		if !contains(ids, want) {
 			t.Errorf("policy %s missing: %v", want, ids)
 		}
@@ -399,8 +401,8 @@ matcho: {uri: '#^/fhir/Patient/', params: {resource/id: .user.data.patient_id}}
 		})
 	}
 	// Nothing was stored by the inline tests.
-	if n := len(entryIDs(e.must(200, get("/AccessPolicy?_count=100")))); n != 7 {
-		t.Errorf("%d policies stored, want the 5 shipped and 2 written", n)
+	if n := len(entryIDs(e.must(200, get("/AccessPolicy?_count=100")))); n != 8 {
+		t.Errorf("%d policies stored, want the 6 shipped and 2 written", n)
 	}
 	outcomeText(t, e.must(422, post("/auth/test-policy", `{"request":{},"policy":{"engine":"nope"}}`)))
 	outcomeText(t, e.must(404, post("/auth/test-policy", `{"request":{},"policy":"no-such-policy"}`)))

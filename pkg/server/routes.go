@@ -1,6 +1,8 @@
 package server
 
 import (
+	"net/http"
+
 	"github.com/labstack/echo/v4"
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -15,6 +17,17 @@ func (s *Server) routes(reg *prometheus.Registry) {
 	e.GET("/health", s.handleHealth)
 	e.GET("/metrics", echo.WrapHandler(observe.Handler(reg)))
 	e.POST(testPolicyPath, s.handleTestPolicy)
+
+	// OAuth 2.0 (pkg/auth): token endpoint, redirect-protected password grant, sessions,
+	// keys and discovery.
+	e.POST("/auth/token", s.handleToken)
+	e.Match([]string{http.MethodGet, http.MethodPut, http.MethodPatch, http.MethodDelete}, "/auth/token", s.handleTokenMethod)
+	e.GET("/auth/authorize", s.handleAuthorize)
+	e.GET("/auth/userinfo", s.handleUserinfo)
+	e.DELETE("/Session", s.handleCloseSession)
+	e.GET("/.well-known/jwks.json", s.handleJWKS)
+	e.GET("/.well-known/openid-configuration", s.handleDiscovery)
+	e.GET("/.well-known/oauth-authorization-server", s.handleDiscovery)
 
 	for _, prefix := range []string{"", "/fhir"} {
 		g := e.Group(prefix)

@@ -41,6 +41,7 @@ type Server struct {
 	svc      *resources.Service
 	clients  *auth.ClientVerifier
 	policies *accesspolicy.Engine
+	oauth    *OAuth
 	health   func(context.Context) error
 	log      *slog.Logger
 	echo     *echo.Echo
@@ -48,7 +49,7 @@ type Server struct {
 
 // New builds the server: every request is authenticated by clients and allowed only by
 // a policy of policies. health reports whether the database answers.
-func New(cfg Config, svc *resources.Service, clients *auth.ClientVerifier, policies *accesspolicy.Engine, health func(context.Context) error) *Server {
+func New(cfg Config, svc *resources.Service, clients *auth.ClientVerifier, policies *accesspolicy.Engine, oauth *OAuth, health func(context.Context) error) *Server {
 	if cfg.MaxBodyBytes <= 0 {
 		cfg.MaxBodyBytes = 10 << 20
 	}
@@ -59,7 +60,7 @@ func New(cfg Config, svc *resources.Service, clients *auth.ClientVerifier, polic
 		cfg.Metrics = observe.NewRegistry()
 	}
 	cfg.BaseURL = strings.TrimRight(cfg.BaseURL, "/")
-	s := &Server{cfg: cfg, svc: svc, clients: clients, policies: policies, health: health, log: cfg.Logger}
+	s := &Server{cfg: cfg, svc: svc, clients: clients, policies: policies, oauth: oauth, health: health, log: cfg.Logger}
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
 	e.HTTPErrorHandler = s.errorHandler

@@ -12,6 +12,9 @@ import (
 	"github.com/jackc/pgx/v5/stdlib"
 )
 
+// readOnlyViolation is SQLSTATE read_only_sql_transaction.
+const readOnlyViolation = "25006"
+
 // policyTimeout bounds one sql policy query: it runs on the request path.
 const policyTimeout = "500ms"
 
@@ -44,8 +47,24 @@ func (s *Store) CheckPolicySQL(ctx context.Context, query string, nparams int) e
 		switch {
 		case len(sd.ParamOIDs) != nparams:
 			check = fmt.Errorf("the query has %d parameters but %d placeholders: use {{.path}} placeholders only, not $n", len(sd.ParamOIDs), nparams)
+			return nil
 		case len(sd.Fields) != 1 || sd.Fields[0].DataTypeOID != pgtype.BoolOID:
 			check = errors.New("the query must return exactly one boolean column")
+			return nil
+		}
+		// A query that writes plans fine and then fails on every request, since policies
+		// run read-only: run it once, read-only, with absent values, to find out.
+		if _, err := tx.Exec(ctx, "SET LOCAL statement_timeout = '"+policyTimeout+"'"); err != nil {
+			return err
+		}
+		rows, err := tx.Query(ctx, query, make([]any, nparams)...)
+		if err == nil {
+			rows.Close()
+			err = rows.Err()
+		}
+		var pe *pgconn.PgError
+		if errors.As(err, &pe) && pe.Code == readOnlyViolation {
+			check = errors.New("the query must only read: policies run in a read-only transaction")
 		}
 		return nil
 	})

@@ -1,0 +1,376 @@
+package auth
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/base64"
+	"encoding/json"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"io/fs"
+	"math/big"
+	"os"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// MinRSABits is the smallest signing key accepted, from a PEM file or the database:
+// RFC 7518 §3.3 requires 2048 bits for RS256.
+const MinRSABits = 2048
+
+// reloadInterval bounds how often Verify re-reads the key store because of a kid it
+// does not know: each such token costs a query, and anyone can send one.
+const reloadInterval = time.Second
+
+// StoredKey is a signing key as the database keeps it.
+type StoredKey struct {
+	// KID is the RFC 7638 thumbprint of the public key; it is checked against the key.
+	KID string
+	// PrivatePEM is the private key, PEM-encoded PKCS#8 (PKCS#1 is read too).
+	PrivatePEM []byte
+	Created    time.Time
+}
+
+// KeyStore persists signing keys (resources/postgres implements it through an adapter
+// in the wiring), so that every instance on one database signs with the same keys and
+// accepts each other's tokens.
+type KeyStore interface {
+	// SigningKeys returns every stored key, oldest first.
+	SigningKeys(ctx context.Context) ([]StoredKey, error)
+	// AddSigningKeyIfNone stores k unless a key exists already, atomically across
+	// processes, and returns the keys stored afterwards, oldest first.
+	AddSigningKeyIfNone(ctx context.Context, k StoredKey) ([]StoredKey, error)
+}
+
+// KeyStoreFunc adapts two functions to a KeyStore, so that a store whose methods use
+// its own key struct can be plugged in without either package importing the other.
+type KeyStoreFunc struct {
+	List func(ctx context.Context) ([]StoredKey, error)
+	Add  func(ctx context.Context, k StoredKey) ([]StoredKey, error)
+}
+
+var _ KeyStore = KeyStoreFunc{}
+
+// SigningKeys calls f.List.
+func (f KeyStoreFunc) SigningKeys(ctx context.Context) ([]StoredKey, error) {
+	return f.List(ctx)
+}
+
+// AddSigningKeyIfNone calls f.Add.
+func (f KeyStoreFunc) AddSigningKeyIfNone(ctx context.Context, k StoredKey) ([]StoredKey, error) {
+	return f.Add(ctx, k)
+}
+
+// KeyOptions configures LoadKeys.
+type KeyOptions struct {
+	// PEMPath (FHIRBOX_JWT_PRIVATE_KEY) names a PEM file holding an RSA private key,
+	// PKCS#1 or PKCS#8. When set, Store is not used: the operator manages the key.
+	PEMPath string
+	// Store holds the keys otherwise; the first instance to start generates one.
+	Store KeyStore
+	// Now is the clock Verify checks exp, nbf and iat against and generated keys are
+	// dated with; nil is time.Now.
+	Now func() time.Time
+}
+
+// Keys holds the RSA signing keys: the newest signs, all verify and are published.
+// It is safe for concurrent use.
+type Keys struct {
+	opt KeyOptions
+	now func() time.Time
+	set atomic.Pointer[keySet]
+
+	// mu serialises reloads, so that a burst of tokens with a new kid costs one query.
+	mu         sync.Mutex
+	lastReload time.Time // when the store was last read, by the wall clock
+	// clock rate-limits reloads. It is the real clock even when Now is a fake one: the
+	// limit protects the database in real time, and a frozen test clock would otherwise
+	// stop reloads for good.
+	clock func() time.Time
+}
+
+// keySet is one immutable generation of keys, swapped whole on reload so that Sign and
+// Verify never lock.
+type keySet struct {
+	signer *signingKey            // the newest key
+	byKID  map[string]*signingKey // every key, the signer included
+	jwks   []byte
+}
+
+type signingKey struct {
+	kid     string
+	priv    *rsa.PrivateKey
+	created time.Time
+}
+
+// LoadKeys reads the signing key from opt.PEMPath, or else the keys in opt.Store,
+// generating and storing an RSA-2048 key when there is none. Its errors are one line
+// meant for the operator: the server prints them and exits.
+func LoadKeys(ctx context.Context, opt KeyOptions) (*Keys, error) {
+	k := &Keys{opt: opt, now: opt.Now, clock: time.Now}
+	if k.now == nil {
+		k.now = time.Now
+	}
+	if opt.PEMPath != "" {
+		sk, err := readPEMFile(opt.PEMPath)
+		if err != nil {
+			return nil, err
+		}
+		set, err := newKeySet([]*signingKey{sk})
+		if err != nil {
+			return nil, err
+		}
+		k.set.Store(set)
+		return k, nil
+	}
+	if opt.Store == nil {
+		return nil, errors.New("auth: no signing key: set FHIRBOX_JWT_PRIVATE_KEY or give LoadKeys a key store")
+	}
+	stored, err := opt.Store.SigningKeys(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("auth: reading the signing keys: %w", err)
+	}
+	if len(stored) == 0 {
+		gen, err := generateKey(k.now())
+		if err != nil {
+			return nil, err
+		}
+		// Another instance starting at the same time may have stored its key first: use
+		// whatever the store holds now, so both sign with the same key.
+		if stored, err = opt.Store.AddSigningKeyIfNone(ctx, gen); err != nil {
+			return nil, fmt.Errorf("auth: storing the signing key: %w", err)
+		}
+	}
+	set, err := parseStored(stored)
+	if err != nil {
+		return nil, err
+	}
+	k.set.Store(set)
+	return k, nil
+}
+
+// Reload re-reads the key store, to pick up keys that other instances stored (after a
+// rotation, say). The newest key then signs. With a PEM file it does nothing. On error
+// the keys in use stay.
+func (k *Keys) Reload(ctx context.Context) error {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	return k.reloadLocked(ctx)
+}
+
+func (k *Keys) reloadLocked(ctx context.Context) error {
+	if k.opt.PEMPath != "" || k.opt.Store == nil {
+		return nil
+	}
+	// Even a failed read counts: a database in trouble is not to be hammered either.
+	k.lastReload = k.clock()
+	stored, err := k.opt.Store.SigningKeys(ctx)
+	if err != nil {
+		return fmt.Errorf("auth: reading the signing keys: %w", err)
+	}
+	if len(stored) == 0 {
+		return errors.New("auth: the database holds no signing key any more; keeping the keys in use")
+	}
+	set, err := parseStored(stored)
+	if err != nil {
+		return err
+	}
+	k.set.Store(set)
+	return nil
+}
+
+// reloadFor reloads the store for a token whose kid is unknown, at most once per
+// reloadInterval, and reports the key for kid afterwards. Callers that queue up behind
+// a reload in progress see its result without reading the store again.
+func (k *Keys) reloadFor(ctx context.Context, kid string) (*signingKey, error) {
+	if k.opt.PEMPath != "" || k.opt.Store == nil {
+		return nil, nil
+	}
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if sk := k.set.Load().byKID[kid]; sk != nil {
+		return sk, nil
+	}
+	if !k.lastReload.IsZero() && k.clock().Sub(k.lastReload) < reloadInterval {
+		return nil, nil
+	}
+	if err := k.reloadLocked(ctx); err != nil {
+		return nil, err
+	}
+	return k.set.Load().byKID[kid], nil
+}
+
+// JWKS returns the JSON Web Key Set of the public keys, newest first (RFC 7517 §5),
+// as served at /.well-known/jwks.json. It holds no private member (CONFORMANCE J10).
+func (k *Keys) JWKS() []byte {
+	// A copy, since the handler's caller could write into a shared slice.
+	return bytes.Clone(k.set.Load().jwks)
+}
+
+// KID returns the kid of the key that signs.
+func (k *Keys) KID() string { return k.set.Load().signer.kid }
+
+func generateKey(now time.Time) (StoredKey, error) {
+	priv, err := rsa.GenerateKey(rand.Reader, MinRSABits)
+	if err != nil {
+		return StoredKey{}, fmt.Errorf("auth: generating the signing key: %w", err)
+	}
+	der, err := x509.MarshalPKCS8PrivateKey(priv)
+	if err != nil {
+		return StoredKey{}, fmt.Errorf("auth: encoding the signing key: %w", err)
+	}
+	return StoredKey{
+		KID:        thumbprint(&priv.PublicKey),
+		PrivatePEM: pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}),
+		Created:    now.UTC(),
+	}, nil
+}
+
+// parseStored turns the store's keys into a key set. One bad key fails the whole set:
+// a database that holds a key we cannot use is a configuration error to fix, not to
+// skip silently.
+func parseStored(stored []StoredKey) (*keySet, error) {
+	keys := make([]*signingKey, 0, len(stored))
+	for _, s := range stored {
+		priv, err := parsePrivatePEM(s.PrivatePEM)
+		if err != nil {
+			return nil, fmt.Errorf("auth: signing key %q in the database: %s", s.KID, err)
+		}
+		kid := thumbprint(&priv.PublicKey)
+		if s.KID != kid {
+			return nil, fmt.Errorf("auth: signing key %q in the database: its kid is not the key's RFC 7638 thumbprint %s", s.KID, kid)
+		}
+		keys = append(keys, &signingKey{kid: kid, priv: priv, created: s.Created})
+	}
+	return newKeySet(keys)
+}
+
+func readPEMFile(path string) (*signingKey, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		// The path is in the message already; the PathError would repeat it.
+		var pe *fs.PathError
+		if errors.As(err, &pe) {
+			err = pe.Err
+		}
+		return nil, fmt.Errorf("auth: signing key file %s (FHIRBOX_JWT_PRIVATE_KEY): %s", path, err)
+	}
+	priv, err := parsePrivatePEM(data)
+	if err != nil {
+		return nil, fmt.Errorf("auth: signing key file %s (FHIRBOX_JWT_PRIVATE_KEY): %s", path, err)
+	}
+	return &signingKey{kid: thumbprint(&priv.PublicKey), priv: priv}, nil
+}
+
+// parsePrivatePEM reads the first private key block of data, PKCS#1 or PKCS#8, and
+// checks that it is an RSA key of at least MinRSABits. Its errors are short phrases
+// that callers prefix with where the key came from.
+func parsePrivatePEM(data []byte) (*rsa.PrivateKey, error) {
+	var block *pem.Block
+	for rest := data; ; {
+		var b *pem.Block
+		if b, rest = pem.Decode(rest); b == nil {
+			break
+		}
+		// A file may start with a certificate or EC parameters: look for the key.
+		if strings.HasSuffix(b.Type, "PRIVATE KEY") {
+			block = b
+			break
+		}
+	}
+	if block == nil {
+		return nil, errors.New("no PEM private key found (expected a BEGIN RSA PRIVATE KEY or BEGIN PRIVATE KEY block)")
+	}
+	if _, ok := block.Headers["DEK-Info"]; ok || block.Type == "ENCRYPTED PRIVATE KEY" {
+		return nil, errors.New("the private key is encrypted; give it unencrypted")
+	}
+	var key any
+	var err error
+	switch block.Type {
+	case "RSA PRIVATE KEY":
+		key, err = x509.ParsePKCS1PrivateKey(block.Bytes)
+	case "PRIVATE KEY":
+		key, err = x509.ParsePKCS8PrivateKey(block.Bytes)
+	default:
+		return nil, fmt.Errorf("a %s is not an RSA key (RS256 needs one)", block.Type)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("invalid %s: %s", block.Type, err)
+	}
+	priv, ok := key.(*rsa.PrivateKey)
+	if !ok {
+		return nil, fmt.Errorf("a %T key is not an RSA key (RS256 needs one)", key)
+	}
+	if bits := priv.N.BitLen(); bits < MinRSABits {
+		return nil, fmt.Errorf("the RSA key has %d bits, fewer than the %d RS256 requires", bits, MinRSABits)
+	}
+	if err := priv.Validate(); err != nil {
+		return nil, fmt.Errorf("invalid RSA key: %s", err)
+	}
+	priv.Precompute()
+	return priv, nil
+}
+
+// thumbprint is the RFC 7638 JWK thumbprint of pub (SHA-256, base64url): a kid that
+// any holder of the public key can recompute, so it cannot name a different key.
+func thumbprint(pub *rsa.PublicKey) string {
+	// RFC 7638 §3.2: the required members only, in lexicographic order, no whitespace.
+	// Base64url strings need no JSON escaping.
+	j := `{"e":"` + b64(big.NewInt(int64(pub.E)).Bytes()) + `","kty":"RSA","n":"` + b64(pub.N.Bytes()) + `"}`
+	sum := sha256.Sum256([]byte(j))
+	return b64(sum[:])
+}
+
+func b64(b []byte) string { return base64.RawURLEncoding.EncodeToString(b) }
+
+type jwk struct {
+	Kty string `json:"kty"`
+	Use string `json:"use"`
+	Alg string `json:"alg"`
+	Kid string `json:"kid"`
+	N   string `json:"n"`
+	E   string `json:"e"`
+}
+
+// newKeySet orders keys newest first, so the signer is the first one and the JWKS
+// lists the key in use before the older ones still accepted.
+func newKeySet(keys []*signingKey) (*keySet, error) {
+	if len(keys) == 0 {
+		return nil, errors.New("auth: no signing key")
+	}
+	keys = slices.Clone(keys)
+	slices.SortStableFunc(keys, func(a, b *signingKey) int {
+		if c := b.created.Compare(a.created); c != 0 {
+			return c
+		}
+		return strings.Compare(b.kid, a.kid)
+	})
+	set := &keySet{signer: keys[0], byKID: make(map[string]*signingKey, len(keys))}
+	var doc struct {
+		Keys []jwk `json:"keys"`
+	}
+	for _, sk := range keys {
+		if _, dup := set.byKID[sk.kid]; dup {
+			continue
+		}
+		set.byKID[sk.kid] = sk
+		pub := &sk.priv.PublicKey
+		doc.Keys = append(doc.Keys, jwk{
+			Kty: "RSA", Use: "sig", Alg: "RS256", Kid: sk.kid,
+			N: b64(pub.N.Bytes()), E: b64(big.NewInt(int64(pub.E)).Bytes()),
+		})
+	}
+	var err error
+	if set.jwks, err = json.Marshal(doc); err != nil {
+		return nil, fmt.Errorf("auth: encoding the JWKS: %w", err)
+	}
+	return set, nil
+}

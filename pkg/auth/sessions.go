@@ -1,0 +1,378 @@
+package auth
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+	"github.com/google/uuid"
+
+	"github.com/fhirbox/fhirbox/resources"
+)
+
+// SessionType is the resource type that records issued tokens.
+const SessionType = "Session"
+
+// maxRotated bounds the refresh-token hashes a Session remembers for reuse detection.
+const maxRotated = 20
+
+// Sessions issues tokens, records one Session resource per grant, and authenticates
+// bearer tokens through an in-process cache that writes of Sessions, Users and Clients
+// invalidate (Forget).
+type Sessions struct {
+	svc    *resources.Service
+	keys   *Keys
+	issuer string
+	now    func() time.Time
+	cache  *sessionCache
+}
+
+// NewSessions returns Sessions storing through svc, signing JWTs with keys and naming
+// issuer (FHIRBOX_BASE_URL) in them. now nil is time.Now.
+func NewSessions(svc *resources.Service, keys *Keys, issuer string, now func() time.Time) *Sessions {
+	if now == nil {
+		now = time.Now
+	}
+	return &Sessions{svc: svc, keys: keys, issuer: issuer, now: now, cache: newSessionCache()}
+}
+
+// Grant is what a token pair is issued for.
+type Grant struct {
+	// Type is the grant: password or client_credentials.
+	Type   string
+	Client *ClientConfig
+	// User is the User resource (password removed) for the password grant, nil else.
+	User map[string]any
+	// Audience is the requested audience; empty means the client id.
+	Audience string
+}
+
+// TokenResponse is the token endpoint's answer (CONFORMANCE C1).
+type TokenResponse struct {
+	TokenType    string         `json:"token_type"`
+	AccessToken  string         `json:"access_token"`
+	ExpiresIn    int64          `json:"expires_in"`
+	RefreshToken string         `json:"refresh_token,omitempty"`
+	Userinfo     map[string]any `json:"userinfo,omitempty"`
+}
+
+// hashToken is how tokens are kept at rest: only their SHA-256, hex encoded.
+func hashToken(t string) string {
+	h := sha256.Sum256([]byte(t))
+	return hex.EncodeToString(h[:])
+}
+
+// randomToken is 32 random bytes, base64url: an opaque token.
+func randomToken() string {
+	b := make([]byte, 32)
+	if _, err := rand.Read(b); err != nil {
+		panic("auth: crypto/rand failed: " + err.Error())
+	}
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+// Issue creates a Session for g and returns its tokens.
+func (s *Sessions) Issue(ctx context.Context, g Grant) (*TokenResponse, error) {
+	cfg := g.Client.Grant(g.Type)
+	now := s.now().UTC().Truncate(time.Second)
+	sid := uuid.NewString()
+	aud := g.Audience
+	if aud == "" {
+		aud = g.Client.ID
+	}
+	sub := g.Client.ID
+	var userID string
+	if g.User != nil {
+		userID, _ = g.User["id"].(string)
+		sub = userID
+	}
+	doc := map[string]any{
+		"resourceType": SessionType,
+		"id":           sid,
+		"type":         g.Type,
+		"client":       map[string]any{"resourceType": "Client", "id": g.Client.ID},
+		"audience":     aud,
+		"jti":          sid,
+		"start":        resources.FormatInstant(now),
+		"token_format": tokenFormat(cfg.JWT),
+	}
+	if userID != "" {
+		doc["user"] = map[string]any{"resourceType": "User", "id": userID}
+	}
+	resp, err := s.mint(doc, sub, cfg, g.Client, now)
+	if err != nil {
+		return nil, err
+	}
+	if _, _, err := s.svc.Create(resources.WithTrusted(ctx), SessionType, doc, resources.CreateOptions{KeepID: true}); err != nil {
+		return nil, err
+	}
+	if g.User != nil && g.Type == "password" {
+		resp.Userinfo = g.User
+	}
+	return resp, nil
+}
+
+func tokenFormat(jwt bool) string {
+	if jwt {
+		return "jwt"
+	}
+	return "opaque"
+}
+
+// mint makes a new token pair for the Session doc (whose id is the jti) and records
+// their hashes and expiry in doc.
+func (s *Sessions) mint(doc map[string]any, sub string, cfg GrantConfig, client *ClientConfig, now time.Time) (*TokenResponse, error) {
+	sid, _ := doc["id"].(string)
+	aud, _ := doc["audience"].(string)
+	exp := now.Add(cfg.AccessTokenTTL)
+	resp := &TokenResponse{TokenType: "Bearer", ExpiresIn: int64(cfg.AccessTokenTTL / time.Second)}
+	if cfg.JWT {
+		// jti names the Session; tid tells apart the tokens a Session issues within one
+		// second, whose other claims are all the same.
+		t, err := s.keys.Sign(jwt.MapClaims{
+			"iss": s.issuer, "sub": sub, "aud": aud, "iat": now.Unix(), "exp": exp.Unix(),
+			"jti": sid, "client_id": client.ID, "tid": randomToken()[:16],
+		})
+		if err != nil {
+			return nil, resources.Internal(err)
+		}
+		resp.AccessToken = t
+	} else {
+		resp.AccessToken = randomToken()
+	}
+	doc["exp"] = exp.Unix()
+	doc["access_token_hash"] = hashToken(resp.AccessToken)
+	if cfg.RefreshToken && client.Allows("refresh_token") {
+		var rexp time.Time
+		if cfg.RefreshTokenTTL > 0 {
+			rexp = now.Add(cfg.RefreshTokenTTL)
+			doc["refresh_token_exp"] = rexp.Unix()
+		} else {
+			delete(doc, "refresh_token_exp")
+		}
+		if cfg.JWT {
+			claims := jwt.MapClaims{"iss": s.issuer, "sub": sub, "aud": aud, "iat": now.Unix(), "jti": sid, "client_id": client.ID, "typ": "refresh", "tid": randomToken()[:16]}
+			// A JWT needs an exp; the Session's sliding refresh_token_exp is what counts.
+			claims["exp"] = now.Add(10 * 365 * 24 * time.Hour).Unix()
+			if !rexp.IsZero() {
+				claims["exp"] = rexp.Unix()
+			}
+			t, err := s.keys.Sign(claims)
+			if err != nil {
+				return nil, resources.Internal(err)
+			}
+			resp.RefreshToken = t
+		} else {
+			resp.RefreshToken = randomToken()
+		}
+		doc["refresh_token_hash"] = hashToken(resp.RefreshToken)
+	}
+	return resp, nil
+}
+
+// Refresh rotates the refresh token rt of client: the Session gets a new token pair
+// and remembers the old refresh token, whose reuse closes the Session (CONFORMANCE S2).
+func (s *Sessions) Refresh(ctx context.Context, client *ClientConfig, rt string, userOf func(ctx context.Context, id string) (map[string]any, error)) (*TokenResponse, error) {
+	bad := oauthErr(ErrCodeInvalidGrant, "the refresh token is invalid, expired or revoked")
+	if rt == "" || len(rt) > 8192 {
+		return nil, bad
+	}
+	h := hashToken(rt)
+	res, err := s.svc.FindByToken(ctx, SessionType, "refresh-token", h)
+	if err != nil {
+		return nil, err
+	}
+	if res == nil {
+		return nil, bad
+	}
+	doc, err := decode(res.Content)
+	if err != nil {
+		return nil, resources.Internal(err)
+	}
+	if cur, _ := doc["refresh_token_hash"].(string); cur != h {
+		// An old refresh token came back: someone holds a copy. End the whole family.
+		if _, err := s.svc.Delete(ctx, SessionType, res.ID); err != nil {
+			return nil, err
+		}
+		return nil, oauthErr(ErrCodeInvalidGrant, "the refresh token was already used; the session is closed")
+	}
+	if refID(doc["client"]) != client.ID {
+		return nil, bad
+	}
+	grant, _ := doc["type"].(string)
+	cfg := client.Grant(grant)
+	if !cfg.RefreshToken || !client.Allows("refresh_token") {
+		return nil, oauthErr(ErrCodeUnauthorizedClient, "client %s may not refresh tokens", client.ID)
+	}
+	now := s.now().UTC().Truncate(time.Second)
+	if rexp, ok := number(doc["refresh_token_exp"]); ok && now.Unix() >= rexp {
+		return nil, bad
+	}
+	sub := client.ID
+	if uid := refID(doc["user"]); uid != "" {
+		user, err := userOf(ctx, uid)
+		if err != nil {
+			return nil, err
+		}
+		if user == nil {
+			return nil, bad
+		}
+		sub = uid
+	}
+	rotated, _ := doc["rotated_refresh_hashes"].([]any)
+	rotated = append(rotated, h)
+	if len(rotated) > maxRotated {
+		rotated = rotated[len(rotated)-maxRotated:]
+	}
+	doc["rotated_refresh_hashes"] = rotated
+	resp, err := s.mint(doc, sub, cfg, client, now)
+	if err != nil {
+		return nil, err
+	}
+	// If-Match makes two refreshes with one token race safely: the loser gets 412,
+	// which is a reuse.
+	_, _, err = s.svc.Update(resources.WithTrusted(ctx), SessionType, res.ID, doc, `W/"`+itoa(res.VersionID)+`"`)
+	if resources.ErrorCode(err) == resources.CodePreconditionFailed {
+		return nil, oauthErr(ErrCodeInvalidGrant, "the refresh token was already used")
+	}
+	if err != nil {
+		return nil, err
+	}
+	return resp, nil
+}
+
+// Close ends a Session: its tokens stop working at once, on every instance.
+func (s *Sessions) Close(ctx context.Context, id string) error {
+	_, err := s.svc.Delete(ctx, SessionType, id)
+	if resources.ErrorCode(err) == resources.CodeNotFound {
+		return nil
+	}
+	return err
+}
+
+// ErrInvalidBearer is the one answer for a bearer token that is malformed, unknown,
+// expired or revoked (RFC 6750 invalid_token).
+var ErrInvalidBearer = errors.New("invalid_token")
+
+// Authenticate returns the identity behind a bearer token.
+func (s *Sessions) Authenticate(ctx context.Context, token string, load Loader) (*Identity, error) {
+	if token == "" || len(token) > 8192 {
+		return nil, ErrInvalidBearer
+	}
+	now := s.now()
+	var claims jwt.MapClaims
+	var e *sessionEntry
+	if strings.Count(token, ".") == 2 {
+		c, err := s.keys.Verify(ctx, token, VerifyOptions{Issuer: s.issuer})
+		if err != nil {
+			return nil, ErrInvalidBearer
+		}
+		if typ, ok := c["typ"]; ok && typ != "access" {
+			return nil, ErrInvalidBearer // refresh and ID tokens are no access tokens (J7)
+		}
+		jti, _ := c["jti"].(string)
+		if jti == "" || !resources.ValidID(jti) {
+			return nil, ErrInvalidBearer
+		}
+		if e, err = s.cache.get(ctx, "jti:"+jti, func(ctx context.Context) (*resources.Resource, error) {
+			r, err := s.svc.Store().Read(ctx, SessionType, jti)
+			if resources.ErrorCode(err) == resources.CodeNotFound {
+				return nil, nil
+			}
+			return r, err
+		}, load); err != nil || e == nil {
+			return nil, orInvalid(err)
+		}
+		if aud, _ := e.session["audience"].(string); !audienceHas(c["aud"], aud) {
+			return nil, ErrInvalidBearer
+		}
+		claims = c
+	} else {
+		h := hashToken(token)
+		var err error
+		if e, err = s.cache.get(ctx, "hash:"+h, func(ctx context.Context) (*resources.Resource, error) {
+			return s.svc.FindByToken(ctx, SessionType, "access-token", h)
+		}, load); err != nil || e == nil {
+			return nil, orInvalid(err)
+		}
+		if e.accessHash != h {
+			return nil, ErrInvalidBearer // rotated away by a refresh
+		}
+	}
+	if !now.Before(e.exp) {
+		return nil, ErrInvalidBearer
+	}
+	return &Identity{
+		ClientID: e.clientID, Client: e.client, UserID: e.userID, User: e.user,
+		SessionID: e.id, Session: e.session, JWT: claims,
+	}, nil
+}
+
+func orInvalid(err error) error {
+	if err != nil {
+		return err
+	}
+	return ErrInvalidBearer
+}
+
+// audienceHas reports whether a JWT aud claim (a string or a list) names aud.
+func audienceHas(claim any, aud string) bool {
+	switch v := claim.(type) {
+	case string:
+		return v == aud
+	case []any:
+		return slices.Contains(v, any(aud))
+	}
+	return false
+}
+
+// Forget drops cached sessions that a committed write may have changed.
+func (s *Sessions) Forget(ev resources.WriteEvent) { s.cache.forget(ev) }
+
+// refID reads the id of a reference in either form: {resourceType, id} or {reference}.
+func refID(v any) string {
+	m, ok := v.(map[string]any)
+	if !ok {
+		return ""
+	}
+	if id, ok := m["id"].(string); ok {
+		return id
+	}
+	if ref, ok := m["reference"].(string); ok {
+		if _, id, ok := strings.Cut(ref, "/"); ok {
+			return id
+		}
+	}
+	return ""
+}
+
+// number reads a JSON number (float64 or json.Number).
+func number(v any) (int64, bool) {
+	switch n := v.(type) {
+	case float64:
+		return int64(n), true
+	case json.Number:
+		i, err := n.Int64()
+		return i, err == nil
+	}
+	return 0, false
+}
+
+func decode(content []byte) (map[string]any, error) {
+	var doc map[string]any
+	err := json.Unmarshal(content, &doc)
+	return doc, err
+}
+
+func itoa(n int64) string {
+	b, _ := json.Marshal(n)
+	return string(b)
+}

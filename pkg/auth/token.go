@@ -1,0 +1,273 @@
+package auth
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"mime"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/fhirbox/fhirbox/resources"
+)
+
+// TokenRequest is a parsed POST /auth/token.
+type TokenRequest struct {
+	// Params are the body parameters, each given once and not empty (T4, T8).
+	Params map[string]string
+	// Basic holds HTTP Basic client credentials when the Authorization header had them.
+	Basic              bool
+	BasicID, BasicPass string
+	// RemoteAddr is the caller's address, for brute-force limits.
+	RemoteAddr string
+}
+
+// ParseTokenRequest reads a token request: a form body (any charset) or a JSON object
+// of strings, the query (which must not carry credentials, T1) and the Authorization
+// header. Every problem is an invalid_request OAuthError.
+func ParseTokenRequest(contentType string, body []byte, query url.Values, authorization string) (*TokenRequest, *OAuthError) {
+	for _, k := range []string{"client_secret", "password", "refresh_token", "code"} {
+		if query.Has(k) {
+			return nil, oauthErr(ErrCodeInvalidRequest, "%s must be sent in the request body, never in the URL", k)
+		}
+	}
+	req := &TokenRequest{Params: map[string]string{}}
+	mt := "application/x-www-form-urlencoded"
+	if contentType != "" {
+		var err error
+		if mt, _, err = mime.ParseMediaType(contentType); err != nil {
+			return nil, oauthErr(ErrCodeInvalidRequest, "malformed Content-Type")
+		}
+	}
+	switch mt {
+	case "application/x-www-form-urlencoded":
+		form, err := url.ParseQuery(string(body))
+		if err != nil {
+			return nil, oauthErr(ErrCodeInvalidRequest, "malformed form body")
+		}
+		for k, vs := range form {
+			if len(vs) > 1 {
+				return nil, oauthErr(ErrCodeInvalidRequest, "parameter %s is repeated", k)
+			}
+			if vs[0] != "" {
+				req.Params[k] = vs[0]
+			}
+		}
+	case "application/json":
+		dec := json.NewDecoder(bytes.NewReader(body))
+		dec.UseNumber()
+		var m map[string]any
+		if err := dec.Decode(&m); err != nil || dec.More() {
+			return nil, oauthErr(ErrCodeInvalidRequest, "the body is not a JSON object")
+		}
+		for k, v := range m {
+			switch x := v.(type) {
+			case string:
+				if x != "" {
+					req.Params[k] = x
+				}
+			case json.Number:
+				req.Params[k] = x.String()
+			case bool:
+				req.Params[k] = fmt.Sprint(x)
+			case nil:
+			default:
+				return nil, oauthErr(ErrCodeInvalidRequest, "parameter %s must be a string", k)
+			}
+		}
+	default:
+		return nil, oauthErr(ErrCodeInvalidRequest, "send application/x-www-form-urlencoded or application/json, not %s", mt)
+	}
+	if authorization != "" {
+		scheme, cred, _ := strings.Cut(authorization, " ")
+		if !strings.EqualFold(scheme, "basic") {
+			return nil, oauthErr(ErrCodeInvalidRequest, "the token endpoint takes HTTP Basic client credentials only")
+		}
+		id, secret, ok := ParseBasic(strings.TrimSpace(cred))
+		if !ok {
+			return nil, &OAuthError{Code: ErrCodeInvalidClient, Description: "malformed Basic credentials", Challenge: true}
+		}
+		req.Basic, req.BasicID, req.BasicPass = true, id, secret
+	}
+	return req, nil
+}
+
+// TokenEndpoint answers POST /auth/token: client authentication, then the grant.
+type TokenEndpoint struct {
+	Clients  *ClientVerifier
+	Dir      *Directory
+	Sessions *Sessions
+	Codes    *Codes
+	Limiter  *Limiter
+}
+
+// Token runs a token request; an *OAuthError is the client's mistake, anything else
+// the server's.
+func (t *TokenEndpoint) Token(ctx context.Context, req *TokenRequest) (*TokenResponse, error) {
+	grant := req.Params["grant_type"]
+	if grant == "" {
+		return nil, oauthErr(ErrCodeInvalidRequest, "grant_type is required")
+	}
+	switch grant {
+	case "password", "client_credentials", "refresh_token":
+	case "authorization_code":
+		return nil, oauthErr(ErrCodeUnsupportedGrantType, "grant_type authorization_code is not supported yet")
+	default:
+		return nil, oauthErr(ErrCodeUnsupportedGrantType, "unknown grant_type %q", grant)
+	}
+	client, authenticated, err := t.authenticateClient(ctx, req)
+	if err != nil {
+		return nil, err
+	}
+	switch grant {
+	case "client_credentials":
+		if !client.Allows(grant) {
+			return nil, oauthErr(ErrCodeUnauthorizedClient, "client %s may not use the client_credentials grant", client.ID)
+		}
+		if !authenticated {
+			return nil, t.clientErr(req, "the client_credentials grant needs the client's secret")
+		}
+		aud, err := audience(client, grant, req.Params["audience"])
+		if err != nil {
+			return nil, err
+		}
+		return t.Sessions.Issue(ctx, Grant{Type: grant, Client: client, Audience: aud})
+	case "password":
+		return t.password(ctx, req, client, authenticated)
+	default:
+		if client.HasSecret && !authenticated && client.needsSecretToRefresh() {
+			return nil, t.clientErr(req, "refreshing needs the client's secret")
+		}
+		if req.Params["refresh_token"] == "" {
+			return nil, oauthErr(ErrCodeInvalidRequest, "refresh_token is required")
+		}
+		return t.Sessions.Refresh(ctx, client, req.Params["refresh_token"], t.Dir.User)
+	}
+}
+
+func (t *TokenEndpoint) password(ctx context.Context, req *TokenRequest, client *ClientConfig, authenticated bool) (*TokenResponse, error) {
+	if !client.Allows("password") {
+		return nil, oauthErr(ErrCodeUnauthorizedClient, "client %s may not use the password grant", client.ID)
+	}
+	cfg := client.Grant("password")
+	if cfg.SecretRequired && !authenticated {
+		return nil, t.clientErr(req, "client "+client.ID+" must authenticate with its secret")
+	}
+	username, password := req.Params["username"], req.Params["password"]
+	if username == "" || password == "" {
+		return nil, oauthErr(ErrCodeInvalidRequest, "username and password are required")
+	}
+	aud, err := audience(client, "password", req.Params["audience"])
+	if err != nil {
+		return nil, err
+	}
+	if cfg.RedirectURI != "" {
+		ok, err := t.Codes.Redeem(ctx, client.ID, "password", req.Params["code"])
+		if err != nil {
+			return nil, err
+		}
+		if !ok {
+			return nil, oauthErr(ErrCodeInvalidGrant, "this client's password grant needs the one-time code from /auth/authorize")
+		}
+	}
+	keys := []string{"user:" + strings.ToLower(username), "addr:" + req.RemoteAddr}
+	if wait, ok := t.Limiter.Check(keys...); !ok {
+		secs := int((wait + time.Second - 1) / time.Second)
+		return nil, &OAuthError{Code: ErrCodeInvalidRequest, Status: 429, RetryAfter: secs,
+			Description: fmt.Sprintf("too many failed sign-ins; try again in %d seconds", secs)}
+	}
+	user, err := t.Dir.CheckPassword(ctx, username, password)
+	if err != nil {
+		return nil, err
+	}
+	if user == nil {
+		t.Limiter.Fail(keys...)
+		return nil, oauthErr(ErrCodeInvalidGrant, "wrong username or password")
+	}
+	t.Limiter.Succeed(keys[0])
+	return t.Sessions.Issue(ctx, Grant{Type: "password", Client: client, User: user, Audience: aud})
+}
+
+// authenticateClient identifies the client: HTTP Basic or client_id/client_secret in
+// the body, never both (T4). authenticated is false for a client that only named
+// itself; the grant decides whether that is enough.
+func (t *TokenEndpoint) authenticateClient(ctx context.Context, req *TokenRequest) (*ClientConfig, bool, error) {
+	id, secret := req.Params["client_id"], req.Params["client_secret"]
+	if req.Basic {
+		if secret != "" {
+			return nil, false, oauthErr(ErrCodeInvalidRequest, "client credentials were sent both in the Authorization header and in the body")
+		}
+		if id != "" && id != req.BasicID {
+			return nil, false, oauthErr(ErrCodeInvalidRequest, "client_id differs from the client of the Authorization header")
+		}
+		id, secret = req.BasicID, req.BasicPass
+	}
+	if id == "" {
+		return nil, false, t.clientErr(req, "client authentication is required: HTTP Basic or client_id and client_secret")
+	}
+	var doc map[string]any
+	var err error
+	hasSecret := true
+	if secret != "" || req.Basic {
+		doc, err = t.Clients.Verify(ctx, id, secret)
+		if err == ErrBadCredentials {
+			return nil, false, t.clientErr(req, "invalid client credentials")
+		}
+	} else {
+		doc, err = t.Dir.read(ctx, "Client", id)
+		if err == nil && doc == nil {
+			return nil, false, t.clientErr(req, "invalid client credentials")
+		}
+		s, _ := doc["secret"].(string)
+		hasSecret = s != ""
+		delete(doc, "secret")
+	}
+	if err != nil {
+		return nil, false, err
+	}
+	cfg, err := ParseClientConfig(doc)
+	if err != nil {
+		// A client stored before its settings were validated, or edited in the database.
+		return nil, false, oauthErr(ErrCodeInvalidClient, "the client's settings are invalid: %v", err)
+	}
+	cfg.HasSecret = hasSecret
+	return cfg, secret != "" || req.Basic, nil
+}
+
+func (t *TokenEndpoint) clientErr(req *TokenRequest, msg string) *OAuthError {
+	return &OAuthError{Code: ErrCodeInvalidClient, Description: msg, Challenge: req.Basic}
+}
+
+// audience checks a requested audience against the client's allowed ones.
+func audience(client *ClientConfig, grant, requested string) (string, error) {
+	allowed := client.Grant(grant).Audience
+	if requested == "" || len(allowed) == 0 {
+		return requested, nil
+	}
+	for _, a := range allowed {
+		if a == requested {
+			return requested, nil
+		}
+	}
+	return "", oauthErr(ErrCodeInvalidTarget, "audience %q is not allowed for this client", requested)
+}
+
+// needsSecretToRefresh: a client whose password grant does not ask for its secret may
+// refresh without it (a public app); otherwise refreshing needs the secret too.
+func (c *ClientConfig) needsSecretToRefresh() bool {
+	return c.Grant("password").SecretRequired || !c.Allows("password")
+}
+
+// ErrorFor maps a resources.Error met on the way (a store failure) to what the token
+// endpoint may say: the server's own failures stay internal.
+func ErrorFor(err error) error {
+	if _, ok := err.(*OAuthError); ok {
+		return err
+	}
+	if resources.ErrorCode(err) == resources.CodeUnprocessable {
+		return oauthErr(ErrCodeInvalidRequest, "%v", err)
+	}
+	return err
+}

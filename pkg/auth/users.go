@@ -1,0 +1,147 @@
+package auth
+
+import (
+	"context"
+	"net/url"
+
+	"golang.org/x/crypto/bcrypt"
+
+	"github.com/fhirbox/fhirbox/resources"
+)
+
+// Directory reads Users and Clients for authentication.
+type Directory struct {
+	svc *resources.Service
+}
+
+// NewDirectory returns a Directory over svc.
+func NewDirectory(svc *resources.Service) *Directory { return &Directory{svc: svc} }
+
+var _ Loader = (*Directory)(nil)
+
+// User returns the live, active User id without its password; nil when there is none.
+func (d *Directory) User(ctx context.Context, id string) (map[string]any, error) {
+	doc, err := d.read(ctx, "User", id)
+	if doc == nil || err != nil || inactive(doc) {
+		return nil, err
+	}
+	delete(doc, "password")
+	return doc, nil
+}
+
+// Client returns the live Client id without its secret; nil when there is none.
+func (d *Directory) Client(ctx context.Context, id string) (map[string]any, error) {
+	doc, err := d.read(ctx, "Client", id)
+	if doc == nil || err != nil {
+		return nil, err
+	}
+	delete(doc, "secret")
+	return doc, nil
+}
+
+func (d *Directory) read(ctx context.Context, typ, id string) (map[string]any, error) {
+	if !resources.ValidID(id) {
+		return nil, nil
+	}
+	r, err := d.svc.Store().Read(ctx, typ, id)
+	if resources.ErrorCode(err) == resources.CodeNotFound {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	if r.Deleted {
+		return nil, nil
+	}
+	doc, err := decode(r.Content)
+	if err != nil {
+		return nil, resources.Internal(err)
+	}
+	return doc, nil
+}
+
+func inactive(user map[string]any) bool {
+	v, _ := user["inactive"].(bool)
+	return v
+}
+
+// dummyPasswordHash is checked when no user matches, so that an unknown user costs the
+// same time as a wrong password.
+var dummyPasswordHash, _ = bcrypt.GenerateFromPassword([]byte("fhirbox-no-such-user"), bcrypt.DefaultCost)
+
+// CheckPassword finds the active User named username (its id, email or userName) and
+// checks password. It returns the User without its password, or nil for every kind of
+// failure alike: unknown user, ambiguous name, inactive user, wrong password (T6).
+func (d *Directory) CheckPassword(ctx context.Context, username, password string) (map[string]any, error) {
+	user, err := d.findUser(ctx, username)
+	if err != nil {
+		return nil, err
+	}
+	hash, _ := user["password"].(string)
+	if user == nil || hash == "" || inactive(user) {
+		_ = bcrypt.CompareHashAndPassword(dummyPasswordHash, []byte(password))
+		return nil, nil
+	}
+	if bcrypt.CompareHashAndPassword([]byte(hash), []byte(password)) != nil {
+		return nil, nil
+	}
+	delete(user, "password")
+	return user, nil
+}
+
+// findUser resolves a username: an id first, then an exact email, then an exact
+// userName; a name that fits several Users fits none.
+func (d *Directory) findUser(ctx context.Context, username string) (map[string]any, error) {
+	if username == "" || len(username) > 256 {
+		return nil, nil
+	}
+	if doc, err := d.read(ctx, "User", username); err != nil || doc != nil {
+		return doc, err
+	}
+	for _, param := range []string{"email:exact", "userName:exact"} {
+		res, _, err := d.svc.Search(ctx, "User", url.Values{param: {username}, "_count": {"2"}, "_total": {"none"}}, false)
+		if err != nil {
+			if resources.ErrorCode(err) == resources.CodeInvalid {
+				continue // a value the search cannot take is no user
+			}
+			return nil, err
+		}
+		switch len(res.Entries) {
+		case 0:
+			continue
+		case 1:
+			return decode(res.Entries[0].Content)
+		}
+		return nil, nil
+	}
+	return nil, nil
+}
+
+// CloseSessionsOnChange closes every Session of a User that was deleted, deactivated
+// or given a new password: their tokens stop working at once. It is a
+// resources.CommitHook for User.
+func (s *Sessions) CloseSessionsOnChange(ctx context.Context, prev, next *resources.Resource) {
+	if prev == nil || prev.Deleted {
+		return
+	}
+	if !next.Deleted {
+		old, err1 := decode(prev.Content)
+		cur, err2 := decode(next.Content)
+		if err1 == nil && err2 == nil && !inactive(cur) && old["password"] == cur["password"] {
+			return
+		}
+	}
+	// Detached: the sessions must close even if the request that changed the user ends.
+	ctx = context.WithoutCancel(ctx)
+	for {
+		res, _, err := s.svc.Search(ctx, SessionType, url.Values{"user": {"User/" + next.ID}, "_count": {"100"}, "_total": {"none"}}, false)
+		if err != nil || len(res.Entries) == 0 {
+			return
+		}
+		for _, r := range res.Entries {
+			if err := s.Close(ctx, r.ID); err != nil {
+				return
+			}
+		}
+	}
+}

@@ -1,0 +1,166 @@
+package server
+
+import (
+	"errors"
+	"net/http"
+	"strconv"
+	"strings"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/fhirbox/fhirbox/pkg/auth"
+	"github.com/fhirbox/fhirbox/resources"
+)
+
+// OAuth is what the /auth endpoints need from the OAuth module.
+type OAuth struct {
+	Token    *auth.TokenEndpoint
+	Sessions *auth.Sessions
+	Codes    *auth.Codes
+	Keys     *auth.Keys
+	Dir      *auth.Directory
+}
+
+// noStore marks token responses and errors as not cacheable (C1, T3).
+func noStore(c echo.Context) {
+	h := c.Response().Header()
+	h.Set("Cache-Control", "no-store")
+	h.Set("Pragma", "no-cache")
+}
+
+// oauthError writes an RFC 6749 error; the server's own failures are logged and shown
+// as server_error.
+func (s *Server) oauthError(c echo.Context, err error) error {
+	noStore(c)
+	var oe *auth.OAuthError
+	if !errors.As(err, &oe) {
+		s.log.ErrorContext(c.Request().Context(), "token endpoint failed", "err", err)
+		return c.JSON(http.StatusInternalServerError, map[string]string{"error": "server_error", "error_description": "internal error"})
+	}
+	if oe.Challenge {
+		c.Response().Header().Set(echo.HeaderWWWAuthenticate, `Basic realm="fhirbox"`)
+	}
+	if oe.RetryAfter > 0 {
+		c.Response().Header().Set("Retry-After", strconv.Itoa(oe.RetryAfter))
+	}
+	return c.JSON(oe.HTTPStatus(), oe.Body())
+}
+
+func (s *Server) handleToken(c echo.Context) error {
+	r := c.Request()
+	body, err := readLimited(r, s.cfg.MaxBodyBytes)
+	if err != nil {
+		return s.oauthError(c, &auth.OAuthError{Code: auth.ErrCodeInvalidRequest, Description: resources.ErrorMessage(err), Status: statusOf[resources.ErrorCode(err)]})
+	}
+	tr, oe := auth.ParseTokenRequest(r.Header.Get(echo.HeaderContentType), body, c.QueryParams(), r.Header.Get(echo.HeaderAuthorization))
+	if oe != nil {
+		return s.oauthError(c, oe)
+	}
+	tr.RemoteAddr = remoteIP(r)
+	resp, err := s.oauth.Token.Token(r.Context(), tr)
+	if err != nil {
+		return s.oauthError(c, auth.ErrorFor(err))
+	}
+	noStore(c)
+	return c.JSON(http.StatusOK, resp)
+}
+
+// handleTokenMethod answers anything but POST on the token endpoint (T1).
+func (s *Server) handleTokenMethod(c echo.Context) error {
+	c.Response().Header().Set(echo.HeaderAllow, http.MethodPost)
+	return s.oauthError(c, &auth.OAuthError{Code: auth.ErrCodeInvalidRequest, Description: "the token endpoint takes POST only", Status: http.StatusMethodNotAllowed})
+}
+
+// handleAuthorize answers GET /auth/authorize for the redirect-protected password grant:
+// a 302 to the client's registered redirect_uri with a one-time code in the fragment.
+// An unknown client or one without a registered redirect_uri gets an error page, never
+// a redirect (T12).
+func (s *Server) handleAuthorize(c echo.Context) error {
+	q := c.QueryParams()
+	fail := func(status int, msg string) error {
+		return c.JSON(status, map[string]string{"error": "invalid_request", "error_description": msg})
+	}
+	doc, err := s.oauth.Dir.Client(c.Request().Context(), q.Get("client_id"))
+	if err != nil {
+		return err
+	}
+	if doc == nil {
+		return fail(http.StatusBadRequest, "unknown client_id")
+	}
+	client, err := auth.ParseClientConfig(doc)
+	if err != nil {
+		return fail(http.StatusBadRequest, "the client's settings are invalid")
+	}
+	if g := q.Get("grant_type"); g != "password" {
+		return fail(http.StatusBadRequest, "grant_type must be password (the authorization code flow is not supported yet)")
+	}
+	to, err := s.oauth.Codes.AuthorizePassword(c.Request().Context(), client, q)
+	var ae *auth.AuthorizeError
+	if errors.As(err, &ae) {
+		return fail(http.StatusBadRequest, ae.Description)
+	}
+	if err != nil {
+		return err
+	}
+	noStore(c)
+	return c.Redirect(http.StatusFound, to)
+}
+
+// handleCloseSession answers DELETE /Session: the session of the bearer token it is
+// sent with ends, at once and on every instance (R7). A token that is already invalid
+// still gets 200 (R2), so closing twice is harmless.
+func (s *Server) handleCloseSession(c echo.Context) error {
+	r := c.Request()
+	scheme, token, _ := strings.Cut(r.Header.Get(echo.HeaderAuthorization), " ")
+	token = strings.TrimSpace(token)
+	if !strings.EqualFold(scheme, "bearer") || token == "" {
+		return resources.Errorf(resources.CodeUnauthorized, "DELETE /Session closes the session of the bearer token it is sent with")
+	}
+	id, err := s.oauth.Sessions.Authenticate(r.Context(), token, s.oauth.Dir)
+	switch {
+	case err == auth.ErrInvalidBearer:
+	case err != nil:
+		return err
+	default:
+		if err := s.oauth.Sessions.Close(r.Context(), id.SessionID); err != nil {
+			return err
+		}
+	}
+	noStore(c)
+	return c.JSON(http.StatusOK, map[string]any{})
+}
+
+// handleUserinfo answers GET /auth/userinfo with the token's User.
+func (s *Server) handleUserinfo(c echo.Context) error {
+	id := auth.FromContext(c.Request().Context())
+	if id.SessionID == "" {
+		return resources.Errorf(resources.CodeUnauthorized, "userinfo needs a bearer token")
+	}
+	if id.User == nil {
+		return resources.Errorf(resources.CodeNotFound, "this token acts for client %q, not for a user", id.ClientID)
+	}
+	noStore(c)
+	return c.JSON(http.StatusOK, id.User)
+}
+
+func (s *Server) handleJWKS(c echo.Context) error {
+	return c.Blob(http.StatusOK, echo.MIMEApplicationJSON, s.oauth.Keys.JWKS())
+}
+
+// handleDiscovery serves both discovery documents (C6): OpenID Connect's and RFC 8414's.
+func (s *Server) handleDiscovery(c echo.Context) error {
+	b := s.cfg.BaseURL
+	return c.JSON(http.StatusOK, map[string]any{
+		"issuer":                                           b,
+		"token_endpoint":                                   b + "/auth/token",
+		"authorization_endpoint":                           b + "/auth/authorize",
+		"userinfo_endpoint":                                b + "/auth/userinfo",
+		"jwks_uri":                                         b + "/.well-known/jwks.json",
+		"grant_types_supported":                            []string{"password", "client_credentials", "refresh_token"},
+		"response_types_supported":                         []string{},
+		"token_endpoint_auth_methods_supported":            []string{"client_secret_basic", "client_secret_post", "none"},
+		"subject_types_supported":                          []string{"public"},
+		"id_token_signing_alg_values_supported":            []string{"RS256"},
+		"token_endpoint_auth_signing_alg_values_supported": []string{"RS256"},
+	})
+}
