@@ -2,9 +2,11 @@ package main
 
 import (
 	"database/sql"
+	"encoding/json"
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"strings"
@@ -33,6 +35,9 @@ type process struct {
 	out  *syncBuffer
 }
 
+// startProcess starts a server process on a free port; every process of one test
+// shares the public base URL (as instances behind one load balancer do), which JWTs
+// name as their issuer.
 func startProcess(t *testing.T, dbURL, secret string) *process {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -44,7 +49,7 @@ func startProcess(t *testing.T, dbURL, secret string) *process {
 	p := &process{base: "http://" + addr, out: &syncBuffer{}}
 	p.cmd = exec.Command(os.Args[0], "serve")
 	p.cmd.Env = append(os.Environ(), asServerEnv+"=1", "FHIRBOX_DATABASE_URL="+dbURL, "FHIRBOX_ADDR="+addr,
-		"FHIRBOX_BASE_URL="+p.base, "FHIRBOX_ADMIN_SECRET="+secret, "FHIRBOX_LOG_LEVEL=warn")
+		"FHIRBOX_BASE_URL=https://fhirbox.cluster.test", "FHIRBOX_ADMIN_SECRET="+secret, "FHIRBOX_LOG_LEVEL=warn")
 	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
 	if err := p.cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -173,4 +178,85 @@ func TestPolicyChangesReachEveryInstance(t *testing.T) {
 	}
 	took = eventually(t, "reload after the listener reconnects", 200, readNew)
 	t.Logf("after the notification connection dropped, a full reload took effect within %s", took)
+}
+
+// tokenOn asks process p for a token with a form body and Basic client credentials.
+func (p *process) token(t *testing.T, clientID, secret string, form url.Values) map[string]any {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodPost, p.base+"/auth/token", strings.NewReader(form.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.SetBasicAuth(clientID, secret)
+	r, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Body.Close()
+	var out map[string]any
+	if err := json.NewDecoder(r.Body).Decode(&out); err != nil {
+		t.Fatal(err)
+	}
+	out["status"] = float64(r.StatusCode)
+	return out
+}
+
+// bearer sends method path with a bearer token and returns the status.
+func (p *process) bearer(t *testing.T, method, path, tok string) int {
+	t.Helper()
+	req, _ := http.NewRequest(method, p.base+path, nil)
+	req.Header.Set("Authorization", "Bearer "+tok)
+	r, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.Copy(io.Discard, r.Body)
+	r.Body.Close()
+	return r.StatusCode
+}
+
+// Tokens cross instances: a token issued by one process works on the other, and
+// DELETE /Session on one revokes it on both at once, opaque and JWT alike (R7); the
+// JWT is verified on the other process with the key both share through the database.
+func TestTokensAndRevocationAcrossInstances(t *testing.T) {
+	dbURL := testdb.URL(t)
+	const admin = "cluster-admin-secret"
+	a := startProcess(t, dbURL, admin)
+	b := startProcess(t, dbURL, admin)
+	client := "secret: app-secret\ngrant_types: [password, client_credentials, refresh_token]\n" +
+		"auth:\n  password: {token_format: jwt, refresh_token: true}\n  client_credentials: {token_format: opaque}\n"
+	if s := a.call(t, "PUT", "/Client/app", "admin", admin, client); s != 201 {
+		t.Fatalf("client: %d", s)
+	}
+	a.call(t, "PUT", "/User/u1", "admin", admin, "password: u1-password\n")
+	a.call(t, "PUT", "/AccessPolicy/app-all", "admin", admin, "engine: allow\nlink: [{resourceType: Client, id: app}, {resourceType: User, id: u1}]\n")
+
+	for _, grant := range []url.Values{
+		{"grant_type": {"client_credentials"}},
+		{"grant_type": {"password"}, "username": {"u1"}, "password": {"u1-password"}},
+	} {
+		t.Run(grant.Get("grant_type"), func(t *testing.T) {
+			tok := a.token(t, "app", "app-secret", grant)
+			if tok["status"] != 200.0 {
+				t.Fatalf("token: %v", tok)
+			}
+			access := tok["access_token"].(string)
+			eventually(t, "token issued on A, used on B", 200, func() int { return b.bearer(t, "GET", "/fhir/Patient", access) })
+			if s := a.bearer(t, "GET", "/fhir/Patient", access); s != 200 {
+				t.Fatalf("on A: %d", s)
+			}
+			if s := b.bearer(t, "DELETE", "/Session", access); s != 200 {
+				t.Fatalf("DELETE /Session on B: %d", s)
+			}
+			took := eventually(t, "revoked on B, used on A", 401, func() int { return a.bearer(t, "GET", "/fhir/Patient", access) })
+			t.Logf("revocation on one instance took effect on the other within %s", took)
+			if s := b.bearer(t, "GET", "/fhir/Patient", access); s != 401 {
+				t.Errorf("revoked token on B: %d", s)
+			}
+			if rt, ok := tok["refresh_token"].(string); ok {
+				r := a.token(t, "app", "app-secret", url.Values{"grant_type": {"refresh_token"}, "refresh_token": {rt}})
+				if r["status"] != 400.0 || r["error"] != "invalid_grant" {
+					t.Errorf("refresh after revocation: %v", r)
+				}
+			}
+		})
+	}
 }
