@@ -206,7 +206,7 @@ func (e *Engine) Decide(ctx context.Context, req *Request, trace bool) Decision 
 				continue
 			}
 			seen = append(seen, p)
-			ok, why, err := p.rule.eval(ctx, req)
+			ok, why, err := p.rule.eval(ctx, req, trace)
 			if err != nil && !errors.Is(err, context.Canceled) {
 				e.log.WarnContext(ctx, "access policy failed to evaluate", "policy", p.ID, "err", err)
 			}
@@ -243,7 +243,7 @@ func (e *Engine) Decide(ctx context.Context, req *Request, trace bool) Decision 
 
 // DecideOne evaluates p alone against req, as POST /auth/test-policy does.
 func DecideOne(ctx context.Context, p *Policy, req *Request) Decision {
-	ok, why, err := p.rule.eval(ctx, req)
+	ok, why, err := p.rule.eval(ctx, req, true)
 	te := TraceEntry{Policy: p.ID, Engine: p.Engine, Via: "test", Result: ok && err == nil, Why: why}
 	if err != nil {
 		te.Error = err.Error()

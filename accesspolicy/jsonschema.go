@@ -47,10 +47,13 @@ func compileSchema(raw any) (rule, error) {
 	return schemaRule{s}, nil
 }
 
-func (r schemaRule) eval(_ context.Context, req *Request) (bool, string, error) {
+func (r schemaRule) eval(_ context.Context, req *Request, explain bool) (bool, string, error) {
 	err := r.s.Validate(req.ObjectAny())
 	if err == nil {
 		return true, "", nil
+	}
+	if !explain {
+		return false, "", nil
 	}
 	var ve *jsonschema.ValidationError
 	if errors.As(err, &ve) {

@@ -83,6 +83,12 @@ func (m *Matcho) Match(req map[string]any) (ok bool, why string) {
 	return false, why
 }
 
+// Matches reports whether req matches, without explaining a failure: the evaluator's
+// path when nobody asked for a trace.
+func (m *Matcho) Matches(req map[string]any) bool {
+	return m != nil && m.root != nil && m.root.match(req, req)
+}
+
 // matchoNode is one compiled element of a pattern. match is the hot path and must not
 // allocate; explain is meant for after match returned false for the same v, and returns
 // "" exactly when match would return true (the fuzz test holds it to that).

@@ -58,12 +58,13 @@ func (p *Policy) Global() bool { return len(p.Links) == 0 && p.RoleName == "" }
 // part failed. An error is a failure to evaluate (a SQL policy whose query failed); it
 // counts as a denial.
 func (p *Policy) Eval(ctx context.Context, req *Request) (ok bool, why string, err error) {
-	return p.rule.eval(ctx, req)
+	return p.rule.eval(ctx, req, true)
 }
 
-// rule is one compiled engine.
+// rule is one compiled engine. Without explain, a rule may leave why empty: building
+// it costs more than deciding, and only traces show it.
 type rule interface {
-	eval(ctx context.Context, req *Request) (bool, string, error)
+	eval(ctx context.Context, req *Request, explain bool) (bool, string, error)
 }
 
 // SQLRunner runs the queries of sql policies; only PostgreSQL has one. Check validates a
@@ -239,12 +240,15 @@ func invalid(field, format string, args ...any) *resources.Error {
 // allowRule is the allow engine: always true.
 type allowRule struct{}
 
-func (allowRule) eval(context.Context, *Request) (bool, string, error) { return true, "", nil }
+func (allowRule) eval(context.Context, *Request, bool) (bool, string, error) { return true, "", nil }
 
 // matchoRule is the matcho engine.
 type matchoRule struct{ m *Matcho }
 
-func (r matchoRule) eval(_ context.Context, req *Request) (bool, string, error) {
+func (r matchoRule) eval(_ context.Context, req *Request, explain bool) (bool, string, error) {
+	if !explain {
+		return r.m.Matches(req.Object()), "", nil
+	}
 	ok, why := r.m.Match(req.Object())
 	return ok, why, nil
 }
@@ -253,10 +257,13 @@ func (r matchoRule) eval(_ context.Context, req *Request) (bool, string, error) 
 // or-rules, at least one of them; both short-circuit.
 type complexRule struct{ and, or []rule }
 
-func (r complexRule) eval(ctx context.Context, req *Request) (bool, string, error) {
+func (r complexRule) eval(ctx context.Context, req *Request, explain bool) (bool, string, error) {
 	for i, sub := range r.and {
-		ok, why, err := sub.eval(ctx, req)
+		ok, why, err := sub.eval(ctx, req, explain)
 		if err != nil || !ok {
+			if !explain {
+				return false, "", err
+			}
 			return false, fmt.Sprintf("and[%d]: %s", i, whyOf(why, err)), err
 		}
 	}
@@ -266,14 +273,16 @@ func (r complexRule) eval(ctx context.Context, req *Request) (bool, string, erro
 	var whys []string
 	var firstErr error
 	for i, sub := range r.or {
-		ok, why, err := sub.eval(ctx, req)
+		ok, why, err := sub.eval(ctx, req, explain)
 		if err == nil && ok {
 			return true, "", nil
 		}
 		if err != nil && firstErr == nil {
 			firstErr = err
 		}
-		whys = append(whys, fmt.Sprintf("or[%d]: %s", i, whyOf(why, err)))
+		if explain {
+			whys = append(whys, fmt.Sprintf("or[%d]: %s", i, whyOf(why, err)))
+		}
 	}
 	// An or-branch that failed to evaluate is reported like an and-branch's: it is
 	// logged and traced, not only folded into why.

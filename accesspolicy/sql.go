@@ -75,7 +75,7 @@ func quotedPlaceholder(q string) bool {
 	return false
 }
 
-func (r *sqlRule) eval(ctx context.Context, req *Request) (bool, string, error) {
+func (r *sqlRule) eval(ctx context.Context, req *Request, _ bool) (bool, string, error) {
 	args := make([]any, len(r.paths))
 	for i, p := range r.paths {
 		args[i] = sqlArg(lookup(req.Object(), p))

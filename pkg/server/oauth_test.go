@@ -230,6 +230,10 @@ link: [{id: myapp, resourceType: Client}]
 	e.must(200, bearer(tok, get("/fhir/Patient")))
 	e.must(200, req{method: http.MethodGet, path: "/fhir/Patient", anonymous: true, hdr: []string{"Authorization", "bearer " + tok}}) // B5
 
+	// C3: Basic credentials are URL-decoded after base64 (RFC 6749 §2.3.1): a client that
+	// form-encodes them ("verysecret" as "very%73ecret") and one that sends them raw agree.
+	checkTokenResponse(t, token(e, url.Values{"grant_type": {"client_credentials"}}, "Authorization", "Basic "+base64.StdEncoding.EncodeToString([]byte("myapp:very%73ecret"))))
+
 	// T5: wrong secret through Basic → 401 with a Basic challenge; in the body → 400.
 	r = token(e, url.Values{"grant_type": {"client_credentials"}}, "Authorization", basicAuth("myapp", "wrong"))
 	if oauthErrorOf(t, r, 401) != "invalid_client" || !strings.HasPrefix(r.header.Get("WWW-Authenticate"), "Basic realm=") {
