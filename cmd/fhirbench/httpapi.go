@@ -6,13 +6,15 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"strconv"
 	"strings"
 	"time"
 )
 
-// API is a client of fhirbox's HTTP API with admin Basic credentials.
+// API is a client of fhirbox's HTTP API: as the admin, with Basic credentials (Do),
+// or as any other caller (Send).
 type API struct {
 	base         string
 	user, secret string
@@ -45,11 +47,43 @@ func (e *StatusError) Error() string {
 	return fmt.Sprintf("%s %s: %d %s", e.Method, e.Route, e.Status, e.Body)
 }
 
-// Do sends one request and reads the whole response. route names the request in
-// errors without its varying parts ("/Patient/{id}"), so that errors group by kind.
-// keep asks for the response body; otherwise it is read and dropped, which the
-// connection needs to be reused.
+// Do sends one request with the admin credentials and reads the whole response. route
+// names the request in errors without its varying parts ("/Patient/{id}"), so that
+// errors group by kind. keep asks for the response body; otherwise it is read and
+// dropped, which the connection needs to be reused.
 func (a *API) Do(ctx context.Context, method, path, route string, body []byte, keep bool) (int, []byte, error) {
+	return a.send(ctx, method, path, route, body, keep, func(req *http.Request) {
+		req.SetBasicAuth(a.user, a.secret)
+		req.Header.Set("Accept", "application/fhir+json")
+		if body != nil {
+			req.Header.Set("Content-Type", "application/fhir+json")
+		}
+	})
+}
+
+// Request is a request sent as another caller than the admin: its Header carries the
+// caller's own Authorization, if any, and every other header the request needs.
+type Request struct {
+	Method, Path string
+	// Route names the request in errors, as in Do.
+	Route  string
+	Header http.Header
+	Body   []byte
+	// Keep asks for the response body, as in Do.
+	Keep bool
+}
+
+// Send sends r without the admin credentials, over the same pooled connections as Do.
+func (a *API) Send(ctx context.Context, r Request) (int, []byte, error) {
+	return a.send(ctx, r.Method, r.Path, r.Route, r.Body, r.Keep, func(req *http.Request) {
+		// The values are shared with other workers' requests: the transport only reads
+		// them, so a copy per request would buy nothing.
+		maps.Copy(req.Header, r.Header)
+	})
+}
+
+// send sends one request, header setting its headers, and reads the whole response.
+func (a *API) send(ctx context.Context, method, path, route string, body []byte, keep bool, header func(*http.Request)) (int, []byte, error) {
 	var rd io.Reader
 	if body != nil {
 		rd = bytes.NewReader(body)
@@ -58,11 +92,7 @@ func (a *API) Do(ctx context.Context, method, path, route string, body []byte, k
 	if err != nil {
 		return 0, nil, err
 	}
-	req.SetBasicAuth(a.user, a.secret)
-	req.Header.Set("Accept", "application/fhir+json")
-	if body != nil {
-		req.Header.Set("Content-Type", "application/fhir+json")
-	}
+	header(req)
 	resp, err := a.client.Do(req)
 	if err != nil {
 		return 0, nil, err

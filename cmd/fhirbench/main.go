@@ -10,6 +10,21 @@
 // resident memory from /metrics every second, runs the ceiling likewise, and prints
 // human-readable lines followed by one JSON object as the last line. It exits with
 // status 1 when more than 1% of the requests failed, 2 when it could not run.
+//
+// The OAuth scenarios measure the token endpoint and bearer authentication:
+//
+//	token-client-credentials  POST /auth/token, client_credentials, opaque tokens;
+//	                          ceiling: one INSERT of the Session a token is recorded in
+//	token-jwt                 the same with JWTs; ceiling: RS256 signing in-process
+//	token-password            the password grant; ceiling: bcrypt in-process (cost 10)
+//	read-bearer-opaque        read with an opaque bearer token; ceiling: read's SQL
+//	read-bearer-jwt           read with a JWT bearer token; ceiling: read's SQL
+//
+// They first write, through the admin API and only when missing or different, the
+// Clients fhirbench-cc (opaque), fhirbench-jwt and fhirbench-pw, the User
+// fhirbench-user and the AccessPolicy fhirbench-read that lets them GET. Every token
+// issued is a Session resource the server keeps; the run says how many it made. The
+// in-process ceilings are measured without -db as well.
 package main
 
 import (
@@ -43,7 +58,8 @@ type config struct {
 }
 
 // Output is the JSON line. The pointers are null when not measured: without -db there
-// is no ceiling, without a readable /metrics no RSS.
+// is no ceiling (but for the in-process ones, see CeilingNeedsDB), without a readable
+// /metrics no RSS.
 type Output struct {
 	Scenario    string   `json:"scenario"`
 	RPS         float64  `json:"rps"`
@@ -72,8 +88,9 @@ func parseFlags() config {
 	flag.StringVar(&c.url, "url", "http://127.0.0.1:8080", "fhirbox base URL")
 	flag.StringVar(&c.user, "user", envOr("FHIRBOX_ADMIN_CLIENT_ID", "admin"), "Basic auth user (env FHIRBOX_ADMIN_CLIENT_ID)")
 	flag.StringVar(&c.secret, "secret", envOr("FHIRBOX_ADMIN_SECRET", "secret"), "Basic auth secret (env FHIRBOX_ADMIN_SECRET)")
-	flag.StringVar(&c.db, "db", os.Getenv("FHIRBOX_DATABASE_URL"), "the server's PostgreSQL URL, for the ceiling (env FHIRBOX_DATABASE_URL); without it no ceiling is measured")
-	flag.StringVar(&c.scenario, "scenario", "read", strings.Join(Scenarios, " | "))
+	flag.StringVar(&c.db, "db", os.Getenv("FHIRBOX_DATABASE_URL"), "the server's PostgreSQL URL, for the ceiling (env FHIRBOX_DATABASE_URL); without it only the in-process ceilings (token-jwt, token-password) are measured")
+	flag.StringVar(&c.scenario, "scenario", "read", strings.Join(Scenarios, " | ")+
+		"\n(token-* and read-bearer-* first write the Clients fhirbench-cc, fhirbench-jwt, fhirbench-pw, the User fhirbench-user and the AccessPolicy fhirbench-read through the admin API)")
 	flag.IntVar(&c.conc, "c", 16, "concurrency: closed-loop workers, and connections of the ceiling's pool")
 	flag.DurationVar(&c.dur, "d", 10*time.Second, "measured duration")
 	flag.DurationVar(&c.warmup, "warmup", 2*time.Second, "unmeasured run before each measurement")
@@ -126,7 +143,7 @@ func run() int {
 		if err := db.Ping(ctx); err != nil {
 			return fail("-db: %v", err)
 		}
-	} else {
+	} else if CeilingNeedsDB(c.scenario) {
 		fmt.Fprintln(os.Stderr, "fhirbench: no -db: the ceiling is not measured")
 	}
 
@@ -165,7 +182,25 @@ func run() int {
 	if err != nil {
 		return fail("%v", err)
 	}
+	w.Issuer = c.url
 	fmt.Printf("sampling     %d patients (%d with observations)\n", len(patients), len(w.WithObs))
+	if IsAuthScenario(c.scenario) {
+		if err := w.SetupAuth(ctx, api); err != nil {
+			return fail("setup: %v", err)
+		}
+		if len(w.Auth.Written) > 0 {
+			fmt.Printf("setup        wrote %s\n", strings.Join(w.Auth.Written, ", "))
+		} else {
+			fmt.Printf("setup        clients, user and policy already in place\n")
+		}
+		if w.Auth.Bearer != "" {
+			// One token serves the whole run: past its expiry every read would fail.
+			if ttl := time.Duration(w.Auth.ExpiresIn) * time.Second; ttl < c.warmup+c.dur+time.Minute {
+				return fail("the bearer token expires in %s, before the run ends: shorten -d", ttl)
+			}
+			fmt.Printf("token        %s, expires in %d s\n", w.Auth.sc.token.ClientID, w.Auth.ExpiresIn)
+		}
+	}
 	probeRNG := rand.New(rand.NewPCG(c.seed, 0xfeed))
 	search := strings.HasPrefix(c.scenario, "search-")
 	if search {
@@ -189,6 +224,9 @@ func run() int {
 		return fail("interrupted")
 	}
 	report("fhirbox", srv)
+	if w.Auth != nil {
+		reportSessions(ctx, db, w.Auth)
+	}
 
 	out := Output{
 		Scenario:    c.scenario,
@@ -202,7 +240,7 @@ func run() int {
 	}
 	failed := srv.ErrorRate() > maxErrorRate
 
-	if db != nil {
+	if db != nil || !CeilingNeedsDB(c.scenario) {
 		if search {
 			n, err := w.ProbeSQL(ctx, db, probeRNG)
 			if err != nil {
@@ -210,9 +248,12 @@ func run() int {
 			}
 			fmt.Printf("probe        ceiling → %d matches\n", n)
 		}
-		sop, cleanup, err := w.SQLOp(ctx, db)
+		sop, cleanup, err := w.CeilingOp(ctx, db)
 		if err != nil {
 			return fail("ceiling: %v", err)
+		}
+		if d := ceilingDescriptions[c.scenario]; d != "" {
+			fmt.Printf("ceiling is   %s\n", d)
 		}
 		runner.Run(ctx, c.warmup, 3, sop)
 		ceil := runner.Run(ctx, c.dur, 4, sop)
@@ -252,6 +293,22 @@ func run() int {
 		return 1
 	}
 	return 0
+}
+
+// reportSessions says how many Session resources the run left on the server: every
+// token issued is one, and none is closed.
+func reportSessions(ctx context.Context, db *pgxpool.Pool, a *AuthSetup) {
+	n := a.Issued.Load()
+	plural := "s"
+	if n == 1 {
+		plural = ""
+	}
+	line := fmt.Sprintf("sessions     %d Session resource%s created by this run (setup, warm-up and measurement), left on the server", n, plural)
+	var live int
+	if db != nil && db.QueryRow(ctx, `SELECT count(*) FROM resource WHERE resource_type = 'Session' AND NOT deleted`).Scan(&live) == nil {
+		line += fmt.Sprintf("; %d live Sessions in the database", live)
+	}
+	fmt.Println(line)
 }
 
 // report prints a measured phase and its most frequent errors.

@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"regexp"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -21,7 +22,19 @@ import (
 )
 
 // Scenarios lists the -scenario values.
-var Scenarios = []string{"read", "create", "update", "search-family", "search-birthdate", "search-identifier", "search-observation"}
+var Scenarios = []string{"read", "create", "update", "search-family", "search-birthdate", "search-identifier", "search-observation",
+	"token-client-credentials", "token-jwt", "token-password", "read-bearer-opaque", "read-bearer-jwt"}
+
+// CeilingNeedsDB reports whether the ceiling of scenario runs on the database; the
+// others (signing, bcrypt) run in-process and are measured without -db.
+func CeilingNeedsDB(scenario string) bool {
+	return scenario != "token-jwt" && scenario != "token-password"
+}
+
+// needsPatients reports whether scenario's requests are drawn from loaded patients.
+func needsPatients(scenario string) bool {
+	return scenario != "create" && !strings.HasPrefix(scenario, "token-")
+}
 
 // Op is one request of a scenario; rng is the calling worker's own.
 type Op func(ctx context.Context, rng *rand.Rand) error
@@ -34,6 +47,10 @@ type Workload struct {
 	// Patients is the population; Derived those of them the benchmark derived (update
 	// rebuilds their documents); WithObs those with observations.
 	Patients, Derived, WithObs []PatientInfo
+	// Issuer is the iss of the JWTs the token-jwt ceiling signs: the server's URL.
+	Issuer string
+	// Auth is the OAuth scenarios' state on the server, from SetupAuth.
+	Auth *AuthSetup
 }
 
 // NewWorkload checks that the population has what scenario needs.
@@ -54,7 +71,7 @@ func NewWorkload(scenario string, der *Deriver, patients []PatientInfo) (*Worklo
 	if !slices.Contains(Scenarios, scenario) {
 		return nil, fmt.Errorf("unknown scenario %q", scenario)
 	}
-	if len(patients) == 0 && scenario != "create" {
+	if len(patients) == 0 && needsPatients(scenario) {
 		return nil, fmt.Errorf("scenario %s needs patients: use -load", scenario)
 	}
 	if p, ok := need[scenario]; ok && len(p) == 0 {
@@ -84,7 +101,7 @@ type params struct {
 func (w *Workload) draw(rng *rand.Rand) params {
 	var p params
 	switch w.Scenario {
-	case "read":
+	case "read", "read-bearer-opaque", "read-bearer-jwt":
 		p.readID = pick(rng, w.Patients).ID
 	case "update":
 		pi := pick(rng, w.Derived)
@@ -132,6 +149,9 @@ func (w *Workload) searchPath(p params) string {
 // HTTPOp returns the scenario's request to the server. next numbers the patients that
 // create derives, after the loaded ones.
 func (w *Workload) HTTPOp(api *API) Op {
+	if IsAuthScenario(w.Scenario) {
+		return w.authHTTPOp(api)
+	}
 	var next atomic.Int64
 	next.Store(int64(len(w.Patients)))
 	switch w.Scenario {
@@ -262,13 +282,18 @@ func querySearch(ctx context.Context, db *pgxpool.Pool, sql string, args []any) 
 	return total, rows.Err()
 }
 
-// SQLOp returns the scenario's ceiling statement and a cleanup that drops the tables it
-// made. Writes go to tables of their own, never to fhirbox's: create inserts into a bare
-// (id, content jsonb) table, update updates a copy of the Patient rows.
-func (w *Workload) SQLOp(ctx context.Context, db *pgxpool.Pool) (Op, func(), error) {
+// CeilingOp returns the scenario's ceiling and a cleanup that drops the tables it made.
+// Most ceilings are one SQL statement, and writes go to tables of their own, never to
+// fhirbox's: create and token-client-credentials insert into a bare (id, content jsonb)
+// table, update updates a copy of the Patient rows. The ceilings of token-jwt and
+// token-password run in-process and take a nil db (see CeilingNeedsDB).
+func (w *Workload) CeilingOp(ctx context.Context, db *pgxpool.Pool) (Op, func(), error) {
 	nop := func() {}
+	if strings.HasPrefix(w.Scenario, "token-") {
+		return w.authCeilingOp(ctx, db)
+	}
 	switch w.Scenario {
-	case "read":
+	case "read", "read-bearer-opaque", "read-bearer-jwt":
 		return func(ctx context.Context, rng *rand.Rand) error {
 			var content []byte
 			return db.QueryRow(ctx, readSQL, w.draw(rng).readID).Scan(&content)
