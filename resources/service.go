@@ -58,6 +58,17 @@ func WithTrusted(ctx context.Context) context.Context {
 
 func trusted(ctx context.Context) bool { v, _ := ctx.Value(trustedKey{}).(bool); return v }
 
+type freshKey struct{}
+
+// WithFreshID tells the store that the id of the write under ctx was just generated
+// at random, so no row can exist for it: the store may skip looking for one.
+func WithFreshID(ctx context.Context) context.Context {
+	return context.WithValue(ctx, freshKey{}, true)
+}
+
+// FreshID reports whether ctx carries WithFreshID.
+func FreshID(ctx context.Context) bool { v, _ := ctx.Value(freshKey{}).(bool); return v }
+
 // Validator checks a document of one type before it is written; an error (normally a
 // CodeUnprocessable *Error naming the field) aborts the write.
 type Validator func(ctx context.Context, doc map[string]any) error
@@ -204,14 +215,18 @@ func (s *Service) Create(ctx context.Context, typ string, doc map[string]any, op
 		}
 	}
 	id := s.opts.NewID()
+	fresh := true
 	if opt.KeepID {
 		if bid, ok := doc["id"]; ok && bid != nil {
 			sid, ok := bid.(string)
 			if !ok || !ValidID(sid) {
 				return nil, false, &Error{Code: CodeInvalid, Message: fmt.Sprintf("invalid id %v: ids match [A-Za-z0-9-.]{1,64}", bid), Expression: "id"}
 			}
-			id = sid
+			id, fresh = sid, false
 		}
+	}
+	if fresh {
+		ctx = WithFreshID(ctx)
 	}
 	if err := s.hashSecrets(td, doc); err != nil {
 		return nil, false, err

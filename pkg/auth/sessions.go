@@ -111,7 +111,7 @@ func (s *Sessions) Issue(ctx context.Context, g Grant) (*TokenResponse, error) {
 	if err != nil {
 		return nil, err
 	}
-	if _, _, err := s.svc.Create(resources.WithTrusted(ctx), SessionType, doc, resources.CreateOptions{KeepID: true}); err != nil {
+	if _, _, err := s.svc.Create(resources.WithFreshID(resources.WithTrusted(ctx)), SessionType, doc, resources.CreateOptions{KeepID: true}); err != nil {
 		return nil, err
 	}
 	if g.User != nil && g.Type == "password" {

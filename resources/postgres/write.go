@@ -22,11 +22,6 @@ WHERE resource_type = $1 AND id = $2 FOR UPDATE`
 const saveTail = `h AS (
   INSERT INTO resource_history (resource_type, id, version_id, last_updated, deleted, content)
   VALUES ($1, $2, $3, $4, $5, $6)),
-ds AS (DELETE FROM search_string WHERE resource_type = $1 AND id = $2),
-dt AS (DELETE FROM search_token WHERE resource_type = $1 AND id = $2),
-dd AS (DELETE FROM search_date WHERE resource_type = $1 AND id = $2),
-dn AS (DELETE FROM search_number WHERE resource_type = $1 AND id = $2),
-dr AS (DELETE FROM search_reference WHERE resource_type = $1 AND id = $2),
 s AS (INSERT INTO search_string (resource_type, id, param, value, exact)
   SELECT $1, $2, u.* FROM unnest($7::text[], $8::text[], $9::text[]) u),
 t AS (INSERT INTO search_token (resource_type, id, param, system, code)
@@ -39,13 +34,22 @@ r AS (INSERT INTO search_reference (resource_type, id, param, target_type, targe
   SELECT $1, $2, u.* FROM unnest($20::text[], $21::text[], $22::text[]) u)
 `
 
+// dropIndexRows removes the index rows of the version being replaced. A resource with
+// no row yet has none (index rows live and die with live versions), so creates skip it.
+const dropIndexRows = `ds AS (DELETE FROM search_string WHERE resource_type = $1 AND id = $2),
+dt AS (DELETE FROM search_token WHERE resource_type = $1 AND id = $2),
+dd AS (DELETE FROM search_date WHERE resource_type = $1 AND id = $2),
+dn AS (DELETE FROM search_number WHERE resource_type = $1 AND id = $2),
+dr AS (DELETE FROM search_reference WHERE resource_type = $1 AND id = $2),
+`
+
 // createSQL inserts the resource row: when two transactions create one id at once, the
 // second fails with a unique violation instead of overwriting the first (Write retries).
 const createSQL = `WITH ` + saveTail + `INSERT INTO resource (resource_type, id, version_id, last_updated, deleted, content)
 VALUES ($1, $2, $3, $4, $5, $6)`
 
 // updateSQL updates the row that the transaction holds locked.
-const updateSQL = `WITH ` + saveTail + `UPDATE resource SET version_id = $3, last_updated = $4, deleted = $5, content = $6
+const updateSQL = `WITH ` + dropIndexRows + saveTail + `UPDATE resource SET version_id = $3, last_updated = $4, deleted = $5, content = $6
 WHERE resource_type = $1 AND id = $2`
 
 // fnError carries an error of the WriteFunc through the transaction, to be returned as
@@ -57,12 +61,12 @@ func (e fnError) Error() string { return e.err.Error() }
 // Write runs fn on the locked current version of typ/id and stores the version it
 // returns, with its history row and index rows, in one transaction.
 func (s *Store) Write(ctx context.Context, typ, id string, fn resources.WriteFunc) (*resources.Resource, error) {
-	res, err := s.write(ctx, typ, id, fn)
+	res, err := s.write(ctx, typ, id, fn, false)
 	if isUniqueViolation(err) {
 		// A concurrent transaction created typ/id after our SELECT … FOR UPDATE found
 		// nothing to lock. It has committed by now, so a second attempt locks its row
 		// and fn sees the version it wrote.
-		res, err = s.write(ctx, typ, id, fn)
+		res, err = s.write(ctx, typ, id, fn, true)
 	}
 	if err != nil {
 		var fe fnError
@@ -74,7 +78,22 @@ func (s *Store) Write(ctx context.Context, typ, id string, fn resources.WriteFun
 	return res, nil
 }
 
-func (s *Store) write(ctx context.Context, typ, id string, fn resources.WriteFunc) (*resources.Resource, error) {
+func (s *Store) write(ctx context.Context, typ, id string, fn resources.WriteFunc, retry bool) (*resources.Resource, error) {
+	// A fresh id (a random UUID the server just made) has no row to lock and no old
+	// index rows: the version is inserted by one statement, which is a transaction of
+	// its own, in one round trip. Were the id taken after all, the INSERT fails with a
+	// unique violation and Write retries the ordinary way.
+	if resources.FreshID(ctx) && !retry && typ != "AccessPolicy" {
+		next, idx, err := s.prepare(typ, id, nil, fn)
+		if err != nil || next == nil {
+			return next, err
+		}
+		if _, err := s.sql.ExecContext(ctx, createSQL, saveArgs(next, idx)...); err != nil {
+			return nil, err
+		}
+		return next, nil
+	}
+
 	tx, err := s.sql.BeginTx(ctx, nil)
 	if err != nil {
 		return nil, err
@@ -93,23 +112,13 @@ func (s *Store) write(ctx context.Context, typ, id string, fn resources.WriteFun
 	case !errors.Is(err, sql.ErrNoRows):
 		return nil, err
 	}
-
-	next, idx, err := fn(cur)
+	next, idx, err := s.prepare(typ, id, cur, fn)
 	if err != nil {
-		return nil, fnError{err}
+		return nil, err
 	}
 	if next == nil {
 		return cur, nil
 	}
-	if next.Type != typ || next.ID != id {
-		return nil, fmt.Errorf("postgres: write of %s/%s returned %s/%s", typ, id, next.Type, next.ID)
-	}
-	if idx == nil || next.Deleted {
-		// A deleted resource is never found by a search: it keeps no index rows.
-		idx = &resources.Index{}
-	}
-	// The database keeps microseconds: the version returned is the one Read will return.
-	next.LastUpdated = next.LastUpdated.UTC().Truncate(time.Microsecond)
 	q := updateSQL
 	if cur == nil {
 		q = createSQL
@@ -117,7 +126,10 @@ func (s *Store) write(ctx context.Context, typ, id string, fn resources.WriteFun
 	if _, err := tx.ExecContext(ctx, q, saveArgs(next, idx)...); err != nil {
 		return nil, err
 	}
-	if notifyTypes[typ] {
+	// Nothing can have cached what did not exist, so only a new AccessPolicy is news
+	// when it is created; every token issued creates a Session, and announcing those
+	// would cost each of them a notification for nothing.
+	if notifyTypes[typ] && (cur != nil || typ == "AccessPolicy") {
 		// Delivered by PostgreSQL at commit, and only then, to every listening process.
 		if _, err := tx.ExecContext(ctx, notifySQL, feedChannel, encodeEvent(next)); err != nil {
 			return nil, err
@@ -127,6 +139,27 @@ func (s *Store) write(ctx context.Context, typ, id string, fn resources.WriteFun
 		return nil, err
 	}
 	return next, nil
+}
+
+// prepare runs fn on cur and checks what it returns; (nil, nil, nil) is a no-op write.
+func (s *Store) prepare(typ, id string, cur *resources.Resource, fn resources.WriteFunc) (*resources.Resource, *resources.Index, error) {
+	next, idx, err := fn(cur)
+	if err != nil {
+		return nil, nil, fnError{err}
+	}
+	if next == nil {
+		return nil, nil, nil
+	}
+	if next.Type != typ || next.ID != id {
+		return nil, nil, fmt.Errorf("postgres: write of %s/%s returned %s/%s", typ, id, next.Type, next.ID)
+	}
+	if idx == nil || next.Deleted {
+		// A deleted resource is never found by a search: it keeps no index rows.
+		idx = &resources.Index{}
+	}
+	// The database keeps microseconds: the version returned is the one Read will return.
+	next.LastUpdated = next.LastUpdated.UTC().Truncate(time.Microsecond)
+	return next, idx, nil
 }
 
 // saveArgs lays out the arguments of createSQL and updateSQL: the version, then one

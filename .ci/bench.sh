@@ -1,0 +1,64 @@
+#!/usr/bin/env bash
+# Reproduces the figures of BENCHMARKS.md on this machine: builds fhirbox and fhirbench,
+# runs a server against a fresh PostgreSQL database per data size, and runs every
+# fhirbench scenario against it, each next to its ceiling. Not part of CI: it takes
+# about 20 minutes and wants a quiet machine.
+#
+#   .ci/bench.sh [outdir]     (default /tmp/fhirbox-bench)
+#
+# Environment: PGURL (default postgres://postgres@127.0.0.1:5432) names the server on
+# which the databases fhirbox_bench_1k and fhirbox_bench_100k are (re)created.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+out=${1:-/tmp/fhirbox-bench}
+pg=${PGURL:-postgres://postgres@127.0.0.1:5432}
+mkdir -p "$out"
+go build -o "$out/fhirbox" ./cmd/fhirbox
+go build -o "$out/fhirbench" ./cmd/fhirbench
+export FHIRBOX_SYNTHEA=${FHIRBOX_SYNTHEA:-$(cd .. && pwd)/shared/data/synthea}
+port=18090
+secret=bench-admin-secret
+
+# run DB LOADN CONC SCENARIO...: one server per database, scenarios in order. Both the
+# server and the ceiling reach PostgreSQL over loopback without TLS, as a server on the
+# same host would be configured.
+run() {
+  local db=$1 n=$2 conc=$3
+  shift 3
+  local url="$pg/$db?sslmode=disable"
+  if [ "$n" -gt 0 ]; then
+    psql "$pg/postgres" -qc "DROP DATABASE IF EXISTS $db" -c "CREATE DATABASE $db"
+  fi
+  FHIRBOX_DATABASE_URL=$url FHIRBOX_ADMIN_SECRET=$secret FHIRBOX_ADDR=127.0.0.1:$port \
+    FHIRBOX_BASE_URL=http://127.0.0.1:$port FHIRBOX_LOG_LEVEL=warn "$out/fhirbox" serve >"$out/server-$db.log" 2>&1 &
+  local pid=$!
+  trap 'kill $pid 2>/dev/null' RETURN
+  for _ in $(seq 1 50); do curl -sf "http://127.0.0.1:$port/health" >/dev/null && break; sleep 0.2; done
+  if [ "$n" -gt 0 ]; then
+    "$out/fhirbench" -url "http://127.0.0.1:$port" -secret $secret -db "$url" -load "$n" \
+      -observations-per-patient 3 -scenario read -d 2s -warmup 1s >"$out/load-$db.txt"
+  fi
+  for s in "$@"; do
+    if [ "$s" = policies ]; then
+      # 1,000 more policies, each linked to some other user or client: bearer reads
+      # should not slow down (candidates are looked up by link, not scanned).
+      for i in $(seq 1 1000); do
+        printf '{"resourceType":"AccessPolicy","engine":"matcho","link":[{"reference":"User/other-%d"}],"matcho":{"request-method":"get"}}' "$i" |
+          curl -sf -u admin:$secret -X PUT "http://127.0.0.1:$port/AccessPolicy/other-$i" -H 'Content-Type: application/json' --data-binary @- >/dev/null
+      done
+      echo "$db: $(curl -s -u admin:$secret "http://127.0.0.1:$port/AccessPolicy?_summary=count")"
+      continue
+    fi
+    "$out/fhirbench" -url "http://127.0.0.1:$port" -secret $secret -db "$url" -scenario "$s" \
+      -c "$conc" -d 10s -warmup 2s >"$out/$db-c$conc-$s.txt" || true
+    echo "$db c=$conc $(tail -n 1 "$out/$db-c$conc-$s.txt")"
+  done
+}
+
+# Order matters: create and update add patients, so they come after the 1k searches.
+run fhirbox_bench_1k 1000 16 read read-bearer-opaque read-bearer-jwt policies read-bearer-opaque read-bearer-jwt
+run fhirbox_bench_1k 0 1 search-family search-birthdate search-identifier search-observation
+run fhirbox_bench_1k 0 16 search-family search-birthdate search-identifier search-observation \
+  token-client-credentials token-jwt token-password create update
+run fhirbox_bench_100k 100000 1 search-family search-birthdate search-identifier search-observation
+run fhirbox_bench_100k 0 16 read search-family
