@@ -221,7 +221,8 @@ func TestBuildRequest(t *testing.T) {
 	if string(got) != want {
 		t.Errorf("request object\n got %s\nwant %s", got, want)
 	}
-	if r.UserID() != "u1" || r.ClientID() != "app" || fmt.Sprint(r.Roles()) != "[doctor admin]" {
+	// A request for a user is decided by the user's policies, not the client's.
+	if r.UserID() != "u1" || r.ClientID() != "" || fmt.Sprint(r.Roles()) != "[doctor admin]" {
 		t.Errorf("ids %q %q roles %v", r.UserID(), r.ClientID(), r.Roles())
 	}
 	if _, ok := body["multipleBirthInteger"].(json.Number); !ok {

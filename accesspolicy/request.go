@@ -102,7 +102,13 @@ func (info *Info) Build() *Request {
 	}
 	if info.Client != nil {
 		obj["client"] = info.Client
-		r.clientID, _ = info.Client["id"].(string)
+		// A token that acts for a user is decided by the user's policies: a policy
+		// linked to the client (say, allow for its client_credentials jobs) must not
+		// lend every user of that client its rights. The client stays in the request
+		// object for policies that want to check it.
+		if r.userID == "" {
+			r.clientID, _ = info.Client["id"].(string)
+		}
 	}
 	if info.JWT != nil {
 		obj["jwt"] = info.JWT
@@ -127,7 +133,7 @@ func NewRequest(obj map[string]any) *Request {
 		r.userID, _ = u["id"].(string)
 		r.roles = rolesOf(u)
 	}
-	if c, ok := obj["client"].(map[string]any); ok {
+	if c, ok := obj["client"].(map[string]any); ok && r.userID == "" {
 		r.clientID, _ = c["id"].(string)
 	}
 	return r
@@ -142,7 +148,8 @@ func (r *Request) ObjectAny() any { return r.obj }
 // UserID is the id of the request's User, "" when none.
 func (r *Request) UserID() string { return r.userID }
 
-// ClientID is the id of the request's Client, "" when none.
+// ClientID is the id of the request's Client, "" when none or when the request acts
+// for a user (policies linked to the client are then no candidates).
 func (r *Request) ClientID() string { return r.clientID }
 
 // Roles are the role names of the request's User.

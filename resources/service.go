@@ -58,6 +58,9 @@ func WithTrusted(ctx context.Context) context.Context {
 
 func trusted(ctx context.Context) bool { v, _ := ctx.Value(trustedKey{}).(bool); return v }
 
+// IsTrusted reports whether ctx carries WithTrusted: the write is the server's own.
+func IsTrusted(ctx context.Context) bool { return trusted(ctx) }
+
 type freshKey struct{}
 
 // WithFreshID tells the store that the id of the write under ctx was just generated

@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"log/slog"
 	"slices"
 	"strings"
 	"time"
@@ -28,6 +29,7 @@ const maxRotated = 20
 // bearer tokens through an in-process cache that writes of Sessions, Users and Clients
 // invalidate (Forget).
 type Sessions struct {
+	log    *slog.Logger
 	svc    *resources.Service
 	keys   *Keys
 	issuer string
@@ -36,13 +38,22 @@ type Sessions struct {
 }
 
 // NewSessions returns Sessions storing through svc, signing JWTs with keys and naming
-// issuer (FHIRBOX_BASE_URL) in them. now nil is time.Now.
+// issuer (FHIRBOX_BASE_URL) in them. now nil is time.Now. It registers with svc what
+// keeps Sessions sound: they are written by the server only (API writes get 422), and
+// deleting a Client closes its Sessions.
 func NewSessions(svc *resources.Service, keys *Keys, issuer string, now func() time.Time) *Sessions {
 	if now == nil {
 		now = time.Now
 	}
-	return &Sessions{svc: svc, keys: keys, issuer: issuer, now: now, cache: newSessionCache()}
+	s := &Sessions{log: slog.Default(), svc: svc, keys: keys, issuer: issuer, now: now, cache: newSessionCache()}
+	svc.AddValidator(SessionType, serverWritten(SessionType))
+	svc.AddValidator(CodeType, serverWritten(CodeType))
+	svc.OnCommit("Client", s.closeSessionsOfDeletedClient)
+	return s
 }
+
+// SetLogger sets where failures to close sessions are reported (default slog.Default).
+func (s *Sessions) SetLogger(l *slog.Logger) { s.log = l }
 
 // Grant is what a token pair is issued for.
 type Grant struct {
@@ -180,7 +191,9 @@ func (s *Sessions) mint(doc map[string]any, sub string, cfg GrantConfig, client 
 
 // Refresh rotates the refresh token rt of client: the Session gets a new token pair
 // and remembers the old refresh token, whose reuse closes the Session (CONFORMANCE S2).
-func (s *Sessions) Refresh(ctx context.Context, client *ClientConfig, rt string, userOf func(ctx context.Context, id string) (map[string]any, error)) (*TokenResponse, error) {
+// authenticated says whether the client proved its secret; unauthenticated is the
+// error to give when the Session's grant needs it.
+func (s *Sessions) Refresh(ctx context.Context, client *ClientConfig, authenticated bool, rt string, userOf func(ctx context.Context, id string) (map[string]any, error), unauthenticated func() error) (*TokenResponse, error) {
 	bad := oauthErr(ErrCodeInvalidGrant, "the refresh token is invalid, expired or revoked")
 	if rt == "" || len(rt) > 8192 {
 		return nil, bad
@@ -208,6 +221,9 @@ func (s *Sessions) Refresh(ctx context.Context, client *ClientConfig, rt string,
 		return nil, bad
 	}
 	grant, _ := doc["type"].(string)
+	if !authenticated && client.needsSecretToRefresh(grant) {
+		return nil, unauthenticated()
+	}
 	cfg := client.Grant(grant)
 	if !cfg.RefreshToken || !client.Allows("refresh_token") {
 		return nil, oauthErr(ErrCodeUnauthorizedClient, "client %s may not refresh tokens", client.ID)
@@ -375,4 +391,24 @@ func decode(content []byte) (map[string]any, error) {
 func itoa(n int64) string {
 	b, _ := json.Marshal(n)
 	return string(b)
+}
+
+// SessionOf finds the live Session a token belongs to, whether it is an access token
+// (expired or not) or a refresh token, for DELETE /Session (RFC 7009 lets a client
+// revoke either). A JWT access token is found only while it verifies. "" when none.
+func (s *Sessions) SessionOf(ctx context.Context, token string) (string, error) {
+	if token == "" || len(token) > 8192 {
+		return "", nil
+	}
+	h := hashToken(token)
+	for _, param := range []string{"access-token", "refresh-token"} {
+		r, err := s.svc.FindByToken(ctx, SessionType, param, h)
+		if err != nil || r != nil {
+			if r == nil {
+				return "", err
+			}
+			return r.ID, err
+		}
+	}
+	return "", nil
 }

@@ -137,13 +137,12 @@ func (t *TokenEndpoint) Token(ctx context.Context, req *TokenRequest) (*TokenRes
 	case "password":
 		return t.password(ctx, req, client, authenticated)
 	default:
-		if client.HasSecret && !authenticated && client.needsSecretToRefresh() {
-			return nil, t.clientErr(req, "refreshing needs the client's secret")
-		}
 		if req.Params["refresh_token"] == "" {
 			return nil, oauthErr(ErrCodeInvalidRequest, "refresh_token is required")
 		}
-		return t.Sessions.Refresh(ctx, client, req.Params["refresh_token"], t.Dir.User)
+		return t.Sessions.Refresh(ctx, client, authenticated, req.Params["refresh_token"], t.Dir.User, func() error {
+			return t.clientErr(req, "refreshing these tokens needs the client's secret")
+		})
 	}
 }
 
@@ -254,10 +253,11 @@ func audience(client *ClientConfig, grant, requested string) (string, error) {
 	return "", oauthErr(ErrCodeInvalidTarget, "audience %q is not allowed for this client", requested)
 }
 
-// needsSecretToRefresh: a client whose password grant does not ask for its secret may
-// refresh without it (a public app); otherwise refreshing needs the secret too.
-func (c *ClientConfig) needsSecretToRefresh() bool {
-	return c.Grant("password").SecretRequired || !c.Allows("password")
+// needsSecretToRefresh reports whether refreshing tokens of grant needs the client's
+// secret: a public app that signs users in with client_id alone refreshes the same way;
+// everything else refreshes with the credentials it was issued with.
+func (c *ClientConfig) needsSecretToRefresh(grant string) bool {
+	return c.HasSecret && (grant != "password" || c.Grant("password").SecretRequired)
 }
 
 // ErrorFor maps a resources.Error met on the way (a store failure) to what the token

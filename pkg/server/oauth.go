@@ -97,7 +97,7 @@ func (s *Server) handleAuthorize(c echo.Context) error {
 	to, err := s.oauth.Codes.AuthorizePassword(c.Request().Context(), client, q)
 	var ae *auth.AuthorizeError
 	if errors.As(err, &ae) {
-		return fail(http.StatusBadRequest, ae.Description)
+		return c.JSON(http.StatusBadRequest, map[string]string{"error": ae.Code, "error_description": ae.Description})
 	}
 	if err != nil {
 		return err
@@ -116,13 +116,22 @@ func (s *Server) handleCloseSession(c echo.Context) error {
 	if !strings.EqualFold(scheme, "bearer") || token == "" {
 		return resources.Errorf(resources.CodeUnauthorized, "DELETE /Session closes the session of the bearer token it is sent with")
 	}
+	var sid string
 	id, err := s.oauth.Sessions.Authenticate(r.Context(), token, s.oauth.Dir)
 	switch {
 	case err == auth.ErrInvalidBearer:
+		// An expired access token, or a refresh token, still names its session: a client
+		// signing out must be able to end it.
+		if sid, err = s.oauth.Sessions.SessionOf(r.Context(), token); err != nil {
+			return err
+		}
 	case err != nil:
 		return err
 	default:
-		if err := s.oauth.Sessions.Close(r.Context(), id.SessionID); err != nil {
+		sid = id.SessionID
+	}
+	if sid != "" {
+		if err := s.oauth.Sessions.Close(r.Context(), sid); err != nil {
 			return err
 		}
 	}

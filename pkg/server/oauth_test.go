@@ -599,3 +599,54 @@ func TestDiscoveryAndJWKS(t *testing.T) {
 		}
 	}
 }
+
+// Sessions are the token endpoint's: the API can read, search and delete them but not
+// write them; a policy linked to a client does not lend its rights to the users who
+// sign in through it; deleting a Client ends its sessions; DELETE /Session also takes
+// a refresh token or an expired access token.
+func TestSessionGuards(t *testing.T) {
+	clk := &clock{t: time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC)}
+	e := newEnv(t, withClock(clk))
+	e.must(201, yamlPut("/Client/app", "secret: app-secret\ngrant_types: [password, client_credentials, refresh_token]\nauth: {password: {refresh_token: true}}\n"))
+	e.must(201, put("/User/user1", `{"password":"password1"}`))
+	e.must(201, yamlPut("/AccessPolicy/app-all", "engine: allow\nlink: [{id: app, resourceType: Client}]\n"))
+	pw := url.Values{"grant_type": {"password"}, "username": {"user1"}, "password": {"password1"}}
+	basic := basicAuth("app", "app-secret")
+
+	cc := token(e, url.Values{"grant_type": {"client_credentials"}}, "Authorization", basic).doc["access_token"].(string)
+	e.must(200, bearer(cc, get("/fhir/Patient")))
+	user := token(e, pw, "Authorization", basic)
+	checkTokenResponse(t, user)
+	r := e.must(403, bearer(user.doc["access_token"].(string), get("/fhir/Patient")))
+	if !strings.Contains(outcomeText(t, r), `user "user1"`) {
+		t.Errorf("403 does not name the user: %s", r.raw)
+	}
+
+	sid := entryIDs(e.must(200, get("/Session?user=User/user1")))[0]
+	outcomeText(t, e.must(422, put("/Session/"+sid, `{"type":"password","user":{"resourceType":"User","id":"admin"},"exp":4102444800}`)))
+	outcomeText(t, e.must(422, post("/Session", `{"resourceType":"Session","type":"password"}`)))
+	outcomeText(t, e.must(422, post("/AuthorizationCode", `{"resourceType":"AuthorizationCode"}`)))
+
+	// DELETE /Session with the refresh token ends the session.
+	e.must(200, bearer(user.doc["refresh_token"].(string), req{method: http.MethodDelete, path: "/Session"}))
+	e.must(410, get("/Session/"+sid))
+	// … and with an access token that has expired.
+	opaque := token(e, url.Values{"grant_type": {"client_credentials"}}, "Authorization", basic).doc["access_token"].(string)
+	clk.Advance(2 * time.Hour)
+	n := len(entryIDs(e.must(200, get("/Session?client=Client/app&_count=50"))))
+	e.must(200, bearer(opaque, req{method: http.MethodDelete, path: "/Session"}))
+	if m := len(entryIDs(e.must(200, get("/Session?client=Client/app&_count=50")))); m != n-1 {
+		t.Errorf("an expired access token did not end its session: %d sessions, then %d", n, m)
+	}
+
+	// Deleting the client ends its sessions: the same id created again brings none back.
+	clk.Advance(-2 * time.Hour)
+	cc = token(e, url.Values{"grant_type": {"client_credentials"}}, "Authorization", basic).doc["access_token"].(string)
+	e.must(200, bearer(cc, get("/fhir/Patient")))
+	e.must(200, del("/Client/app"))
+	e.must(201, yamlPut("/Client/app", "secret: app-secret\ngrant_types: [client_credentials]\n"))
+	e.must(401, bearer(cc, get("/fhir/Patient")))
+	if n := len(entryIDs(e.must(200, get("/Session?client=Client/app")))); n != 0 {
+		t.Errorf("%d sessions of a deleted client are still open", n)
+	}
+}
