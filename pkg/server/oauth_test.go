@@ -650,3 +650,34 @@ func TestSessionGuards(t *testing.T) {
 		t.Errorf("%d sessions of a deleted client are still open", n)
 	}
 }
+
+// A real user token through the router: a roleName policy applies to the User's roles,
+// and policies see the token's jwt claims and session (the request object of
+// docs/accesspolicy.md).
+func TestUserTokenPolicies(t *testing.T) {
+	e := newEnv(t)
+	setupMyapp(t, e)
+	e.must(201, put("/User/doc1", `{"password":"doc-password","roles":["doctor"]}`))
+	e.must(201, put("/fhir/Patient/pt-1", `{"resourceType":"Patient"}`))
+	e.must(201, yamlPut("/AccessPolicy/doctors-read-patients", `
+engine: matcho
+roleName: doctor
+matcho:
+  request-method: get
+  uri: '#^/fhir/Patient'
+  jwt: {client_id: myapp}
+  session: {type: password}
+`))
+	login := func(u, p string) string {
+		r := token(e, url.Values{"grant_type": {"password"}, "username": {u}, "password": {p}}, "Authorization", basicAuth("myapp", "verysecret"))
+		checkTokenResponse(t, r)
+		return r.doc["access_token"].(string)
+	}
+	doctor, other := login("doc1", "doc-password"), login("user1", "password1")
+	e.must(200, bearer(doctor, get("/fhir/Patient/pt-1")))
+	e.must(403, bearer(doctor, get("/fhir/Observation")))
+	e.must(403, bearer(other, get("/fhir/Patient/pt-1")))
+	// The role is read from the User as it is now: taking it away takes effect at once.
+	e.must(200, put("/User/doc1", `{"roles":["nurse"]}`))
+	e.must(403, bearer(doctor, get("/fhir/Patient/pt-1")))
+}
