@@ -1,5 +1,5 @@
-// Package testdb gives each test its own PostgreSQL database, so that test packages and
-// parallel tests never see each other's data.
+// Package testdb gives each test its own database, a PostgreSQL one or a SQLite file, so
+// that test packages and parallel tests never see each other's data.
 package testdb
 
 import (
@@ -9,6 +9,8 @@ import (
 	"encoding/hex"
 	"net/url"
 	"os"
+	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -28,12 +30,58 @@ const DefaultURL = "postgres://postgres@127.0.0.1:5432/test?sslmode=disable"
 // a killed test run are easy to find and drop.
 const Prefix = "fhirbox_t_"
 
+// Backend is a kind of database the tests run on.
+type Backend string
+
+// The backends, named as the subtests that run on each.
+const (
+	SQLite   Backend = "sqlite"
+	Postgres Backend = "postgres"
+)
+
+// EnvBackends names the environment variable that restricts the backends the tests run
+// on: a comma-separated list such as "sqlite". Unset, they run on all.
+const EnvBackends = "FHIRBOX_TEST_BACKENDS"
+
+// Backends returns the backends the tests run on: SQLite and PostgreSQL, or those that
+// FHIRBOX_TEST_BACKENDS lists (a machine without PostgreSQL can run the SQLite half with
+// FHIRBOX_TEST_BACKENDS=sqlite).
+func Backends() []Backend {
+	all := []Backend{SQLite, Postgres}
+	env := os.Getenv(EnvBackends)
+	if env == "" {
+		return all
+	}
+	var out []Backend
+	for _, b := range all {
+		if slices.Contains(strings.Split(env, ","), string(b)) {
+			out = append(out, b)
+		}
+	}
+	return out
+}
+
+// DatabaseURL returns a fresh, empty database of backend b as FHIRBOX_DATABASE_URL
+// names it: a PostgreSQL URL from URL, or sqlite:<path> for a file in t.TempDir(),
+// which needs no server. Either goes away when the test ends.
+func (b Backend) DatabaseURL(t testing.TB) string {
+	t.Helper()
+	if b == SQLite {
+		return "sqlite:" + filepath.Join(t.TempDir(), "fhirbox.db")
+	}
+	return URL(t)
+}
+
 // URL creates a fresh, empty database on the server named by FHIRBOX_TEST_DATABASE_URL
 // (default DefaultURL) and returns its URL. The database is dropped when the test and its
 // subtests finish. An unreachable server fails the test: CI always provides one, so
-// skipping would hide a broken setup.
+// skipping would hide a broken setup. The test is skipped only when
+// FHIRBOX_TEST_BACKENDS leaves PostgreSQL out, as asked.
 func URL(t testing.TB) string {
 	t.Helper()
+	if !slices.Contains(Backends(), Postgres) {
+		t.Skipf("testdb: PostgreSQL is left out by %s=%s", EnvBackends, os.Getenv(EnvBackends))
+	}
 	admin := adminURL()
 	u, err := url.Parse(admin)
 	if err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") {

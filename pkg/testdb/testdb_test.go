@@ -4,6 +4,8 @@ import (
 	"database/sql"
 	"fmt"
 	"net/url"
+	"os"
+	"path/filepath"
 	"runtime"
 	"strings"
 	"testing"
@@ -88,6 +90,7 @@ func (f *fakeTB) Fatalf(format string, args ...any) {
 func (f *fakeTB) Cleanup(func()) {}
 
 func TestURLUnreachableServerFails(t *testing.T) {
+	t.Setenv(EnvBackends, "")
 	t.Setenv(EnvURL, "postgres://postgres:hunter2@127.0.0.1:1/test?sslmode=disable&connect_timeout=2")
 	f := &fakeTB{}
 	done := make(chan struct{})
@@ -99,5 +102,32 @@ func TestURLUnreachableServerFails(t *testing.T) {
 	<-done
 	if !strings.Contains(f.msg, "unreachable") || !strings.Contains(f.msg, EnvURL) || strings.Contains(f.msg, "hunter2") {
 		t.Errorf("Fatalf message = %q", f.msg)
+	}
+}
+
+func TestBackends(t *testing.T) {
+	t.Setenv(EnvBackends, "")
+	if got := fmt.Sprint(Backends()); got != "[sqlite postgres]" {
+		t.Errorf("Backends() = %s, want both", got)
+	}
+	t.Setenv(EnvBackends, "sqlite")
+	if got := fmt.Sprint(Backends()); got != "[sqlite]" {
+		t.Errorf("Backends() with %s=sqlite = %s", EnvBackends, got)
+	}
+	// URL skips when PostgreSQL is left out, rather than fail.
+	t.Run("skipped", func(t *testing.T) {
+		URL(t)
+		t.Error("URL returned with PostgreSQL left out")
+	})
+}
+
+func TestSQLiteDatabaseURL(t *testing.T) {
+	a, b := SQLite.DatabaseURL(t), SQLite.DatabaseURL(t)
+	if a == b || !strings.HasPrefix(a, "sqlite:") {
+		t.Fatalf("DatabaseURL gave %q and %q", a, b)
+	}
+	dir := filepath.Dir(strings.TrimPrefix(a, "sqlite:"))
+	if _, err := os.Stat(dir); err != nil {
+		t.Errorf("the file's directory %s: %v", dir, err)
 	}
 }

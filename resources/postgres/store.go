@@ -25,6 +25,7 @@ import (
 
 	"github.com/fhirbox/fhirbox/migrations"
 	"github.com/fhirbox/fhirbox/resources"
+	"github.com/fhirbox/fhirbox/resources/sqlstore"
 )
 
 // Store is a resources.Store on PostgreSQL. It is safe for concurrent use.
@@ -34,7 +35,7 @@ type Store struct {
 	pcfg *pgx.ConnConfig // for the change feed's own connection
 }
 
-var _ resources.Store = (*Store)(nil)
+var _ sqlstore.Store = (*Store)(nil)
 
 // Option configures Open.
 type Option func(*config)
@@ -135,118 +136,30 @@ func (s *Store) Ping(ctx context.Context) error {
 	return nil
 }
 
-const readSQL = `SELECT version_id, last_updated, deleted, content FROM resource
-WHERE resource_type = $1 AND id = $2`
+// dialect is how PostgreSQL runs the statements shared with the SQLite store.
+var dialect = &sqlstore.Dialect{Name: "postgres", Translate: translate}
 
 // Read returns the current version of typ/id, deleted or not.
 func (s *Store) Read(ctx context.Context, typ, id string) (*resources.Resource, error) {
-	r := &resources.Resource{Type: typ, ID: id}
-	var content []byte
-	err := s.sql.QueryRowContext(ctx, readSQL, typ, id).Scan(&r.VersionID, &r.LastUpdated, &r.Deleted, &content)
-	if err != nil {
-		if errors.Is(err, sql.ErrNoRows) {
-			return nil, resources.Errorf(resources.CodeNotFound, "%s/%s not found", typ, id)
-		}
-		return nil, translate(ctx, err)
-	}
-	r.LastUpdated = r.LastUpdated.UTC()
-	r.Content = content
-	return r, nil
+	return dialect.ScanRead(ctx, s.sql.QueryRowContext(ctx, sqlstore.ReadSQL, typ, id), typ, id)
 }
-
-const vreadSQL = `SELECT last_updated, deleted, content FROM resource_history
-WHERE resource_type = $1 AND id = $2 AND version_id = $3`
 
 // VRead returns version versionID of typ/id.
 func (s *Store) VRead(ctx context.Context, typ, id string, versionID int64) (*resources.Resource, error) {
-	r := &resources.Resource{Type: typ, ID: id, VersionID: versionID}
-	var content []byte
-	err := s.sql.QueryRowContext(ctx, vreadSQL, typ, id, versionID).Scan(&r.LastUpdated, &r.Deleted, &content)
-	if err != nil {
-		if errors.Is(err, sql.ErrNoRows) {
-			return nil, resources.Errorf(resources.CodeNotFound, "%s/%s has no version %d", typ, id, versionID)
-		}
-		return nil, translate(ctx, err)
-	}
-	r.LastUpdated = r.LastUpdated.UTC()
-	r.Content = content
-	return r, nil
+	return dialect.ScanVRead(ctx, s.sql.QueryRowContext(ctx, sqlstore.VReadSQL, typ, id, versionID), typ, id, versionID)
 }
 
 // History lists the versions of one resource (q.ID set) or of one type, newest first.
 func (s *Store) History(ctx context.Context, q resources.HistoryQuery) (*resources.HistoryResult, error) {
-	var b builder
-	b.WriteString(" FROM resource_history WHERE resource_type = ")
-	b.WriteString(b.arg(q.Type))
-	if q.ID != "" {
-		b.WriteString(" AND id = ")
-		b.WriteString(b.arg(q.ID))
-	}
-	if !q.Since.IsZero() {
-		b.WriteString(" AND last_updated >= ")
-		b.WriteString(b.arg(q.Since))
-	}
-	from, args := b.String(), b.args
-
-	res := &resources.HistoryResult{}
-	count, offset := max(q.Count, 0), max(q.Offset, 0)
-	if count > 0 {
-		page := b.clone()
-		page.WriteString(" ORDER BY last_updated DESC, version_id DESC, id LIMIT ")
-		page.WriteString(page.arg(count))
-		page.WriteString(" OFFSET ")
-		page.WriteString(page.arg(offset))
-		rows, err := s.sql.QueryContext(ctx, "SELECT id, version_id, last_updated, deleted, content"+page.String(), page.args...)
-		if err != nil {
-			return nil, translate(ctx, err)
-		}
-		defer rows.Close()
-		for rows.Next() {
-			r := &resources.Resource{Type: q.Type}
-			var content []byte
-			if err := rows.Scan(&r.ID, &r.VersionID, &r.LastUpdated, &r.Deleted, &content); err != nil {
-				return nil, translate(ctx, err)
-			}
-			r.LastUpdated = r.LastUpdated.UTC()
-			r.Content = content
-			res.Entries = append(res.Entries, r)
-		}
-		if err := rows.Err(); err != nil {
-			return nil, translate(ctx, err)
-		}
-		// A page that is not full ends the selection: its total needs no count.
-		if n := len(res.Entries); n < count && (n > 0 || offset == 0) {
-			res.Total = offset + n
-			return res, nil
-		}
-	}
-	if err := s.sql.QueryRowContext(ctx, "SELECT count(*)"+from, args...).Scan(&res.Total); err != nil {
-		return nil, translate(ctx, err)
-	}
-	return res, nil
+	return dialect.History(ctx, s.sql, q)
 }
 
-// translate turns a driver error into the engine's errors at the store's boundary:
-// cancellation passes through unchanged, a unique violation is a conflict and anything
-// else is an internal error whose detail is only logged.
+// translate turns a driver error into the engine's errors (see sqlstore.Translate).
 func translate(ctx context.Context, err error) error {
-	switch {
-	case err == nil:
-		return nil
-	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
-		return err
-	case ctx.Err() != nil:
-		// The server cancels a statement whose context ended with an error of its own
-		// (57014 query_canceled); the caller wants to know about the context.
-		return ctx.Err()
-	case errors.Is(err, gorm.ErrRecordNotFound), errors.Is(err, sql.ErrNoRows):
+	if errors.Is(err, gorm.ErrRecordNotFound) {
 		return resources.Errorf(resources.CodeNotFound, "not found")
 	}
-	var pe *pgconn.PgError
-	if errors.As(err, &pe) && pe.Code == uniqueViolation {
-		return &resources.Error{Code: resources.CodeConflict, Message: "conflicting concurrent write, try again", Err: err}
-	}
-	return resources.Internal(err)
+	return sqlstore.Translate(ctx, err, isUniqueViolation)
 }
 
 const uniqueViolation = "23505"

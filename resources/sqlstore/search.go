@@ -1,0 +1,594 @@
+package sqlstore
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/fhirbox/fhirbox/resources"
+)
+
+// The search SQL is plain SQL that both databases run: subqueries over the index tables,
+// LIKE with an explicit ESCAPE, no arrays, no functions of one database only. Every value
+// of the request is bound as an argument; the only identifiers written into the text come
+// from the fixed tables below.
+
+// builder collects SQL text and its arguments.
+type builder struct {
+	strings.Builder
+	args []any
+	d    *Dialect
+	// typ is the searched type, which the MatchIn form binds in every subquery.
+	typ string
+	// driver is the clause that a MatchIn search starts from (see Dialect.drivers).
+	driver *resources.Clause
+	// selects is set once a clause selects the resources by id (r.id IN …).
+	selects bool
+}
+
+// arg binds v and returns its placeholder; an instant is bound as the dialect stores it.
+func (b *builder) arg(v any) string {
+	if t, ok := v.(time.Time); ok {
+		v = b.d.timeArg(t)
+	}
+	b.args = append(b.args, v)
+	return "$" + strconv.Itoa(len(b.args))
+}
+
+// clone returns a builder that continues from b's text and arguments without changing b.
+func (b *builder) clone() *builder {
+	c := &builder{args: append([]any(nil), b.args...), d: b.d, typ: b.typ, driver: b.driver, selects: b.selects}
+	c.WriteString(b.String())
+	return c
+}
+
+// w writes parts in order.
+func (b *builder) w(parts ...string) {
+	for _, p := range parts {
+		b.WriteString(p)
+	}
+}
+
+// indexTable is one search_* table and the column a sort on it orders by.
+type indexTable struct {
+	name string
+	// sortAsc and sortDesc are the aggregates that give a resource its place when the
+	// parameter has several values: the lowest value ascending, the highest descending.
+	sortAsc, sortDesc string
+}
+
+var (
+	stringTable    = indexTable{"search_string", "min(s.value)", "max(s.value)"}
+	tokenTable     = indexTable{"search_token", "min(s.code)", "max(s.code)"}
+	dateTable      = indexTable{"search_date", "min(s.low)", "max(s.high)"}
+	numberTable    = indexTable{"search_number", "min(s.value)", "max(s.value)"}
+	referenceTable = indexTable{"search_reference", "min(s.target_id)", "max(s.target_id)"}
+)
+
+// tableOf returns the index table of a parameter type.
+func tableOf(t resources.ParamType) (indexTable, bool) {
+	switch t {
+	case resources.TypeString:
+		return stringTable, true
+	case resources.TypeToken, resources.TypeURI:
+		return tokenTable, true
+	case resources.TypeDate:
+		return dateTable, true
+	case resources.TypeNumber, resources.TypeQuantity:
+		return numberTable, true
+	case resources.TypeReference:
+		return referenceTable, true
+	}
+	return indexTable{}, false
+}
+
+// Search runs q over the live resources of q.Type with db: one statement for the page
+// and, unless the page shows where the matches end, one for the total.
+func (d *Dialect) Search(ctx context.Context, db Querier, q *resources.Query) (*resources.SearchResult, error) {
+	var pageDriver, countDriver *resources.Clause
+	if d.MatchIn {
+		var err error
+		if pageDriver, countDriver, err = d.drivers(ctx, db, q); err != nil {
+			return nil, err
+		}
+	}
+	from := func(driver *resources.Clause) (*builder, error) {
+		b := &builder{d: d, driver: driver}
+		b.WriteString(" FROM resource r WHERE ")
+		return b, b.where(q)
+	}
+	res := &resources.SearchResult{Total: -1}
+	count, offset := max(q.Count, 0), max(q.Offset, 0)
+	if count > 0 {
+		page, err := from(pageDriver)
+		if err != nil {
+			return nil, err
+		}
+		if err := page.orderBy(q.Sort); err != nil {
+			return nil, err
+		}
+		page.w(" LIMIT ", page.arg(count), " OFFSET ", page.arg(offset))
+		stmt := "SELECT r.id, r.version_id, r.last_updated, r.deleted, r.content" + page.String()
+		if d.RowidPage {
+			// The matches are sorted by their row ids and sort keys alone; the content
+			// is read for the rows of the page only, sorted again (a few rows).
+			outer := &builder{d: d, args: page.args, typ: q.Type}
+			outer.w("SELECT r.id, r.version_id, r.last_updated, r.deleted, r.content FROM resource r",
+				" WHERE r.rowid IN (SELECT r.rowid", page.String(), ")")
+			if err := outer.orderBy(q.Sort); err != nil {
+				return nil, err
+			}
+			stmt, page = outer.String(), outer
+		}
+		if res.Entries, err = d.versions(ctx, db, q.Type, stmt, page.args); err != nil {
+			return nil, err
+		}
+		// A page that is not full holds the last match, so the total needs no count.
+		if n := len(res.Entries); n < count && (n > 0 || offset == 0) {
+			if q.Total != resources.TotalNone {
+				res.Total = offset + n
+			}
+			return res, nil
+		}
+	}
+	if q.Total == resources.TotalNone {
+		return res, nil
+	}
+	// _total=estimate is counted exactly too: the count uses the same indexes as the
+	// page, and a planner's estimate can be far off for correlated clauses.
+	b, err := from(countDriver)
+	if err != nil {
+		return nil, err
+	}
+	if err := db.QueryRowContext(ctx, "SELECT count(*)"+b.String(), b.args...).Scan(&res.Total); err != nil {
+		return nil, d.Translate(ctx, err)
+	}
+	return res, nil
+}
+
+// where writes the conditions of q: its type, live resources, and every clause.
+func (b *builder) where(q *resources.Query) error {
+	b.typ = q.Type
+	b.w("r.resource_type = ", b.arg(q.Type), " AND NOT r.deleted")
+	for i := range q.Clauses {
+		if err := b.clause(&q.Clauses[i]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// unsupported reports a modifier the store cannot evaluate. The parser should have
+// refused it; answering without it would return wrong matches.
+func unsupported(c *resources.Clause) error {
+	return &resources.Error{
+		Code:       resources.CodeInvalid,
+		Message:    fmt.Sprintf("modifier :%s is not supported on %s parameter %s", c.Modifier, c.Param.Type, c.Param.Name),
+		Expression: c.Param.Name,
+	}
+}
+
+// clause writes " AND <condition>" for one clause.
+func (b *builder) clause(c *resources.Clause) error {
+	p := c.Param
+	if p == nil {
+		return resources.Internal(fmt.Errorf("%s: search clause without a parameter", b.d.Name))
+	}
+	switch p.Column {
+	case "":
+	case "id":
+		return b.idClause(c)
+	case "last_updated":
+		return b.lastUpdatedClause(c)
+	default:
+		return resources.Internal(fmt.Errorf("%s: parameter %s reads unknown column %q", b.d.Name, p.Name, p.Column))
+	}
+	ic, err := b.indexCond(c)
+	if ic == nil || err != nil {
+		return err
+	}
+	b.match(ic, c == b.driver)
+	return nil
+}
+
+// indexCond is a clause on an index table: the resources that have (or, negated, have
+// not) a row of the parameter whose values satisfy cond; a nil cond accepts any row.
+type indexCond struct {
+	t      indexTable
+	param  string
+	negate bool
+	cond   func()
+	// scans is set when cond cannot narrow the index to a range of values (a substring,
+	// a prefix of the value searched, ne), so that finding the matching rows means
+	// reading every row of the parameter.
+	scans bool
+}
+
+// indexCond returns the condition of a clause on an index table, written with b when
+// used; nil when the clause constrains nothing.
+func (b *builder) indexCond(c *resources.Clause) (*indexCond, error) {
+	p := c.Param
+	t, ok := tableOf(p.Type)
+	if !ok {
+		return nil, resources.Internal(fmt.Errorf("%s: parameter %s has unknown type %q", b.d.Name, p.Name, p.Type))
+	}
+	ic := &indexCond{t: t, param: p.Name}
+	if c.Modifier == "missing" {
+		ic.negate = c.Missing
+		return ic, nil
+	}
+	// A value-less clause constrains nothing, as FHIR treats an empty parameter.
+	if len(c.Values) == 0 {
+		return nil, nil
+	}
+
+	var value func(v *resources.Value)
+	switch p.Type {
+	case resources.TypeString:
+		switch c.Modifier {
+		case "":
+			value = func(v *resources.Value) { b.w("s.value LIKE ", b.arg(likeEscape(v.Str)+"%"), ` ESCAPE '\'`) }
+		case "exact":
+			value = func(v *resources.Value) { b.w("s.exact = ", b.arg(v.Str)) }
+		case "contains":
+			ic.scans = true
+			value = func(v *resources.Value) { b.w("s.value LIKE ", b.arg("%"+likeEscape(v.Str)+"%"), ` ESCAPE '\'`) }
+		default:
+			return nil, unsupported(c)
+		}
+	case resources.TypeToken:
+		switch c.Modifier {
+		case "":
+		case "not":
+			// Resources without a matching token, those without any value included.
+			ic.negate = true
+		default:
+			return nil, unsupported(c)
+		}
+		value = b.token
+	case resources.TypeURI:
+		switch c.Modifier {
+		case "", "not":
+			ic.negate = c.Modifier == "not"
+			value = func(v *resources.Value) { b.w("s.code = ", b.arg(v.Str)) }
+		case "below":
+			value = func(v *resources.Value) { b.w("s.code LIKE ", b.arg(likeEscape(v.Str)+"%"), ` ESCAPE '\'`) }
+		case "above":
+			// The stored uri is a prefix of the searched one.
+			ic.scans = true
+			value = func(v *resources.Value) {
+				a := b.arg(v.Str)
+				b.w("substr(", a, ", 1, length(s.code)) = s.code")
+			}
+		default:
+			return nil, unsupported(c)
+		}
+	case resources.TypeDate:
+		if c.Modifier != "" {
+			return nil, unsupported(c)
+		}
+		value = func(v *resources.Value) { b.dateRange(v, "s.low", "s.high", false) }
+	case resources.TypeNumber, resources.TypeQuantity:
+		if c.Modifier != "" {
+			return nil, unsupported(c)
+		}
+		value = b.number
+	case resources.TypeReference:
+		typ := ""
+		switch {
+		case c.Modifier == "":
+		case isTypeName(c.Modifier):
+			// subject:Patient=123 names the target type in the modifier.
+			typ = c.Modifier
+		default:
+			return nil, unsupported(c)
+		}
+		value = func(v *resources.Value) { b.reference(v, typ) }
+	}
+	for _, v := range c.Values {
+		if v.Prefix == resources.PrefixNe {
+			ic.scans = true
+		}
+	}
+	ic.cond = func() {
+		for i := range c.Values {
+			if i > 0 {
+				b.WriteString(" OR ")
+			}
+			b.WriteString("(")
+			value(&c.Values[i])
+			b.WriteString(")")
+		}
+	}
+	return ic, nil
+}
+
+// match writes " AND <the resource has an index row of ic's parameter that satisfies
+// its condition>", or its negation: as a correlated EXISTS that checks one resource at
+// a time or, for the clause that drives a MatchIn search, as "r.id IN (…)", the set of
+// resources the database starts from.
+func (b *builder) match(ic *indexCond, drives bool) {
+	if drives {
+		b.WriteString(" AND r.id IN (")
+		b.w("SELECT s.id FROM ", ic.t.name, " s WHERE s.resource_type = ", b.arg(b.typ), " AND s.param = ", b.arg(ic.param))
+		b.selects = true
+	} else {
+		if ic.negate {
+			b.WriteString(" AND NOT EXISTS (")
+		} else {
+			b.WriteString(" AND EXISTS (")
+		}
+		b.w("SELECT 1 FROM ", ic.t.name, " s WHERE s.resource_type = r.resource_type AND s.id = r.id AND s.param = ", b.arg(ic.param))
+	}
+	if ic.cond != nil {
+		b.WriteString(" AND (")
+		ic.cond()
+		b.WriteString(")")
+	}
+	b.WriteString(")")
+}
+
+func (b *builder) token(v *resources.Value) {
+	switch {
+	case v.MatchSystem && v.MatchCode:
+		b.w("s.system = ", b.arg(v.System), " AND s.code = ", b.arg(v.Code))
+	case v.MatchSystem:
+		b.w("s.system = ", b.arg(v.System))
+	case v.MatchCode:
+		b.w("s.code = ", b.arg(v.Code))
+	default:
+		// Neither part given: any value of the parameter matches.
+		b.WriteString("1 = 1")
+	}
+}
+
+func (b *builder) reference(v *resources.Value, typ string) {
+	if v.RefType != "" {
+		typ = v.RefType
+	}
+	if typ != "" {
+		b.w("s.target_type = ", b.arg(typ), " AND ")
+	}
+	b.w("s.target_id = ", b.arg(v.RefID))
+}
+
+func (b *builder) number(v *resources.Value) {
+	col := "s.value"
+	switch v.Prefix {
+	case "", resources.PrefixEq:
+		b.numberEq(v)
+	case resources.PrefixNe:
+		b.WriteString("NOT (")
+		b.numberEq(v)
+		b.WriteString(")")
+	case resources.PrefixLt, resources.PrefixEb:
+		b.w(col, " < ", b.arg(v.Number))
+	case resources.PrefixLe:
+		b.w(col, " <= ", b.arg(v.Number))
+	case resources.PrefixGt, resources.PrefixSa:
+		b.w(col, " > ", b.arg(v.Number))
+	case resources.PrefixGe:
+		b.w(col, " >= ", b.arg(v.Number))
+	case resources.PrefixAp:
+		// Approximately: within 10% of the value, and never narrower than eq.
+		d := math.Abs(v.Number) / 10
+		lo, hi := v.Number-d, v.Number+d
+		if v.NumHigh > v.NumLow {
+			lo, hi = min(lo, v.NumLow), max(hi, v.NumHigh)
+		}
+		b.w(col, " >= ", b.arg(lo), " AND ", col, " <= ", b.arg(hi))
+	default:
+		b.WriteString("1 = 0")
+	}
+	if v.MatchSystem {
+		b.w(" AND s.system = ", b.arg(v.System))
+	}
+	if v.MatchCode {
+		b.w(" AND s.code = ", b.arg(v.Code))
+	}
+}
+
+// numberEq matches the values inside the range the searched number's precision
+// implies: 100 matches [99.5, 100.5).
+func (b *builder) numberEq(v *resources.Value) {
+	if v.NumHigh > v.NumLow {
+		b.w("s.value >= ", b.arg(v.NumLow), " AND s.value < ", b.arg(v.NumHigh))
+		return
+	}
+	b.w("s.value = ", b.arg(v.Number))
+}
+
+// dateRange writes the comparison of the searched range [L, H) with the stored range
+// [low, high). point is set for a single instant t stored in one column (low): it
+// covers [t, t+ε), so "high <= x" becomes "low < x" and "high > x" becomes "low >= x",
+// which keeps an instant at exactly H out of eq and inside gt.
+func (b *builder) dateRange(v *resources.Value, low, high string, point bool) {
+	L, H := func() string { return b.arg(v.Low) }, func() string { return b.arg(v.High) }
+	highLE := func(x func() string) {
+		if point {
+			b.w(low, " < ", x())
+		} else {
+			b.w(high, " <= ", x())
+		}
+	}
+	highGT := func(x func() string) {
+		if point {
+			b.w(low, " >= ", x())
+		} else {
+			b.w(high, " > ", x())
+		}
+	}
+	// bound adds "low <= x", implied by "high <= x" since no range ends before it starts:
+	// it gives the index on low an upper end, and the planner a better estimate (eq on
+	// a year of birth dates: 75 ms to count, 10 ms with it).
+	bound := func(x func() string) {
+		if !point {
+			b.w(" AND ", low, " <= ", x())
+		}
+	}
+	switch v.Prefix {
+	case "", resources.PrefixEq:
+		b.w(low, " >= ", L(), " AND ")
+		highLE(H)
+		bound(H)
+	case resources.PrefixNe:
+		b.w("NOT (", low, " >= ", L(), " AND ")
+		highLE(H)
+		b.WriteString(")")
+	case resources.PrefixLt:
+		b.w(low, " < ", L())
+	case resources.PrefixLe:
+		b.w(low, " < ", H())
+	case resources.PrefixGt:
+		highGT(H)
+	case resources.PrefixGe:
+		highGT(L)
+	case resources.PrefixSa:
+		b.w(low, " >= ", H())
+	case resources.PrefixEb:
+		highLE(L)
+		bound(L)
+	case resources.PrefixAp:
+		b.w(low, " < ", H(), " AND ")
+		highGT(L)
+	default:
+		b.WriteString("1 = 0")
+	}
+}
+
+// idClause handles _id, which reads the resource's own id column.
+func (b *builder) idClause(c *resources.Clause) error {
+	switch c.Modifier {
+	case "missing":
+		// Every resource has an id.
+		if c.Missing {
+			b.WriteString(" AND 1 = 0")
+		}
+		return nil
+	case "", "not":
+	default:
+		return unsupported(c)
+	}
+	if len(c.Values) == 0 {
+		return nil
+	}
+	if c.Modifier == "not" {
+		b.WriteString(" AND r.id NOT IN (")
+	} else {
+		b.WriteString(" AND r.id IN (")
+		b.selects = b.d.MatchIn
+	}
+	for i := range c.Values {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteString(b.arg(c.Values[i].Code))
+	}
+	b.WriteString(")")
+	return nil
+}
+
+// lastUpdatedClause handles _lastUpdated, which reads the last_updated column: one
+// instant per resource.
+func (b *builder) lastUpdatedClause(c *resources.Clause) error {
+	switch c.Modifier {
+	case "missing":
+		if c.Missing {
+			b.WriteString(" AND 1 = 0")
+		}
+		return nil
+	case "":
+	default:
+		return unsupported(c)
+	}
+	if len(c.Values) == 0 {
+		return nil
+	}
+	b.WriteString(" AND (")
+	for i := range c.Values {
+		if i > 0 {
+			b.WriteString(" OR ")
+		}
+		b.WriteString("(")
+		b.dateRange(&c.Values[i], "r.last_updated", "", true)
+		b.WriteString(")")
+	}
+	b.WriteString(")")
+	return nil
+}
+
+// orderBy writes the ORDER BY clause: the sort keys, then the id so that pages never
+// overlap or skip, or newest first without keys.
+func (b *builder) orderBy(keys []resources.SortKey) error {
+	// Ordered by a column of an index, SQLite prefers walking that index and checking
+	// every resource of the type against the clauses until the page is full, which costs
+	// as much as the type has resources when few match. A unary + makes the column an
+	// expression no index holds, so SQLite starts from the clauses' matches and sorts
+	// them: never more work than the count of the same matches.
+	col := func(c string) string {
+		if b.selects {
+			return "+" + c
+		}
+		return c
+	}
+	if len(keys) == 0 {
+		b.w(" ORDER BY ", col("r.last_updated"), " DESC, ", col("r.id"))
+		return nil
+	}
+	b.WriteString(" ORDER BY ")
+	for _, k := range keys {
+		p := k.Param
+		if p == nil {
+			return resources.Internal(fmt.Errorf("%s: sort key without a parameter", b.d.Name))
+		}
+		dir := " ASC"
+		if k.Desc {
+			dir = " DESC"
+		}
+		switch p.Column {
+		case "id":
+			b.w(col("r.id"), dir, ", ")
+			continue
+		case "last_updated":
+			b.w(col("r.last_updated"), dir, ", ")
+			continue
+		case "":
+		default:
+			return resources.Internal(fmt.Errorf("%s: parameter %s reads unknown column %q", b.d.Name, p.Name, p.Column))
+		}
+		t, ok := tableOf(p.Type)
+		if !ok {
+			return resources.Internal(fmt.Errorf("%s: parameter %s has unknown type %q", b.d.Name, p.Name, p.Type))
+		}
+		agg := t.sortAsc
+		if k.Desc {
+			agg = t.sortDesc
+		}
+		b.w("(SELECT ", agg, " FROM ", t.name, " s WHERE s.resource_type = r.resource_type AND s.id = r.id AND s.param = ",
+			b.arg(p.Name), ")", dir, " NULLS LAST, ")
+	}
+	b.WriteString(col("r.id"))
+	return nil
+}
+
+// likeEscape escapes the LIKE wildcards of s, and the escape character itself.
+func likeEscape(s string) string {
+	if !strings.ContainsAny(s, `\%_`) {
+		return s
+	}
+	var sb strings.Builder
+	for _, r := range s {
+		if r == '\\' || r == '%' || r == '_' {
+			sb.WriteByte('\\')
+		}
+		sb.WriteRune(r)
+	}
+	return sb.String()
+}
+
+// isTypeName reports whether a reference modifier names a resource type (they start
+// with an upper-case letter; the other modifiers are lower case).
+func isTypeName(m string) bool { return m != "" && m[0] >= 'A' && m[0] <= 'Z' }

@@ -1,0 +1,194 @@
+// Package sqlstore holds what the PostgreSQL and SQLite stores (resources/postgres,
+// resources/sqlite) share: the search and history statements built from a query, the
+// reads of one version, the checks around a write and the signing-key rows. Both
+// databases take the same SQL text with $n placeholders over the same tables; a Dialect
+// says how each stores an instant and which of two equivalent forms its planner handles
+// well.
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/fhirbox/fhirbox/resources"
+)
+
+// Dialect is what differs between the databases in the shared statements.
+type Dialect struct {
+	// Name starts internal error messages ("postgres", "sqlite").
+	Name string
+	// Time converts an instant into the value the database compares; nil passes the
+	// time.Time as is.
+	Time func(time.Time) any
+	// ScanTime returns the Scan destination of an instant column, which sets *t; nil
+	// scans into t itself.
+	ScanTime func(t *time.Time) any
+	// MatchIn starts a search from its most selective clause, written as
+	// "r.id IN (SELECT s.id …)", and checks the others with a correlated EXISTS (see
+	// Dialect.drivers). Without it every clause is a correlated EXISTS, which
+	// PostgreSQL's planner turns into a semi-join from whichever side is cheaper, while
+	// SQLite runs it once per resource of the type: a search would cost as much as the
+	// table is large.
+	MatchIn bool
+	// RowidPage selects a page in two steps: the rowids of the page's resources, sorted
+	// and cut by the sort keys alone, then those rows. SQLite's sorter carries every
+	// column it outputs, so a page taken from a few hundred matches would copy a few
+	// hundred documents (with their overflow pages) to keep ten; PostgreSQL's sort
+	// carries a pointer to each large document instead.
+	RowidPage bool
+	// Translate turns a driver error into the engine's errors (see resources.Error).
+	Translate func(ctx context.Context, err error) error
+}
+
+// Store is what both stores offer beyond resources.Store, for the wiring (pkg/app) and
+// the store suite (resources/storetest).
+type Store interface {
+	resources.Store
+	// Close closes the database.
+	Close() error
+	// SQL is a connection pool on the store's database.
+	SQL() *sql.DB
+	// SigningKeys returns the stored JWT signing keys, oldest first.
+	SigningKeys(ctx context.Context) ([]SigningKey, error)
+	// AddSigningKeyIfNone stores k unless a key exists already, atomically, and
+	// returns the keys stored afterwards, oldest first.
+	AddSigningKeyIfNone(ctx context.Context, k SigningKey) ([]SigningKey, error)
+}
+
+// Querier runs statements: a *sql.DB, a *sql.Tx or a wrapper of either.
+type Querier interface {
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}
+
+func (d *Dialect) timeArg(t time.Time) any {
+	if d.Time == nil {
+		return t
+	}
+	return d.Time(t)
+}
+
+func (d *Dialect) timeDest(t *time.Time) any {
+	if d.ScanTime == nil {
+		return t
+	}
+	return d.ScanTime(t)
+}
+
+// ReadSQL selects the current version of resource $1/$2; scan its row with ScanRead.
+const ReadSQL = `SELECT version_id, last_updated, deleted, content FROM resource
+WHERE resource_type = $1 AND id = $2`
+
+// VReadSQL selects version $3 of resource $1/$2; scan its row with ScanVRead.
+const VReadSQL = `SELECT last_updated, deleted, content FROM resource_history
+WHERE resource_type = $1 AND id = $2 AND version_id = $3`
+
+// ScanRead reads the row of ReadSQL for typ/id: a CodeNotFound error when there is none.
+func (d *Dialect) ScanRead(ctx context.Context, row *sql.Row, typ, id string) (*resources.Resource, error) {
+	r := &resources.Resource{Type: typ, ID: id}
+	var content []byte
+	err := row.Scan(&r.VersionID, d.timeDest(&r.LastUpdated), &r.Deleted, &content)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, resources.Errorf(resources.CodeNotFound, "%s/%s not found", typ, id)
+	}
+	if err != nil {
+		return nil, d.Translate(ctx, err)
+	}
+	r.LastUpdated = r.LastUpdated.UTC()
+	r.Content = content
+	return r, nil
+}
+
+// ScanVRead reads the row of VReadSQL for version v of typ/id: a CodeNotFound error when
+// there is none.
+func (d *Dialect) ScanVRead(ctx context.Context, row *sql.Row, typ, id string, v int64) (*resources.Resource, error) {
+	r := &resources.Resource{Type: typ, ID: id, VersionID: v}
+	var content []byte
+	err := row.Scan(d.timeDest(&r.LastUpdated), &r.Deleted, &content)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, resources.Errorf(resources.CodeNotFound, "%s/%s has no version %d", typ, id, v)
+	}
+	if err != nil {
+		return nil, d.Translate(ctx, err)
+	}
+	r.LastUpdated = r.LastUpdated.UTC()
+	r.Content = content
+	return r, nil
+}
+
+// ScanCurrent reads the row of ReadSQL (or of a locking variant of it) inside a write:
+// nil without an error when the resource never existed. Errors are the driver's.
+func (d *Dialect) ScanCurrent(row *sql.Row, typ, id string) (*resources.Resource, error) {
+	c := &resources.Resource{Type: typ, ID: id}
+	var content []byte
+	switch err := row.Scan(&c.VersionID, d.timeDest(&c.LastUpdated), &c.Deleted, &content); {
+	case errors.Is(err, sql.ErrNoRows):
+		return nil, nil
+	case err != nil:
+		return nil, err
+	}
+	c.LastUpdated = c.LastUpdated.UTC()
+	c.Content = content
+	return c, nil
+}
+
+// FnError carries an error of a resources.WriteFunc out of the write transaction, to
+// be returned as is rather than translated.
+type FnError struct{ Err error }
+
+func (e FnError) Error() string { return e.Err.Error() }
+
+// WriteError is what Write returns for err: the WriteFunc's own error unchanged,
+// anything else translated.
+func (d *Dialect) WriteError(ctx context.Context, err error) error {
+	var fe FnError
+	if errors.As(err, &fe) {
+		return fe.Err
+	}
+	return d.Translate(ctx, err)
+}
+
+// Next checks the version a WriteFunc returned for typ/id and settles what is stored:
+// the index of a deletion is empty, whatever fn gave, since a deleted resource is never
+// found by a search; LastUpdated is UTC at the microsecond, as both databases keep it,
+// so that the version Write returns is the one Read will.
+func (d *Dialect) Next(typ, id string, next *resources.Resource, idx *resources.Index) (*resources.Index, error) {
+	if next.Type != typ || next.ID != id {
+		return nil, fmt.Errorf("%s: write of %s/%s returned %s/%s", d.Name, typ, id, next.Type, next.ID)
+	}
+	if idx == nil || next.Deleted {
+		idx = &resources.Index{}
+	}
+	next.LastUpdated = next.LastUpdated.UTC().Truncate(time.Microsecond)
+	return idx, nil
+}
+
+// Translate turns a driver error into the engine's errors at a store's boundary:
+// cancellation passes through unchanged, "no rows" is a not-found, an error that
+// unique reports as a unique violation is a conflict, and anything else is an internal
+// error whose detail is only logged.
+func Translate(ctx context.Context, err error, unique func(error) bool) error {
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		return err
+	case ctx.Err() != nil:
+		// A statement cancelled because its context ended fails with an error of the
+		// driver's own; the caller wants to know about the context.
+		return ctx.Err()
+	case errors.Is(err, sql.ErrNoRows):
+		return resources.Errorf(resources.CodeNotFound, "not found")
+	case unique(err):
+		return Conflict(err)
+	}
+	return resources.Internal(err)
+}
+
+// Conflict is the error of a write that lost a race with a concurrent one.
+func Conflict(err error) error {
+	return &resources.Error{Code: resources.CodeConflict, Message: "conflicting concurrent write, try again", Err: err}
+}
