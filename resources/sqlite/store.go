@@ -1,0 +1,302 @@
+// Package sqlite is the embedded implementation of resources.Store: resources, their
+// history, their search index and the signing keys in one SQLite file, through a pure-Go
+// driver (no cgo, no database server). It runs the statements of resources/sqlstore
+// over the tables of migrations/sqlite, which Open applies.
+//
+// One process owns a file: Open takes an exclusive lock beside it, since the caches of
+// a fhirbox process (sessions, policies, clients) learn of writes only from the process
+// that makes them. Writes go through one connection, one after the other, so concurrent
+// writes queue in the process instead of failing on SQLite's lock; reads run on a pool of
+// their own, which WAL mode lets proceed while a write is under way.
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net/url"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"time"
+
+	gosqlite "github.com/glebarez/go-sqlite"
+	gormsqlite "github.com/glebarez/sqlite"
+	"github.com/pressly/goose/v3"
+	"gorm.io/gorm"
+	"gorm.io/gorm/logger"
+
+	"github.com/fhirbox/fhirbox/migrations"
+	"github.com/fhirbox/fhirbox/resources"
+	"github.com/fhirbox/fhirbox/resources/sqlstore"
+)
+
+// Store is a resources.Store on one SQLite file. It is safe for concurrent use.
+type Store struct {
+	path  string
+	write *sql.DB // one connection: every write, one after the other
+	read  *sql.DB // read-only connections
+	gdb   *gorm.DB
+	lock  *os.File
+
+	writes     chan *writeReq // to the writer goroutine (see Write)
+	closed     chan struct{}  // closed by Close
+	writerDone chan struct{}  // closed when the writer has returned
+	closeOnce  sync.Once
+}
+
+var _ sqlstore.Store = (*Store)(nil)
+
+// Option configures Open.
+type Option func(*config)
+
+type config struct {
+	readers int
+}
+
+// WithReaders sets the number of read connections (default: the number of CPUs, at
+// least 4).
+func WithReaders(n int) Option {
+	return func(c *config) {
+		if n > 0 {
+			c.readers = n
+		}
+	}
+}
+
+// pragmas are set on every connection. synchronous(FULL) makes each commit wait until
+// the WAL is on disk: a write acknowledged to the client survives not only the process
+// being killed (NORMAL would too: the WAL is in the operating system's hands at commit)
+// but also a power loss or a kernel crash, as a commit on PostgreSQL does. The price is
+// one fsync per write. busy_timeout covers the moments when a checkpoint or another
+// connection holds a lock. case_sensitive_like makes LIKE compare as PostgreSQL's does,
+// byte for byte, which also lets a prefix LIKE use the index. temp_store keeps the
+// statement journal of a multi-row INSERT and the sorter of a search in memory rather
+// than in a temporary file opened and closed every time.
+var pragmas = []string{
+	"busy_timeout(10000)",
+	"foreign_keys(1)",
+	"case_sensitive_like(1)",
+	"synchronous(FULL)",
+	"temp_store(MEMORY)",
+}
+
+// Open opens (creating it and its directory if need be) the database file at path,
+// takes the lock that keeps other processes off it and applies the pending migrations.
+func Open(ctx context.Context, path string, opts ...Option) (*Store, error) {
+	c := config{readers: max(4, runtime.NumCPU())}
+	for _, o := range opts {
+		o(&c)
+	}
+	if path == "" {
+		return nil, errors.New("sqlite: no database file given")
+	}
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: %s: %w", path, err)
+	}
+	if err := os.MkdirAll(filepath.Dir(abs), 0o755); err != nil {
+		return nil, fmt.Errorf("sqlite: creating the directory of %s: %w", abs, err)
+	}
+	lock, err := lockFile(abs)
+	if err != nil {
+		return nil, err
+	}
+	s := &Store{path: abs, lock: lock, closed: make(chan struct{})}
+	fail := func(err error) (*Store, error) {
+		s.Close()
+		return nil, err
+	}
+
+	// WAL lets reads proceed during a write and makes a commit one append to the log.
+	// A write of a resource changes some sixty pages (its rows land at random places of
+	// a dozen indexes), and the committing write copies the log into the file every
+	// wal_autocheckpoint pages: 4,000 (16 MB) rather than SQLite's 1,000 lets the pages
+	// that every write changes be copied once for more writes, for about 15% more
+	// creates per second. _txlock=immediate starts every transaction with the write
+	// lock, so that a write never fails halfway when it turns out another connection
+	// wrote first.
+	s.write, err = sql.Open(driverName, dsn(abs, "_pragma=journal_mode(WAL)", "_pragma=wal_autocheckpoint(4000)", "_txlock=immediate"))
+	if err != nil {
+		return fail(fmt.Errorf("sqlite: %s: %w", abs, err))
+	}
+	s.write.SetMaxOpenConns(1)
+	s.write.SetMaxIdleConns(1)
+	s.write.SetConnMaxLifetime(0)
+	s.write.SetConnMaxIdleTime(0)
+	if err := s.write.PingContext(ctx); err != nil {
+		return fail(fmt.Errorf("sqlite: cannot open %s: %s", abs, oneLine(err)))
+	}
+	if err := migrate(ctx, s.write); err != nil {
+		return fail(err)
+	}
+
+	// query_only keeps the read connections from writing by mistake: every write must
+	// take the one writer's turn.
+	s.read, err = sql.Open(driverName, dsn(abs, "_pragma=query_only(1)"))
+	if err != nil {
+		return fail(fmt.Errorf("sqlite: %s: %w", abs, err))
+	}
+	s.read.SetMaxOpenConns(c.readers)
+	s.read.SetMaxIdleConns(c.readers)
+	s.read.SetConnMaxIdleTime(10 * time.Minute)
+	if err := s.read.PingContext(ctx); err != nil {
+		return fail(fmt.Errorf("sqlite: cannot open %s: %s", abs, oneLine(err)))
+	}
+
+	s.gdb, err = gorm.Open(&gormsqlite.Dialector{Conn: s.write}, &gorm.Config{
+		Logger:                 logger.Default.LogMode(logger.Error),
+		SkipDefaultTransaction: true,
+		DisableAutomaticPing:   true,
+	})
+	if err != nil {
+		return fail(fmt.Errorf("sqlite: %s", oneLine(err)))
+	}
+	s.writes, s.writerDone = make(chan *writeReq), make(chan struct{})
+	go s.writer()
+	return s, nil
+}
+
+// driverName is the database/sql driver that github.com/glebarez/go-sqlite registers.
+const driverName = "sqlite"
+
+// dsn is the driver's name for the file at abs with the common pragmas and extra
+// parameters: a file: URI, so that any character of the path is taken literally.
+func dsn(abs string, extra ...string) string {
+	q := make([]string, 0, len(pragmas)+len(extra))
+	for _, p := range pragmas {
+		q = append(q, "_pragma="+p)
+	}
+	q = append(q, extra...)
+	u := url.URL{Scheme: "file", Path: filepath.ToSlash(abs), OmitHost: true}
+	return u.String() + "?" + strings.Join(q, "&")
+}
+
+func migrate(ctx context.Context, db *sql.DB) error {
+	fsys, err := fs.Sub(migrations.SQLite, "sqlite")
+	if err != nil {
+		return fmt.Errorf("sqlite: migrations: %w", err)
+	}
+	p, err := goose.NewProvider(goose.DialectSQLite3, db, fsys)
+	if err != nil {
+		return fmt.Errorf("sqlite: migrations: %w", err)
+	}
+	if _, err := p.Up(ctx); err != nil {
+		return fmt.Errorf("sqlite: applying migrations: %s", oneLine(err))
+	}
+	return nil
+}
+
+// Close waits for the write under way, if any, closes the connections and releases the
+// file to other processes. Writes after Close fail.
+func (s *Store) Close() error {
+	var errs []error
+	s.closeOnce.Do(func() {
+		close(s.closed)
+		if s.writerDone != nil {
+			<-s.writerDone
+		}
+		if s.read != nil {
+			errs = append(errs, s.read.Close())
+		}
+		if s.write != nil {
+			errs = append(errs, s.write.Close())
+		}
+		if s.lock != nil {
+			errs = append(errs, unlockFile(s.lock))
+		}
+	})
+	return errors.Join(errs...)
+}
+
+// Path returns the absolute path of the database file.
+func (s *Store) Path() string { return s.path }
+
+// DB returns the gorm handle on the write connection.
+func (s *Store) DB() *gorm.DB { return s.gdb }
+
+// SQL returns the write connection's pool (of one). Statements through it queue behind
+// the store's writes; its statistics show how long writes wait for their turn.
+func (s *Store) SQL() *sql.DB { return s.write }
+
+// Ping reports whether the database answers.
+func (s *Store) Ping(ctx context.Context) error {
+	if err := s.read.PingContext(ctx); err != nil {
+		return translate(ctx, err)
+	}
+	return nil
+}
+
+// Listen returns when ctx ends. A file has one process (Open locks it), whose writes
+// reach its caches through resources.Service.OnWrite before the writer's response:
+// there is nobody else to hear from.
+func (s *Store) Listen(ctx context.Context, fn func(resources.WriteEvent)) {
+	<-ctx.Done()
+}
+
+// dialect is how SQLite runs the statements shared with the PostgreSQL store.
+var dialect = &sqlstore.Dialect{
+	Name:      "sqlite",
+	Time:      micros,
+	ScanTime:  func(t *time.Time) any { return timeScanner{t} },
+	MatchIn:   true,
+	RowidPage: true,
+	Translate: translate,
+}
+
+// micros is an instant as stored: microseconds since the Unix epoch.
+func micros(t time.Time) any { return t.UnixMicro() }
+
+// timeScanner reads an instant stored by micros.
+type timeScanner struct{ t *time.Time }
+
+func (s timeScanner) Scan(src any) error {
+	n, ok := src.(int64)
+	if !ok {
+		return fmt.Errorf("sqlite: an instant is stored as %T, want an integer", src)
+	}
+	*s.t = time.UnixMicro(n).UTC()
+	return nil
+}
+
+// Read returns the current version of typ/id, deleted or not.
+func (s *Store) Read(ctx context.Context, typ, id string) (*resources.Resource, error) {
+	return dialect.ScanRead(ctx, s.read.QueryRowContext(ctx, sqlstore.ReadSQL, typ, id), typ, id)
+}
+
+// VRead returns version versionID of typ/id.
+func (s *Store) VRead(ctx context.Context, typ, id string, versionID int64) (*resources.Resource, error) {
+	return dialect.ScanVRead(ctx, s.read.QueryRowContext(ctx, sqlstore.VReadSQL, typ, id, versionID), typ, id, versionID)
+}
+
+// History lists the versions of one resource (q.ID set) or of one type, newest first.
+func (s *Store) History(ctx context.Context, q resources.HistoryQuery) (*resources.HistoryResult, error) {
+	return dialect.History(ctx, s.read, q)
+}
+
+// Search runs q over the live resources of q.Type.
+func (s *Store) Search(ctx context.Context, q *resources.Query) (*resources.SearchResult, error) {
+	return dialect.Search(ctx, s.read, q)
+}
+
+// translate turns a driver error into the engine's errors (see sqlstore.Translate).
+func translate(ctx context.Context, err error) error {
+	return sqlstore.Translate(ctx, err, isUniqueViolation)
+}
+
+// SQLite's extended result codes of a unique constraint.
+const (
+	constraintPrimaryKey = 1555
+	constraintUnique     = 2067
+)
+
+func isUniqueViolation(err error) bool {
+	var se *gosqlite.Error
+	return errors.As(err, &se) && (se.Code() == constraintPrimaryKey || se.Code() == constraintUnique)
+}
+
+func oneLine(err error) string { return strings.Join(strings.Fields(err.Error()), " ") }
