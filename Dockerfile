@@ -8,6 +8,9 @@ RUN CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o /out/fhirbox ./cmd/fhir
 
 FROM gcr.io/distroless/static-debian12:nonroot
 COPY --from=build /out/fhirbox /fhirbox
+# Without FHIRBOX_DATABASE_URL, the SQLite file goes to ./data: a directory the nonroot
+# user may create.
+WORKDIR /home/nonroot
 EXPOSE 8080
 ENTRYPOINT ["/fhirbox"]
 CMD ["serve"]

@@ -3,6 +3,7 @@ package main
 import (
 	"database/sql"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -10,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -30,15 +32,38 @@ func TestMain(m *testing.M) {
 
 // process is a fhirbox server running as a child process.
 type process struct {
-	base string
-	cmd  *exec.Cmd
-	out  *syncBuffer
+	base   string
+	cmd    *exec.Cmd
+	out    *syncBuffer
+	waited chan struct{} // closed when the process has ended
 }
 
 // startProcess starts a server process on a free port; every process of one test
 // shares the public base URL (as instances behind one load balancer do), which JWTs
 // name as their issuer.
 func startProcess(t *testing.T, dbURL, secret string) *process {
+	t.Helper()
+	p := launch(t, dbURL, secret)
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		if r, err := http.Get(p.base + "/health"); err == nil {
+			r.Body.Close()
+			if r.StatusCode == 200 {
+				return p
+			}
+		}
+		if p.exited() {
+			t.Fatalf("server process exited: %v\n%s", p.cmd.ProcessState, p.out.String())
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("server process did not come up:\n%s", p.out.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// launch starts a server process and returns at once.
+func launch(t *testing.T, dbURL, secret string) *process {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -54,23 +79,36 @@ func startProcess(t *testing.T, dbURL, secret string) *process {
 	if err := p.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
+	p.waited = make(chan struct{})
+	go func() {
+		_ = p.cmd.Wait()
+		close(p.waited)
+	}()
 	t.Cleanup(func() {
 		_ = p.cmd.Process.Signal(os.Interrupt)
-		_ = p.cmd.Wait()
+		<-p.waited
 	})
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		if r, err := http.Get(p.base + "/health"); err == nil {
-			r.Body.Close()
-			if r.StatusCode == 200 {
-				return p
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("server process did not come up:\n%s", p.out.String())
-		}
-		time.Sleep(50 * time.Millisecond)
+	return p
+}
+
+// exited reports whether the process has ended.
+func (p *process) exited() bool {
+	select {
+	case <-p.waited:
+		return true
+	default:
+		return false
 	}
+}
+
+// kill ends the process with SIGKILL, as kill -9 does: no shutdown, nothing flushed
+// that was not flushed already, and waits until it has gone.
+func (p *process) kill(t *testing.T) {
+	t.Helper()
+	if err := p.cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	<-p.waited
 }
 
 // call sends method path with Basic credentials id:secret and returns the status.
@@ -117,6 +155,7 @@ func eventually(t *testing.T, what string, want int, f func() int) time.Duration
 // Two server processes on one database: a policy written, changed or deleted on one
 // takes effect on the other at once (LISTEN/NOTIFY), so do client changes; and when the
 // notification connection drops, the server reloads everything it may have missed.
+// PostgreSQL only: a SQLite file has one process (TestSQLiteFileHasOneProcess).
 func TestPolicyChangesReachEveryInstance(t *testing.T) {
 	dbURL := testdb.URL(t)
 	const admin = "cluster-admin-secret"
@@ -216,6 +255,7 @@ func (p *process) bearer(t *testing.T, method, path, tok string) int {
 // Tokens cross instances: a token issued by one process works on the other, and
 // DELETE /Session on one revokes it on both at once, opaque and JWT alike (R7); the
 // JWT is verified on the other process with the key both share through the database.
+// PostgreSQL only, as above.
 func TestTokensAndRevocationAcrossInstances(t *testing.T) {
 	dbURL := testdb.URL(t)
 	const admin = "cluster-admin-secret"
@@ -258,5 +298,105 @@ func TestTokensAndRevocationAcrossInstances(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// A write acknowledged to the client survives kill -9 and a restart, on each backend:
+// writers create patients without pause, the server is killed while they are still at
+// it, and every patient whose 201 arrived before reads back from a new process on the
+// same database, and is found by a search (its index rows committed with it).
+func TestAcknowledgedWritesSurviveKill(t *testing.T) {
+	for _, b := range testdb.Backends() {
+		t.Run(string(b), func(t *testing.T) { testWritesSurviveKill(t, b) })
+	}
+}
+
+func testWritesSurviveKill(t *testing.T, backend testdb.Backend) {
+	const admin = "durability-admin-secret"
+	dbURL := backend.DatabaseURL(t)
+	p := startProcess(t, dbURL, admin)
+
+	client := &http.Client{Timeout: 10 * time.Second}
+	var mu sync.Mutex
+	var acked []string
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for w := range 4 {
+		wg.Go(func() {
+			for i := 0; ; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				id := fmt.Sprintf("kill-%d-%d", w, i)
+				body := fmt.Sprintf(`{"resourceType":"Patient","id":%q,"name":[{"family":"Durable"}]}`, id)
+				req, _ := http.NewRequest(http.MethodPut, p.base+"/Patient/"+id, strings.NewReader(body))
+				req.SetBasicAuth("admin", admin)
+				req.Header.Set("Content-Type", "application/json")
+				r, err := client.Do(req)
+				if err != nil {
+					return // the server is gone
+				}
+				io.Copy(io.Discard, r.Body)
+				r.Body.Close()
+				if r.StatusCode == http.StatusCreated {
+					mu.Lock()
+					acked = append(acked, id)
+					mu.Unlock()
+				}
+			}
+		})
+	}
+	eventually(t, "acknowledged writes", 1, func() int {
+		mu.Lock()
+		defer mu.Unlock()
+		if len(acked) >= 200 {
+			return 1
+		}
+		return 0
+	})
+	p.kill(t)
+	close(stop)
+	wg.Wait()
+
+	q := startProcess(t, dbURL, admin)
+	for _, id := range acked {
+		if s := q.call(t, "GET", "/Patient/"+id, "admin", admin, ""); s != 200 {
+			t.Errorf("%s was acknowledged before kill -9 but reads %d after the restart", id, s)
+		}
+	}
+	req, _ := http.NewRequest(http.MethodGet, q.base+"/Patient?family=durable&_count=0", nil)
+	req.SetBasicAuth("admin", admin)
+	r, err := client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var bundle struct{ Total int }
+	err = json.NewDecoder(r.Body).Decode(&bundle)
+	r.Body.Close()
+	if err != nil || bundle.Total < len(acked) {
+		t.Errorf("a search finds %d patients (%v), want at least the %d acknowledged", bundle.Total, err, len(acked))
+	}
+	t.Logf("%d writes acknowledged before kill -9, all read back; %d found by search", len(acked), bundle.Total)
+}
+
+// A SQLite file has one fhirbox process: a second one on the same file stops at once
+// with a message that says so, and the first goes on serving.
+func TestSQLiteFileHasOneProcess(t *testing.T) {
+	const admin = "single-admin-secret"
+	dbURL := testdb.SQLite.DatabaseURL(t)
+	a := startProcess(t, dbURL, admin)
+	b := launch(t, dbURL, admin)
+	select {
+	case <-b.waited:
+	case <-time.After(30 * time.Second):
+		t.Fatal("a second process on the file is still running")
+	}
+	if b.cmd.ProcessState.Success() || !strings.Contains(b.out.String(), "in use by another fhirbox process") {
+		t.Errorf("second process: %v\n%s", b.cmd.ProcessState, b.out.String())
+	}
+	if s := a.call(t, "GET", "/Patient", "admin", admin, ""); s != 200 {
+		t.Errorf("first process after the second's attempt: %d", s)
 	}
 }

@@ -19,6 +19,7 @@ import (
 	"net/url"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
@@ -29,7 +30,6 @@ import (
 	"github.com/fhirbox/fhirbox/pkg/observe"
 	"github.com/fhirbox/fhirbox/pkg/server"
 	"github.com/fhirbox/fhirbox/resources"
-	"github.com/fhirbox/fhirbox/resources/postgres"
 )
 
 // version is set at build time with -ldflags "-X main.version=…".
@@ -74,11 +74,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		if err != nil {
 			return err
 		}
-		st, err := postgres.Open(ctx, cfg.DatabaseURL)
+		st, err := app.OpenStore(ctx, cfg.Database)
 		if err != nil {
 			return err
 		}
-		fmt.Fprintln(stdout, "migrations applied")
+		fmt.Fprintf(stdout, "migrations applied to %s (%s)\n", cfg.Database, cfg.Database.Backend)
 		return st.Close()
 	case "version", "--version", "-v":
 		fmt.Fprintln(stdout, "fhirbox", version)
@@ -93,7 +93,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 
 // config is the server's configuration: flags, defaulting to FHIRBOX_* variables.
 type config struct {
-	DatabaseURL   string
+	Database      app.Database
 	Addr          string
 	BaseURL       string
 	AdminClientID string
@@ -114,8 +114,9 @@ func parseConfig(cmd string, args []string, getenv func(string) string, stderr i
 	fs := flag.NewFlagSet("fhirbox "+cmd, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	c := &config{}
-	var maxBody, logLevel string
-	fs.StringVar(&c.DatabaseURL, "database-url", env("FHIRBOX_DATABASE_URL", ""), "PostgreSQL URL, e.g. postgres://user@host:5432/db (env FHIRBOX_DATABASE_URL)")
+	var dbURL, dataDir, maxBody, logLevel string
+	fs.StringVar(&dbURL, "database-url", env("FHIRBOX_DATABASE_URL", ""), "postgres://user@host:5432/db for PostgreSQL, or sqlite:<path> for a SQLite file; empty: the SQLite file fhirbox.db in the data directory (env FHIRBOX_DATABASE_URL)")
+	fs.StringVar(&dataDir, "data-dir", env("FHIRBOX_DATA_DIR", "./data"), "directory of the SQLite file when no database URL is given, created if need be (env FHIRBOX_DATA_DIR)")
 	fs.StringVar(&c.Addr, "addr", env("FHIRBOX_ADDR", ":8080"), "address to listen on (env FHIRBOX_ADDR)")
 	fs.StringVar(&c.BaseURL, "base-url", env("FHIRBOX_BASE_URL", "http://localhost:8080"), "public base URL used in Location and fullUrl (env FHIRBOX_BASE_URL)")
 	fs.StringVar(&c.AdminClientID, "admin-client-id", env("FHIRBOX_ADMIN_CLIENT_ID", "admin"), "id of the root client (env FHIRBOX_ADMIN_CLIENT_ID)")
@@ -134,11 +135,15 @@ func parseConfig(cmd string, args []string, getenv func(string) string, stderr i
 	if fs.NArg() > 0 {
 		return nil, fmt.Errorf("unexpected argument %q", fs.Arg(0))
 	}
-	if c.DatabaseURL == "" {
-		return nil, errors.New("FHIRBOX_DATABASE_URL is not set: give a PostgreSQL URL such as postgres://postgres@127.0.0.1:5432/fhirbox")
-	}
-	if u, err := url.Parse(c.DatabaseURL); err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") {
-		return nil, errors.New("FHIRBOX_DATABASE_URL must be a postgres:// URL")
+	if dbURL == "" {
+		// The embedded default: one file, no database server to run.
+		c.Database = app.Database{Backend: app.SQLite, Target: filepath.Join(dataDir, "fhirbox.db")}
+	} else {
+		d, err := app.ParseDatabase(dbURL)
+		if err != nil {
+			return nil, fmt.Errorf("FHIRBOX_DATABASE_URL: %v", err)
+		}
+		c.Database = d
 	}
 	if u, err := url.Parse(c.BaseURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" {
 		return nil, fmt.Errorf("FHIRBOX_BASE_URL %q must be an absolute http(s) URL without a query", c.BaseURL)
@@ -179,7 +184,7 @@ func serve(ctx context.Context, cfg *config, stdout io.Writer) error {
 	}
 	log := observe.NewLogger(logOut, isTTY, cfg.LogLevel)
 
-	st, err := postgres.Open(ctx, cfg.DatabaseURL)
+	st, err := app.OpenStore(ctx, cfg.Database)
 	if err != nil {
 		return err
 	}
@@ -220,7 +225,7 @@ func serve(ctx context.Context, cfg *config, stdout io.Writer) error {
 	}
 	hs := &http.Server{Handler: srv, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
 	log.Info("fhirbox started", "addr", ln.Addr().String(), "base_url", cfg.BaseURL,
-		"backend", "postgres", "database", redactURL(cfg.DatabaseURL), "version", version)
+		"backend", cfg.Database.Backend, "database", cfg.Database.String(), "version", version)
 
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(ln) }()
@@ -248,13 +253,4 @@ func pprofMux() *http.ServeMux {
 	m.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
 	m.HandleFunc("/debug/pprof/trace", pprof.Trace)
 	return m
-}
-
-// redactURL hides the password of a database URL for logs.
-func redactURL(s string) string {
-	u, err := url.Parse(s)
-	if err != nil {
-		return "(unparsable)"
-	}
-	return u.Redacted()
 }

@@ -10,11 +10,13 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/fhirbox/fhirbox/pkg/app"
 	"github.com/fhirbox/fhirbox/pkg/testdb"
 )
 
@@ -36,8 +38,9 @@ func TestConfigErrors(t *testing.T) {
 		args []string
 		says string
 	}{
-		{"no database", map[string]string{}, nil, "FHIRBOX_DATABASE_URL is not set"},
 		{"not postgres", with("FHIRBOX_DATABASE_URL", "mysql://x"), nil, "postgres://"},
+		{"plain path", with("FHIRBOX_DATABASE_URL", "./fhirbox.db"), nil, "sqlite:<path>"},
+		{"sqlite without a file", with("FHIRBOX_DATABASE_URL", "sqlite:"), nil, "sqlite:<path>"},
 		{"relative base", with("FHIRBOX_BASE_URL", "localhost:8080"), nil, "FHIRBOX_BASE_URL"},
 		{"base with query", with("FHIRBOX_BASE_URL", "http://h/?a=1"), nil, "FHIRBOX_BASE_URL"},
 		{"bad addr", with("FHIRBOX_ADDR", "8080"), nil, "FHIRBOX_ADDR"},
@@ -68,13 +71,48 @@ func TestConfigErrors(t *testing.T) {
 	}
 }
 
+// Without FHIRBOX_DATABASE_URL fhirbox runs on a SQLite file in the data directory;
+// sqlite:<path> names another file, a postgres:// URL PostgreSQL.
+func TestConfigDatabase(t *testing.T) {
+	for _, tt := range []struct {
+		name    string
+		env     map[string]string
+		args    []string
+		backend string
+		target  string
+	}{
+		{"default", nil, nil, app.SQLite, filepath.Join("data", "fhirbox.db")},
+		{"data dir", map[string]string{"FHIRBOX_DATA_DIR": "/var/lib/fhirbox"}, nil, app.SQLite, "/var/lib/fhirbox/fhirbox.db"},
+		{"data dir flag", nil, []string{"--data-dir", "d"}, app.SQLite, filepath.Join("d", "fhirbox.db")},
+		{"sqlite file", map[string]string{"FHIRBOX_DATABASE_URL": "sqlite:/tmp/x.db", "FHIRBOX_DATA_DIR": "/ignored"}, nil, app.SQLite, "/tmp/x.db"},
+		{"sqlite relative", map[string]string{"FHIRBOX_DATABASE_URL": "sqlite:x/y.db"}, nil, app.SQLite, "x/y.db"},
+		{"sqlite URL form", map[string]string{"FHIRBOX_DATABASE_URL": "sqlite:///tmp/x.db"}, nil, app.SQLite, "/tmp/x.db"},
+		{"postgres", map[string]string{"FHIRBOX_DATABASE_URL": "postgres://u:pw@h/db"}, nil, app.Postgres, "postgres://u:pw@h/db"},
+		{"postgresql", map[string]string{"FHIRBOX_DATABASE_URL": "postgresql://u@h/db"}, nil, app.Postgres, "postgresql://u@h/db"},
+		{"flag beats env", map[string]string{"FHIRBOX_DATABASE_URL": "postgres://u@h/db"}, []string{"--database-url", "sqlite:f.db"}, app.SQLite, "f.db"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			c, err := parseConfig("serve", tt.args, envOf(tt.env), io.Discard)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if c.Database.Backend != tt.backend || c.Database.Target != tt.target {
+				t.Errorf("database %+v, want %s %s", c.Database, tt.backend, tt.target)
+			}
+			if strings.Contains(c.Database.String(), "pw") {
+				t.Errorf("the database's name for logs shows the password: %s", c.Database)
+			}
+		})
+	}
+}
+
 func TestHelpAndCommands(t *testing.T) {
 	var out, errb bytes.Buffer
 	err := run(context.Background(), []string{"serve", "--help"}, envOf(nil), &out, &errb)
 	if !errors.Is(err, flag.ErrHelp) {
 		t.Errorf("serve --help: %v", err)
 	}
-	for _, v := range []string{"FHIRBOX_DATABASE_URL", "FHIRBOX_ADDR", "FHIRBOX_BASE_URL", "FHIRBOX_ADMIN_CLIENT_ID", "FHIRBOX_ADMIN_SECRET"} {
+	for _, v := range []string{"FHIRBOX_DATABASE_URL", "FHIRBOX_DATA_DIR", "FHIRBOX_ADDR", "FHIRBOX_BASE_URL", "FHIRBOX_ADMIN_CLIENT_ID", "FHIRBOX_ADMIN_SECRET"} {
 		if !strings.Contains(errb.String(), v) {
 			t.Errorf("serve --help does not mention %s", v)
 		}
@@ -88,6 +126,24 @@ func TestHelpAndCommands(t *testing.T) {
 	}
 	if err := run(context.Background(), nil, envOf(nil), io.Discard, io.Discard); err == nil {
 		t.Error("no command accepted")
+	}
+}
+
+// fhirbox migrate applies the migrations of the configured backend and says where.
+func TestMigrate(t *testing.T) {
+	for _, b := range testdb.Backends() {
+		t.Run(string(b), func(t *testing.T) {
+			dbURL := b.DatabaseURL(t)
+			for range 2 { // the second run finds nothing to do
+				var out bytes.Buffer
+				if err := run(context.Background(), []string{"migrate"}, envOf(map[string]string{"FHIRBOX_DATABASE_URL": dbURL}), &out, io.Discard); err != nil {
+					t.Fatal(err)
+				}
+				if !strings.HasPrefix(out.String(), "migrations applied") || !strings.Contains(out.String(), string(b)) {
+					t.Errorf("migrate says %q", out.String())
+				}
+			}
+		})
 	}
 }
 
@@ -109,10 +165,17 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
-// TestServe starts the real server on a free port: the admin secret is generated and
-// printed once, the API answers with it, and cancelling the context shuts down cleanly.
+// TestServe starts the real server on a free port, on each backend: the start line
+// names the backend and the database, the admin secret is generated and printed once,
+// the API answers with it, and cancelling the context shuts down cleanly.
 func TestServe(t *testing.T) {
-	dbURL := testdb.URL(t)
+	for _, b := range testdb.Backends() {
+		t.Run(string(b), func(t *testing.T) { testServe(t, b) })
+	}
+}
+
+func testServe(t *testing.T, backend testdb.Backend) {
+	dbURL := backend.DatabaseURL(t)
 	start := func(ctx context.Context) (string, *syncBuffer, chan error) {
 		ln, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
@@ -181,6 +244,14 @@ func TestServe(t *testing.T) {
 	if strings.Count(out.String(), secret) != 1 {
 		t.Errorf("the secret appears %d times in the output, want once", strings.Count(out.String(), secret))
 	}
+	db, err := app.ParseDatabase(dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	started := startLine(t, out.String())
+	if started["backend"] != string(backend) || started["database"] != db.String() {
+		t.Errorf("start line names backend %v, database %v; want %s, %s", started["backend"], started["database"], backend, db)
+	}
 
 	// A second start keeps the existing admin and prints no secret.
 	ctx2, cancel2 := context.WithCancel(context.Background())
@@ -193,4 +264,17 @@ func TestServe(t *testing.T) {
 	if err := <-done2; err != nil {
 		t.Fatal(err)
 	}
+}
+
+// startLine returns the fields of the "fhirbox started" log line in out.
+func startLine(t *testing.T, out string) map[string]any {
+	t.Helper()
+	for line := range strings.Lines(out) {
+		var m map[string]any
+		if json.Unmarshal([]byte(line), &m) == nil && m["msg"] == "fhirbox started" {
+			return m
+		}
+	}
+	t.Fatalf("no start line in the output:\n%s", out)
+	return nil
 }

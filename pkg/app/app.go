@@ -12,8 +12,19 @@ import (
 	"github.com/fhirbox/fhirbox/pkg/auth"
 	"github.com/fhirbox/fhirbox/pkg/server"
 	"github.com/fhirbox/fhirbox/resources"
-	"github.com/fhirbox/fhirbox/resources/postgres"
+	"github.com/fhirbox/fhirbox/resources/sqlstore"
 )
+
+// Store is the database fhirbox runs on: a *postgres.Store or a *sqlite.Store. A store
+// that also implements accesspolicy.SQLRunner (PostgreSQL) runs sql policies; on one
+// that does not, writing a sql policy is refused.
+type Store interface {
+	sqlstore.Store
+	// Listen delivers committed writes of the cached types (AccessPolicy, Client, User,
+	// Session) by every process on the database to fn until ctx ends, each
+	// (re)connection starting with a Reset event.
+	Listen(ctx context.Context, fn func(resources.WriteEvent))
+}
 
 // Config is what New needs beyond the store.
 type Config struct {
@@ -34,7 +45,7 @@ type Config struct {
 
 // App is a wired fhirbox.
 type App struct {
-	Store    *postgres.Store
+	Store    Store
 	Service  *resources.Service
 	Clients  *auth.ClientVerifier
 	Policies *accesspolicy.Engine
@@ -48,7 +59,7 @@ type App struct {
 
 // New builds fhirbox over st: it makes sure the root client, its policy and the public
 // policies exist, and loads the policies in force.
-func New(ctx context.Context, st *postgres.Store, cfg Config) (*App, error) {
+func New(ctx context.Context, st Store, cfg Config) (*App, error) {
 	log := cfg.Server.Logger
 	if log == nil {
 		log = slog.Default()
@@ -56,7 +67,11 @@ func New(ctx context.Context, st *postgres.Store, cfg Config) (*App, error) {
 	}
 	svc := resources.NewService(resources.DefaultRegistry(), st, resources.Options{Now: cfg.Now, BcryptCost: cfg.BcryptCost})
 	a := &App{Store: st, Service: svc, Clients: auth.NewClientVerifier(st), log: log}
-	a.Policies = accesspolicy.NewEngine(&accesspolicy.Compiler{SQL: st}, st, log)
+	compiler := &accesspolicy.Compiler{}
+	if r, ok := st.(accesspolicy.SQLRunner); ok {
+		compiler.SQL = r
+	}
+	a.Policies = accesspolicy.NewEngine(compiler, st, log)
 	svc.AddValidator(accesspolicy.ResourceType, func(ctx context.Context, doc map[string]any) error {
 		_, err := a.Policies.Compiler().Compile(ctx, doc)
 		return err
@@ -122,8 +137,8 @@ func (a *App) apply(ev resources.WriteEvent) {
 }
 
 // keyStore adapts the store's signing-key table to auth.KeyStore.
-func keyStore(st *postgres.Store) auth.KeyStore {
-	conv := func(ks []postgres.SigningKey) []auth.StoredKey {
+func keyStore(st Store) auth.KeyStore {
+	conv := func(ks []sqlstore.SigningKey) []auth.StoredKey {
 		out := make([]auth.StoredKey, len(ks))
 		for i, k := range ks {
 			out[i] = auth.StoredKey{KID: k.KID, PrivatePEM: k.PrivatePEM, Created: k.Created}
@@ -136,14 +151,15 @@ func keyStore(st *postgres.Store) auth.KeyStore {
 			return conv(ks), err
 		},
 		Add: func(ctx context.Context, k auth.StoredKey) ([]auth.StoredKey, error) {
-			ks, err := st.AddSigningKeyIfNone(ctx, postgres.SigningKey{KID: k.KID, PrivatePEM: k.PrivatePEM, Created: k.Created})
+			ks, err := st.AddSigningKeyIfNone(ctx, sqlstore.SigningKey{KID: k.KID, PrivatePEM: k.PrivatePEM, Created: k.Created})
 			return conv(ks), err
 		},
 	}
 }
 
 // Listen follows the database's change feed until ctx ends, so that writes made by
-// other fhirbox processes on the same database take effect here at once.
+// other fhirbox processes on the same database take effect here at once. On SQLite,
+// which has one process per file, it just waits for ctx to end.
 func (a *App) Listen(ctx context.Context) {
 	a.Store.Listen(ctx, a.Service.Dispatch)
 }

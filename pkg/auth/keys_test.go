@@ -7,6 +7,7 @@ import (
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/x509"
+	"database/sql"
 	"encoding/base64"
 	"encoding/json"
 	"encoding/pem"
@@ -23,6 +24,8 @@ import (
 
 	"github.com/fhirbox/fhirbox/pkg/testdb"
 	"github.com/fhirbox/fhirbox/resources/postgres"
+	"github.com/fhirbox/fhirbox/resources/sqlite"
+	"github.com/fhirbox/fhirbox/resources/sqlstore"
 )
 
 // RSA key generation takes a good fraction of a second: the tests share a few keys.
@@ -115,15 +118,43 @@ func (m *memStore) readCount() int {
 	return m.reads
 }
 
-// pgKeyStore opens a store on a fresh database and adapts it as the wiring does.
-func pgKeyStore(t testing.TB) (KeyStore, *postgres.Store) {
+// keyTable is the signing-key table of a store, for the tests to read and write.
+type keyTable struct {
+	SigningKeys func(ctx context.Context) ([]sqlstore.SigningKey, error)
+	SQL         *sql.DB
+	// Time is an instant as the database stores it.
+	Time func(time.Time) any
+}
+
+// keyStoreOn opens a store of backend b on a fresh database and adapts it as the wiring
+// does.
+func keyStoreOn(t testing.TB, b testdb.Backend) (KeyStore, keyTable) {
 	t.Helper()
-	st, err := postgres.Open(context.Background(), testdb.URL(t), postgres.WithMaxConns(4))
-	if err != nil {
-		t.Fatal(err)
+	type store interface {
+		SigningKeys(ctx context.Context) ([]sqlstore.SigningKey, error)
+		AddSigningKeyIfNone(ctx context.Context, k sqlstore.SigningKey) ([]sqlstore.SigningKey, error)
+		SQL() *sql.DB
+		Close() error
+	}
+	var st store
+	table := keyTable{Time: func(t time.Time) any { return t }}
+	switch b {
+	case testdb.Postgres:
+		pg, err := postgres.Open(context.Background(), testdb.URL(t), postgres.WithMaxConns(4))
+		if err != nil {
+			t.Fatal(err)
+		}
+		st = pg
+	case testdb.SQLite:
+		lite, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "fhirbox.db"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		st, table.Time = lite, func(t time.Time) any { return t.UnixMicro() }
 	}
 	t.Cleanup(func() { st.Close() })
-	conv := func(ks []postgres.SigningKey) []StoredKey {
+	table.SigningKeys, table.SQL = st.SigningKeys, st.SQL()
+	conv := func(ks []sqlstore.SigningKey) []StoredKey {
 		out := make([]StoredKey, len(ks))
 		for i, k := range ks {
 			out[i] = StoredKey(k)
@@ -136,10 +167,17 @@ func pgKeyStore(t testing.TB) (KeyStore, *postgres.Store) {
 			return conv(ks), err
 		},
 		Add: func(ctx context.Context, k StoredKey) ([]StoredKey, error) {
-			ks, err := st.AddSigningKeyIfNone(ctx, postgres.SigningKey(k))
+			ks, err := st.AddSigningKeyIfNone(ctx, sqlstore.SigningKey(k))
 			return conv(ks), err
 		},
-	}, st
+	}, table
+}
+
+// onEachBackend runs test once per backend, as subtests named after them.
+func onEachBackend(t *testing.T, test func(t *testing.T, b testdb.Backend)) {
+	for _, b := range testdb.Backends() {
+		t.Run(string(b), func(t *testing.T) { test(t, b) })
+	}
 }
 
 // RFC 7638 §3.1's example key and thumbprint.
@@ -286,9 +324,11 @@ func TestJWKS(t *testing.T) {
 	}
 }
 
-func TestLoadKeysGeneratesOnce(t *testing.T) {
+func TestLoadKeysGeneratesOnce(t *testing.T) { onEachBackend(t, testLoadKeysGeneratesOnce) }
+
+func testLoadKeysGeneratesOnce(t *testing.T, b testdb.Backend) {
 	ctx := context.Background()
-	store, st := pgKeyStore(t)
+	store, st := keyStoreOn(t, b)
 	now := time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC)
 	k1, err := LoadKeys(ctx, KeyOptions{Store: store, Now: func() time.Time { return now }})
 	if err != nil {
@@ -318,9 +358,11 @@ func TestLoadKeysGeneratesOnce(t *testing.T) {
 }
 
 // Instances starting at once on an empty database all sign with the same key.
-func TestLoadKeysConcurrentStart(t *testing.T) {
+func TestLoadKeysConcurrentStart(t *testing.T) { onEachBackend(t, testLoadKeysConcurrentStart) }
+
+func testLoadKeysConcurrentStart(t *testing.T, b testdb.Backend) {
 	ctx := context.Background()
-	store, st := pgKeyStore(t)
+	store, st := keyStoreOn(t, b)
 	const n = 4
 	kids := make([]string, n)
 	errs := make([]error, n)
@@ -369,9 +411,11 @@ func TestLoadKeysBadStoredKey(t *testing.T) {
 
 // Two instances on one database: a key added later (a rotation) is picked up by
 // Reload, and a token signed by the instance that has it verifies on the other.
-func TestReloadTwoInstances(t *testing.T) {
+func TestReloadTwoInstances(t *testing.T) { onEachBackend(t, testReloadTwoInstances) }
+
+func testReloadTwoInstances(t *testing.T, backend testdb.Backend) {
 	ctx := context.Background()
-	store, st := pgKeyStore(t)
+	store, st := keyStoreOn(t, backend)
 	a, err := LoadKeys(ctx, KeyOptions{Store: store})
 	if err != nil {
 		t.Fatal(err)
@@ -384,8 +428,8 @@ func TestReloadTwoInstances(t *testing.T) {
 
 	// Rotation: a newer key goes into the table.
 	rotated := storedKeyOf(t, testRSAKeys()[1], time.Now().Add(time.Minute))
-	if _, err := st.SQL().ExecContext(ctx, `INSERT INTO signing_key (kid, private_pem, created_at) VALUES ($1, $2, $3)`,
-		rotated.KID, string(rotated.PrivatePEM), rotated.Created); err != nil {
+	if _, err := st.SQL.ExecContext(ctx, `INSERT INTO signing_key (kid, private_pem, created_at) VALUES ($1, $2, $3)`,
+		rotated.KID, string(rotated.PrivatePEM), st.Time(rotated.Created)); err != nil {
 		t.Fatal(err)
 	}
 	b, err := LoadKeys(ctx, KeyOptions{Store: store})
@@ -418,7 +462,7 @@ func TestReloadTwoInstances(t *testing.T) {
 	}
 
 	// Retiring the old key: an explicit Reload drops it.
-	if _, err := st.SQL().ExecContext(ctx, `DELETE FROM signing_key WHERE kid = $1`, oldKID); err != nil {
+	if _, err := st.SQL.ExecContext(ctx, `DELETE FROM signing_key WHERE kid = $1`, oldKID); err != nil {
 		t.Fatal(err)
 	}
 	if err := b.Reload(ctx); err != nil {

@@ -10,7 +10,9 @@ import (
 
 // BenchmarkRead measures GET /fhir/Patient/{id} through the whole handler stack (auth,
 // negotiation, store, rendering, access log, metrics) without the network.
-func BenchmarkRead(b *testing.B) {
+func BenchmarkRead(b *testing.B) { benchEachBackend(b, benchRead) }
+
+func benchRead(b *testing.B) {
 	e := newEnv(b)
 	body := readNDJSON(b, "patients.ndjson", 1)[0]
 	e.must(201, put("/Patient/bench", strings.Replace(string(body), `"id":"`, `"id":"bench","x":"`, 1)))
@@ -30,7 +32,9 @@ func BenchmarkRead(b *testing.B) {
 }
 
 // BenchmarkCreate measures POST /fhir/Patient with a Synthea patient.
-func BenchmarkCreate(b *testing.B) {
+func BenchmarkCreate(b *testing.B) { benchEachBackend(b, benchCreate) }
+
+func benchCreate(b *testing.B) {
 	e := newEnv(b)
 	body := string(readNDJSON(b, "patients.ndjson", 1)[0])
 	b.ReportAllocs()

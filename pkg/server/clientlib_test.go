@@ -18,7 +18,9 @@ func withBaseURL(u string) envOption { return func(a *app.Config) { a.Server.Bas
 // Real client libraries against the real server over HTTP: golang.org/x/oauth2 for the
 // client credentials, password and refresh grants (both client authentication styles),
 // and coreos/go-oidc for discovery and JWT verification with the published keys.
-func TestClientLibraries(t *testing.T) {
+func TestClientLibraries(t *testing.T) { forEachBackend(t, testClientLibraries) }
+
+func testClientLibraries(t *testing.T) {
 	ts := httptest.NewUnstartedServer(nil)
 	base := "http://" + ts.Listener.Addr().String()
 	e := newEnv(t, withBaseURL(base))

@@ -10,7 +10,9 @@ const patientJSON = `{"resourceType":"Patient","id":"pat-1","name":[{"family":"C
 
 // F1: create answers 201 with absolute Location, ETag and Last-Modified, and ignores the
 // client's meta.versionId/lastUpdated.
-func TestF1Create(t *testing.T) {
+func TestF1Create(t *testing.T) { forEachBackend(t, testF1Create) }
+
+func testF1Create(t *testing.T) {
 	e := newEnv(t)
 	body := `{"resourceType":"Patient","meta":{"versionId":"99","lastUpdated":"1999-01-01T00:00:00Z"},"name":[{"family":"Doe"}]}`
 	r := e.must(http.StatusCreated, post("/fhir/Patient", body))
@@ -62,7 +64,9 @@ func TestF1Create(t *testing.T) {
 
 // F2: bad documents are 400, unknown types 404, a resourceType that differs from the
 // URL 400; F15: each with an OperationOutcome that says why.
-func TestF2BadInput(t *testing.T) {
+func TestF2BadInput(t *testing.T) { forEachBackend(t, testF2BadInput) }
+
+func testF2BadInput(t *testing.T) {
 	e := newEnv(t)
 	tests := []struct {
 		name   string
@@ -107,7 +111,9 @@ func TestF2BadInput(t *testing.T) {
 
 // F3: read returns the resource with its ETag; unknown → 404, deleted → 410, a
 // matching If-None-Match → 304.
-func TestF3Read(t *testing.T) {
+func TestF3Read(t *testing.T) { forEachBackend(t, testF3Read) }
+
+func testF3Read(t *testing.T) {
 	e := newEnv(t)
 	e.must(201, put("/Patient/pat-1", patientJSON))
 	r := e.must(200, get("/Patient/pat-1"))
@@ -126,7 +132,9 @@ func TestF3Read(t *testing.T) {
 }
 
 // F4: vread returns that version; an unknown one is 404, a deletion 410.
-func TestF4VRead(t *testing.T) {
+func TestF4VRead(t *testing.T) { forEachBackend(t, testF4VRead) }
+
+func testF4VRead(t *testing.T) {
 	e := newEnv(t)
 	e.must(201, put("/Patient/p", `{"resourceType":"Patient","gender":"male"}`))
 	e.must(200, put("/Patient/p", `{"resourceType":"Patient","gender":"female"}`))
@@ -147,7 +155,9 @@ func TestF4VRead(t *testing.T) {
 
 // F5: update — id mismatch 400, existing 200, update-as-create 201, the version goes up,
 // a stale If-Match 412.
-func TestF5Update(t *testing.T) {
+func TestF5Update(t *testing.T) { forEachBackend(t, testF5Update) }
+
+func testF5Update(t *testing.T) {
 	e := newEnv(t)
 	r := e.must(201, put("/fhir/Patient/u1", `{"resourceType":"Patient","id":"u1"}`))
 	if got, want := r.header.Get("Location"), testBase+"/fhir/Patient/u1/_history/1"; got != want {
@@ -170,7 +180,9 @@ func TestF5Update(t *testing.T) {
 }
 
 // F6: conditional create with If-None-Exist.
-func TestF6ConditionalCreate(t *testing.T) {
+func TestF6ConditionalCreate(t *testing.T) { forEachBackend(t, testF6ConditionalCreate) }
+
+func testF6ConditionalCreate(t *testing.T) {
 	e := newEnv(t)
 	e.must(201, put("/Patient/a", `{"resourceType":"Patient","identifier":[{"system":"urn:mrn","value":"1"}]}`))
 	e.must(201, put("/Patient/b", `{"resourceType":"Patient","identifier":[{"system":"urn:mrn","value":"2"}]}`))
@@ -187,7 +199,9 @@ func TestF6ConditionalCreate(t *testing.T) {
 
 // F7: delete is 200 (or 204), repeating it is harmless, and afterwards the resource is
 // gone from reads and searches.
-func TestF7Delete(t *testing.T) {
+func TestF7Delete(t *testing.T) { forEachBackend(t, testF7Delete) }
+
+func testF7Delete(t *testing.T) {
 	e := newEnv(t)
 	e.must(201, put("/Patient/d", `{"resourceType":"Patient","name":[{"family":"Gone"}]}`))
 	r := e.must(200, del("/Patient/d"))
@@ -202,7 +216,9 @@ func TestF7Delete(t *testing.T) {
 }
 
 // F8: history is newest first with delete entries; _count and _since apply.
-func TestF8History(t *testing.T) {
+func TestF8History(t *testing.T) { forEachBackend(t, testF8History) }
+
+func testF8History(t *testing.T) {
 	e := newEnv(t)
 	e.must(201, put("/Patient/h", `{"resourceType":"Patient","gender":"male"}`))
 	e.must(200, put("/Patient/h", `{"resourceType":"Patient","gender":"female"}`))
@@ -239,7 +255,9 @@ func TestF8History(t *testing.T) {
 }
 
 // F18: ids match [A-Za-z0-9\-\.]{1,64}; others are 400.
-func TestF18IDs(t *testing.T) {
+func TestF18IDs(t *testing.T) { forEachBackend(t, testF18IDs) }
+
+func testF18IDs(t *testing.T) {
 	e := newEnv(t)
 	for _, id := range []string{"a", "A.b-9", strings.Repeat("x", 64)} {
 		e.must(201, put("/Patient/"+id, `{"resourceType":"Patient"}`))

@@ -18,7 +18,6 @@ import (
 	"github.com/fhirbox/fhirbox/pkg/server"
 	"github.com/fhirbox/fhirbox/pkg/testdb"
 	"github.com/fhirbox/fhirbox/resources"
-	"github.com/fhirbox/fhirbox/resources/postgres"
 )
 
 const (
@@ -27,25 +26,74 @@ const (
 	adminToken = "s3cret-for-tests"
 )
 
-// env is one server on its own fresh PostgreSQL database, driven through the real
-// router (httptest, no network).
+// env is one server on its own fresh database, driven through the real router
+// (httptest, no network).
 type env struct {
-	t     testing.TB
-	srv   *server.Server
-	app   *app.App
-	svc   *resources.Service
-	store *postgres.Store
-	logs  *bytes.Buffer
+	t       testing.TB
+	backend testdb.Backend
+	srv     *server.Server
+	app     *app.App
+	svc     *resources.Service
+	store   app.Store
+	logs    *bytes.Buffer
+}
+
+// forEachBackend runs test once on each backend (testdb.Backends), as parallel subtests
+// named after them; newEnv inside test opens the subtest's backend. Every scenario of
+// this package runs this way: what passes on PostgreSQL must pass on SQLite.
+func forEachBackend(t *testing.T, test func(t *testing.T)) {
+	for _, b := range testdb.Backends() {
+		t.Run(string(b), func(t *testing.T) {
+			t.Parallel()
+			test(t)
+		})
+	}
+}
+
+// benchEachBackend is forEachBackend for benchmarks.
+func benchEachBackend(b *testing.B, bench func(b *testing.B)) {
+	for _, be := range testdb.Backends() {
+		b.Run(string(be), bench)
+	}
+}
+
+// backendOf returns the backend of the forEachBackend subtest that t is, or is inside.
+func backendOf(t testing.TB) testdb.Backend {
+	t.Helper()
+	if parts := strings.Split(t.Name(), "/"); len(parts) > 1 {
+		for _, b := range testdb.Backends() {
+			if parts[1] == string(b) {
+				return b
+			}
+		}
+	}
+	t.Fatalf("%s: newEnv runs under forEachBackend, which names the backend", t.Name())
+	return ""
+}
+
+// postgresOnly skips t on every backend but PostgreSQL, saying why.
+func (e *env) postgresOnly(t testing.TB, why string) {
+	t.Helper()
+	if e.backend != testdb.Postgres {
+		t.Skipf("on PostgreSQL only: %s", why)
+	}
 }
 
 type envOption func(*app.Config)
 
 func withMaxBody(n int64) envOption { return func(c *app.Config) { c.Server.MaxBodyBytes = n } }
 
+// newEnv starts a server on a fresh database of the backend that t runs on (see
+// forEachBackend).
 func newEnv(t testing.TB, opts ...envOption) *env {
 	t.Helper()
 	ctx := context.Background()
-	st, err := postgres.Open(ctx, testdb.URL(t))
+	backend := backendOf(t)
+	db, err := app.ParseDatabase(backend.DatabaseURL(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := app.OpenStore(ctx, db)
 	if err != nil {
 		t.Fatalf("open store: %v", err)
 	}
@@ -63,7 +111,7 @@ func newEnv(t testing.TB, opts ...envOption) *env {
 	if err != nil {
 		t.Fatalf("app: %v", err)
 	}
-	return &env{t: t, srv: a.Server, app: a, svc: a.Service, store: st, logs: logs}
+	return &env{t: t, backend: backend, srv: a.Server, app: a, svc: a.Service, store: st, logs: logs}
 }
 
 // lockedWriter lets parallel requests share the log buffer.

@@ -10,7 +10,9 @@ import (
 )
 
 // F14: _format overrides Accept; an unusable Accept is 406, an unusable Content-Type 415.
-func TestF14Negotiation(t *testing.T) {
+func TestF14Negotiation(t *testing.T) { forEachBackend(t, testF14Negotiation) }
+
+func testF14Negotiation(t *testing.T) {
 	e := newEnv(t)
 	e.must(201, put("/Patient/n", strings.Replace(patientJSON, `"pat-1"`, `"n"`, 1)))
 	tests := []struct {
@@ -48,7 +50,9 @@ func TestF14Negotiation(t *testing.T) {
 }
 
 // YAML in, YAML out: the document survives both ways, dates stay strings.
-func TestYAMLRoundTrip(t *testing.T) {
+func TestYAMLRoundTrip(t *testing.T) { forEachBackend(t, testYAMLRoundTrip) }
+
+func testYAMLRoundTrip(t *testing.T) {
 	e := newEnv(t)
 	body := "resourceType: Client\nid: myapp\nsecret: app-secret\ngrant_types:\n  - client_credentials\nbirth: 2020-01-01\nflag: 'true'\n"
 	e.must(201, req{method: http.MethodPut, path: "/Client/myapp", body: body, hdr: []string{"Content-Type", "text/yaml"}})
@@ -71,7 +75,9 @@ func TestYAMLRoundTrip(t *testing.T) {
 }
 
 // Secrets: stored as bcrypt hashes, never in reads, searches or history.
-func TestSecretsNeverReturned(t *testing.T) {
+func TestSecretsNeverReturned(t *testing.T) { forEachBackend(t, testSecretsNeverReturned) }
+
+func testSecretsNeverReturned(t *testing.T) {
 	e := newEnv(t)
 	e.must(201, put("/Client/app", `{"resourceType":"Client","secret":"plain-secret-1"}`))
 	e.must(201, put("/User/u", `{"resourceType":"User","password":"hunter2-hunter2"}`))
@@ -105,7 +111,9 @@ func TestSecretsNeverReturned(t *testing.T) {
 // Authentication: the API needs the admin's Basic credentials until policies exist;
 // /health and /metadata are public. Wrong credentials are 401 with a challenge, and the
 // answer is the same for an unknown client and a wrong secret.
-func TestAuthentication(t *testing.T) {
+func TestAuthentication(t *testing.T) { forEachBackend(t, testAuthentication) }
+
+func testAuthentication(t *testing.T) {
 	e := newEnv(t)
 	basic := func(id, secret string) string {
 		return "Basic " + base64.StdEncoding.EncodeToString([]byte(id+":"+secret))
@@ -153,7 +161,9 @@ func TestAuthentication(t *testing.T) {
 }
 
 // Bodies past the limit are 413 and nothing is written.
-func TestBodyLimit(t *testing.T) {
+func TestBodyLimit(t *testing.T) { forEachBackend(t, testBodyLimit) }
+
+func testBodyLimit(t *testing.T) {
 	e := newEnv(t, withMaxBody(4096))
 	big := `{"resourceType":"Patient","text":{"div":"` + strings.Repeat("x", 5000) + `"}}`
 	outcomeText(t, e.must(413, put("/Patient/big", big)))
@@ -165,7 +175,9 @@ func TestBodyLimit(t *testing.T) {
 }
 
 // /health reports the database; /metrics exposes request metrics by route pattern.
-func TestHealthAndMetrics(t *testing.T) {
+func TestHealthAndMetrics(t *testing.T) { forEachBackend(t, testHealthAndMetrics) }
+
+func testHealthAndMetrics(t *testing.T) {
 	e := newEnv(t)
 	r := e.must(200, req{method: http.MethodGet, path: "/health", anonymous: true})
 	if at(r.doc, "status") != "ok" {

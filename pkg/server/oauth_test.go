@@ -129,7 +129,9 @@ func oauthErrorOf(t *testing.T, r *resp, status int) string {
 // The Aidbox password-grant flows: JSON credentials and Basic, JWT with refresh and
 // expiration settings, the token acting for the user, GET /Session, userinfo and
 // DELETE /Session (C1, C5, T6, B2, R7).
-func TestPasswordGrantFlow(t *testing.T) {
+func TestPasswordGrantFlow(t *testing.T) { forEachBackend(t, testPasswordGrantFlow) }
+
+func testPasswordGrantFlow(t *testing.T) {
 	e := newEnv(t)
 	setupMyapp(t, e)
 	e.must(201, put("/fhir/Patient/pt-1", `{"resourceType":"Patient"}`))
@@ -211,7 +213,9 @@ matcho: {request-method: get, params: {resource/id: .user.data.patient_id}}
 
 // Client credentials with an opaque token and the seed's AccessPolicy (the Aidbox docs'
 // example), T2: no refresh token; T5, T7.
-func TestClientCredentials(t *testing.T) {
+func TestClientCredentials(t *testing.T) { forEachBackend(t, testClientCredentials) }
+
+func testClientCredentials(t *testing.T) {
 	e := newEnv(t)
 	setupMyapp(t, e)
 	e.must(201, yamlPut("/AccessPolicy/api-client", `
@@ -264,7 +268,9 @@ link: [{id: myapp, resourceType: Client}]
 }
 
 // Token endpoint request checks: T1, T4, T8, C2.
-func TestTokenRequestErrors(t *testing.T) {
+func TestTokenRequestErrors(t *testing.T) { forEachBackend(t, testTokenRequestErrors) }
+
+func testTokenRequestErrors(t *testing.T) {
 	e := newEnv(t)
 	setupMyapp(t, e)
 	r := e.do(req{method: http.MethodGet, path: "/auth/token", anonymous: true})
@@ -307,7 +313,9 @@ func TestTokenRequestErrors(t *testing.T) {
 
 // Refresh tokens rotate; the old one's reuse closes the session (S2); another client's
 // refresh token is invalid_grant (T6); refresh_token_expiration slides.
-func TestRefreshRotation(t *testing.T) {
+func TestRefreshRotation(t *testing.T) { forEachBackend(t, testRefreshRotation) }
+
+func testRefreshRotation(t *testing.T) {
 	clk := &clock{t: time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC)}
 	e := newEnv(t, withClock(clk))
 	setupMyapp(t, e)
@@ -360,7 +368,9 @@ func TestRefreshRotation(t *testing.T) {
 }
 
 // The bearer checks of resource endpoints: B1, B2, B4, B6, expiry.
-func TestBearerAuthentication(t *testing.T) {
+func TestBearerAuthentication(t *testing.T) { forEachBackend(t, testBearerAuthentication) }
+
+func testBearerAuthentication(t *testing.T) {
 	clk := &clock{t: time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC)}
 	e := newEnv(t, withClock(clk))
 	setupMyapp(t, e)
@@ -387,7 +397,9 @@ func TestBearerAuthentication(t *testing.T) {
 }
 
 // JWT attacks through the router (J1, J2, J3, J7, J8): each is a 401, never a 500.
-func TestJWTAttacks(t *testing.T) {
+func TestJWTAttacks(t *testing.T) { forEachBackend(t, testJWTAttacks) }
+
+func testJWTAttacks(t *testing.T) {
 	e := newEnv(t)
 	setupMyapp(t, e)
 	e.must(201, yamlPut("/AccessPolicy/u1", "engine: allow\nlink: [{id: user1, resourceType: User}]\n"))
@@ -430,7 +442,9 @@ func TestJWTAttacks(t *testing.T) {
 }
 
 // Users: deactivating or changing the password closes their sessions.
-func TestUserChangesCloseSessions(t *testing.T) {
+func TestUserChangesCloseSessions(t *testing.T) { forEachBackend(t, testUserChangesCloseSessions) }
+
+func testUserChangesCloseSessions(t *testing.T) {
 	e := newEnv(t)
 	setupMyapp(t, e)
 	e.must(201, yamlPut("/AccessPolicy/u1", "engine: allow\nlink: [{id: user1, resourceType: User}]\n"))
@@ -456,7 +470,9 @@ func TestUserChangesCloseSessions(t *testing.T) {
 }
 
 // secret_required, public clients and audience (S5).
-func TestPasswordClientSettings(t *testing.T) {
+func TestPasswordClientSettings(t *testing.T) { forEachBackend(t, testPasswordClientSettings) }
+
+func testPasswordClientSettings(t *testing.T) {
 	e := newEnv(t)
 	setupMyapp(t, e)
 	e.must(201, yamlPut("/Client/spa", "grant_types: [password]\n"))
@@ -495,7 +511,9 @@ func TestPasswordClientSettings(t *testing.T) {
 
 // The redirect-protected password flow: /auth/authorize redirects with a one-time code
 // that the password grant then needs (T11, T12).
-func TestRedirectProtectedPassword(t *testing.T) {
+func TestRedirectProtectedPassword(t *testing.T) { forEachBackend(t, testRedirectProtectedPassword) }
+
+func testRedirectProtectedPassword(t *testing.T) {
 	clk := &clock{t: time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC)}
 	e := newEnv(t, withClock(clk))
 	setupMyapp(t, e)
@@ -547,7 +565,9 @@ func TestRedirectProtectedPassword(t *testing.T) {
 }
 
 // T9: password guessing is slowed per user and per address, and the user gets back in.
-func TestPasswordBruteForce(t *testing.T) {
+func TestPasswordBruteForce(t *testing.T) { forEachBackend(t, testPasswordBruteForce) }
+
+func testPasswordBruteForce(t *testing.T) {
 	clk := &clock{t: time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC)}
 	lim := auth.NewLimiter(auth.LimiterOptions{Free: 3, Base: 2 * time.Second, Max: time.Minute, Now: clk.Now})
 	e := newEnv(t, withClock(clk), withLimiter(lim))
@@ -569,7 +589,9 @@ func TestPasswordBruteForce(t *testing.T) {
 }
 
 // Discovery and JWKS (C5, C6, J10).
-func TestDiscoveryAndJWKS(t *testing.T) {
+func TestDiscoveryAndJWKS(t *testing.T) { forEachBackend(t, testDiscoveryAndJWKS) }
+
+func testDiscoveryAndJWKS(t *testing.T) {
 	e := newEnv(t)
 	for _, p := range []string{"/.well-known/openid-configuration", "/.well-known/oauth-authorization-server"} {
 		r := e.must(200, anon(get(p)))
@@ -604,7 +626,9 @@ func TestDiscoveryAndJWKS(t *testing.T) {
 // write them; a policy linked to a client does not lend its rights to the users who
 // sign in through it; deleting a Client ends its sessions; DELETE /Session also takes
 // a refresh token or an expired access token.
-func TestSessionGuards(t *testing.T) {
+func TestSessionGuards(t *testing.T) { forEachBackend(t, testSessionGuards) }
+
+func testSessionGuards(t *testing.T) {
 	clk := &clock{t: time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC)}
 	e := newEnv(t, withClock(clk))
 	e.must(201, yamlPut("/Client/app", "secret: app-secret\ngrant_types: [password, client_credentials, refresh_token]\nauth: {password: {refresh_token: true}}\n"))
@@ -654,7 +678,9 @@ func TestSessionGuards(t *testing.T) {
 // A real user token through the router: a roleName policy applies to the User's roles,
 // and policies see the token's jwt claims and session (the request object of
 // docs/accesspolicy.md).
-func TestUserTokenPolicies(t *testing.T) {
+func TestUserTokenPolicies(t *testing.T) { forEachBackend(t, testUserTokenPolicies) }
+
+func testUserTokenPolicies(t *testing.T) {
 	e := newEnv(t)
 	setupMyapp(t, e)
 	e.must(201, put("/User/doc1", `{"password":"doc-password","roles":["doctor"]}`))

@@ -27,7 +27,9 @@ type synObservation struct {
 
 // TestObservationSearch loads the Synthea observations of a few patients and checks
 // reference, token, date and quantity searches against answers computed from the data.
-func TestObservationSearch(t *testing.T) {
+func TestObservationSearch(t *testing.T) { forEachBackend(t, testObservationSearch) }
+
+func testObservationSearch(t *testing.T) {
 	e := newEnv(t)
 	pats := readNDJSON(t, "patients.ndjson", 12)
 	subjects := map[string]bool{}
@@ -127,7 +129,9 @@ func TestObservationSearch(t *testing.T) {
 // Concurrent updates of one resource never lose a write: without If-Match each one
 // becomes its own version; with the same If-Match exactly one wins and the others get
 // 412 (or 409).
-func TestConcurrentUpdates(t *testing.T) {
+func TestConcurrentUpdates(t *testing.T) { forEachBackend(t, testConcurrentUpdates) }
+
+func testConcurrentUpdates(t *testing.T) {
 	e := newEnv(t)
 	e.must(201, put("/Patient/c", `{"resourceType":"Patient"}`))
 	const workers, each = 8, 5

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/fhirbox/fhirbox/pkg/server"
+	"github.com/fhirbox/fhirbox/pkg/testdb"
 )
 
 func basicAuth(id, secret string) string {
@@ -31,7 +32,9 @@ func yamlPut(path, body string) req {
 // A client that may use Basic but has no policy: authenticated, so 403 (B3); anonymous
 // callers get 401 with a challenge (B1); a client without the basic grant cannot use
 // Basic at all.
-func TestPolicyDefaultDeny(t *testing.T) {
+func TestPolicyDefaultDeny(t *testing.T) { forEachBackend(t, testPolicyDefaultDeny) }
+
+func testPolicyDefaultDeny(t *testing.T) {
 	e := newEnv(t)
 	e.must(201, put("/Client/app", `{"secret":"app-secret","grant_types":["basic"]}`))
 	e.must(201, put("/Client/nobasic", `{"secret":"nb-secret","grant_types":["client_credentials"]}`))
@@ -59,7 +62,9 @@ func TestPolicyDefaultDeny(t *testing.T) {
 
 // Each engine, as policy admins write them (docs/accesspolicy.md), through the real
 // router and database: the policy is written, then takes effect on the next request.
-func TestPolicyEngines(t *testing.T) {
+func TestPolicyEngines(t *testing.T) { forEachBackend(t, testPolicyEngines) }
+
+func testPolicyEngines(t *testing.T) {
 	e := newEnv(t)
 	e.must(201, put("/Client/reader", `{"secret":"reader-secret","grant_types":["basic"]}`))
 	e.must(201, put("/Client/other", `{"secret":"other-secret","grant_types":["basic"]}`))
@@ -195,6 +200,9 @@ sql:
 	}
 	for i, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			if strings.HasPrefix(tt.policy, "\nengine: sql\n") {
+				e.postgresOnly(t, "the sql engine runs its query on PostgreSQL; TestPolicySQLOnSQLite covers SQLite")
+			}
 			e := e.in(t)
 			id := "p" + string(rune('a'+i))
 			e.must(201, yamlPut("/AccessPolicy/"+id, tt.policy))
@@ -220,8 +228,31 @@ sql:
 	e.must(403, as("reader", "reader-secret", get("/fhir/Patient/pt-1")))
 }
 
+// The sql engine runs its query on the database: PostgreSQL stores such a policy,
+// the embedded SQLite refuses it with a 422 that names the engine and says why.
+func TestPolicySQLOnSQLite(t *testing.T) { forEachBackend(t, testPolicySQLOnSQLite) }
+
+func testPolicySQLOnSQLite(t *testing.T) {
+	e := newEnv(t)
+	policy := "engine: sql\nsql: {query: SELECT true}\n"
+	if e.backend == testdb.Postgres {
+		e.must(201, yamlPut("/AccessPolicy/sql", policy))
+		return
+	}
+	r := e.must(422, yamlPut("/AccessPolicy/sql", policy))
+	if got := at(r.doc, "issue", 0, "expression", 0); got != "engine" {
+		t.Errorf("expression %v, want engine: %s", got, r.raw)
+	}
+	if msg := outcomeText(t, r); !strings.Contains(msg, "PostgreSQL") {
+		t.Errorf("the refusal does not say the sql engine needs PostgreSQL: %q", msg)
+	}
+	e.must(404, get("/AccessPolicy/sql"))
+}
+
 // A broken policy can never be stored: every mistake is a 422 naming the field.
-func TestPolicyValidation(t *testing.T) {
+func TestPolicyValidation(t *testing.T) { forEachBackend(t, testPolicyValidation) }
+
+func testPolicyValidation(t *testing.T) {
 	e := newEnv(t)
 	tests := []struct{ name, policy, field string }{
 		{"no engine", `matcho: {uri: /x}`, "engine"},
@@ -246,9 +277,14 @@ func TestPolicyValidation(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			field := tt.field
+			if e.backend == testdb.SQLite && strings.HasPrefix(tt.policy, "{engine: sql,") {
+				// Refused before its query is looked at: SQLite has no sql engine.
+				field = "engine"
+			}
 			r := e.in(t).must(422, yamlPut("/AccessPolicy/bad", tt.policy))
-			if got := at(r.doc, "issue", 0, "expression", 0); got != tt.field {
-				t.Errorf("expression %v, want %q: %s", got, tt.field, r.raw)
+			if got := at(r.doc, "issue", 0, "expression", 0); got != field {
+				t.Errorf("expression %v, want %q: %s", got, field, r.raw)
 			}
 			outcomeText(t, r)
 		})
@@ -261,7 +297,9 @@ func TestPolicyValidation(t *testing.T) {
 // The shipped policies exist after start and can be read like any other; the root
 // client's policy is restored at every start, while an admin's edits to a public policy
 // are kept.
-func TestShippedPolicies(t *testing.T) {
+func TestShippedPolicies(t *testing.T) { forEachBackend(t, testShippedPolicies) }
+
+func testShippedPolicies(t *testing.T) {
 	e := newEnv(t)
 	r := e.must(200, get("/AccessPolicy?_count=50"))
 	ids := entryIDs(r)
@@ -286,7 +324,9 @@ func contains(list []string, s string) bool {
 
 // The trace of every candidate policy goes to callers who may debug policies, and to
 // nobody else; ?__debug=policy does not disturb a strict search.
-func TestPolicyTrace(t *testing.T) {
+func TestPolicyTrace(t *testing.T) { forEachBackend(t, testPolicyTrace) }
+
+func testPolicyTrace(t *testing.T) {
 	e := newEnv(t)
 	e.must(201, put("/Client/app", `{"secret":"app-secret","grant_types":["basic"]}`))
 	e.must(201, yamlPut("/AccessPolicy/app-read", `
@@ -351,7 +391,9 @@ matcho: {request-method: post, uri: /auth/test-policy}
 // POST /auth/test-policy evaluates without storing: an inline policy, a stored one by
 // id, or every policy in force; policies linked to a User and to a role are candidates
 // for that user.
-func TestTestPolicyEndpoint(t *testing.T) {
+func TestTestPolicyEndpoint(t *testing.T) { forEachBackend(t, testTestPolicyEndpoint) }
+
+func testTestPolicyEndpoint(t *testing.T) {
 	e := newEnv(t)
 	e.must(201, yamlPut("/AccessPolicy/doctors-read-patients", `
 engine: matcho

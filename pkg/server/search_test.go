@@ -125,7 +125,9 @@ func allPages(t *testing.T, e *env, path string) (ids []string, total int) {
 	return ids, total
 }
 
-func TestSearchSynthea(t *testing.T) {
+func TestSearchSynthea(t *testing.T) { forEachBackend(t, testSearchSynthea) }
+
+func testSearchSynthea(t *testing.T) {
 	e := newEnv(t)
 	pats := loadPatients(t, e)
 	byID := map[string]synPatient{}
@@ -348,7 +350,9 @@ func mustJSON(t *testing.T, v any) []byte {
 }
 
 // F16: the CapabilityStatement names FHIR 4.0.1 and the types and parameters served.
-func TestF16Metadata(t *testing.T) {
+func TestF16Metadata(t *testing.T) { forEachBackend(t, testF16Metadata) }
+
+func testF16Metadata(t *testing.T) {
 	e := newEnv(t)
 	for _, path := range []string{"/metadata", "/fhir/metadata"} {
 		r := e.must(200, req{method: http.MethodGet, path: path, anonymous: true})

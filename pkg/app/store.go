@@ -1,0 +1,95 @@
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/url"
+	"path/filepath"
+	"strings"
+
+	"github.com/fhirbox/fhirbox/resources/postgres"
+	"github.com/fhirbox/fhirbox/resources/sqlite"
+)
+
+// The backends a Database may name.
+const (
+	Postgres = "postgres"
+	SQLite   = "sqlite"
+)
+
+var (
+	_ Store = (*postgres.Store)(nil)
+	_ Store = (*sqlite.Store)(nil)
+)
+
+// Database is where the store lives, as FHIRBOX_DATABASE_URL names it.
+type Database struct {
+	// Backend is Postgres or SQLite.
+	Backend string
+	// Target is the PostgreSQL URL or the path of the SQLite file.
+	Target string
+}
+
+// ParseDatabase reads a database URL: postgres://… (or postgresql://…) for PostgreSQL,
+// sqlite:<path> for a SQLite file (sqlite:///abs/path works too).
+func ParseDatabase(s string) (Database, error) {
+	scheme, rest, ok := strings.Cut(s, ":")
+	switch {
+	case ok && (scheme == "postgres" || scheme == "postgresql"):
+		if _, err := url.Parse(s); err != nil {
+			return Database{}, fmt.Errorf("%s is not a PostgreSQL URL such as postgres://user@host:5432/db", redact(s))
+		}
+		return Database{Backend: Postgres, Target: s}, nil
+	case ok && scheme == "sqlite":
+		path := rest
+		if strings.HasPrefix(rest, "//") {
+			u, err := url.Parse(s)
+			if err != nil || u.Host != "" {
+				return Database{}, fmt.Errorf("%q is not a SQLite file: write sqlite:<path>, e.g. sqlite:./data/fhirbox.db", s)
+			}
+			path = u.Path
+		}
+		if path == "" {
+			return Database{}, errors.New(`"sqlite:" names no file: write sqlite:<path>, e.g. sqlite:./data/fhirbox.db`)
+		}
+		return Database{Backend: SQLite, Target: path}, nil
+	}
+	return Database{}, fmt.Errorf("%q is neither a postgres:// URL nor sqlite:<path>", redact(s))
+}
+
+// String names the database for logs: the URL without its password, or the file's
+// absolute path.
+func (d Database) String() string {
+	if d.Backend == Postgres {
+		return redact(d.Target)
+	}
+	if abs, err := filepath.Abs(d.Target); err == nil {
+		return abs
+	}
+	return d.Target
+}
+
+// OpenStore opens the store of d, creating a SQLite file (and its directory) if need
+// be, and applies the pending migrations.
+func OpenStore(ctx context.Context, d Database) (Store, error) {
+	switch d.Backend {
+	case Postgres:
+		return postgres.Open(ctx, d.Target)
+	case SQLite:
+		return sqlite.Open(ctx, d.Target)
+	}
+	return nil, fmt.Errorf("unknown database backend %q", d.Backend)
+}
+
+// redact hides the password of a database URL.
+func redact(s string) string {
+	u, err := url.Parse(s)
+	if err != nil || u.User == nil {
+		if err != nil {
+			return "(unparsable URL)"
+		}
+		return s
+	}
+	return u.Redacted()
+}
