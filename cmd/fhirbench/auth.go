@@ -18,7 +18,6 @@ import (
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
-	"github.com/jackc/pgx/v5/pgxpool"
 	"golang.org/x/crypto/bcrypt"
 )
 
@@ -372,6 +371,8 @@ func (w *Workload) authHTTPOp(api *API) Op {
 // Ceilings of the token scenarios. Issuing an opaque token is, at its core, one INSERT
 // of the Session that records it; a JWT adds an RS256 signature, which costs more than
 // the INSERT, so its ceiling is the signing; in the password grant bcrypt dwarfs both.
+// The INSERT goes to a scratch table, never to fhirbox's; on SQLite it waits for the
+// file's write lock like every other write (see CeilingOp).
 const (
 	ceilingSessionTable = "fhirbench_ceiling_session"
 	sessionSQL          = `INSERT INTO ` + ceilingSessionTable + ` (id, content) VALUES ($1, $2)`
@@ -479,14 +480,14 @@ func passwordCeilingOp() (Op, error) {
 
 // authCeilingOp returns the ceiling of a token scenario and its cleanup; db is only used
 // by token-client-credentials.
-func (w *Workload) authCeilingOp(ctx context.Context, db *pgxpool.Pool) (Op, func(), error) {
+func (w *Workload) authCeilingOp(ctx context.Context, db *DB) (Op, func(), error) {
 	nop := func() {}
 	switch w.Scenario {
 	case "token-client-credentials":
 		if db == nil {
 			return nil, nil, fmt.Errorf("the ceiling of %s needs -db", w.Scenario)
 		}
-		drop, err := scratch(ctx, db, ceilingSessionTable, `CREATE TABLE `+ceilingSessionTable+` (id text PRIMARY KEY, content jsonb NOT NULL)`)
+		drop, err := scratch(ctx, db, ceilingSessionTable, fmt.Sprintf(db.docTable, ceilingSessionTable))
 		if err != nil {
 			return nil, nil, err
 		}
@@ -495,7 +496,7 @@ func (w *Workload) authCeilingOp(ctx context.Context, db *pgxpool.Pool) (Op, fun
 			if err != nil {
 				return err
 			}
-			_, err = db.Exec(ctx, sessionSQL, id, doc)
+			_, err = db.Exec(ctx, sessionSQL, id, db.doc(doc))
 			return err
 		}, drop, nil
 	case "token-jwt":

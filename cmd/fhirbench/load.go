@@ -10,15 +10,13 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
-
-	"github.com/jackc/pgx/v5/pgxpool"
 )
 
 // Loader writes derived patients and their observations through the HTTP API.
 type Loader struct {
 	API   *API
 	Der   *Deriver
-	DB    *pgxpool.Pool // optional: finds what an earlier run loaded in one query
+	DB    *DB // optional: finds what an earlier run loaded in one query
 	Conc  int
 	ObsPP int
 }
@@ -87,6 +85,7 @@ WHERE resource_type IN ('Patient', 'Observation') AND id LIKE 'bench-%' AND NOT 
 	if err != nil {
 		return nil, fmt.Errorf("listing loaded resources: %w", err)
 	}
+	defer rows.Close()
 	have := map[string]bool{}
 	for rows.Next() {
 		var k string

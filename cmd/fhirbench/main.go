@@ -1,9 +1,14 @@
 // Command fhirbench measures a running fhirbox server under a closed-loop load and
-// compares it with its ceiling: the same requests as single SQL statements sent
-// straight to the server's PostgreSQL database at the same concurrency, which is what
-// fhirbox would reach if everything it adds to the database cost nothing.
+// compares it with its ceiling: the same requests as bare SQL statements sent straight
+// to the server's database at the same concurrency, which is what fhirbox would reach
+// if everything it adds to the database cost nothing.
 //
 //	fhirbench -db postgres://… -load 1000 -scenario read
+//	fhirbench -db sqlite:./data/fhirbox.db -load 1000 -scenario read
+//
+// -db names the database as FHIRBOX_DATABASE_URL does: a PostgreSQL URL, or the SQLite
+// file of the running server, which fhirbench opens beside it (fhirbox keeps other
+// fhirbox processes off the file, not other readers and writers).
 //
 // It loads patients derived from the Synthea sample through the HTTP API when asked
 // (-load), runs the scenario for -warmup then -d against the server while sampling its
@@ -41,7 +46,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/fhirbox/fhirbox/pkg/app"
 )
 
 // maxErrorRate is the share of failed requests above which a run fails.
@@ -88,7 +93,7 @@ func parseFlags() config {
 	flag.StringVar(&c.url, "url", "http://127.0.0.1:8080", "fhirbox base URL")
 	flag.StringVar(&c.user, "user", envOr("FHIRBOX_ADMIN_CLIENT_ID", "admin"), "Basic auth user (env FHIRBOX_ADMIN_CLIENT_ID)")
 	flag.StringVar(&c.secret, "secret", envOr("FHIRBOX_ADMIN_SECRET", "secret"), "Basic auth secret (env FHIRBOX_ADMIN_SECRET)")
-	flag.StringVar(&c.db, "db", os.Getenv("FHIRBOX_DATABASE_URL"), "the server's PostgreSQL URL, for the ceiling (env FHIRBOX_DATABASE_URL); without it only the in-process ceilings (token-jwt, token-password) are measured")
+	flag.StringVar(&c.db, "db", os.Getenv("FHIRBOX_DATABASE_URL"), "the server's database, for the ceiling: postgres://… or sqlite:<path> (env FHIRBOX_DATABASE_URL); without it only the in-process ceilings (token-jwt, token-password) are measured")
 	flag.StringVar(&c.scenario, "scenario", "read", strings.Join(Scenarios, " | ")+
 		"\n(token-* and read-bearer-* first write the Clients fhirbench-cc, fhirbench-jwt, fhirbench-pw, the User fhirbench-user and the AccessPolicy fhirbench-read through the admin API)")
 	flag.IntVar(&c.conc, "c", 16, "concurrency: closed-loop workers, and connections of the ceiling's pool")
@@ -128,21 +133,13 @@ func run() int {
 	der := NewDeriver(src, c.seed)
 	api := NewAPI(c.url, c.user, c.secret, c.conc)
 
-	var db *pgxpool.Pool
+	var db *DB
 	if c.db != "" {
-		pc, err := pgxpool.ParseConfig(c.db)
-		if err != nil {
-			return fail("-db: %v", err)
-		}
 		// One connection per worker, all opened before the measurement.
-		pc.MaxConns, pc.MinConns = int32(c.conc), int32(c.conc)
-		if db, err = pgxpool.NewWithConfig(ctx, pc); err != nil {
+		if db, err = OpenDB(ctx, c.db, c.conc); err != nil {
 			return fail("-db: %v", err)
 		}
 		defer db.Close()
-		if err := db.Ping(ctx); err != nil {
-			return fail("-db: %v", err)
-		}
 	} else if CeilingNeedsDB(c.scenario) {
 		fmt.Fprintln(os.Stderr, "fhirbench: no -db: the ceiling is not measured")
 	}
@@ -169,12 +166,17 @@ func run() int {
 		var np, no int
 		if err := db.QueryRow(ctx, `SELECT count(*) FILTER (WHERE resource_type = 'Patient'),
   count(*) FILTER (WHERE resource_type = 'Observation') FROM resource WHERE NOT deleted`).Scan(&np, &no); err == nil {
-			fmt.Printf("database     %d patients, %d observations\n", np, no)
+			fmt.Printf("database     %s, %d patients, %d observations\n", db.Backend, np, no)
 			// Measure the database as autovacuum leaves it on a server that has been
 			// running: statistics for the planner, and a visibility map that lets
 			// index-only scans skip the heap. A fresh load may have had neither yet.
-			if _, err := db.Exec(ctx, `VACUUM ANALYZE`); err != nil {
-				fmt.Printf("warning      VACUUM ANALYZE: %v\n", err)
+			// SQLite has no autovacuum to imitate, and fhirbox never runs ANALYZE on
+			// its file: statistics would plan the server's statements as they are
+			// never planned in use.
+			if db.Backend == app.Postgres {
+				if _, err := db.Exec(ctx, `VACUUM ANALYZE`); err != nil {
+					fmt.Printf("warning      VACUUM ANALYZE: %v\n", err)
+				}
 			}
 		}
 	}
@@ -297,7 +299,7 @@ func run() int {
 
 // reportSessions says how many Session resources the run left on the server: every
 // token issued is one, and none is closed.
-func reportSessions(ctx context.Context, db *pgxpool.Pool, a *AuthSetup) {
+func reportSessions(ctx context.Context, db *DB, a *AuthSetup) {
 	n := a.Issued.Load()
 	plural := "s"
 	if n == 1 {

@@ -10,14 +10,13 @@ import (
 	"net/url"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
-	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgxpool"
-
+	"github.com/fhirbox/fhirbox/pkg/app"
 	"github.com/fhirbox/fhirbox/resources"
 )
 
@@ -202,59 +201,127 @@ func (w *Workload) ProbeHTTP(ctx context.Context, api *API, rng *rand.Rand) (str
 	return path, n, err
 }
 
-// Ceiling SQL: for each scenario, the one statement that does the essential database
-// work of the request, with none of fhirbox's (HTTP, JSON, auth, versioning, index
-// extraction, the ORM). The searches use the server's own conditions (EXISTS over the
-// index table, which is a join that returns each resource once; for a date, the
-// redundant "low <= end" that bounds the index range), order and page size, and count
-// the matches in the same statement with a window function.
+// Ceiling SQL: for each scenario, the statement that does the essential database work
+// of the request, with none of fhirbox's (HTTP, JSON, auth, versioning, index
+// extraction, the ORM), run on the server's own database. Writes go to tables of their
+// own, never to fhirbox's. What differs between PostgreSQL and SQLite is written by the
+// DB's dialect; the rest is shared.
 const (
 	ceilingTable       = "fhirbench_ceiling"
 	ceilingUpdateTable = "fhirbench_ceiling_update"
 
 	readSQL   = `SELECT content FROM resource WHERE resource_type = 'Patient' AND id = $1`
 	createSQL = `INSERT INTO ` + ceilingTable + ` (id, content) VALUES ($1, $2)`
-	updateSQL = `UPDATE ` + ceilingUpdateTable + ` SET version_id = version_id + 1, last_updated = now(), content = $2
+	// updateSQL has a %s for the dialect's current instant.
+	updateSQL = `UPDATE ` + ceilingUpdateTable + ` SET version_id = version_id + 1, last_updated = %s, content = $2
 WHERE resource_type = 'Patient' AND id = $1`
-
-	searchHead = `SELECT r.content, count(*) OVER () FROM resource r
-WHERE r.resource_type = '%s' AND r.deleted = false AND `
-	searchTail = `
-ORDER BY r.last_updated DESC, r.id LIMIT 10`
-
-	familySQL = `EXISTS (SELECT 1 FROM search_string s WHERE s.resource_type = r.resource_type AND s.id = r.id
-  AND s.param = 'family' AND s.value LIKE $1 ESCAPE '\')`
-	birthdateSQL = `EXISTS (SELECT 1 FROM search_date s WHERE s.resource_type = r.resource_type AND s.id = r.id
-  AND s.param = 'birthdate' AND s.low >= $1 AND s.high <= $2 AND s.low <= $2)`
-	identifierSQL = `EXISTS (SELECT 1 FROM search_token s WHERE s.resource_type = r.resource_type AND s.id = r.id
-  AND s.param = 'identifier' AND s.system = $1 AND s.code = $2)`
-	observationSQL = `EXISTS (SELECT 1 FROM search_reference s WHERE s.resource_type = r.resource_type AND s.id = r.id
-  AND s.param = 'patient' AND s.target_type = 'Patient' AND s.target_id = $1)
-AND EXISTS (SELECT 1 FROM search_token s WHERE s.resource_type = r.resource_type AND s.id = r.id
-  AND s.param = 'code' AND s.system = $2 AND s.code = $3)`
 )
 
-func searchSQL(typ, cond string) string { return fmt.Sprintf(searchHead, typ) + cond + searchTail }
+// The searches use the server's own conditions on the index tables, its order and its
+// page size (resources/sqlstore/search.go), with the type and parameter names written
+// into the SQL where the server binds them. The values are prepared as the server
+// prepares them: strings normalised, a date as the range of its day with the redundant
+// "low <= end" that gives the index range an upper end.
+//
+// On PostgreSQL every clause is a correlated EXISTS, which the planner turns into a
+// semi-join (a join that returns each resource once), and one statement returns the
+// page and counts the matches with a window function.
+//
+// On SQLite the server (sqlstore.Dialect's MatchIn and RowidPage) starts from one
+// clause, as "r.id IN (SELECT s.id …)", checks the others with a correlated EXISTS,
+// sorts the rowids of the matches by "+r.last_updated DESC, +r.id" (the unary + keeps
+// SQLite from walking the last_updated index past every resource of the type), reads
+// the rows of the page, and counts the matches in a second statement only when the
+// page is full. The ceiling sends the same two statements. To choose its starting
+// clause the server first counts each clause's index rows (Dialect.drivers); the
+// ceiling starts from the clause it knows to be the most selective (the family, the
+// birth date, the identifier, an observation's patient) without counting: that probe
+// is fhirbox's planning, charged to fhirbox like the rest of its work.
 
-// searchArgs returns the ceiling statement and arguments of one search, with the
-// values prepared as the server prepares them: strings normalised, a date as the range
-// of its day.
-func (w *Workload) searchArgs(p params) (string, []any, error) {
+// indexMatch is a clause of a ceiling search: the resource has a row of param in the
+// index table whose values satisfy cond, which holds the statement's placeholders.
+type indexMatch struct {
+	table, param, cond string
+	// drives marks the clause that the SQLite form starts from.
+	drives bool
+}
+
+// ceilingSearch is the SQL of a search scenario.
+type ceilingSearch struct {
+	// pg is the PostgreSQL statement: the page, each row with the number of matches.
+	pg string
+	// page and count are the SQLite statements: the page, and the number of matches.
+	page, count string
+}
+
+// newCeilingSearch writes the SQL of a search of typ.
+func newCeilingSearch(typ string, clauses ...indexMatch) ceilingSearch {
+	var pg, where strings.Builder
+	fmt.Fprintf(&pg, "SELECT r.content, count(*) OVER () FROM resource r\nWHERE r.resource_type = '%s' AND r.deleted = false", typ)
+	for _, c := range clauses {
+		fmt.Fprintf(&pg, "\n  AND EXISTS (SELECT 1 FROM %s s WHERE s.resource_type = r.resource_type AND s.id = r.id AND s.param = '%s' AND %s)",
+			c.table, c.param, c.cond)
+	}
+	// In the order of the parameters' names, as the server writes its clauses, so that
+	// the statement is the server's but for its bound names.
+	fmt.Fprintf(&where, "r.resource_type = '%s' AND NOT r.deleted", typ)
+	for _, c := range slices.SortedStableFunc(slices.Values(clauses), func(a, b indexMatch) int { return strings.Compare(a.param, b.param) }) {
+		if c.drives {
+			fmt.Fprintf(&where, " AND r.id IN (SELECT s.id FROM %s s WHERE s.resource_type = '%s' AND s.param = '%s' AND (%s))",
+				c.table, typ, c.param, c.cond)
+		} else {
+			fmt.Fprintf(&where, " AND EXISTS (SELECT 1 FROM %s s WHERE s.resource_type = r.resource_type AND s.id = r.id AND s.param = '%s' AND (%s))",
+				c.table, c.param, c.cond)
+		}
+	}
+	limit := strconv.Itoa(searchCount)
+	fmt.Fprintf(&pg, "\nORDER BY r.last_updated DESC, r.id LIMIT %s", limit)
+	return ceilingSearch{
+		pg: pg.String(),
+		// The server writes an OFFSET even for the first page, and with one SQLite
+		// checks an EXISTS as a correlated subquery instead of joining it: the ceiling
+		// writes it too, to be planned as the server is.
+		page: "SELECT r.content FROM resource r WHERE r.rowid IN (SELECT r.rowid FROM resource r WHERE " + where.String() +
+			" ORDER BY +r.last_updated DESC, +r.id LIMIT " + limit + " OFFSET 0) ORDER BY r.last_updated DESC, r.id",
+		count: "SELECT count(*) FROM resource r WHERE " + where.String(),
+	}
+}
+
+// ceilingSearches are the statements of the search scenarios.
+var ceilingSearches = map[string]ceilingSearch{
+	"search-family": newCeilingSearch("Patient",
+		indexMatch{"search_string", "family", `s.value LIKE $1 ESCAPE '\'`, true}),
+	"search-birthdate": newCeilingSearch("Patient",
+		indexMatch{"search_date", "birthdate", `s.low >= $1 AND s.high <= $2 AND s.low <= $2`, true}),
+	"search-identifier": newCeilingSearch("Patient",
+		indexMatch{"search_token", "identifier", `s.system = $1 AND s.code = $2`, true}),
+	// A patient has a few observations, a code is shared by many patients'.
+	"search-observation": newCeilingSearch("Observation",
+		indexMatch{"search_reference", "patient", `s.target_type = 'Patient' AND s.target_id = $1`, true},
+		indexMatch{"search_token", "code", `s.system = $2 AND s.code = $3`, false}),
+}
+
+// searchArgs returns the ceiling statements and arguments of one search, with the
+// values prepared as the server prepares them and bound as db stores them.
+func (w *Workload) searchArgs(db *DB, p params) (ceilingSearch, []any, error) {
+	s, ok := ceilingSearches[w.Scenario]
+	if !ok {
+		return s, nil, fmt.Errorf("no search in scenario %s", w.Scenario)
+	}
 	switch w.Scenario {
 	case "search-family":
-		return searchSQL("Patient", familySQL), []any{likeEscape(resources.NormalizeString(p.family)) + "%"}, nil
+		return s, []any{likeEscape(resources.NormalizeString(p.family)) + "%"}, nil
 	case "search-birthdate":
 		lo, hi, err := resources.ParseDateRange(p.date)
 		if err != nil {
-			return "", nil, err
+			return s, nil, err
 		}
-		return searchSQL("Patient", birthdateSQL), []any{lo, hi}, nil
+		return s, []any{db.instant(lo), db.instant(hi)}, nil
 	case "search-identifier":
-		return searchSQL("Patient", identifierSQL), []any{p.ident.System, p.ident.Value}, nil
-	case "search-observation":
-		return searchSQL("Observation", observationSQL), []any{p.patient, p.code.System, p.code.Value}, nil
+		return s, []any{p.ident.System, p.ident.Value}, nil
+	default:
+		return s, []any{p.patient, p.code.System, p.code.Value}, nil
 	}
-	return "", nil, fmt.Errorf("no search in scenario %s", w.Scenario)
 }
 
 // likeEscape escapes LIKE's wildcards, as the server does.
@@ -262,32 +329,59 @@ func likeEscape(s string) string { return likeRE.ReplaceAllString(s, `\$0`) }
 
 var likeRE = regexp.MustCompile(`[\\%_]`)
 
-// querySearch runs one ceiling search, reading every row as a client would, and
-// returns the number of matches. The statement is sent unprepared, planned for its
-// values, as the server sends its searches: a prepared one switches to a generic plan
-// after five runs, which cannot turn LIKE 'abc%' into an index range.
-func querySearch(ctx context.Context, db *pgxpool.Pool, sql string, args []any) (int, error) {
-	rows, err := db.Query(ctx, sql, append([]any{pgx.QueryExecModeExec}, args...)...)
+// querySearch runs one ceiling search, reading every row of the page as a client
+// would, and returns the number of matches. The statements are sent unprepared, as the
+// server sends its searches (see DB.QueryUnprepared).
+func querySearch(ctx context.Context, db *DB, s ceilingSearch, args []any) (int, error) {
+	stmt := s.pg
+	if db.matchIn {
+		stmt = s.page
+	}
+	rows, err := db.QueryUnprepared(ctx, stmt, args...)
 	if err != nil {
 		return 0, err
 	}
 	defer rows.Close()
-	total := 0
+	n, total := 0, 0
+	var content []byte
+	dest := []any{&content, &total}
+	if db.matchIn {
+		dest = dest[:1]
+	}
 	for rows.Next() {
-		var content []byte
-		if err := rows.Scan(&content, &total); err != nil {
+		if err := rows.Scan(dest...); err != nil {
 			return 0, err
 		}
+		n++
 	}
-	return total, rows.Err()
+	if err := rows.Err(); err != nil {
+		return 0, err
+	}
+	if !db.matchIn {
+		return total, nil
+	}
+	rows.Close()
+	// A page that is not full holds the last match: the server counts no further.
+	if n < searchCount {
+		return n, nil
+	}
+	err = db.QueryRow(ctx, s.count, args...).Scan(&total)
+	return total, err
 }
 
 // CeilingOp returns the scenario's ceiling and a cleanup that drops the tables it made.
 // Most ceilings are one SQL statement, and writes go to tables of their own, never to
-// fhirbox's: create and token-client-credentials insert into a bare (id, content jsonb)
+// fhirbox's: create and token-client-credentials insert into a bare (id, content)
 // table, update updates a copy of the Patient rows. The ceilings of token-jwt and
 // token-password run in-process and take a nil db (see CeilingNeedsDB).
-func (w *Workload) CeilingOp(ctx context.Context, db *pgxpool.Pool) (Op, func(), error) {
+//
+// On SQLite those tables are in fhirbox's file, so the ceiling's writes take the one
+// write lock of the file that fhirbox's writer takes too, and that the workers take
+// from each other: each waits for it (busy_timeout) while another holds it. That is
+// what any writer to the file meets, and what the figure should include. fhirbox meets
+// it with one writer that commits the writes waiting together; the ceiling with a
+// transaction per statement and connection, as it does on PostgreSQL.
+func (w *Workload) CeilingOp(ctx context.Context, db *DB) (Op, func(), error) {
 	nop := func() {}
 	if strings.HasPrefix(w.Scenario, "token-") {
 		return w.authCeilingOp(ctx, db)
@@ -299,7 +393,7 @@ func (w *Workload) CeilingOp(ctx context.Context, db *pgxpool.Pool) (Op, func(),
 			return db.QueryRow(ctx, readSQL, w.draw(rng).readID).Scan(&content)
 		}, nop, nil
 	case "create":
-		drop, err := scratch(ctx, db, ceilingTable, `CREATE TABLE IF NOT EXISTS `+ceilingTable+` (id text PRIMARY KEY, content jsonb NOT NULL)`)
+		drop, err := scratch(ctx, db, ceilingTable, fmt.Sprintf(db.docTable, ceilingTable))
 		if err != nil {
 			return nil, nil, err
 		}
@@ -310,52 +404,63 @@ func (w *Workload) CeilingOp(ctx context.Context, db *pgxpool.Pool) (Op, func(),
 			if err != nil {
 				return err
 			}
-			_, err = db.Exec(ctx, createSQL, randomUUID(rng), body)
+			_, err = db.Exec(ctx, createSQL, randomUUID(rng), db.doc(body))
 			return err
 		}, drop, nil
 	case "update":
-		drop, err := scratch(ctx, db, ceilingUpdateTable,
-			`CREATE TABLE `+ceilingUpdateTable+` (LIKE resource INCLUDING ALL)`,
-			`INSERT INTO `+ceilingUpdateTable+` SELECT * FROM resource WHERE resource_type = 'Patient'`,
-			`ANALYZE `+ceilingUpdateTable)
+		stmts, err := db.likeResource(ctx, ceilingUpdateTable)
 		if err != nil {
 			return nil, nil, err
 		}
+		stmts = append(stmts, `INSERT INTO `+ceilingUpdateTable+` SELECT * FROM resource WHERE resource_type = 'Patient'`)
+		// SQLite's copy stays without statistics, as fhirbox's tables are: fhirbox
+		// never runs ANALYZE on its file.
+		if db.Backend == app.Postgres {
+			stmts = append(stmts, `ANALYZE `+ceilingUpdateTable)
+		}
+		drop, err := scratch(ctx, db, ceilingUpdateTable, stmts...)
+		if err != nil {
+			return nil, nil, err
+		}
+		update := fmt.Sprintf(updateSQL, db.now)
 		return func(ctx context.Context, rng *rand.Rand) error {
 			p := w.draw(rng)
 			body, err := w.Der.UpdateJSON(p.updateN, rng)
 			if err != nil {
 				return err
 			}
-			tag, err := db.Exec(ctx, updateSQL, p.readID, body)
-			if err == nil && tag.RowsAffected() != 1 {
-				err = fmt.Errorf("ceiling update of %s changed %d rows", p.readID, tag.RowsAffected())
+			n, err := db.Exec(ctx, update, p.readID, db.doc(body))
+			if err == nil && n != 1 {
+				err = fmt.Errorf("ceiling update of %s changed %d rows", p.readID, n)
 			}
 			return err
 		}, drop, nil
 	}
+	if _, ok := ceilingSearches[w.Scenario]; !ok {
+		return nil, nil, fmt.Errorf("scenario %s has no ceiling", w.Scenario)
+	}
 	return func(ctx context.Context, rng *rand.Rand) error {
-		sql, args, err := w.searchArgs(w.draw(rng))
+		s, args, err := w.searchArgs(db, w.draw(rng))
 		if err != nil {
 			return err
 		}
-		_, err = querySearch(ctx, db, sql, args)
+		_, err = querySearch(ctx, db, s, args)
 		return err
 	}, nop, nil
 }
 
 // ProbeSQL runs one ceiling search and returns its number of matches.
-func (w *Workload) ProbeSQL(ctx context.Context, db *pgxpool.Pool, rng *rand.Rand) (int, error) {
-	sql, args, err := w.searchArgs(w.draw(rng))
+func (w *Workload) ProbeSQL(ctx context.Context, db *DB, rng *rand.Rand) (int, error) {
+	s, args, err := w.searchArgs(db, w.draw(rng))
 	if err != nil {
 		return 0, err
 	}
-	return querySearch(ctx, db, sql, args)
+	return querySearch(ctx, db, s, args)
 }
 
 // scratch creates a table of the benchmark (dropping a leftover of an interrupted run
 // first) and returns what drops it.
-func scratch(ctx context.Context, db *pgxpool.Pool, table string, stmts ...string) (func(), error) {
+func scratch(ctx context.Context, db *DB, table string, stmts ...string) (func(), error) {
 	drop := func() {
 		// The run's context may be cancelled by now; the drop must still happen.
 		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
@@ -376,14 +481,16 @@ func scratch(ctx context.Context, db *pgxpool.Pool, table string, stmts ...strin
 
 // PopulationFromDB returns the live patients of the database, for -load 0, with the
 // codes of their observations. Only the fields requests need are read, not whole
-// documents.
-func PopulationFromDB(ctx context.Context, db *pgxpool.Pool) ([]PatientInfo, error) {
+// documents; the JSON operators are those of both PostgreSQL (jsonb) and SQLite (on
+// JSON text).
+func PopulationFromDB(ctx context.Context, db *DB) ([]PatientInfo, error) {
 	rows, err := db.Query(ctx, `SELECT id, coalesce(content->'name'->0->>'family', ''),
   coalesce(content->>'birthDate', ''), coalesce(content->'identifier', '[]')
 FROM resource WHERE resource_type = 'Patient' AND NOT deleted ORDER BY id`)
 	if err != nil {
 		return nil, err
 	}
+	defer rows.Close()
 	var out []PatientInfo
 	byID := map[string]int{}
 	for rows.Next() {
@@ -408,21 +515,25 @@ FROM resource WHERE resource_type = 'Patient' AND NOT deleted ORDER BY id`)
 	if err := rows.Err(); err != nil {
 		return nil, err
 	}
-	rows, err = db.Query(ctx, `SELECT DISTINCT substr(content->'subject'->>'reference', 9),
+	rows.Close()
+	obs, err := db.Query(ctx, `SELECT DISTINCT substr(content->'subject'->>'reference', 9),
   coalesce(content->'code'->'coding'->0->>'system', ''), content->'code'->'coding'->0->>'code'
 FROM resource WHERE resource_type = 'Observation' AND NOT deleted
   AND content->'subject'->>'reference' LIKE 'Patient/%' AND content->'code'->'coding'->0->>'code' IS NOT NULL`)
 	if err != nil {
 		return nil, err
 	}
-	var pid, sys, code string
-	_, err = pgx.ForEachRow(rows, []any{&pid, &sys, &code}, func() error {
+	defer obs.Close()
+	for obs.Next() {
+		var pid, sys, code string
+		if err := obs.Scan(&pid, &sys, &code); err != nil {
+			return nil, err
+		}
 		if i, ok := byID[pid]; ok {
 			out[i].Codes = append(out[i].Codes, Ident{sys, code})
 		}
-		return nil
-	})
-	if err != nil {
+	}
+	if err := obs.Err(); err != nil {
 		return nil, err
 	}
 	return out, nil

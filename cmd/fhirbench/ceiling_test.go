@@ -1,0 +1,310 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"golang.org/x/crypto/bcrypt"
+
+	"github.com/fhirbox/fhirbox/pkg/app"
+	"github.com/fhirbox/fhirbox/pkg/server"
+	"github.com/fhirbox/fhirbox/pkg/testdb"
+)
+
+// benchServer is fhirbox on a fresh database of backend b, served over HTTP as fhirbench
+// meets it, and the same database opened as fhirbench opens -db: beside the server.
+func benchServer(t *testing.T, b testdb.Backend) (*API, *DB, string) {
+	t.Helper()
+	ctx := context.Background()
+	dbURL := b.DatabaseURL(t)
+	d, err := app.ParseDatabase(dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := app.OpenStore(ctx, d)
+	if err != nil {
+		t.Fatalf("open store: %v", err)
+	}
+	t.Cleanup(func() { st.Close() })
+	a, err := app.New(ctx, st, app.Config{
+		Server:      server.Config{BaseURL: "http://fhirbox.test", AdminClientID: "admin", Logger: slog.New(slog.DiscardHandler)},
+		AdminSecret: "admin-secret",
+		BcryptCost:  bcrypt.MinCost,
+	})
+	if err != nil {
+		t.Fatalf("app: %v", err)
+	}
+	srv := httptest.NewServer(a.Server)
+	t.Cleanup(srv.Close)
+	db, err := OpenDB(ctx, dbURL, 4)
+	if err != nil {
+		t.Fatalf("OpenDB(%s) while the server has it open: %v", dbURL, err)
+	}
+	t.Cleanup(db.Close)
+	if want := d.Backend; db.Backend != want {
+		t.Fatalf("OpenDB(%s) opened %s, want %s", dbURL, db.Backend, want)
+	}
+	return NewAPI(srv.URL, "admin", "admin-secret", 4), db, dbURL
+}
+
+// manyPatients share a birth date and an identifier, and the first has manyObs
+// observations of one code: searches whose matches overflow a page, which the server
+// and the SQLite ceiling count in a statement of its own. One more is deleted, which
+// neither may find.
+const (
+	manyPatients = searchCount + 3
+	manyObs      = searchCount + 2
+	manyBirth    = "1971-02-03"
+	manySystem   = "urn:fhirbench:test"
+	manyCode     = "8302-2"
+	loinc        = "http://loinc.org"
+)
+
+func manyID(i int) string { return fmt.Sprintf("many-%d", i) }
+
+// writeMany writes the manyPatients and their observations, and returns what
+// PopulationFromDB should find of them.
+func writeMany(t *testing.T, api *API) []PatientInfo {
+	t.Helper()
+	ctx := context.Background()
+	put := func(typ, id string, doc map[string]any) {
+		t.Helper()
+		doc["resourceType"], doc["id"] = typ, id
+		b, _ := json.Marshal(doc)
+		if _, _, err := api.Do(ctx, http.MethodPut, "/"+typ+"/"+id, "/"+typ+"/{id}", b, false); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var out []PatientInfo
+	for i := range manyPatients + 1 {
+		id := manyID(i)
+		ident := []Ident{{manySystem, "shared"}, {manySystem, id}}
+		put("Patient", id, map[string]any{
+			"name":       []any{map[string]any{"family": "Manyfold"}},
+			"birthDate":  manyBirth,
+			"identifier": []any{map[string]any{"system": ident[0].System, "value": ident[0].Value}, map[string]any{"system": ident[1].System, "value": ident[1].Value}},
+		})
+		if i == manyPatients {
+			if _, _, err := api.Do(ctx, http.MethodDelete, "/Patient/"+id, "/Patient/{id}", nil, false); err != nil {
+				t.Fatal(err)
+			}
+			continue
+		}
+		out = append(out, PatientInfo{N: -1, ID: id, Family: "Manyfold", FamilyQuery: "Manyfold", BirthDate: manyBirth, Identifiers: ident})
+	}
+	for k := range manyObs {
+		put("Observation", fmt.Sprintf("many-obs-%d", k), map[string]any{
+			"status":  "final",
+			"code":    map[string]any{"coding": []any{map[string]any{"system": loinc, "code": manyCode}}},
+			"subject": map[string]any{"reference": "Patient/" + manyID(0)},
+		})
+	}
+	out[0].Codes = []Ident{{loinc, manyCode}}
+	return out
+}
+
+// TestCeilingsOnBothBackends loads a small population into a real fhirbox on each
+// backend and checks that fhirbench reads it back from the database, that every ceiling
+// search finds as many matches as the server's search with the same values, and that
+// every ceiling runs without errors and leaves fhirbox's tables as they were.
+func TestCeilingsOnBothBackends(t *testing.T) {
+	for _, b := range testdb.Backends() {
+		t.Run(string(b), func(t *testing.T) {
+			t.Parallel()
+			ctx := context.Background()
+			api, db, _ := benchServer(t, b)
+			der := NewDeriver(fixture(t), 1)
+			loaded, err := (&Loader{API: api, Der: der, DB: db, Conc: 4, ObsPP: 3}).Load(ctx, 40)
+			if err != nil {
+				t.Fatalf("load: %v", err)
+			}
+			want := append(loaded, writeMany(t, api)...)
+
+			pop, err := PopulationFromDB(ctx, db)
+			if err != nil {
+				t.Fatalf("PopulationFromDB: %v", err)
+			}
+			if got, w := canonical(pop), canonical(want); got != w {
+				t.Errorf("PopulationFromDB:\n%s\nwant\n%s", got, w)
+			}
+			// A second load finds everything in place through the database.
+			if again, err := (&Loader{API: api, Der: der, DB: db, Conc: 4, ObsPP: 3}).Load(ctx, 40); err != nil || canonical(again) != canonical(loaded) {
+				t.Errorf("second load: %v", err)
+			}
+
+			t.Run("searches", func(t *testing.T) { checkSearchCounts(t, api, db, der, pop) })
+			t.Run("ceilings", func(t *testing.T) { checkCeilingsRun(t, db, der, pop) })
+		})
+	}
+}
+
+// canonical prints a population in a fixed order, codes sorted: the database returns
+// an observation's codes in no particular order.
+func canonical(ps []PatientInfo) string {
+	ps = slices.Clone(ps)
+	slices.SortFunc(ps, func(a, b PatientInfo) int { return strings.Compare(a.ID, b.ID) })
+	var sb strings.Builder
+	for _, p := range ps {
+		codes := slices.Clone(p.Codes)
+		slices.SortFunc(codes, func(a, b Ident) int { return strings.Compare(a.System+"|"+a.Value, b.System+"|"+b.Value) })
+		fmt.Fprintf(&sb, "%d %s %q %q %s %v %v\n", p.N, p.ID, p.Family, p.FamilyQuery, p.BirthDate, p.Identifiers, codes)
+	}
+	return sb.String()
+}
+
+// checkSearchCounts runs every search scenario's ceiling for every value the
+// population offers and compares its number of matches with the server's total.
+func checkSearchCounts(t *testing.T, api *API, db *DB, der *Deriver, pop []PatientInfo) {
+	ctx := context.Background()
+	for _, sc := range []string{"search-family", "search-birthdate", "search-identifier", "search-observation"} {
+		t.Run(sc, func(t *testing.T) {
+			w, err := NewWorkload(sc, der, pop)
+			if err != nil {
+				t.Fatal(err)
+			}
+			seen := map[string]bool{}
+			var values []params
+			add := func(p params) {
+				if k := fmt.Sprint(p); !seen[k] {
+					seen[k] = true
+					values = append(values, p)
+				}
+			}
+			for _, p := range pop {
+				switch sc {
+				case "search-family":
+					add(params{family: p.FamilyQuery})
+					// A prefix of a name, as a user types it, matches many.
+					add(params{family: p.FamilyQuery[:min(3, len(p.FamilyQuery))]})
+				case "search-birthdate":
+					add(params{date: p.BirthDate})
+				case "search-identifier":
+					for _, id := range p.Identifiers {
+						add(params{ident: id})
+					}
+				case "search-observation":
+					for _, c := range p.Codes {
+						add(params{patient: p.ID, code: c})
+					}
+				}
+			}
+			most := 0
+			for _, p := range values {
+				path := w.searchPath(p)
+				_, body, err := api.Do(ctx, http.MethodGet, path, path, nil, true)
+				if err != nil {
+					t.Fatal(err)
+				}
+				srv, err := BundleSize(body)
+				if err != nil {
+					t.Fatal(err)
+				}
+				s, args, err := w.searchArgs(db, p)
+				if err != nil {
+					t.Fatal(err)
+				}
+				ceil, err := querySearch(ctx, db, s, args)
+				if err != nil {
+					t.Fatalf("%s: ceiling: %v", path, err)
+				}
+				if ceil != srv || srv == 0 {
+					t.Errorf("%s: the ceiling finds %d, the server %d (want the same, at least 1)", path, ceil, srv)
+				}
+				most = max(most, srv)
+			}
+			// The counts past a full page are compared too, not only short pages.
+			if most <= searchCount {
+				t.Errorf("%d values searched, at most %d matches: none fills a page of %d", len(values), most, searchCount)
+			}
+		})
+	}
+}
+
+// checkCeilingsRun runs every ceiling that needs the database on two workers, as main
+// runs them, and checks that fhirbox's tables are as they were and the scratch tables
+// gone afterwards.
+func checkCeilingsRun(t *testing.T, db *DB, der *Deriver, pop []PatientInfo) {
+	ctx := context.Background()
+	const fingerprint = `SELECT (SELECT count(*) FROM resource), (SELECT count(*) FROM resource WHERE version_id > 1),
+  (SELECT count(*) FROM resource_history), (SELECT count(*) FROM search_string)`
+	state := func() string {
+		var a, b, c, d int
+		if err := db.QueryRow(ctx, fingerprint).Scan(&a, &b, &c, &d); err != nil {
+			t.Fatal(err)
+		}
+		return fmt.Sprint(a, b, c, d)
+	}
+	before := state()
+	for _, sc := range Scenarios {
+		if !CeilingNeedsDB(sc) {
+			continue
+		}
+		t.Run(sc, func(t *testing.T) {
+			w, err := NewWorkload(sc, der, pop)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if strings.HasPrefix(sc, "search-") {
+				if n, err := w.ProbeSQL(ctx, db, rand.New(rand.NewPCG(1, 2))); err != nil || n == 0 {
+					t.Errorf("probe: %d matches, %v", n, err)
+				}
+			}
+			op, cleanup, err := w.CeilingOp(ctx, db)
+			if err != nil {
+				t.Fatal(err)
+			}
+			r := Runner{Conc: 2, Seed: 1}.Run(ctx, 150*time.Millisecond, 4, op)
+			cleanup()
+			if r.OK == 0 || r.Errors != 0 {
+				t.Errorf("%d ok, %d errors %v", r.OK, r.Errors, r.ErrorKinds)
+			}
+		})
+	}
+	if after := state(); after != before {
+		t.Errorf("the ceilings changed fhirbox's tables: %s before, %s after", before, after)
+	}
+	for _, table := range []string{ceilingTable, ceilingUpdateTable, ceilingSessionTable} {
+		var n int
+		if err := db.QueryRow(ctx, `SELECT count(*) FROM `+table).Scan(&n); err == nil {
+			t.Errorf("scratch table %s is still there", table)
+		}
+	}
+}
+
+// TestOpenDBRefusesWhatIsNotFhirbox: a missing SQLite file is not created, and a file
+// without fhirbox's tables is refused untouched, with a reason rather than a failure of
+// the first statement.
+func TestOpenDBRefusesWhatIsNotFhirbox(t *testing.T) {
+	ctx := context.Background()
+	missing := filepath.Join(t.TempDir(), "none.db")
+	if _, err := OpenDB(ctx, "sqlite:"+missing, 2); err == nil || !strings.Contains(err.Error(), "no SQLite database") {
+		t.Errorf("missing file: %v", err)
+	}
+	if _, err := os.Stat(missing); err == nil {
+		t.Error("OpenDB created the missing file")
+	}
+	empty := filepath.Join(t.TempDir(), "empty.db")
+	if err := os.WriteFile(empty, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := OpenDB(ctx, "sqlite:"+empty, 2); err == nil || !strings.Contains(err.Error(), "no resource table") {
+		t.Errorf("a file that is not fhirbox's: %v", err)
+	}
+	if fi, err := os.Stat(empty); err != nil || fi.Size() != 0 {
+		t.Errorf("OpenDB wrote to a file that is not fhirbox's: %v", err)
+	}
+	if _, err := OpenDB(ctx, "sqlite:", 2); err == nil || !strings.Contains(err.Error(), "names no file") {
+		t.Errorf("sqlite: without a path: %v, want ParseDatabase's reason", err)
+	}
+}
