@@ -278,11 +278,10 @@ func newCeilingSearch(typ string, clauses ...indexMatch) ceilingSearch {
 	fmt.Fprintf(&pg, "\nORDER BY r.last_updated DESC, r.id LIMIT %s", limit)
 	return ceilingSearch{
 		pg: pg.String(),
-		// The server writes an OFFSET even for the first page, and with one SQLite
-		// checks an EXISTS as a correlated subquery instead of joining it: the ceiling
-		// writes it too, to be planned as the server is.
+		// The first page has no OFFSET, as the server writes it: with one, SQLite
+		// checks an EXISTS as a correlated subquery instead of joining it.
 		page: "SELECT r.content FROM resource r WHERE r.rowid IN (SELECT r.rowid FROM resource r WHERE " + where.String() +
-			" ORDER BY +r.last_updated DESC, +r.id LIMIT " + limit + " OFFSET 0) ORDER BY r.last_updated DESC, r.id",
+			" ORDER BY +r.last_updated DESC, +r.id LIMIT " + limit + ") ORDER BY r.last_updated DESC, r.id",
 		count: "SELECT count(*) FROM resource r WHERE " + where.String(),
 	}
 }

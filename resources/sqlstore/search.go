@@ -110,7 +110,13 @@ func (d *Dialect) Search(ctx context.Context, db Querier, q *resources.Query) (*
 		if err := page.orderBy(q.Sort); err != nil {
 			return nil, err
 		}
-		page.w(" LIMIT ", page.arg(count), " OFFSET ", page.arg(offset))
+		page.w(" LIMIT ", page.arg(count))
+		// No OFFSET on the first page: with one (even 0) SQLite checks an EXISTS
+		// clause once per candidate instead of joining it (Observation by patient
+		// and code: 1.00 → 0.75 ms at 100,000 patients).
+		if offset > 0 {
+			page.w(" OFFSET ", page.arg(offset))
+		}
 		stmt := "SELECT r.id, r.version_id, r.last_updated, r.deleted, r.content" + page.String()
 		if d.RowidPage {
 			// The matches are sorted by their row ids and sort keys alone; the content
