@@ -81,8 +81,8 @@ run() {
 
 # Order matters: create and update add patients, so they come after the 1k searches.
 run fhirbox_bench_1k 1000 16 read read-bearer-opaque read-bearer-jwt policies read-bearer-opaque read-bearer-jwt
-run fhirbox_bench_1k 0 1 search-family search-birthdate search-identifier search-observation
+run fhirbox_bench_1k 0 1 search-family search-family-exact search-birthdate search-identifier search-observation
 run fhirbox_bench_1k 0 16 search-family search-birthdate search-identifier search-observation \
   token-client-credentials token-jwt token-password create update
-run fhirbox_bench_100k 100000 1 search-family search-birthdate search-identifier search-observation
+run fhirbox_bench_100k 100000 1 search-family search-family-exact search-birthdate search-identifier search-observation
 run fhirbox_bench_100k 0 16 read search-family

@@ -167,7 +167,7 @@ func canonical(ps []PatientInfo) string {
 // population offers and compares its number of matches with the server's total.
 func checkSearchCounts(t *testing.T, api *API, db *DB, der *Deriver, pop []PatientInfo) {
 	ctx := context.Background()
-	for _, sc := range []string{"search-family", "search-birthdate", "search-identifier", "search-observation"} {
+	for _, sc := range []string{"search-family", "search-family-exact", "search-birthdate", "search-identifier", "search-observation"} {
 		t.Run(sc, func(t *testing.T) {
 			w, err := NewWorkload(sc, der, pop)
 			if err != nil {
@@ -187,6 +187,10 @@ func checkSearchCounts(t *testing.T, api *API, db *DB, der *Deriver, pop []Patie
 					add(params{family: p.FamilyQuery})
 					// A prefix of a name, as a user types it, matches many.
 					add(params{family: p.FamilyQuery[:min(3, len(p.FamilyQuery))]})
+				case "search-family-exact":
+					// Every stored name: the rare ones the scenario draws and the
+					// common ones, which fill a page.
+					add(params{family: p.Family})
 				case "search-birthdate":
 					add(params{date: p.BirthDate})
 				case "search-identifier":

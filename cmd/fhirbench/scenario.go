@@ -21,7 +21,7 @@ import (
 )
 
 // Scenarios lists the -scenario values.
-var Scenarios = []string{"read", "create", "update", "search-family", "search-birthdate", "search-identifier", "search-observation",
+var Scenarios = []string{"read", "create", "update", "search-family", "search-family-exact", "search-birthdate", "search-identifier", "search-observation",
 	"token-client-credentials", "token-jwt", "token-password", "read-bearer-opaque", "read-bearer-jwt"}
 
 // CeilingNeedsDB reports whether the ceiling of scenario runs on the database; the
@@ -44,8 +44,10 @@ type Workload struct {
 	Scenario string
 	Der      *Deriver
 	// Patients is the population; Derived those of them the benchmark derived (update
-	// rebuilds their documents); WithObs those with observations.
-	Patients, Derived, WithObs []PatientInfo
+	// rebuilds their documents); WithObs those with observations; Rare those with a
+	// family name of the long tail (see familyName), shared by a handful of patients
+	// at any population size.
+	Patients, Derived, WithObs, Rare []PatientInfo
 	// Issuer is the iss of the JWTs the token-jwt ceiling signs: the server's URL.
 	Issuer string
 	// Auth is the OAuth scenarios' state on the server, from SetupAuth.
@@ -62,10 +64,14 @@ func NewWorkload(scenario string, der *Deriver, patients []PatientInfo) (*Worklo
 		if len(p.Codes) > 0 {
 			w.WithObs = append(w.WithObs, p)
 		}
+		if p.Family != p.FamilyQuery {
+			w.Rare = append(w.Rare, p)
+		}
 	}
 	need := map[string][]PatientInfo{
-		"update":             w.Derived,
-		"search-observation": w.WithObs,
+		"update":              w.Derived,
+		"search-observation":  w.WithObs,
+		"search-family-exact": w.Rare,
 	}
 	if !slices.Contains(Scenarios, scenario) {
 		return nil, fmt.Errorf("unknown scenario %q", scenario)
@@ -76,6 +82,9 @@ func NewWorkload(scenario string, der *Deriver, patients []PatientInfo) (*Worklo
 	if p, ok := need[scenario]; ok && len(p) == 0 {
 		if scenario == "update" {
 			return nil, fmt.Errorf("scenario update needs patients loaded by fhirbench (ids %s<n>): use -load", benchPrefix)
+		}
+		if scenario == "search-family-exact" {
+			return nil, fmt.Errorf("scenario search-family-exact needs patients with derived family names: use -load")
 		}
 		return nil, fmt.Errorf("scenario search-observation needs observations: use -load with -observations-per-patient")
 	}
@@ -107,6 +116,8 @@ func (w *Workload) draw(rng *rand.Rand) params {
 		p.readID, p.updateN = pi.ID, pi.N
 	case "search-family":
 		p.family = pick(rng, w.Patients).FamilyQuery
+	case "search-family-exact":
+		p.family = pick(rng, w.Rare).Family
 	case "search-birthdate":
 		p.date = pick(rng, w.Patients).BirthDate
 	case "search-identifier":
@@ -132,6 +143,8 @@ func (w *Workload) searchPath(p params) string {
 	switch w.Scenario {
 	case "search-family":
 		q.Set("family", p.family)
+	case "search-family-exact":
+		q.Set("family:exact", p.family)
 	case "search-birthdate":
 		q.Set("birthdate", p.date)
 	case "search-identifier":
@@ -290,6 +303,8 @@ func newCeilingSearch(typ string, clauses ...indexMatch) ceilingSearch {
 var ceilingSearches = map[string]ceilingSearch{
 	"search-family": newCeilingSearch("Patient",
 		indexMatch{"search_string", "family", `s.value LIKE $1 ESCAPE '\'`, true}),
+	"search-family-exact": newCeilingSearch("Patient",
+		indexMatch{"search_string", "family", `s.exact = $1`, true}),
 	"search-birthdate": newCeilingSearch("Patient",
 		indexMatch{"search_date", "birthdate", `s.low >= $1 AND s.high <= $2 AND s.low <= $2`, true}),
 	"search-identifier": newCeilingSearch("Patient",
@@ -310,6 +325,8 @@ func (w *Workload) searchArgs(db *DB, p params) (ceilingSearch, []any, error) {
 	switch w.Scenario {
 	case "search-family":
 		return s, []any{likeEscape(resources.NormalizeString(p.family)) + "%"}, nil
+	case "search-family-exact":
+		return s, []any{p.family}, nil
 	case "search-birthdate":
 		lo, hi, err := resources.ParseDateRange(p.date)
 		if err != nil {
