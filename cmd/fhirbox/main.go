@@ -91,6 +91,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	return fmt.Errorf("unknown command %q", args[0])
 }
 
+// sweepInterval is how often ended Sessions and spent authorization codes are removed.
+const sweepInterval = 10 * time.Minute
+
 // config is the server's configuration: flags, defaulting to FHIRBOX_* variables.
 type config struct {
 	Database      app.Database
@@ -101,7 +104,9 @@ type config struct {
 	MaxBodyBytes  int64
 	LogLevel      slog.Level
 	PprofAddr     string
-	JWTKeyPath    string
+	// SessionRetention is how long ended and closed Sessions are kept.
+	SessionRetention time.Duration
+	JWTKeyPath       string
 }
 
 func parseConfig(cmd string, args []string, getenv func(string) string, stderr io.Writer) (*config, error) {
@@ -114,7 +119,7 @@ func parseConfig(cmd string, args []string, getenv func(string) string, stderr i
 	fs := flag.NewFlagSet("fhirbox "+cmd, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	c := &config{}
-	var dbURL, dataDir, maxBody, logLevel string
+	var dbURL, dataDir, maxBody, logLevel, retention string
 	fs.StringVar(&dbURL, "database-url", env("FHIRBOX_DATABASE_URL", ""), "postgres://user@host:5432/db for PostgreSQL, or sqlite:<path> for a SQLite file; empty: the SQLite file fhirbox.db in the data directory (env FHIRBOX_DATABASE_URL)")
 	fs.StringVar(&dataDir, "data-dir", env("FHIRBOX_DATA_DIR", "./data"), "directory of the SQLite file when no database URL is given, created if need be (env FHIRBOX_DATA_DIR)")
 	fs.StringVar(&c.Addr, "addr", env("FHIRBOX_ADDR", ":8080"), "address to listen on (env FHIRBOX_ADDR)")
@@ -124,6 +129,7 @@ func parseConfig(cmd string, args []string, getenv func(string) string, stderr i
 	fs.StringVar(&maxBody, "max-body-bytes", env("FHIRBOX_MAX_BODY_BYTES", strconv.Itoa(10<<20)), "largest accepted request body in bytes (env FHIRBOX_MAX_BODY_BYTES)")
 	fs.StringVar(&c.JWTKeyPath, "jwt-private-key", env("FHIRBOX_JWT_PRIVATE_KEY", ""), "PEM file with the RSA key (2048 bits or more) that signs JWTs; empty: generated at first start and kept in the database (env FHIRBOX_JWT_PRIVATE_KEY)")
 	fs.StringVar(&c.PprofAddr, "pprof-addr", env("FHIRBOX_PPROF_ADDR", ""), "serve Go's net/http/pprof profiles on this address, e.g. 127.0.0.1:6060; empty: off (env FHIRBOX_PPROF_ADDR)")
+	fs.StringVar(&retention, "session-retention", env("FHIRBOX_SESSION_RETENTION", app.DefaultSessionRetention.String()), "how long an ended or closed Session is kept before it is removed, e.g. 24h (env FHIRBOX_SESSION_RETENTION)")
 	fs.StringVar(&logLevel, "log-level", env("FHIRBOX_LOG_LEVEL", "info"), "debug, info, warn or error (env FHIRBOX_LOG_LEVEL)")
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "usage: fhirbox %s [flags]\n\nflags (each defaults to its environment variable):\n", cmd)
@@ -163,6 +169,9 @@ func parseConfig(cmd string, args []string, getenv func(string) string, stderr i
 		return nil, fmt.Errorf("FHIRBOX_MAX_BODY_BYTES %q must be an integer of at least 1024", maxBody)
 	}
 	c.MaxBodyBytes = n
+	if c.SessionRetention, err = time.ParseDuration(retention); err != nil || c.SessionRetention < time.Minute {
+		return nil, fmt.Errorf("FHIRBOX_SESSION_RETENTION %q must be a duration of at least 1m, such as 168h", retention)
+	}
 	if err := c.LogLevel.UnmarshalText([]byte(logLevel)); err != nil {
 		return nil, fmt.Errorf("FHIRBOX_LOG_LEVEL %q must be debug, info, warn or error", logLevel)
 	}
@@ -197,8 +206,9 @@ func serve(ctx context.Context, cfg *config, stdout io.Writer) error {
 			BaseURL: cfg.BaseURL, MaxBodyBytes: cfg.MaxBodyBytes, AdminClientID: cfg.AdminClientID,
 			Logger: log, Metrics: reg, Version: version,
 		},
-		AdminSecret: cfg.AdminSecret,
-		JWTKeyPath:  cfg.JWTKeyPath,
+		AdminSecret:      cfg.AdminSecret,
+		JWTKeyPath:       cfg.JWTKeyPath,
+		SessionRetention: cfg.SessionRetention,
 	})
 	if err != nil {
 		return err
@@ -217,6 +227,7 @@ func serve(ctx context.Context, cfg *config, stdout io.Writer) error {
 	feedCtx, stopFeed := context.WithCancel(context.Background())
 	defer stopFeed()
 	go a.Listen(feedCtx)
+	go a.SweepEvery(feedCtx, sweepInterval)
 	srv := a.Server
 
 	ln, err := net.Listen("tcp", cfg.Addr)

@@ -49,6 +49,8 @@ func TestConfigErrors(t *testing.T) {
 		{"long admin secret", with("FHIRBOX_ADMIN_SECRET", strings.Repeat("a", 73)), nil, "FHIRBOX_ADMIN_SECRET"},
 		{"small body limit", with("FHIRBOX_MAX_BODY_BYTES", "10"), nil, "FHIRBOX_MAX_BODY_BYTES"},
 		{"bad log level", with("FHIRBOX_LOG_LEVEL", "loud"), nil, "FHIRBOX_LOG_LEVEL"},
+		{"bad session retention", with("FHIRBOX_SESSION_RETENTION", "7d"), nil, "FHIRBOX_SESSION_RETENTION"},
+		{"tiny session retention", with("FHIRBOX_SESSION_RETENTION", "1s"), nil, "FHIRBOX_SESSION_RETENTION"},
 		{"flag beats env", good, []string{"--database-url", "mysql://x"}, "postgres://"},
 		{"stray argument", good, []string{"extra"}, "unexpected argument"},
 		{"unknown flag", good, []string{"--nope"}, "flag provided but not defined"},
@@ -66,7 +68,8 @@ func TestConfigErrors(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.Addr != "127.0.0.1:9" || c.BaseURL != "https://x.test/base" || c.AdminClientID != "admin" || c.MaxBodyBytes != 10<<20 {
+	if c.Addr != "127.0.0.1:9" || c.BaseURL != "https://x.test/base" || c.AdminClientID != "admin" || c.MaxBodyBytes != 10<<20 ||
+		c.SessionRetention != 7*24*time.Hour {
 		t.Errorf("config %+v", c)
 	}
 }

@@ -41,6 +41,9 @@ type Config struct {
 	JWTKeyPath string
 	// Limiter slows password guessing (nil: the defaults of auth.NewLimiter).
 	Limiter *auth.Limiter
+	// SessionRetention is how long Sweep keeps an ended or closed Session (0:
+	// DefaultSessionRetention).
+	SessionRetention time.Duration
 }
 
 // App is a wired fhirbox.
@@ -55,6 +58,8 @@ type App struct {
 	// GeneratedSecret is the root client's secret when this start created it: shown once.
 	GeneratedSecret string
 	log             *slog.Logger
+	now             func() time.Time
+	retention       time.Duration
 }
 
 // New builds fhirbox over st: it makes sure the root client, its policy and the public
@@ -66,7 +71,13 @@ func New(ctx context.Context, st Store, cfg Config) (*App, error) {
 		cfg.Server.Logger = log
 	}
 	svc := resources.NewService(resources.DefaultRegistry(), st, resources.Options{Now: cfg.Now, BcryptCost: cfg.BcryptCost})
-	a := &App{Store: st, Service: svc, Clients: auth.NewClientVerifier(st), log: log}
+	a := &App{Store: st, Service: svc, Clients: auth.NewClientVerifier(st), log: log, now: cfg.Now, retention: cfg.SessionRetention}
+	if a.now == nil {
+		a.now = time.Now
+	}
+	if a.retention <= 0 {
+		a.retention = DefaultSessionRetention
+	}
 	compiler := &accesspolicy.Compiler{}
 	if r, ok := st.(accesspolicy.SQLRunner); ok {
 		compiler.SQL = r

@@ -185,6 +185,15 @@ func (s *Sessions) mint(doc map[string]any, sub string, cfg GrantConfig, client 
 			resp.RefreshToken = randomToken()
 		}
 		doc["refresh_token_hash"] = hashToken(resp.RefreshToken)
+		if rexp.IsZero() {
+			// A refresh token without expiry keeps the Session usable for as long as
+			// the client keeps it: it never ends by itself.
+			delete(doc, "ends")
+		} else {
+			doc["ends"] = max(exp.Unix(), rexp.Unix())
+		}
+	} else {
+		doc["ends"] = exp.Unix()
 	}
 	return resp, nil
 }

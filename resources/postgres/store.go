@@ -139,6 +139,12 @@ func (s *Store) Ping(ctx context.Context) error {
 // dialect is how PostgreSQL runs the statements shared with the SQLite store.
 var dialect = &sqlstore.Dialect{Name: "postgres", Translate: translate}
 
+// Purge removes up to limit resources of typ that have run out, with their history
+// (see sqlstore.Dialect.Purge).
+func (s *Store) Purge(ctx context.Context, typ, param string, before, deletedBefore time.Time, limit int) (int, error) {
+	return dialect.Purge(ctx, s.sql, typ, param, before, deletedBefore, limit)
+}
+
 // Read returns the current version of typ/id, deleted or not.
 func (s *Store) Read(ctx context.Context, typ, id string) (*resources.Resource, error) {
 	return dialect.ScanRead(ctx, s.sql.QueryRowContext(ctx, sqlstore.ReadSQL, typ, id), typ, id)

@@ -263,6 +263,13 @@ func (s timeScanner) Scan(src any) error {
 	return nil
 }
 
+// Purge removes up to limit resources of typ that have run out, with their history
+// (see sqlstore.Dialect.Purge). It runs on the write connection, in turn with the
+// store's writes.
+func (s *Store) Purge(ctx context.Context, typ, param string, before, deletedBefore time.Time, limit int) (int, error) {
+	return dialect.Purge(ctx, s.write, typ, param, before, deletedBefore, limit)
+}
+
 // Read returns the current version of typ/id, deleted or not.
 func (s *Store) Read(ctx context.Context, typ, id string) (*resources.Resource, error) {
 	return dialect.ScanRead(ctx, s.read.QueryRowContext(ctx, sqlstore.ReadSQL, typ, id), typ, id)

@@ -55,6 +55,8 @@ func Run(t *testing.T, be Backend) {
 		{"AddSigningKeyIfNoneClock", testAddSigningKeyIfNoneClock},
 		{"AddSigningKeyIfNoneConcurrent", testAddSigningKeyIfNoneConcurrent},
 		{"SigningKeysOrder", testSigningKeysOrder},
+		{"Purge", testPurge},
+		{"PurgeLimit", testPurgeLimit},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
