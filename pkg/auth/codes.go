@@ -2,6 +2,8 @@ package auth
 
 import (
 	"context"
+	"fmt"
+	"net/http"
 	"net/url"
 	"time"
 
@@ -19,33 +21,60 @@ const codeTTL = 10 * time.Minute
 type Codes struct {
 	svc *resources.Service
 	now func() time.Time
+	// issued slows an address that asks for many codes: anyone may ask, and each code
+	// is a row written until the sweeper removes it.
+	issued *Limiter
 }
+
+// Code issuing limits per client address: the first codesFree within codesForget
+// are free, then each waits twice as long as the last, up to codesMaxWait. A person
+// signing in asks for one code a sign-in.
+const (
+	codesFree    = 30
+	codesForget  = 10 * time.Minute
+	codesMaxWait = time.Minute
+)
 
 // NewCodes returns Codes stored through svc.
 func NewCodes(svc *resources.Service, now func() time.Time) *Codes {
 	if now == nil {
 		now = time.Now
 	}
-	return &Codes{svc: svc, now: now}
+	return &Codes{svc: svc, now: now, issued: NewLimiter(LimiterOptions{
+		// The codesFree-th code sets the first wait: the one after it waits.
+		Free: codesFree - 1, Base: time.Second, Max: codesMaxWait, Forget: codesForget, Now: now,
+	})}
 }
 
 // AuthorizeError is an /auth/authorize failure. Redirect is false when the client or
 // its redirect URI cannot be trusted: the error is then shown, never redirected (T12).
+// Status is the HTTP status to answer with (400 when zero) and RetryAfter, in seconds,
+// goes with a 429.
 type AuthorizeError struct {
 	Code, Description string
 	Redirect          bool
+	Status            int
+	RetryAfter        int
 }
 
 func (e *AuthorizeError) Error() string { return e.Code + ": " + e.Description }
 
 // AuthorizePassword answers GET /auth/authorize?client_id=…&grant_type=password&state=…
 // for a client whose password grant has a redirect_uri: it issues a code and returns the
-// URL to redirect to, redirect_uri#code=…&state=….
-func (c *Codes) AuthorizePassword(ctx context.Context, client *ClientConfig, q url.Values) (string, error) {
+// URL to redirect to, redirect_uri#code=…&state=…. addr is the caller's address: one
+// that asks for more than codesFree codes in a few minutes is told to wait (429).
+func (c *Codes) AuthorizePassword(ctx context.Context, client *ClientConfig, q url.Values, addr string) (string, error) {
 	cfg := client.Grant("password")
 	if !client.Allows("password") || cfg.RedirectURI == "" {
 		return "", &AuthorizeError{Code: "unauthorized_client", Description: "the client has no redirect-protected password grant"}
 	}
+	key := "addr:" + addr
+	if wait, ok := c.issued.Check(key); !ok {
+		secs := int((wait + time.Second - 1) / time.Second)
+		return "", &AuthorizeError{Code: "temporarily_unavailable", Status: http.StatusTooManyRequests, RetryAfter: secs,
+			Description: fmt.Sprintf("too many authorization requests from this address; try again in %d seconds", secs)}
+	}
+	c.issued.Fail(key)
 	code := randomToken()
 	now := c.now().UTC()
 	doc := map[string]any{

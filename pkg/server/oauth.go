@@ -76,6 +76,8 @@ func (s *Server) handleTokenMethod(c echo.Context) error {
 // An unknown client or one without a registered redirect_uri gets an error page, never
 // a redirect (T12).
 func (s *Server) handleAuthorize(c echo.Context) error {
+	// Neither a redirect carrying a code nor an error about one is to be cached.
+	noStore(c)
 	q := c.QueryParams()
 	fail := func(status int, msg string) error {
 		return c.JSON(status, map[string]string{"error": "invalid_request", "error_description": msg})
@@ -94,15 +96,21 @@ func (s *Server) handleAuthorize(c echo.Context) error {
 	if g := q.Get("grant_type"); g != "password" {
 		return fail(http.StatusBadRequest, "grant_type must be password (the authorization code flow is not supported yet)")
 	}
-	to, err := s.oauth.Codes.AuthorizePassword(c.Request().Context(), client, q)
+	to, err := s.oauth.Codes.AuthorizePassword(c.Request().Context(), client, q, remoteIP(c.Request()))
 	var ae *auth.AuthorizeError
 	if errors.As(err, &ae) {
-		return c.JSON(http.StatusBadRequest, map[string]string{"error": ae.Code, "error_description": ae.Description})
+		status := http.StatusBadRequest
+		if ae.Status != 0 {
+			status = ae.Status
+		}
+		if ae.RetryAfter > 0 {
+			c.Response().Header().Set("Retry-After", strconv.Itoa(ae.RetryAfter))
+		}
+		return c.JSON(status, map[string]string{"error": ae.Code, "error_description": ae.Description})
 	}
 	if err != nil {
 		return err
 	}
-	noStore(c)
 	return c.Redirect(http.StatusFound, to)
 }
 

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -706,4 +707,38 @@ matcho:
 	// The role is read from the User as it is now: taking it away takes effect at once.
 	e.must(200, put("/User/doc1", `{"roles":["nurse"]}`))
 	e.must(403, bearer(doctor, get("/fhir/Patient/pt-1")))
+}
+
+// Anyone may ask /auth/authorize for a code, and each is a stored row: an address that
+// asks for more than 30 within minutes is told to wait (429 with Retry-After, in the
+// RFC 6749 §4.1.2.1 error's words), and may ask again once it has.
+func TestAuthorizeIsRateLimited(t *testing.T) { forEachBackend(t, testAuthorizeIsRateLimited) }
+
+func testAuthorizeIsRateLimited(t *testing.T) {
+	clk := &clock{t: time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC)}
+	e := newEnv(t, withClock(clk))
+	e.must(201, yamlPut("/Client/webapp", "secret: web-secret\ngrant_types: [password]\nauth: {password: {redirect_uri: 'https://app.example.com/cb'}}\n"))
+	authorize := func() *resp {
+		return e.do(req{method: http.MethodGet, path: "/auth/authorize?client_id=webapp&grant_type=password&state=s", anonymous: true})
+	}
+	for i := range 30 {
+		if r := authorize(); r.status != 302 {
+			t.Fatalf("request %d: %d %s", i+1, r.status, r.raw)
+		}
+	}
+	r := authorize()
+	if code := oauthErrorOf(t, r, 429); code != "temporarily_unavailable" {
+		t.Errorf("error %q, want temporarily_unavailable", code)
+	}
+	wait, err := strconv.Atoi(r.header.Get("Retry-After"))
+	if err != nil || wait < 1 {
+		t.Fatalf("Retry-After %q", r.header.Get("Retry-After"))
+	}
+	if n := e.must(200, get("/AuthorizationCode?_summary=count")).doc["total"]; n != float64(30) {
+		t.Errorf("%v codes stored, want 30: the refused request stored none", n)
+	}
+	clk.Advance(time.Duration(wait) * time.Second)
+	if r := authorize(); r.status != 302 {
+		t.Errorf("after Retry-After: %d %s", r.status, r.raw)
+	}
 }
