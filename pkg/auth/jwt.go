@@ -2,9 +2,12 @@ package auth
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
+	"maps"
 	"strings"
+	"sync"
 	"time"
 	"unicode"
 
@@ -54,6 +57,12 @@ func (k *Keys) Sign(claims jwt.MapClaims) (string, error) {
 // its own key (CONFORMANCE J1–J6, J9). A well-formed kid it does not know makes it
 // re-read the key store, at most once a second. Whether the token is an access token
 // (typ claim) and whether its Session is open are the caller's checks.
+//
+// A token that verified once is remembered by its SHA-256 (the whole token, signature
+// included), so that a client sending the same bearer token with every request pays the
+// RSA verification (about 50 µs) once: a later call checks only what can change, the
+// time claims against the clock and that the key is still in the set. The claims
+// returned are the caller's own copy.
 func (k *Keys) Verify(ctx context.Context, token string, opt VerifyOptions) (jwt.MapClaims, error) {
 	if len(token) > MaxTokenLen {
 		return nil, invalid("longer than %d bytes", MaxTokenLen)
@@ -67,6 +76,31 @@ func (k *Keys) Verify(ctx context.Context, token string, opt VerifyOptions) (jwt
 	if now == nil {
 		now = k.now
 	}
+	sum := sha256.Sum256([]byte(token))
+	if v, ok := k.verified.get(sum); ok && v.issuer == opt.Issuer && v.audience == opt.Audience &&
+		k.set.Load().byKID[v.kid] == v.key && v.timely(now()) {
+		return maps.Clone(v.claims), nil
+	}
+	claims, key, err := k.parse(ctx, token, opt, now)
+	if err != nil {
+		return nil, err
+	}
+	v := &verifiedToken{claims: claims, kid: key.kid, key: key, issuer: opt.Issuer, audience: opt.Audience}
+	if exp, err := claims.GetExpirationTime(); err == nil && exp != nil {
+		v.exp = exp.Time
+	}
+	if iat, err := claims.GetIssuedAt(); err == nil && iat != nil {
+		v.iat = iat.Time
+	}
+	if nbf, err := claims.GetNotBefore(); err == nil && nbf != nil {
+		v.nbf = nbf.Time
+	}
+	k.verified.put(sum, v)
+	return maps.Clone(claims), nil
+}
+
+// parse verifies token in full: signature, algorithm, header and claims.
+func (k *Keys) parse(ctx context.Context, token string, opt VerifyOptions, now func() time.Time) (jwt.MapClaims, *signingKey, error) {
 	popts := []jwt.ParserOption{
 		jwt.WithValidMethods([]string{jwt.SigningMethodRS256.Alg()}),
 		jwt.WithExpirationRequired(),
@@ -82,18 +116,72 @@ func (k *Keys) Verify(ctx context.Context, token string, opt VerifyOptions) (jwt
 		popts = append(popts, jwt.WithAudience(opt.Audience))
 	}
 	claims := jwt.MapClaims{}
+	var key *signingKey
 	_, err := jwt.NewParser(popts...).ParseWithClaims(token, claims, func(t *jwt.Token) (any, error) {
-		return k.keyFor(ctx, t.Header)
+		sk, err := k.keyFor(ctx, t.Header)
+		if err != nil {
+			return nil, err
+		}
+		key = sk
+		return &sk.priv.PublicKey, nil
 	})
 	if err != nil {
-		return nil, invalid("%s", err)
+		return nil, nil, invalid("%s", err)
 	}
-	return claims, nil
+	return claims, key, nil
 }
 
-// keyFor returns the public key named by a token's header, which the parser has
-// already checked asks for RS256.
-func (k *Keys) keyFor(ctx context.Context, h map[string]any) (any, error) {
+// verifiedToken is a token that Verify accepted, with what a later call checks again.
+type verifiedToken struct {
+	claims           jwt.MapClaims // never handed out: Verify returns copies
+	kid              string
+	key              *signingKey
+	issuer, audience string
+	exp, iat, nbf    time.Time // zero when absent
+}
+
+// timely reports whether the time claims still hold at t, as the parser checks them
+// (verifyLeeway either way): not expired, not issued or valid only in the future.
+func (v *verifiedToken) timely(t time.Time) bool {
+	if v.exp.IsZero() || !t.Add(-verifyLeeway).Before(v.exp) {
+		return false
+	}
+	if !v.iat.IsZero() && t.Add(verifyLeeway).Before(v.iat) {
+		return false
+	}
+	return v.nbf.IsZero() || !t.Add(verifyLeeway).Before(v.nbf)
+}
+
+// verifiedMax bounds the tokens remembered: a few MB. When it is reached the cache
+// starts again empty, which costs each live token one more full verification.
+const verifiedMax = 20_000
+
+// verifiedCache remembers verified tokens by their SHA-256. It is safe for concurrent
+// use; the zero value is ready.
+type verifiedCache struct {
+	mu sync.RWMutex
+	m  map[[sha256.Size]byte]*verifiedToken
+}
+
+func (c *verifiedCache) get(sum [sha256.Size]byte) (*verifiedToken, bool) {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	v, ok := c.m[sum]
+	return v, ok
+}
+
+func (c *verifiedCache) put(sum [sha256.Size]byte, v *verifiedToken) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.m == nil || len(c.m) >= verifiedMax {
+		c.m = make(map[[sha256.Size]byte]*verifiedToken)
+	}
+	c.m[sum] = v
+}
+
+// keyFor returns the key named by a token's header, which the parser has already
+// checked asks for RS256.
+func (k *Keys) keyFor(ctx context.Context, h map[string]any) (*signingKey, error) {
 	if _, ok := h["crit"]; ok {
 		// RFC 7515 §4.1.11: we understand no extension, so any crit is unknown (J9).
 		return nil, errors.New("crit header")
@@ -108,7 +196,7 @@ func (k *Keys) keyFor(ctx context.Context, h map[string]any) (any, error) {
 		return nil, errors.New("kid header missing or not a key thumbprint")
 	}
 	if sk := k.set.Load().byKID[kid]; sk != nil {
-		return &sk.priv.PublicKey, nil
+		return sk, nil
 	}
 	sk, err := k.reloadFor(ctx, kid)
 	if err != nil {
@@ -117,7 +205,7 @@ func (k *Keys) keyFor(ctx context.Context, h map[string]any) (any, error) {
 	if sk == nil {
 		return nil, errors.New("unknown kid")
 	}
-	return &sk.priv.PublicKey, nil
+	return sk, nil
 }
 
 // isThumbprint reports whether kid has the shape of an RFC 7638 SHA-256 thumbprint:

@@ -319,7 +319,24 @@ func BenchmarkSign(b *testing.B) {
 	}
 }
 
+// BenchmarkVerify is the full verification of a token not seen before (the RSA
+// signature check); BenchmarkVerifyCached the same token again.
 func BenchmarkVerify(b *testing.B) {
+	k, _ := jwtKeys(b)
+	tok, err := k.Sign(jwt.MapClaims(goodClaims()))
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx := context.Background()
+	opt := VerifyOptions{Issuer: testIssuer, Audience: "client-1"}
+	for b.Loop() {
+		if _, _, err := k.parse(ctx, tok, opt, k.now); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkVerifyCached(b *testing.B) {
 	k, _ := jwtKeys(b)
 	tok, err := k.Sign(jwt.MapClaims(goodClaims()))
 	if err != nil {
@@ -330,6 +347,58 @@ func BenchmarkVerify(b *testing.B) {
 	for b.Loop() {
 		if _, err := k.Verify(ctx, tok, opt); err != nil {
 			b.Fatal(err)
+		}
+	}
+}
+
+// A token verified once is remembered, but a later call still checks what can change
+// or differ: the clock against exp, the expected issuer and audience; and each caller
+// gets claims of its own.
+func TestVerifyRemembersOnlyWhatStillHolds(t *testing.T) {
+	k, _ := jwtKeys(t)
+	ctx := context.Background()
+	tok, err := k.Sign(jwt.MapClaims(goodClaims())) // exp: jwtNow + 5 min
+	if err != nil {
+		t.Fatal(err)
+	}
+	opt := VerifyOptions{Issuer: testIssuer, Audience: "client-1"}
+	c1, err := k.Verify(ctx, tok, opt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c1["sub"] = "someone-else"
+	if c2, err := k.Verify(ctx, tok, opt); err != nil || c2["sub"] == "someone-else" {
+		t.Errorf("second Verify: %v, %v: a caller's change reached the cache", c2, err)
+	}
+	for _, bad := range []VerifyOptions{
+		{Issuer: "https://other.example"},
+		{Issuer: testIssuer, Audience: "client-2"},
+	} {
+		if _, err := k.Verify(ctx, tok, bad); !errors.Is(err, ErrInvalidToken) {
+			t.Errorf("Verify with %+v after a good one: %v, want ErrInvalidToken", bad, err)
+		}
+	}
+	later := func(d time.Duration) VerifyOptions {
+		o := opt
+		o.Now = func() time.Time { return jwtNow.Add(d) }
+		return o
+	}
+	if _, err := k.Verify(ctx, tok, later(5*time.Minute+verifyLeeway-time.Second)); err != nil {
+		t.Errorf("within the leeway after exp: %v", err)
+	}
+	if _, err := k.Verify(ctx, tok, later(5*time.Minute+verifyLeeway)); !errors.Is(err, ErrInvalidToken) {
+		t.Errorf("past exp and leeway: %v, want ErrInvalidToken", err)
+	}
+	if _, err := k.Verify(ctx, tok, later(-verifyLeeway-time.Second)); !errors.Is(err, ErrInvalidToken) {
+		t.Errorf("before iat minus leeway: %v, want ErrInvalidToken", err)
+	}
+	// The cached answer and the full verification agree at every instant around exp.
+	for d := 5*time.Minute + verifyLeeway - 2*time.Second; d <= 5*time.Minute+verifyLeeway+time.Second; d += time.Second {
+		_, cached := k.Verify(ctx, tok, later(d))
+		n := jwtNow.Add(d)
+		_, _, full := k.parse(ctx, tok, later(d), func() time.Time { return n })
+		if (cached == nil) != (full == nil) {
+			t.Errorf("at exp%+v: cached %v, full %v", d-5*time.Minute, cached, full)
 		}
 	}
 }

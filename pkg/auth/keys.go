@@ -91,6 +91,9 @@ type Keys struct {
 	// mu serialises reloads, so that a burst of tokens with a new kid costs one query.
 	mu         sync.Mutex
 	lastReload time.Time // when the store was last read, by the wall clock
+	// verified remembers the tokens Verify accepted (see Verify).
+	verified verifiedCache
+
 	// clock rate-limits reloads. It is the real clock even when Now is a fake one: the
 	// limit protects the database in real time, and a frozen test clock would otherwise
 	// stop reloads for good.
