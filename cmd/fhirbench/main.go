@@ -77,6 +77,8 @@ type Output struct {
 	Concurrency int      `json:"concurrency"`
 	DurationS   float64  `json:"duration_s"`
 	Patients    int      `json:"patients"`
+	// Backend is the database the ceiling ran on (postgres or sqlite); empty without -db.
+	Backend string `json:"backend,omitempty"`
 }
 
 func main() { os.Exit(run()) }
@@ -239,6 +241,9 @@ func run() int {
 		Concurrency: c.conc,
 		DurationS:   c.dur.Seconds(),
 		Patients:    len(patients),
+	}
+	if db != nil {
+		out.Backend = db.Backend
 	}
 	failed := srv.ErrorRate() > maxErrorRate
 
