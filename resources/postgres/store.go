@@ -30,6 +30,8 @@ import (
 
 // Store is a resources.Store on PostgreSQL. It is safe for concurrent use.
 type Store struct {
+	// Reads gives Read, VRead and History over the pool.
+	sqlstore.Reads
 	gdb  *gorm.DB
 	sql  *sql.DB
 	pcfg *pgx.ConnConfig // for the change feed's own connection
@@ -97,7 +99,7 @@ func Open(ctx context.Context, url string, opts ...Option) (*Store, error) {
 		sqlDB.Close()
 		return nil, err
 	}
-	return &Store{gdb: gdb, sql: sqlDB, pcfg: pcfg}, nil
+	return &Store{Reads: sqlstore.NewReads(dialect, sqlDB), gdb: gdb, sql: sqlDB, pcfg: pcfg}, nil
 }
 
 func migrate(ctx context.Context, db *sql.DB) error {
@@ -143,21 +145,6 @@ var dialect = &sqlstore.Dialect{Name: "postgres", Translate: translate}
 // (see sqlstore.Dialect.Purge).
 func (s *Store) Purge(ctx context.Context, typ, param string, before, deletedBefore time.Time, limit int) (int, error) {
 	return dialect.Purge(ctx, s.sql, typ, param, before, deletedBefore, limit)
-}
-
-// Read returns the current version of typ/id, deleted or not.
-func (s *Store) Read(ctx context.Context, typ, id string) (*resources.Resource, error) {
-	return dialect.ScanRead(ctx, s.sql.QueryRowContext(ctx, sqlstore.ReadSQL, typ, id), typ, id)
-}
-
-// VRead returns version versionID of typ/id.
-func (s *Store) VRead(ctx context.Context, typ, id string, versionID int64) (*resources.Resource, error) {
-	return dialect.ScanVRead(ctx, s.sql.QueryRowContext(ctx, sqlstore.VReadSQL, typ, id, versionID), typ, id, versionID)
-}
-
-// History lists the versions of one resource (q.ID set) or of one type, newest first.
-func (s *Store) History(ctx context.Context, q resources.HistoryQuery) (*resources.HistoryResult, error) {
-	return dialect.History(ctx, s.sql, q)
 }
 
 // translate turns a driver error into the engine's errors (see sqlstore.Translate).

@@ -37,6 +37,8 @@ import (
 
 // Store is a resources.Store on one SQLite file. It is safe for concurrent use.
 type Store struct {
+	// Reads gives Read, VRead and History over the read pool.
+	sqlstore.Reads
 	path  string
 	write *sql.DB // one connection: every write, one after the other
 	read  *sql.DB // read-only connections
@@ -147,6 +149,8 @@ func Open(ctx context.Context, path string, opts ...Option) (*Store, error) {
 	if err := s.read.PingContext(ctx); err != nil {
 		return fail(fmt.Errorf("sqlite: cannot open %s: %s", abs, oneLine(err)))
 	}
+
+	s.Reads = sqlstore.NewReads(dialect, s.read)
 
 	s.gdb, err = gorm.Open(&gormsqlite.Dialector{Conn: s.write}, &gorm.Config{
 		Logger:                 logger.Default.LogMode(logger.Error),
@@ -268,21 +272,6 @@ func (s timeScanner) Scan(src any) error {
 // store's writes.
 func (s *Store) Purge(ctx context.Context, typ, param string, before, deletedBefore time.Time, limit int) (int, error) {
 	return dialect.Purge(ctx, s.write, typ, param, before, deletedBefore, limit)
-}
-
-// Read returns the current version of typ/id, deleted or not.
-func (s *Store) Read(ctx context.Context, typ, id string) (*resources.Resource, error) {
-	return dialect.ScanRead(ctx, s.read.QueryRowContext(ctx, sqlstore.ReadSQL, typ, id), typ, id)
-}
-
-// VRead returns version versionID of typ/id.
-func (s *Store) VRead(ctx context.Context, typ, id string, versionID int64) (*resources.Resource, error) {
-	return dialect.ScanVRead(ctx, s.read.QueryRowContext(ctx, sqlstore.VReadSQL, typ, id, versionID), typ, id, versionID)
-}
-
-// History lists the versions of one resource (q.ID set) or of one type, newest first.
-func (s *Store) History(ctx context.Context, q resources.HistoryQuery) (*resources.HistoryResult, error) {
-	return dialect.History(ctx, s.read, q)
 }
 
 // Search runs q over the live resources of q.Type.
