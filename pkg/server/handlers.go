@@ -276,11 +276,13 @@ func (s *Server) writeJSON(c echo.Context, status int, f outFormat, body []byte)
 		if err != nil {
 			return resources.Internal(err)
 		}
-		return c.Blob(status, f.ctype+"; charset=utf-8", y)
-	}
-	if f.pretty {
+		body = y
+	} else if f.pretty {
 		body = format.Indent(body)
 	}
+	// Without a length net/http sends any body over 2 KB chunked, which costs both
+	// ends more than the length it knows anyway.
+	c.Response().Header().Set(echo.HeaderContentLength, strconv.Itoa(len(body)))
 	return c.Blob(status, f.ctype+"; charset=utf-8", body)
 }
 

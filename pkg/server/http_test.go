@@ -2,7 +2,9 @@ package server_test
 
 import (
 	"encoding/base64"
+	"io"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 
@@ -200,5 +202,42 @@ func testHealthAndMetrics(t *testing.T) {
 	r = e.must(503, req{method: http.MethodGet, path: "/health", anonymous: true})
 	if at(r.doc, "status") != "unavailable" {
 		t.Errorf("health with the database closed: %s", r.raw)
+	}
+}
+
+// TestContentLength: resources, bundles and outcomes go out with their length, over the
+// wire, rather than chunked (net/http chunks any body over 2 KB that has none), in
+// every format.
+func TestContentLength(t *testing.T) { forEachBackend(t, testContentLength) }
+
+func testContentLength(t *testing.T) {
+	e := newEnv(t)
+	doc := strings.Replace(string(readNDJSON(t, "patients.ndjson", 1)[0]), `"id":"`, `"id":"big","x":"`, 1)
+	if len(doc) < 2048 {
+		t.Fatalf("the Synthea patient has %d bytes; the test wants one over 2 KB", len(doc))
+	}
+	e.must(201, put("/Patient/big", doc))
+	ts := httptest.NewServer(e.srv)
+	defer ts.Close()
+	for _, path := range []string{
+		"/fhir/Patient/big", "/Patient/big?_format=yaml", "/Patient/big?_pretty=true",
+		"/fhir/Patient/big/_history/1", "/fhir/Patient?_id=big", "/fhir/Patient/nothing",
+	} {
+		t.Run(path, func(t *testing.T) {
+			rq, _ := http.NewRequest(http.MethodGet, ts.URL+path, nil)
+			rq.SetBasicAuth(adminID, adminToken)
+			res, err := ts.Client().Do(rq)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer res.Body.Close()
+			body, err := io.ReadAll(res.Body)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(res.TransferEncoding) > 0 || res.ContentLength != int64(len(body)) {
+				t.Errorf("status %d: Transfer-Encoding %v, Content-Length %d, body %d bytes", res.StatusCode, res.TransferEncoding, res.ContentLength, len(body))
+			}
+		})
 	}
 }

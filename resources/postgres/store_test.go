@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"sync"
 	"testing"
@@ -108,5 +109,67 @@ func TestWriteWithNULFails(t *testing.T) {
 	}
 	if s.DB() == nil {
 		t.Error("DB is nil")
+	}
+}
+
+// TestReadAfterBackendKilled: reads go to pgx past database/sql (read.go) and are
+// retried once when their connection broke: a read right after the backend of the
+// only pooled connection was terminated succeeds on a new one.
+func TestReadAfterBackendKilled(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s := newStore(t, WithMaxConns(1))
+	_, err := s.Write(ctx, "Patient", "p1", func(*resources.Resource) (*resources.Resource, *resources.Index, error) {
+		return &resources.Resource{Type: "Patient", ID: "p1", VersionID: 1, LastUpdated: time.Now(),
+			Content: []byte(`{"resourceType":"Patient","id":"p1"}`)}, &resources.Index{}, nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var pid int
+	if err := s.SQL().QueryRow(`SELECT pg_backend_pid()`).Scan(&pid); err != nil {
+		t.Fatal(err)
+	}
+	other, err := Open(ctx, testdb.URL(t), WithMaxConns(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	if _, err := other.SQL().Exec(`SELECT pg_terminate_backend($1)`, pid); err != nil {
+		t.Fatal(err)
+	}
+	for _, read := range []func() (*resources.Resource, error){
+		func() (*resources.Resource, error) { return s.Read(ctx, "Patient", "p1") },
+		func() (*resources.Resource, error) { return s.VRead(ctx, "Patient", "p1", 1) },
+	} {
+		res, err := read()
+		if err != nil {
+			t.Fatalf("read after the backend was terminated: %v", err)
+		}
+		if !strings.Contains(string(res.Content), `"p1"`) {
+			t.Errorf("content %s", res.Content)
+		}
+	}
+	var newPID int
+	if err := s.SQL().QueryRow(`SELECT pg_backend_pid()`).Scan(&newPID); err != nil {
+		t.Fatal(err)
+	}
+	if newPID == pid {
+		t.Errorf("the pool still uses the terminated backend %d", pid)
+	}
+}
+
+// TestReadCancelled: a read whose context ends reports the context's error, not an
+// internal one, and leaves the pool usable.
+func TestReadCancelled(t *testing.T) {
+	t.Parallel()
+	s := newStore(t, WithMaxConns(1))
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, err := s.Read(ctx, "Patient", "p1"); !errors.Is(err, context.Canceled) {
+		t.Fatalf("Read with a cancelled context: %v, want context.Canceled", err)
+	}
+	if _, err := s.Read(context.Background(), "Patient", "p1"); resources.ErrorCode(err) != resources.CodeNotFound {
+		t.Fatalf("Read after a cancelled one: %v, want not found", err)
 	}
 }

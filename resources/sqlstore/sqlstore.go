@@ -89,8 +89,15 @@ WHERE resource_type = $1 AND id = $2`
 const VReadSQL = `SELECT last_updated, deleted, content FROM resource_history
 WHERE resource_type = $1 AND id = $2 AND version_id = $3`
 
+// Row is one row of a statement: a *sql.Row, or a driver's own row (pgx.Row), which a
+// store may read past database/sql on its hottest paths. A missing row is an error
+// that errors.Is matches with sql.ErrNoRows.
+type Row interface {
+	Scan(dest ...any) error
+}
+
 // ScanRead reads the row of ReadSQL for typ/id: a CodeNotFound error when there is none.
-func (d *Dialect) ScanRead(ctx context.Context, row *sql.Row, typ, id string) (*resources.Resource, error) {
+func (d *Dialect) ScanRead(ctx context.Context, row Row, typ, id string) (*resources.Resource, error) {
 	r := &resources.Resource{Type: typ, ID: id}
 	var content []byte
 	err := row.Scan(&r.VersionID, d.timeDest(&r.LastUpdated), &r.Deleted, &content)
@@ -107,7 +114,7 @@ func (d *Dialect) ScanRead(ctx context.Context, row *sql.Row, typ, id string) (*
 
 // ScanVRead reads the row of VReadSQL for version v of typ/id: a CodeNotFound error when
 // there is none.
-func (d *Dialect) ScanVRead(ctx context.Context, row *sql.Row, typ, id string, v int64) (*resources.Resource, error) {
+func (d *Dialect) ScanVRead(ctx context.Context, row Row, typ, id string, v int64) (*resources.Resource, error) {
 	r := &resources.Resource{Type: typ, ID: id, VersionID: v}
 	var content []byte
 	err := row.Scan(d.timeDest(&r.LastUpdated), &r.Deleted, &content)
