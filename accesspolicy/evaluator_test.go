@@ -202,6 +202,7 @@ func TestBuildRequest(t *testing.T) {
 	h.Set("Authorization", "Bearer secret-token")
 	h.Set("Cookie", "session=1")
 	h.Set("X-Tenant", "t1")
+	h.Set("Content-Type", "application/json")
 	h.Add("Accept", "text/yaml")
 	h.Add("Accept", "application/json")
 	body := map[string]any{"resourceType": "Patient", "multipleBirthInteger": json.Number("2")}
@@ -214,7 +215,7 @@ func TestBuildRequest(t *testing.T) {
 	r := info.Build()
 	got, _ := json.Marshal(r.Object())
 	want := `{"body":{"multipleBirthInteger":2,"resourceType":"Patient"},"client":{"id":"app"},` +
-		`"headers":{"accept":"text/yaml, application/json","x-tenant":"t1"},` +
+		`"headers":{"accept":"text/yaml, application/json","content-type":"application/json","x-tenant":"t1"},` +
 		`"params":{"a":"1","b":["2","3"],"resource/id":"p1","resource/type":"Patient"},` +
 		`"query-string":"a=1\u0026b=2\u0026b=3","remote-addr":"127.0.0.1","request-method":"put","scheme":"http",` +
 		`"uri":"/fhir/Patient/p1","user":{"id":"u1","roles":["doctor",{"value":"admin"}]}}`

@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync"
 )
 
 // Request is the request object that policies are evaluated against: a JSON-like map
@@ -26,6 +27,8 @@ import (
 //
 // Absent parts are absent keys, never empty maps.
 type Request struct {
+	once     sync.Once
+	info     *Info // what obj is built from, on first use
 	obj      map[string]any
 	userID   string
 	clientID string
@@ -47,8 +50,27 @@ type Info struct {
 	User, Client, JWT, Session, Body map[string]any
 }
 
-// Build returns the request object for info.
+// Build returns the request for info. The request object itself is built when a
+// policy first looks at it: the policies linked to the admin, or any engine allow,
+// decide without it. info must not change afterwards.
 func (info *Info) Build() *Request {
+	r := &Request{info: info}
+	if info.User != nil {
+		r.userID, _ = info.User["id"].(string)
+		r.roles = rolesOf(info.User)
+	}
+	if info.Client != nil && r.userID == "" {
+		// A token that acts for a user is decided by the user's policies: a policy
+		// linked to the client (say, allow for its client_credentials jobs) must not
+		// lend every user of that client its rights. The client stays in the request
+		// object for policies that want to check it.
+		r.clientID, _ = info.Client["id"].(string)
+	}
+	return r
+}
+
+// object builds the request object of info.
+func (info *Info) object() map[string]any {
 	obj := make(map[string]any, 12)
 	obj["request-method"] = strings.ToLower(info.Method)
 	if info.Scheme != "" {
@@ -79,13 +101,17 @@ func (info *Info) Build() *Request {
 		params["resource/id"] = info.ResourceID
 	}
 	obj["params"] = params
-	headers := make(map[string]any, len(info.Header))
+	headers := make(map[string]any, len(info.Header)+1)
 	for k, vs := range info.Header {
-		lk := strings.ToLower(k)
+		lk := lowerHeader(k)
 		if lk == "authorization" || lk == "cookie" {
 			continue
 		}
-		headers[lk] = strings.Join(vs, ", ")
+		if len(vs) == 1 {
+			headers[lk] = vs[0]
+		} else {
+			headers[lk] = strings.Join(vs, ", ")
+		}
 	}
 	if info.Host != "" {
 		headers["host"] = info.Host
@@ -94,21 +120,11 @@ func (info *Info) Build() *Request {
 	if info.RemoteAddr != "" {
 		obj["remote-addr"] = info.RemoteAddr
 	}
-	r := &Request{obj: obj}
 	if info.User != nil {
 		obj["user"] = info.User
-		r.userID, _ = info.User["id"].(string)
-		r.roles = rolesOf(info.User)
 	}
 	if info.Client != nil {
 		obj["client"] = info.Client
-		// A token that acts for a user is decided by the user's policies: a policy
-		// linked to the client (say, allow for its client_credentials jobs) must not
-		// lend every user of that client its rights. The client stays in the request
-		// object for policies that want to check it.
-		if r.userID == "" {
-			r.clientID, _ = info.Client["id"].(string)
-		}
 	}
 	if info.JWT != nil {
 		obj["jwt"] = info.JWT
@@ -119,7 +135,26 @@ func (info *Info) Build() *Request {
 	if info.Body != nil {
 		obj["body"] = Plain(info.Body)
 	}
-	return r
+	return obj
+}
+
+// commonHeaders are the lower-case names of headers most requests carry, so that
+// building a request object does not allocate a new string for each.
+var commonHeaders = func() map[string]string {
+	m := map[string]string{}
+	for _, h := range []string{"Accept", "Accept-Encoding", "Accept-Language", "Authorization", "Cache-Control",
+		"Connection", "Content-Length", "Content-Type", "Cookie", "If-Match", "If-None-Match", "Origin", "Prefer",
+		"Referer", "User-Agent", "X-Forwarded-For", "X-Request-Id"} {
+		m[h] = strings.ToLower(h)
+	}
+	return m
+}()
+
+func lowerHeader(k string) string {
+	if lk, ok := commonHeaders[k]; ok {
+		return lk
+	}
+	return strings.ToLower(k)
 }
 
 // NewRequest wraps a request object given as a map (as POST /auth/test-policy receives
@@ -140,10 +175,17 @@ func NewRequest(obj map[string]any) *Request {
 }
 
 // Object returns the request object. Callers must not modify it.
-func (r *Request) Object() map[string]any { return r.obj }
+func (r *Request) Object() map[string]any {
+	r.once.Do(func() {
+		if r.obj == nil {
+			r.obj = r.info.object()
+		}
+	})
+	return r.obj
+}
 
 // ObjectAny returns the request object as an any, for validators that take one.
-func (r *Request) ObjectAny() any { return r.obj }
+func (r *Request) ObjectAny() any { return r.Object() }
 
 // UserID is the id of the request's User, "" when none.
 func (r *Request) UserID() string { return r.userID }

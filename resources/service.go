@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/url"
-	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -16,11 +15,21 @@ import (
 	"golang.org/x/crypto/bcrypt"
 )
 
-// idPattern is FHIR's id syntax (F18). Ids are case-sensitive.
-var idPattern = regexp.MustCompile(`^[A-Za-z0-9\-.]{1,64}$`)
-
-// ValidID reports whether id is a valid FHIR logical id.
-func ValidID(id string) bool { return idPattern.MatchString(id) }
+// ValidID reports whether id is a valid FHIR logical id (F18): [A-Za-z0-9\-.]{1,64},
+// case-sensitive. It is checked on every request that names a resource, so by hand
+// rather than by regexp.
+func ValidID(id string) bool {
+	if len(id) == 0 || len(id) > 64 {
+		return false
+	}
+	for i := 0; i < len(id); i++ {
+		c := id[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-' || c == '.') {
+			return false
+		}
+	}
+	return true
+}
 
 // Options configures a Service. The zero value is usable.
 type Options struct {

@@ -67,6 +67,10 @@ func AccessLog(log *slog.Logger) echo.MiddlewareFunc {
 			if res.Status >= 500 {
 				level = slog.LevelError
 			}
+			if !log.Enabled(req.Context(), level) {
+				// The attributes cost a request more than the check.
+				return err
+			}
 			log.LogAttrs(req.Context(), level, "request",
 				slog.String("request_id", RequestIDFrom(req.Context())),
 				slog.String("method", req.Method),
