@@ -246,7 +246,7 @@ func newFakeFhirbox(t *testing.T) (*fakeFhirbox, *API) {
 	f := &fakeFhirbox{t: t, docs: map[string]map[string]any{}, tokens: map[string]bool{}}
 	srv := httptest.NewServer(f)
 	t.Cleanup(srv.Close)
-	return f, NewAPI(srv.URL, "admin", "admin-secret", 4)
+	return f, newTestAPI(t, srv.URL, 4)
 }
 
 func (f *fakeFhirbox) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -439,7 +439,7 @@ func TestSetupAuthFailsWithReason(t *testing.T) {
 			f.ServeHTTP(w, r)
 		}))
 		t.Cleanup(srv.Close)
-		return NewAPI(srv.URL, "admin", "admin-secret", 1)
+		return newTestAPI(t, srv.URL, 1)
 	}
 
 	// A server that ignores token_format: the scenario would measure opaque tokens.
@@ -484,7 +484,7 @@ func TestAPITokenAndSend(t *testing.T) {
 		}
 	}))
 	defer srv.Close()
-	api := NewAPI(srv.URL, "admin", "admin-secret", 2)
+	api := newTestAPI(t, srv.URL, 2)
 	ctx := context.Background()
 	req := clientCredentials("c", "s").Request()
 	at := func(path string) Request { r := req; r.Path, r.Route = path, path; return r }

@@ -55,7 +55,7 @@ func benchServer(t *testing.T, b testdb.Backend) (*API, *DB, string) {
 	if want := d.Backend; db.Backend != want {
 		t.Fatalf("OpenDB(%s) opened %s, want %s", dbURL, db.Backend, want)
 	}
-	return NewAPI(srv.URL, "admin", "admin-secret", 4), db, dbURL
+	return newTestAPI(t, srv.URL, 4), db, dbURL
 }
 
 // manyPatients share a birth date and an identifier, and the first has manyObs

@@ -18,22 +18,43 @@ import (
 type API struct {
 	base         string
 	user, secret string
-	client       *http.Client
+	client       *http.Client // -client net/http
+	wire         *wire        // -client wire
+	// adminGet and adminSend are the admin's headers without and with a body, built
+	// once: the wire client only reads them.
+	adminGet, adminSend http.Header
 }
+
+// Clients are the values of -client.
+var Clients = []string{"wire", "net/http"}
 
 // NewAPI returns a client of the server at base that keeps up to conns connections
 // open, so that every closed-loop worker reuses its own connection instead of paying
-// for a TCP handshake per request.
-func NewAPI(base, user, secret string, conns int) *API {
-	tr := http.DefaultTransport.(*http.Transport).Clone()
-	tr.MaxIdleConns = 2 * conns
-	tr.MaxIdleConnsPerHost = 2 * conns
-	return &API{
-		base:   strings.TrimRight(base, "/"),
-		user:   user,
-		secret: secret,
-		client: &http.Client{Transport: tr, Timeout: 60 * time.Second},
+// for a TCP handshake per request. kind is one of Clients.
+func NewAPI(base, user, secret string, conns int, kind string) (*API, error) {
+	a := &API{base: strings.TrimRight(base, "/"), user: user, secret: secret}
+	const timeout = 60 * time.Second
+	switch kind {
+	case "wire":
+		w, err := newWire(a.base, 2*conns, timeout)
+		if err != nil {
+			return nil, err
+		}
+		a.wire = w
+	case "net/http":
+		tr := http.DefaultTransport.(*http.Transport).Clone()
+		tr.MaxIdleConns = 2 * conns
+		tr.MaxIdleConnsPerHost = 2 * conns
+		a.client = &http.Client{Transport: tr, Timeout: timeout}
+	default:
+		return nil, fmt.Errorf("unknown client %q: one of %s", kind, strings.Join(Clients, ", "))
 	}
+	r, _ := http.NewRequest(http.MethodGet, "/", nil)
+	r.SetBasicAuth(user, secret)
+	a.adminGet = http.Header{"Authorization": r.Header["Authorization"], "Accept": {"application/fhir+json"}}
+	a.adminSend = a.adminGet.Clone()
+	a.adminSend.Set("Content-Type", "application/fhir+json")
+	return a, nil
 }
 
 // StatusError is a response outside 2xx.
@@ -52,13 +73,11 @@ func (e *StatusError) Error() string {
 // errors group by kind. keep asks for the response body; otherwise it is read and
 // dropped, which the connection needs to be reused.
 func (a *API) Do(ctx context.Context, method, path, route string, body []byte, keep bool) (int, []byte, error) {
-	return a.send(ctx, method, path, route, body, keep, func(req *http.Request) {
-		req.SetBasicAuth(a.user, a.secret)
-		req.Header.Set("Accept", "application/fhir+json")
-		if body != nil {
-			req.Header.Set("Content-Type", "application/fhir+json")
-		}
-	})
+	h := a.adminGet
+	if body != nil {
+		h = a.adminSend
+	}
+	return a.send(ctx, method, path, route, h, body, keep)
 }
 
 // Request is a request sent as another caller than the admin: its Header carries the
@@ -75,15 +94,32 @@ type Request struct {
 
 // Send sends r without the admin credentials, over the same pooled connections as Do.
 func (a *API) Send(ctx context.Context, r Request) (int, []byte, error) {
-	return a.send(ctx, r.Method, r.Path, r.Route, r.Body, r.Keep, func(req *http.Request) {
-		// The values are shared with other workers' requests: the transport only reads
-		// them, so a copy per request would buy nothing.
-		maps.Copy(req.Header, r.Header)
-	})
+	return a.send(ctx, r.Method, r.Path, r.Route, r.Header, r.Body, r.Keep)
 }
 
-// send sends one request, header setting its headers, and reads the whole response.
-func (a *API) send(ctx context.Context, method, path, route string, body []byte, keep bool, header func(*http.Request)) (int, []byte, error) {
+// send sends one request with header, which it only reads (workers share it), and
+// reads the whole response.
+func (a *API) send(ctx context.Context, method, path, route string, header http.Header, body []byte, keep bool) (int, []byte, error) {
+	var (
+		st  int
+		out []byte
+		err error
+	)
+	if a.wire != nil {
+		st, out, err = a.wire.do(ctx, method, path, header, body, keep)
+	} else {
+		st, out, err = a.netHTTP(ctx, method, path, header, body, keep)
+	}
+	if err != nil {
+		return st, nil, err
+	}
+	if st < 200 || st > 299 {
+		return st, out, &StatusError{method, route, st, snippet(out)}
+	}
+	return st, out, nil
+}
+
+func (a *API) netHTTP(ctx context.Context, method, path string, header http.Header, body []byte, keep bool) (int, []byte, error) {
 	var rd io.Reader
 	if body != nil {
 		rd = bytes.NewReader(body)
@@ -92,24 +128,22 @@ func (a *API) send(ctx context.Context, method, path, route string, body []byte,
 	if err != nil {
 		return 0, nil, err
 	}
-	header(req)
+	// The values are shared with other workers' requests: the transport only reads
+	// them, so a copy per request would buy nothing.
+	maps.Copy(req.Header, header)
 	resp, err := a.client.Do(req)
 	if err != nil {
 		return 0, nil, err
 	}
 	defer resp.Body.Close()
-	ok := resp.StatusCode >= 200 && resp.StatusCode < 300
 	var out []byte
-	if keep || !ok {
+	if keep || resp.StatusCode < 200 || resp.StatusCode > 299 {
 		out, err = io.ReadAll(resp.Body)
 	} else {
 		_, err = io.Copy(io.Discard, resp.Body)
 	}
 	if err != nil {
 		return resp.StatusCode, nil, err
-	}
-	if !ok {
-		return resp.StatusCode, out, &StatusError{method, route, resp.StatusCode, snippet(out)}
 	}
 	return resp.StatusCode, out, nil
 }

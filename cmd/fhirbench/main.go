@@ -59,6 +59,8 @@ type config struct {
 	dur, warmup           time.Duration
 	load, obsPP           int
 	data                  string
+	client                string
+	rounds                int
 	seed                  uint64
 }
 
@@ -79,6 +81,10 @@ type Output struct {
 	Patients    int      `json:"patients"`
 	// Backend is the database the ceiling ran on (postgres or sqlite); empty without -db.
 	Backend string `json:"backend,omitempty"`
+	// Client is fhirbench's HTTP client (-client).
+	Client string `json:"client"`
+	// Rounds is how many turns fhirbox and the ceiling took (-rounds).
+	Rounds int `json:"rounds"`
 }
 
 func main() { os.Exit(run()) }
@@ -105,6 +111,8 @@ func parseFlags() config {
 	flag.IntVar(&c.obsPP, "observations-per-patient", 0, "observations loaded with each patient (search-observation needs some)")
 	flag.StringVar(&c.data, "data", "", "Synthea data directory (default: $FHIRBOX_SYNTHEA, ../shared/data/synthea from the repository root, ./shared/data/synthea)")
 	flag.Uint64Var(&c.seed, "seed", 1, "seed of the derived data and of the request choices")
+	flag.IntVar(&c.rounds, "rounds", 5, "turns fhirbox and the ceiling take, each measured for -d/rounds per turn")
+	flag.StringVar(&c.client, "client", "wire", "HTTP client: wire (fhirbench's own HTTP/1.1 client, a connection per worker, plain http:// only) or net/http (Go's Transport, which costs the shared cores more CPU per request)")
 	flag.Parse()
 	return c
 }
@@ -118,8 +126,8 @@ func run() int {
 	if !slices.Contains(Scenarios, c.scenario) {
 		return fail("unknown -scenario %q: one of %s", c.scenario, strings.Join(Scenarios, ", "))
 	}
-	if c.conc < 1 || c.dur <= 0 || c.warmup < 0 || c.load < 0 || c.obsPP < 0 {
-		return fail("-c and -d must be positive, -warmup, -load and -observations-per-patient not negative")
+	if c.conc < 1 || c.dur <= 0 || c.rounds < 1 || c.warmup < 0 || c.load < 0 || c.obsPP < 0 {
+		return fail("-c, -d and -rounds must be positive, -warmup, -load and -observations-per-patient not negative")
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -133,7 +141,10 @@ func run() int {
 		return fail("reading %s: %v", dir, err)
 	}
 	der := NewDeriver(src, c.seed)
-	api := NewAPI(c.url, c.user, c.secret, c.conc)
+	api, err := NewAPI(c.url, c.user, c.secret, c.conc, c.client)
+	if err != nil {
+		return fail("-client: %v", err)
+	}
 
 	var db *DB
 	if c.db != "" {
@@ -147,7 +158,7 @@ func run() int {
 	}
 
 	fmt.Printf("scenario     %s, %d workers, %s after %s warm-up, seed %d\n", c.scenario, c.conc, c.dur, c.warmup, c.seed)
-	fmt.Printf("server       %s\n", c.url)
+	fmt.Printf("server       %s (client %s)\n", c.url, c.client)
 	fmt.Printf("data         %s (%d patients, %d observations)\n", dir, len(src.Patients), len(src.Observations))
 
 	var patients []PatientInfo
@@ -216,13 +227,43 @@ func run() int {
 	}
 
 	runner := Runner{Conc: c.conc, Seed: c.seed}
+	op := w.HTTPOp(api)
+	var sop Op
+	if db != nil || !CeilingNeedsDB(c.scenario) {
+		if search {
+			n, err := w.ProbeSQL(ctx, db, probeRNG)
+			if err != nil {
+				return fail("ceiling probe: %v", err)
+			}
+			fmt.Printf("probe        ceiling → %d matches\n", n)
+		}
+		var cleanup func()
+		if sop, cleanup, err = w.CeilingOp(ctx, db); err != nil {
+			return fail("ceiling: %v", err)
+		}
+		defer cleanup()
+		if d := ceilingDescriptions[c.scenario]; d != "" {
+			fmt.Printf("ceiling is   %s\n", d)
+		}
+	}
 
-	// fhirbox, with its memory sampled every second from before the warm-up to the end.
+	// fhirbox and its ceiling take turns, -rounds times each, so that both meet the
+	// machine as it is during the same stretch of time: on a shared machine the speed
+	// of either alone drifts by more than the difference being measured. fhirbox's
+	// memory is sampled every second from before the warm-up to the end.
 	rss := &rssSampler{api: api}
 	rss.start(ctx)
-	op := w.HTTPOp(api)
 	runner.Run(ctx, c.warmup, 1, op)
-	srv := runner.Run(ctx, c.dur, 2, op)
+	if sop != nil {
+		runner.Run(ctx, c.warmup, 3, sop)
+	}
+	var srv, ceil Result
+	for i := range uint64(c.rounds) {
+		srv = srv.Merge(runner.Run(ctx, c.dur/time.Duration(c.rounds), 2|i<<8, op))
+		if sop != nil {
+			ceil = ceil.Merge(runner.Run(ctx, c.dur/time.Duration(c.rounds), 4|i<<8, sop))
+		}
+	}
 	rss.stop(ctx)
 	if ctx.Err() != nil {
 		return fail("interrupted")
@@ -241,33 +282,15 @@ func run() int {
 		Concurrency: c.conc,
 		DurationS:   c.dur.Seconds(),
 		Patients:    len(patients),
+		Client:      c.client,
+		Rounds:      c.rounds,
 	}
 	if db != nil {
 		out.Backend = db.Backend
 	}
 	failed := srv.ErrorRate() > maxErrorRate
 
-	if db != nil || !CeilingNeedsDB(c.scenario) {
-		if search {
-			n, err := w.ProbeSQL(ctx, db, probeRNG)
-			if err != nil {
-				return fail("ceiling probe: %v", err)
-			}
-			fmt.Printf("probe        ceiling → %d matches\n", n)
-		}
-		sop, cleanup, err := w.CeilingOp(ctx, db)
-		if err != nil {
-			return fail("ceiling: %v", err)
-		}
-		if d := ceilingDescriptions[c.scenario]; d != "" {
-			fmt.Printf("ceiling is   %s\n", d)
-		}
-		runner.Run(ctx, c.warmup, 3, sop)
-		ceil := runner.Run(ctx, c.dur, 4, sop)
-		cleanup()
-		if ctx.Err() != nil {
-			return fail("interrupted")
-		}
+	if sop != nil {
 		report("ceiling", ceil)
 		cr := round(ceil.RPS(), 1)
 		out.CeilingRPS = &cr

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"net/http"
 	"net/url"
@@ -568,10 +569,25 @@ type Runner struct {
 	Seed uint64
 }
 
-// Result is a measured phase and its errors grouped by message.
+// Result is a measured phase, or several merged, and its errors grouped by message.
 type Result struct {
 	Summary
 	ErrorKinds map[string]int
+	lats       []time.Duration // of the successful requests, sorted
+}
+
+// Merge returns r and o as one phase: their requests, errors and time added up.
+func (r Result) Merge(o Result) Result {
+	lats := append(slices.Clip(r.lats), o.lats...)
+	kinds := maps.Clone(r.ErrorKinds)
+	if kinds == nil {
+		kinds = map[string]int{}
+	}
+	for k, n := range o.ErrorKinds {
+		kinds[k] += n
+	}
+	sum, all := summarize([][]time.Duration{lats}, r.Errors+o.Errors, r.Elapsed+o.Elapsed)
+	return Result{Summary: sum, ErrorKinds: kinds, lats: all}
 }
 
 // Run runs op on r.Conc workers for d. Only successful requests are timed into the
@@ -618,5 +634,6 @@ func (r Runner) Run(ctx context.Context, d time.Duration, stream uint64, op Op) 
 		})
 	}
 	wg.Wait()
-	return Result{summarize(lats, int(errs.Load()), time.Since(start)), kinds}
+	sum, all := summarize(lats, int(errs.Load()), time.Since(start))
+	return Result{Summary: sum, ErrorKinds: kinds, lats: all}
 }

@@ -45,8 +45,9 @@ func (s Summary) ErrorRate() float64 {
 	return float64(s.Errors) / float64(s.OK+s.Errors)
 }
 
-// summarize merges the latencies of successful requests of every worker.
-func summarize(perWorker [][]time.Duration, errors int, elapsed time.Duration) Summary {
+// summarize merges the latencies of successful requests of every worker, and returns
+// them sorted with their summary.
+func summarize(perWorker [][]time.Duration, errors int, elapsed time.Duration) (Summary, []time.Duration) {
 	var all []time.Duration
 	for _, l := range perWorker {
 		all = append(all, l...)
@@ -58,7 +59,7 @@ func summarize(perWorker [][]time.Duration, errors int, elapsed time.Duration) S
 		Elapsed: elapsed,
 		P50:     Percentile(all, 50),
 		P99:     Percentile(all, 99),
-	}
+	}, all
 }
 
 // ms is d in milliseconds.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"math/rand/v2"
+	"slices"
 	"testing"
 	"time"
 )
@@ -39,7 +40,10 @@ func TestPercentile(t *testing.T) {
 
 func TestSummarize(t *testing.T) {
 	// Workers' latencies arrive unsorted and are merged before the percentiles.
-	s := summarize([][]time.Duration{{5, 1, 9}, {3}, nil, {7, 2, 8, 4, 6, 10}}, 2, 2*time.Second)
+	s, all := summarize([][]time.Duration{{5, 1, 9}, {3}, nil, {7, 2, 8, 4, 6, 10}}, 2, 2*time.Second)
+	if !slices.IsSorted(all) || len(all) != 10 {
+		t.Errorf("latencies %v", all)
+	}
 	if s.OK != 10 || s.Errors != 2 || s.P50 != 5 || s.P99 != 10 {
 		t.Errorf("summary %+v", s)
 	}
@@ -51,6 +55,25 @@ func TestSummarize(t *testing.T) {
 	}
 	if (Summary{}).RPS() != 0 || (Summary{}).ErrorRate() != 0 {
 		t.Error("an empty summary has rates")
+	}
+}
+
+// Rounds merge into one phase: requests, errors and time add up, and the percentiles
+// are those of all the latencies together, not an average of the rounds'.
+func TestResultMerge(t *testing.T) {
+	round := func(lats []time.Duration, errs int, kinds map[string]int) Result {
+		s, all := summarize([][]time.Duration{lats}, errs, time.Second)
+		return Result{Summary: s, ErrorKinds: kinds, lats: all}
+	}
+	var r Result
+	r = r.Merge(round([]time.Duration{1, 2, 3, 4}, 1, map[string]int{"a": 1}))
+	r = r.Merge(round([]time.Duration{100, 100, 100, 100, 100, 100}, 0, nil))
+	r = r.Merge(round([]time.Duration{5, 6}, 2, map[string]int{"a": 1, "b": 1}))
+	if r.OK != 12 || r.Errors != 3 || r.Elapsed != 3*time.Second || r.P50 != 6 || r.P99 != 100 {
+		t.Errorf("merged %+v", r.Summary)
+	}
+	if r.RPS() != 4 || r.ErrorKinds["a"] != 2 || r.ErrorKinds["b"] != 1 {
+		t.Errorf("RPS %v, kinds %v", r.RPS(), r.ErrorKinds)
 	}
 }
 
