@@ -64,15 +64,21 @@ type Grant struct {
 	User map[string]any
 	// Audience is the requested audience; empty means the client id.
 	Audience string
+	// Scope is the granted scope, none when empty. fhirbox grants what the client asks
+	// for and records it on the Session and in JWTs; AccessPolicies decide what it
+	// allows.
+	Scope []string
 }
 
 // TokenResponse is the token endpoint's answer (CONFORMANCE C1).
 type TokenResponse struct {
-	TokenType    string         `json:"token_type"`
-	AccessToken  string         `json:"access_token"`
-	ExpiresIn    int64          `json:"expires_in"`
-	RefreshToken string         `json:"refresh_token,omitempty"`
-	Userinfo     map[string]any `json:"userinfo,omitempty"`
+	TokenType    string `json:"token_type"`
+	AccessToken  string `json:"access_token"`
+	ExpiresIn    int64  `json:"expires_in"`
+	RefreshToken string `json:"refresh_token,omitempty"`
+	// Scope is the access token's scope, when it has one.
+	Scope    string         `json:"scope,omitempty"`
+	Userinfo map[string]any `json:"userinfo,omitempty"`
 }
 
 // hashToken is how tokens are kept at rest: only their SHA-256, hex encoded.
@@ -118,6 +124,7 @@ func (s *Sessions) Issue(ctx context.Context, g Grant) (*TokenResponse, error) {
 	if userID != "" {
 		doc["user"] = map[string]any{"resourceType": "User", "id": userID}
 	}
+	setScope(doc, strings.Join(g.Scope, " "), strings.Join(g.Scope, " "))
 	resp, err := s.mint(doc, sub, cfg, g.Client, now)
 	if err != nil {
 		return nil, err
@@ -138,20 +145,38 @@ func tokenFormat(jwt bool) string {
 	return "opaque"
 }
 
+// setScope records on a Session the scope of its grant (what its refresh token may
+// ask for again) and that of its current access token; no scope leaves both out.
+func setScope(doc map[string]any, granted, access string) {
+	delete(doc, "scope")
+	delete(doc, "access_scope")
+	if granted != "" {
+		doc["scope"] = granted
+	}
+	if access != "" {
+		doc["access_scope"] = access
+	}
+}
+
 // mint makes a new token pair for the Session doc (whose id is the jti) and records
-// their hashes and expiry in doc.
+// their hashes and expiry in doc. The access token's scope is doc's access_scope.
 func (s *Sessions) mint(doc map[string]any, sub string, cfg GrantConfig, client *ClientConfig, now time.Time) (*TokenResponse, error) {
 	sid, _ := doc["id"].(string)
 	aud, _ := doc["audience"].(string)
+	scope, _ := doc["access_scope"].(string)
 	exp := now.Add(cfg.AccessTokenTTL)
-	resp := &TokenResponse{TokenType: "Bearer", ExpiresIn: int64(cfg.AccessTokenTTL / time.Second)}
+	resp := &TokenResponse{TokenType: "Bearer", ExpiresIn: int64(cfg.AccessTokenTTL / time.Second), Scope: scope}
 	if cfg.JWT {
 		// jti names the Session; tid tells apart the tokens a Session issues within one
 		// second, whose other claims are all the same.
-		t, err := s.keys.Sign(jwt.MapClaims{
+		claims := jwt.MapClaims{
 			"iss": s.issuer, "sub": sub, "aud": aud, "iat": now.Unix(), "exp": exp.Unix(),
 			"jti": sid, "client_id": client.ID, "tid": randomToken()[:16],
-		})
+		}
+		if scope != "" {
+			claims["scope"] = scope // RFC 9068 §2.2.3: space-separated, as in the response
+		}
+		t, err := s.keys.Sign(claims)
 		if err != nil {
 			return nil, resources.Internal(err)
 		}
@@ -200,9 +225,11 @@ func (s *Sessions) mint(doc map[string]any, sub string, cfg GrantConfig, client 
 
 // Refresh rotates the refresh token rt of client: the Session gets a new token pair
 // and remembers the old refresh token, whose reuse closes the Session (CONFORMANCE S2).
+// scope, when given, narrows the new access token's scope; the Session keeps its
+// grant's scope for later refreshes.
 // authenticated says whether the client proved its secret; unauthenticated is the
 // error to give when the Session's grant needs it.
-func (s *Sessions) Refresh(ctx context.Context, client *ClientConfig, authenticated bool, rt string, userOf func(ctx context.Context, id string) (map[string]any, error), unauthenticated func() error) (*TokenResponse, error) {
+func (s *Sessions) Refresh(ctx context.Context, client *ClientConfig, authenticated bool, rt string, scope []string, userOf func(ctx context.Context, id string) (map[string]any, error), unauthenticated func() error) (*TokenResponse, error) {
 	bad := oauthErr(ErrCodeInvalidGrant, "the refresh token is invalid, expired or revoked")
 	if rt == "" || len(rt) > 8192 {
 		return nil, bad
@@ -252,6 +279,12 @@ func (s *Sessions) Refresh(ctx context.Context, client *ClientConfig, authentica
 		}
 		sub = uid
 	}
+	granted, _ := doc["scope"].(string)
+	access, oe := narrowScope(granted, scope)
+	if oe != nil {
+		return nil, oe
+	}
+	setScope(doc, granted, access)
 	rotated, _ := doc["rotated_refresh_hashes"].([]any)
 	rotated = append(rotated, h)
 	if len(rotated) > maxRotated {

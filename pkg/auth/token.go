@@ -121,6 +121,10 @@ func (t *TokenEndpoint) Token(ctx context.Context, req *TokenRequest) (*TokenRes
 	if err != nil {
 		return nil, err
 	}
+	scope, oe := parseScope(req.Params["scope"])
+	if oe != nil {
+		return nil, oe
+	}
 	switch grant {
 	case "client_credentials":
 		if !client.Allows(grant) {
@@ -133,20 +137,20 @@ func (t *TokenEndpoint) Token(ctx context.Context, req *TokenRequest) (*TokenRes
 		if err != nil {
 			return nil, err
 		}
-		return t.Sessions.Issue(ctx, Grant{Type: grant, Client: client, Audience: aud})
+		return t.Sessions.Issue(ctx, Grant{Type: grant, Client: client, Audience: aud, Scope: scope})
 	case "password":
-		return t.password(ctx, req, client, authenticated)
+		return t.password(ctx, req, client, authenticated, scope)
 	default:
 		if req.Params["refresh_token"] == "" {
 			return nil, oauthErr(ErrCodeInvalidRequest, "refresh_token is required")
 		}
-		return t.Sessions.Refresh(ctx, client, authenticated, req.Params["refresh_token"], t.Dir.User, func() error {
+		return t.Sessions.Refresh(ctx, client, authenticated, req.Params["refresh_token"], scope, t.Dir.User, func() error {
 			return t.clientErr(req, "refreshing these tokens needs the client's secret")
 		})
 	}
 }
 
-func (t *TokenEndpoint) password(ctx context.Context, req *TokenRequest, client *ClientConfig, authenticated bool) (*TokenResponse, error) {
+func (t *TokenEndpoint) password(ctx context.Context, req *TokenRequest, client *ClientConfig, authenticated bool, scope []string) (*TokenResponse, error) {
 	if !client.Allows("password") {
 		return nil, oauthErr(ErrCodeUnauthorizedClient, "client %s may not use the password grant", client.ID)
 	}
@@ -186,7 +190,7 @@ func (t *TokenEndpoint) password(ctx context.Context, req *TokenRequest, client 
 		return nil, oauthErr(ErrCodeInvalidGrant, "wrong username or password")
 	}
 	t.Limiter.Succeed(keys[0])
-	return t.Sessions.Issue(ctx, Grant{Type: "password", Client: client, User: user, Audience: aud})
+	return t.Sessions.Issue(ctx, Grant{Type: "password", Client: client, User: user, Audience: aud, Scope: scope})
 }
 
 // authenticateClient identifies the client: HTTP Basic or client_id/client_secret in

@@ -742,3 +742,105 @@ func testAuthorizeIsRateLimited(t *testing.T) {
 		t.Errorf("after Retry-After: %d %s", r.status, r.raw)
 	}
 }
+
+// T10: a refresh may narrow the scope, never widen it. The scope granted is recorded on
+// the Session and in JWTs, answered in the token response, and a refresh without scope
+// gets the whole grant back (RFC 6749 §6); a malformed scope is invalid_scope.
+func TestRefreshScope(t *testing.T) { forEachBackend(t, testRefreshScope) }
+
+func testRefreshScope(t *testing.T) {
+	e := newEnv(t)
+	setupMyapp(t, e)
+	e.must(201, yamlPut("/AccessPolicy/scoped-read", `
+engine: matcho
+link: [{id: user1, resourceType: User}]
+matcho: {request-method: get, jwt: {scope: "patient/*.read"}}
+`))
+	pw := url.Values{"grant_type": {"password"}, "username": {"user1"}, "password": {"password1"}}
+	basic := []string{"Authorization", basicAuth("myapp", "verysecret")}
+	withScope := func(v url.Values, scope string) url.Values {
+		c := url.Values{}
+		for k, vs := range v {
+			c[k] = vs
+		}
+		c.Set("scope", scope)
+		return c
+	}
+	first := token(e, withScope(pw, "user/*.read  patient/*.read user/*.read"), basic...)
+	checkTokenResponse(t, first)
+	if s := first.doc["scope"]; s != "user/*.read patient/*.read" {
+		t.Errorf("granted scope %v, want the requested tokens once each, in order", s)
+	}
+	_, claims := jwtParts(t, first.doc["access_token"].(string))
+	if claims["scope"] != "user/*.read patient/*.read" {
+		t.Errorf("JWT scope claim %v", claims["scope"])
+	}
+	refresh := func(rt, scope string) *resp {
+		v := url.Values{"grant_type": {"refresh_token"}, "refresh_token": {rt}}
+		if scope != "" {
+			v.Set("scope", scope)
+		}
+		return token(e, v, basic...)
+	}
+	// Narrowing: the new access token carries only what was asked for, and a policy on
+	// the JWT's scope sees the narrowed one.
+	narrow := refresh(first.doc["refresh_token"].(string), "patient/*.read")
+	checkTokenResponse(t, narrow)
+	if s := narrow.doc["scope"]; s != "patient/*.read" {
+		t.Errorf("narrowed scope %v", s)
+	}
+	_, claims = jwtParts(t, narrow.doc["access_token"].(string))
+	if claims["scope"] != "patient/*.read" {
+		t.Errorf("narrowed JWT scope claim %v", claims["scope"])
+	}
+	e.must(201, put("/Patient/p1", `{"resourceType":"Patient"}`))
+	e.must(200, bearer(narrow.doc["access_token"].(string), get("/fhir/Patient/p1")))
+	e.must(403, bearer(first.doc["access_token"].(string), get("/fhir/Patient/p1")))
+	// The Session keeps the grant's scope: a refresh without scope gets all of it back.
+	sid := claims["jti"].(string)
+	sess := e.must(200, get("/Session/"+sid))
+	if sess.doc["scope"] != "user/*.read patient/*.read" || sess.doc["access_scope"] != "patient/*.read" {
+		t.Errorf("Session scope %v, access_scope %v", sess.doc["scope"], sess.doc["access_scope"])
+	}
+	whole := refresh(narrow.doc["refresh_token"].(string), "")
+	checkTokenResponse(t, whole)
+	if s := whole.doc["scope"]; s != "user/*.read patient/*.read" {
+		t.Errorf("refresh without scope: %v, want the whole grant", s)
+	}
+	// Widening is refused, and the refresh token stays usable (nothing was rotated).
+	rt := whole.doc["refresh_token"].(string)
+	if code := oauthErrorOf(t, refresh(rt, "patient/*.read patient/*.write"), 400); code != "invalid_scope" {
+		t.Errorf("widening refresh: %s, want invalid_scope", code)
+	}
+	checkTokenResponse(t, refresh(rt, "user/*.read"))
+
+	// A session granted no scope cannot gain one by refreshing.
+	none := token(e, pw, basic...)
+	checkTokenResponse(t, none)
+	if _, ok := none.doc["scope"]; ok {
+		t.Errorf("a grant without scope answered scope %v", none.doc["scope"])
+	}
+	if code := oauthErrorOf(t, refresh(none.doc["refresh_token"].(string), "openid"), 400); code != "invalid_scope" {
+		t.Errorf("refresh adding a scope: %s, want invalid_scope", code)
+	}
+	// Malformed scope tokens (quotes, backslashes, control characters) on any grant.
+	for _, bad := range []string{`a"b`, `a\b`, "a\tb", "é"} {
+		if code := oauthErrorOf(t, token(e, withScope(pw, bad), basic...), 400); code != "invalid_scope" {
+			t.Errorf("scope %q: %s, want invalid_scope", bad, code)
+		}
+	}
+	cc := token(e, url.Values{"grant_type": {"client_credentials"}, "scope": {"system/*.read"}}, basic...)
+	checkTokenResponse(t, cc)
+	if cc.doc["scope"] != "system/*.read" {
+		t.Errorf("client credentials scope %v", cc.doc["scope"])
+	}
+	// An opaque token's scope reaches policies through its Session.
+	e.must(201, yamlPut("/AccessPolicy/scoped-client", `
+engine: matcho
+link: [{id: myapp, resourceType: Client}]
+matcho: {request-method: get, session: {access_scope: "system/*.read"}}
+`))
+	e.must(200, bearer(cc.doc["access_token"].(string), get("/fhir/Patient/p1")))
+	unscoped := token(e, url.Values{"grant_type": {"client_credentials"}}, basic...)
+	e.must(403, bearer(unscoped.doc["access_token"].(string), get("/fhir/Patient/p1")))
+}

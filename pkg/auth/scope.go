@@ -1,0 +1,46 @@
+package auth
+
+import (
+	"slices"
+	"strings"
+)
+
+// parseScope reads a scope parameter (RFC 6749 §3.3): scope-tokens of printable ASCII
+// but space, '"' and '\', separated by spaces. Repeated tokens count once; the order is
+// kept. An empty parameter is no scope.
+func parseScope(s string) ([]string, *OAuthError) {
+	var out []string
+	for _, tok := range strings.Split(s, " ") {
+		if tok == "" {
+			continue
+		}
+		for i := 0; i < len(tok); i++ {
+			if c := tok[i]; c < 0x21 || c > 0x7e || c == '"' || c == '\\' {
+				return nil, oauthErr(ErrCodeInvalidScope, "malformed scope %q: scope tokens are printable ASCII without spaces, quotes or backslashes", tok)
+			}
+		}
+		if !slices.Contains(out, tok) {
+			out = append(out, tok)
+		}
+	}
+	return out, nil
+}
+
+// narrowScope is the scope of a refreshed access token: the requested one, which may
+// leave out part of the granted scope but never add to it (CONFORMANCE T10), or, when
+// the refresh asks for none, the whole grant (RFC 6749 §6).
+func narrowScope(granted string, requested []string) (string, *OAuthError) {
+	if len(requested) == 0 {
+		return granted, nil
+	}
+	have := strings.Fields(granted)
+	for _, tok := range requested {
+		if !slices.Contains(have, tok) {
+			if len(have) == 0 {
+				return "", oauthErr(ErrCodeInvalidScope, "scope %q was not granted: this session has no scope, and a refresh cannot add one", tok)
+			}
+			return "", oauthErr(ErrCodeInvalidScope, "scope %q was not granted: a refresh may only narrow the session's scope %q", tok, granted)
+		}
+	}
+	return strings.Join(requested, " "), nil
+}
