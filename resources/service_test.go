@@ -1,0 +1,65 @@
+package resources
+
+import (
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+)
+
+// F18: ValidID accepts FHIR's id syntax and nothing else; the fuzz target holds it to
+// the regular expression of the specification.
+func TestValidID(t *testing.T) {
+	for id, want := range map[string]bool{
+		"a": true, "Patient-1.2": true, strings.Repeat("x", 64): true, "ABCxyz019-.": true,
+		"": false, strings.Repeat("x", 65): false, "a_b": false, "a/b": false, "a b": false, "é": false, "a\x00": false,
+	} {
+		if got := ValidID(id); got != want {
+			t.Errorf("ValidID(%q) = %v, want %v", id, got, want)
+		}
+	}
+}
+
+func FuzzValidID(f *testing.F) {
+	spec := regexp.MustCompile(`^[A-Za-z0-9\-.]{1,64}$`)
+	for _, s := range []string{"a", "", "a_b", strings.Repeat("y", 64), strings.Repeat("y", 65), "é"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, id string) {
+		if got, want := ValidID(id), spec.MatchString(id); got != want {
+			t.Errorf("ValidID(%q) = %v, the specification's pattern says %v", id, got, want)
+		}
+	})
+}
+
+// Server-assigned ids are UUIDv7: valid FHIR ids that increase as they are made, so that
+// creates append to the id indexes.
+func TestNewID(t *testing.T) {
+	prev := ""
+	for range 2000 {
+		id := NewID()
+		u, err := uuid.Parse(id)
+		if err != nil || u.Version() != 7 || u.Variant() != uuid.RFC4122 || !ValidID(id) {
+			t.Fatalf("NewID() = %q: version %d, variant %v, err %v", id, u.Version(), u.Variant(), err)
+		}
+		if id <= prev {
+			t.Fatalf("NewID() = %q after %q: not increasing", id, prev)
+		}
+		prev = id
+	}
+	if ms := time.UnixMilli(int64(binaryTime(prev))); time.Since(ms).Abs() > time.Minute {
+		t.Errorf("the id's time %s is not now", ms)
+	}
+}
+
+// binaryTime reads the 48-bit Unix millisecond time of a UUIDv7.
+func binaryTime(id string) uint64 {
+	u := uuid.MustParse(id)
+	var ms uint64
+	for _, b := range u[:6] {
+		ms = ms<<8 | uint64(b)
+	}
+	return ms
+}
