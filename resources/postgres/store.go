@@ -35,6 +35,7 @@ type Store struct {
 	gdb  *gorm.DB
 	sql  *sql.DB
 	pcfg *pgx.ConnConfig // for the change feed's own connection
+	ins  *inserter       // creates under fresh ids, batched
 }
 
 var _ sqlstore.Store = (*Store)(nil)
@@ -99,7 +100,7 @@ func Open(ctx context.Context, url string, opts ...Option) (*Store, error) {
 		sqlDB.Close()
 		return nil, err
 	}
-	return &Store{Reads: sqlstore.NewReads(dialect, sqlDB), gdb: gdb, sql: sqlDB, pcfg: pcfg}, nil
+	return &Store{Reads: sqlstore.NewReads(dialect, sqlDB), gdb: gdb, sql: sqlDB, pcfg: pcfg, ins: newInserter(sqlDB)}, nil
 }
 
 func migrate(ctx context.Context, db *sql.DB) error {
@@ -121,8 +122,11 @@ func migrate(ctx context.Context, db *sql.DB) error {
 	return nil
 }
 
-// Close closes the connection pool.
-func (s *Store) Close() error { return s.sql.Close() }
+// Close waits for the inserts under way and closes the connection pool.
+func (s *Store) Close() error {
+	s.ins.Close()
+	return s.sql.Close()
+}
 
 // DB returns the gorm handle on the store's connection pool.
 func (s *Store) DB() *gorm.DB { return s.gdb }

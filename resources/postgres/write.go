@@ -81,14 +81,15 @@ func (s *Store) Write(ctx context.Context, typ, id string, fn resources.WriteFun
 func (s *Store) write(ctx context.Context, typ, id string, fn resources.WriteFunc, retry bool) (*resources.Resource, error) {
 	// A fresh id (a UUID the server just made, see resources.NewID) has no row to lock and no old
 	// index rows: the version is inserted by one statement, which is a transaction of
-	// its own, in one round trip. Were the id taken after all, the INSERT fails with a
-	// unique violation and Write retries the ordinary way.
+	// its own, shared with the other fresh creates that arrive meanwhile (see inserter).
+	// Were the id taken after all, the INSERT fails with a unique violation and Write
+	// retries the ordinary way.
 	if resources.FreshID(ctx) && !retry && typ != "AccessPolicy" {
 		next, idx, err := s.prepare(typ, id, nil, fn)
 		if err != nil || next == nil {
 			return next, err
 		}
-		if _, err := s.sql.ExecContext(ctx, createSQL, saveArgs(next, idx)...); err != nil {
+		if err := s.ins.Insert(ctx, next, idx); err != nil {
 			return nil, err
 		}
 		return next, nil

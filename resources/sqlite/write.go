@@ -109,22 +109,11 @@ const maxBatch = 32
 // store closes.
 func (s *Store) writer() {
 	defer close(s.writerDone)
+	var batch []*writeReq
 	for {
-		var batch []*writeReq
-		select {
-		case r := <-s.writes:
-			batch = append(batch, r)
-		case <-s.closed:
+		var ok bool
+		if batch, ok = sqlstore.NextBatch(s.writes, s.closed, maxBatch, batch); !ok {
 			return
-		}
-	more:
-		for len(batch) < maxBatch {
-			select {
-			case r := <-s.writes:
-				batch = append(batch, r)
-			default:
-				break more
-			}
 		}
 		s.commit(batch)
 		for _, r := range batch {
