@@ -165,19 +165,21 @@ func (s *Server) handleJWKS(c echo.Context) error {
 }
 
 // handleDiscovery serves both discovery documents (C6): OpenID Connect's and RFC 8414's.
+// code_challenge_methods_supported waits for the authorization-code grant, and no
+// token_endpoint_auth_signing_alg_values_supported is given: RFC 8414 §2 ties it to the
+// private_key_jwt and client_secret_jwt methods, which fhirbox does not take.
 func (s *Server) handleDiscovery(c echo.Context) error {
 	b := s.cfg.BaseURL
 	return c.JSON(http.StatusOK, map[string]any{
-		"issuer":                                           b,
-		"token_endpoint":                                   b + "/auth/token",
-		"authorization_endpoint":                           b + "/auth/authorize",
-		"userinfo_endpoint":                                b + "/auth/userinfo",
-		"jwks_uri":                                         b + "/.well-known/jwks.json",
-		"grant_types_supported":                            []string{"password", "client_credentials", "refresh_token"},
-		"response_types_supported":                         []string{},
-		"token_endpoint_auth_methods_supported":            []string{"client_secret_basic", "client_secret_post", "none"},
-		"subject_types_supported":                          []string{"public"},
-		"id_token_signing_alg_values_supported":            []string{"RS256"},
-		"token_endpoint_auth_signing_alg_values_supported": []string{"RS256"},
+		"issuer":                                b,
+		"token_endpoint":                        b + "/auth/token",
+		"authorization_endpoint":                b + "/auth/authorize",
+		"userinfo_endpoint":                     b + "/auth/userinfo",
+		"jwks_uri":                              b + "/.well-known/jwks.json",
+		"grant_types_supported":                 []string{"password", "client_credentials", "refresh_token"},
+		"response_types_supported":              []string{},
+		"token_endpoint_auth_methods_supported": []string{"client_secret_basic", "client_secret_post", "none"},
+		"subject_types_supported":               []string{"public"},
+		"id_token_signing_alg_values_supported": []string{"RS256"},
 	})
 }

@@ -604,6 +604,9 @@ func testDiscoveryAndJWKS(t *testing.T) {
 				t.Errorf("C6 %s: %s missing", p, k)
 			}
 		}
+		if _, ok := r.doc["token_endpoint_auth_signing_alg_values_supported"]; ok {
+			t.Errorf("%s lists signing algorithms for client authentication methods it does not offer (RFC 8414 §2)", p)
+		}
 	}
 	r := e.must(200, anon(get("/.well-known/jwks.json")))
 	keys, _ := r.doc["keys"].([]any)
