@@ -48,6 +48,9 @@ type ClientConfig struct {
 	// Grants holds, for every listed grant that takes settings, its settings with the
 	// defaults applied.
 	Grants map[string]GrantConfig
+	// Scopes, from the Client's scope (RFC 7591 §2: space-separated, or a list), are the
+	// scopes the client may ask for; nil allows any.
+	Scopes []string
 }
 
 // GrantConfig is the auth.<grant> block of a Client with the defaults applied.
@@ -93,6 +96,9 @@ func ParseClientConfig(doc map[string]any) (*ClientConfig, error) {
 		return nil, err
 	}
 	c.GrantTypes = grants
+	if c.Scopes, err = parseClientScope(doc["scope"]); err != nil {
+		return nil, err
+	}
 	for _, g := range grants {
 		if slices.Contains(settingsGrants, g) {
 			c.Grants[g] = defaultGrantConfig()
@@ -141,6 +147,53 @@ func (c *ClientConfig) Grant(grant string) GrantConfig {
 		return g
 	}
 	return defaultGrantConfig()
+}
+
+// parseClientScope reads a Client's scope: a space-separated string (RFC 7591 §2) or a
+// list of scope tokens. Absent or null allows any scope; an empty one allows none.
+func parseClientScope(raw any) ([]string, error) {
+	const want = "scope must be the scopes the client may ask for: a space-separated string or a list of scope tokens"
+	var joined string
+	switch v := raw.(type) {
+	case nil:
+		return nil, nil
+	case string:
+		joined = v
+	case []any:
+		toks := make([]string, len(v))
+		for i, item := range v {
+			s, ok := item.(string)
+			if !ok || s == "" || strings.Contains(s, " ") {
+				return nil, settingErr(fmt.Sprintf("scope[%d]", i), "%s", want)
+			}
+			toks[i] = s
+		}
+		joined = strings.Join(toks, " ")
+	default:
+		return nil, settingErr("scope", "%s", want)
+	}
+	toks, oe := parseScope(joined)
+	if oe != nil {
+		return nil, settingErr("scope", "%s", oe.Description)
+	}
+	if toks == nil {
+		toks = []string{}
+	}
+	return toks, nil
+}
+
+// AllowsScope returns the first of the requested scope tokens that the client may not
+// ask for, or "" when it may ask for all of them.
+func (c *ClientConfig) AllowsScope(requested []string) string {
+	if c.Scopes == nil {
+		return ""
+	}
+	for _, tok := range requested {
+		if !slices.Contains(c.Scopes, tok) {
+			return tok
+		}
+	}
+	return ""
 }
 
 // parseGrantTypes reads grant_types: absent means no grant at all.

@@ -214,6 +214,45 @@ func TestClientConfigDefaults(t *testing.T) {
 	}
 }
 
+// A Client's scope lists what it may ask for (RFC 7591 §2), as one space-separated
+// string or a list; without one, any scope may be asked for (CONFORMANCE T7).
+func TestClientScope(t *testing.T) {
+	cases := []struct {
+		doc       string
+		want      []string
+		ok, wider []string
+	}{
+		{`{}`, nil, []string{"anything", "at/all"}, nil},
+		{`{"scope":null}`, nil, []string{"anything"}, nil},
+		{`{"scope":"system/*.read  patient/*.read"}`, []string{"system/*.read", "patient/*.read"}, []string{"patient/*.read", "system/*.read patient/*.read"}, []string{"system/*.write", "patient/*.read openid"}},
+		{`{"scope":["system/*.read","openid"]}`, []string{"system/*.read", "openid"}, []string{"openid"}, []string{"system/*.read profile"}},
+		{`{"scope":""}`, []string{}, nil, []string{"openid"}},
+		{`{"scope":[]}`, []string{}, nil, []string{"openid"}},
+	}
+	for _, tc := range cases {
+		c, err := ParseClientConfig(clientDoc(t, tc.doc, true))
+		if err != nil {
+			t.Fatalf("%s: %v", tc.doc, err)
+		}
+		if !reflect.DeepEqual(c.Scopes, tc.want) {
+			t.Errorf("%s: Scopes %#v, want %#v", tc.doc, c.Scopes, tc.want)
+		}
+		if bad := c.AllowsScope(nil); bad != "" {
+			t.Errorf("%s: no scope asked, %q refused", tc.doc, bad)
+		}
+		for _, s := range tc.ok {
+			if bad := c.AllowsScope(strings.Fields(s)); bad != "" {
+				t.Errorf("%s: %q refused for %q", tc.doc, s, bad)
+			}
+		}
+		for _, s := range tc.wider {
+			if bad := c.AllowsScope(strings.Fields(s)); bad == "" {
+				t.Errorf("%s: %q allowed", tc.doc, s)
+			}
+		}
+	}
+}
+
 func TestClientConfigInvalid(t *testing.T) {
 	pw := func(settings string) string {
 		return `{"grant_types":["password"],"auth":{"password":` + settings + `}}`
@@ -287,6 +326,14 @@ func TestClientConfigInvalid(t *testing.T) {
 		{"audience number entry", pw(`{"audience":[1]}`), "auth.password.audience[0]"},
 		{"audience number", pw(`{"audience":5}`), "auth.password.audience"},
 		{"audience object", cc(`{"audience":{"a":1}}`), "auth.client_credentials.audience"},
+
+		{"scope number", `{"grant_types":["client_credentials"],"scope":5}`, "scope"},
+		{"scope object", `{"grant_types":["client_credentials"],"scope":{"read":true}}`, "scope"},
+		{"scope with a quote", `{"grant_types":["client_credentials"],"scope":"read a\"b"}`, "scope"},
+		{"scope non-ASCII", `{"grant_types":["client_credentials"],"scope":"lecture é"}`, "scope"},
+		{"scope entry with a space", `{"grant_types":["client_credentials"],"scope":["read","a b"]}`, "scope[1]"},
+		{"scope entry empty", `{"grant_types":["client_credentials"],"scope":[""]}`, "scope[0]"},
+		{"scope entry number", `{"grant_types":["client_credentials"],"scope":["read",1]}`, "scope[1]"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

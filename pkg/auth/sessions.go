@@ -283,6 +283,10 @@ func (s *Sessions) Refresh(ctx context.Context, client *ClientConfig, authentica
 	if oe != nil {
 		return nil, oe
 	}
+	// A scope taken off the client's list since the grant is not issued again.
+	if bad := client.AllowsScope(strings.Fields(access)); bad != "" {
+		return nil, oauthErr(ErrCodeInvalidScope, "scope %q is no longer allowed for client %s: refresh with a narrower scope", bad, client.ID)
+	}
 	setScope(doc, granted, access)
 	rotated, _ := doc["rotated_refresh_hashes"].([]any)
 	rotated = append(rotated, h)

@@ -125,6 +125,10 @@ func (t *TokenEndpoint) Token(ctx context.Context, req *TokenRequest) (*TokenRes
 	if oe != nil {
 		return nil, oe
 	}
+	// A refresh narrows its Session's own grant instead (see Sessions.Refresh).
+	if bad := client.AllowsScope(scope); bad != "" && grant != "refresh_token" {
+		return nil, oauthErr(ErrCodeInvalidScope, "scope %q is not allowed for client %s", bad, client.ID)
+	}
 	switch grant {
 	case "client_credentials":
 		if !client.Allows(grant) {

@@ -847,3 +847,67 @@ matcho: {request-method: get, session: {access_scope: "system/*.read"}}
 	unscoped := token(e, url.Values{"grant_type": {"client_credentials"}}, basic...)
 	e.must(403, bearer(unscoped.doc["access_token"].(string), get("/fhir/Patient/p1")))
 }
+
+// A Client's scope lists the scopes it may ask for: asking for more is invalid_scope
+// on every grant (CONFORMANCE T7), and a refresh does not hand out again a scope taken
+// off the list since.
+func TestClientScopes(t *testing.T) { forEachBackend(t, testClientScopes) }
+
+func testClientScopes(t *testing.T) {
+	e := newEnv(t)
+	const scopedYAML = `
+secret: s3cret
+grant_types: [password, refresh_token, client_credentials]
+scope: system/*.read patient/*.read
+auth:
+  password: {refresh_token: true}
+`
+	e.must(201, yamlPut("/Client/scoped", scopedYAML))
+	e.must(201, put("/User/user1", `{"password":"password1"}`))
+	basic := []string{"Authorization", basicAuth("scoped", "s3cret")}
+	cc := func(scope string) *resp {
+		v := url.Values{"grant_type": {"client_credentials"}}
+		if scope != "" {
+			v.Set("scope", scope)
+		}
+		return token(e, v, basic...)
+	}
+	if r := cc("system/*.read"); r.status != 200 || r.doc["scope"] != "system/*.read" {
+		t.Errorf("allowed scope: %d %s", r.status, r.raw)
+	}
+	if r := cc(""); r.status != 200 || r.doc["scope"] != nil {
+		t.Errorf("no scope asked: %d %s", r.status, r.raw)
+	}
+	for _, wider := range []string{"system/*.write", "system/*.read openid"} {
+		if code := oauthErrorOf(t, cc(wider), 400); code != "invalid_scope" {
+			t.Errorf("T7 client_credentials scope %q: %s, want invalid_scope", wider, code)
+		}
+	}
+	pw := url.Values{"grant_type": {"password"}, "username": {"user1"}, "password": {"password1"}, "scope": {"user/*.read"}}
+	if code := oauthErrorOf(t, token(e, pw, basic...), 400); code != "invalid_scope" {
+		t.Errorf("T7 password scope beyond the client's: %s, want invalid_scope", code)
+	}
+	pw.Set("scope", "patient/*.read system/*.read")
+	granted := token(e, pw, basic...)
+	checkTokenResponse(t, granted)
+
+	// The list shrinks (written as a YAML list this time): refreshing into a scope no
+	// longer allowed is refused, a refresh narrowed to what is still allowed works.
+	e.must(200, yamlPut("/Client/scoped", strings.Replace(scopedYAML, "scope: system/*.read patient/*.read", "scope: [system/*.read]", 1)))
+	refresh := func(rt, scope string) *resp {
+		return token(e, url.Values{"grant_type": {"refresh_token"}, "refresh_token": {rt}, "scope": {scope}}, basic...)
+	}
+	rt := granted.doc["refresh_token"].(string)
+	if code := oauthErrorOf(t, refresh(rt, ""), 400); code != "invalid_scope" {
+		t.Errorf("refresh into a scope taken off the client: %s, want invalid_scope", code)
+	}
+	if r := refresh(rt, "system/*.read"); r.status != 200 || r.doc["scope"] != "system/*.read" {
+		t.Errorf("refresh narrowed to the allowed scope: %d %s", r.status, r.raw)
+	}
+
+	// A malformed list is refused on write, naming the field.
+	r := e.do(yamlPut("/Client/scoped", strings.Replace(scopedYAML, "scope: system/*.read patient/*.read", `scope: ["a b"]`, 1)))
+	if r.status != 422 || !strings.Contains(string(r.raw), "scope[0]") {
+		t.Errorf("malformed scope list: %d %s", r.status, r.raw)
+	}
+}
