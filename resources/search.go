@@ -67,6 +67,10 @@ func ParseSearch(reg *Registry, typ string, params url.Values, opts ParseOptions
 			if raw == "" {
 				continue // empty parameters count as absent
 			}
+			if strings.IndexByte(raw, 0) >= 0 {
+				// No index value holds it, and PostgreSQL refuses it in a text parameter.
+				return nil, invalid(name, "%s: the value contains the character U+0000 (%%00)", name)
+			}
 			var err error
 			switch name {
 			case "_format", "_pretty":

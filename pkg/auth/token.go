@@ -80,6 +80,12 @@ func ParseTokenRequest(contentType string, body []byte, query url.Values, author
 	default:
 		return nil, oauthErr(ErrCodeInvalidRequest, "send application/x-www-form-urlencoded or application/json, not %s", mt)
 	}
+	for k, v := range req.Params {
+		if strings.IndexByte(k, 0) >= 0 || strings.IndexByte(v, 0) >= 0 {
+			// No stored value holds it, and PostgreSQL refuses it in text.
+			return nil, oauthErr(ErrCodeInvalidRequest, "parameter %q contains the character U+0000", strings.ReplaceAll(k, "\x00", ""))
+		}
+	}
 	if authorization != "" {
 		scheme, cred, _ := strings.Cut(authorization, " ")
 		if !strings.EqualFold(scheme, "basic") {

@@ -37,6 +37,9 @@ func TestDecodeJSON(t *testing.T) {
 		{"trailing comma", `{"a":1,}`, nil, "invalid JSON"},
 		{"bad utf8", "{\"a\":\"\xff\"}", nil, "UTF-8"},
 		{"too deep", strings.Repeat(`{"a":`, maxDepth+1) + "1" + strings.Repeat("}", maxDepth+1), nil, "deeper"},
+		{"NUL in a value", `{"name":[{"family":"a\u0000b"}]}`, nil, "name[0].family"},
+		{"NUL in a key", `{"a\u0000":1}`, nil, "U+0000"},
+		{"other control characters pass", `{"a":"x\u0001\ty"}`, map[string]any{"a": "x\u0001\ty"}, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -87,6 +90,8 @@ func TestDecodeYAML(t *testing.T) {
 		{"nan", "a: .nan\n", nil, "cannot be represented"},
 		{"custom tag", "a: !thing x\n", nil, "unsupported tag"},
 		{"null key", "~: x\n", nil, "key"},
+		{"NUL in a value", "name:\n  - family: \"a\\0b\"\n", nil, "name[0].family"},
+		{"NUL in a key", "\"a\\x00\": 1\n", nil, "U+0000"},
 		{"sequence key", "? [a]\n: x\n", nil, "key"},
 		{"syntax", "a: [1\n", nil, "invalid YAML"},
 		{"bad indentation", "a:\n  b: 1\n c: 2\n", nil, "invalid YAML"},
@@ -172,7 +177,7 @@ func TestRoundTripTrickyStrings(t *testing.T) {
 		".inf", "-.Inf", ".nan", "1_000", "2020-01-01", "2020-01-01T10:00:00Z", "12:30:00",
 		"<<", "a: b", "- x", "#comment", "a #b", "'", `"`, "\\", "@x", "`x", "!x", "&x", "*x", "%x", "|", ">",
 		"{}", "[]", "{a: 1}", "x\ny", "x\n", "\n", "\nx", " x\n y", "x \ny", "trailing ", "\t", "a\tb", "\r\n",
-		"é", "日本語", "\u2028", "\u0085", "\ufeffbom", "\x00", "\x7f", "=", "? x", ": x", "-", "---", "...",
+		"é", "日本語", "\u2028", "\u0085", "\ufeffbom", "\x7f", "=", "? x", ": x", "-", "---", "...",
 	} {
 		b, _ := json.Marshal(map[string]any{"v": s, s: "key"})
 		t.Run(strings.ReplaceAll(string(b), "/", "_"), func(t *testing.T) { checkRoundTrip(t, b) })

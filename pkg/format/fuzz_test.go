@@ -1,13 +1,14 @@
 package format
 
 import (
+	"bytes"
 	"encoding/json"
 	"reflect"
 	"testing"
 )
 
 func FuzzDecodeJSON(f *testing.F) {
-	for _, s := range []string{`{}`, `{"a":[1,{"b":null}]}`, `{"a":1,"a":2}`, `[1]`, `{"n":1.50e3}`, "{\"a\":\"\xff\"}", `{} {}`} {
+	for _, s := range []string{`{}`, `{"a":[1,{"b":null}]}`, `{"a":1,"a":2}`, `[1]`, `{"n":1.50e3}`, "{\"a\":\"\xff\"}", `{} {}`, `{"a\u0000":"\u0000"}`} {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
@@ -25,6 +26,9 @@ func FuzzDecodeJSON(f *testing.F) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		if bytes.Contains(b, []byte(`\u0000`)) {
+			t.Fatalf("accepted U+0000 in %q", data)
+		}
 		again, err := DecodeJSON(b)
 		if err != nil || !reflect.DeepEqual(again, m) {
 			t.Fatalf("re-encoding changed the document: %v", err)
@@ -34,7 +38,7 @@ func FuzzDecodeJSON(f *testing.F) {
 
 func FuzzDecodeYAML(f *testing.F) {
 	for _, s := range []string{"a: 1\n", "a: &x 1\nb: *x\n", "a: [1, {b: c}]\n", "a: 1\n---\nb: 2\n", "<<: {a: 1}\n",
-		"d: 2020-01-01\n", "x: !!binary aGk=\n", "h: 0x1F\n", "a: |\n  x\n  y\n", "? [a]\n: b\n", "a: .inf\n"} {
+		"d: 2020-01-01\n", "x: !!binary aGk=\n", "h: 0x1F\n", "a: |\n  x\n  y\n", "? [a]\n: b\n", "a: .inf\n", "a: \"\\0\"\n"} {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {

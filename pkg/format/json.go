@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 	"unicode/utf8"
 )
 
@@ -57,10 +58,19 @@ func (d *jsonDecoder) value(tok json.Token, path string, depth int) (any, error)
 			return d.object(path, depth+1)
 		}
 		return d.array(path, depth+1)
+	case string:
+		if strings.IndexByte(t, 0) >= 0 {
+			return nil, d.at(errNUL, path)
+		}
+		return t, nil
 	default:
 		return t, nil
 	}
 }
+
+// errNUL refuses U+0000 in a string or key: JSON can escape it, but PostgreSQL cannot
+// store it in JSONB or text, and FHIR strings exclude control characters anyway.
+const errNUL = `a string contains the character U+0000 ("\u0000"), which no value may hold`
 
 func (d *jsonDecoder) object(path string, depth int) (map[string]any, error) {
 	m := map[string]any{}
@@ -72,6 +82,9 @@ func (d *jsonDecoder) object(path string, depth int) (map[string]any, error) {
 		key, ok := tok.(string)
 		if !ok {
 			return nil, d.at("an object key must be a string", path)
+		}
+		if strings.IndexByte(key, 0) >= 0 {
+			return nil, d.at(errNUL, path)
 		}
 		if _, dup := m[key]; dup {
 			return nil, d.at(fmt.Sprintf("duplicate key %q", key), path)

@@ -154,6 +154,9 @@ func mapKey(k *yaml.Node, path string) (string, error) {
 	case "!!null":
 		return "", nodeErr(k, path, "a mapping key must not be empty or null")
 	case "!!str", "!!int", "!!float", "!!bool", "!!timestamp":
+		if strings.IndexByte(k.Value, 0) >= 0 {
+			return "", nodeErr(k, path, errNUL)
+		}
 		return k.Value, nil
 	}
 	return "", nodeErr(k, path, fmt.Sprintf("unsupported tag %s on a key", k.Tag))
@@ -162,6 +165,9 @@ func mapKey(k *yaml.Node, path string) (string, error) {
 func scalar(n *yaml.Node, path string) (any, error) {
 	switch n.ShortTag() {
 	case "!!str", "!!timestamp", "!!binary":
+		if strings.IndexByte(n.Value, 0) >= 0 {
+			return nil, nodeErr(n, path, errNUL)
+		}
 		return n.Value, nil
 	case "!!null":
 		return nil, nil

@@ -87,6 +87,12 @@ func testF2BadInput(t *testing.T) {
 		{"id differs on update", put("/Patient/a", `{"resourceType":"Patient","id":"b"}`), 400, "id"},
 		{"no such endpoint", get("/Patient/1/2/3/4"), 404, ""},
 		{"method not allowed", req{method: http.MethodPatch, path: "/Patient"}, 405, ""},
+		// U+0000: JSON and YAML can write it, PostgreSQL cannot store it (it was a 500).
+		{"NUL in a created value", post("/Patient", `{"resourceType":"Patient","name":[{"family":"a\u0000b"}]}`), 400, "name[0].family"},
+		{"NUL in an updated key", put("/Patient/n", `{"resourceType":"Patient","x\u0000":1}`), 400, "U+0000"},
+		{"NUL in YAML", put("/Patient/n", "resourceType: Patient\ngender: \"a\\0\"\n", "Content-Type", "text/yaml"), 400, "gender"},
+		{"NUL in a search value", get("/Patient?name=a%00b"), 400, "name"},
+		{"NUL in a token search", get("/fhir/Patient?identifier=a%00b"), 400, "identifier"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

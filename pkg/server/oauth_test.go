@@ -294,11 +294,14 @@ func testTokenRequestErrors(t *testing.T) {
 		{"T4 Basic and body", url.Values{"grant_type": {"client_credentials"}, "client_secret": {"verysecret"}}, []string{"Authorization", basicAuth("myapp", "verysecret")}, "invalid_request"},
 		{"T8 empty password is absent", url.Values{"grant_type": {"password"}, "client_id": {"myapp"}, "client_secret": {"verysecret"}, "username": {"user1"}, "password": {""}}, nil, "invalid_request"},
 		{"JSON not an object", `[1]`, nil, "invalid_request"},
+		// U+0000 reached PostgreSQL in a user look-up or a Session's audience: a 500.
+		{"NUL in username", url.Values{"grant_type": {"password"}, "client_id": {"myapp"}, "client_secret": {"verysecret"}, "username": {"user\x001"}, "password": {"x"}}, nil, "invalid_request"},
+		{"NUL in audience (JSON)", `{"grant_type":"client_credentials","client_id":"myapp","client_secret":"verysecret","audience":"a\u0000"}`, nil, "invalid_request"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			var r *resp
-			if s, ok := tt.body.(string); ok && !strings.HasPrefix(s, "[") {
+			if s, ok := tt.body.(string); ok && !strings.HasPrefix(s, "[") && !strings.HasPrefix(s, "{") {
 				r = e.in(t).do(req{method: http.MethodPost, path: "/auth/token", anonymous: true, body: s, hdr: append([]string{"Content-Type", "application/x-www-form-urlencoded"}, tt.hdr...)})
 			} else {
 				r = token(e.in(t), tt.body, tt.hdr...)
