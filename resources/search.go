@@ -9,6 +9,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 )
 
 // ParseOptions tunes ParseSearch.
@@ -67,9 +68,12 @@ func ParseSearch(reg *Registry, typ string, params url.Values, opts ParseOptions
 			if raw == "" {
 				continue // empty parameters count as absent
 			}
+			// No index value holds either, and PostgreSQL refuses both in a text parameter.
 			if strings.IndexByte(raw, 0) >= 0 {
-				// No index value holds it, and PostgreSQL refuses it in a text parameter.
 				return nil, invalid(name, "%s: the value contains the character U+0000 (%%00)", name)
+			}
+			if !utf8.ValidString(raw) {
+				return nil, invalid(name, "%s: the value is not valid UTF-8 once percent-decoded", name)
 			}
 			var err error
 			switch name {

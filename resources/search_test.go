@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 )
 
 // describe renders the clauses of q compactly, one string per clause:
@@ -326,6 +327,7 @@ func FuzzParseSearch(f *testing.F) {
 		"patient=Group/1&_id=a,b&_lastUpdated=gt2020&foo=bar&_include=x",
 		"date=2020-01-01T10:00:00 02:00&date:missing=true&category=s|",
 		"user=u1&audience=http://x&type:not=password",
+		"name:exact=%ff%fe&identifier=a%00b",
 	} {
 		f.Add(s)
 	}
@@ -343,6 +345,13 @@ func FuzzParseSearch(f *testing.F) {
 						t.Fatalf("%s %q: error %v is not a client error", typ, raw, err)
 					}
 					continue
+				}
+				for _, vs := range params {
+					for _, v := range vs {
+						if strings.IndexByte(v, 0) >= 0 || !utf8.ValidString(v) {
+							t.Fatalf("%s %q: accepted a value with U+0000 or invalid UTF-8", typ, raw)
+						}
+					}
 				}
 				if q.Count < 0 || q.Count > 1000 || q.Offset < 0 {
 					t.Fatalf("%s %q: count %d offset %d", typ, raw, q.Count, q.Offset)

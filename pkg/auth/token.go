@@ -8,6 +8,7 @@ import (
 	"mime"
 	"net/url"
 	"strings"
+	"unicode/utf8"
 	"time"
 
 	"github.com/fhirbox/fhirbox/resources"
@@ -80,10 +81,11 @@ func ParseTokenRequest(contentType string, body []byte, query url.Values, author
 	default:
 		return nil, oauthErr(ErrCodeInvalidRequest, "send application/x-www-form-urlencoded or application/json, not %s", mt)
 	}
+	// No stored value holds either (users, clients and secrets are all written as UTF-8
+	// JSON or YAML), and PostgreSQL refuses both in text.
 	for k, v := range req.Params {
-		if strings.IndexByte(k, 0) >= 0 || strings.IndexByte(v, 0) >= 0 {
-			// No stored value holds it, and PostgreSQL refuses it in text.
-			return nil, oauthErr(ErrCodeInvalidRequest, "parameter %q contains the character U+0000", strings.ReplaceAll(k, "\x00", ""))
+		if strings.IndexByte(k+v, 0) >= 0 || !utf8.ValidString(k+v) {
+			return nil, oauthErr(ErrCodeInvalidRequest, "parameter %q is not valid UTF-8 text, or contains the character U+0000", strings.ToValidUTF8(strings.ReplaceAll(k, "\x00", ""), ""))
 		}
 	}
 	if authorization != "" {

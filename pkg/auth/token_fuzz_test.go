@@ -2,7 +2,9 @@ package auth
 
 import (
 	"net/url"
+	"strings"
 	"testing"
+	"unicode/utf8"
 )
 
 // FuzzParseTokenRequest feeds the token endpoint's parser with arbitrary bodies,
@@ -14,6 +16,7 @@ func FuzzParseTokenRequest(f *testing.F) {
 	f.Add("application/x-www-form-urlencoded;charset=UTF-8", "grant_type=refresh_token&refresh_token=x&x=", "a=1", "")
 	f.Add("application/json", `{"grant_type":["x"]}`, "", "Bearer x")
 	f.Add("text/plain", "%zz", "client_secret=x", "Basic !!!")
+	f.Add("application/x-www-form-urlencoded", "grant_type=password&username=a%00", "", "")
 	f.Fuzz(func(t *testing.T, ctype, body, query, authz string) {
 		q, err := url.ParseQuery(query)
 		if err != nil {
@@ -29,6 +32,9 @@ func FuzzParseTokenRequest(f *testing.F) {
 		for k, v := range req.Params {
 			if v == "" {
 				t.Fatalf("empty parameter %q kept", k)
+			}
+			if strings.IndexByte(k+v, 0) >= 0 || !utf8.ValidString(k+v) {
+				t.Fatalf("parameter %q with U+0000 or invalid UTF-8 accepted", k)
 			}
 		}
 	})

@@ -93,6 +93,7 @@ func testF2BadInput(t *testing.T) {
 		{"NUL in YAML", put("/Patient/n", "resourceType: Patient\ngender: \"a\\0\"\n", "Content-Type", "text/yaml"), 400, "gender"},
 		{"NUL in a search value", get("/Patient?name=a%00b"), 400, "name"},
 		{"NUL in a token search", get("/fhir/Patient?identifier=a%00b"), 400, "identifier"},
+		{"invalid UTF-8 in an exact search", get("/Patient?name:exact=%ff%fe"), 400, "UTF-8"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -296,6 +296,7 @@ func testTokenRequestErrors(t *testing.T) {
 		{"JSON not an object", `[1]`, nil, "invalid_request"},
 		// U+0000 reached PostgreSQL in a user look-up or a Session's audience: a 500.
 		{"NUL in username", url.Values{"grant_type": {"password"}, "client_id": {"myapp"}, "client_secret": {"verysecret"}, "username": {"user\x001"}, "password": {"x"}}, nil, "invalid_request"},
+		{"invalid UTF-8 in audience", "grant_type=client_credentials&client_id=myapp&client_secret=verysecret&audience=a%ffb", nil, "invalid_request"},
 		{"NUL in audience (JSON)", `{"grant_type":"client_credentials","client_id":"myapp","client_secret":"verysecret","audience":"a\u0000"}`, nil, "invalid_request"},
 	}
 	for _, tt := range tests {
