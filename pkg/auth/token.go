@@ -8,8 +8,8 @@ import (
 	"mime"
 	"net/url"
 	"strings"
-	"unicode/utf8"
 	"time"
+	"unicode/utf8"
 
 	"github.com/fhirbox/fhirbox/resources"
 )
