@@ -16,7 +16,8 @@ import (
 //	uri             the path, without the query
 //	query-string    the raw query
 //	params          query parameters (a string, or a list when repeated) plus
-//	                resource/type and resource/id of resource routes
+//	                resource/type and resource/id of resource routes; keys under
+//	                resource/ belong to the router and are never taken from the query
 //	headers         lower-case names; Authorization and Cookie are left out
 //	user            the User behind the request, without password
 //	client          the Client behind the request, without secret
@@ -84,6 +85,12 @@ func (info *Info) object() map[string]any {
 	}
 	params := make(map[string]any, len(q)+2)
 	for k, vs := range q {
+		if RouteOwned(k) {
+			// What the router decided must not be supplied by the caller: a query or form
+			// parameter named resource/id would otherwise stand in for the id of a route
+			// that has none (GET /fhir/Patient/_history?resource/id=pt-1).
+			continue
+		}
 		if len(vs) == 1 {
 			params[k] = vs[0]
 			continue
@@ -137,6 +144,11 @@ func (info *Info) object() map[string]any {
 	}
 	return obj
 }
+
+// RouteOwned reports whether a params key belongs to the router (resource/type,
+// resource/id and any other key under resource/): such keys are set from the route that
+// matched, or absent, and a query or form parameter of that name is left out of params.
+func RouteOwned(key string) bool { return strings.HasPrefix(key, "resource/") }
 
 // commonHeaders are the lower-case names of headers most requests carry, so that
 // building a request object does not allocate a new string for each.

@@ -1,0 +1,79 @@
+package server_test
+
+import (
+	"net/http"
+	"testing"
+)
+
+// What the router decided (resource/type, resource/id) can never be supplied by the
+// caller: not in the query string (plain or percent-encoded), not in a POST _search
+// form, not in a header. Each row is a request that a policy keyed on those params
+// would have allowed if the caller's value had been taken; every one is refused, on
+// system-, type- and instance-level routes alike. Controls show the policies do allow
+// what the route itself names.
+func TestRouteParamsCannotBeSpoofed(t *testing.T) { forEachBackend(t, testRouteParamsCannotBeSpoofed) }
+
+func testRouteParamsCannotBeSpoofed(t *testing.T) {
+	e := newEnv(t)
+	e.must(201, put("/fhir/Patient/pt-1", `{"resourceType":"Patient"}`))
+	e.must(201, put("/fhir/Patient/pt-2", `{"resourceType":"Patient"}`))
+	e.must(201, put("/fhir/Observation/obs-1", `{"resourceType":"Observation","status":"final","code":{"text":"x"}}`))
+	e.must(201, put("/Client/own", `{"secret":"own-secret","grant_types":["basic"]}`))
+	e.must(201, put("/Client/typed", `{"secret":"typed-secret","grant_types":["basic"]}`))
+	// The documented "own record" policy, with the patient id written in.
+	e.must(201, yamlPut("/AccessPolicy/own-record", `
+engine: matcho
+link: [{resourceType: Client, id: own}]
+matcho:
+  request-method: get
+  uri: '#^/fhir/Patient/[^/]+$'
+  params: {resource/id: pt-1}
+`))
+	// Any request about Patients, whatever the method.
+	e.must(201, yamlPut("/AccessPolicy/patients-only", `
+engine: matcho
+link: [{resourceType: Client, id: typed}]
+matcho:
+  params: {resource/type: Patient}
+`))
+	form := func(path, body string) req {
+		return req{method: http.MethodPost, path: path, body: body, hdr: []string{"Content-Type", "application/x-www-form-urlencoded"}}
+	}
+	tests := []struct {
+		name   string
+		client string
+		r      req
+		want   int
+	}{
+		{"control: own record", "own", get("/fhir/Patient/pt-1"), 200},
+		{"control: type route", "typed", get("/fhir/Patient"), 200},
+
+		{"type history with resource/id", "own", get("/fhir/Patient/_history?resource/id=pt-1"), 403},
+		{"type history, encoded key", "own", get("/fhir/Patient/_history?resource%2Fid=pt-1"), 403},
+		{"search with resource/id", "own", get("/fhir/Patient/_search?resource/id=pt-1"), 403},
+		{"POST _search, id in the form", "own", form("/fhir/Patient/_search", "resource/id=pt-1"), 403},
+		{"POST _search, id in the query", "own", form("/fhir/Patient/_search?resource/id=pt-1", ""), 403},
+		{"another patient, id in the query", "own", get("/fhir/Patient/pt-2?resource/id=pt-1"), 403},
+		{"repeated id", "own", get("/fhir/Patient/pt-2?resource/id=pt-1&resource/id=pt-1"), 403},
+		{"id as a header", "own", get("/fhir/Patient/pt-2", "resource/id", "pt-1"), 403},
+
+		{"metrics with resource/type", "typed", get("/metrics?resource/type=Patient"), 403},
+		{"test-policy with resource/type", "typed", post("/auth/test-policy?resource/type=Patient", `{"request":{}}`), 403},
+		{"userinfo with resource/type", "typed", get("/auth/userinfo?resource/type=Patient"), 403},
+		{"system level with resource/type", "typed", get("/fhir?resource/type=Patient"), 403},
+		{"root with resource/type", "typed", get("/?resource/type=Patient"), 403},
+		{"other type's search", "typed", get("/fhir/Observation?resource/type=Patient"), 403},
+		{"other type's history", "typed", get("/fhir/Observation/_history?resource/type=Patient"), 403},
+		{"other type's read", "typed", get("/fhir/Observation/obs-1?resource/type=Patient"), 403},
+		{"other type's POST _search, type in the form", "typed", form("/fhir/Observation/_search", "resource/type=Patient"), 403},
+		{"own types with resource/type", "typed", get("/AccessPolicy?resource/type=Patient"), 403},
+		{"write to another type", "typed", put("/fhir/Observation/obs-1?resource/type=Patient", `{"resourceType":"Observation","status":"final","code":{"text":"y"}}`), 403},
+	}
+	for _, tt := range tests {
+		secret := tt.client + "-secret"
+		r := e.do(as(tt.client, secret, tt.r))
+		if r.status != tt.want {
+			t.Errorf("%s: %s %s as %s: status %d, want %d\n%.300s", tt.name, tt.r.method, tt.r.path, tt.client, r.status, tt.want, r.raw)
+		}
+	}
+}
