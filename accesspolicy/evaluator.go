@@ -208,7 +208,7 @@ func (e *Engine) Decide(ctx context.Context, req *Request, trace bool) Decision 
 			seen = append(seen, p)
 			ok, why, err := p.rule.eval(ctx, req, trace)
 			if err != nil && !errors.Is(err, context.Canceled) {
-				e.log.WarnContext(ctx, "access policy failed to evaluate", "policy", p.ID, "err", err)
+				e.log.WarnContext(ctx, "access policy failed to evaluate", "policy", p.ID, "err", errDetail(err))
 			}
 			if trace {
 				te := TraceEntry{Policy: p.ID, Engine: p.Engine, Via: via, Result: ok && err == nil, Why: why}
@@ -241,16 +241,29 @@ func (e *Engine) Decide(ctx context.Context, req *Request, trace bool) Decision 
 	return d
 }
 
-// DecideOne evaluates p alone against req, as POST /auth/test-policy does.
-func DecideOne(ctx context.Context, p *Policy, req *Request) Decision {
+// DecideOne evaluates p alone against req, as POST /auth/test-policy does. A failure
+// to evaluate is logged in full and traced without the database's text.
+func (e *Engine) DecideOne(ctx context.Context, p *Policy, req *Request) Decision {
 	ok, why, err := p.rule.eval(ctx, req, true)
 	te := TraceEntry{Policy: p.ID, Engine: p.Engine, Via: "test", Result: ok && err == nil, Why: why}
 	if err != nil {
 		te.Error = err.Error()
+		if !errors.Is(err, context.Canceled) {
+			e.log.WarnContext(ctx, "access policy under test failed to evaluate", "policy", p.ID, "err", errDetail(err))
+		}
 	}
 	d := Decision{Allowed: te.Result, Trace: []TraceEntry{te}}
 	if d.Allowed {
 		d.Policy = p.ID
 	}
 	return d
+}
+
+// errDetail is err for the server log: an EvalError's full text, which traces never show.
+func errDetail(err error) string {
+	var ee *EvalError
+	if errors.As(err, &ee) {
+		return ee.Detail()
+	}
+	return err.Error()
 }

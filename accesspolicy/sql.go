@@ -3,6 +3,7 @@ package accesspolicy
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"regexp"
 	"strconv"
@@ -82,7 +83,7 @@ func (r *sqlRule) eval(ctx context.Context, req *Request, _ bool) (bool, string,
 	}
 	ok, err := r.run.EvalPolicySQL(ctx, r.query, args)
 	if err != nil {
-		return false, "", err
+		return false, "", sqlFailure(err)
 	}
 	if !ok {
 		return false, "the query returned false", nil
@@ -127,4 +128,37 @@ func lookup(v any, path []string) any {
 		}
 	}
 	return v
+}
+
+// EvalError is a policy that failed to evaluate. Its Error is what a trace may show: it
+// never carries the database's own text, which can quote the values a query touched (a
+// failed cast prints the value it could not cast). Detail, for the server log only, does.
+type EvalError struct {
+	public string
+	err    error
+}
+
+func (e *EvalError) Error() string { return e.public }
+
+// Unwrap returns the underlying error, with the database's text.
+func (e *EvalError) Unwrap() error { return e.err }
+
+// Detail is the full error, for the server log.
+func (e *EvalError) Detail() string { return e.err.Error() }
+
+// sqlFailure turns a failed policy query into an EvalError that names only the SQLSTATE
+// (a class of failure, no data) or the timeout.
+func sqlFailure(err error) error {
+	var state interface{ SQLState() string }
+	switch {
+	case errors.Is(err, context.Canceled):
+		return err
+	case errors.Is(err, context.DeadlineExceeded):
+		return &EvalError{public: "the sql query did not finish before the request's deadline", err: err}
+	case errors.As(err, &state) && state.SQLState() == "57014":
+		return &EvalError{public: "the sql query was cancelled by its statement timeout", err: err}
+	case errors.As(err, &state):
+		return &EvalError{public: "the sql query failed with SQLSTATE " + state.SQLState() + "; the database's message is in the server log", err: err}
+	}
+	return &EvalError{public: "the sql query failed; the error is in the server log", err: err}
 }

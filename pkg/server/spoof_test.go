@@ -2,7 +2,10 @@ package server_test
 
 import (
 	"net/http"
+	"strings"
 	"testing"
+
+	"github.com/fhirbox/fhirbox/pkg/server"
 )
 
 // What the router decided (resource/type, resource/id) can never be supplied by the
@@ -75,5 +78,38 @@ matcho:
 		if r.status != tt.want {
 			t.Errorf("%s: %s %s as %s: status %d, want %d\n%.300s", tt.name, tt.r.method, tt.r.path, tt.client, r.status, tt.want, r.raw)
 		}
+	}
+}
+
+// A failing sql policy is traced without the database's text: PostgreSQL's message for
+// a failed cast quotes the value it could not cast, which is how a policy under test
+// once read out the signing key. The trace names the SQLSTATE; the log has the rest.
+func TestPolicyTraceHidesDatabaseText(t *testing.T) { forEachBackend(t, testPolicyTraceHidesDatabaseText) }
+
+func testPolicyTraceHidesDatabaseText(t *testing.T) {
+	e := newEnv(t)
+	e.postgresOnly(t, "the sql engine needs PostgreSQL")
+	const marker = "Zebra-Marker-4711"
+	e.must(201, put("/fhir/Patient/pt-1", `{"resourceType":"Patient","name":[{"family":"`+marker+`"}]}`))
+	query := `SELECT (SELECT content->'name'->0->>'family' FROM resource WHERE resource_type = 'Patient' AND id = 'pt-1')::int > 0`
+	inline := `{"request":{"request-method":"get"},"policy":{"engine":"sql","sql":{"query":"` + query + `"}}}`
+	r := e.must(200, post("/auth/test-policy", inline))
+	if r.doc["result"] != false {
+		t.Errorf("a failing query allowed: %s", r.raw)
+	}
+	if strings.Contains(string(r.raw), marker) || !strings.Contains(string(r.raw), "SQLSTATE 22P02") {
+		t.Errorf("test-policy trace: want the SQLSTATE and not the value: %s", r.raw)
+	}
+	// A stored policy, traced on a real request.
+	e.must(201, yamlPut("/AccessPolicy/casts", "engine: sql\nsql:\n  query: \""+query+"\"\n"))
+	e.must(201, put("/Client/dbg", `{"secret":"dbg-secret","grant_types":["basic"]}`))
+	e.must(201, yamlPut("/AccessPolicy/dbg", "engine: matcho\nlink: [{resourceType: Client, id: dbg}]\nmatcho: {request-method: post, uri: /auth/test-policy}\n"))
+	r = e.must(403, as("dbg", "dbg-secret", get("/fhir/Observation", "X-Debug", "policy")))
+	tr := r.header.Get(server.TraceHeader)
+	if tr == "" || strings.Contains(tr, marker) || !strings.Contains(tr, "SQLSTATE 22P02") {
+		t.Errorf("trace header: want the SQLSTATE and not the value: %s", tr)
+	}
+	if !strings.Contains(e.logs.String(), marker) {
+		t.Error("the server log lacks the database's message")
 	}
 }

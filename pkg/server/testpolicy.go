@@ -44,13 +44,13 @@ func (s *Server) handleTestPolicy(c echo.Context) error {
 		if !ok {
 			return resources.Errorf(resources.CodeNotFound, "AccessPolicy %q is not in force (missing, deleted or not compiling)", p)
 		}
-		d = accesspolicy.DecideOne(ctx, pol, req)
+		d = s.policies.DecideOne(ctx, pol, req)
 	case map[string]any:
 		pol, err := s.policies.Compiler().Compile(ctx, p)
 		if err != nil {
 			return err
 		}
-		d = accesspolicy.DecideOne(ctx, pol, req)
+		d = s.policies.DecideOne(ctx, pol, req)
 	default:
 		return &resources.Error{Code: resources.CodeInvalid, Message: "policy must be an AccessPolicy object or the id of a stored one", Expression: "policy"}
 	}
