@@ -84,7 +84,9 @@ matcho:
 // A failing sql policy is traced without the database's text: PostgreSQL's message for
 // a failed cast quotes the value it could not cast, which is how a policy under test
 // once read out the signing key. The trace names the SQLSTATE; the log has the rest.
-func TestPolicyTraceHidesDatabaseText(t *testing.T) { forEachBackend(t, testPolicyTraceHidesDatabaseText) }
+func TestPolicyTraceHidesDatabaseText(t *testing.T) {
+	forEachBackend(t, testPolicyTraceHidesDatabaseText)
+}
 
 func testPolicyTraceHidesDatabaseText(t *testing.T) {
 	e := newEnv(t)
