@@ -28,6 +28,10 @@ type Decision struct {
 	Policy string
 	// Trace lists every candidate policy and its result, when asked for.
 	Trace []TraceEntry
+	// Deferred is true when a candidate policy was left out because it may read the
+	// request's pending part (Info.Pending): when nothing else allowed, decide again
+	// with that part read.
+	Deferred bool
 }
 
 // TraceEntry is one candidate policy's evaluation, for debugging.
@@ -206,6 +210,14 @@ func (e *Engine) Decide(ctx context.Context, req *Request, trace bool) Decision 
 				continue
 			}
 			seen = append(seen, p)
+			if req.pending != "" && p.Reads(req.pending) {
+				d.Deferred = true
+				if trace {
+					d.Trace = append(d.Trace, TraceEntry{Policy: p.ID, Engine: p.Engine, Via: via,
+						Why: "not evaluated: it may read " + req.pending + ", which is read only when no other policy allows"})
+				}
+				continue
+			}
 			ok, why, err := p.rule.eval(ctx, req, trace)
 			if err != nil && !errors.Is(err, context.Canceled) {
 				e.log.WarnContext(ctx, "access policy failed to evaluate", "policy", p.ID, "err", errDetail(err))

@@ -11,6 +11,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/fhirbox/fhirbox/resources"
@@ -47,7 +48,57 @@ type Policy struct {
 	// RoleName applies the policy to Users that have this role.
 	RoleName string
 
-	rule rule
+	rule  rule
+	reads map[string]bool // request-object parts the rule may look at (see Reads)
+}
+
+// Reads reports whether the policy may look at the part key of the request object
+// ("body", "params"). It errs towards true: false means evaluating the policy cannot
+// depend on that part, so the part need not be read to evaluate it.
+func (p *Policy) Reads(key string) bool {
+	if p.reads == nil {
+		return true
+	}
+	return p.reads[key]
+}
+
+// deferrable are the request-object parts that may be pending (Info.Pending).
+var deferrable = []string{"body", "params"}
+
+// wholeObjectKeywords are the JSON Schema keywords that can make a schema depend on a
+// property it does not name (additionalProperties: false, a const of the whole object,
+// ...): a json-schema policy using any of them may read every part.
+var wholeObjectKeywords = []string{"additionalProperties", "patternProperties", "propertyNames",
+	"unevaluatedProperties", "minProperties", "maxProperties", "const", "enum", "dependentSchemas",
+	"dependencies", "$dynamicRef", "$recursiveRef"}
+
+// readsOf finds the parts of the request object that the engine part of doc may read.
+// A policy reaches a part of the request object only through its name (a matcho key or
+// .path reference, a schema property, a {{.path}} placeholder), so a policy whose text
+// never names "body" cannot depend on the body; JSON Schema's keywords that constrain
+// unnamed properties are the exception, handled by wholeObjectKeywords.
+func readsOf(doc map[string]any) map[string]bool {
+	rule := map[string]any{}
+	for k, v := range doc {
+		switch k {
+		case "id", "meta", "description", "link", "roleName", "resourceType", "text":
+			continue
+		}
+		rule[k] = v
+	}
+	b, err := json.Marshal(rule)
+	if err != nil {
+		return nil // Reads answers true for everything
+	}
+	text := string(b)
+	all := strings.Contains(text, `"engine":"`+EngineJSONSchema+`"`) && slices.ContainsFunc(wholeObjectKeywords, func(k string) bool {
+		return strings.Contains(text, `"`+k+`"`)
+	})
+	reads := make(map[string]bool, len(deferrable))
+	for _, part := range deferrable {
+		reads[part] = all || strings.Contains(text, part)
+	}
+	return reads
 }
 
 // Global reports whether the policy applies to every request: it has neither links nor
@@ -114,6 +165,7 @@ func (c *Compiler) Compile(ctx context.Context, doc map[string]any) (*Policy, er
 	if err != nil {
 		return nil, err
 	}
+	p.reads = readsOf(doc)
 	return p, nil
 }
 

@@ -34,6 +34,7 @@ type Request struct {
 	userID   string
 	clientID string
 	roles    []string
+	pending  string
 }
 
 // Info is what the server knows of a request; Build turns it into a Request.
@@ -49,13 +50,18 @@ type Info struct {
 	// User, Client, JWT, Session and Body are JSON-like maps, nil when absent. User and
 	// Client must already be stripped of their password and secret.
 	User, Client, JWT, Session, Body map[string]any
+	// Pending names a part of the request object that is not read yet: "body" for a
+	// write whose body is still unread, "params" for a POST _search whose form is. A
+	// policy that may read that part is not evaluated (see Decision.Deferred), so that
+	// a caller no other policy allows is refused before the body is read or decoded.
+	Pending string
 }
 
 // Build returns the request for info. The request object itself is built when a
 // policy first looks at it: the policies linked to the admin, or any engine allow,
 // decide without it. info must not change afterwards.
 func (info *Info) Build() *Request {
-	r := &Request{info: info}
+	r := &Request{info: info, pending: info.Pending}
 	if info.User != nil {
 		r.userID, _ = info.User["id"].(string)
 		r.roles = rolesOf(info.User)

@@ -52,12 +52,17 @@ func (s *Server) authorize(next echo.HandlerFunc) echo.HandlerFunc {
 			c.QueryParams().Del(debugParam) // echo caches the parsed query
 		}
 		info := s.requestInfo(c, id)
-		if err := s.preread(c, info); err != nil {
-			return err
-		}
+		info.Pending = pendingPart(c, info)
 		ctx := r.Context()
-		pr := info.Build()
-		d := s.policies.Decide(ctx, pr, debug)
+		d := s.policies.Decide(ctx, info.Build(), debug)
+		if !d.Allowed && d.Deferred {
+			// Only a policy that reads the body can still allow: read it now, and not
+			// before, so that a caller whom no policy could allow never has a body read
+			// or decoded on its behalf.
+			s.preread(c, info)
+			info.Pending = ""
+			d = s.policies.Decide(ctx, info.Build(), debug)
+		}
 		if debug && s.mayDebug(c, id) {
 			c.Response().Header().Set(TraceHeader, traceJSON(d.Trace))
 		}
@@ -108,14 +113,25 @@ func jwtClaims(id *auth.Identity) map[string]any {
 	return map[string]any(id.JWT)
 }
 
-// preread reads the body of resource writes and of POST _search before the decision,
-// so that policies see it (body, and the form parameters among params); a body that
-// cannot be read is left out here and reported by the handler, after the decision.
-func (s *Server) preread(c echo.Context, info *accesspolicy.Info) error {
+// pendingPart names the part of the request object that the body would fill: "body"
+// for resource writes, "params" for POST _search (its form parameters join params);
+// "" when the body is none of the policies' business.
+func pendingPart(c echo.Context, info *accesspolicy.Info) string {
 	r := c.Request()
 	if info.ResourceType == "" || (r.Method != http.MethodPost && r.Method != http.MethodPut) {
-		return nil
+		return ""
 	}
+	if strings.HasSuffix(r.URL.Path, "/_search") {
+		return "params"
+	}
+	return "body"
+}
+
+// preread reads the body of a resource write or a POST _search for the policies that
+// need it (body, and the form parameters among params); a body that cannot be read is
+// left out here and reported by the handler, after the decision.
+func (s *Server) preread(c echo.Context, info *accesspolicy.Info) {
+	r := c.Request()
 	pr := &preread{}
 	if strings.HasSuffix(r.URL.Path, "/_search") {
 		pr.params, pr.err = searchParams(c, s.cfg.MaxBodyBytes)
@@ -129,7 +145,6 @@ func (s *Server) preread(c echo.Context, info *accesspolicy.Info) error {
 		}
 	}
 	c.SetRequest(r.WithContext(contextWith(r, prereadKey{}, pr)))
-	return nil
 }
 
 // withoutParam removes every occurrence of name from a raw query, keeping the rest as
