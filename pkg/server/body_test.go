@@ -101,7 +101,9 @@ matcho: {request-method: post, body: {resourceType: Patient, active: true}}
 // Twenty anonymous 10 MB POSTs at once, over TCP, cost the server next to nothing: no
 // body is read or decoded before the 401. (Before, they took the server from 120 MB to
 // 6.27 GB.) The bound is generous; the figure is logged.
-func TestAnonymousBodiesCostNoMemory(t *testing.T) { forEachBackend(t, testAnonymousBodiesCostNoMemory) }
+func TestAnonymousBodiesCostNoMemory(t *testing.T) {
+	forEachBackend(t, testAnonymousBodiesCostNoMemory)
+}
 
 func testAnonymousBodiesCostNoMemory(t *testing.T) {
 	e := newEnv(t)
