@@ -15,6 +15,22 @@ import (
 // exhausting the stack.
 const maxDepth = 128
 
+// maxValues bounds the values (objects, arrays, strings, numbers, booleans, nulls) of a
+// document of n bytes: 65,536 plus one for every 8 bytes. Decoded, each value costs
+// tens of bytes whatever its text, so a body of tiny values ("[1,1,1,…" or "[{},{},…")
+// would cost 30-40 times its size; real FHIR JSON has 15 bytes or more per value
+// (Synthea's resources: 15-26), far inside the bound.
+func maxValues(n int) int { return 1<<16 + n/8 }
+
+// tooManyValues is the error for a document over maxValues.
+const tooManyValues = "the document holds more values than its size allows (65,536 plus one per 8 bytes): decoded, it would take many times its size in memory"
+
+// maxYAMLNodes bounds the nodes of a YAML body, counted before it is parsed (see
+// yamlNodeBound): the YAML parser builds a tree of about 250 bytes a node before
+// fhirbox sees any of it, so the bound must hold before parsing. It allows YAML bodies
+// of a few MB of real data; larger documents can be sent as JSON.
+const maxYAMLNodes = 1 << 18
+
 // Error is a mistake in a client's document: what is wrong and where.
 type Error struct {
 	// Line and Column locate the mistake (1-based); zero when unknown.

@@ -18,7 +18,7 @@ func DecodeJSON(data []byte) (map[string]any, error) {
 	if !utf8.Valid(data) {
 		return nil, &Error{Msg: "the document is not valid UTF-8"}
 	}
-	d := &jsonDecoder{data: data, dec: json.NewDecoder(bytes.NewReader(data))}
+	d := &jsonDecoder{data: data, dec: json.NewDecoder(bytes.NewReader(data)), left: maxValues(len(data))}
 	d.dec.UseNumber()
 	tok, err := d.dec.Token()
 	if err == io.EOF {
@@ -28,9 +28,9 @@ func DecodeJSON(data []byte) (map[string]any, error) {
 		return nil, d.syntax(err)
 	}
 	if tok != json.Delim('{') {
-		return nil, d.at(fmt.Sprintf("the document must be a JSON object, not %s", describe(tok)), "")
+		return nil, d.at(fmt.Sprintf("the document must be a JSON object, not %s", describe(tok)))
 	}
-	m, err := d.object("", 1)
+	m, err := d.object(1)
 	if err != nil {
 		return nil, err
 	}
@@ -38,7 +38,7 @@ func DecodeJSON(data []byte) (map[string]any, error) {
 		if err != nil {
 			return nil, d.syntax(err)
 		}
-		return nil, d.at(fmt.Sprintf("unexpected %s after the end of the object", describe(tok)), "")
+		return nil, d.at(fmt.Sprintf("unexpected %s after the end of the object", describe(tok)))
 	}
 	return m, nil
 }
@@ -46,21 +46,29 @@ func DecodeJSON(data []byte) (map[string]any, error) {
 type jsonDecoder struct {
 	data []byte
 	dec  *json.Decoder
+	// path holds the keys (string) and indexes (int) leading to the value being read;
+	// it is turned into text only for an error, so that a large array does not cost a
+	// path string per element.
+	path []any
+	left int // values still allowed (maxValues)
 }
 
-func (d *jsonDecoder) value(tok json.Token, path string, depth int) (any, error) {
+func (d *jsonDecoder) value(tok json.Token, depth int) (any, error) {
+	if d.left--; d.left < 0 {
+		return nil, d.at(tooManyValues)
+	}
 	switch t := tok.(type) {
 	case json.Delim:
 		if depth >= maxDepth {
-			return nil, d.at(fmt.Sprintf("the document nests deeper than %d levels", maxDepth), path)
+			return nil, d.at(fmt.Sprintf("the document nests deeper than %d levels", maxDepth))
 		}
 		if t == '{' {
-			return d.object(path, depth+1)
+			return d.object(depth + 1)
 		}
-		return d.array(path, depth+1)
+		return d.array(depth + 1)
 	case string:
 		if strings.IndexByte(t, 0) >= 0 {
-			return nil, d.at(errNUL, path)
+			return nil, d.at(errNUL)
 		}
 		return t, nil
 	default:
@@ -72,7 +80,7 @@ func (d *jsonDecoder) value(tok json.Token, path string, depth int) (any, error)
 // store it in JSONB or text, and FHIR strings exclude control characters anyway.
 const errNUL = `a string contains the character U+0000 ("\u0000"), which no value may hold`
 
-func (d *jsonDecoder) object(path string, depth int) (map[string]any, error) {
+func (d *jsonDecoder) object(depth int) (map[string]any, error) {
 	m := map[string]any{}
 	for d.dec.More() {
 		tok, err := d.dec.Token()
@@ -81,20 +89,24 @@ func (d *jsonDecoder) object(path string, depth int) (map[string]any, error) {
 		}
 		key, ok := tok.(string)
 		if !ok {
-			return nil, d.at("an object key must be a string", path)
+			return nil, d.at("an object key must be a string")
 		}
 		if strings.IndexByte(key, 0) >= 0 {
-			return nil, d.at(errNUL, path)
+			return nil, d.at(errNUL)
 		}
 		if _, dup := m[key]; dup {
-			return nil, d.at(fmt.Sprintf("duplicate key %q", key), path)
+			return nil, d.at(fmt.Sprintf("duplicate key %q", key))
 		}
 		if tok, err = d.dec.Token(); err != nil {
 			return nil, d.syntax(err)
 		}
-		if m[key], err = d.value(tok, childPath(path, key), depth); err != nil {
+		d.path = append(d.path, key)
+		v, err := d.value(tok, depth)
+		if err != nil {
 			return nil, err
 		}
+		d.path = d.path[:len(d.path)-1]
+		m[key] = v
 	}
 	if _, err := d.dec.Token(); err != nil { // the closing brace
 		return nil, d.syntax(err)
@@ -102,17 +114,19 @@ func (d *jsonDecoder) object(path string, depth int) (map[string]any, error) {
 	return m, nil
 }
 
-func (d *jsonDecoder) array(path string, depth int) ([]any, error) {
+func (d *jsonDecoder) array(depth int) ([]any, error) {
 	a := []any{}
 	for d.dec.More() {
 		tok, err := d.dec.Token()
 		if err != nil {
 			return nil, d.syntax(err)
 		}
-		v, err := d.value(tok, childPath(path, len(a)), depth)
+		d.path = append(d.path, len(a))
+		v, err := d.value(tok, depth)
 		if err != nil {
 			return nil, err
 		}
+		d.path = d.path[:len(d.path)-1]
 		a = append(a, v)
 	}
 	if _, err := d.dec.Token(); err != nil { // the closing bracket
@@ -121,9 +135,13 @@ func (d *jsonDecoder) array(path string, depth int) ([]any, error) {
 	return a, nil
 }
 
-// at reports msg at the decoder's position: just after the last token read.
-func (d *jsonDecoder) at(msg, path string) *Error {
+// at reports msg at the decoder's position (just after the last token read) and path.
+func (d *jsonDecoder) at(msg string) *Error {
 	line, col := lineCol(d.data, d.dec.InputOffset())
+	path := ""
+	for _, k := range d.path {
+		path = childPath(path, k)
+	}
 	return &Error{Line: line, Column: col, Path: path, Msg: msg}
 }
 

@@ -29,6 +29,9 @@ func DecodeYAML(data []byte) (map[string]any, error) {
 	if !utf8.Valid(data) {
 		return nil, &Error{Msg: "the document is not valid UTF-8"}
 	}
+	if n := yamlNodeBound(data); n > maxYAMLNodes {
+		return nil, &Error{Msg: fmt.Sprintf("the YAML document may hold up to %d values, more than the %d a YAML body may have: send large documents as JSON", n, maxYAMLNodes)}
+	}
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	var doc yaml.Node
 	if err := dec.Decode(&doc); err != nil {
@@ -62,6 +65,23 @@ func DecodeYAML(data []byte) (map[string]any, error) {
 		return nil, err
 	}
 	return v.(map[string]any), nil
+}
+
+// yamlNodeBound is an upper bound of the nodes a YAML document can hold, from the
+// characters that introduce one: a mapping entry needs a ':' (or '?') and brings a key
+// and a value, a sequence entry a '-', ',' or '['. Characters inside strings count too,
+// so the bound is loose, never short.
+func yamlNodeBound(data []byte) int {
+	n := 2 // the document and its root
+	for _, c := range data {
+		switch c {
+		case ':', '?':
+			n += 2
+		case '-', ',', '[', '{':
+			n++
+		}
+	}
+	return n
 }
 
 // yamlSyntax wraps a yaml.v3 parse error, whose text already names the line.
