@@ -102,8 +102,10 @@ type config struct {
 	AdminClientID string
 	AdminSecret   string
 	MaxBodyBytes  int64
-	LogLevel      slog.Level
-	PprofAddr     string
+	// BodyMemory bounds the bytes of bodies being read and decoded at once.
+	BodyMemory int64
+	LogLevel   slog.Level
+	PprofAddr  string
 	// SessionRetention is how long ended and closed Sessions are kept.
 	SessionRetention time.Duration
 	JWTKeyPath       string
@@ -119,7 +121,7 @@ func parseConfig(cmd string, args []string, getenv func(string) string, stderr i
 	fs := flag.NewFlagSet("fhirbox "+cmd, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	c := &config{}
-	var dbURL, dataDir, maxBody, logLevel, retention string
+	var dbURL, dataDir, maxBody, bodyMemory, logLevel, retention string
 	fs.StringVar(&dbURL, "database-url", env("FHIRBOX_DATABASE_URL", ""), "postgres://user@host:5432/db for PostgreSQL, or sqlite:<path> for a SQLite file; empty: the SQLite file fhirbox.db in the data directory (env FHIRBOX_DATABASE_URL)")
 	fs.StringVar(&dataDir, "data-dir", env("FHIRBOX_DATA_DIR", "./data"), "directory of the SQLite file when no database URL is given, created if need be (env FHIRBOX_DATA_DIR)")
 	fs.StringVar(&c.Addr, "addr", env("FHIRBOX_ADDR", ":8080"), "address to listen on (env FHIRBOX_ADDR)")
@@ -127,6 +129,7 @@ func parseConfig(cmd string, args []string, getenv func(string) string, stderr i
 	fs.StringVar(&c.AdminClientID, "admin-client-id", env("FHIRBOX_ADMIN_CLIENT_ID", "admin"), "id of the root client (env FHIRBOX_ADMIN_CLIENT_ID)")
 	fs.StringVar(&c.AdminSecret, "admin-secret", env("FHIRBOX_ADMIN_SECRET", ""), "secret of the root client; empty: generated at first start and printed once (env FHIRBOX_ADMIN_SECRET)")
 	fs.StringVar(&maxBody, "max-body-bytes", env("FHIRBOX_MAX_BODY_BYTES", strconv.Itoa(10<<20)), "largest accepted request body in bytes (env FHIRBOX_MAX_BODY_BYTES)")
+	fs.StringVar(&bodyMemory, "body-memory", env("FHIRBOX_BODY_MEMORY", ""), "bytes of request bodies read and decoded at once; more wait their turn; empty: twice the body limit (env FHIRBOX_BODY_MEMORY)")
 	fs.StringVar(&c.JWTKeyPath, "jwt-private-key", env("FHIRBOX_JWT_PRIVATE_KEY", ""), "PEM file with the RSA key (2048 bits or more) that signs JWTs; empty: generated at first start and kept in the database (env FHIRBOX_JWT_PRIVATE_KEY)")
 	fs.StringVar(&c.PprofAddr, "pprof-addr", env("FHIRBOX_PPROF_ADDR", ""), "serve Go's net/http/pprof profiles on this address, e.g. 127.0.0.1:6060; empty: off (env FHIRBOX_PPROF_ADDR)")
 	fs.StringVar(&retention, "session-retention", env("FHIRBOX_SESSION_RETENTION", app.DefaultSessionRetention.String()), "how long an ended or closed Session is kept before it is removed, e.g. 24h (env FHIRBOX_SESSION_RETENTION)")
@@ -169,6 +172,12 @@ func parseConfig(cmd string, args []string, getenv func(string) string, stderr i
 		return nil, fmt.Errorf("FHIRBOX_MAX_BODY_BYTES %q must be an integer of at least 1024", maxBody)
 	}
 	c.MaxBodyBytes = n
+	c.BodyMemory = 2 * n
+	if bodyMemory != "" {
+		if c.BodyMemory, err = strconv.ParseInt(bodyMemory, 10, 64); err != nil || c.BodyMemory < n {
+			return nil, fmt.Errorf("FHIRBOX_BODY_MEMORY %q must be an integer no smaller than FHIRBOX_MAX_BODY_BYTES (%d)", bodyMemory, n)
+		}
+	}
 	if c.SessionRetention, err = time.ParseDuration(retention); err != nil || c.SessionRetention < time.Minute {
 		return nil, fmt.Errorf("FHIRBOX_SESSION_RETENTION %q must be a duration of at least 1m, such as 168h", retention)
 	}
@@ -203,7 +212,7 @@ func serve(ctx context.Context, cfg *config, stdout io.Writer) error {
 	observe.RegisterDBStats(reg, st.SQL())
 	a, err := app.New(ctx, st, app.Config{
 		Server: server.Config{
-			BaseURL: cfg.BaseURL, MaxBodyBytes: cfg.MaxBodyBytes, AdminClientID: cfg.AdminClientID,
+			BaseURL: cfg.BaseURL, MaxBodyBytes: cfg.MaxBodyBytes, BodyMemory: cfg.BodyMemory, AdminClientID: cfg.AdminClientID,
 			Logger: log, Metrics: reg, Version: version,
 		},
 		AdminSecret:      cfg.AdminSecret,

@@ -134,12 +134,12 @@ func (s *Server) preread(c echo.Context, info *accesspolicy.Info) {
 	r := c.Request()
 	pr := &preread{}
 	if strings.HasSuffix(r.URL.Path, "/_search") {
-		pr.params, pr.err = searchParams(c, s.cfg.MaxBodyBytes)
+		pr.params, pr.err = s.searchParams(c)
 		if pr.err == nil {
 			info.Query = pr.params
 		}
 	} else {
-		pr.doc, pr.err = readBody(c, s.cfg.MaxBodyBytes)
+		pr.doc, pr.err = s.readBody(c)
 		if pr.err == nil {
 			info.Body = pr.doc
 		}

@@ -10,6 +10,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/fhirbox/fhirbox/pkg/app"
 )
 
 // countingBody is a request body that counts the bytes read from it: a Patient of size
@@ -165,5 +167,49 @@ func testAnonymousBodiesCostNoMemory(t *testing.T) {
 	}
 	if growth > 100<<20 {
 		t.Errorf("heap in use grew by %d MB under anonymous 10 MB POSTs; want well under 100 MB", growth>>20)
+	}
+}
+
+func withBodyMemory(n int64) envOption { return func(c *app.Config) { c.Server.BodyMemory = n } }
+
+// Bodies take turns within the body-memory budget: while one body that fills the budget
+// is being read, another write waits, and goes through once the first is done.
+func TestBodyMemoryBudget(t *testing.T) { forEachBackend(t, testBodyMemoryBudget) }
+
+func testBodyMemoryBudget(t *testing.T) {
+	const limit = 64 << 10
+	e := newEnv(t, withMaxBody(limit), withBodyMemory(limit))
+	pr, pw := io.Pipe()
+	first := httptest.NewRequest(http.MethodPost, "/fhir/Patient", pr)
+	first.ContentLength = -1 // unknown: counted at the whole limit
+	first.Header.Set("Content-Type", "application/json")
+	first.SetBasicAuth(adminID, adminToken)
+	firstDone := make(chan int)
+	go func() {
+		rec := httptest.NewRecorder()
+		e.srv.ServeHTTP(rec, first)
+		firstDone <- rec.Code
+	}()
+	// The first body has begun: the budget is taken.
+	if _, err := pw.Write([]byte(`{"resourceType":"Patient",`)); err != nil {
+		t.Fatal(err)
+	}
+	secondDone := make(chan int)
+	go func() {
+		r := e.do(post("/fhir/Patient", `{"resourceType":"Patient"}`))
+		secondDone <- r.status
+	}()
+	select {
+	case s := <-secondDone:
+		t.Fatalf("the second write (status %d) did not wait for the budget", s)
+	case <-time.After(200 * time.Millisecond):
+	}
+	pw.Write([]byte(`"active":true}`))
+	pw.Close()
+	if s := <-firstDone; s != 201 {
+		t.Errorf("first write: status %d", s)
+	}
+	if s := <-secondDone; s != 201 {
+		t.Errorf("second write: status %d", s)
 	}
 }

@@ -60,7 +60,7 @@ func (s *Server) handleCreate(c echo.Context) error {
 	if _, err := s.svc.TypeDef(typ); err != nil {
 		return err
 	}
-	doc, err := readBody(c, s.cfg.MaxBodyBytes)
+	doc, err := s.readBody(c)
 	if err != nil {
 		return err
 	}
@@ -88,7 +88,7 @@ func (s *Server) handleUpdate(c echo.Context) error {
 	if _, err := s.svc.TypeDef(typ); err != nil {
 		return err
 	}
-	doc, err := readBody(c, s.cfg.MaxBodyBytes)
+	doc, err := s.readBody(c)
 	if err != nil {
 		return err
 	}
@@ -171,7 +171,7 @@ func (s *Server) handleSearch(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	params, err := searchParams(c, s.cfg.MaxBodyBytes)
+	params, err := s.searchParams(c)
 	if err != nil {
 		return err
 	}
@@ -188,7 +188,7 @@ func (s *Server) handleSearch(c echo.Context) error {
 }
 
 // searchParams merges the query string with a form body (POST _search, F9).
-func searchParams(c echo.Context, limit int64) (url.Values, error) {
+func (s *Server) searchParams(c echo.Context) (url.Values, error) {
 	if pr, ok := c.Request().Context().Value(prereadKey{}).(*preread); ok {
 		return pr.params, pr.err
 	}
@@ -204,7 +204,12 @@ func searchParams(c echo.Context, limit int64) (url.Values, error) {
 	if ct != "" && !strings.HasPrefix(strings.ToLower(ct), echo.MIMEApplicationForm) {
 		return nil, resources.Errorf(resources.CodeUnsupportedMedia, "POST _search takes an application/x-www-form-urlencoded body, not %q", ct)
 	}
-	data, err := readLimited(req, limit)
+	release, err := s.reserveBody(req)
+	if err != nil {
+		return nil, err
+	}
+	defer release()
+	data, err := readLimited(req, s.cfg.MaxBodyBytes)
 	if err != nil {
 		return nil, err
 	}

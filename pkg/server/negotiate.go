@@ -1,6 +1,7 @@
 package server
 
 import (
+	"bytes"
 	"errors"
 	"io"
 	"mime"
@@ -106,8 +107,8 @@ func canonicalJSON(mt string) string {
 }
 
 // readBody decodes the request body as JSON or YAML by Content-Type, within the size
-// limit. An empty Content-Type is read as JSON.
-func readBody(c echo.Context, limit int64) (map[string]any, error) {
+// limit and the server's body-memory budget. An empty Content-Type is read as JSON.
+func (s *Server) readBody(c echo.Context) (map[string]any, error) {
 	if pr, ok := c.Request().Context().Value(prereadKey{}).(*preread); ok {
 		return pr.doc, pr.err
 	}
@@ -123,11 +124,16 @@ func readBody(c echo.Context, limit int64) (map[string]any, error) {
 	if !jsonTypes[mt] && !yamlTypes[mt] {
 		return nil, resources.Errorf(resources.CodeUnsupportedMedia, "Content-Type %q is not supported: use application/fhir+json, application/json or text/yaml", mt)
 	}
-	data, err := readLimited(req, limit)
+	release, err := s.reserveBody(req)
 	if err != nil {
 		return nil, err
 	}
-	if len(strings.TrimSpace(string(data))) == 0 {
+	defer release()
+	data, err := readLimited(req, s.cfg.MaxBodyBytes)
+	if err != nil {
+		return nil, err
+	}
+	if len(bytes.TrimSpace(data)) == 0 {
 		return nil, resources.Errorf(resources.CodeInvalid, "the request body is empty")
 	}
 	var doc map[string]any
@@ -140,6 +146,22 @@ func readBody(c echo.Context, limit int64) (map[string]any, error) {
 		return nil, resources.Errorf(resources.CodeInvalid, "%v", err)
 	}
 	return doc, nil
+}
+
+// reserveBody waits until the body of req fits in the server's budget for bodies being
+// read and decoded at once (Config.BodyMemory), and returns the release. A decoded
+// body takes several times its size (format bounds that per body), so without a
+// budget twenty 10 MB bodies at once would take gigabytes; with one, they take turns.
+// A body is counted at its Content-Length, or at the size limit when that is unknown.
+func (s *Server) reserveBody(req *http.Request) (release func(), err error) {
+	w := s.cfg.MaxBodyBytes
+	if req.ContentLength >= 0 && req.ContentLength < w {
+		w = max(req.ContentLength, 1)
+	}
+	if err := s.bodies.Acquire(req.Context(), w); err != nil {
+		return nil, resources.Errorf(resources.CodeInvalid, "the request ended while its body waited to be read: %v", err)
+	}
+	return func() { s.bodies.Release(w) }, nil
 }
 
 // readLimited reads the whole body, failing with 413 past limit bytes.

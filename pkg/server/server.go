@@ -11,6 +11,7 @@ import (
 	"github.com/labstack/echo/v4"
 	"github.com/labstack/echo/v4/middleware"
 	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/sync/semaphore"
 
 	"github.com/fhirbox/fhirbox/accesspolicy"
 	"github.com/fhirbox/fhirbox/pkg/auth"
@@ -25,6 +26,9 @@ type Config struct {
 	BaseURL string
 	// MaxBodyBytes bounds request bodies (default 10 MiB); larger ones get 413.
 	MaxBodyBytes int64
+	// BodyMemory bounds the bytes of request bodies being read and decoded at once
+	// (default, and at least, 2 × MaxBodyBytes): bodies past it wait their turn.
+	BodyMemory int64
 	// AdminClientID is the root client that may do everything.
 	AdminClientID string
 	// Logger receives the access log and internal errors (default slog.Default()).
@@ -45,6 +49,7 @@ type Server struct {
 	health   func(context.Context) error
 	log      *slog.Logger
 	echo     *echo.Echo
+	bodies   *semaphore.Weighted // bytes of bodies being read and decoded (BodyMemory)
 }
 
 // New builds the server: every request is authenticated by clients and allowed only by
@@ -53,6 +58,9 @@ func New(cfg Config, svc *resources.Service, clients *auth.ClientVerifier, polic
 	if cfg.MaxBodyBytes <= 0 {
 		cfg.MaxBodyBytes = 10 << 20
 	}
+	if cfg.BodyMemory < cfg.MaxBodyBytes {
+		cfg.BodyMemory = 2 * cfg.MaxBodyBytes
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
@@ -60,7 +68,8 @@ func New(cfg Config, svc *resources.Service, clients *auth.ClientVerifier, polic
 		cfg.Metrics = observe.NewRegistry()
 	}
 	cfg.BaseURL = strings.TrimRight(cfg.BaseURL, "/")
-	s := &Server{cfg: cfg, svc: svc, clients: clients, policies: policies, oauth: oauth, health: health, log: cfg.Logger}
+	s := &Server{cfg: cfg, svc: svc, clients: clients, policies: policies, oauth: oauth, health: health, log: cfg.Logger,
+		bodies: semaphore.NewWeighted(cfg.BodyMemory)}
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
 	e.HTTPErrorHandler = s.errorHandler

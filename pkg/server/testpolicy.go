@@ -21,7 +21,7 @@ type testPolicyResult struct {
 // never stored), a stored policy named by id, or, without policy, every policy in force,
 // and returns the decision with its trace.
 func (s *Server) handleTestPolicy(c echo.Context) error {
-	body, err := readBody(c, s.cfg.MaxBodyBytes)
+	body, err := s.readBody(c)
 	if err != nil {
 		return err
 	}
