@@ -119,8 +119,9 @@ func parseConfig(cmd string, args []string, getenv func(string) string, stderr i
 	fs := flag.NewFlagSet("fhirbox "+cmd, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	c := &config{}
-	var dbURL, dataDir, maxBody, logLevel, retention string
+	var dbURL, policyURL, dataDir, maxBody, logLevel, retention string
 	fs.StringVar(&dbURL, "database-url", env("FHIRBOX_DATABASE_URL", ""), "postgres://user@host:5432/db for PostgreSQL, or sqlite:<path> for a SQLite file; empty: the SQLite file fhirbox.db in the data directory (env FHIRBOX_DATABASE_URL)")
+	fs.StringVar(&policyURL, "policy-database-url", env("FHIRBOX_POLICY_DATABASE_URL", ""), "postgres:// URL of the same database as a role of your own that sql AccessPolicies run as, when the database user may not create one; empty: fhirbox creates <database>_policy (env FHIRBOX_POLICY_DATABASE_URL)")
 	fs.StringVar(&dataDir, "data-dir", env("FHIRBOX_DATA_DIR", "./data"), "directory of the SQLite file when no database URL is given, created if need be (env FHIRBOX_DATA_DIR)")
 	fs.StringVar(&c.Addr, "addr", env("FHIRBOX_ADDR", ":8080"), "address to listen on (env FHIRBOX_ADDR)")
 	fs.StringVar(&c.BaseURL, "base-url", env("FHIRBOX_BASE_URL", "http://localhost:8080"), "public base URL used in Location and fullUrl (env FHIRBOX_BASE_URL)")
@@ -150,6 +151,13 @@ func parseConfig(cmd string, args []string, getenv func(string) string, stderr i
 			return nil, fmt.Errorf("FHIRBOX_DATABASE_URL: %v", err)
 		}
 		c.Database = d
+	}
+	if policyURL != "" {
+		p, err := app.ParseDatabase(policyURL)
+		if err != nil || p.Backend != app.Postgres || c.Database.Backend != app.Postgres {
+			return nil, errors.New("FHIRBOX_POLICY_DATABASE_URL must be a postgres:// URL, and FHIRBOX_DATABASE_URL one too: sql policies run on PostgreSQL only")
+		}
+		c.Database.PolicyURL = policyURL
 	}
 	if u, err := url.Parse(c.BaseURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" {
 		return nil, fmt.Errorf("FHIRBOX_BASE_URL %q must be an absolute http(s) URL without a query", c.BaseURL)

@@ -81,6 +81,13 @@ func New(ctx context.Context, st Store, cfg Config) (*App, error) {
 	compiler := &accesspolicy.Compiler{}
 	if r, ok := st.(accesspolicy.SQLRunner); ok {
 		compiler.SQL = r
+		// A store that cannot confine sql policies refuses them (422, with the reason);
+		// the operator hears of it once, here.
+		if d, ok := st.(interface{ PolicySQLDisabled() error }); ok {
+			if err := d.PolicySQLDisabled(); err != nil {
+				log.Warn(err.Error())
+			}
+		}
 	}
 	a.Policies = accesspolicy.NewEngine(compiler, st, log)
 	svc.AddValidator(accesspolicy.ResourceType, func(ctx context.Context, doc map[string]any) error {
