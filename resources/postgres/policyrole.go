@@ -53,9 +53,9 @@ const policyTimeout = "500ms"
 // policySettings are set on the role and, again, on every connection of the pool, so
 // that a role the operator made (WithPolicyDatabaseURL) gets them too.
 var policySettings = map[string]string{
-	"default_transaction_read_only": "on",
-	"statement_timeout":             policyTimeout,
-	"search_path":                   policyrole.Schema,
+	"default_transaction_read_only":       "on",
+	"statement_timeout":                   policyTimeout,
+	"search_path":                         policyrole.Schema,
 	"idle_in_transaction_session_timeout": "5s",
 }
 
@@ -365,7 +365,7 @@ func scramVerifier(password string) string {
 func ident(s string) string { return pgx.Identifier{s}.Sanitize() }
 
 // literal quotes a PostgreSQL string literal (standard_conforming_strings is on by
-// default since 9.1; the E'' form keeps it right either way).
+// default since 9.1; the E” form keeps it right either way).
 func literal(s string) string {
 	return "E'" + strings.NewReplacer(`\`, `\\`, `'`, `''`).Replace(s) + "'"
 }
