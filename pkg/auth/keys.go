@@ -108,7 +108,7 @@ type Keys struct {
 	opt  KeyOptions
 	aead cipher.AEAD // from opt.EncryptionKey; nil when keys are stored in plain
 	now  func() time.Time
-	set atomic.Pointer[keySet]
+	set  atomic.Pointer[keySet]
 
 	// mu serialises reloads, so that a burst of tokens with a new kid costs one query.
 	mu         sync.Mutex
