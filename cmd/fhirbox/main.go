@@ -109,6 +109,8 @@ type config struct {
 	// SessionRetention is how long ended and closed Sessions are kept.
 	SessionRetention time.Duration
 	JWTKeyPath       string
+	// KeyEncryptionKey encrypts the signing keys in the database (nil: plain PEM).
+	KeyEncryptionKey []byte
 }
 
 func parseConfig(cmd string, args []string, getenv func(string) string, stderr io.Writer) (*config, error) {
@@ -121,8 +123,9 @@ func parseConfig(cmd string, args []string, getenv func(string) string, stderr i
 	fs := flag.NewFlagSet("fhirbox "+cmd, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	c := &config{}
-	var dbURL, dataDir, maxBody, bodyMemory, logLevel, retention string
+	var dbURL, policyURL, dataDir, maxBody, bodyMemory, logLevel, retention, kek string
 	fs.StringVar(&dbURL, "database-url", env("FHIRBOX_DATABASE_URL", ""), "postgres://user@host:5432/db for PostgreSQL, or sqlite:<path> for a SQLite file; empty: the SQLite file fhirbox.db in the data directory (env FHIRBOX_DATABASE_URL)")
+	fs.StringVar(&policyURL, "policy-database-url", env("FHIRBOX_POLICY_DATABASE_URL", ""), "postgres:// URL of the same database as a role of your own that sql AccessPolicies run as, when the database user may not create one; empty: fhirbox creates <database>_policy (env FHIRBOX_POLICY_DATABASE_URL)")
 	fs.StringVar(&dataDir, "data-dir", env("FHIRBOX_DATA_DIR", "./data"), "directory of the SQLite file when no database URL is given, created if need be (env FHIRBOX_DATA_DIR)")
 	fs.StringVar(&c.Addr, "addr", env("FHIRBOX_ADDR", ":8080"), "address to listen on (env FHIRBOX_ADDR)")
 	fs.StringVar(&c.BaseURL, "base-url", env("FHIRBOX_BASE_URL", "http://localhost:8080"), "public base URL used in Location and fullUrl (env FHIRBOX_BASE_URL)")
@@ -131,6 +134,7 @@ func parseConfig(cmd string, args []string, getenv func(string) string, stderr i
 	fs.StringVar(&maxBody, "max-body-bytes", env("FHIRBOX_MAX_BODY_BYTES", strconv.Itoa(10<<20)), "largest accepted request body in bytes (env FHIRBOX_MAX_BODY_BYTES)")
 	fs.StringVar(&bodyMemory, "body-memory", env("FHIRBOX_BODY_MEMORY", ""), "bytes of request bodies read and decoded at once; more wait their turn; empty: twice the body limit (env FHIRBOX_BODY_MEMORY)")
 	fs.StringVar(&c.JWTKeyPath, "jwt-private-key", env("FHIRBOX_JWT_PRIVATE_KEY", ""), "PEM file with the RSA key (2048 bits or more) that signs JWTs; empty: generated at first start and kept in the database (env FHIRBOX_JWT_PRIVATE_KEY)")
+	fs.StringVar(&kek, "key-encryption-key", env("FHIRBOX_KEY_ENCRYPTION_KEY", ""), "32 random bytes, base64 or hex (openssl rand -base64 32), that encrypt the signing keys kept in the database; prefer the environment variable to the flag, which other users can see (env FHIRBOX_KEY_ENCRYPTION_KEY)")
 	fs.StringVar(&c.PprofAddr, "pprof-addr", env("FHIRBOX_PPROF_ADDR", ""), "serve Go's net/http/pprof profiles on this address, e.g. 127.0.0.1:6060; empty: off (env FHIRBOX_PPROF_ADDR)")
 	fs.StringVar(&retention, "session-retention", env("FHIRBOX_SESSION_RETENTION", app.DefaultSessionRetention.String()), "how long an ended or closed Session is kept before it is removed, e.g. 24h (env FHIRBOX_SESSION_RETENTION)")
 	fs.StringVar(&logLevel, "log-level", env("FHIRBOX_LOG_LEVEL", "info"), "debug, info, warn or error (env FHIRBOX_LOG_LEVEL)")
@@ -153,6 +157,20 @@ func parseConfig(cmd string, args []string, getenv func(string) string, stderr i
 			return nil, fmt.Errorf("FHIRBOX_DATABASE_URL: %v", err)
 		}
 		c.Database = d
+	}
+	if policyURL != "" {
+		p, err := app.ParseDatabase(policyURL)
+		if err != nil || p.Backend != app.Postgres || c.Database.Backend != app.Postgres {
+			return nil, errors.New("FHIRBOX_POLICY_DATABASE_URL must be a postgres:// URL, and FHIRBOX_DATABASE_URL one too: sql policies run on PostgreSQL only")
+		}
+		c.Database.PolicyURL = policyURL
+	}
+	if kek != "" {
+		k, err := auth.ParseKeyEncryptionKey(kek)
+		if err != nil {
+			return nil, err
+		}
+		c.KeyEncryptionKey = k
 	}
 	if u, err := url.Parse(c.BaseURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" {
 		return nil, fmt.Errorf("FHIRBOX_BASE_URL %q must be an absolute http(s) URL without a query", c.BaseURL)
@@ -217,6 +235,7 @@ func serve(ctx context.Context, cfg *config, stdout io.Writer) error {
 		},
 		AdminSecret:      cfg.AdminSecret,
 		JWTKeyPath:       cfg.JWTKeyPath,
+		KeyEncryptionKey: cfg.KeyEncryptionKey,
 		SessionRetention: cfg.SessionRetention,
 	})
 	if err != nil {

@@ -39,6 +39,9 @@ type Config struct {
 	// JWTKeyPath is a PEM file with the RSA key that signs JWTs
 	// (FHIRBOX_JWT_PRIVATE_KEY); empty: keys are generated and kept in the database.
 	JWTKeyPath string
+	// KeyEncryptionKey (FHIRBOX_KEY_ENCRYPTION_KEY, see auth.ParseKeyEncryptionKey)
+	// encrypts the signing keys kept in the database; nil keeps them in plain PEM.
+	KeyEncryptionKey []byte
 	// Limiter slows password guessing (nil: the defaults of auth.NewLimiter).
 	Limiter *auth.Limiter
 	// SessionRetention is how long Sweep keeps an ended or closed Session (0:
@@ -81,6 +84,13 @@ func New(ctx context.Context, st Store, cfg Config) (*App, error) {
 	compiler := &accesspolicy.Compiler{}
 	if r, ok := st.(accesspolicy.SQLRunner); ok {
 		compiler.SQL = r
+		// A store that cannot confine sql policies refuses them (422, with the reason);
+		// the operator hears of it once, here.
+		if d, ok := st.(interface{ PolicySQLDisabled() error }); ok {
+			if err := d.PolicySQLDisabled(); err != nil {
+				log.Warn(err.Error())
+			}
+		}
 	}
 	a.Policies = accesspolicy.NewEngine(compiler, st, log)
 	svc.AddValidator(accesspolicy.ResourceType, func(ctx context.Context, doc map[string]any) error {
@@ -91,7 +101,7 @@ func New(ctx context.Context, st Store, cfg Config) (*App, error) {
 		_, err := auth.ParseClientConfig(doc)
 		return err
 	})
-	keys, err := auth.LoadKeys(ctx, auth.KeyOptions{PEMPath: cfg.JWTKeyPath, Now: cfg.Now, Store: keyStore(st)})
+	keys, err := auth.LoadKeys(ctx, auth.KeyOptions{PEMPath: cfg.JWTKeyPath, Now: cfg.Now, Store: keyStore(st), EncryptionKey: cfg.KeyEncryptionKey})
 	if err != nil {
 		return nil, err
 	}
@@ -165,6 +175,7 @@ func keyStore(st Store) auth.KeyStore {
 			ks, err := st.AddSigningKeyIfNone(ctx, sqlstore.SigningKey{KID: k.KID, PrivatePEM: k.PrivatePEM, Created: k.Created})
 			return conv(ks), err
 		},
+		Replace: st.ReplaceSigningKeyPEM,
 	}
 }
 

@@ -29,6 +29,10 @@ type Database struct {
 	Backend string
 	// Target is the PostgreSQL URL or the path of the SQLite file.
 	Target string
+	// PolicyURL (FHIRBOX_POLICY_DATABASE_URL), PostgreSQL only, names the login that
+	// sql AccessPolicies run as, for a database user that may not create that role
+	// itself; empty: fhirbox creates it (see postgres.WithPolicyDatabaseURL).
+	PolicyURL string
 }
 
 // ParseDatabase reads a database URL: postgres://… (or postgresql://…) for PostgreSQL,
@@ -75,8 +79,15 @@ func (d Database) String() string {
 func OpenStore(ctx context.Context, d Database) (Store, error) {
 	switch d.Backend {
 	case Postgres:
-		return postgres.Open(ctx, d.Target)
+		var opts []postgres.Option
+		if d.PolicyURL != "" {
+			opts = append(opts, postgres.WithPolicyDatabaseURL(d.PolicyURL))
+		}
+		return postgres.Open(ctx, d.Target, opts...)
 	case SQLite:
+		if d.PolicyURL != "" {
+			return nil, errors.New("FHIRBOX_POLICY_DATABASE_URL is for PostgreSQL: the embedded SQLite database runs no sql policies")
+		}
 		return sqlite.Open(ctx, d.Target)
 	}
 	return nil, fmt.Errorf("unknown database backend %q", d.Backend)

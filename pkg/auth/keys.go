@@ -3,11 +3,14 @@ package auth
 import (
 	"bytes"
 	"context"
+	"crypto/aes"
+	"crypto/cipher"
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/sha256"
 	"crypto/x509"
 	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
 	"encoding/pem"
 	"errors"
@@ -48,6 +51,9 @@ type KeyStore interface {
 	// AddSigningKeyIfNone stores k unless a key exists already, atomically across
 	// processes, and returns the keys stored afterwards, oldest first.
 	AddSigningKeyIfNone(ctx context.Context, k StoredKey) ([]StoredKey, error)
+	// ReplaceSigningKeyPEM sets the private key of kid to new if it is still old, and
+	// reports whether it did: LoadKeys encrypts a plaintext key in place with it.
+	ReplaceSigningKeyPEM(ctx context.Context, kid string, old, new []byte) (bool, error)
 }
 
 // KeyStoreFunc adapts two functions to a KeyStore, so that a store whose methods use
@@ -55,6 +61,8 @@ type KeyStore interface {
 type KeyStoreFunc struct {
 	List func(ctx context.Context) ([]StoredKey, error)
 	Add  func(ctx context.Context, k StoredKey) ([]StoredKey, error)
+	// Replace may be nil for a store whose keys are never encrypted in place.
+	Replace func(ctx context.Context, kid string, old, new []byte) (bool, error)
 }
 
 var _ KeyStore = KeyStoreFunc{}
@@ -69,6 +77,14 @@ func (f KeyStoreFunc) AddSigningKeyIfNone(ctx context.Context, k StoredKey) ([]S
 	return f.Add(ctx, k)
 }
 
+// ReplaceSigningKeyPEM calls f.Replace.
+func (f KeyStoreFunc) ReplaceSigningKeyPEM(ctx context.Context, kid string, old, new []byte) (bool, error) {
+	if f.Replace == nil {
+		return false, errors.New("auth: this key store cannot replace a key")
+	}
+	return f.Replace(ctx, kid, old, new)
+}
+
 // KeyOptions configures LoadKeys.
 type KeyOptions struct {
 	// PEMPath (FHIRBOX_JWT_PRIVATE_KEY) names a PEM file holding an RSA private key,
@@ -76,6 +92,11 @@ type KeyOptions struct {
 	PEMPath string
 	// Store holds the keys otherwise; the first instance to start generates one.
 	Store KeyStore
+	// EncryptionKey (FHIRBOX_KEY_ENCRYPTION_KEY, see ParseKeyEncryptionKey) is the
+	// AES-256 key that private keys in Store are encrypted with; nil keeps them as
+	// plain PEM. With it, LoadKeys encrypts a plaintext key it finds; without it (or
+	// with another), an encrypted key stops LoadKeys.
+	EncryptionKey []byte
 	// Now is the clock Verify checks exp, nbf and iat against and generated keys are
 	// dated with; nil is time.Now.
 	Now func() time.Time
@@ -84,9 +105,10 @@ type KeyOptions struct {
 // Keys holds the RSA signing keys: the newest signs, all verify and are published.
 // It is safe for concurrent use.
 type Keys struct {
-	opt KeyOptions
-	now func() time.Time
-	set atomic.Pointer[keySet]
+	opt  KeyOptions
+	aead cipher.AEAD // from opt.EncryptionKey; nil when keys are stored in plain
+	now  func() time.Time
+	set  atomic.Pointer[keySet]
 
 	// mu serialises reloads, so that a burst of tokens with a new kid costs one query.
 	mu         sync.Mutex
@@ -137,6 +159,12 @@ func LoadKeys(ctx context.Context, opt KeyOptions) (*Keys, error) {
 	if opt.Store == nil {
 		return nil, errors.New("auth: no signing key: set FHIRBOX_JWT_PRIVATE_KEY or give LoadKeys a key store")
 	}
+	if opt.EncryptionKey != nil {
+		var err error
+		if k.aead, err = newKeyAEAD(opt.EncryptionKey); err != nil {
+			return nil, err
+		}
+	}
 	stored, err := opt.Store.SigningKeys(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("auth: reading the signing keys: %w", err)
@@ -146,18 +174,131 @@ func LoadKeys(ctx context.Context, opt KeyOptions) (*Keys, error) {
 		if err != nil {
 			return nil, err
 		}
+		if gen.PrivatePEM, err = k.seal(gen.KID, gen.PrivatePEM); err != nil {
+			return nil, err
+		}
 		// Another instance starting at the same time may have stored its key first: use
 		// whatever the store holds now, so both sign with the same key.
 		if stored, err = opt.Store.AddSigningKeyIfNone(ctx, gen); err != nil {
 			return nil, fmt.Errorf("auth: storing the signing key: %w", err)
 		}
 	}
-	set, err := parseStored(stored)
+	// Check every key before changing any: a key that does not open (encrypted, and no
+	// or another encryption key) stops the start here, and nothing is generated.
+	set, err := k.parseStored(stored)
 	if err != nil {
 		return nil, err
 	}
+	if k.aead != nil {
+		if stored, err = k.sealPlaintext(ctx, stored); err != nil {
+			return nil, err
+		}
+		if set, err = k.parseStored(stored); err != nil {
+			return nil, err
+		}
+	}
 	k.set.Store(set)
 	return k, nil
+}
+
+// sealedPrefix starts a private key that LoadKeys encrypted: what follows is base64 of
+// the GCM nonce and the sealed PEM. A PEM never starts so.
+const sealedPrefix = "fhirbox-aes-256-gcm:"
+
+// ParseKeyEncryptionKey reads FHIRBOX_KEY_ENCRYPTION_KEY: 32 random bytes, written as
+// 64 hex digits or in base64 (standard or URL alphabet, padded or not), as
+// `openssl rand -base64 32` prints them. A passphrase is refused: a key derived from
+// one is only as strong as the passphrase, and whoever reads the database could try
+// passphrases offline.
+func ParseKeyEncryptionKey(s string) ([]byte, error) {
+	s = strings.TrimSpace(s)
+	if len(s) == 64 {
+		if b, err := hex.DecodeString(s); err == nil {
+			return b, nil
+		}
+	}
+	for _, enc := range []*base64.Encoding{base64.StdEncoding, base64.RawStdEncoding, base64.URLEncoding, base64.RawURLEncoding} {
+		if b, err := enc.DecodeString(s); err == nil && len(b) == 32 {
+			return b, nil
+		}
+	}
+	return nil, errors.New("FHIRBOX_KEY_ENCRYPTION_KEY must be 32 random bytes in base64 (openssl rand -base64 32) or 64 hex digits")
+}
+
+func newKeyAEAD(key []byte) (cipher.AEAD, error) {
+	if len(key) != 32 {
+		return nil, fmt.Errorf("auth: the key encryption key has %d bytes; AES-256 needs 32", len(key))
+	}
+	block, err := aes.NewCipher(key)
+	if err != nil {
+		return nil, fmt.Errorf("auth: the key encryption key: %w", err)
+	}
+	return cipher.NewGCM(block)
+}
+
+// seal encrypts the private key of kid for the store, or returns it as it is when
+// keys are stored in plain. The kid is the additional data: a sealed key copied onto
+// another key's row does not open.
+func (k *Keys) seal(kid string, pemData []byte) ([]byte, error) {
+	if k.aead == nil {
+		return pemData, nil
+	}
+	nonce := make([]byte, k.aead.NonceSize())
+	if _, err := rand.Read(nonce); err != nil {
+		return nil, fmt.Errorf("auth: encrypting the signing key: %w", err)
+	}
+	sealed := k.aead.Seal(nonce, nonce, pemData, []byte(kid))
+	return []byte(sealedPrefix + base64.StdEncoding.EncodeToString(sealed)), nil
+}
+
+// open returns the PEM of a stored private key, decrypting it if it was sealed. Its
+// errors are short phrases that callers prefix with the key's kid.
+func (k *Keys) open(kid string, stored []byte) ([]byte, error) {
+	rest, sealed := bytes.CutPrefix(stored, []byte(sealedPrefix))
+	if !sealed {
+		return stored, nil
+	}
+	if k.aead == nil {
+		return nil, errors.New("it is encrypted: set FHIRBOX_KEY_ENCRYPTION_KEY to the key it was encrypted with")
+	}
+	raw, err := base64.StdEncoding.DecodeString(string(rest))
+	if err != nil || len(raw) < k.aead.NonceSize()+k.aead.Overhead() {
+		return nil, errors.New("it is encrypted but malformed")
+	}
+	n := k.aead.NonceSize()
+	plain, err := k.aead.Open(nil, raw[:n], raw[n:], []byte(kid))
+	if err != nil {
+		return nil, errors.New("FHIRBOX_KEY_ENCRYPTION_KEY does not decrypt it: another key was used, or the row was altered")
+	}
+	return plain, nil
+}
+
+// sealPlaintext encrypts in the store each key still kept in plain, and returns the
+// keys stored afterwards.
+func (k *Keys) sealPlaintext(ctx context.Context, stored []StoredKey) ([]StoredKey, error) {
+	changed := false
+	for _, s := range stored {
+		if bytes.HasPrefix(s.PrivatePEM, []byte(sealedPrefix)) {
+			continue
+		}
+		sealed, err := k.seal(s.KID, s.PrivatePEM)
+		if err != nil {
+			return nil, err
+		}
+		// Another instance may have sealed it first; then this changes nothing.
+		if _, err := k.opt.Store.ReplaceSigningKeyPEM(ctx, s.KID, s.PrivatePEM, sealed); err != nil {
+			return nil, fmt.Errorf("auth: encrypting signing key %q in the database: %w", s.KID, err)
+		}
+		changed = true
+	}
+	if !changed {
+		return stored, nil
+	}
+	stored, err := k.opt.Store.SigningKeys(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("auth: reading the signing keys: %w", err)
+	}
+	return stored, nil
 }
 
 // Reload re-reads the key store, to pick up keys that other instances stored (after a
@@ -182,7 +323,7 @@ func (k *Keys) reloadLocked(ctx context.Context) error {
 	if len(stored) == 0 {
 		return errors.New("auth: the database holds no signing key any more; keeping the keys in use")
 	}
-	set, err := parseStored(stored)
+	set, err := k.parseStored(stored)
 	if err != nil {
 		return err
 	}
@@ -240,10 +381,14 @@ func generateKey(now time.Time) (StoredKey, error) {
 // parseStored turns the store's keys into a key set. One bad key fails the whole set:
 // a database that holds a key we cannot use is a configuration error to fix, not to
 // skip silently.
-func parseStored(stored []StoredKey) (*keySet, error) {
+func (k *Keys) parseStored(stored []StoredKey) (*keySet, error) {
 	keys := make([]*signingKey, 0, len(stored))
 	for _, s := range stored {
-		priv, err := parsePrivatePEM(s.PrivatePEM)
+		pemData, err := k.open(s.KID, s.PrivatePEM)
+		if err != nil {
+			return nil, fmt.Errorf("auth: signing key %q in the database: %s", s.KID, err)
+		}
+		priv, err := parsePrivatePEM(pemData)
 		if err != nil {
 			return nil, fmt.Errorf("auth: signing key %q in the database: %s", s.KID, err)
 		}

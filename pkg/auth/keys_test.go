@@ -1,6 +1,7 @@
 package auth
 
 import (
+	"bytes"
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -106,6 +107,18 @@ func (m *memStore) AddSigningKeyIfNone(_ context.Context, k StoredKey) ([]Stored
 	return append([]StoredKey(nil), m.keys...), m.err
 }
 
+func (m *memStore) ReplaceSigningKeyPEM(_ context.Context, kid string, old, new []byte) (bool, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for i, k := range m.keys {
+		if k.KID == kid && bytes.Equal(k.PrivatePEM, old) {
+			m.keys[i].PrivatePEM = new
+			return true, m.err
+		}
+	}
+	return false, m.err
+}
+
 func (m *memStore) add(k StoredKey) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -133,6 +146,7 @@ func keyStoreOn(t testing.TB, b testdb.Backend) (KeyStore, keyTable) {
 	type store interface {
 		SigningKeys(ctx context.Context) ([]sqlstore.SigningKey, error)
 		AddSigningKeyIfNone(ctx context.Context, k sqlstore.SigningKey) ([]sqlstore.SigningKey, error)
+		ReplaceSigningKeyPEM(ctx context.Context, kid string, old, new []byte) (bool, error)
 		SQL() *sql.DB
 		Close() error
 	}
@@ -170,6 +184,7 @@ func keyStoreOn(t testing.TB, b testdb.Backend) (KeyStore, keyTable) {
 			ks, err := st.AddSigningKeyIfNone(ctx, sqlstore.SigningKey(k))
 			return conv(ks), err
 		},
+		Replace: st.ReplaceSigningKeyPEM,
 	}, table
 }
 

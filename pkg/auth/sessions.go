@@ -165,6 +165,9 @@ func (s *Sessions) mint(doc map[string]any, sub string, cfg GrantConfig, client 
 	scope, _ := doc["access_scope"].(string)
 	exp := now.Add(cfg.AccessTokenTTL)
 	resp := &TokenResponse{TokenType: "Bearer", ExpiresIn: int64(cfg.AccessTokenTTL / time.Second), Scope: scope}
+	// A refresh mints in the client's current format, which may have changed since the
+	// grant: the Session records the form of the tokens it holds now (see Authenticate).
+	doc["token_format"] = tokenFormat(cfg.JWT)
 	if cfg.JWT {
 		// jti names the Session; tid tells apart the tokens a Session issues within one
 		// second, whose other claims are all the same.
@@ -355,6 +358,12 @@ func (s *Sessions) Authenticate(ctx context.Context, token string, load Loader) 
 		if aud, _ := e.session["audience"].(string); !audienceHas(c["aud"], aud) {
 			return nil, ErrInvalidBearer
 		}
+		// A JWT names its Session by jti, which is no secret: anyone holding the signing
+		// key could name an opaque Session (the root client's, say) in a JWT of their
+		// own. Only a Session that issued JWTs is reachable that way.
+		if !issuedAs(e.session, "jwt") {
+			return nil, ErrInvalidBearer
+		}
 		claims = c
 	} else {
 		h := hashToken(token)
@@ -367,6 +376,9 @@ func (s *Sessions) Authenticate(ctx context.Context, token string, load Loader) 
 		if e.accessHash != h {
 			return nil, ErrInvalidBearer // rotated away by a refresh
 		}
+		if !issuedAs(e.session, "opaque") {
+			return nil, ErrInvalidBearer
+		}
 	}
 	if !now.Before(e.exp) {
 		return nil, ErrInvalidBearer
@@ -375,6 +387,13 @@ func (s *Sessions) Authenticate(ctx context.Context, token string, load Loader) 
 		ClientID: e.clientID, Client: e.client, UserID: e.userID, User: e.user,
 		SessionID: e.id, Session: e.session, JWT: claims,
 	}, nil
+}
+
+// issuedAs reports whether the Session's current tokens are of format (jwt or
+// opaque): a token is accepted only in the form its Session issued.
+func issuedAs(session map[string]any, format string) bool {
+	f, _ := session["token_format"].(string)
+	return f == format
 }
 
 func orInvalid(err error) error {

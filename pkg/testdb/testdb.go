@@ -16,6 +16,8 @@ import (
 	"time"
 
 	_ "github.com/jackc/pgx/v5/stdlib" // registers the "pgx" database/sql driver
+
+	"github.com/fhirbox/fhirbox/resources/postgres/policyrole"
 )
 
 // EnvURL names the environment variable holding the URL of the PostgreSQL server the
@@ -135,6 +137,29 @@ func drop(t testing.TB, admin, name string) {
 	defer cancel()
 	if _, err := db.ExecContext(ctx, `DROP DATABASE IF EXISTS "`+name+`" WITH (FORCE)`); err != nil {
 		t.Errorf("testdb: drop database %s: %s", name, oneLine(err))
+		return
+	}
+	// Roles are cluster-wide and outlive the database: drop its policy role (see
+	// resources/postgres/policyrole) and any role a test made for it, named
+	// <database>_…, so that none pile up on a server that CI reuses.
+	rows, err := db.QueryContext(ctx, `SELECT rolname FROM pg_roles WHERE rolname = $1 OR starts_with(rolname, $2)`,
+		policyrole.Name(name), name+"_")
+	if err != nil {
+		t.Errorf("testdb: roles of %s: %s", name, oneLine(err))
+		return
+	}
+	var roles []string
+	for rows.Next() {
+		var r string
+		if err := rows.Scan(&r); err == nil {
+			roles = append(roles, r)
+		}
+	}
+	rows.Close()
+	for _, r := range roles {
+		if _, err := db.ExecContext(ctx, `DROP ROLE IF EXISTS "`+r+`"`); err != nil {
+			t.Errorf("testdb: drop role %s: %s", r, oneLine(err))
+		}
 	}
 }
 

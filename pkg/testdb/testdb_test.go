@@ -9,6 +9,8 @@ import (
 	"runtime"
 	"strings"
 	"testing"
+
+	"github.com/fhirbox/fhirbox/resources/postgres/policyrole"
 )
 
 func open(t *testing.T, u string) *sql.DB {
@@ -74,6 +76,41 @@ func TestURLCreatesFreshDatabasesAndDropsThem(t *testing.T) {
 			t.Errorf("database %s still exists after the test", name)
 		}
 	}
+}
+
+// The roles made for a test database (fhirbox's policy role, a test's own) go with it.
+func TestURLDropsTheDatabasesRoles(t *testing.T) {
+	var name string
+	t.Run("use", func(t *testing.T) {
+		name = dbName(t, URL(t))
+		admin := open(t, adminURL())
+		for _, r := range []string{policyrole.Name(name), name + "_app"} {
+			if _, err := admin.Exec(`CREATE ROLE "` + r + `" LOGIN`); err != nil {
+				t.Fatal(err)
+			}
+		}
+		// A privilege in the database is no obstacle: it goes with the database.
+		if _, err := open(t, dbURL(t, name)).Exec(`CREATE TABLE t (x int); GRANT SELECT ON t TO "` + name + `_app"`); err != nil {
+			t.Fatal(err)
+		}
+	})
+	var n int
+	if err := open(t, adminURL()).QueryRow(`SELECT count(*) FROM pg_roles WHERE starts_with(rolname, $1)`, name).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	if n != 0 {
+		t.Errorf("%d roles of %s left after the test", n, name)
+	}
+}
+
+// URL2 is the URL of the existing test database name.
+func dbURL(t *testing.T, name string) string {
+	u, err := url.Parse(adminURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	u.Path = "/" + name
+	return u.String()
 }
 
 // fakeTB records a Fatalf and ends the goroutine, as testing.T does.

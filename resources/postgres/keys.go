@@ -42,3 +42,9 @@ func (s *Store) AddSigningKeyIfNone(ctx context.Context, k SigningKey) ([]Signin
 	}
 	return dialect.AddSigningKeyIfNone(ctx, s.sql, k, created, lock, addSigningKeySQL)
 }
+
+// ReplaceSigningKeyPEM sets the private key of kid to new if it is still old (an
+// encrypted copy of it, say), and reports whether it did.
+func (s *Store) ReplaceSigningKeyPEM(ctx context.Context, kid string, old, new []byte) (bool, error) {
+	return dialect.ReplaceSigningKeyPEM(ctx, s.sql, kid, old, new)
+}

@@ -2,9 +2,9 @@ package postgres
 
 import (
 	"context"
-	"database/sql"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -12,30 +12,59 @@ import (
 	"github.com/jackc/pgx/v5/stdlib"
 )
 
-// readOnlyViolation is SQLSTATE read_only_sql_transaction.
-const readOnlyViolation = "25006"
+// SQLSTATEs that CheckPolicySQL explains.
+const (
+	readOnlyViolation      = "25006" // read_only_sql_transaction
+	insufficientPrivilege  = "42501"
+	policyCleanupTimeout   = 5 * time.Second
+	policyBeginReadOnlySQL = "BEGIN READ ONLY; SET LOCAL statement_timeout = '" + policyTimeout + "'"
+	// ROLLBACK also undoes what the query did to the session's settings
+	// (set_config(…, false)); a session-level advisory lock outlives the transaction,
+	// so those are released too, lest a policy hold one of fhirbox's locks.
+	policyEndSQL = "ROLLBACK; SELECT pg_advisory_unlock_all()"
+)
 
-// policyTimeout bounds one sql policy query: it runs on the request path.
-const policyTimeout = "500ms"
-
-// CheckPolicySQL validates the query of a sql AccessPolicy when it is written: it must
-// parse and plan in a read-only transaction, take nparams parameters and return one
-// boolean column.
-func (s *Store) CheckPolicySQL(ctx context.Context, query string, nparams int) error {
-	conn, err := s.sql.Conn(ctx)
+// inPolicyTx runs f on a connection of the policy pool, inside a read-only
+// transaction with the policy timeout, and rolls it back.
+func (s *Store) inPolicyTx(ctx context.Context, f func(pc *pgx.Conn) error) error {
+	if s.policy == nil || s.policy.db == nil {
+		return s.PolicySQLDisabled()
+	}
+	conn, err := s.policy.db.Conn(ctx)
 	if err != nil {
 		return translate(ctx, err)
 	}
 	defer conn.Close()
-	var check error
+	var ferr error
 	err = conn.Raw(func(dc any) error {
 		pc := dc.(*stdlib.Conn).Conn()
-		tx, err := pc.BeginTx(ctx, pgx.TxOptions{AccessMode: pgx.ReadOnly})
-		if err != nil {
+		if _, err := pc.Exec(ctx, policyBeginReadOnlySQL); err != nil {
 			return err
 		}
-		defer tx.Rollback(context.Background())
-		sd, err := tx.Prepare(ctx, "", query)
+		ferr = f(pc)
+		cctx, cancel := context.WithTimeout(context.Background(), policyCleanupTimeout)
+		defer cancel()
+		if _, err := pc.Exec(cctx, policyEndSQL); err != nil {
+			// The connection's state is unknown: close it, so that the pool drops it
+			// rather than hand it to the next policy.
+			_ = pc.Close(cctx)
+		}
+		return nil
+	})
+	if err != nil {
+		return translate(ctx, err)
+	}
+	return ferr
+}
+
+// CheckPolicySQL validates the query of a sql AccessPolicy when it is written, as the
+// policy role: it must parse and plan in a read-only transaction, take nparams
+// parameters, return one boolean column, and run once (with absent values) without
+// writing or touching what policies may not read.
+func (s *Store) CheckPolicySQL(ctx context.Context, query string, nparams int) error {
+	var check error
+	err := s.inPolicyTx(ctx, func(pc *pgx.Conn) error {
+		sd, err := pc.Prepare(ctx, "", query)
 		if err != nil {
 			var pe *pgconn.PgError
 			if errors.As(err, &pe) {
@@ -52,44 +81,41 @@ func (s *Store) CheckPolicySQL(ctx context.Context, query string, nparams int) e
 			check = errors.New("the query must return exactly one boolean column")
 			return nil
 		}
-		// A query that writes plans fine and then fails on every request, since policies
-		// run read-only: run it once, read-only, with absent values, to find out.
-		if _, err := tx.Exec(ctx, "SET LOCAL statement_timeout = '"+policyTimeout+"'"); err != nil {
-			return err
-		}
-		rows, err := tx.Query(ctx, query, make([]any, nparams)...)
+		// A query that writes, or reads what the policy role may not, plans fine and
+		// then fails on every request: run it once, with absent values, to find out.
+		rows, err := pc.Query(ctx, query, make([]any, nparams)...)
 		if err == nil {
 			rows.Close()
 			err = rows.Err()
 		}
 		var pe *pgconn.PgError
-		if errors.As(err, &pe) && pe.Code == readOnlyViolation {
-			check = errors.New("the query must only read: policies run in a read-only transaction")
+		if errors.As(err, &pe) {
+			switch pe.Code {
+			case readOnlyViolation:
+				check = errors.New("the query must only read: policies run in a read-only transaction")
+			case insufficientPrivilege:
+				check = errors.New("the query writes, or uses a table or function that policies may not: policies only read resource and resource_history (without secret fields)")
+			}
 		}
 		return nil
 	})
 	if err != nil {
-		return translate(ctx, err)
+		return err
 	}
 	return check
 }
 
-// EvalPolicySQL runs the query of a sql AccessPolicy read-only, with a short statement
-// timeout, and returns its boolean; no row or NULL is false.
+// EvalPolicySQL runs the query of a sql AccessPolicy as the policy role, read-only,
+// with a short statement timeout, and returns its boolean; no row or NULL is false.
 func (s *Store) EvalPolicySQL(ctx context.Context, query string, args []any) (bool, error) {
-	tx, err := s.sql.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
-	if err != nil {
-		return false, translate(ctx, err)
-	}
-	defer tx.Rollback()
-	if _, err := tx.ExecContext(ctx, "SET LOCAL statement_timeout = '"+policyTimeout+"'"); err != nil {
-		return false, translate(ctx, err)
-	}
-	var ok sql.NullBool
-	err = tx.QueryRowContext(ctx, query, args...).Scan(&ok)
-	if errors.Is(err, sql.ErrNoRows) {
-		return false, nil
-	}
+	var ok pgtype.Bool
+	err := s.inPolicyTx(ctx, func(pc *pgx.Conn) error {
+		err := pc.QueryRow(ctx, query, args...).Scan(&ok)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return nil
+		}
+		return err
+	})
 	if err != nil {
 		return false, err
 	}

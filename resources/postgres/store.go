@@ -36,6 +36,8 @@ type Store struct {
 	sql  *sql.DB
 	pcfg *pgx.ConnConfig // for the change feed's own connection
 	ins  *inserter       // creates under fresh ids, batched
+	// policy runs sql AccessPolicies as a role of their own (policyrole.go).
+	policy *policyDB
 }
 
 var _ sqlstore.Store = (*Store)(nil)
@@ -44,8 +46,9 @@ var _ sqlstore.Store = (*Store)(nil)
 type Option func(*config)
 
 type config struct {
-	maxConns int
-	logger   logger.Interface
+	maxConns  int
+	logger    logger.Interface
+	policyURL string // WithPolicyDatabaseURL
 }
 
 // WithMaxConns sets the size of the connection pool (default 20). Every connection is
@@ -100,7 +103,12 @@ func Open(ctx context.Context, url string, opts ...Option) (*Store, error) {
 		sqlDB.Close()
 		return nil, err
 	}
-	return &Store{Reads: sqlstore.NewReads(dialect, sqlDB), gdb: gdb, sql: sqlDB, pcfg: pcfg, ins: newInserter(sqlDB)}, nil
+	policy, err := openPolicy(ctx, sqlDB, pcfg, c)
+	if err != nil {
+		sqlDB.Close()
+		return nil, err
+	}
+	return &Store{Reads: sqlstore.NewReads(dialect, sqlDB), gdb: gdb, sql: sqlDB, pcfg: pcfg, ins: newInserter(sqlDB), policy: policy}, nil
 }
 
 func migrate(ctx context.Context, db *sql.DB) error {
@@ -125,7 +133,7 @@ func migrate(ctx context.Context, db *sql.DB) error {
 // Close waits for the inserts under way and closes the connection pool.
 func (s *Store) Close() error {
 	s.ins.Close()
-	return s.sql.Close()
+	return errors.Join(s.policy.close(), s.sql.Close())
 }
 
 // DB returns the gorm handle on the store's connection pool.

@@ -76,3 +76,26 @@ func (d *Dialect) AddSigningKeyIfNone(ctx context.Context, db *sql.DB, k Signing
 	}
 	return keys, nil
 }
+
+// ReplaceSigningKeyPEMSQL swaps a key's stored private key, if it is still the one the
+// caller read.
+const ReplaceSigningKeyPEMSQL = `UPDATE signing_key SET private_pem = $3 WHERE kid = $1 AND private_pem = $2`
+
+// ReplaceSigningKeyPEM sets the private key of kid to new where it is still old, with
+// db, and reports whether a row changed. Comparing with old makes it safe for
+// instances that start together and each encrypt the same plaintext key: one wins, the
+// others change nothing and read the winner's value.
+func (d *Dialect) ReplaceSigningKeyPEM(ctx context.Context, db *sql.DB, kid string, old, new []byte) (bool, error) {
+	if len(new) == 0 {
+		return false, errors.New(d.Name + ": a signing key needs a private key")
+	}
+	res, err := db.ExecContext(ctx, ReplaceSigningKeyPEMSQL, kid, string(old), string(new))
+	if err != nil {
+		return false, d.Translate(ctx, err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return false, d.Translate(ctx, err)
+	}
+	return n == 1, nil
+}

@@ -56,6 +56,9 @@ type Store interface {
 	// AddSigningKeyIfNone stores k unless a key exists already, atomically, and
 	// returns the keys stored afterwards, oldest first.
 	AddSigningKeyIfNone(ctx context.Context, k SigningKey) ([]SigningKey, error)
+	// ReplaceSigningKeyPEM sets the private key of kid to new if it is still old, and
+	// reports whether it did (see Dialect.ReplaceSigningKeyPEM).
+	ReplaceSigningKeyPEM(ctx context.Context, kid string, old, new []byte) (bool, error)
 	// Purge removes up to limit resources of typ that have run out, with their
 	// history (see Dialect.Purge).
 	Purge(ctx context.Context, typ, param string, before, deletedBefore time.Time, limit int) (int, error)

@@ -109,3 +109,35 @@ func testAddSigningKeyIfNoneConcurrent(t *testing.T, be *Backend) {
 		}
 	}
 }
+
+// ReplaceSigningKeyPEM changes a key's private key only where it is still the one the
+// caller read (instances encrypting the same key at once: one wins).
+func testReplaceSigningKeyPEM(t *testing.T, be *Backend) {
+	ctx := context.Background()
+	s := be.Open(t)
+	if _, err := s.AddSigningKeyIfNone(ctx, sqlstore.SigningKey{KID: "k", PrivatePEM: []byte("plain"), Created: t0}); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		kid, old, new string
+		want          bool
+		stored        string
+	}{
+		{"k", "other", "sealed-1", false, "plain"},
+		{"nope", "plain", "sealed-1", false, "plain"},
+		{"k", "plain", "sealed-1", true, "sealed-1"},
+		{"k", "plain", "sealed-2", false, "sealed-1"}, // the loser of a race
+	} {
+		ok, err := s.ReplaceSigningKeyPEM(ctx, tc.kid, []byte(tc.old), []byte(tc.new))
+		if err != nil || ok != tc.want {
+			t.Errorf("Replace(%s, %s, %s) = %v, %v; want %v", tc.kid, tc.old, tc.new, ok, err, tc.want)
+		}
+		keys, err := s.SigningKeys(ctx)
+		if err != nil || len(keys) != 1 || string(keys[0].PrivatePEM) != tc.stored || !keys[0].Created.Equal(t0) {
+			t.Fatalf("after Replace(%s, %s, %s): %+v, %v; want %s", tc.kid, tc.old, tc.new, keys, err, tc.stored)
+		}
+	}
+	if _, err := s.ReplaceSigningKeyPEM(ctx, "k", []byte("sealed-1"), nil); err == nil {
+		t.Error("an empty private key was accepted")
+	}
+}

@@ -55,6 +55,7 @@ func Run(t *testing.T, be Backend) {
 		{"AddSigningKeyIfNoneClock", testAddSigningKeyIfNoneClock},
 		{"AddSigningKeyIfNoneConcurrent", testAddSigningKeyIfNoneConcurrent},
 		{"SigningKeysOrder", testSigningKeysOrder},
+		{"ReplaceSigningKeyPEM", testReplaceSigningKeyPEM},
 		{"Purge", testPurge},
 		{"PurgeLimit", testPurgeLimit},
 	} {
