@@ -247,7 +247,7 @@ func (s *Server) handleMetadata(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return s.writeValue(c, http.StatusOK, f, s.capabilities(s.base(c)))
+	return s.writeValue(c, http.StatusOK, f, s.capabilities(s.base(c), isFHIRBase(c)))
 }
 
 // writeResource writes one resource with its version headers (F1, F3).

@@ -106,3 +106,15 @@ func isFHIRBase(c echo.Context) bool {
 	p := c.Request().URL.Path
 	return p == "/fhir" || strings.HasPrefix(p, "/fhir/")
 }
+
+// fhirTypesOnly answers 404 under /fhir for fhirbox's own types (Client, User, Session,
+// AccessPolicy, …): they are not FHIR resources, and serving them only at / is what lets
+// a policy on uri '#^/fhir/' confine a client to clinical data.
+func (s *Server) fhirTypesOnly(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		if typ := c.Param("type"); s.svc.Registry().Own(typ) {
+			return resources.Errorf(resources.CodeNotFound, "%s is fhirbox's own type, not a FHIR resource: it is served at /%s, not under /fhir", typ, typ)
+		}
+		return next(c)
+	}
+}
