@@ -283,6 +283,7 @@ func (s *Server) writeJSON(c echo.Context, status int, f outFormat, body []byte)
 	// Without a length net/http sends any body over 2 KB chunked, which costs both
 	// ends more than the length it knows anyway.
 	c.Response().Header().Set(echo.HeaderContentLength, strconv.Itoa(len(body)))
+	s.setWriteDeadline(c, len(body))
 	return c.Blob(status, f.ctype+"; charset=utf-8", body)
 }
 
