@@ -166,3 +166,24 @@ func testCORS(t *testing.T) {
 		})
 	}
 }
+
+// Policies decide HEAD as they decide GET: HEAD tells what GET tells but the body
+// (existence, ETag, Last-Modified, length), so a policy that allows or denies get must
+// do the same for head.
+func TestHeadDecidedLikeGet(t *testing.T) { forEachBackend(t, testHeadDecidedLikeGet) }
+
+func testHeadDecidedLikeGet(t *testing.T) {
+	// The request object names the method as sent ("head"); authz.go is to map HEAD to
+	// get (issue 12 item 15, the lead's file).
+	t.Skip("needs authz.go to give policies request-method get for HEAD")
+	e := newEnv(t)
+	e.must(201, put("/Client/reader", `{"secret":"reader-secret","grant_types":["basic"]}`))
+	e.must(201, yamlPut("/AccessPolicy/reader-get", "engine: matcho\nlink: [{resourceType: Client, id: reader}]\nmatcho: {request-method: get}\n"))
+	e.must(201, put("/fhir/Patient/p1", `{"resourceType":"Patient"}`))
+	reader := func(r req) req { return as("reader", "reader-secret", r) }
+	for _, p := range []string{"/fhir/Patient/p1", "/fhir/Patient", "/fhir/Patient/p1/_history"} {
+		e.must(200, reader(get(p)))
+		e.must(200, reader(req{method: http.MethodHead, path: p}))
+	}
+	e.must(403, reader(del("/fhir/Patient/p1")))
+}
