@@ -193,7 +193,7 @@ func parseConfig(cmd string, args []string, getenv func(string) string, stderr i
 		return nil, fmt.Errorf("FHIRBOX_MAX_CONNS_PER_ADDR %q must be an integer of at least 0 (0: no cap)", maxConnsPerAddr)
 	}
 	if c.TransferTimeout, err = time.ParseDuration(transferTimeout); err != nil || c.TransferTimeout < 100*time.Millisecond {
-		return nil, fmt.Errorf("FHIRBOX_TRANSFER_TIMEOUT %q must be a duration of at least 100ms, such as 30s", transferTimeout)
+		return nil, fmt.Errorf("FHIRBOX_TRANSFER_TIMEOUT %q must be a duration of at least 100ms, such as 10s", transferTimeout)
 	}
 	if c.TransferMinRate, err = strconv.ParseInt(transferRate, 10, 64); err != nil || c.TransferMinRate < 1 {
 		return nil, fmt.Errorf("FHIRBOX_TRANSFER_MIN_RATE %q must be a positive integer (bytes a second)", transferRate)

@@ -80,7 +80,7 @@ func TestConfigErrors(t *testing.T) {
 	}
 	if c.Addr != "127.0.0.1:9" || c.BaseURL != "https://x.test/base" || c.AdminClientID != "admin" || c.MaxBodyBytes != 10<<20 ||
 		c.SessionRetention != 7*24*time.Hour || c.MaxConns != 4096 || c.MaxConnsPerAddr != 256 ||
-		c.TransferTimeout != 30*time.Second || c.TransferMinRate != 32<<10 || c.CORSOrigins != nil {
+		c.TransferTimeout != 10*time.Second || c.TransferMinRate != 32<<10 || c.CORSOrigins != nil {
 		t.Errorf("config %+v", c)
 	}
 	c, err = parseConfig("serve", []string{"--cors-origins", "https://app.example, http://localhost:3000"}, envOf(good), io.Discard)

@@ -12,7 +12,7 @@ import (
 
 // Defaults of Config.TransferTimeout and Config.TransferMinRate.
 const (
-	DefaultTransferTimeout = 30 * time.Second
+	DefaultTransferTimeout = 10 * time.Second
 	DefaultTransferMinRate = 32 << 10 // bytes per second
 )
 
