@@ -56,6 +56,9 @@ type TypeDef struct {
 	// Hidden lists top-level fields that only the server itself writes (see WithTrusted)
 	// and that are removed from every response, e.g. the token hashes of a Session.
 	Hidden []string
+	// Own marks fhirbox's own types (Client, User, Session, AccessPolicy, …), which are
+	// not FHIR R4 types and so have no place under the FHIR base.
+	Own bool
 }
 
 // Param returns the public parameter called name, or nil (internal ones included: nil).
@@ -99,8 +102,10 @@ var searchParamsYAML []byte
 
 // registryFile is the shape of searchparams.yaml.
 type registryFile struct {
-	// Types lists every resource type the server stores.
+	// Types lists the FHIR R4 resource types the server stores.
 	Types []string `yaml:"types"`
+	// Own lists fhirbox's own resource types (see TypeDef.Own).
+	Own []string `yaml:"own"`
 	// Secrets maps a type to its hashed, hidden fields.
 	Secrets map[string][]string `yaml:"secrets"`
 	// Hidden maps a type to the fields only the server writes and nobody reads.
@@ -113,7 +118,7 @@ type registryFile struct {
 
 // DefaultRegistry returns the registry built from the embedded definitions
 // (searchparams.yaml): every FHIR R4 resource type plus fhirbox's own (Client, User,
-// Session, AccessPolicy).
+// Session, AccessPolicy, AuthorizationCode), marked Own.
 func DefaultRegistry() *Registry {
 	r, err := LoadRegistry(searchParamsYAML)
 	if err != nil {
@@ -129,11 +134,15 @@ func LoadRegistry(data []byte) (*Registry, error) {
 		return nil, err
 	}
 	r := &Registry{types: map[string]*TypeDef{}}
-	for _, name := range f.Types {
+	own := map[string]bool{}
+	for _, name := range f.Own {
+		own[name] = true
+	}
+	for _, name := range append(append([]string(nil), f.Types...), f.Own...) {
 		if _, dup := r.types[name]; dup {
 			return nil, fmt.Errorf("type %s listed twice", name)
 		}
-		td := &TypeDef{Name: name, Params: map[string]*SearchParam{}, Secret: f.Secrets[name], Hidden: f.Hidden[name]}
+		td := &TypeDef{Name: name, Params: map[string]*SearchParam{}, Secret: f.Secrets[name], Hidden: f.Hidden[name], Own: own[name]}
 		for _, p := range f.Common {
 			cp := *p
 			cp.Expression = strings.ReplaceAll(p.Expression, "Resource.", name+".")
@@ -184,5 +193,11 @@ func (r *Registry) Type(name string) (td *TypeDef, ok bool) {
 	return td, ok
 }
 
-// Types returns the names of every known type, sorted.
+// Types returns the names of every known type, fhirbox's own included, sorted.
 func (r *Registry) Types() []string { return r.names }
+
+// Own reports whether name is one of fhirbox's own types (see TypeDef.Own).
+func (r *Registry) Own(name string) bool {
+	td, ok := r.types[name]
+	return ok && td.Own
+}

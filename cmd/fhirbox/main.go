@@ -25,8 +25,11 @@ import (
 	"syscall"
 	"time"
 
+	"golang.org/x/net/netutil"
+
 	"github.com/fhirbox/fhirbox/pkg/app"
 	"github.com/fhirbox/fhirbox/pkg/auth"
+	"github.com/fhirbox/fhirbox/pkg/connlimit"
 	"github.com/fhirbox/fhirbox/pkg/observe"
 	"github.com/fhirbox/fhirbox/pkg/server"
 	"github.com/fhirbox/fhirbox/resources"
@@ -111,6 +114,11 @@ type config struct {
 	JWTKeyPath       string
 	// KeyEncryptionKey encrypts the signing keys in the database (nil: plain PEM).
 	KeyEncryptionKey []byte
+	// Connection caps, transfer bounds and CORS (see serve and server.Config).
+	MaxConns, MaxConnsPerAddr int
+	TransferTimeout           time.Duration
+	TransferMinRate           int64
+	CORSOrigins               []string
 }
 
 func parseConfig(cmd string, args []string, getenv func(string) string, stderr io.Writer) (*config, error) {
@@ -137,6 +145,12 @@ func parseConfig(cmd string, args []string, getenv func(string) string, stderr i
 	fs.StringVar(&kek, "key-encryption-key", env("FHIRBOX_KEY_ENCRYPTION_KEY", ""), "32 random bytes, base64 or hex (openssl rand -base64 32), that encrypt the signing keys kept in the database; prefer the environment variable to the flag, which other users can see (env FHIRBOX_KEY_ENCRYPTION_KEY)")
 	fs.StringVar(&c.PprofAddr, "pprof-addr", env("FHIRBOX_PPROF_ADDR", ""), "serve Go's net/http/pprof profiles on this address, e.g. 127.0.0.1:6060; empty: off (env FHIRBOX_PPROF_ADDR)")
 	fs.StringVar(&retention, "session-retention", env("FHIRBOX_SESSION_RETENTION", app.DefaultSessionRetention.String()), "how long an ended or closed Session is kept before it is removed, e.g. 24h (env FHIRBOX_SESSION_RETENTION)")
+	var maxConns, maxConnsPerAddr, transferTimeout, transferRate, corsOrigins string
+	fs.StringVar(&maxConns, "max-conns", env("FHIRBOX_MAX_CONNS", "4096"), "most connections open at once; more wait to be accepted (env FHIRBOX_MAX_CONNS)")
+	fs.StringVar(&maxConnsPerAddr, "max-conns-per-addr", env("FHIRBOX_MAX_CONNS_PER_ADDR", "256"), "most connections open at once from one IP address (IPv6: one /64); more are refused with 503; 0: no cap, e.g. behind a proxy (env FHIRBOX_MAX_CONNS_PER_ADDR)")
+	fs.StringVar(&transferTimeout, "transfer-timeout", env("FHIRBOX_TRANSFER_TIMEOUT", server.DefaultTransferTimeout.String()), "time a request body may take to arrive, or an answer to be taken, beyond what its size needs at the minimum rate (env FHIRBOX_TRANSFER_TIMEOUT)")
+	fs.StringVar(&transferRate, "transfer-min-rate", env("FHIRBOX_TRANSFER_MIN_RATE", strconv.Itoa(server.DefaultTransferMinRate)), "slowest transfer, in bytes a second, that a request body or an answer is given time for (env FHIRBOX_TRANSFER_MIN_RATE)")
+	fs.StringVar(&corsOrigins, "cors-origins", env("FHIRBOX_CORS_ORIGINS", ""), "comma-separated exact origins (https://app.example) that browsers may call from; empty: no CORS (env FHIRBOX_CORS_ORIGINS)")
 	fs.StringVar(&logLevel, "log-level", env("FHIRBOX_LOG_LEVEL", "info"), "debug, info, warn or error (env FHIRBOX_LOG_LEVEL)")
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "usage: fhirbox %s [flags]\n\nflags (each defaults to its environment variable):\n", cmd)
@@ -199,6 +213,21 @@ func parseConfig(cmd string, args []string, getenv func(string) string, stderr i
 	if c.SessionRetention, err = time.ParseDuration(retention); err != nil || c.SessionRetention < time.Minute {
 		return nil, fmt.Errorf("FHIRBOX_SESSION_RETENTION %q must be a duration of at least 1m, such as 168h", retention)
 	}
+	if c.MaxConns, err = strconv.Atoi(maxConns); err != nil || c.MaxConns < 1 {
+		return nil, fmt.Errorf("FHIRBOX_MAX_CONNS %q must be a positive integer", maxConns)
+	}
+	if c.MaxConnsPerAddr, err = strconv.Atoi(maxConnsPerAddr); err != nil || c.MaxConnsPerAddr < 0 {
+		return nil, fmt.Errorf("FHIRBOX_MAX_CONNS_PER_ADDR %q must be an integer of at least 0 (0: no cap)", maxConnsPerAddr)
+	}
+	if c.TransferTimeout, err = time.ParseDuration(transferTimeout); err != nil || c.TransferTimeout < 100*time.Millisecond {
+		return nil, fmt.Errorf("FHIRBOX_TRANSFER_TIMEOUT %q must be a duration of at least 100ms, such as 10s", transferTimeout)
+	}
+	if c.TransferMinRate, err = strconv.ParseInt(transferRate, 10, 64); err != nil || c.TransferMinRate < 1 {
+		return nil, fmt.Errorf("FHIRBOX_TRANSFER_MIN_RATE %q must be a positive integer (bytes a second)", transferRate)
+	}
+	if c.CORSOrigins, err = server.ParseCORSOrigins(corsOrigins); err != nil {
+		return nil, fmt.Errorf("FHIRBOX_CORS_ORIGINS: %v", err)
+	}
 	if err := c.LogLevel.UnmarshalText([]byte(logLevel)); err != nil {
 		return nil, fmt.Errorf("FHIRBOX_LOG_LEVEL %q must be debug, info, warn or error", logLevel)
 	}
@@ -232,6 +261,7 @@ func serve(ctx context.Context, cfg *config, stdout io.Writer) error {
 		Server: server.Config{
 			BaseURL: cfg.BaseURL, MaxBodyBytes: cfg.MaxBodyBytes, BodyMemory: cfg.BodyMemory, AdminClientID: cfg.AdminClientID,
 			Logger: log, Metrics: reg, Version: version,
+			TransferTimeout: cfg.TransferTimeout, TransferMinRate: cfg.TransferMinRate, CORSOrigins: cfg.CORSOrigins,
 		},
 		AdminSecret:      cfg.AdminSecret,
 		JWTKeyPath:       cfg.JWTKeyPath,
@@ -262,6 +292,12 @@ func serve(ctx context.Context, cfg *config, stdout io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", cfg.Addr, err)
 	}
+	// The total cap keeps file descriptors for the database and the log (a connection over
+	// it waits in the kernel's backlog); the per-address cap stops one peer from taking
+	// every slot. No ReadTimeout or WriteTimeout: the server bounds each body and answer
+	// by its size (server.Config.TransferTimeout), which a fixed bound cannot do without
+	// cutting large uploads or long searches.
+	ln = netutil.LimitListener(connlimit.PerAddr(ln, cfg.MaxConnsPerAddr), cfg.MaxConns)
 	hs := &http.Server{Handler: srv, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
 	log.Info("fhirbox started", "addr", ln.Addr().String(), "base_url", cfg.BaseURL,
 		"backend", cfg.Database.Backend, "database", cfg.Database.String(), "version", version)

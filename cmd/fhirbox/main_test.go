@@ -51,6 +51,16 @@ func TestConfigErrors(t *testing.T) {
 		{"bad log level", with("FHIRBOX_LOG_LEVEL", "loud"), nil, "FHIRBOX_LOG_LEVEL"},
 		{"bad session retention", with("FHIRBOX_SESSION_RETENTION", "7d"), nil, "FHIRBOX_SESSION_RETENTION"},
 		{"tiny session retention", with("FHIRBOX_SESSION_RETENTION", "1s"), nil, "FHIRBOX_SESSION_RETENTION"},
+		{"zero max conns", with("FHIRBOX_MAX_CONNS", "0"), nil, "FHIRBOX_MAX_CONNS"},
+		{"bad max conns per addr", with("FHIRBOX_MAX_CONNS_PER_ADDR", "-1"), nil, "FHIRBOX_MAX_CONNS_PER_ADDR"},
+		{"bad transfer timeout", with("FHIRBOX_TRANSFER_TIMEOUT", "30"), nil, "FHIRBOX_TRANSFER_TIMEOUT"},
+		{"tiny transfer timeout", with("FHIRBOX_TRANSFER_TIMEOUT", "1ms"), nil, "FHIRBOX_TRANSFER_TIMEOUT"},
+		{"zero transfer rate", with("FHIRBOX_TRANSFER_MIN_RATE", "0"), nil, "FHIRBOX_TRANSFER_MIN_RATE"},
+		{"wildcard origin", with("FHIRBOX_CORS_ORIGINS", "https://*.example"), nil, "FHIRBOX_CORS_ORIGINS"},
+		{"any origin", with("FHIRBOX_CORS_ORIGINS", "*"), nil, "FHIRBOX_CORS_ORIGINS"},
+		{"origin with path", with("FHIRBOX_CORS_ORIGINS", "https://a.example/app"), nil, "FHIRBOX_CORS_ORIGINS"},
+		{"origin in upper case", with("FHIRBOX_CORS_ORIGINS", "https://A.example"), nil, "FHIRBOX_CORS_ORIGINS"},
+		{"origin without scheme", with("FHIRBOX_CORS_ORIGINS", "a.example"), nil, "FHIRBOX_CORS_ORIGINS"},
 		{"flag beats env", good, []string{"--database-url", "mysql://x"}, "postgres://"},
 		{"stray argument", good, []string{"extra"}, "unexpected argument"},
 		{"unknown flag", good, []string{"--nope"}, "flag provided but not defined"},
@@ -69,8 +79,13 @@ func TestConfigErrors(t *testing.T) {
 		t.Fatal(err)
 	}
 	if c.Addr != "127.0.0.1:9" || c.BaseURL != "https://x.test/base" || c.AdminClientID != "admin" || c.MaxBodyBytes != 10<<20 ||
-		c.SessionRetention != 7*24*time.Hour {
+		c.SessionRetention != 7*24*time.Hour || c.MaxConns != 4096 || c.MaxConnsPerAddr != 256 ||
+		c.TransferTimeout != 10*time.Second || c.TransferMinRate != 32<<10 || c.CORSOrigins != nil {
 		t.Errorf("config %+v", c)
+	}
+	c, err = parseConfig("serve", []string{"--cors-origins", "https://app.example, http://localhost:3000"}, envOf(good), io.Discard)
+	if err != nil || strings.Join(c.CORSOrigins, " ") != "https://app.example http://localhost:3000" {
+		t.Errorf("CORS origins %q, %v", c.CORSOrigins, err)
 	}
 }
 
@@ -234,6 +249,18 @@ func testServe(t *testing.T, backend testdb.Backend) {
 	r.Body.Close()
 	if r.StatusCode != 200 || bundle["type"] != "searchset" {
 		t.Fatalf("GET /Patient with the printed secret: %d %v", r.StatusCode, bundle)
+	}
+	// HEAD through net/http: GET's status and headers, no body (issue 12 item 15).
+	req.Method = http.MethodHead
+	h, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(h.Body)
+	h.Body.Close()
+	if h.StatusCode != 200 || len(body) != 0 || h.Header.Get("Content-Length") != r.Header.Get("Content-Length") ||
+		h.Header.Get("X-Content-Type-Options") != "nosniff" || h.Header.Get("Cache-Control") != "no-store" {
+		t.Errorf("HEAD /Patient: %d %v, %d bytes; GET's Content-Length %s", h.StatusCode, h.Header, len(body), r.Header.Get("Content-Length"))
 	}
 	cancel()
 	select {

@@ -84,8 +84,14 @@ func (s *Server) requestInfo(c echo.Context, id *auth.Identity) *accesspolicy.In
 	if r.TLS != nil {
 		scheme = "https"
 	}
+	method := r.Method
+	if method == http.MethodHead {
+		// HEAD tells what GET would (existence, ETag, length): a policy that allows or
+		// refuses GET decides it too, and none needs to name head.
+		method = http.MethodGet
+	}
 	info := &accesspolicy.Info{
-		Method: r.Method, Scheme: scheme, Path: r.URL.Path, RawQuery: r.URL.RawQuery,
+		Method: method, Scheme: scheme, Path: r.URL.Path, RawQuery: r.URL.RawQuery,
 		RemoteAddr: remoteIP(r), Header: r.Header, Host: r.Host, Client: id.Client, User: id.User,
 		Session: id.Session, JWT: jwtClaims(id),
 	}

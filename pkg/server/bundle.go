@@ -126,7 +126,8 @@ func (s *Server) historyBundle(c echo.Context, q resources.HistoryQuery, res *re
 }
 
 // capabilities describes what the server supports, generated from the registry (F16).
-func (s *Server) capabilities(base string) *fhir.CapabilityStatement {
+// The FHIR base's statement leaves out fhirbox's own types, which it does not serve.
+func (s *Server) capabilities(base string, fhirBase bool) *fhir.CapabilityStatement {
 	reg := s.svc.Registry()
 	cs := &fhir.CapabilityStatement{
 		ResourceType: "CapabilityStatement",
@@ -146,6 +147,9 @@ func (s *Server) capabilities(base string) *fhir.CapabilityStatement {
 		{Code: "create"}, {Code: "search-type"}}
 	for _, name := range reg.Types() {
 		td, _ := reg.Type(name)
+		if fhirBase && td.Own {
+			continue
+		}
 		r := fhir.CapabilityResource{
 			Type: name, Interaction: interactions, Versioning: "versioned",
 			ReadHistory: true, UpdateCreate: true, ConditionalCreate: true,

@@ -252,7 +252,7 @@ func (s *Server) handleMetadata(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return s.writeValue(c, http.StatusOK, f, s.capabilities(s.base(c)))
+	return s.writeValue(c, http.StatusOK, f, s.capabilities(s.base(c), isFHIRBase(c)))
 }
 
 // writeResource writes one resource with its version headers (F1, F3).
@@ -288,6 +288,7 @@ func (s *Server) writeJSON(c echo.Context, status int, f outFormat, body []byte)
 	// Without a length net/http sends any body over 2 KB chunked, which costs both
 	// ends more than the length it knows anyway.
 	c.Response().Header().Set(echo.HeaderContentLength, strconv.Itoa(len(body)))
+	s.setWriteDeadline(c, len(body))
 	return c.Blob(status, f.ctype+"; charset=utf-8", body)
 }
 

@@ -175,6 +175,9 @@ func readLimited(req *http.Request, limit int64) ([]byte, error) {
 		if errors.As(err, &mbe) {
 			return nil, resources.Errorf(resources.CodeTooLarge, "the request body exceeds the limit of %d bytes", limit)
 		}
+		if errors.Is(err, errBodyTimeout) {
+			return nil, resources.Errorf(resources.CodeInvalid, "%v: it came slower than the server accepts", err)
+		}
 		return nil, resources.Errorf(resources.CodeInvalid, "could not read the request body: %v", err)
 	}
 	if int64(len(data)) > limit {

@@ -14,32 +14,44 @@ import (
 // (F17); they differ only in base URL and in who assigns the id on create.
 func (s *Server) routes(reg *prometheus.Registry) {
 	e := s.echo
-	e.GET("/health", s.handleHealth)
-	e.GET("/metrics", echo.WrapHandler(observe.Handler(reg)))
+	root := e.Group("")
+	getHead(root, "/health", s.handleHealth)
+	getHead(root, "/metrics", echo.WrapHandler(observe.Handler(reg)))
 	e.POST(testPolicyPath, s.handleTestPolicy)
 
 	// OAuth 2.0 (pkg/auth): token endpoint, redirect-protected password grant, sessions,
 	// keys and discovery.
 	e.POST("/auth/token", s.handleToken)
 	e.Match([]string{http.MethodGet, http.MethodPut, http.MethodPatch, http.MethodDelete}, "/auth/token", s.handleTokenMethod)
-	e.GET("/auth/authorize", s.handleAuthorize)
-	e.GET("/auth/userinfo", s.handleUserinfo)
+	getHead(root, "/auth/authorize", s.handleAuthorize)
+	getHead(root, "/auth/userinfo", s.handleUserinfo)
 	e.DELETE("/Session", s.handleCloseSession)
-	e.GET("/.well-known/jwks.json", s.handleJWKS)
-	e.GET("/.well-known/openid-configuration", s.handleDiscovery)
-	e.GET("/.well-known/oauth-authorization-server", s.handleDiscovery)
+	getHead(root, "/.well-known/jwks.json", s.handleJWKS)
+	getHead(root, "/.well-known/openid-configuration", s.handleDiscovery)
+	getHead(root, "/.well-known/oauth-authorization-server", s.handleDiscovery)
 
 	for _, prefix := range []string{"", "/fhir"} {
 		g := e.Group(prefix)
-		g.GET("/metadata", s.handleMetadata)
-		g.GET("/:type", s.handleSearch)
-		g.POST("/:type", s.handleCreate)
-		g.POST("/:type/_search", s.handleSearch)
-		g.GET("/:type/_history", s.handleTypeHistory)
-		g.GET("/:type/:id", s.handleRead)
-		g.PUT("/:type/:id", s.handleUpdate)
-		g.DELETE("/:type/:id", s.handleDelete)
-		g.GET("/:type/:id/_history", s.handleHistory)
-		g.GET("/:type/:id/_history/:vid", s.handleVRead)
+		var mw []echo.MiddlewareFunc
+		if prefix == "/fhir" {
+			// Route-level, not g.Use: group middleware adds catch-all routes.
+			mw = append(mw, s.fhirTypesOnly)
+		}
+		getHead(g, "/metadata", s.handleMetadata)
+		getHead(g, "/:type", s.handleSearch, mw...)
+		g.POST("/:type", s.handleCreate, mw...)
+		g.POST("/:type/_search", s.handleSearch, mw...)
+		getHead(g, "/:type/_history", s.handleTypeHistory, mw...)
+		getHead(g, "/:type/:id", s.handleRead, mw...)
+		g.PUT("/:type/:id", s.handleUpdate, mw...)
+		g.DELETE("/:type/:id", s.handleDelete, mw...)
+		getHead(g, "/:type/:id/_history", s.handleHistory, mw...)
+		getHead(g, "/:type/:id/_history/:vid", s.handleVRead, mw...)
 	}
+}
+
+// getHead routes GET and HEAD of path to h: HEAD answers what GET would, without the
+// body (see headWithoutBody).
+func getHead(g *echo.Group, path string, h echo.HandlerFunc, mw ...echo.MiddlewareFunc) {
+	g.Match([]string{http.MethodGet, http.MethodHead}, path, h, mw...)
 }

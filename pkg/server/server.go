@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/labstack/echo/v4"
 	"github.com/labstack/echo/v4/middleware"
@@ -37,6 +38,14 @@ type Config struct {
 	Metrics *prometheus.Registry
 	// Version is reported in the CapabilityStatement.
 	Version string
+	// TransferTimeout and TransferMinRate bound the time a request body may take to
+	// arrive, and an answer to be taken: TransferTimeout plus the size at TransferMinRate
+	// bytes a second (defaults DefaultTransferTimeout, DefaultTransferMinRate).
+	TransferTimeout time.Duration
+	TransferMinRate int64
+	// CORSOrigins are the exact origins (see ParseCORSOrigins) that browsers may call
+	// from; none: no CORS headers at all.
+	CORSOrigins []string
 }
 
 // Server is the fhirbox HTTP handler.
@@ -64,6 +73,12 @@ func New(cfg Config, svc *resources.Service, clients *auth.ClientVerifier, polic
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
+	if cfg.TransferTimeout <= 0 {
+		cfg.TransferTimeout = DefaultTransferTimeout
+	}
+	if cfg.TransferMinRate <= 0 {
+		cfg.TransferMinRate = DefaultTransferMinRate
+	}
 	if cfg.Metrics == nil {
 		cfg.Metrics = observe.NewRegistry()
 	}
@@ -74,9 +89,13 @@ func New(cfg Config, svc *resources.Service, clients *auth.ClientVerifier, polic
 	e.HideBanner, e.HidePort = true, true
 	e.HTTPErrorHandler = s.errorHandler
 	metrics := observe.NewMetrics(cfg.Metrics)
-	e.Use(observe.RequestID(), observe.AccessLog(cfg.Logger), metrics.Middleware(),
+	e.Use(s.securityHeaders, observe.RequestID(), observe.AccessLog(cfg.Logger), metrics.Middleware(),
 		middleware.RecoverWithConfig(middleware.RecoverConfig{DisableStackAll: true, LogErrorFunc: s.logPanic}),
-		s.limitBody, s.authorize)
+		headWithoutBody)
+	if len(cfg.CORSOrigins) > 0 {
+		e.Use(cors(cfg.CORSOrigins))
+	}
+	e.Use(s.bodyDeadline, s.limitBody, s.authorize)
 	s.echo = e
 	s.routes(cfg.Metrics)
 	return s
@@ -114,4 +133,16 @@ func (s *Server) base(c echo.Context) string {
 func isFHIRBase(c echo.Context) bool {
 	p := c.Request().URL.Path
 	return p == "/fhir" || strings.HasPrefix(p, "/fhir/")
+}
+
+// fhirTypesOnly answers 404 under /fhir for fhirbox's own types (Client, User, Session,
+// AccessPolicy, …): they are not FHIR resources, and serving them only at / is what lets
+// a policy on uri '#^/fhir/' confine a client to clinical data.
+func (s *Server) fhirTypesOnly(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		if typ := c.Param("type"); s.svc.Registry().Own(typ) {
+			return resources.Errorf(resources.CodeNotFound, "%s is fhirbox's own type, not a FHIR resource: it is served at /%s, not under /fhir", typ, typ)
+		}
+		return next(c)
+	}
 }
