@@ -39,7 +39,8 @@ type Config struct {
 	// JWTKeyPath is a PEM file with the RSA key that signs JWTs
 	// (FHIRBOX_JWT_PRIVATE_KEY); empty: keys are generated and kept in the database.
 	JWTKeyPath string
-	// Limiter slows password guessing (nil: the defaults of auth.NewLimiter).
+	// Limiter slows password and client-secret guessing (nil: the defaults of
+	// auth.NewLimiter).
 	Limiter *auth.Limiter
 	// SessionRetention is how long Sweep keeps an ended or closed Session (0:
 	// DefaultSessionRetention).
@@ -48,9 +49,11 @@ type Config struct {
 
 // App is a wired fhirbox.
 type App struct {
-	Store    Store
-	Service  *resources.Service
-	Clients  *auth.ClientVerifier
+	Store   Store
+	Service *resources.Service
+	Clients *auth.ClientVerifier
+	// Dir finds Users for sign-ins.
+	Dir      *auth.Directory
 	Policies *accesspolicy.Engine
 	Sessions *auth.Sessions
 	Keys     *auth.Keys
@@ -71,7 +74,12 @@ func New(ctx context.Context, st Store, cfg Config) (*App, error) {
 		cfg.Server.Logger = log
 	}
 	svc := resources.NewService(resources.DefaultRegistry(), st, resources.Options{Now: cfg.Now, BcryptCost: cfg.BcryptCost})
-	a := &App{Store: st, Service: svc, Clients: auth.NewClientVerifier(st), log: log, now: cfg.Now, retention: cfg.SessionRetention}
+	// One limiter for password and client-secret guessing, keyed apart (auth.ClientKeys).
+	limiter := cfg.Limiter
+	if limiter == nil {
+		limiter = auth.NewLimiter(auth.LimiterOptions{Now: cfg.Now})
+	}
+	a := &App{Store: st, Service: svc, Clients: auth.NewClientVerifier(st, limiter), log: log, now: cfg.Now, retention: cfg.SessionRetention}
 	if a.now == nil {
 		a.now = time.Now
 	}
@@ -101,11 +109,8 @@ func New(ctx context.Context, st Store, cfg Config) (*App, error) {
 	// Local writes take effect before the writer's response; the change feed (Listen)
 	// brings other processes' writes, and this one's again, which is harmless.
 	svc.OnWrite(a.apply)
-	limiter := cfg.Limiter
-	if limiter == nil {
-		limiter = auth.NewLimiter(auth.LimiterOptions{Now: cfg.Now})
-	}
 	dir := auth.NewDirectory(svc)
+	a.Dir = dir
 	codes := auth.NewCodes(svc, cfg.Now)
 	oauth := &server.OAuth{
 		Token:    &auth.TokenEndpoint{Clients: a.Clients, Dir: dir, Sessions: a.Sessions, Codes: codes, Limiter: limiter},
