@@ -62,7 +62,7 @@ type Limiter struct {
 	head, tail *limitEntry
 }
 
-// limitEntry is the record of one key, linked in order of its last failure.
+// limitEntry is the record of one key, linked in order of its last failure or attempt.
 type limitEntry struct {
 	key   string
 	fails int
@@ -104,9 +104,9 @@ func NewLimiter(opt LimiterOptions) *Limiter {
 // Check reports whether every key may try now; if not, wait is how long until all of
 // them may (the longest of their waits), for a Retry-After. It records nothing: a
 // refused attempt never reaches the password check, so it must not count as a failure,
-// or the real user could be kept out for as long as a guesser keeps knocking. Check is
-// advice only (it lets a caller skip work for a key that would be refused); the attempt
-// itself goes through Begin.
+// or the real user could be kept out for as long as a guesser keeps knocking. A guess
+// goes through Begin; Check is for skipping work that would be refused, and is the whole
+// decision for an answer known without a check (see Begin).
 func (l *Limiter) Check(keys ...string) (wait time.Duration, ok bool) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
