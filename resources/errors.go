@@ -22,6 +22,7 @@ const (
 	CodeNotAcceptable      Code = "not-acceptable"      // 406
 	CodeUnsupportedMedia   Code = "unsupported-media"   // 415
 	CodeMethodNotAllowed   Code = "not-supported"       // 405
+	CodeTooManyRequests    Code = "throttled"           // 429: wait (Retry-After) and try again
 	CodeInternal           Code = "exception"           // 500: never shown in detail
 )
 

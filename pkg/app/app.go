@@ -42,7 +42,8 @@ type Config struct {
 	// KeyEncryptionKey (FHIRBOX_KEY_ENCRYPTION_KEY, see auth.ParseKeyEncryptionKey)
 	// encrypts the signing keys kept in the database; nil keeps them in plain PEM.
 	KeyEncryptionKey []byte
-	// Limiter slows password guessing (nil: the defaults of auth.NewLimiter).
+	// Limiter slows password and client-secret guessing (nil: the defaults of
+	// auth.NewLimiter).
 	Limiter *auth.Limiter
 	// SessionRetention is how long Sweep keeps an ended or closed Session (0:
 	// DefaultSessionRetention).
@@ -51,9 +52,11 @@ type Config struct {
 
 // App is a wired fhirbox.
 type App struct {
-	Store    Store
-	Service  *resources.Service
-	Clients  *auth.ClientVerifier
+	Store   Store
+	Service *resources.Service
+	Clients *auth.ClientVerifier
+	// Dir finds Users for sign-ins.
+	Dir      *auth.Directory
 	Policies *accesspolicy.Engine
 	Sessions *auth.Sessions
 	Keys     *auth.Keys
@@ -74,7 +77,12 @@ func New(ctx context.Context, st Store, cfg Config) (*App, error) {
 		cfg.Server.Logger = log
 	}
 	svc := resources.NewService(resources.DefaultRegistry(), st, resources.Options{Now: cfg.Now, BcryptCost: cfg.BcryptCost})
-	a := &App{Store: st, Service: svc, Clients: auth.NewClientVerifier(st), log: log, now: cfg.Now, retention: cfg.SessionRetention}
+	// One limiter for password and client-secret guessing, keyed apart (auth.ClientKeys).
+	limiter := cfg.Limiter
+	if limiter == nil {
+		limiter = auth.NewLimiter(auth.LimiterOptions{Now: cfg.Now})
+	}
+	a := &App{Store: st, Service: svc, Clients: auth.NewClientVerifier(st, limiter), log: log, now: cfg.Now, retention: cfg.SessionRetention}
 	if a.now == nil {
 		a.now = time.Now
 	}
@@ -111,11 +119,8 @@ func New(ctx context.Context, st Store, cfg Config) (*App, error) {
 	// Local writes take effect before the writer's response; the change feed (Listen)
 	// brings other processes' writes, and this one's again, which is harmless.
 	svc.OnWrite(a.apply)
-	limiter := cfg.Limiter
-	if limiter == nil {
-		limiter = auth.NewLimiter(auth.LimiterOptions{Now: cfg.Now})
-	}
 	dir := auth.NewDirectory(svc)
+	a.Dir = dir
 	codes := auth.NewCodes(svc, cfg.Now)
 	oauth := &server.OAuth{
 		Token:    &auth.TokenEndpoint{Clients: a.Clients, Dir: dir, Sessions: a.Sessions, Codes: codes, Limiter: limiter},

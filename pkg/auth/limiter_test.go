@@ -305,3 +305,220 @@ func TestLimiterConcurrent(t *testing.T) {
 		t.Fatalf("%d keys held, MaxKeys is 500", len(l.keys))
 	}
 }
+
+// limiterBurst starts n goroutines that call Begin(keys...) at once and returns the
+// attempts allowed (the others were refused).
+func limiterBurst(l *Limiter, n int, keys ...string) []*Attempt {
+	var (
+		mu      sync.Mutex
+		allowed []*Attempt
+		wg      sync.WaitGroup
+	)
+	start := make(chan struct{})
+	for range n {
+		wg.Go(func() {
+			<-start
+			if a, _, ok := l.Begin(keys...); ok {
+				mu.Lock()
+				allowed = append(allowed, a)
+				mu.Unlock()
+			}
+		})
+	}
+	close(start)
+	wg.Wait()
+	return allowed
+}
+
+// A burst of parallel attempts gets what sequential ones get: the free failures and the
+// one that starts the wait. Checking first and counting after the slow check gave every
+// attempt of the burst a pass.
+func TestLimiterBeginBurst(t *testing.T) {
+	l, _ := newTestLimiter(LimiterOptions{})
+	allowed := limiterBurst(l, 200, "user:a", "addr:1")
+	if len(allowed) != 6 {
+		t.Fatalf("%d of 200 parallel attempts allowed, want 6 (5 free and the one that starts the wait)", len(allowed))
+	}
+	// While they are in flight, the next is refused: they count as failures.
+	if _, _, ok := l.Begin("user:a"); ok {
+		t.Fatal("an attempt past the allowance was allowed while 6 are in flight")
+	}
+	limiterMustWait(t, l, time.Second, "addr:1")
+	for _, a := range allowed {
+		a.Fail()
+	}
+	limiterMustWait(t, l, time.Second, "user:a", "addr:1")
+	limiterCheckList(t, l)
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, k := range []string{"user:a", "addr:1"} {
+		if e := l.keys[k]; e.fails != 6 || e.pending != 0 {
+			t.Errorf("%s: %d failures, %d in flight; want 6 and 0", k, e.fails, e.pending)
+		}
+	}
+}
+
+// Past the free failures, attempts go one at a time: each waits for the one before to be
+// resolved, as they would if made one after another.
+func TestLimiterOneAtATimePastAllowance(t *testing.T) {
+	l, c := newTestLimiter(LimiterOptions{Free: 2, Base: time.Second, Max: time.Minute})
+	for range 3 {
+		a, _, ok := l.Begin("k")
+		if !ok {
+			t.Fatal("a free attempt was refused")
+		}
+		a.Fail()
+	}
+	limiterMustWait(t, l, time.Second, "k")
+	c.advance(time.Second)
+	a, _, ok := l.Begin("k")
+	if !ok {
+		t.Fatal("refused after the wait")
+	}
+	// One in flight past the allowance: the next waits as long as a failure of it would
+	// make it wait, and Check (the path of an answer known without a check) agrees.
+	if _, wait, ok := l.Begin("k"); ok || wait != 2*time.Second {
+		t.Fatalf("second attempt in flight: %v, %v; want refused with 2s", wait, ok)
+	}
+	limiterMustWait(t, l, 2*time.Second, "k")
+	a.Fail()
+	limiterMustWait(t, l, 2*time.Second, "k")
+}
+
+// Within the free failures, attempts may overlap: people signing in at once through one
+// proxy address are not refused for it.
+func TestLimiterOverlapWithinAllowance(t *testing.T) {
+	l, _ := newTestLimiter(LimiterOptions{Free: 5})
+	var inFlight []*Attempt
+	for i := range 6 {
+		a, _, ok := l.Begin(fmt.Sprintf("user:%d", i), "addr:proxy")
+		if !ok {
+			t.Fatalf("attempt %d refused", i)
+		}
+		inFlight = append(inFlight, a)
+	}
+	for i, a := range inFlight {
+		a.Succeed(fmt.Sprintf("user:%d", i))
+	}
+	// Successes leave no record, of the users or of the address.
+	l.mu.Lock()
+	n := len(l.keys)
+	l.mu.Unlock()
+	if n != 0 {
+		t.Errorf("%d records left after successes, want 0", n)
+	}
+	limiterCheckList(t, l)
+}
+
+func TestLimiterAttemptResolution(t *testing.T) {
+	l, _ := newTestLimiter(LimiterOptions{Free: 1})
+	user, addr := "user:a", "addr:1"
+
+	// Cancel counts nothing; resolving twice does nothing.
+	a, _, _ := l.Begin(user, addr)
+	a.Cancel()
+	a.Fail()
+	a.Cancel()
+	limiterMustWait(t, l, 0, user, addr)
+	l.mu.Lock()
+	n := len(l.keys)
+	l.mu.Unlock()
+	if n != 0 {
+		t.Fatalf("%d records after a cancelled attempt, want 0", n)
+	}
+
+	// A success clears the keys named, and the others keep their failures.
+	a, _, _ = l.Begin(user, addr)
+	a.Fail()
+	a, _, _ = l.Begin(user, addr)
+	a.Fail()
+	limiterMustWait(t, l, time.Second, user, addr)
+	l.Succeed(user)
+	a, _, ok := l.Begin(user)
+	b, _, ok2 := l.Begin(user) // the free one and the one that starts the wait
+	if !ok || !ok2 {
+		t.Fatal("refused after Succeed")
+	}
+	if _, _, ok := l.Begin(user); ok {
+		t.Fatal("three attempts in flight, one free")
+	}
+	a.Succeed(user)
+	b.Cancel()
+	limiterMustWait(t, l, 0, user)
+	limiterMustWait(t, l, time.Second, addr)
+
+	// An attempt whose record was cleared while it was in flight counts on a fresh one.
+	a, _, _ = l.Begin(user)
+	b, _, _ = l.Begin(user)
+	b.Succeed(user)
+	a.Fail()
+	a.Fail()
+	l.mu.Lock()
+	e := l.keys[user]
+	l.mu.Unlock()
+	if e == nil || e.fails != 1 || e.pending != 0 {
+		t.Fatalf("after a cleared record: %+v, want 1 failure, none in flight", e)
+	}
+	limiterCheckList(t, l)
+}
+
+// Attempts in flight keep their records: they are neither forgotten nor swept, however
+// long the check takes.
+func TestLimiterInFlightNotForgotten(t *testing.T) {
+	l, c := newTestLimiter(LimiterOptions{Free: -1, Forget: time.Minute})
+	a, _, _ := l.Begin("k")
+	c.advance(time.Hour)
+	l.Fail("other") // sweeps
+	if _, _, ok := l.Begin("k"); ok {
+		t.Fatal("a second attempt past the allowance while one is in flight")
+	}
+	a.Fail()
+	limiterMustWait(t, l, time.Second, "k")
+	limiterCheckList(t, l)
+}
+
+// Begin, resolution and eviction from many goroutines: the list stays whole, every
+// resolution is counted once (go test -race).
+func TestLimiterAttemptsConcurrent(t *testing.T) {
+	l, c := newTestLimiter(LimiterOptions{Free: 1_000_000, MaxKeys: 300, Forget: time.Hour})
+	const workers, rounds = 16, 300
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Go(func() {
+			for i := range rounds {
+				own := fmt.Sprintf("addr:%d:%d", w, i%40)
+				a, _, ok := l.Begin("user:shared", own)
+				if !ok {
+					t.Error("refused within the allowance")
+					return
+				}
+				switch i % 3 {
+				case 0:
+					a.Fail()
+				case 1:
+					a.Succeed(own)
+				default:
+					a.Cancel()
+				}
+				if i%100 == 0 {
+					c.advance(time.Millisecond)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	limiterCheckList(t, l)
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if e := l.keys["user:shared"]; e == nil || e.fails != workers*rounds/3 || e.pending != 0 {
+		t.Fatalf("shared key: %+v, want %d failures and none in flight", e, workers*rounds/3)
+	}
+	for k, e := range l.keys {
+		if e.pending != 0 {
+			t.Errorf("%s: %d attempts still in flight", k, e.pending)
+		}
+	}
+	if len(l.keys) > 300 {
+		t.Fatalf("%d keys held, MaxKeys is 300", len(l.keys))
+	}
+}

@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"mime"
+	"net/http"
 	"net/url"
 	"strings"
 	"time"
@@ -187,22 +189,38 @@ func (t *TokenEndpoint) password(ctx context.Context, req *TokenRequest, client 
 			return nil, oauthErr(ErrCodeInvalidGrant, "this client's password grant needs the one-time code from /auth/authorize")
 		}
 	}
-	keys := []string{"user:" + strings.ToLower(username), "addr:" + req.RemoteAddr}
-	if wait, ok := t.Limiter.Check(keys...); !ok {
-		secs := int((wait + time.Second - 1) / time.Second)
-		return nil, &OAuthError{Code: ErrCodeInvalidRequest, Status: 429, RetryAfter: secs,
-			Description: fmt.Sprintf("too many failed sign-ins; try again in %d seconds", secs)}
+	// The address is checked first, so that an address that waits costs no look-up.
+	addr := "addr:" + req.RemoteAddr
+	if wait, ok := t.Limiter.Check(addr); !ok {
+		return nil, tooManySignIns(wait)
 	}
-	user, err := t.Dir.CheckPassword(ctx, username, password)
+	login, err := t.Dir.ResolveLogin(ctx, username)
 	if err != nil {
 		return nil, err
 	}
+	// Checking and counting are one step: the attempt counts as a failure from here until
+	// the password is found right, so a burst of parallel guesses gets the free allowance
+	// and no more.
+	att, wait, ok := t.Limiter.Begin(login.Key, addr)
+	if !ok {
+		return nil, tooManySignIns(wait)
+	}
+	defer att.Cancel()
+	user := t.Dir.CheckPassword(login, password)
 	if user == nil {
-		t.Limiter.Fail(keys...)
+		att.Fail()
 		return nil, oauthErr(ErrCodeInvalidGrant, "wrong username or password")
 	}
-	t.Limiter.Succeed(keys[0])
+	att.Succeed(login.Key)
 	return t.Sessions.Issue(ctx, Grant{Type: "password", Client: client, User: user, Audience: aud, Scope: scope})
+}
+
+// tooManySignIns is the answer while the user or the address waits: the same for every
+// user name, known or not.
+func tooManySignIns(wait time.Duration) *OAuthError {
+	secs := (&LimitedError{Wait: wait}).Seconds()
+	return &OAuthError{Code: ErrCodeInvalidRequest, Status: http.StatusTooManyRequests, RetryAfter: secs,
+		Description: fmt.Sprintf("too many failed sign-ins; try again in %d seconds", secs)}
 }
 
 // authenticateClient identifies the client: HTTP Basic or client_id/client_secret in
@@ -226,9 +244,17 @@ func (t *TokenEndpoint) authenticateClient(ctx context.Context, req *TokenReques
 	var err error
 	hasSecret := true
 	if secret != "" || req.Basic {
-		doc, err = t.Clients.Verify(ctx, id, secret)
+		doc, err = t.Clients.Verify(ctx, id, secret, req.RemoteAddr)
 		if err == ErrBadCredentials {
 			return nil, false, t.clientErr(req, "invalid client credentials")
+		}
+		var le *LimitedError
+		if errors.As(err, &le) {
+			// As for sign-ins (tooManySignIns), and whichever way the client authenticated:
+			// no challenge, since retrying at once is what it must not do.
+			secs := le.Seconds()
+			return nil, false, &OAuthError{Code: ErrCodeInvalidRequest, Status: http.StatusTooManyRequests, RetryAfter: secs,
+				Description: fmt.Sprintf("too many failed client authentications; try again in %d seconds", secs)}
 		}
 	} else {
 		doc, err = t.Dir.read(ctx, "Client", id)

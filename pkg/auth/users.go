@@ -2,7 +2,9 @@ package auth
 
 import (
 	"context"
+	"maps"
 	"net/url"
+	"strings"
 
 	"golang.org/x/crypto/bcrypt"
 
@@ -12,6 +14,11 @@ import (
 // Directory reads Users and Clients for authentication.
 type Directory struct {
 	svc *resources.Service
+
+	// OnPasswordCheck, when set, is called before each bcrypt comparison of a password,
+	// the dummy one for an unknown user included: tests count the checks a burst of
+	// guesses costs. Set it before the Directory is used.
+	OnPasswordCheck func()
 }
 
 // NewDirectory returns a Directory over svc.
@@ -69,24 +76,49 @@ func inactive(user map[string]any) bool {
 // same time as a wrong password.
 var dummyPasswordHash, _ = bcrypt.GenerateFromPassword([]byte("fhirbox-no-such-user"), bcrypt.DefaultCost)
 
-// CheckPassword finds the active User named username (its id, email or userName) and
-// checks password. It returns the User without its password, or nil for every kind of
-// failure alike: unknown user, ambiguous name, inactive user, wrong password (T6).
-func (d *Directory) CheckPassword(ctx context.Context, username, password string) (map[string]any, error) {
+// Login is a sign-in name resolved to the User it names, if any.
+type Login struct {
+	// Key is the limiter key its failures count under: the User's id when the name
+	// resolves to one, so that a User's id, email and userName share one budget; else
+	// the name as typed, trimmed and in lower case, so that names of nobody are limited
+	// too and answer as a wrong password does.
+	Key  string
+	user map[string]any
+}
+
+// ResolveLogin finds the User that username names (its id, email or userName); an
+// unknown, ambiguous or over-long name resolves to nobody, without error.
+func (d *Directory) ResolveLogin(ctx context.Context, username string) (*Login, error) {
 	user, err := d.findUser(ctx, username)
 	if err != nil {
 		return nil, err
 	}
+	if id, _ := user["id"].(string); id != "" {
+		return &Login{Key: "user:" + id, user: user}, nil
+	}
+	return &Login{Key: "login:" + strings.ToLower(strings.TrimSpace(username))}, nil
+}
+
+// CheckPassword checks password for the User of login. It returns the User without its
+// password, or nil for every kind of failure alike: nobody, an inactive user, a user
+// without a password, a wrong password (T6). bcrypt is paid in every case, so that each
+// takes the same time.
+func (d *Directory) CheckPassword(login *Login, password string) map[string]any {
+	if d.OnPasswordCheck != nil {
+		d.OnPasswordCheck()
+	}
+	user := login.user
 	hash, _ := user["password"].(string)
 	if user == nil || hash == "" || inactive(user) {
 		_ = bcrypt.CompareHashAndPassword(dummyPasswordHash, []byte(password))
-		return nil, nil
+		return nil
 	}
 	if bcrypt.CompareHashAndPassword([]byte(hash), []byte(password)) != nil {
-		return nil, nil
+		return nil
 	}
-	delete(user, "password")
-	return user, nil
+	out := maps.Clone(user)
+	delete(out, "password")
+	return out
 }
 
 // findUser resolves a username: an id first, then an exact email, then an exact

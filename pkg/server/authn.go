@@ -1,8 +1,11 @@
 package server
 
 import (
+	"errors"
+	"fmt"
 	"net/http"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/labstack/echo/v4"
@@ -15,6 +18,11 @@ import (
 type challenge string
 
 func (c challenge) Error() string { return string(c) }
+
+// retryAfter is the Retry-After of a 429, in seconds, carried as the cause of the error.
+type retryAfter int
+
+func (r retryAfter) Error() string { return "retry after " + strconv.Itoa(int(r)) + " seconds" }
 
 // invalidToken is the answer for every bad, expired or revoked bearer token (B2).
 func invalidToken() error {
@@ -75,9 +83,17 @@ func (s *Server) identify(c echo.Context) (*auth.Identity, error) {
 	if !ok {
 		return nil, resources.Errorf(resources.CodeUnauthorized, "malformed Basic credentials")
 	}
-	client, err := s.clients.Verify(c.Request().Context(), clientID, secret)
+	client, err := s.clients.Verify(r.Context(), clientID, secret, remoteIP(r))
 	if err == auth.ErrBadCredentials {
 		return nil, resources.Errorf(resources.CodeUnauthorized, "invalid client credentials")
+	}
+	var le *auth.LimitedError
+	if errors.As(err, &le) {
+		// The same answer whichever key waits, and for the right secret too: it was not
+		// checked.
+		secs := le.Seconds()
+		return nil, &resources.Error{Code: resources.CodeTooManyRequests, Err: retryAfter(secs),
+			Message: fmt.Sprintf("too many failed client authentications for this client or from this address; try again in %d seconds", secs)}
 	}
 	if err != nil {
 		return nil, err

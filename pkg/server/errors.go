@@ -4,6 +4,7 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"strconv"
 
 	"github.com/labstack/echo/v4"
 
@@ -26,6 +27,7 @@ var statusOf = map[resources.Code]int{
 	resources.CodeNotAcceptable:      http.StatusNotAcceptable,
 	resources.CodeUnsupportedMedia:   http.StatusUnsupportedMediaType,
 	resources.CodeMethodNotAllowed:   http.StatusMethodNotAllowed,
+	resources.CodeTooManyRequests:    http.StatusTooManyRequests,
 	resources.CodeInternal:           http.StatusInternalServerError,
 }
 
@@ -43,6 +45,7 @@ var issueCode = map[resources.Code]string{
 	resources.CodeNotAcceptable:      "not-supported",
 	resources.CodeUnsupportedMedia:   "not-supported",
 	resources.CodeMethodNotAllowed:   "not-supported",
+	resources.CodeTooManyRequests:    "throttled",
 	resources.CodeInternal:           "exception",
 }
 
@@ -108,6 +111,9 @@ func (s *Server) errorHandler(err error, c echo.Context) {
 			h.Set(echo.HeaderWWWAuthenticate, `Bearer realm="fhirbox"`)
 			h.Add(echo.HeaderWWWAuthenticate, `Basic realm="fhirbox"`)
 		}
+	}
+	if ra := retryAfter(0); errors.As(err, &ra) {
+		c.Response().Header().Set("Retry-After", strconv.Itoa(int(ra)))
 	}
 	f, ferr := negotiate(c, isFHIRBase(c))
 	if ferr != nil {

@@ -515,7 +515,8 @@ func testPasswordClientSettings(t *testing.T) {
 }
 
 // The redirect-protected password flow: /auth/authorize redirects with a one-time code
-// that the password grant then needs (T11, T12).
+// that the password grant then needs (T11, T12). The test is itself the script that
+// docs/auth.md 4.7 says the flow does not keep out: it reads the code from Location.
 func TestRedirectProtectedPassword(t *testing.T) { forEachBackend(t, testRedirectProtectedPassword) }
 
 func testRedirectProtectedPassword(t *testing.T) {
