@@ -1,10 +1,7 @@
 package server_test
 
 import (
-	"encoding/json"
-	"io"
 	"net/http"
-	"net/http/httptest"
 	"net/url"
 	"strconv"
 	"strings"
@@ -23,35 +20,6 @@ import (
 // one step, client secrets are limited like passwords, and a user's names share one
 // budget. The default limiter (5 free failures, then 1 s doubling) runs on a clock that
 // only the test moves, so no wait ends while a test is slow.
-
-// doFrom is env.do with the request coming from addr (the limiter keys on the peer).
-func doFrom(e *env, addr string, r req) *resp {
-	e.t.Helper()
-	var body io.Reader
-	if r.body != "" {
-		body = strings.NewReader(r.body)
-	}
-	hr := httptest.NewRequest(r.method, r.path, body)
-	hr.RemoteAddr = addr + ":40000"
-	if r.body != "" {
-		hr.Header.Set("Content-Type", "application/json")
-	}
-	if !r.anonymous {
-		hr.SetBasicAuth(adminID, adminToken)
-	}
-	for i := 0; i+1 < len(r.hdr); i += 2 {
-		hr.Header.Set(r.hdr[i], r.hdr[i+1])
-	}
-	rec := httptest.NewRecorder()
-	e.srv.ServeHTTP(rec, hr)
-	out := &resp{status: rec.Code, header: rec.Header(), raw: rec.Body.Bytes()}
-	if strings.Contains(rec.Header().Get("Content-Type"), "json") && len(out.raw) > 0 {
-		if err := json.Unmarshal(out.raw, &out.doc); err != nil {
-			e.t.Errorf("%s %s: response is not JSON: %v\n%s", r.method, r.path, err, out.raw)
-		}
-	}
-	return out
-}
 
 // tokenForm is a form POST to /auth/token.
 func tokenForm(v url.Values, hdr ...string) req {
@@ -218,7 +186,7 @@ func testLoginNamesShareBudget(t *testing.T) {
 	addr := 0
 	from := func(r req) *resp {
 		addr++
-		return doFrom(e, "198.51.100."+strconv.Itoa(addr), r)
+		return e.doFrom("198.51.100."+strconv.Itoa(addr), r)
 	}
 	var wrong []byte
 	for i, name := range []string{"user1", "user1@example.com", "uone", "user1", "user1@example.com", "uone"} {
@@ -296,7 +264,7 @@ func testClientSecretGuessing(t *testing.T) {
 			ok := func(r *resp) bool { return r.status == 200 }
 			// Both are verified once, so the right secret is remembered (DESIGN §5).
 			for _, id := range []string{target, other} {
-				if r := doFrom(e, bystander, tc.attempt(id, id+"-secret")); !ok(r) {
+				if r := e.doFrom(bystander, tc.attempt(id, id+"-secret")); !ok(r) {
 					t.Fatalf("%s with its secret: %d %s", id, r.status, r.raw)
 				}
 			}
@@ -306,7 +274,7 @@ func testClientSecretGuessing(t *testing.T) {
 			counts := map[int]int{}
 			var last *resp
 			for i := range guesses {
-				last = doFrom(e, attacker, tc.attempt(target, "guess-"+strconv.Itoa(i)))
+				last = e.doFrom(attacker, tc.attempt(target, "guess-"+strconv.Itoa(i)))
 				counts[last.status]++
 				if i < 6 && last.status != tc.wrong {
 					t.Fatalf("wrong secret %d: %d, want %d: %s", i+1, last.status, tc.wrong, last.raw)
@@ -323,18 +291,18 @@ func testClientSecretGuessing(t *testing.T) {
 			// The right secret: limited from the attacker's address, and for that client
 			// from anywhere; the same address is limited for another client too. A
 			// different client from a different address is not affected.
-			tc.throttled(t, doFrom(e, attacker, tc.attempt(target, target+"-secret")))
-			tc.throttled(t, doFrom(e, elsewhere, tc.attempt(target, target+"-secret")))
-			tc.throttled(t, doFrom(e, attacker, tc.attempt(other, other+"-secret")))
-			if r := doFrom(e, elsewhere, tc.attempt(other, other+"-secret")); !ok(r) {
+			tc.throttled(t, e.doFrom(attacker, tc.attempt(target, target+"-secret")))
+			tc.throttled(t, e.doFrom(elsewhere, tc.attempt(target, target+"-secret")))
+			tc.throttled(t, e.doFrom(attacker, tc.attempt(other, other+"-secret")))
+			if r := e.doFrom(elsewhere, tc.attempt(other, other+"-secret")); !ok(r) {
 				t.Errorf("another client from another address: %d %s", r.status, r.raw)
 			}
-			if r := doFrom(e, attacker, tc.attempt(target, "still-wrong")); r.status != 429 {
+			if r := e.doFrom(attacker, tc.attempt(target, "still-wrong")); r.status != 429 {
 				t.Errorf("a wrong secret while waiting: %d", r.status)
 			}
 			// Sign-ins have their own address budget: users behind the attacker's address
 			// may still sign in through a public client.
-			if r := doFrom(e, attacker, tokenForm(url.Values{"grant_type": {"password"}, "client_id": {"pub"}, "username": {"user1"}, "password": {"password1"}})); !ok(r) {
+			if r := e.doFrom(attacker, tokenForm(url.Values{"grant_type": {"password"}, "client_id": {"pub"}, "username": {"user1"}, "password": {"password1"}})); !ok(r) {
 				t.Errorf("a sign-in from the address that guessed secrets: %d %s", r.status, r.raw)
 			}
 			if n := checks.Load(); n != 6 {
@@ -345,7 +313,7 @@ func testClientSecretGuessing(t *testing.T) {
 			// remembered), and at speed.
 			clk.Advance(time.Second)
 			for range 50 {
-				if r := doFrom(e, elsewhere, tc.attempt(target, target+"-secret")); !ok(r) {
+				if r := e.doFrom(elsewhere, tc.attempt(target, target+"-secret")); !ok(r) {
 					t.Fatalf("after the wait: %d %s", r.status, r.raw)
 				}
 			}
@@ -386,7 +354,7 @@ func testRootSecretBurst(t *testing.T) {
 	statuses := map[int]int{}
 	for i := range burst {
 		wg.Go(func() {
-			r := doFrom(e, "203.0.113.9", as(adminID, "guess-"+strconv.Itoa(i), get("/fhir/Patient")))
+			r := e.doFrom("203.0.113.9", as(adminID, "guess-"+strconv.Itoa(i), get("/fhir/Patient")))
 			mu.Lock()
 			statuses[r.status]++
 			mu.Unlock()
