@@ -63,6 +63,11 @@ func (d *jsonDecoder) value(tok json.Token, path string, depth int) (any, error)
 			return nil, d.at(errNUL, path)
 		}
 		return t, nil
+	case json.Number:
+		if msg := checkNumber(t); msg != "" {
+			return nil, d.at(msg, path)
+		}
+		return t, nil
 	default:
 		return t, nil
 	}
