@@ -18,6 +18,7 @@ import (
 
 	"github.com/fhirbox/fhirbox/pkg/app"
 	"github.com/fhirbox/fhirbox/pkg/testdb"
+	"github.com/fhirbox/fhirbox/resources"
 )
 
 func envOf(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
@@ -51,6 +52,7 @@ func TestConfigErrors(t *testing.T) {
 		{"bad log level", with("FHIRBOX_LOG_LEVEL", "loud"), nil, "FHIRBOX_LOG_LEVEL"},
 		{"bad session retention", with("FHIRBOX_SESSION_RETENTION", "7d"), nil, "FHIRBOX_SESSION_RETENTION"},
 		{"tiny session retention", with("FHIRBOX_SESSION_RETENTION", "1s"), nil, "FHIRBOX_SESSION_RETENTION"},
+		{"bad search limits", with("FHIRBOX_SEARCH_LIMITS", "clauses=1000"), nil, "FHIRBOX_SEARCH_LIMITS"},
 		{"flag beats env", good, []string{"--database-url", "mysql://x"}, "postgres://"},
 		{"stray argument", good, []string{"extra"}, "unexpected argument"},
 		{"unknown flag", good, []string{"--nope"}, "flag provided but not defined"},
@@ -69,8 +71,11 @@ func TestConfigErrors(t *testing.T) {
 		t.Fatal(err)
 	}
 	if c.Addr != "127.0.0.1:9" || c.BaseURL != "https://x.test/base" || c.AdminClientID != "admin" || c.MaxBodyBytes != 10<<20 ||
-		c.SessionRetention != 7*24*time.Hour {
+		c.SessionRetention != 7*24*time.Hour || c.SearchLimits != resources.DefaultLimits() {
 		t.Errorf("config %+v", c)
+	}
+	if c, err = parseConfig("serve", nil, envOf(with("FHIRBOX_SEARCH_LIMITS", "clauses=30")), io.Discard); err != nil || c.SearchLimits.Clauses != 30 {
+		t.Errorf("FHIRBOX_SEARCH_LIMITS=clauses=30: %+v, %v", c, err)
 	}
 }
 

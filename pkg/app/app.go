@@ -44,6 +44,9 @@ type Config struct {
 	// SessionRetention is how long Sweep keeps an ended or closed Session (0:
 	// DefaultSessionRetention).
 	SessionRetention time.Duration
+	// SearchLimits caps what one search may ask for (FHIRBOX_SEARCH_LIMITS; zero
+	// fields: resources.DefaultLimits).
+	SearchLimits resources.Limits
 }
 
 // App is a wired fhirbox.
@@ -70,7 +73,7 @@ func New(ctx context.Context, st Store, cfg Config) (*App, error) {
 		log = slog.Default()
 		cfg.Server.Logger = log
 	}
-	svc := resources.NewService(resources.DefaultRegistry(), st, resources.Options{Now: cfg.Now, BcryptCost: cfg.BcryptCost})
+	svc := resources.NewService(resources.DefaultRegistry(), st, resources.Options{Now: cfg.Now, BcryptCost: cfg.BcryptCost, Limits: cfg.SearchLimits})
 	a := &App{Store: st, Service: svc, Clients: auth.NewClientVerifier(st), log: log, now: cfg.Now, retention: cfg.SessionRetention}
 	if a.now == nil {
 		a.now = time.Now
