@@ -53,7 +53,7 @@ const LimitsSetting = "FHIRBOX_SEARCH_LIMITS"
 
 // DefaultLimits returns the limits used where none are configured.
 func DefaultLimits() Limits {
-	return Limits{Clauses: 16, Values: 200, TotalValues: 500, Elements: 100, SortKeys: 5}
+	return Limits{Clauses: 12, Values: 200, TotalValues: 500, Elements: 100, SortKeys: 3}
 }
 
 // limitKeys names the fields of Limits in LimitsSetting, with the largest value each
@@ -85,8 +85,8 @@ func (l Limits) withDefaults() Limits {
 	return l
 }
 
-// ParseLimits reads limits written as "clauses=16,values=200,total-values=500,
-// elements=100,sort=5" (the form String writes); keys left out keep their defaults, and
+// ParseLimits reads limits written as "clauses=12,values=200,total-values=500,
+// elements=100,sort=3" (the form String writes); keys left out keep their defaults, and
 // an empty string gives DefaultLimits.
 func ParseLimits(s string) (Limits, error) {
 	l := DefaultLimits()
