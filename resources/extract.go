@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
+	"reflect"
 	"regexp"
 	"strconv"
 	"strings"
@@ -16,8 +17,11 @@ import (
 // too). Every search parameter of the type that has an Expression contributes entries;
 // parameters read from a column (_id, _lastUpdated) do not. Values whose shape does not
 // fit the parameter type are skipped, never an error: the index covers what can be
-// searched, and validation is not its job. Entries are deduplicated per parameter and
-// come out in a stable order (parameters by name, values in document order).
+// searched, and validation is not its job. A value of the right shape that the index
+// cannot hold (a string longer than MaxIndexValueBytes, a number beyond a float64) is a
+// CodeUnprocessable error naming its path: indexing it cut or not at all would make
+// searches silently wrong. Entries are deduplicated per parameter and come out in a
+// stable order (parameters by name, values in document order).
 //
 // An unknown type is a CodeNotFound error; an expression of the registry that cannot be
 // compiled is an internal error.
@@ -38,9 +42,83 @@ func (r *Registry) Extract(typ string, doc map[string]any) (*Index, error) {
 		}
 		for _, v := range e.eval(doc) {
 			x.add(p, v)
+			if x.bad != "" {
+				return nil, &Error{
+					Code:       CodeUnprocessable,
+					Message:    fmt.Sprintf("%s: %s (search parameter %s)", e.locate(typ, doc, v), x.bad, p.Name),
+					Expression: e.locate(typ, doc, v),
+				}
+			}
 		}
 	}
 	return x.idx, nil
+}
+
+// MaxIndexValueBytes bounds a string, token or uri value in the search index, a token's
+// system and code together: PostgreSQL's b-tree indexes take entries of at most 2,704
+// bytes, and an entry also holds the type, parameter and id. A resource with a longer
+// value is refused (CodeUnprocessable) on both databases alike, rather than failing on
+// one or being indexed under a cut value that searches would get wrong.
+const MaxIndexValueBytes = 2048
+
+// located is a value an expression selects and its path in the document.
+type located struct {
+	v    any
+	path string
+}
+
+// locate returns the path, "Type.name[0].family", of the first value that e selects in
+// doc and that is v, for messages about it; the expression itself when none is.
+func (e *expression) locate(typ string, doc map[string]any, v any) string {
+	for _, path := range e.paths {
+		nodes := []located{{doc, typ}}
+		for _, s := range path {
+			var next []located
+			for _, n := range nodes {
+				obj, ok := n.v.(map[string]any)
+				if !ok {
+					continue
+				}
+				if s.where {
+					if literalString(obj[s.field]) == s.value && obj[s.field] != nil {
+						next = append(next, n)
+					}
+					continue
+				}
+				switch c := obj[s.field].(type) {
+				case nil:
+				case []any:
+					for i, el := range c {
+						if el != nil {
+							next = append(next, located{el, fmt.Sprintf("%s.%s[%d]", n.path, s.field, i)})
+						}
+					}
+				default:
+					next = append(next, located{c, n.path + "." + s.field})
+				}
+			}
+			nodes = next
+		}
+		for _, n := range nodes {
+			if sameValue(n.v, v) {
+				return n.path
+			}
+		}
+	}
+	return typ
+}
+
+// sameValue reports whether a and b are the same selected value: the same object or
+// array, or equal primitives.
+func sameValue(a, b any) bool {
+	switch a.(type) {
+	case map[string]any, []any:
+		ra, rb := reflect.ValueOf(a), reflect.ValueOf(b)
+		return ra.Kind() == rb.Kind() && ra.Pointer() == rb.Pointer()
+	case string, json.Number, bool, float64:
+		return a == b
+	}
+	return false
 }
 
 // expressions caches compiled expressions by parameter. Parameters live as long as
@@ -283,6 +361,8 @@ func literalString(v any) string {
 type extractor struct {
 	idx  *Index
 	seen map[any]bool // entries already added, to deduplicate
+	// bad says why the last value added cannot be indexed: the resource is refused.
+	bad string
 }
 
 // first reports whether entry is new, and remembers it.
@@ -308,7 +388,7 @@ func (x *extractor) add(p *SearchParam, v any) {
 	case TypeDate:
 		x.addDate(p, v)
 	case TypeNumber:
-		if f, ok := number(v); ok {
+		if f, ok := x.numberOf(v); ok {
 			x.number(NumberEntry{Param: p.Name, Value: f})
 		}
 	case TypeQuantity:
@@ -381,6 +461,10 @@ func (x *extractor) string(p *SearchParam, s string) {
 	if n == "" {
 		return
 	}
+	if len(s) > MaxIndexValueBytes || len(n) > MaxIndexValueBytes {
+		x.bad = fmt.Sprintf("a string of %d bytes is longer than the %d bytes the search index holds", max(len(s), len(n)), MaxIndexValueBytes)
+		return
+	}
 	e := StringEntry{Param: p.Name, Value: n, Exact: s}
 	if x.first(e) {
 		x.idx.Strings = append(x.idx.Strings, e)
@@ -428,6 +512,10 @@ func (x *extractor) addToken(p *SearchParam, v any) {
 
 func (x *extractor) token(p *SearchParam, system, code string) {
 	if code == "" {
+		return
+	}
+	if len(system)+len(code) > MaxIndexValueBytes {
+		x.bad = fmt.Sprintf("a code and system of %d bytes together are longer than the %d bytes the search index holds", len(system)+len(code), MaxIndexValueBytes)
 		return
 	}
 	e := TokenEntry{Param: p.Name, System: system, Code: code}
@@ -512,6 +600,27 @@ func number(v any) (float64, bool) {
 	return f, true
 }
 
+// numberOf is number for a value to index: a JSON number that a float64 (the index
+// column on both databases) cannot hold, beyond ±1.8e308 or so small that it would be
+// indexed as 0, makes the resource unfit to index (x.bad) rather than missing from, or
+// wrong in, the index. pkg/format refuses such numbers in request bodies already.
+func (x *extractor) numberOf(v any) (float64, bool) {
+	f, ok := number(v)
+	if n, isNum := v.(json.Number); isNum && (!ok || f == 0 && strings.ContainsAny(mantissa(string(n)), "123456789")) {
+		x.bad = fmt.Sprintf("the number %.40s is outside the range the search index holds (a 64-bit float: ±4.9e-324 to ±1.8e308)", n)
+		return 0, false
+	}
+	return f, ok
+}
+
+// mantissa returns a number's text before its exponent.
+func mantissa(s string) string {
+	if i := strings.IndexAny(s, "eE"); i >= 0 {
+		return s[:i]
+	}
+	return s
+}
+
 func (x *extractor) number(e NumberEntry) {
 	if x.first(e) {
 		x.idx.Numbers = append(x.idx.Numbers, e)
@@ -520,7 +629,7 @@ func (x *extractor) number(e NumberEntry) {
 
 func (x *extractor) addQuantity(p *SearchParam, v any) {
 	if q, ok := v.(map[string]any); ok {
-		f, ok := number(q["value"])
+		f, ok := x.numberOf(q["value"])
 		if !ok {
 			return
 		}
@@ -532,7 +641,7 @@ func (x *extractor) addQuantity(p *SearchParam, v any) {
 		x.number(NumberEntry{Param: p.Name, Value: f, System: system, Code: code})
 		return
 	}
-	if f, ok := number(v); ok {
+	if f, ok := x.numberOf(v); ok {
 		x.number(NumberEntry{Param: p.Name, Value: f})
 	}
 }

@@ -4,10 +4,12 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"slices"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 )
@@ -263,7 +265,7 @@ func TestExtractShapes(t *testing.T) {
 			[]string{"d:2011-10-14T23:37:54Z/2011-10-15T00:07:55Z"}},
 
 		// number and quantity
-		{"numbers", custom, "Thing", `{"n":[1,2.5,"3",true,1e400]}`, "n", []string{"n:1||", "n:2.5||"}},
+		{"numbers", custom, "Thing", `{"n":[1,2.5,"3",true,0e-400,4.9e-324]}`, "n", []string{"n:1||", "n:2.5||", "n:0||", "n:5e-324||"}},
 		{"Quantity", custom, "Thing", `{"q":{"value":5.4,"system":"http://unitsofmeasure.org","code":"mg","unit":"milligram"}}`, "q", []string{"n:5.4|http://unitsofmeasure.org|mg"}},
 		{"Quantity unit when no code", custom, "Thing", `{"q":{"value":5,"unit":"pills"}}`, "q", []string{"n:5||pills"}},
 		{"bare number as quantity", custom, "Thing", `{"q":7}`, "q", []string{"n:7||"}},
@@ -292,6 +294,54 @@ func TestExtractShapes(t *testing.T) {
 			}
 			if got := entries(idx, tt.param); !slices.Equal(got, tt.want) {
 				t.Errorf("%s:\n got %q\nwant %q", tt.param, got, tt.want)
+			}
+		})
+	}
+}
+
+// TestExtractUnindexable checks that a value the index cannot hold refuses the resource
+// with a 422 naming its path, instead of being left out of the index or indexed wrong.
+func TestExtractUnindexable(t *testing.T) {
+	def := DefaultRegistry()
+	custom, err := LoadRegistry([]byte(testRegistryYAML))
+	if err != nil {
+		t.Fatal(err)
+	}
+	long := strings.Repeat("x", MaxIndexValueBytes)
+	tests := []struct {
+		name string
+		reg  *Registry
+		typ  string
+		doc  string
+		path string // "" when the document is indexed
+	}{
+		{"number beyond float64", custom, "Thing", `{"n":[1,2,3,4,1e400]}`, "Thing.n[4]"},
+		{"negative number beyond float64", custom, "Thing", `{"n":-1e400}`, "Thing.n"},
+		{"nonzero number indexed as 0", custom, "Thing", `{"n":1e-400}`, "Thing.n"},
+		{"million digits", custom, "Thing", `{"n":` + strings.Repeat("7", 1_000_000) + `}`, "Thing.n"},
+		{"quantity beyond float64", def, "Observation", `{"valueQuantity":{"value":1e309}}`, "Observation.valueQuantity"},
+		{"longest string", custom, "Thing", `{"s":"` + long + `"}`, ""},
+		{"string too long", custom, "Thing", `{"s":["a","` + long + `y"]}`, "Thing.s[1]"},
+		{"name part too long", def, "Patient", `{"name":[{"given":["a"]},{"family":"` + long + `y"}]}`, "Patient.name[1].family"},
+		{"longest token", custom, "Thing", `{"t":{"system":"` + long[:1000] + `","code":"` + long[1000:] + `"}}`, ""},
+		{"token too long", custom, "Thing", `{"t":{"system":"` + long[:1000] + `","code":"` + long[999:] + `"}}`, "Thing.t"},
+		{"uri too long", custom, "Thing", `{"u":"http://` + long + `"}`, "Thing.u"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := tt.reg.Extract(tt.typ, decode(t, []byte(tt.doc)))
+			if tt.path == "" {
+				if err != nil {
+					t.Fatal(err)
+				}
+				return
+			}
+			var e *Error
+			if !errors.As(err, &e) || e.Code != CodeUnprocessable || e.Expression != tt.path || !strings.Contains(e.Message, tt.path) {
+				t.Fatalf("got %v (%#v), want a 422 at %s", err, e, tt.path)
+			}
+			if len(e.Message) > 300 {
+				t.Errorf("message of %d bytes quotes the value whole", len(e.Message))
 			}
 		})
 	}

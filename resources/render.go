@@ -2,7 +2,6 @@ package resources
 
 import (
 	"encoding/json"
-	"slices"
 )
 
 // View says how a resource is shown: which top-level elements are kept (_elements, F12)
@@ -54,6 +53,18 @@ func (s *Service) Public(r *Resource, v View) (json.RawMessage, error) {
 
 // applyView keeps what the view asks for and tags the result SUBSETTED.
 func applyView(doc map[string]any, v View) {
+	// The elements asked for that the document has, found by lookups in it: linear in
+	// the names and the keys, where checking each key against the list was their product
+	// (for every resource of the page).
+	var asked map[string]bool
+	if v.Summary != "text" && v.Summary != "data" {
+		asked = make(map[string]bool, min(len(v.Elements), len(doc)))
+		for _, el := range v.Elements {
+			if _, ok := doc[el]; ok {
+				asked[el] = true
+			}
+		}
+	}
 	keep := func(k string) bool {
 		switch k {
 		case "resourceType", "id", "meta":
@@ -65,7 +76,7 @@ func applyView(doc map[string]any, v View) {
 		case "data":
 			return k != "text"
 		}
-		return slices.Contains(v.Elements, k)
+		return asked[k]
 	}
 	for k := range doc {
 		if !keep(k) {

@@ -1,11 +1,13 @@
 package resources
 
 import (
+	"errors"
 	"fmt"
 	"math"
 	"math/big"
 	"net/url"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -20,6 +22,106 @@ type ParseOptions struct {
 	// DefaultCount is the page size when _count is absent (20 when zero); MaxCount caps
 	// _count (1000 when zero).
 	DefaultCount, MaxCount int
+	// Limits caps what the search may ask for; zero fields take DefaultLimits.
+	Limits Limits
+}
+
+// Limits caps what one search request may ask for. Search cost grows with each of them
+// (PostgreSQL's planning time faster than linearly with the clauses), so one request
+// could otherwise take the database for minutes: a search past a limit is a CodeInvalid
+// error (400) that names the limit, the count asked and the setting. The defaults are
+// far above what FHIR applications send and keep the costliest search around a second
+// of database time on the test data (docs/security.md has the figures). A zero field
+// takes its default.
+type Limits struct {
+	// Clauses caps the search parameter occurrences (the AND-ed clauses); every
+	// occurrence counts, whatever its modifier (:missing, :not, :exact, a type).
+	Clauses int
+	// Values caps the comma-separated (OR-ed) values of one occurrence.
+	Values int
+	// TotalValues caps the values of all occurrences together.
+	TotalValues int
+	// Elements caps the distinct names of _elements.
+	Elements int
+	// SortKeys caps the distinct keys of _sort.
+	SortKeys int
+}
+
+// LimitsSetting is the environment variable (and, lower-cased without its prefix, the
+// flag) that sets Limits, in the form ParseLimits reads; errors name it.
+const LimitsSetting = "FHIRBOX_SEARCH_LIMITS"
+
+// DefaultLimits returns the limits used where none are configured.
+func DefaultLimits() Limits {
+	return Limits{Clauses: 12, Values: 200, TotalValues: 500, Elements: 100, SortKeys: 3}
+}
+
+// limitKeys names the fields of Limits in LimitsSetting, with the largest value each
+// may be set to: every value binds at most 4 statement parameters and every clause 2,
+// so 5,000 values and 100 clauses stay within SQLite's 32,766 bound parameters, and
+// 100 AND-ed clauses within its expression depth of 1,000.
+var limitKeys = []limitKey{
+	{"clauses", func(l *Limits) *int { return &l.Clauses }, 100},
+	{"values", func(l *Limits) *int { return &l.Values }, 5000},
+	{"total-values", func(l *Limits) *int { return &l.TotalValues }, 5000},
+	{"elements", func(l *Limits) *int { return &l.Elements }, 10000},
+	{"sort", func(l *Limits) *int { return &l.SortKeys }, 50},
+}
+
+type limitKey struct {
+	key   string
+	field func(*Limits) *int
+	max   int
+}
+
+// withDefaults returns l with its zero fields set to the defaults.
+func (l Limits) withDefaults() Limits {
+	d := DefaultLimits()
+	for _, k := range limitKeys {
+		if f := k.field(&l); *f <= 0 {
+			*f = *k.field(&d)
+		}
+	}
+	return l
+}
+
+// ParseLimits reads limits written as "clauses=12,values=200,total-values=500,
+// elements=100,sort=3" (the form String writes); keys left out keep their defaults, and
+// an empty string gives DefaultLimits.
+func ParseLimits(s string) (Limits, error) {
+	l := DefaultLimits()
+	for _, part := range strings.Split(s, ",") {
+		part = strings.TrimSpace(part)
+		if part == "" {
+			continue
+		}
+		k, v, _ := strings.Cut(part, "=")
+		i := slices.IndexFunc(limitKeys, func(lk limitKey) bool { return lk.key == strings.TrimSpace(k) })
+		if i < 0 {
+			return l, fmt.Errorf("%s: unknown limit %q (known: clauses, values, total-values, elements, sort)", LimitsSetting, k)
+		}
+		n, err := strconv.Atoi(strings.TrimSpace(v))
+		if err != nil || n < 1 || n > limitKeys[i].max {
+			return l, fmt.Errorf("%s: %s must be an integer from 1 to %d, got %q", LimitsSetting, limitKeys[i].key, limitKeys[i].max, v)
+		}
+		*limitKeys[i].field(&l) = n
+	}
+	return l, nil
+}
+
+// String writes l in the form ParseLimits reads.
+func (l Limits) String() string {
+	parts := make([]string, len(limitKeys))
+	for i, k := range limitKeys {
+		parts[i] = k.key + "=" + strconv.Itoa(*k.field(&l))
+	}
+	return strings.Join(parts, ",")
+}
+
+// overLimit is the error of a request past a limit: what was asked, the limit and the
+// setting that raises it.
+func overLimit(param, what string, asked, limit int, key string) *Error {
+	return invalid(param, "%s: %d asked, at most %d allowed (setting %s, key %s=%d)", what, asked, limit, LimitsSetting, key, limit)
 }
 
 // ParseSearch parses the search parameters of a search on typ into a Query.
@@ -51,6 +153,7 @@ func ParseSearch(reg *Registry, typ string, params url.Values, opts ParseOptions
 	if opts.MaxCount <= 0 {
 		opts.MaxCount = 1000
 	}
+	opts.Limits = opts.Limits.withDefaults()
 	p := searchParser{reg: reg, td: td, opts: opts, q: &Query{
 		Type:  typ,
 		Count: min(opts.DefaultCount, opts.MaxCount),
@@ -62,6 +165,11 @@ func ParseSearch(reg *Registry, typ string, params url.Values, opts ParseOptions
 		names = append(names, name)
 	}
 	sort.Strings(names)
+	// The caps on clauses and values are checked before any value is parsed, so that a
+	// request far past them costs no more than counting its commas.
+	if err := p.checkCounts(names, params); err != nil {
+		return nil, err
+	}
 	page := 0
 	for _, name := range names {
 		for _, raw := range params[name] {
@@ -89,6 +197,13 @@ func ParseSearch(reg *Registry, typ string, params url.Values, opts ParseOptions
 			}
 		}
 	}
+	if n := len(p.elements); n > opts.Limits.Elements {
+		return nil, overLimit("_elements", "too many _elements names", n, opts.Limits.Elements, "elements")
+	}
+	if n := len(p.q.Sort); n > opts.Limits.SortKeys {
+		return nil, overLimit("_sort", "too many _sort keys", n, opts.Limits.SortKeys, "sort")
+	}
+	p.setSortUsed()
 	if page > 1 && p.q.Count > 0 {
 		if page-1 > math.MaxInt32/p.q.Count {
 			return nil, &Error{Code: CodeInvalid, Message: fmt.Sprintf("_page %d is too large", page), Expression: "_page"}
@@ -107,11 +222,85 @@ type searchParser struct {
 	// sorted remembers the _sort keys already taken, so a repeated key keeps its first
 	// (highest) priority.
 	sorted map[string]bool
+	// elements holds the distinct _elements names, valid or not, to check each once and
+	// count them against the limit.
+	elements map[string]bool
+}
+
+// checkCounts counts the clauses and values params asks for and refuses a search past
+// opts.Limits. Only occurrences of the type's search parameters count; unknown ones are
+// ignored (or refused, strict) as they are met later.
+func (p *searchParser) checkCounts(names []string, params url.Values) error {
+	lim := p.opts.Limits
+	clauses, total := 0, 0
+	for _, name := range names {
+		pname, mod, _ := strings.Cut(name, ":")
+		if p.td.Param(pname) == nil {
+			continue // control parameters (_count, _sort…) and unknown ones
+		}
+		for _, raw := range params[name] {
+			if raw == "" {
+				continue
+			}
+			clauses++
+			n := 1
+			if mod != "missing" {
+				n = countItems(raw)
+			}
+			if n > lim.Values {
+				return overLimit(name, fmt.Sprintf("too many comma-separated values in one %s parameter", name), n, lim.Values, "values")
+			}
+			total += n
+		}
+	}
+	if clauses > lim.Clauses {
+		return overLimit("", "too many search parameters (clauses)", clauses, lim.Clauses, "clauses")
+	}
+	if total > lim.TotalValues {
+		return overLimit("", "too many search values in all parameters together", total, lim.TotalValues, "total-values")
+	}
+	return nil
+}
+
+// countItems counts the non-empty items of a comma list as splitEscaped splits it.
+func countItems(s string) int {
+	n, empty := 0, true
+	for i := 0; i < len(s); i++ {
+		switch s[i] {
+		case '\\':
+			i++
+			empty = false
+		case ',':
+			if !empty {
+				n++
+			}
+			empty = true
+		default:
+			empty = false
+		}
+	}
+	if !empty {
+		n++
+	}
+	return n
 }
 
 // invalid returns a CodeInvalid error about parameter param.
 func invalid(param, format string, args ...any) *Error {
 	return &Error{Code: CodeInvalid, Message: fmt.Sprintf(format, args...), Expression: param}
+}
+
+// parseCount reads a _count value. A count too large for an int is still a count:
+// it asks for as many as the server gives, so it is capped like any other.
+func parseCount(raw string) (int, error) {
+	n, err := strconv.Atoi(raw)
+	if err != nil && errors.Is(err, strconv.ErrRange) && raw[0] != '-' {
+		return math.MaxInt, nil
+	}
+	if err != nil || n < 0 {
+		return 0, errors.New("not a non-negative integer")
+	}
+	return n, nil
 }
 
 func parsePage(raw string) (int, error) {
@@ -130,8 +319,8 @@ func (p *searchParser) param(name, raw string) error {
 	q := p.q
 	switch name {
 	case "_count":
-		n, err := strconv.Atoi(raw)
-		if err != nil || n < 0 {
+		n, err := parseCount(raw)
+		if err != nil {
 			return invalid(name, "_count must be a non-negative integer, got %q", raw)
 		}
 		q.Count = min(n, p.opts.MaxCount)
@@ -153,10 +342,17 @@ func (p *searchParser) param(name, raw string) error {
 			return invalid(name, "_summary must be true, false, text, data or count, got %q", raw)
 		}
 	case "_elements":
+		if p.elements == nil {
+			p.elements = map[string]bool{}
+		}
 		for _, el := range strings.Split(raw, ",") {
 			el = strings.TrimSpace(el)
-			if el == "" || contains(q.Elements, el) {
+			if el == "" || p.elements[el] {
 				continue
+			}
+			p.elements[el] = true
+			if len(p.elements) > p.opts.Limits.Elements {
+				continue // only counted from here on: the request is refused
 			}
 			if !elementName.MatchString(el) {
 				return invalid(name, "_elements: %q is not an element name", el)
@@ -196,6 +392,14 @@ func (p *searchParser) sort(raw string) error {
 		p.sorted[key] = true
 		p.q.Sort = append(p.q.Sort, SortKey{Param: sp, Desc: desc})
 	}
+	return nil
+}
+
+// setSortUsed puts the _sort keys taken into Used, once all occurrences are read.
+func (p *searchParser) setSortUsed() {
+	if len(p.q.Sort) == 0 {
+		return
+	}
 	keys := make([]string, len(p.q.Sort))
 	for i, k := range p.q.Sort {
 		keys[i] = k.Param.Name
@@ -203,10 +407,7 @@ func (p *searchParser) sort(raw string) error {
 			keys[i] = "-" + keys[i]
 		}
 	}
-	if len(keys) > 0 {
-		p.q.Used.Set("_sort", strings.Join(keys, ","))
-	}
-	return nil
+	p.q.Used.Set("_sort", strings.Join(keys, ","))
 }
 
 // modifiers lists the modifiers each parameter type supports; reference parameters
@@ -299,6 +500,14 @@ func (p *searchParser) value(sp *SearchParam, mod, item string) (v Value, ok boo
 	bad := func(format string, args ...any) (Value, bool, error) {
 		return Value{}, false, invalid(sp.Name, "%s: %q: %s", sp.Name, item, fmt.Sprintf(format, args...))
 	}
+	// A value longer than any the index holds could match nothing; refused, it also
+	// keeps a :contains pattern within what SQLite's LIKE takes (50,000 bytes).
+	tooLong := func(n int) (Value, bool, error) {
+		return Value{}, false, invalid(sp.Name, "%s: a value of %d bytes is longer than any value the search index holds (%d bytes)", sp.Name, n, MaxIndexValueBytes)
+	}
+	if len(item) > 2*MaxIndexValueBytes+1 && sp.Type != TypeDate && sp.Type != TypeNumber && sp.Type != TypeQuantity {
+		return tooLong(len(item)) // escapes double a value at most
+	}
 	switch sp.Type {
 	case TypeString:
 		s := unescape(item)
@@ -307,10 +516,16 @@ func (p *searchParser) value(sp *SearchParam, mod, item string) (v Value, ok boo
 		} else {
 			v.Str = NormalizeString(s)
 		}
+		if len(v.Str) > MaxIndexValueBytes {
+			return tooLong(len(v.Str))
+		}
 		return v, v.Str != "", nil
 
 	case TypeURI:
 		v.Str = unescape(item)
+		if len(v.Str) > MaxIndexValueBytes {
+			return tooLong(len(v.Str))
+		}
 		return v, true, nil
 
 	case TypeToken:
@@ -321,6 +536,9 @@ func (p *searchParser) value(sp *SearchParam, mod, item string) (v Value, ok boo
 			}
 			v.Code, v.MatchCode = id, true
 			return v, true, nil
+		}
+		if u := unescape(item); len(u) > MaxIndexValueBytes+1 { // system, "|", code
+			return tooLong(len(u))
 		}
 		parts := splitEscaped(item, '|')
 		if len(parts) == 1 {
@@ -455,6 +673,11 @@ func parsePrefix(s string, numeric bool) (Prefix, string, error) {
 
 func isLower(b byte) bool { return 'a' <= b && b <= 'z' }
 
+// MaxNumberLength bounds the text of a number in a search value. No measurement needs
+// more digits than a float64 (which the index stores) tells apart; the bound keeps the
+// exact decimal arithmetic of parseNumber, quadratic in the digits, trivial.
+const MaxNumberLength = 128
+
 // decimalRE is the syntax of a search number: a decimal with an optional exponent.
 var decimalRE = regexp.MustCompile(`^([+-]?)(\d*)(?:\.(\d*))?(?:[eE]([+-]?\d{1,4}))?$`)
 
@@ -463,6 +686,9 @@ var decimalRE = regexp.MustCompile(`^([+-]?)(\d*)(?:\.(\d*))?(?:[eE]([+-]?\d{1,4
 // and "1e2" [50, 150). The bounds are computed in decimal and rounded once, so a value
 // stored as 5.35 is inside the range of "5.4".
 func parseNumber(s string) (n, lo, hi float64, err error) {
+	if len(s) > MaxNumberLength {
+		return 0, 0, 0, fmt.Errorf("a number of %d characters; at most %d", len(s), MaxNumberLength)
+	}
 	m := decimalRE.FindStringSubmatch(s)
 	if m == nil || m[2]+m[3] == "" {
 		return 0, 0, 0, fmt.Errorf("not a number")

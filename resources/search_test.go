@@ -1,6 +1,7 @@
 package resources
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/url"
@@ -371,4 +372,222 @@ func FuzzParseSearch(f *testing.F) {
 			}
 		}
 	})
+}
+
+// list returns n comma-separated values made by f.
+func list(n int, f func(i int) string) string {
+	v := make([]string, n)
+	for i := range v {
+		v[i] = f(i)
+	}
+	return strings.Join(v, ",")
+}
+
+// repeat returns n occurrences name=f(i) joined as a query string.
+func repeat(n int, name string, f func(i int) string) string {
+	v := make([]string, n)
+	for i := range v {
+		v[i] = name + "=" + url.QueryEscape(f(i))
+	}
+	return strings.Join(v, "&")
+}
+
+// TestSearchLimits checks each cap of Limits at its value (accepted) and one past it
+// (a 400 that names the limit, the count asked and the setting).
+func TestSearchLimits(t *testing.T) {
+	reg := DefaultRegistry()
+	d := DefaultLimits()
+	name := func(i int) string { return fmt.Sprintf("n%d", i) }
+	sortKeys := []string{"family", "-given", "birthdate", "gender", "_id", "-_lastUpdated", "name", "identifier"}
+	tests := []struct {
+		name   string
+		query  string
+		limits Limits
+		key    string // "": accepted; otherwise the key the error names
+		asked  int
+	}{
+		{name: "clauses at the cap", query: repeat(d.Clauses, "name", name)},
+		{name: "clauses past the cap", query: repeat(d.Clauses+1, "name", name), key: "clauses", asked: d.Clauses + 1},
+		{name: "modifiers and :missing count as clauses", query: repeat(d.Clauses-2, "name", name) + "&family:exact=x&gender:missing=true&birthdate:missing=false",
+			key: "clauses", asked: d.Clauses + 1},
+		{name: "the issue's 200 clauses", query: repeat(200, "name", name), key: "clauses", asked: 200},
+		{name: "unknown parameters are not clauses", query: repeat(d.Clauses, "name", name) + "&" + repeat(100, "foo", name)},
+		{name: "empty occurrences are not clauses", query: repeat(d.Clauses, "name", name) + "&" + repeat(100, "family", func(int) string { return "" })},
+		{name: "values at the cap", query: "name=" + list(d.Values, name)},
+		{name: "values past the cap", query: "name=" + list(d.Values+1, name), key: "values", asked: d.Values + 1},
+		{name: "escaped commas do not separate", query: "name=" + url.QueryEscape(list(d.Values, name)+`\,x`)},
+		{name: "empty items do not count", query: "name=" + list(d.Values, name) + ",,,"},
+		{name: "the issue's 100k OR values", query: "_id=" + list(100_000, name), key: "values", asked: 100_000},
+		{name: "total values at the cap", query: "name=" + list(d.Values, name) + "&family=" + list(d.Values, name) + "&given=" + list(d.TotalValues-2*d.Values, name)},
+		{name: "total values past the cap", query: "name=" + list(d.Values, name) + "&family=" + list(d.Values, name) + "&given=" + list(d.TotalValues-2*d.Values+1, name),
+			key: "total-values", asked: d.TotalValues + 1},
+		{name: "elements at the cap", query: "_elements=" + list(d.Elements, name)},
+		{name: "elements past the cap", query: "_elements=" + list(d.Elements+1, name), key: "elements", asked: d.Elements + 1},
+		{name: "repeated elements count once", query: "_elements=" + list(d.Elements, name) + "&_elements=" + list(d.Elements, name)},
+		{name: "the issue's 80,000 elements", query: "_elements=" + list(80_000, name), key: "elements", asked: 80_000},
+		{name: "sort keys at the cap", query: "_sort=" + strings.Join(sortKeys[:d.SortKeys], ",")},
+		{name: "sort keys past the cap", query: "_sort=" + strings.Join(sortKeys[:d.SortKeys+1], ","), key: "sort", asked: d.SortKeys + 1},
+		{name: "repeated sort keys count once", query: "_sort=" + strings.Join(sortKeys[:d.SortKeys], ",") + "&_sort=family,-given"},
+		{name: "configured clauses", query: repeat(3, "name", name), limits: Limits{Clauses: 2}, key: "clauses", asked: 3},
+		{name: "configured values", query: "gender=" + list(4, name), limits: Limits{Values: 3}, key: "values", asked: 4},
+		{name: "configured total", query: "gender=a,b&family=c,d", limits: Limits{TotalValues: 3}, key: "total-values", asked: 4},
+		{name: "configured elements", query: "_elements=a,b,c", limits: Limits{Elements: 2}, key: "elements", asked: 3},
+		{name: "configured sort", query: "_sort=family,given", limits: Limits{SortKeys: 1}, key: "sort", asked: 2},
+		{name: "configured limits keep the others' defaults", query: repeat(d.Clauses, "name", name), limits: Limits{Values: 3}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			params, err := url.ParseQuery(tt.query)
+			if err != nil {
+				t.Fatal(err)
+			}
+			start := time.Now()
+			q, err := ParseSearch(reg, "Patient", params, ParseOptions{Limits: tt.limits})
+			if took := time.Since(start); took > time.Second {
+				t.Errorf("took %v", took)
+			}
+			if tt.key == "" {
+				if err != nil {
+					t.Fatalf("refused: %v", err)
+				}
+				checkRoundTrip(t, reg, "Patient", q, ParseOptions{Limits: tt.limits})
+				return
+			}
+			var e *Error
+			if !errors.As(err, &e) || e.Code != CodeInvalid {
+				t.Fatalf("got %v, want a CodeInvalid error", err)
+			}
+			for _, want := range []string{fmt.Sprintf("%d asked", tt.asked), LimitsSetting, " " + tt.key + "="} {
+				if !strings.Contains(e.Message, want) {
+					t.Errorf("message %q does not say %q", e.Message, want)
+				}
+			}
+		})
+	}
+}
+
+func TestParseLimits(t *testing.T) {
+	d := DefaultLimits()
+	for _, tt := range []struct {
+		in   string
+		want Limits
+		err  string
+	}{
+		{in: "", want: d},
+		{in: d.String(), want: d},
+		{in: "clauses=20, sort=2", want: Limits{Clauses: 20, Values: d.Values, TotalValues: d.TotalValues, Elements: d.Elements, SortKeys: 2}},
+		{in: "values=1,total-values=5000,elements=10000", want: Limits{Clauses: d.Clauses, Values: 1, TotalValues: 5000, Elements: 10000, SortKeys: d.SortKeys}},
+		{in: "clause=3", err: `unknown limit "clause"`},
+		{in: "clauses=0", err: "from 1 to 100"},
+		{in: "clauses=101", err: "from 1 to 100"},
+		{in: "total-values=5001", err: "from 1 to 5000"},
+		{in: "values", err: "values must be"},
+	} {
+		got, err := ParseLimits(tt.in)
+		switch {
+		case tt.err != "":
+			if err == nil || !strings.Contains(err.Error(), tt.err) || !strings.Contains(err.Error(), LimitsSetting) {
+				t.Errorf("ParseLimits(%q) = %v, want an error saying %q", tt.in, err, tt.err)
+			}
+		case err != nil || got != tt.want:
+			t.Errorf("ParseLimits(%q) = %+v, %v; want %+v", tt.in, got, err, tt.want)
+		}
+	}
+}
+
+// TestSearchValueBounds checks the values no index entry could match, and the control
+// values past an int, which are client mistakes (400) or capped, never internal errors.
+func TestSearchValueBounds(t *testing.T) {
+	reg := DefaultRegistry()
+	long := strings.Repeat("x", MaxIndexValueBytes)
+	for _, tt := range []struct {
+		typ, query string
+		ok         bool
+		says       string
+	}{
+		{"Patient", "name=" + long, true, ""},
+		{"Patient", "name=" + long + "y", false, "longer than any value the search index holds"},
+		{"Patient", "family:contains=" + strings.Repeat("%25", 30_000), false, "longer than any value"},
+		{"Patient", "identifier=" + long[:1000] + "|" + long[1000:], true, ""},
+		{"Patient", "identifier=" + long[:1000] + "|" + long[999:], false, "longer than any value"},
+		{"Patient", "_profile=" + long + "y", false, "longer than any value"},
+		{"Observation", "value-quantity=1e99999", false, "not a number"},
+		{"Observation", "value-quantity=1e999", false, "out of range"},
+		{"Observation", "value-quantity=0." + strings.Repeat("1", MaxNumberLength-2), true, ""},
+		{"Observation", "value-quantity=0." + strings.Repeat("1", 1_000_000), false, "at most 128"},
+		{"Patient", "birthdate=10000-01-01", false, "not a valid date"},
+		{"Patient", "birthdate=2000-01-01T00:00:00." + strings.Repeat("9", 100_000), true, ""},
+		{"Patient", "_count=99999999999999999999", true, ""},
+		{"Patient", "_count=-99999999999999999999", false, "_count"},
+		{"Patient", "_page=99999999999999999999", false, "_page"},
+		{"Patient", "_page=9223372036854775807&_count=1000", false, "too large"},
+	} {
+		params, _ := url.ParseQuery(tt.query)
+		start := time.Now()
+		q, err := ParseSearch(reg, tt.typ, params, ParseOptions{})
+		label := tt.query[:min(len(tt.query), 60)]
+		if took := time.Since(start); took > time.Second {
+			t.Errorf("%s: took %v", label, took)
+		}
+		if tt.ok {
+			if err != nil {
+				t.Errorf("%s: %v", label, err)
+			} else if strings.HasPrefix(tt.query, "_count") && q.Count != 1000 {
+				t.Errorf("%s: count %d, want the maximum", label, q.Count)
+			}
+			continue
+		}
+		var e *Error
+		if !errors.As(err, &e) || e.Code != CodeInvalid || !strings.Contains(e.Message, tt.says) {
+			t.Errorf("%s: got %v, want a CodeInvalid error saying %q", label, err, tt.says)
+		}
+	}
+}
+
+// TestElementsLinear bounds the time of _elements work that was quadratic in the names:
+// the duplicate check of ParseSearch (80,000 names took 6.4 s) and the view applied to
+// each resource of a page. Each must be linear; the bounds are generous for a shared
+// CI machine and far below what the quadratic code took.
+func TestElementsLinear(t *testing.T) {
+	const n = 80_000
+	names := list(n, func(i int) string { return fmt.Sprintf("n%d", i) })
+	params := url.Values{"_elements": {names}}
+	start := time.Now()
+	_, err := ParseSearch(DefaultRegistry(), "Patient", params, ParseOptions{Limits: Limits{Elements: 10000}})
+	if took := time.Since(start); took > 500*time.Millisecond {
+		t.Errorf("ParseSearch of %d _elements names took %v", n, took)
+	}
+	if err == nil {
+		t.Error("80,000 names past the limit were accepted")
+	}
+	// Duplicates in bulk: 1 MB of one name.
+	params = url.Values{"_elements": {strings.Repeat("name,", 200_000)}}
+	start = time.Now()
+	if _, err := ParseSearch(DefaultRegistry(), "Patient", params, ParseOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if took := time.Since(start); took > 500*time.Millisecond {
+		t.Errorf("ParseSearch of 200,000 repeated names took %v", took)
+	}
+
+	// The view: a document with n keys against n names asked.
+	doc := map[string]any{"resourceType": "Thing", "id": "x"}
+	for i := range n {
+		doc[fmt.Sprintf("k%d", i)] = i
+	}
+	content, _ := json.Marshal(doc)
+	svc := NewService(DefaultRegistry(), nil, Options{})
+	view := View{Elements: strings.Split(strings.ReplaceAll(names, "n", "k"), ",")}
+	start = time.Now()
+	out, err := svc.Public(&Resource{Type: "Patient", ID: "x", Content: content}, view)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if took := time.Since(start); took > 2*time.Second {
+		t.Errorf("Public with %d names on %d keys took %v", n, n, took)
+	}
+	var got map[string]any
+	if err := json.Unmarshal(out, &got); err != nil || len(got) != n+3 {
+		t.Errorf("view kept %d keys (%v), want %d", len(got), err, n+3)
+	}
 }

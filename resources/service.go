@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"math"
 	"net/url"
 	"strconv"
 	"strings"
@@ -51,6 +52,9 @@ type Options struct {
 	NewID func() string
 	// DefaultCount and MaxCount bound search and history pages (default 20 and 1000).
 	DefaultCount, MaxCount int
+	// Limits caps the clauses, values and names one search may ask for (zero fields:
+	// DefaultLimits); the server reads them from LimitsSetting.
+	Limits Limits
 }
 
 // WriteEvent describes a committed write, for caches that must forget what changed.
@@ -125,6 +129,7 @@ func NewService(reg *Registry, store Store, opts Options) *Service {
 	if opts.MaxCount <= 0 {
 		opts.MaxCount = 1000
 	}
+	opts.Limits = opts.Limits.withDefaults()
 	return &Service{reg: reg, store: store, opts: opts}
 }
 
@@ -291,7 +296,7 @@ func (s *Service) conditionalMatch(ctx context.Context, typ, query string) (*Res
 	if err != nil {
 		return nil, Errorf(CodeInvalid, "If-None-Exist is not a valid query: %v", err)
 	}
-	q, err := ParseSearch(s.reg, typ, params, ParseOptions{Strict: true})
+	q, err := ParseSearch(s.reg, typ, params, ParseOptions{Strict: true, Limits: s.opts.Limits})
 	if err != nil {
 		return nil, err
 	}
@@ -464,16 +469,19 @@ func (s *Service) History(ctx context.Context, typ, id string, params url.Values
 		return nil, q, Errorf(CodeInvalid, "invalid id %q: ids match [A-Za-z0-9-.]{1,64}", id)
 	}
 	if v := params.Get("_count"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 0 {
+		n, err := parseCount(v)
+		if err != nil {
 			return nil, q, &Error{Code: CodeInvalid, Message: fmt.Sprintf("_count must be a non-negative integer, got %q", v), Expression: "_count"}
 		}
 		q.Count = min(n, s.opts.MaxCount)
 	}
 	if v := params.Get("_page"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 {
-			return nil, q, &Error{Code: CodeInvalid, Message: fmt.Sprintf("_page must be a positive integer, got %q", v), Expression: "_page"}
+		n, err := parsePage(v)
+		if err != nil {
+			return nil, q, err
+		}
+		if q.Count > 0 && n-1 > math.MaxInt32/q.Count {
+			return nil, q, &Error{Code: CodeInvalid, Message: fmt.Sprintf("_page %d is too large", n), Expression: "_page"}
 		}
 		q.Offset = (n - 1) * q.Count
 	}
@@ -496,7 +504,7 @@ func (s *Service) History(ctx context.Context, typ, id string, params url.Values
 
 // Search parses params as a search on typ and runs it.
 func (s *Service) Search(ctx context.Context, typ string, params url.Values, strict bool) (*SearchResult, *Query, error) {
-	q, err := ParseSearch(s.reg, typ, params, ParseOptions{Strict: strict, DefaultCount: s.opts.DefaultCount, MaxCount: s.opts.MaxCount})
+	q, err := ParseSearch(s.reg, typ, params, ParseOptions{Strict: strict, DefaultCount: s.opts.DefaultCount, MaxCount: s.opts.MaxCount, Limits: s.opts.Limits})
 	if err != nil {
 		return nil, nil, err
 	}

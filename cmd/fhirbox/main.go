@@ -119,6 +119,7 @@ type config struct {
 	TransferTimeout           time.Duration
 	TransferMinRate           int64
 	CORSOrigins               []string
+	SearchLimits              resources.Limits
 }
 
 func parseConfig(cmd string, args []string, getenv func(string) string, stderr io.Writer) (*config, error) {
@@ -131,7 +132,7 @@ func parseConfig(cmd string, args []string, getenv func(string) string, stderr i
 	fs := flag.NewFlagSet("fhirbox "+cmd, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	c := &config{}
-	var dbURL, policyURL, dataDir, maxBody, bodyMemory, logLevel, retention, kek string
+	var dbURL, policyURL, dataDir, maxBody, bodyMemory, logLevel, retention, kek, limits string
 	fs.StringVar(&dbURL, "database-url", env("FHIRBOX_DATABASE_URL", ""), "postgres://user@host:5432/db for PostgreSQL, or sqlite:<path> for a SQLite file; empty: the SQLite file fhirbox.db in the data directory (env FHIRBOX_DATABASE_URL)")
 	fs.StringVar(&policyURL, "policy-database-url", env("FHIRBOX_POLICY_DATABASE_URL", ""), "postgres:// URL of the same database as a role of your own that sql AccessPolicies run as, when the database user may not create one; empty: fhirbox creates <database>_policy (env FHIRBOX_POLICY_DATABASE_URL)")
 	fs.StringVar(&dataDir, "data-dir", env("FHIRBOX_DATA_DIR", "./data"), "directory of the SQLite file when no database URL is given, created if need be (env FHIRBOX_DATA_DIR)")
@@ -151,6 +152,7 @@ func parseConfig(cmd string, args []string, getenv func(string) string, stderr i
 	fs.StringVar(&transferTimeout, "transfer-timeout", env("FHIRBOX_TRANSFER_TIMEOUT", server.DefaultTransferTimeout.String()), "time a request body may take to arrive, or an answer to be taken, beyond what its size needs at the minimum rate (env FHIRBOX_TRANSFER_TIMEOUT)")
 	fs.StringVar(&transferRate, "transfer-min-rate", env("FHIRBOX_TRANSFER_MIN_RATE", strconv.Itoa(server.DefaultTransferMinRate)), "slowest transfer, in bytes a second, that a request body or an answer is given time for (env FHIRBOX_TRANSFER_MIN_RATE)")
 	fs.StringVar(&corsOrigins, "cors-origins", env("FHIRBOX_CORS_ORIGINS", ""), "comma-separated exact origins (https://app.example) that browsers may call from; empty: no CORS (env FHIRBOX_CORS_ORIGINS)")
+	fs.StringVar(&limits, "search-limits", env(resources.LimitsSetting, resources.DefaultLimits().String()), "most clauses, values (per parameter and in total), _elements names and _sort keys one search may ask for (env "+resources.LimitsSetting+")")
 	fs.StringVar(&logLevel, "log-level", env("FHIRBOX_LOG_LEVEL", "info"), "debug, info, warn or error (env FHIRBOX_LOG_LEVEL)")
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "usage: fhirbox %s [flags]\n\nflags (each defaults to its environment variable):\n", cmd)
@@ -228,6 +230,9 @@ func parseConfig(cmd string, args []string, getenv func(string) string, stderr i
 	if c.CORSOrigins, err = server.ParseCORSOrigins(corsOrigins); err != nil {
 		return nil, fmt.Errorf("FHIRBOX_CORS_ORIGINS: %v", err)
 	}
+	if c.SearchLimits, err = resources.ParseLimits(limits); err != nil {
+		return nil, err
+	}
 	if err := c.LogLevel.UnmarshalText([]byte(logLevel)); err != nil {
 		return nil, fmt.Errorf("FHIRBOX_LOG_LEVEL %q must be debug, info, warn or error", logLevel)
 	}
@@ -267,6 +272,7 @@ func serve(ctx context.Context, cfg *config, stdout io.Writer) error {
 		JWTKeyPath:       cfg.JWTKeyPath,
 		KeyEncryptionKey: cfg.KeyEncryptionKey,
 		SessionRetention: cfg.SessionRetention,
+		SearchLimits:     cfg.SearchLimits,
 	})
 	if err != nil {
 		return err

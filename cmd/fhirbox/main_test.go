@@ -18,6 +18,7 @@ import (
 
 	"github.com/fhirbox/fhirbox/pkg/app"
 	"github.com/fhirbox/fhirbox/pkg/testdb"
+	"github.com/fhirbox/fhirbox/resources"
 )
 
 func envOf(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
@@ -61,6 +62,7 @@ func TestConfigErrors(t *testing.T) {
 		{"origin with path", with("FHIRBOX_CORS_ORIGINS", "https://a.example/app"), nil, "FHIRBOX_CORS_ORIGINS"},
 		{"origin in upper case", with("FHIRBOX_CORS_ORIGINS", "https://A.example"), nil, "FHIRBOX_CORS_ORIGINS"},
 		{"origin without scheme", with("FHIRBOX_CORS_ORIGINS", "a.example"), nil, "FHIRBOX_CORS_ORIGINS"},
+		{"bad search limits", with("FHIRBOX_SEARCH_LIMITS", "clauses=1000"), nil, "FHIRBOX_SEARCH_LIMITS"},
 		{"flag beats env", good, []string{"--database-url", "mysql://x"}, "postgres://"},
 		{"stray argument", good, []string{"extra"}, "unexpected argument"},
 		{"unknown flag", good, []string{"--nope"}, "flag provided but not defined"},
@@ -80,12 +82,16 @@ func TestConfigErrors(t *testing.T) {
 	}
 	if c.Addr != "127.0.0.1:9" || c.BaseURL != "https://x.test/base" || c.AdminClientID != "admin" || c.MaxBodyBytes != 10<<20 ||
 		c.SessionRetention != 7*24*time.Hour || c.MaxConns != 4096 || c.MaxConnsPerAddr != 256 ||
-		c.TransferTimeout != 10*time.Second || c.TransferMinRate != 32<<10 || c.CORSOrigins != nil {
+		c.TransferTimeout != 10*time.Second || c.TransferMinRate != 32<<10 || c.CORSOrigins != nil ||
+		c.SearchLimits != resources.DefaultLimits() {
 		t.Errorf("config %+v", c)
 	}
 	c, err = parseConfig("serve", []string{"--cors-origins", "https://app.example, http://localhost:3000"}, envOf(good), io.Discard)
 	if err != nil || strings.Join(c.CORSOrigins, " ") != "https://app.example http://localhost:3000" {
 		t.Errorf("CORS origins %q, %v", c.CORSOrigins, err)
+	}
+	if c, err = parseConfig("serve", nil, envOf(with("FHIRBOX_SEARCH_LIMITS", "clauses=30")), io.Discard); err != nil || c.SearchLimits.Clauses != 30 {
+		t.Errorf("FHIRBOX_SEARCH_LIMITS=clauses=30: %+v, %v", c, err)
 	}
 }
 

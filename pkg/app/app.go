@@ -48,6 +48,9 @@ type Config struct {
 	// SessionRetention is how long Sweep keeps an ended or closed Session (0:
 	// DefaultSessionRetention).
 	SessionRetention time.Duration
+	// SearchLimits caps what one search may ask for (FHIRBOX_SEARCH_LIMITS; zero
+	// fields: resources.DefaultLimits).
+	SearchLimits resources.Limits
 }
 
 // App is a wired fhirbox.
@@ -76,7 +79,7 @@ func New(ctx context.Context, st Store, cfg Config) (*App, error) {
 		log = slog.Default()
 		cfg.Server.Logger = log
 	}
-	svc := resources.NewService(resources.DefaultRegistry(), st, resources.Options{Now: cfg.Now, BcryptCost: cfg.BcryptCost})
+	svc := resources.NewService(resources.DefaultRegistry(), st, resources.Options{Now: cfg.Now, BcryptCost: cfg.BcryptCost, Limits: cfg.SearchLimits})
 	// One limiter for password and client-secret guessing, keyed apart (auth.ClientKeys).
 	limiter := cfg.Limiter
 	if limiter == nil {

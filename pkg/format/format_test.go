@@ -40,6 +40,17 @@ func TestDecodeJSON(t *testing.T) {
 		{"NUL in a value", `{"name":[{"family":"a\u0000b"}]}`, nil, "name[0].family"},
 		{"NUL in a key", `{"a\u0000":1}`, nil, "U+0000"},
 		{"other control characters pass", `{"a":"x\u0001\ty"}`, map[string]any{"a": "x\u0001\ty"}, ""},
+		// Numbers: kept as written within a float64's range, refused (with their path)
+		// beyond it, which PostgreSQL's JSONB and the search index cannot hold.
+		{"float64 extremes", `{"a":[1.7976931348623157e308,-1.7976931348623157e308,4.9e-324,0e-999999,-0.0]}`,
+			map[string]any{"a": []any{json.Number("1.7976931348623157e308"), json.Number("-1.7976931348623157e308"), json.Number("4.9e-324"), json.Number("0e-999999"), json.Number("-0.0")}}, ""},
+		{"number of the longest text", `{"n":0.` + strings.Repeat("1", MaxNumberLength-2) + `}`,
+			map[string]any{"n": json.Number("0." + strings.Repeat("1", MaxNumberLength-2))}, ""},
+		{"a million digits", `{"valueQuantity":{"value":` + strings.Repeat("7", 1_000_000) + `}}`, nil, "valueQuantity.value"},
+		{"number text too long", `{"n":1.` + strings.Repeat("0", MaxNumberLength) + `}`, nil, "longer than the 128"},
+		{"number too large", `{"x":[{"v":1e400}]}`, nil, "(at x[0].v)"},
+		{"number too large, negative", `{"v":-1.8e308}`, nil, "outside the range"},
+		{"number rounded to zero", `{"v":1e-400}`, nil, "would be read as 0 (at v)"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -88,6 +99,10 @@ func TestDecodeYAML(t *testing.T) {
 		{"null at top", "~\n", nil, "empty"},
 		{"infinity", "a: .inf\n", nil, "cannot be represented"},
 		{"nan", "a: .nan\n", nil, "cannot be represented"},
+		// YAML reads a number beyond a float64 (1e400, a huge hex) as a string.
+		{"number beyond float64 is a string", "v: 1e400\n", map[string]any{"v": "1e400"}, ""},
+		{"number rounded to zero", "v: -1e-400\n", nil, "would be read as 0"},
+		{"number text too long", "v: " + strings.Repeat("1", 200) + "\n", nil, "longer than"},
 		{"custom tag", "a: !thing x\n", nil, "unsupported tag"},
 		{"null key", "~: x\n", nil, "key"},
 		{"NUL in a value", "name:\n  - family: \"a\\0b\"\n", nil, "name[0].family"},
@@ -182,7 +197,7 @@ func TestRoundTripTrickyStrings(t *testing.T) {
 		b, _ := json.Marshal(map[string]any{"v": s, s: "key"})
 		t.Run(strings.ReplaceAll(string(b), "/", "_"), func(t *testing.T) { checkRoundTrip(t, b) })
 	}
-	for _, n := range []string{"0", "-1", "1.50", "1e400", "-1.5E-10", "12345678901234567890123"} {
+	for _, n := range []string{"0", "-1", "1.50", "1e308", "-1.5E-10", "12345678901234567890123"} {
 		checkRoundTrip(t, []byte(`{"n":`+n+`}`))
 	}
 }

@@ -71,6 +71,11 @@ func (d *jsonDecoder) value(tok json.Token, depth int) (any, error) {
 			return nil, d.at(errNUL)
 		}
 		return t, nil
+	case json.Number:
+		if msg := checkNumber(t); msg != "" {
+			return nil, d.at(msg)
+		}
+		return t, nil
 	default:
 		return t, nil
 	}

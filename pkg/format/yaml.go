@@ -202,6 +202,9 @@ func scalar(n *yaml.Node, path string) (any, error) {
 		if err != nil {
 			return nil, nodeErr(n, path, err.Error())
 		}
+		if msg := checkNumber(num); msg != "" {
+			return nil, nodeErr(n, path, msg)
+		}
 		return num, nil
 	}
 	return nil, nodeErr(n, path, fmt.Sprintf("unsupported tag %s", n.Tag))

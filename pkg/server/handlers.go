@@ -192,9 +192,12 @@ func (s *Server) searchParams(c echo.Context) (url.Values, error) {
 	if pr, ok := c.Request().Context().Value(prereadKey{}).(*preread); ok {
 		return pr.params, pr.err
 	}
-	params := url.Values{}
-	for k, v := range c.QueryParams() {
-		params[k] = append(params[k], v...)
+	// Parsed here rather than by c.QueryParams, which drops what does not parse: past
+	// 10,000 parameters Go's parser returns none at all, and a parameter holding ";" is
+	// skipped, so a search would silently lose its filters.
+	params, err := url.ParseQuery(c.Request().URL.RawQuery)
+	if err != nil {
+		return nil, resources.Errorf(resources.CodeInvalid, "malformed query string: %v", err)
 	}
 	req := c.Request()
 	if req.Method != http.MethodPost {

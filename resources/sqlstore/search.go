@@ -98,7 +98,10 @@ func (d *Dialect) Search(ctx context.Context, db Querier, q *resources.Query) (*
 	from := func(driver *resources.Clause) (*builder, error) {
 		b := &builder{d: d, driver: driver}
 		b.WriteString(" FROM resource r WHERE ")
-		return b, b.where(q)
+		if err := b.where(q); err != nil {
+			return nil, err
+		}
+		return b, b.checkArgs()
 	}
 	res := &resources.SearchResult{Total: -1}
 	count, offset := max(q.Count, 0), max(q.Offset, 0)
@@ -153,6 +156,21 @@ func (d *Dialect) Search(ctx context.Context, db Querier, q *resources.Query) (*
 		return nil, d.Translate(ctx, err)
 	}
 	return res, nil
+}
+
+// maxArgs is the most arguments a statement may bind: SQLite's default bound
+// (SQLITE_MAX_VARIABLE_NUMBER), below PostgreSQL's 65,535. The parser's limits keep
+// searches far below it; a Query built past them is refused rather than failed.
+const maxArgs = 32766
+
+// checkArgs refuses a statement with more arguments than the databases take.
+func (b *builder) checkArgs() error {
+	// Room for LIMIT, OFFSET and the sort keys, twice in a RowidPage statement.
+	const room = 128
+	if len(b.args) > maxArgs-room {
+		return &resources.Error{Code: resources.CodeInvalid, Message: fmt.Sprintf("the search binds %d values; at most %d are possible", len(b.args), maxArgs-room)}
+	}
+	return nil
 }
 
 // where writes the conditions of q: its type, live resources, and every clause.
@@ -299,17 +317,31 @@ func (b *builder) indexCond(c *resources.Clause) (*indexCond, error) {
 			ic.scans = true
 		}
 	}
-	ic.cond = func() {
-		for i := range c.Values {
-			if i > 0 {
-				b.WriteString(" OR ")
-			}
-			b.WriteString("(")
-			value(&c.Values[i])
-			b.WriteString(")")
-		}
-	}
+	ic.cond = func() { b.or(len(c.Values), func(i int) { value(&c.Values[i]) }) }
 	return ic, nil
+}
+
+// or writes the disjunction of n terms, term(i) writing the i-th, as a balanced tree of
+// parenthesised pairs. SQLite parses "a OR b OR c …" into a chain as deep as it is long
+// and refuses expressions deeper than 1,000 (a few hundred values did it); the tree is
+// about log2(n) deep.
+func (b *builder) or(n int, term func(i int)) {
+	var span func(lo, hi int)
+	span = func(lo, hi int) {
+		b.WriteString("(")
+		if hi-lo == 1 {
+			term(lo)
+		} else {
+			mid := (lo + hi) / 2
+			span(lo, mid)
+			b.WriteString(" OR ")
+			span(mid, hi)
+		}
+		b.WriteString(")")
+	}
+	if n > 0 {
+		span(0, n)
+	}
 }
 
 // match writes " AND <the resource has an index row of ic's parameter that satisfies
@@ -513,16 +545,8 @@ func (b *builder) lastUpdatedClause(c *resources.Clause) error {
 	if len(c.Values) == 0 {
 		return nil
 	}
-	b.WriteString(" AND (")
-	for i := range c.Values {
-		if i > 0 {
-			b.WriteString(" OR ")
-		}
-		b.WriteString("(")
-		b.dateRange(&c.Values[i], "r.last_updated", "", true)
-		b.WriteString(")")
-	}
-	b.WriteString(")")
+	b.WriteString(" AND ")
+	b.or(len(c.Values), func(i int) { b.dateRange(&c.Values[i], "r.last_updated", "", true) })
 	return nil
 }
 
