@@ -3,7 +3,7 @@
 // driver (no cgo, no database server). It runs the statements of resources/sqlstore
 // over the tables of migrations/sqlite, which Open applies.
 //
-// One process owns a file: Open takes an exclusive lock beside it, since the caches of
+// One process owns a file: Open takes an exclusive lock on it, since the caches of
 // a fhirbox process (sessions, policies, clients) learn of writes only from the process
 // that makes them. Writes go through one connection, one after the other, so concurrent
 // writes queue in the process instead of failing on SQLite's lock; reads run on a pool of
@@ -43,7 +43,7 @@ type Store struct {
 	write *sql.DB // one connection: every write, one after the other
 	read  *sql.DB // read-only connections
 	gdb   *gorm.DB
-	lock  *os.File
+	lock  *fileLock
 
 	writes     chan *writeReq // to the writer goroutine (see Write)
 	closed     chan struct{}  // closed by Close
