@@ -488,3 +488,64 @@ func TestWriteCanceledWhileQueued(t *testing.T) {
 		t.Errorf("canceled write: %v", err)
 	}
 }
+
+// runaway is a statement that runs for minutes: SQLite counts to a billion.
+const runaway = `WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 1000000000) SELECT count(*) FROM c`
+
+// A statement is interrupted when its context ends, by the statement timeout
+// (CodeTimeout) or by the caller going away (the context's error), although the driver
+// interrupts only while a statement is prepared, not while its rows are stepped; the
+// connection serves the next statement as usual.
+func TestReadingInterruptsARunawayStatement(t *testing.T) {
+	const timeout = 200 * time.Millisecond
+	s := newStore(t, WithStatementTimeout(timeout), WithReaders(1))
+	count := func(ctx context.Context, c *sql.Conn) error {
+		var n int
+		return c.QueryRowContext(ctx, runaway).Scan(&n)
+	}
+	run := func(ctx context.Context) (time.Duration, error) {
+		start := time.Now()
+		done := make(chan error, 1)
+		go func() { done <- s.reading(ctx, count) }()
+		select {
+		case err := <-done:
+			return time.Since(start), err
+		case <-time.After(20 * time.Second):
+			t.Fatal("the statement was not interrupted within 20s")
+		}
+		return 0, nil
+	}
+
+	took, err := run(context.Background())
+	if resources.ErrorCode(err) != resources.CodeTimeout || took > timeout+5*time.Second {
+		t.Errorf("past the statement timeout of %s: %v after %s", timeout, err, took)
+	}
+	t.Logf("statement timeout of %s: interrupted after %s", timeout, took.Round(time.Millisecond))
+
+	ctx, cancel := context.WithCancel(context.Background())
+	time.AfterFunc(50*time.Millisecond, cancel)
+	took, err = run(ctx)
+	if !errors.Is(err, context.Canceled) || took > 5*time.Second {
+		t.Errorf("caller gone: %v after %s", err, took)
+	}
+	t.Logf("caller gone after 50ms: interrupted after %s", took.Round(time.Millisecond))
+
+	// The one read connection is fine, and no interrupt is left over for it.
+	if _, err := s.Search(context.Background(), &resources.Query{Type: "Patient", Count: 10}); err != nil {
+		t.Errorf("search after the interrupts: %v", err)
+	}
+	if _, err := s.History(context.Background(), resources.HistoryQuery{Type: "Patient", Count: 10}); err != nil {
+		t.Errorf("history after the interrupts: %v", err)
+	}
+}
+
+// Searches and history reads run under the statement timeout.
+func TestSearchUnderTheStatementTimeout(t *testing.T) {
+	s := newStore(t, WithStatementTimeout(time.Nanosecond))
+	if _, err := s.Search(context.Background(), &resources.Query{Type: "Patient", Count: 10}); resources.ErrorCode(err) != resources.CodeTimeout {
+		t.Errorf("search: %v", err)
+	}
+	if _, err := s.History(context.Background(), resources.HistoryQuery{Type: "Patient", Count: 10}); resources.ErrorCode(err) != resources.CodeTimeout {
+		t.Errorf("history: %v", err)
+	}
+}
