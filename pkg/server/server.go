@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/labstack/echo/v4"
 	"github.com/labstack/echo/v4/middleware"
@@ -33,6 +34,11 @@ type Config struct {
 	Metrics *prometheus.Registry
 	// Version is reported in the CapabilityStatement.
 	Version string
+	// CallerShare is the most requests one caller may have in flight (0:
+	// DefaultCallerShare; negative: no limit); CallerWait is how long one more waits for
+	// a turn before it is answered 429 (0: DefaultCallerWait). See callerShare.
+	CallerShare int
+	CallerWait  time.Duration
 }
 
 // Server is the fhirbox HTTP handler.
@@ -67,7 +73,7 @@ func New(cfg Config, svc *resources.Service, clients *auth.ClientVerifier, polic
 	metrics := observe.NewMetrics(cfg.Metrics)
 	e.Use(observe.RequestID(), observe.AccessLog(cfg.Logger), metrics.Middleware(),
 		middleware.RecoverWithConfig(middleware.RecoverConfig{DisableStackAll: true, LogErrorFunc: s.logPanic}),
-		s.limitBody, s.authorize)
+		s.limitBody, s.authorize, s.callerShare())
 	s.echo = e
 	s.routes(cfg.Metrics)
 	return s
