@@ -107,6 +107,11 @@ type config struct {
 	// SessionRetention is how long ended and closed Sessions are kept.
 	SessionRetention time.Duration
 	JWTKeyPath       string
+	// StatementTimeout bounds database statements; CallerShare and CallerWait bound
+	// one caller's requests in flight (see server.Config).
+	StatementTimeout time.Duration
+	CallerShare      int
+	CallerWait       time.Duration
 }
 
 func parseConfig(cmd string, args []string, getenv func(string) string, stderr io.Writer) (*config, error) {
@@ -119,7 +124,7 @@ func parseConfig(cmd string, args []string, getenv func(string) string, stderr i
 	fs := flag.NewFlagSet("fhirbox "+cmd, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	c := &config{}
-	var dbURL, dataDir, maxBody, logLevel, retention string
+	var dbURL, dataDir, maxBody, logLevel, retention, stmtTimeout, callerShare, callerWait string
 	fs.StringVar(&dbURL, "database-url", env("FHIRBOX_DATABASE_URL", ""), "postgres://user@host:5432/db for PostgreSQL, or sqlite:<path> for a SQLite file; empty: the SQLite file fhirbox.db in the data directory (env FHIRBOX_DATABASE_URL)")
 	fs.StringVar(&dataDir, "data-dir", env("FHIRBOX_DATA_DIR", "./data"), "directory of the SQLite file when no database URL is given, created if need be (env FHIRBOX_DATA_DIR)")
 	fs.StringVar(&c.Addr, "addr", env("FHIRBOX_ADDR", ":8080"), "address to listen on (env FHIRBOX_ADDR)")
@@ -130,6 +135,9 @@ func parseConfig(cmd string, args []string, getenv func(string) string, stderr i
 	fs.StringVar(&c.JWTKeyPath, "jwt-private-key", env("FHIRBOX_JWT_PRIVATE_KEY", ""), "PEM file with the RSA key (2048 bits or more) that signs JWTs; empty: generated at first start and kept in the database (env FHIRBOX_JWT_PRIVATE_KEY)")
 	fs.StringVar(&c.PprofAddr, "pprof-addr", env("FHIRBOX_PPROF_ADDR", ""), "serve Go's net/http/pprof profiles on this address, e.g. 127.0.0.1:6060; empty: off (env FHIRBOX_PPROF_ADDR)")
 	fs.StringVar(&retention, "session-retention", env("FHIRBOX_SESSION_RETENTION", app.DefaultSessionRetention.String()), "how long an ended or closed Session is kept before it is removed, e.g. 24h (env FHIRBOX_SESSION_RETENTION)")
+	fs.StringVar(&stmtTimeout, "statement-timeout", env("FHIRBOX_STATEMENT_TIMEOUT", "30s"), "longest a database statement may run before it is cancelled and the request answered 503; 0: no limit (env FHIRBOX_STATEMENT_TIMEOUT)")
+	fs.StringVar(&callerShare, "caller-share", env("FHIRBOX_CALLER_SHARE", "0"), "most requests one caller (user, client, or address when anonymous) may have in flight; 0: half the database pool; -1: no limit (env FHIRBOX_CALLER_SHARE)")
+	fs.StringVar(&callerWait, "caller-wait", env("FHIRBOX_CALLER_WAIT", server.DefaultCallerWait.String()), "how long a request over its caller's share waits for a turn before it is answered 429 (env FHIRBOX_CALLER_WAIT)")
 	fs.StringVar(&logLevel, "log-level", env("FHIRBOX_LOG_LEVEL", "info"), "debug, info, warn or error (env FHIRBOX_LOG_LEVEL)")
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "usage: fhirbox %s [flags]\n\nflags (each defaults to its environment variable):\n", cmd)
@@ -172,6 +180,15 @@ func parseConfig(cmd string, args []string, getenv func(string) string, stderr i
 	if c.SessionRetention, err = time.ParseDuration(retention); err != nil || c.SessionRetention < time.Minute {
 		return nil, fmt.Errorf("FHIRBOX_SESSION_RETENTION %q must be a duration of at least 1m, such as 168h", retention)
 	}
+	if c.StatementTimeout, err = time.ParseDuration(stmtTimeout); err != nil || c.StatementTimeout < 0 || (c.StatementTimeout > 0 && c.StatementTimeout < time.Millisecond) {
+		return nil, fmt.Errorf("FHIRBOX_STATEMENT_TIMEOUT %q must be a duration such as 30s, or 0 for none", stmtTimeout)
+	}
+	if c.CallerShare, err = strconv.Atoi(callerShare); err != nil || c.CallerShare < -1 {
+		return nil, fmt.Errorf("FHIRBOX_CALLER_SHARE %q must be a number of requests, 0 (half the database pool) or -1 (no limit)", callerShare)
+	}
+	if c.CallerWait, err = time.ParseDuration(callerWait); err != nil || c.CallerWait <= 0 {
+		return nil, fmt.Errorf("FHIRBOX_CALLER_WAIT %q must be a positive duration such as 5s", callerWait)
+	}
 	if err := c.LogLevel.UnmarshalText([]byte(logLevel)); err != nil {
 		return nil, fmt.Errorf("FHIRBOX_LOG_LEVEL %q must be debug, info, warn or error", logLevel)
 	}
@@ -193,7 +210,7 @@ func serve(ctx context.Context, cfg *config, stdout io.Writer) error {
 	}
 	log := observe.NewLogger(logOut, isTTY, cfg.LogLevel)
 
-	st, err := app.OpenStore(ctx, cfg.Database)
+	st, err := app.OpenStore(ctx, cfg.Database, app.WithStatementTimeout(cfg.StatementTimeout), app.WithStoreLog(log))
 	if err != nil {
 		return err
 	}
@@ -204,7 +221,7 @@ func serve(ctx context.Context, cfg *config, stdout io.Writer) error {
 	a, err := app.New(ctx, st, app.Config{
 		Server: server.Config{
 			BaseURL: cfg.BaseURL, MaxBodyBytes: cfg.MaxBodyBytes, AdminClientID: cfg.AdminClientID,
-			Logger: log, Metrics: reg, Version: version,
+			Logger: log, Metrics: reg, Version: version, CallerShare: cfg.CallerShare, CallerWait: cfg.CallerWait,
 		},
 		AdminSecret:      cfg.AdminSecret,
 		JWTKeyPath:       cfg.JWTKeyPath,
