@@ -121,8 +121,10 @@ func (b *breaker) failure(trial bool, err error) {
 		b.total++
 		return
 	}
-	// A little jitter keeps the instances of a cluster from dialling in step.
-	b.until = now.Add(time.Duration(float64(b.backoff) * (0.8 + 0.4*rand.Float64())))
+	// A little jitter keeps the instances of a cluster from dialling in step; the
+	// window stays within maxBackoff, which bounds Retry-After and the time to notice
+	// that the database is back.
+	b.until = now.Add(min(time.Duration(float64(b.backoff)*(0.8+0.4*rand.Float64())), maxBackoff))
 }
 
 // abandon reports an attempt given up by its caller (its context ended): no verdict.
