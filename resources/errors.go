@@ -3,6 +3,7 @@ package resources
 import (
 	"errors"
 	"fmt"
+	"time"
 )
 
 // Code classifies an Error; the server maps each code to one HTTP status.
@@ -22,8 +23,15 @@ const (
 	CodeNotAcceptable      Code = "not-acceptable"      // 406
 	CodeUnsupportedMedia   Code = "unsupported-media"   // 415
 	CodeMethodNotAllowed   Code = "not-supported"       // 405
-	CodeTooManyRequests    Code = "throttled"           // 429: wait (Retry-After) and try again
 	CodeInternal           Code = "exception"           // 500: never shown in detail
+)
+
+// Codes of a request that could not be served now but may succeed later: nothing in
+// the request itself is wrong.
+const (
+	CodeUnavailable Code = "transient" // 503 with Retry-After: the database is unreachable
+	CodeTimeout     Code = "timeout"   // 503: a statement ran past the statement timeout
+	CodeThrottled   Code = "throttled" // 429 with Retry-After: too many requests in flight, or too many failed guesses
 )
 
 // Error is the one error type of the engine. Message is safe to show to the client,
@@ -82,3 +90,34 @@ func ErrorMessage(err error) string {
 	}
 	return "internal error"
 }
+
+// WithRetryAfter returns an error of code whose client may try again after d (carried in
+// its cause, where RetryAfter finds it; the server answers it with Retry-After).
+func WithRetryAfter(code Code, d time.Duration, cause error, format string, args ...any) *Error {
+	return &Error{Code: code, Message: fmt.Sprintf(format, args...), Err: retryAfter{d: d, err: cause}}
+}
+
+// RetryAfter is how long the client of err should wait before trying again: what the
+// first error of err's chain with a RetryAfter method says, 0 when none does.
+func RetryAfter(err error) time.Duration {
+	var ra interface{ RetryAfter() time.Duration }
+	if errors.As(err, &ra) {
+		return ra.RetryAfter()
+	}
+	return 0
+}
+
+type retryAfter struct {
+	d   time.Duration
+	err error
+}
+
+func (r retryAfter) Error() string {
+	if r.err == nil {
+		return fmt.Sprintf("retry after %s", r.d)
+	}
+	return r.err.Error()
+}
+
+func (r retryAfter) Unwrap() error             { return r.err }
+func (r retryAfter) RetryAfter() time.Duration { return r.d }

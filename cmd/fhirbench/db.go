@@ -109,9 +109,9 @@ var sqlitePragmas = []string{
 }
 
 // openSQLite opens the SQLite file at path read/write, next to the fhirbox process that
-// has it open: fhirbox locks a file beside it (path + ".lock") to keep other fhirbox
-// processes off, not the database file, whose own locks let several processes share it
-// in WAL mode.
+// has it open: fhirbox keeps other fhirbox processes off with flock(2) on the file,
+// which leaves alone the POSIX locks through which SQLite lets several processes share
+// it in WAL mode.
 func openSQLite(ctx context.Context, path string, conns int) (*DB, error) {
 	abs, err := filepath.Abs(path)
 	if err != nil {

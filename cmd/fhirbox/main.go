@@ -120,6 +120,11 @@ type config struct {
 	TransferMinRate           int64
 	CORSOrigins               []string
 	SearchLimits              resources.Limits
+	// StatementTimeout bounds database statements; CallerShare and CallerWait bound
+	// one caller's requests in flight (see server.Config).
+	StatementTimeout time.Duration
+	CallerShare      int
+	CallerWait       time.Duration
 }
 
 func parseConfig(cmd string, args []string, getenv func(string) string, stderr io.Writer) (*config, error) {
@@ -132,7 +137,7 @@ func parseConfig(cmd string, args []string, getenv func(string) string, stderr i
 	fs := flag.NewFlagSet("fhirbox "+cmd, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	c := &config{}
-	var dbURL, policyURL, dataDir, maxBody, bodyMemory, logLevel, retention, kek, limits string
+	var dbURL, policyURL, dataDir, maxBody, bodyMemory, logLevel, retention, kek, limits, stmtTimeout, callerShare, callerWait string
 	fs.StringVar(&dbURL, "database-url", env("FHIRBOX_DATABASE_URL", ""), "postgres://user@host:5432/db for PostgreSQL, or sqlite:<path> for a SQLite file; empty: the SQLite file fhirbox.db in the data directory (env FHIRBOX_DATABASE_URL)")
 	fs.StringVar(&policyURL, "policy-database-url", env("FHIRBOX_POLICY_DATABASE_URL", ""), "postgres:// URL of the same database as a role of your own that sql AccessPolicies run as, when the database user may not create one; empty: fhirbox creates <database>_policy (env FHIRBOX_POLICY_DATABASE_URL)")
 	fs.StringVar(&dataDir, "data-dir", env("FHIRBOX_DATA_DIR", "./data"), "directory of the SQLite file when no database URL is given, created if need be (env FHIRBOX_DATA_DIR)")
@@ -153,6 +158,9 @@ func parseConfig(cmd string, args []string, getenv func(string) string, stderr i
 	fs.StringVar(&transferRate, "transfer-min-rate", env("FHIRBOX_TRANSFER_MIN_RATE", strconv.Itoa(server.DefaultTransferMinRate)), "slowest transfer, in bytes a second, that a request body or an answer is given time for (env FHIRBOX_TRANSFER_MIN_RATE)")
 	fs.StringVar(&corsOrigins, "cors-origins", env("FHIRBOX_CORS_ORIGINS", ""), "comma-separated exact origins (https://app.example) that browsers may call from; empty: no CORS (env FHIRBOX_CORS_ORIGINS)")
 	fs.StringVar(&limits, "search-limits", env(resources.LimitsSetting, resources.DefaultLimits().String()), "most clauses, values (per parameter and in total), _elements names and _sort keys one search may ask for (env "+resources.LimitsSetting+")")
+	fs.StringVar(&stmtTimeout, "statement-timeout", env("FHIRBOX_STATEMENT_TIMEOUT", "30s"), "longest a database statement may run before it is cancelled and the request answered 503; 0: no limit (env FHIRBOX_STATEMENT_TIMEOUT)")
+	fs.StringVar(&callerShare, "caller-share", env("FHIRBOX_CALLER_SHARE", "0"), "most requests one caller (user, client, or address when anonymous) may have in flight; 0: half the database pool; -1: no limit (env FHIRBOX_CALLER_SHARE)")
+	fs.StringVar(&callerWait, "caller-wait", env("FHIRBOX_CALLER_WAIT", server.DefaultCallerWait.String()), "how long a request over its caller's share waits for a turn before it is answered 429 (env FHIRBOX_CALLER_WAIT)")
 	fs.StringVar(&logLevel, "log-level", env("FHIRBOX_LOG_LEVEL", "info"), "debug, info, warn or error (env FHIRBOX_LOG_LEVEL)")
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "usage: fhirbox %s [flags]\n\nflags (each defaults to its environment variable):\n", cmd)
@@ -233,6 +241,15 @@ func parseConfig(cmd string, args []string, getenv func(string) string, stderr i
 	if c.SearchLimits, err = resources.ParseLimits(limits); err != nil {
 		return nil, err
 	}
+	if c.StatementTimeout, err = time.ParseDuration(stmtTimeout); err != nil || c.StatementTimeout < 0 || (c.StatementTimeout > 0 && c.StatementTimeout < time.Millisecond) {
+		return nil, fmt.Errorf("FHIRBOX_STATEMENT_TIMEOUT %q must be a duration such as 30s, or 0 for none", stmtTimeout)
+	}
+	if c.CallerShare, err = strconv.Atoi(callerShare); err != nil || c.CallerShare < -1 {
+		return nil, fmt.Errorf("FHIRBOX_CALLER_SHARE %q must be a number of requests, 0 (half the database pool) or -1 (no limit)", callerShare)
+	}
+	if c.CallerWait, err = time.ParseDuration(callerWait); err != nil || c.CallerWait <= 0 {
+		return nil, fmt.Errorf("FHIRBOX_CALLER_WAIT %q must be a positive duration such as 5s", callerWait)
+	}
 	if err := c.LogLevel.UnmarshalText([]byte(logLevel)); err != nil {
 		return nil, fmt.Errorf("FHIRBOX_LOG_LEVEL %q must be debug, info, warn or error", logLevel)
 	}
@@ -254,7 +271,7 @@ func serve(ctx context.Context, cfg *config, stdout io.Writer) error {
 	}
 	log := observe.NewLogger(logOut, isTTY, cfg.LogLevel)
 
-	st, err := app.OpenStore(ctx, cfg.Database)
+	st, err := app.OpenStore(ctx, cfg.Database, app.WithStatementTimeout(cfg.StatementTimeout), app.WithStoreLog(log))
 	if err != nil {
 		return err
 	}
@@ -267,6 +284,7 @@ func serve(ctx context.Context, cfg *config, stdout io.Writer) error {
 			BaseURL: cfg.BaseURL, MaxBodyBytes: cfg.MaxBodyBytes, BodyMemory: cfg.BodyMemory, AdminClientID: cfg.AdminClientID,
 			Logger: log, Metrics: reg, Version: version,
 			TransferTimeout: cfg.TransferTimeout, TransferMinRate: cfg.TransferMinRate, CORSOrigins: cfg.CORSOrigins,
+			CallerShare: cfg.CallerShare, CallerWait: cfg.CallerWait,
 		},
 		AdminSecret:      cfg.AdminSecret,
 		JWTKeyPath:       cfg.JWTKeyPath,

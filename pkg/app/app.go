@@ -141,6 +141,10 @@ func New(ctx context.Context, st Store, cfg Config) (*App, error) {
 	if err := a.Policies.Load(ctx); err != nil {
 		return nil, err
 	}
+	if p, ok := st.(interface{ PoolSize() int }); ok && cfg.Server.CallerShare == 0 {
+		// Half the pool: whatever one caller does, the others keep the other half.
+		cfg.Server.CallerShare = max(1, p.PoolSize()/2)
+	}
 	a.Server = server.New(cfg.Server, svc, a.Clients, a.Policies, oauth, st.Ping)
 	return a, nil
 }

@@ -4,9 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/url"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/fhirbox/fhirbox/resources/postgres"
 	"github.com/fhirbox/fhirbox/resources/sqlite"
@@ -74,21 +76,54 @@ func (d Database) String() string {
 	return d.Target
 }
 
+// StoreOption configures OpenStore.
+type StoreOption func(*storeConfig)
+
+type storeConfig struct {
+	timeout    time.Duration
+	timeoutSet bool
+	log        *slog.Logger
+}
+
+// WithStatementTimeout bounds the statements of the store (default: the store's
+// DefaultStatementTimeout, 30s; 0: none). See postgres.WithStatementTimeout and
+// sqlite.WithStatementTimeout for what each bounds.
+func WithStatementTimeout(d time.Duration) StoreOption {
+	return func(c *storeConfig) { c.timeout, c.timeoutSet = d, true }
+}
+
+// WithStoreLog sets where the store reports an outage of the database (default
+// slog.Default()).
+func WithStoreLog(l *slog.Logger) StoreOption {
+	return func(c *storeConfig) { c.log = l }
+}
+
 // OpenStore opens the store of d, creating a SQLite file (and its directory) if need
 // be, and applies the pending migrations.
-func OpenStore(ctx context.Context, d Database) (Store, error) {
+func OpenStore(ctx context.Context, d Database, opts ...StoreOption) (Store, error) {
+	var c storeConfig
+	for _, o := range opts {
+		o(&c)
+	}
 	switch d.Backend {
 	case Postgres:
-		var opts []postgres.Option
-		if d.PolicyURL != "" {
-			opts = append(opts, postgres.WithPolicyDatabaseURL(d.PolicyURL))
+		po := []postgres.Option{postgres.WithEventLog(c.log)}
+		if c.timeoutSet {
+			po = append(po, postgres.WithStatementTimeout(c.timeout))
 		}
-		return postgres.Open(ctx, d.Target, opts...)
+		if d.PolicyURL != "" {
+			po = append(po, postgres.WithPolicyDatabaseURL(d.PolicyURL))
+		}
+		return postgres.Open(ctx, d.Target, po...)
 	case SQLite:
 		if d.PolicyURL != "" {
 			return nil, errors.New("FHIRBOX_POLICY_DATABASE_URL is for PostgreSQL: the embedded SQLite database runs no sql policies")
 		}
-		return sqlite.Open(ctx, d.Target)
+		var so []sqlite.Option
+		if c.timeoutSet {
+			so = append(so, sqlite.WithStatementTimeout(c.timeout))
+		}
+		return sqlite.Open(ctx, d.Target, so...)
 	}
 	return nil, fmt.Errorf("unknown database backend %q", d.Backend)
 }

@@ -3,6 +3,7 @@ package observe
 import (
 	"context"
 	"log/slog"
+	"net/http"
 	"time"
 
 	"github.com/google/uuid"
@@ -66,6 +67,10 @@ func AccessLog(log *slog.Logger) echo.MiddlewareFunc {
 			level := slog.LevelInfo
 			if res.Status >= 500 {
 				level = slog.LevelError
+				if res.Status == http.StatusServiceUnavailable {
+					// A database outage, which the store logs once per interval.
+					level = slog.LevelWarn
+				}
 			}
 			if !log.Enabled(req.Context(), level) {
 				// The attributes cost a request more than the check.

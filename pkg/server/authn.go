@@ -2,11 +2,10 @@ package server
 
 import (
 	"errors"
-	"fmt"
 	"net/http"
 	"slices"
-	"strconv"
 	"strings"
+	"time"
 
 	"github.com/labstack/echo/v4"
 
@@ -18,11 +17,6 @@ import (
 type challenge string
 
 func (c challenge) Error() string { return string(c) }
-
-// retryAfter is the Retry-After of a 429, in seconds, carried as the cause of the error.
-type retryAfter int
-
-func (r retryAfter) Error() string { return "retry after " + strconv.Itoa(int(r)) + " seconds" }
 
 // invalidToken is the answer for every bad, expired or revoked bearer token (B2).
 func invalidToken() error {
@@ -92,8 +86,8 @@ func (s *Server) identify(c echo.Context) (*auth.Identity, error) {
 		// The same answer whichever key waits, and for the right secret too: it was not
 		// checked.
 		secs := le.Seconds()
-		return nil, &resources.Error{Code: resources.CodeTooManyRequests, Err: retryAfter(secs),
-			Message: fmt.Sprintf("too many failed client authentications for this client or from this address; try again in %d seconds", secs)}
+		return nil, resources.WithRetryAfter(resources.CodeThrottled, time.Duration(secs)*time.Second, nil,
+			"too many failed client authentications for this client or from this address; try again in %d seconds", secs)
 	}
 	if err != nil {
 		return nil, err

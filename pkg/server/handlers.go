@@ -17,7 +17,9 @@ import (
 
 func (s *Server) handleHealth(c echo.Context) error {
 	if err := s.health(c.Request().Context()); err != nil {
-		s.log.WarnContext(c.Request().Context(), "health check failed", "err", err)
+		if resources.ErrorCode(err) != resources.CodeUnavailable { // an outage is logged by the store
+			s.log.WarnContext(c.Request().Context(), "health check failed", "err", err)
+		}
 		return c.JSON(http.StatusServiceUnavailable, map[string]string{"status": "unavailable"})
 	}
 	return c.JSON(http.StatusOK, map[string]string{"status": "ok"})

@@ -32,6 +32,9 @@ func noStore(c echo.Context) {
 // as server_error.
 func (s *Server) oauthError(c echo.Context, err error) error {
 	noStore(c)
+	if te := transientOAuth(err); te != nil {
+		err = te
+	}
 	var oe *auth.OAuthError
 	if !errors.As(err, &oe) {
 		s.log.ErrorContext(c.Request().Context(), "token endpoint failed", "err", err)

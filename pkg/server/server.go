@@ -46,6 +46,11 @@ type Config struct {
 	// CORSOrigins are the exact origins (see ParseCORSOrigins) that browsers may call
 	// from; none: no CORS headers at all.
 	CORSOrigins []string
+	// CallerShare is the most requests one caller may have in flight (0:
+	// DefaultCallerShare; negative: no limit); CallerWait is how long one more waits for
+	// a turn before it is answered 429 (0: DefaultCallerWait). See callerShare.
+	CallerShare int
+	CallerWait  time.Duration
 }
 
 // Server is the fhirbox HTTP handler.
@@ -95,7 +100,7 @@ func New(cfg Config, svc *resources.Service, clients *auth.ClientVerifier, polic
 	if len(cfg.CORSOrigins) > 0 {
 		e.Use(cors(cfg.CORSOrigins))
 	}
-	e.Use(s.bodyDeadline, s.limitBody, s.authorize)
+	e.Use(s.bodyDeadline, s.limitBody, s.authorize, s.callerShare())
 	s.echo = e
 	s.routes(cfg.Metrics)
 	return s

@@ -3,6 +3,7 @@ package postgres
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -39,23 +40,50 @@ func encodeEvent(r *resources.Resource) string {
 func (s *Store) Listen(ctx context.Context, fn func(resources.WriteEvent)) {
 	cfg := s.pcfg.Copy()
 	cfg.RuntimeParams["application_name"] = "fhirbox-listener"
-	backoff := 100 * time.Millisecond
+	// The listening connection runs no statement that could be slow.
+	delete(cfg.RuntimeParams, "statement_timeout")
+	pause := minBackoff
 	for ctx.Err() == nil {
-		if err := s.listenOnce(ctx, cfg, fn); err == nil || ctx.Err() != nil {
+		start := time.Now()
+		err := s.listenOnce(ctx, cfg, fn)
+		if err == nil || ctx.Err() != nil {
 			return
+		}
+		// A connection that broke after a long while is news; one that keeps breaking
+		// at once (its backend terminated over and over) is retried ever more slowly.
+		// While the database is unreachable the breaker spaces the attempts out.
+		if time.Since(start) > time.Minute {
+			pause = minBackoff
+		}
+		wait := pause
+		var ue errUnreachable
+		if errors.As(err, &ue) {
+			wait = ue.wait
+		} else {
+			pause = min(2*pause, maxBackoff)
 		}
 		select {
 		case <-ctx.Done():
 			return
-		case <-time.After(backoff):
+		case <-time.After(wait):
 		}
-		backoff = min(2*backoff, 5*time.Second)
 	}
 }
 
 func (s *Store) listenOnce(ctx context.Context, cfg *pgx.ConnConfig, fn func(resources.WriteEvent)) error {
-	conn, err := pgx.ConnectConfig(ctx, cfg)
+	trial, err := s.brk.allow()
 	if err != nil {
+		return err
+	}
+	conn, err := pgx.ConnectConfig(ctx, cfg)
+	switch {
+	case err == nil:
+		s.brk.success()
+	case ctx.Err() != nil:
+		s.brk.abandon(trial)
+		return err
+	default:
+		s.brk.failure(trial, err)
 		return err
 	}
 	defer conn.Close(context.Background())

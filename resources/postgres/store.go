@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"log/slog"
 	"net/url"
 	"slices"
 	"strings"
@@ -16,6 +17,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgconn/ctxwatch"
 	"github.com/jackc/pgx/v5/stdlib"
 	"github.com/pressly/goose/v3"
 	"github.com/pressly/goose/v3/lock"
@@ -38,6 +40,11 @@ type Store struct {
 	ins  *inserter       // creates under fresh ids, batched
 	// policy runs sql AccessPolicies as a role of their own (policyrole.go).
 	policy *policyDB
+	// health is a pool of one connection of its own for Ping, so that /health
+	// answers while the pool is busy; brk dials for both (see breaker).
+	health   *sql.DB
+	brk      *breaker
+	maxConns int
 }
 
 var _ sqlstore.Store = (*Store)(nil)
@@ -49,6 +56,27 @@ type config struct {
 	maxConns  int
 	logger    logger.Interface
 	policyURL string // WithPolicyDatabaseURL
+	timeout   time.Duration
+	eventLog  *slog.Logger
+}
+
+// DefaultStatementTimeout bounds every statement of the store unless
+// WithStatementTimeout says otherwise: far above what any request of the API takes
+// (a search of 100,000 resources takes milliseconds), it only stops the runaways.
+const DefaultStatementTimeout = 30 * time.Second
+
+// WithStatementTimeout sets PostgreSQL's statement_timeout on every connection of the
+// pool (default DefaultStatementTimeout; 0 or less: none). A statement that runs longer
+// is cancelled by the server and fails with a resources.CodeTimeout error. Migrations
+// run without it.
+func WithStatementTimeout(d time.Duration) Option {
+	return func(c *config) { c.timeout = max(d, 0) }
+}
+
+// WithEventLog sets where the store reports an outage of the database (default
+// slog.Default()).
+func WithEventLog(l *slog.Logger) Option {
+	return func(c *config) { c.eventLog = l }
 }
 
 // WithMaxConns sets the size of the connection pool (default 20). Every connection is
@@ -70,7 +98,7 @@ func WithLogger(l logger.Interface) Option {
 // checks that it answers and applies the pending migrations. Several processes may
 // open one database at once: the migrations run under an advisory lock.
 func Open(ctx context.Context, url string, opts ...Option) (*Store, error) {
-	c := config{maxConns: 20, logger: logger.Default.LogMode(logger.Error)}
+	c := config{maxConns: 20, logger: logger.Default.LogMode(logger.Error), timeout: DefaultStatementTimeout}
 	for _, o := range opts {
 		o(&c)
 	}
@@ -78,17 +106,40 @@ func Open(ctx context.Context, url string, opts ...Option) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("postgres: invalid database URL: %s", oneLine(err))
 	}
+	if _, ok := pcfg.RuntimeParams["application_name"]; !ok {
+		// Names fhirbox's backends in pg_stat_activity.
+		pcfg.RuntimeParams["application_name"] = "fhirbox"
+	}
+	if pcfg.ConnectTimeout == 0 {
+		// A server that accepts the connection but never answers must not hold a
+		// request (or the change feed) forever.
+		pcfg.ConnectTimeout = 10 * time.Second
+	}
+	// When a request's context ends (the client went away, or a deadline passed), ask
+	// the server to cancel the statement; pgx's default only gives up on the socket, and
+	// PostgreSQL would go on running the statement (or waiting for its lock) until it
+	// next writes to the socket.
+	pcfg.BuildContextWatcherHandler = func(pc *pgconn.PgConn) ctxwatch.Handler {
+		return &pgconn.CancelRequestContextWatcherHandler{Conn: pc, DeadlineDelay: 2 * time.Second}
+	}
+	// Migrations run before statement_timeout is set: one may take longer.
+	if err := migrate(ctx, *pcfg, url); err != nil {
+		return nil, err
+	}
+	if c.timeout > 0 {
+		pcfg.RuntimeParams["statement_timeout"] = fmt.Sprint(c.timeout.Milliseconds())
+	}
+	brk := newBreaker(c.eventLog)
 	// pgx prepares and caches every statement per connection by itself (its default
 	// exec mode), so gorm's PrepareStmt would only add a second cache on top.
-	sqlDB := stdlib.OpenDB(*pcfg)
+	sqlDB := sql.OpenDB(connector{stdlib.GetConnector(*pcfg), brk})
 	sqlDB.SetMaxOpenConns(c.maxConns)
 	sqlDB.SetMaxIdleConns(c.maxConns)
 	sqlDB.SetConnMaxIdleTime(10 * time.Minute)
 	sqlDB.SetConnMaxLifetime(time.Hour)
-	if err := sqlDB.PingContext(ctx); err != nil {
-		sqlDB.Close()
-		return nil, fmt.Errorf("postgres: cannot connect to %s: %s", redact(url), connError(err))
-	}
+	health := sql.OpenDB(connector{stdlib.GetConnector(*pcfg), brk})
+	health.SetMaxOpenConns(1)
+	health.SetMaxIdleConns(1)
 	// Passing the pool in keeps gorm from opening (and logging) a connection of its own.
 	gdb, err := gorm.Open(gormpg.New(gormpg.Config{Conn: sqlDB}), &gorm.Config{
 		Logger:                 c.logger,
@@ -97,21 +148,27 @@ func Open(ctx context.Context, url string, opts ...Option) (*Store, error) {
 	})
 	if err != nil {
 		sqlDB.Close()
+		health.Close()
 		return nil, fmt.Errorf("postgres: %s", oneLine(err))
-	}
-	if err := migrate(ctx, sqlDB); err != nil {
-		sqlDB.Close()
-		return nil, err
 	}
 	policy, err := openPolicy(ctx, sqlDB, pcfg, c)
 	if err != nil {
 		sqlDB.Close()
+		health.Close()
 		return nil, err
 	}
-	return &Store{Reads: sqlstore.NewReads(dialect, sqlDB), gdb: gdb, sql: sqlDB, pcfg: pcfg, ins: newInserter(sqlDB), policy: policy}, nil
+	return &Store{Reads: sqlstore.NewReads(dialect, sqlDB), gdb: gdb, sql: sqlDB, pcfg: pcfg, ins: newInserter(sqlDB),
+		health: health, brk: brk, maxConns: c.maxConns, policy: policy}, nil
 }
 
-func migrate(ctx context.Context, db *sql.DB) error {
+// migrate checks that the database answers and applies the pending migrations, on a
+// connection of its own.
+func migrate(ctx context.Context, cfg pgx.ConnConfig, url string) error {
+	db := stdlib.OpenDB(cfg)
+	defer db.Close()
+	if err := db.PingContext(ctx); err != nil {
+		return fmt.Errorf("postgres: cannot connect to %s: %s", redact(url), connError(err))
+	}
 	fsys, err := fs.Sub(migrations.Postgres, "postgres")
 	if err != nil {
 		return fmt.Errorf("postgres: migrations: %w", err)
@@ -133,8 +190,11 @@ func migrate(ctx context.Context, db *sql.DB) error {
 // Close waits for the inserts under way and closes the connection pool.
 func (s *Store) Close() error {
 	s.ins.Close()
-	return errors.Join(s.policy.close(), s.sql.Close())
+	return errors.Join(s.policy.close(), s.sql.Close(), s.health.Close())
 }
+
+// PoolSize is the number of connections of the pool.
+func (s *Store) PoolSize() int { return s.maxConns }
 
 // DB returns the gorm handle on the store's connection pool.
 func (s *Store) DB() *gorm.DB { return s.gdb }
@@ -142,9 +202,10 @@ func (s *Store) DB() *gorm.DB { return s.gdb }
 // SQL returns the connection pool.
 func (s *Store) SQL() *sql.DB { return s.sql }
 
-// Ping reports whether the database answers.
+// Ping reports whether the database answers, on a connection of its own: it answers
+// whatever the requests under way hold of the pool.
 func (s *Store) Ping(ctx context.Context) error {
-	if err := s.sql.PingContext(ctx); err != nil {
+	if err := s.health.PingContext(ctx); err != nil {
 		return translate(ctx, err)
 	}
 	return nil
@@ -164,10 +225,23 @@ func translate(ctx context.Context, err error) error {
 	if errors.Is(err, gorm.ErrRecordNotFound) {
 		return resources.Errorf(resources.CodeNotFound, "not found")
 	}
+	if err != nil && ctx.Err() == nil {
+		var pe *pgconn.PgError
+		switch {
+		case unreachable(err):
+			return unavailable(err)
+		case errors.As(err, &pe) && pe.Code == queryCanceled:
+			// Cancelled by the server, not by the caller: statement_timeout.
+			return &resources.Error{Code: resources.CodeTimeout, Message: sqlstore.TimeoutError(0).Message, Err: err}
+		}
+	}
 	return sqlstore.Translate(ctx, err, isUniqueViolation)
 }
 
-const uniqueViolation = "23505"
+const (
+	uniqueViolation = "23505"
+	queryCanceled   = "57014"
+)
 
 func isUniqueViolation(err error) bool {
 	var pe *pgconn.PgError

@@ -2,10 +2,11 @@
 
 package sqlite
 
-import "os"
+// fileLock is nothing where flock(2) is not at hand.
+type fileLock struct{}
 
 // lockFile does nothing where flock(2) is not at hand (Windows, Solaris): keeping a second process off the
 // file is then up to whoever starts them.
-func lockFile(string) (*os.File, error) { return nil, nil }
+func lockFile(string) (*fileLock, error) { return nil, nil }
 
-func unlockFile(*os.File) error { return nil }
+func unlockFile(*fileLock) error { return nil }

@@ -3,7 +3,7 @@
 // driver (no cgo, no database server). It runs the statements of resources/sqlstore
 // over the tables of migrations/sqlite, which Open applies.
 //
-// One process owns a file: Open takes an exclusive lock beside it, since the caches of
+// One process owns a file: Open takes an exclusive lock on it, since the caches of
 // a fhirbox process (sessions, policies, clients) learn of writes only from the process
 // that makes them. Writes go through one connection, one after the other, so concurrent
 // writes queue in the process instead of failing on SQLite's lock; reads run on a pool of
@@ -43,7 +43,12 @@ type Store struct {
 	write *sql.DB // one connection: every write, one after the other
 	read  *sql.DB // read-only connections
 	gdb   *gorm.DB
-	lock  *os.File
+	lock  *fileLock
+	// health is a read connection of its own for Ping, so that /health answers
+	// whatever the requests under way hold of the read pool.
+	health  *sql.DB
+	readers int
+	timeout time.Duration
 
 	writes     chan *writeReq // to the writer goroutine (see Write)
 	closed     chan struct{}  // closed by Close
@@ -58,6 +63,21 @@ type Option func(*config)
 
 type config struct {
 	readers int
+	timeout time.Duration
+}
+
+// DefaultStatementTimeout bounds searches and history reads unless WithStatementTimeout
+// says otherwise: far above what any request of the API takes, it only stops the
+// runaways.
+const DefaultStatementTimeout = 30 * time.Second
+
+// WithStatementTimeout sets how long a search or a history read may run (default
+// DefaultStatementTimeout; 0 or less: no limit). One that runs longer is interrupted and
+// fails with a resources.CodeTimeout error. Reads by id look up one row by its key and
+// run without it; so do writes, which queue on one connection and are committed
+// together (see Write): interrupting one would throw away the others'.
+func WithStatementTimeout(d time.Duration) Option {
+	return func(c *config) { c.timeout = max(d, 0) }
 }
 
 // WithReaders sets the number of read connections (default: the number of CPUs, at
@@ -90,7 +110,7 @@ var pragmas = []string{
 // Open opens (creating it and its directory if need be) the database file at path,
 // takes the lock that keeps other processes off it and applies the pending migrations.
 func Open(ctx context.Context, path string, opts ...Option) (*Store, error) {
-	c := config{readers: max(4, runtime.NumCPU())}
+	c := config{readers: max(4, runtime.NumCPU()), timeout: DefaultStatementTimeout}
 	for _, o := range opts {
 		o(&c)
 	}
@@ -108,7 +128,7 @@ func Open(ctx context.Context, path string, opts ...Option) (*Store, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Store{path: abs, lock: lock, closed: make(chan struct{})}
+	s := &Store{path: abs, lock: lock, closed: make(chan struct{}), readers: c.readers, timeout: c.timeout}
 	fail := func(err error) (*Store, error) {
 		s.Close()
 		return nil, err
@@ -149,6 +169,13 @@ func Open(ctx context.Context, path string, opts ...Option) (*Store, error) {
 	if err := s.read.PingContext(ctx); err != nil {
 		return fail(fmt.Errorf("sqlite: cannot open %s: %s", abs, oneLine(err)))
 	}
+
+	s.health, err = sql.Open(driverName, dsn(abs, "_pragma=query_only(1)"))
+	if err != nil {
+		return fail(fmt.Errorf("sqlite: %s: %w", abs, err))
+	}
+	s.health.SetMaxOpenConns(1)
+	s.health.SetMaxIdleConns(1)
 
 	s.Reads = sqlstore.NewReads(dialect, s.read)
 
@@ -207,6 +234,9 @@ func (s *Store) Close() error {
 		if s.read != nil {
 			errs = append(errs, s.read.Close())
 		}
+		if s.health != nil {
+			errs = append(errs, s.health.Close())
+		}
 		if s.write != nil {
 			errs = append(errs, s.write.Close())
 		}
@@ -227,9 +257,12 @@ func (s *Store) DB() *gorm.DB { return s.gdb }
 // the store's writes; its statistics show how long writes wait for their turn.
 func (s *Store) SQL() *sql.DB { return s.write }
 
-// Ping reports whether the database answers.
+// PoolSize is the number of read connections.
+func (s *Store) PoolSize() int { return s.readers }
+
+// Ping reports whether the database answers, on a connection of its own.
 func (s *Store) Ping(ctx context.Context) error {
-	if err := s.read.PingContext(ctx); err != nil {
+	if err := s.health.PingContext(ctx); err != nil {
 		return translate(ctx, err)
 	}
 	return nil
@@ -274,9 +307,23 @@ func (s *Store) Purge(ctx context.Context, typ, param string, before, deletedBef
 	return dialect.Purge(ctx, s.write, typ, param, before, deletedBefore, limit)
 }
 
-// Search runs q over the live resources of q.Type.
-func (s *Store) Search(ctx context.Context, q *resources.Query) (*resources.SearchResult, error) {
-	return dialect.Search(ctx, s.read, q)
+// Search runs q over the live resources of q.Type, under the statement timeout.
+func (s *Store) Search(ctx context.Context, q *resources.Query) (res *resources.SearchResult, err error) {
+	err = s.reading(ctx, func(ctx context.Context, c *sql.Conn) (err error) {
+		res, err = dialect.Search(ctx, c, q)
+		return err
+	})
+	return res, err
+}
+
+// History lists the versions of one resource or of one type, newest first, under the
+// statement timeout.
+func (s *Store) History(ctx context.Context, q resources.HistoryQuery) (res *resources.HistoryResult, err error) {
+	err = s.reading(ctx, func(ctx context.Context, c *sql.Conn) (err error) {
+		res, err = dialect.History(ctx, c, q)
+		return err
+	})
+	return res, err
 }
 
 // translate turns a driver error into the engine's errors (see sqlstore.Translate).

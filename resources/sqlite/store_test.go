@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -107,6 +108,88 @@ func TestOpenRefusesASecondOpener(t *testing.T) {
 		t.Fatalf("Open after Close: %v", err)
 	}
 	s.Close()
+}
+
+// The lock is on the file, not on the name it is opened by: a symbolic or a hard link
+// to the file of a running server is refused as the file itself is. (Through a hard
+// link SQLite would even keep a log of its own, beside the link.)
+func TestOpenRefusesTheFileUnderAnotherName(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	path := filepath.Join(dir, "fhirbox.db")
+	s, err := Open(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	other := t.TempDir()
+	symlink, hardlink := filepath.Join(other, "symlink.db"), filepath.Join(other, "hardlink.db")
+	if err := os.Symlink(path, symlink); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Link(path, hardlink); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{symlink, hardlink} {
+		_, err := Open(ctx, name)
+		if err == nil || !strings.Contains(err.Error(), "in use by another fhirbox process") || strings.Contains(err.Error(), "\n") {
+			t.Errorf("Open(%s) while %s is open: %v", filepath.Base(name), path, err)
+		}
+	}
+	// The refused opens took nothing from the open store.
+	if _, err := s.Write(ctx, "Patient", "p1", func(*resources.Resource) (*resources.Resource, *resources.Index, error) {
+		return &resources.Resource{Type: "Patient", ID: "p1", VersionID: 1, LastUpdated: time.Now(), Content: []byte(`{}`)}, nil, nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	// Closed, the file may be opened by any of its names.
+	for _, name := range []string{hardlink, symlink} {
+		s, err := Open(ctx, name)
+		if err != nil {
+			t.Fatalf("Open(%s) after Close: %v", filepath.Base(name), err)
+		}
+		if _, err := s.Read(ctx, "Patient", "p1"); err != nil {
+			t.Errorf("Read through %s: %v", filepath.Base(name), err)
+		}
+		s.Close()
+	}
+}
+
+// Another process is refused too: flock(2) locks conflict across processes whatever
+// path they open, which a child process shows (the test binary, re-run as a helper).
+func TestOpenRefusesAnotherProcess(t *testing.T) {
+	if p := os.Getenv("FHIRBOX_TEST_OPEN_PATH"); p != "" {
+		s, err := Open(context.Background(), p)
+		if err == nil {
+			s.Close()
+			fmt.Println("OPENED")
+			return
+		}
+		fmt.Println("REFUSED:", err)
+		return
+	}
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "fhirbox.db")
+	s, err := Open(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	hardlink := filepath.Join(t.TempDir(), "hardlink.db")
+	if err := os.Link(path, hardlink); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(os.Args[0], "-test.run=^TestOpenRefusesAnotherProcess$", "-test.count=1")
+	cmd.Env = append(os.Environ(), "FHIRBOX_TEST_OPEN_PATH="+hardlink)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("helper process: %v\n%s", err, out)
+	}
+	if !strings.Contains(string(out), "REFUSED: sqlite: "+hardlink+" is in use by another fhirbox process") {
+		t.Errorf("a second process opening a hard link: %s", out)
+	}
 }
 
 func TestOpenErrors(t *testing.T) {
@@ -403,5 +486,66 @@ func TestWriteCanceledWhileQueued(t *testing.T) {
 	close(release)
 	if err := <-done; !errors.Is(err, context.Canceled) {
 		t.Errorf("canceled write: %v", err)
+	}
+}
+
+// runaway is a statement that runs for minutes: SQLite counts to a billion.
+const runaway = `WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 1000000000) SELECT count(*) FROM c`
+
+// A statement is interrupted when its context ends, by the statement timeout
+// (CodeTimeout) or by the caller going away (the context's error), although the driver
+// interrupts only while a statement is prepared, not while its rows are stepped; the
+// connection serves the next statement as usual.
+func TestReadingInterruptsARunawayStatement(t *testing.T) {
+	const timeout = 200 * time.Millisecond
+	s := newStore(t, WithStatementTimeout(timeout), WithReaders(1))
+	count := func(ctx context.Context, c *sql.Conn) error {
+		var n int
+		return c.QueryRowContext(ctx, runaway).Scan(&n)
+	}
+	run := func(ctx context.Context) (time.Duration, error) {
+		start := time.Now()
+		done := make(chan error, 1)
+		go func() { done <- s.reading(ctx, count) }()
+		select {
+		case err := <-done:
+			return time.Since(start), err
+		case <-time.After(20 * time.Second):
+			t.Fatal("the statement was not interrupted within 20s")
+		}
+		return 0, nil
+	}
+
+	took, err := run(context.Background())
+	if resources.ErrorCode(err) != resources.CodeTimeout || took > timeout+5*time.Second {
+		t.Errorf("past the statement timeout of %s: %v after %s", timeout, err, took)
+	}
+	t.Logf("statement timeout of %s: interrupted after %s", timeout, took.Round(time.Millisecond))
+
+	ctx, cancel := context.WithCancel(context.Background())
+	time.AfterFunc(50*time.Millisecond, cancel)
+	took, err = run(ctx)
+	if !errors.Is(err, context.Canceled) || took > 5*time.Second {
+		t.Errorf("caller gone: %v after %s", err, took)
+	}
+	t.Logf("caller gone after 50ms: interrupted after %s", took.Round(time.Millisecond))
+
+	// The one read connection is fine, and no interrupt is left over for it.
+	if _, err := s.Search(context.Background(), &resources.Query{Type: "Patient", Count: 10}); err != nil {
+		t.Errorf("search after the interrupts: %v", err)
+	}
+	if _, err := s.History(context.Background(), resources.HistoryQuery{Type: "Patient", Count: 10}); err != nil {
+		t.Errorf("history after the interrupts: %v", err)
+	}
+}
+
+// Searches and history reads run under the statement timeout.
+func TestSearchUnderTheStatementTimeout(t *testing.T) {
+	s := newStore(t, WithStatementTimeout(time.Nanosecond))
+	if _, err := s.Search(context.Background(), &resources.Query{Type: "Patient", Count: 10}); resources.ErrorCode(err) != resources.CodeTimeout {
+		t.Errorf("search: %v", err)
+	}
+	if _, err := s.History(context.Background(), resources.HistoryQuery{Type: "Patient", Count: 10}); resources.ErrorCode(err) != resources.CodeTimeout {
+		t.Errorf("history: %v", err)
 	}
 }

@@ -184,9 +184,14 @@ func (d *Dialect) Next(typ, id string, next *resources.Resource, idx *resources.
 // unique reports as a unique violation is a conflict, and anything else is an internal
 // error whose detail is only logged.
 func Translate(ctx context.Context, err error, unique func(error) bool) error {
+	var timeout *resources.Error
 	switch {
 	case err == nil:
 		return nil
+	case ctx.Err() != nil && errors.As(context.Cause(ctx), &timeout):
+		// The store's own deadline (a statement timeout, see Bounded) ended the
+		// statement, not the caller.
+		return timeout
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
 		return err
 	case ctx.Err() != nil:
@@ -229,4 +234,25 @@ func (r Reads) VRead(ctx context.Context, typ, id string, versionID int64) (*res
 // History lists the versions of one resource (q.ID set) or of one type, newest first.
 func (r Reads) History(ctx context.Context, q resources.HistoryQuery) (*resources.HistoryResult, error) {
 	return r.d.History(ctx, r.pool, q)
+}
+
+// Bounded returns ctx with the statement timeout d (none when d <= 0): a statement still
+// running when it passes is cancelled, and Translate reports it as a CodeTimeout error
+// rather than as the caller's cancellation.
+func Bounded(ctx context.Context, d time.Duration) (context.Context, context.CancelFunc) {
+	if d <= 0 {
+		return ctx, func() {}
+	}
+	return context.WithTimeoutCause(ctx, d, TimeoutError(d))
+}
+
+// TimeoutError is the error of a statement cancelled by the statement timeout d.
+// Zero when it is the database's own setting, unknown here.
+func TimeoutError(d time.Duration) *resources.Error {
+	limit := ""
+	if d > 0 {
+		limit = " (" + d.String() + ")"
+	}
+	return resources.Errorf(resources.CodeTimeout,
+		"the request took longer than the database statement timeout%s and was stopped: narrow the search, or try again later", limit)
 }
