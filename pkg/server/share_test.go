@@ -57,6 +57,10 @@ func (s *slowStore) hold(ctx context.Context) error {
 	}
 }
 
+func withCallerShare(n int) envOption {
+	return func(a *app.Config) { a.Server.CallerShare = n }
+}
+
 func withCallerWait(d time.Duration) envOption {
 	return func(a *app.Config) { a.Server.CallerWait = d }
 }
