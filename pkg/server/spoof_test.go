@@ -115,3 +115,24 @@ func testPolicyTraceHidesDatabaseText(t *testing.T) {
 		t.Error("the server log lacks the database's message")
 	}
 }
+
+// A policy query that does not compile is described by its author's own text (syntax,
+// unknown names) but never by data: a cast that fails while PostgreSQL plans the query
+// is told by its SQLSTATE only.
+func TestPolicyCompileErrorsHideData(t *testing.T) {
+	forEachBackend(t, testPolicyCompileErrorsHideData)
+}
+
+func testPolicyCompileErrorsHideData(t *testing.T) {
+	e := newEnv(t)
+	e.postgresOnly(t, "the sql engine needs PostgreSQL")
+	const marker = "Zebra-Marker-4711"
+	r := e.must(422, post("/auth/test-policy", `{"request":{},"policy":{"engine":"sql","sql":{"query":"SELECT '`+marker+`'::int > 0"}}}`))
+	if msg := outcomeText(t, r); strings.Contains(msg, marker) || !strings.Contains(msg, "22P02") {
+		t.Errorf("a failed constant cast: want its SQLSTATE, not its value: %s", msg)
+	}
+	r = e.must(422, post("/auth/test-policy", `{"request":{},"policy":{"engine":"sql","sql":{"query":"SELECT true FROM no_such_table"}}}`))
+	if msg := outcomeText(t, r); !strings.Contains(msg, "no_such_table") {
+		t.Errorf("an unknown table: want PostgreSQL's message, which names it: %s", msg)
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -68,7 +69,7 @@ func (s *Store) CheckPolicySQL(ctx context.Context, query string, nparams int) e
 		if err != nil {
 			var pe *pgconn.PgError
 			if errors.As(err, &pe) {
-				check = fmt.Errorf("the query does not compile: %s", pe.Message)
+				check = compileError(pe)
 				return nil
 			}
 			return err
@@ -103,6 +104,17 @@ func (s *Store) CheckPolicySQL(ctx context.Context, query string, nparams int) e
 		return err
 	}
 	return check
+}
+
+// compileError says why a policy query does not compile. Syntax errors and unknown
+// names (SQLSTATE class 42) quote only the query's own text, which its author needs to
+// see; any other class (a failed cast of a constant folded while planning, say) could
+// quote data, so only its SQLSTATE is told.
+func compileError(pe *pgconn.PgError) error {
+	if strings.HasPrefix(pe.Code, "42") {
+		return fmt.Errorf("the query does not compile: %s", pe.Message)
+	}
+	return fmt.Errorf("the query does not compile: PostgreSQL refused it with SQLSTATE %s", pe.Code)
 }
 
 // EvalPolicySQL runs the query of a sql AccessPolicy as the policy role, read-only,
