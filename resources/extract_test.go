@@ -410,55 +410,6 @@ func TestCompileExpressionErrors(t *testing.T) {
 	}
 }
 
-func TestParseDateRange(t *testing.T) {
-	tests := []struct {
-		in, low, high string // high "" means an error is expected
-	}{
-		{"2019", "2019-01-01T00:00:00Z", "2020-01-01T00:00:00Z"},
-		{"2019-02", "2019-02-01T00:00:00Z", "2019-03-01T00:00:00Z"},
-		{"2020-02-29", "2020-02-29T00:00:00Z", "2020-03-01T00:00:00Z"},
-		{"2019-03-04T10:20", "2019-03-04T10:20:00Z", "2019-03-04T10:21:00Z"},
-		{"2019-03-04T10:20Z", "2019-03-04T10:20:00Z", "2019-03-04T10:21:00Z"},
-		{"2019-03-04T10:20:30-05:00", "2019-03-04T15:20:30Z", "2019-03-04T15:20:31Z"},
-		{"2019-03-04T10:20:30 05:00", "2019-03-04T05:20:30Z", "2019-03-04T05:20:31Z"}, // '+' decoded as space
-		{"2019-03-04T10:20:30.000001Z", "2019-03-04T10:20:30.000001Z", "2019-03-04T10:20:30.000002Z"},
-		{"2019-03-04T10:20:30.1234567891234Z", "2019-03-04T10:20:30.123456789Z", "2019-03-04T10:20:30.12345679Z"},
-		{"9999-12-31", "9999-12-31T00:00:00Z", "10000-01-01T00:00:00Z"},
-		{"0000", "", ""},
-		{"2019-02-29", "", ""},
-		{"2019-00", "", ""},
-		{"2019-01-01T24:00:00Z", "", ""},
-		{"2019-01-01T10:60:00Z", "", ""},
-		{"2019-01-01T10:00:60Z", "", ""},
-		{"2019-01-01Z", "", ""},
-		{"2019-01-01T10", "", ""},
-		{"2019-01-01T10:00:00+2:00", "", ""},
-		{"2019-01-01 10:00:00", "", ""},
-		{"20190101", "", ""},
-		{"", "", ""},
-		{"x2019", "", ""},
-	}
-	for _, tt := range tests {
-		low, high, err := ParseDateRange(tt.in)
-		if tt.high == "" {
-			if err == nil {
-				t.Errorf("%q: got [%v, %v), want an error", tt.in, low, high)
-			}
-			continue
-		}
-		if err != nil {
-			t.Errorf("%q: %v", tt.in, err)
-			continue
-		}
-		if got := low.Format(time.RFC3339Nano) + " " + high.Format(time.RFC3339Nano); got != tt.low+" "+tt.high {
-			t.Errorf("%q: got %s, want %s %s", tt.in, got, tt.low, tt.high)
-		}
-		if low.Location() != time.UTC || high.Location() != time.UTC {
-			t.Errorf("%q: not UTC", tt.in)
-		}
-	}
-}
-
 func TestNormalizeString(t *testing.T) {
 	tests := []struct{ in, want string }{
 		{"Véliz", "veliz"},

@@ -12,6 +12,8 @@ import (
 	"strconv"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/fhirbox/fhirbox/resources/fhirdate"
 )
 
 // ParseOptions tunes ParseSearch.
@@ -562,7 +564,7 @@ func (p *searchParser) value(sp *SearchParam, mod, item string) (v Value, ok boo
 		if err != nil {
 			return bad("%v", err)
 		}
-		low, high, err := ParseDateRange(unescape(rest))
+		low, high, err := fhirdate.ParseRange(unescape(rest))
 		if err != nil {
 			return bad("not a valid date, dateTime or instant")
 		}

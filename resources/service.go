@@ -14,6 +14,8 @@ import (
 
 	"github.com/google/uuid"
 	"golang.org/x/crypto/bcrypt"
+
+	"github.com/fhirbox/fhirbox/resources/fhirdate"
 )
 
 // ValidID reports whether id is a valid FHIR logical id (F18): [A-Za-z0-9\-.]{1,64},
@@ -486,7 +488,7 @@ func (s *Service) History(ctx context.Context, typ, id string, params url.Values
 		q.Offset = (n - 1) * q.Count
 	}
 	if v := params.Get("_since"); v != "" {
-		low, _, err := ParseDateRange(v)
+		low, _, err := fhirdate.ParseRange(v)
 		if err != nil {
 			return nil, q, &Error{Code: CodeInvalid, Message: fmt.Sprintf("_since is not a valid instant: %q", v), Expression: "_since"}
 		}

@@ -19,6 +19,7 @@ import (
 
 	"github.com/fhirbox/fhirbox/pkg/app"
 	"github.com/fhirbox/fhirbox/resources"
+	"github.com/fhirbox/fhirbox/resources/fhirdate"
 )
 
 // Scenarios lists the -scenario values.
@@ -329,7 +330,7 @@ func (w *Workload) searchArgs(db *DB, p params) (ceilingSearch, []any, error) {
 	case "search-family-exact":
 		return s, []any{p.family}, nil
 	case "search-birthdate":
-		lo, hi, err := resources.ParseDateRange(p.date)
+		lo, hi, err := fhirdate.ParseRange(p.date)
 		if err != nil {
 			return s, nil, err
 		}
