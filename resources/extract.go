@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
-	"reflect"
 	"regexp"
 	"strconv"
 	"strings"
@@ -12,6 +11,7 @@ import (
 	"time"
 
 	"github.com/fhirbox/fhirbox/resources/fhirdate"
+	"github.com/fhirbox/fhirbox/resources/fhirpath"
 )
 
 // Extract builds the search index of one resource of type typ from its decoded JSON
@@ -42,13 +42,13 @@ func (r *Registry) Extract(typ string, doc map[string]any) (*Index, error) {
 		if err != nil {
 			return nil, Internal(fmt.Errorf("%s.%s: %w", typ, p.Name, err))
 		}
-		for _, v := range e.eval(doc) {
+		for _, v := range e.Eval(doc) {
 			x.add(p, v)
 			if x.bad != "" {
 				return nil, &Error{
 					Code:       CodeUnprocessable,
-					Message:    fmt.Sprintf("%s: %s (search parameter %s)", e.locate(typ, doc, v), x.bad, p.Name),
-					Expression: e.locate(typ, doc, v),
+					Message:    fmt.Sprintf("%s: %s (search parameter %s)", e.Locate(typ, doc, v), x.bad, p.Name),
+					Expression: e.Locate(typ, doc, v),
 				}
 			}
 		}
@@ -63,79 +63,19 @@ func (r *Registry) Extract(typ string, doc map[string]any) (*Index, error) {
 // one or being indexed under a cut value that searches would get wrong.
 const MaxIndexValueBytes = 2048
 
-// located is a value an expression selects and its path in the document.
-type located struct {
-	v    any
-	path string
-}
-
-// locate returns the path, "Type.name[0].family", of the first value that e selects in
-// doc and that is v, for messages about it; the expression itself when none is.
-func (e *expression) locate(typ string, doc map[string]any, v any) string {
-	for _, path := range e.paths {
-		nodes := []located{{doc, typ}}
-		for _, s := range path {
-			var next []located
-			for _, n := range nodes {
-				obj, ok := n.v.(map[string]any)
-				if !ok {
-					continue
-				}
-				if s.where {
-					if literalString(obj[s.field]) == s.value && obj[s.field] != nil {
-						next = append(next, n)
-					}
-					continue
-				}
-				switch c := obj[s.field].(type) {
-				case nil:
-				case []any:
-					for i, el := range c {
-						if el != nil {
-							next = append(next, located{el, fmt.Sprintf("%s.%s[%d]", n.path, s.field, i)})
-						}
-					}
-				default:
-					next = append(next, located{c, n.path + "." + s.field})
-				}
-			}
-			nodes = next
-		}
-		for _, n := range nodes {
-			if sameValue(n.v, v) {
-				return n.path
-			}
-		}
-	}
-	return typ
-}
-
-// sameValue reports whether a and b are the same selected value: the same object or
-// array, or equal primitives.
-func sameValue(a, b any) bool {
-	switch a.(type) {
-	case map[string]any, []any:
-		ra, rb := reflect.ValueOf(a), reflect.ValueOf(b)
-		return ra.Kind() == rb.Kind() && ra.Pointer() == rb.Pointer()
-	case string, json.Number, bool, float64:
-		return a == b
-	}
-	return false
-}
-
 // expressions caches compiled expressions by parameter. Parameters live as long as
 // their registry, which is normally the whole process, so the cache is never pruned.
-var expressions sync.Map // *SearchParam → *expression (or error)
+var expressions sync.Map // *SearchParam → *fhirpath.Expression (or error)
 
 // compiledExpression returns p's expression compiled, compiling it on first use.
-func compiledExpression(p *SearchParam) (*expression, error) {
+func compiledExpression(p *SearchParam) (*fhirpath.Expression, error) {
 	if v, ok := expressions.Load(p); ok {
 		if err, bad := v.(error); bad {
 			return nil, err
 		}
-		return v.(*expression), nil
+		return v.(*fhirpath.Expression), nil
 	}
-	e, err := compileExpression(p.Expression)
+	e, err := fhirpath.Compile(p.Expression)
 	if err != nil {
 		expressions.Store(p, err)
 		return nil, err
@@ -144,219 +84,7 @@ func compiledExpression(p *SearchParam) (*expression, error) {
 	if err, bad := v.(error); bad {
 		return nil, err
 	}
-	return v.(*expression), nil
-}
-
-// expression is a compiled search parameter expression: the union of its paths.
-type expression struct {
-	paths [][]step
-}
-
-// step is one step of a path: navigation to a child element (field), or, when where is
-// set, a filter keeping the elements whose field equals value.
-type step struct {
-	field string
-	where bool
-	value string
-}
-
-// compileExpression parses the FHIRPath subset the registry uses: paths joined by "|",
-// each "Type.a.b" with optional ".where(field='literal')" filters after a step. The
-// leading type name is dropped: the expression is only ever applied to its own type.
-func compileExpression(expr string) (*expression, error) {
-	var e expression
-	for _, src := range splitOutsideQuotes(expr, '|') {
-		src = strings.TrimSpace(src)
-		if src == "" {
-			continue
-		}
-		path, err := compilePath(src)
-		if err != nil {
-			return nil, fmt.Errorf("expression %q: %w", expr, err)
-		}
-		e.paths = append(e.paths, path)
-	}
-	if len(e.paths) == 0 {
-		return nil, fmt.Errorf("expression %q selects nothing", expr)
-	}
-	return &e, nil
-}
-
-// splitOutsideQuotes splits s at each sep that is not inside a '…' literal.
-func splitOutsideQuotes(s string, sep byte) []string {
-	var parts []string
-	quoted, start := false, 0
-	for i := 0; i < len(s); i++ {
-		switch {
-		case quoted && s[i] == '\\':
-			i++
-		case s[i] == '\'':
-			quoted = !quoted
-		case !quoted && s[i] == sep:
-			parts = append(parts, s[start:i])
-			start = i + 1
-		}
-	}
-	return append(parts, s[start:])
-}
-
-// compilePath compiles one path such as "Patient.telecom.where(system='email')".
-func compilePath(src string) ([]step, error) {
-	c := pathScanner{s: src}
-	if c.ident() == "" || !c.eat('.') {
-		return nil, fmt.Errorf("path %q does not start with a type name", src)
-	}
-	var steps []step
-	for {
-		name := c.ident()
-		if name == "" {
-			return nil, fmt.Errorf("path %q: element name expected at offset %d", src, c.i)
-		}
-		if c.eat('(') {
-			if name != "where" {
-				return nil, fmt.Errorf("path %q: function %s() is not supported", src, name)
-			}
-			c.spaces()
-			field := c.ident()
-			c.spaces()
-			if field == "" || !c.eat('=') {
-				return nil, fmt.Errorf("path %q: where() takes field='value'", src)
-			}
-			c.spaces()
-			value, ok := c.literal()
-			c.spaces()
-			if !ok || !c.eat(')') {
-				return nil, fmt.Errorf("path %q: where() takes field='value'", src)
-			}
-			steps = append(steps, step{field: field, where: true, value: value})
-		} else {
-			steps = append(steps, step{field: name})
-		}
-		if c.i == len(c.s) {
-			return steps, nil
-		}
-		if !c.eat('.') {
-			return nil, fmt.Errorf("path %q: unexpected %q at offset %d", src, c.s[c.i], c.i)
-		}
-	}
-}
-
-// pathScanner reads the tokens of one path.
-type pathScanner struct {
-	s string
-	i int
-}
-
-func (c *pathScanner) ident() string {
-	start := c.i
-	for c.i < len(c.s) {
-		b := c.s[c.i]
-		if b == '_' || b == '-' || '0' <= b && b <= '9' || 'a' <= b && b <= 'z' || 'A' <= b && b <= 'Z' {
-			c.i++
-			continue
-		}
-		break
-	}
-	return c.s[start:c.i]
-}
-
-func (c *pathScanner) eat(b byte) bool {
-	if c.i < len(c.s) && c.s[c.i] == b {
-		c.i++
-		return true
-	}
-	return false
-}
-
-func (c *pathScanner) spaces() {
-	for c.i < len(c.s) && c.s[c.i] == ' ' {
-		c.i++
-	}
-}
-
-// literal reads a '…' string; a backslash escapes the next character.
-func (c *pathScanner) literal() (string, bool) {
-	if !c.eat('\'') {
-		return "", false
-	}
-	var b strings.Builder
-	for c.i < len(c.s) {
-		ch := c.s[c.i]
-		c.i++
-		switch ch {
-		case '\'':
-			return b.String(), true
-		case '\\':
-			if c.i < len(c.s) {
-				b.WriteByte(c.s[c.i])
-				c.i++
-			}
-		default:
-			b.WriteByte(ch)
-		}
-	}
-	return "", false
-}
-
-// eval applies the expression to doc and returns the selected values. Arrays are
-// flattened at every step, as in FHIRPath, so "Patient.name.given" yields each given
-// name of each name.
-func (e *expression) eval(doc map[string]any) []any {
-	var out []any
-	for _, path := range e.paths {
-		nodes := []any{doc}
-		for _, s := range path {
-			var next []any
-			for _, n := range nodes {
-				obj, ok := n.(map[string]any)
-				if !ok {
-					continue
-				}
-				if s.where {
-					if literalString(obj[s.field]) == s.value && obj[s.field] != nil {
-						next = append(next, obj)
-					}
-					continue
-				}
-				next = appendFlat(next, obj[s.field])
-			}
-			nodes = next
-		}
-		out = append(out, nodes...)
-	}
-	return out
-}
-
-// appendFlat appends v, or each element of v when it is an array; nulls are absent.
-func appendFlat(dst []any, v any) []any {
-	switch v := v.(type) {
-	case nil:
-		return dst
-	case []any:
-		for _, el := range v {
-			if el != nil {
-				dst = append(dst, el)
-			}
-		}
-		return dst
-	default:
-		return append(dst, v)
-	}
-}
-
-// literalString returns a primitive JSON value as where() compares it.
-func literalString(v any) string {
-	switch v := v.(type) {
-	case string:
-		return v
-	case bool:
-		return strconv.FormatBool(v)
-	case json.Number:
-		return v.String()
-	case float64:
-		return strconv.FormatFloat(v, 'f', -1, 64)
-	}
-	return ""
+	return v.(*fhirpath.Expression), nil
 }
 
 // extractor accumulates the entries of one resource.
@@ -424,7 +152,7 @@ func (x *extractor) addString(p *SearchParam, v any) {
 			parts = []string{"text"}
 		}
 		for _, k := range parts {
-			for _, s := range appendFlat(nil, v[k]) {
+			for _, s := range fhirpath.Flatten(v[k]) {
 				if s, ok := s.(string); ok {
 					x.string(p, s)
 				}
@@ -492,7 +220,7 @@ func (x *extractor) addToken(p *SearchParam, v any) {
 		system, _ := v["system"].(string)
 		switch {
 		case v["coding"] != nil: // CodeableConcept
-			for _, c := range appendFlat(nil, v["coding"]) {
+			for _, c := range fhirpath.Flatten(v["coding"]) {
 				if c, ok := c.(map[string]any); ok {
 					s, _ := c["system"].(string)
 					code, _ := c["code"].(string)
