@@ -14,6 +14,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/fhirbox/fhirbox/accesspolicy/matcho"
 	"github.com/fhirbox/fhirbox/resources"
 )
 
@@ -191,7 +192,7 @@ func (c *Compiler) compileRule(ctx context.Context, doc map[string]any, path str
 		if !ok || pat == nil {
 			return nil, invalid(path+"matcho", "the matcho engine needs a matcho pattern")
 		}
-		m, err := CompileMatcho(pat)
+		m, err := matcho.Compile(pat)
 		if err != nil {
 			return nil, invalid(path+"matcho", "%v", err)
 		}
@@ -295,7 +296,7 @@ type allowRule struct{}
 func (allowRule) eval(context.Context, *Request, bool) (bool, string, error) { return true, "", nil }
 
 // matchoRule is the matcho engine.
-type matchoRule struct{ m *Matcho }
+type matchoRule struct{ m *matcho.Pattern }
 
 func (r matchoRule) eval(_ context.Context, req *Request, explain bool) (bool, string, error) {
 	if !explain {

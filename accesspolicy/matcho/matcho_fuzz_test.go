@@ -1,4 +1,4 @@
-package accesspolicy
+package matcho
 
 import (
 	"encoding/json"
@@ -7,14 +7,14 @@ import (
 	"testing"
 )
 
-// FuzzMatcho feeds arbitrary JSON patterns and requests through CompileMatcho and Match.
+// FuzzMatcho feeds arbitrary JSON patterns and requests through Compile and Match.
 // Policies are written by admins and requests by anyone, so neither may crash the
 // server, and a denial must always say why.
 func FuzzMatcho(f *testing.F) {
-	for _, tc := range matchoCases {
+	for _, tc := range cases {
 		req := tc.req
 		if req == "" {
-			req = matchoExampleRequest
+			req = exampleRequest
 		}
 		f.Add(tc.pattern, req)
 	}
@@ -27,7 +27,7 @@ func FuzzMatcho(f *testing.F) {
 		{`{"a":{"$present-all":["a"],"a":{"$present-all":["a"]}}}`, `{"a":{"a":{"a":0}}}`},
 		{`{"a":"#\u00e9"}`, `{"a":"caf\u00e9\ud800"}`},
 		{`{"a":[null,null]}`, `{"a":[null]}`},
-		{matchoNested(matchoMaxDepth + 1), `{}`},
+		{nested(maxDepth + 1), `{}`},
 		// A JSON string pattern is also tried as a regexp against the raw request text,
 		// to check the literal shortcuts against the regexp machine.
 		{`"^/fhir/Patient"`, `/fhir/Patient/1`},
@@ -45,7 +45,7 @@ func FuzzMatcho(f *testing.F) {
 		}
 		if src, ok := pattern.(string); ok {
 			if re, err := regexp.Compile(src); err == nil {
-				n, err := matchoCompileString("#"+src, "matcho")
+				n, err := compileString("#"+src, "matcho")
 				if err != nil {
 					t.Fatalf("regexp %q compiles but not as a pattern: %v", src, err)
 				}
@@ -58,10 +58,10 @@ func FuzzMatcho(f *testing.F) {
 		if json.Unmarshal([]byte(reqJSON), &req) != nil || req == nil {
 			t.Skip()
 		}
-		m, err := CompileMatcho(pattern)
+		m, err := Compile(pattern)
 		if err != nil {
 			if m != nil {
-				t.Fatalf("CompileMatcho returned both a Matcho and %v", err)
+				t.Fatalf("Compile returned both a Pattern and %v", err)
 			}
 			return
 		}

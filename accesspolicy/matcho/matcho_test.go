@@ -1,4 +1,4 @@
-package accesspolicy
+package matcho
 
 import (
 	"encoding/json"
@@ -9,24 +9,24 @@ import (
 	"testing"
 )
 
-// matchoExampleRequest is the request object the server builds for
+// exampleRequest is the request object the server builds for
 // GET /fhir/Patient/pt-1?_count=2 by a doctor through a password client.
-const matchoExampleRequest = `{"request-method":"get","uri":"/fhir/Patient/pt-1","query-string":"_count=2","scheme":"http",
+const exampleRequest = `{"request-method":"get","uri":"/fhir/Patient/pt-1","query-string":"_count=2","scheme":"http",
  "params":{"resource/type":"Patient","resource/id":"pt-1","_count":"2"},
  "headers":{"accept":"application/json"},
  "user":{"id":"u1","resourceType":"User","data":{"patient_id":"pt-1"},"roles":["doctor"]},
  "client":{"id":"app","resourceType":"Client","grant_types":["password"]}}`
 
-// matchoCase is one pattern run against one request; an empty req means
-// matchoExampleRequest. The fuzz test seeds its corpus from these.
-type matchoCase struct {
+// testCase is one pattern run against one request; an empty req means
+// exampleRequest. The fuzz test seeds its corpus from these.
+type testCase struct {
 	name    string
 	pattern string
 	req     string
 	want    bool
 }
 
-var matchoCases = []matchoCase{
+var cases = []testCase{
 	// Aidbox doc-style policies.
 	{"doc: only GET on /fhir/Patient", `{"request-method":"get","uri":"#^/fhir/Patient(/[^/]+)?$"}`, "", true},
 	{"doc: only GET on /fhir/Patient, other type", `{"request-method":"get","uri":"#^/fhir/Patient(/[^/]+)?$"}`, `{"request-method":"get","uri":"/fhir/Observation"}`, false},
@@ -208,7 +208,7 @@ var matchoCases = []matchoCase{
 	{"mixed, field on a non-object", `{"m":{"$not":"x","a":1}}`, `{"m":"y"}`, false},
 }
 
-func matchoDecode(t testing.TB, s string) any {
+func decode(t testing.TB, s string) any {
 	t.Helper()
 	var v any
 	if err := json.Unmarshal([]byte(s), &v); err != nil {
@@ -217,37 +217,37 @@ func matchoDecode(t testing.TB, s string) any {
 	return v
 }
 
-func matchoRequest(t testing.TB, s string) map[string]any {
+func request(t testing.TB, s string) map[string]any {
 	t.Helper()
 	if s == "" {
-		s = matchoExampleRequest
+		s = exampleRequest
 	}
-	req, ok := matchoDecode(t, s).(map[string]any)
+	req, ok := decode(t, s).(map[string]any)
 	if !ok {
 		t.Fatalf("test request is not an object: %s", s)
 	}
 	return req
 }
 
-func matchoMustCompile(t testing.TB, pattern string) *Matcho {
+func mustCompile(t testing.TB, pattern string) *Pattern {
 	t.Helper()
-	m, err := CompileMatcho(matchoDecode(t, pattern))
+	m, err := Compile(decode(t, pattern))
 	if err != nil {
-		t.Fatalf("CompileMatcho(%s): %v", pattern, err)
+		t.Fatalf("Compile(%s): %v", pattern, err)
 	}
 	return m
 }
 
 func TestMatcho(t *testing.T) {
 	seen := map[string]bool{}
-	for _, tc := range matchoCases {
+	for _, tc := range cases {
 		if seen[tc.name] {
 			t.Fatalf("duplicate case name %q", tc.name)
 		}
 		seen[tc.name] = true
 		t.Run(tc.name, func(t *testing.T) {
-			m := matchoMustCompile(t, tc.pattern)
-			req := matchoRequest(t, tc.req)
+			m := mustCompile(t, tc.pattern)
+			req := request(t, tc.req)
 			ok, why := m.Match(req)
 			if ok != tc.want {
 				t.Fatalf("Match(%s, %s) = %v (why %q), want %v", tc.pattern, tc.req, ok, why, tc.want)
@@ -286,8 +286,8 @@ func TestMatchoWhy(t *testing.T) {
 		{`{"a":"x"}`, `{"a":"line\nforged: ` + strings.Repeat("y", 100) + `"}`, `a: "line\nforged: ` + strings.Repeat("y", 64-len("line\nforged: ")) + `"…, want "x"`},
 	}
 	for _, tc := range cases {
-		m := matchoMustCompile(t, tc.pattern)
-		ok, why := m.Match(matchoRequest(t, tc.req))
+		m := mustCompile(t, tc.pattern)
+		ok, why := m.Match(request(t, tc.req))
 		if ok || why != tc.want {
 			t.Errorf("Match(%s, %s) = %v, %q\n want false, %q", tc.pattern, tc.req, ok, why, tc.want)
 		}
@@ -331,23 +331,23 @@ func TestMatchoCompileErrors(t *testing.T) {
 		{"Go []string", "", map[string]any{"a": []string{"x"}}, "matcho.a: unsupported Go type []string"},
 		{"Go map[string]string", "", map[string]string{"a": "x"}, "matcho: the top-level pattern must be an object, got unsupported Go type map[string]string"},
 		{"Go NaN", "", map[string]any{"a": []any{nanValue()}}, "matcho.a.0: NaN is not a JSON number"},
-		{"too deep", matchoNested(matchoMaxDepth + 1), nil, "pattern nested deeper than 64 levels"},
-		{"too deep through $not", matchoNestedNot(matchoMaxDepth + 1), nil, "pattern nested deeper than 64 levels"},
-		{"too deep through lists", "{\"a\":" + strings.Repeat("[", matchoMaxDepth) + strings.Repeat("]", matchoMaxDepth) + "}", nil, "pattern nested deeper than 64 levels"},
-		{"hostile depth", matchoNested(5000), nil, "pattern nested deeper than 64 levels"},
+		{"too deep", nested(maxDepth + 1), nil, "pattern nested deeper than 64 levels"},
+		{"too deep through $not", nestedNot(maxDepth + 1), nil, "pattern nested deeper than 64 levels"},
+		{"too deep through lists", "{\"a\":" + strings.Repeat("[", maxDepth) + strings.Repeat("]", maxDepth) + "}", nil, "pattern nested deeper than 64 levels"},
+		{"hostile depth", nested(5000), nil, "pattern nested deeper than 64 levels"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			p := tc.value
 			if p == nil {
-				p = matchoDecode(t, tc.pattern)
+				p = decode(t, tc.pattern)
 			}
-			m, err := CompileMatcho(p)
+			m, err := Compile(p)
 			if err == nil {
-				t.Fatalf("CompileMatcho compiled %v, want an error containing %q", p, tc.want)
+				t.Fatalf("Compile compiled %v, want an error containing %q", p, tc.want)
 			}
 			if m != nil {
-				t.Errorf("CompileMatcho returned a Matcho along with error %v", err)
+				t.Errorf("Compile returned a Pattern along with error %v", err)
 			}
 			if !strings.Contains(err.Error(), tc.want) {
 				t.Errorf("error %q\n does not contain %q", err, tc.want)
@@ -361,37 +361,37 @@ func TestMatchoCompileErrors(t *testing.T) {
 func TestMatchoRegexpPlan(t *testing.T) {
 	plans := []struct {
 		src string
-		how matchoHow
+		how strategy
 		lit string
 	}{
-		{"^/fhir/Patient", matchoHasPrefix, "/fhir/Patient"},
-		{`\A/fhir/Patient`, matchoHasPrefix, "/fhir/Patient"},
-		{"^/fhir/Patient$", matchoEquals, "/fhir/Patient"},
-		{`^/fhir/Patient\z`, matchoEquals, "/fhir/Patient"},
-		{"Patient", matchoContainsLit, "Patient"},
-		{`^a\.b`, matchoHasPrefix, "a.b"},
-		{"^/fhir/Patient(/[^/]+)?$", matchoRunRegexp, "/fhir/Patient"},
-		{"(?i)^abc", matchoRunRegexp, ""},
-		{"(?m)^abc", matchoRunRegexp, ""},
-		{"(?m)^abc$", matchoRunRegexp, ""},
-		{"^a|^b", matchoRunRegexp, ""},
-		{"^", matchoRunRegexp, ""},
-		{"", matchoRunRegexp, ""},
-		{"^$", matchoRunRegexp, ""},
-		{"a$", matchoRunRegexp, ""},
-		{"^\uFFFD", matchoRunRegexp, ""},
-		{`^\x{FFFD}x`, matchoRunRegexp, ""},
-		{"^é", matchoHasPrefix, "é"},
+		{"^/fhir/Patient", hasPrefix, "/fhir/Patient"},
+		{`\A/fhir/Patient`, hasPrefix, "/fhir/Patient"},
+		{"^/fhir/Patient$", equals, "/fhir/Patient"},
+		{`^/fhir/Patient\z`, equals, "/fhir/Patient"},
+		{"Patient", containsLit, "Patient"},
+		{`^a\.b`, hasPrefix, "a.b"},
+		{"^/fhir/Patient(/[^/]+)?$", runRegexp, "/fhir/Patient"},
+		{"(?i)^abc", runRegexp, ""},
+		{"(?m)^abc", runRegexp, ""},
+		{"(?m)^abc$", runRegexp, ""},
+		{"^a|^b", runRegexp, ""},
+		{"^", runRegexp, ""},
+		{"", runRegexp, ""},
+		{"^$", runRegexp, ""},
+		{"a$", runRegexp, ""},
+		{"^\uFFFD", runRegexp, ""},
+		{`^\x{FFFD}x`, runRegexp, ""},
+		{"^é", hasPrefix, "é"},
 	}
 	inputs := []string{"", "a", "b", "abc", "ABC", "xabc", "abc\nabc", "x\nabc", "a.b", "axb",
 		"/fhir/Patient", "/fhir/Patient/1", "/fhir/Patient/1/x", "/fhir/PatientX", "/fhir/patient",
 		"x/fhir/Patient", "Patient", "\xff", "\xffx", "\uFFFDx", "é", "\xc3", "e\u0301"}
 	for _, p := range plans {
-		how, lit := matchoPlan(p.src)
+		how, lit := plan(p.src)
 		if how != p.how || lit != p.lit {
-			t.Errorf("matchoPlan(%q) = %v, %q; want %v, %q", p.src, how, lit, p.how, p.lit)
+			t.Errorf("plan(%q) = %v, %q; want %v, %q", p.src, how, lit, p.how, p.lit)
 		}
-		n, err := matchoCompileString("#"+p.src, "matcho")
+		n, err := compileString("#"+p.src, "matcho")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -409,25 +409,25 @@ func nanValue() float64 {
 	return zero / zero
 }
 
-// matchoNested is {"a":{"a":…{"a":1}…}} with depth objects.
-func matchoNested(depth int) string {
+// nested is {"a":{"a":…{"a":1}…}} with depth objects.
+func nested(depth int) string {
 	return strings.Repeat(`{"a":`, depth) + "1" + strings.Repeat("}", depth)
 }
 
-// matchoNestedNot is {"$not":{"$not":…{"a":1}…}} with depth objects.
-func matchoNestedNot(depth int) string {
+// nestedNot is {"$not":{"$not":…{"a":1}…}} with depth objects.
+func nestedNot(depth int) string {
 	return strings.Repeat(`{"$not":`, depth-1) + `{"a":1}` + strings.Repeat("}", depth-1)
 }
 
 func TestMatchoDepthLimit(t *testing.T) {
 	// The deepest pattern allowed still compiles and works; one level more is refused
 	// (see TestMatchoCompileErrors).
-	m := matchoMustCompile(t, matchoNested(matchoMaxDepth))
-	if ok, why := m.Match(matchoRequest(t, matchoNested(matchoMaxDepth))); !ok {
+	m := mustCompile(t, nested(maxDepth))
+	if ok, why := m.Match(request(t, nested(maxDepth))); !ok {
 		t.Fatalf("deepest allowed pattern does not match: %s", why)
 	}
 	// 63 nested $not around {"a":1}: an odd number, so it is $not {"a":1}.
-	m = matchoMustCompile(t, matchoNestedNot(matchoMaxDepth))
+	m = mustCompile(t, nestedNot(maxDepth))
 	if ok, why := m.Match(map[string]any{"a": 2.0}); !ok {
 		t.Errorf("$not^63 {a:1} against {a:2}: %s", why)
 	}
@@ -437,15 +437,15 @@ func TestMatchoDepthLimit(t *testing.T) {
 }
 
 func TestMatchoNil(t *testing.T) {
-	var m *Matcho
+	var m *Pattern
 	if ok, why := m.Match(map[string]any{}); ok || why == "" {
-		t.Errorf("nil Matcho: %v, %q; want a denial with a reason", ok, why)
+		t.Errorf("nil Pattern: %v, %q; want a denial with a reason", ok, why)
 	}
-	if ok, why := (&Matcho{}).Match(map[string]any{}); ok || why == "" {
-		t.Errorf("zero Matcho: %v, %q; want a denial with a reason", ok, why)
+	if ok, why := (&Pattern{}).Match(map[string]any{}); ok || why == "" {
+		t.Errorf("zero Pattern: %v, %q; want a denial with a reason", ok, why)
 	}
 	// A nil request is an empty one, not a crash.
-	m = matchoMustCompile(t, `{"a":"nil?"}`)
+	m = mustCompile(t, `{"a":"nil?"}`)
 	if ok, _ := m.Match(nil); !ok {
 		t.Errorf("nil request should have no keys")
 	}
@@ -453,8 +453,8 @@ func TestMatchoNil(t *testing.T) {
 
 // The compiled tree must not alias the caller's pattern, which may be reused or mutated.
 func TestMatchoPatternNotRetained(t *testing.T) {
-	p := matchoDecode(t, `{"a":{"$enum":["x"]},"b":["y"]}`).(map[string]any)
-	m, err := CompileMatcho(p)
+	p := decode(t, `{"a":{"$enum":["x"]},"b":["y"]}`).(map[string]any)
+	m, err := Compile(p)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -462,19 +462,19 @@ func TestMatchoPatternNotRetained(t *testing.T) {
 	p["b"].([]any)[0] = "changed"
 	p["c"] = "new"
 	if ok, why := m.Match(map[string]any{"a": "x", "b": []any{"y"}}); !ok {
-		t.Errorf("mutating the pattern changed the compiled Matcho: %s", why)
+		t.Errorf("mutating the pattern changed the compiled Pattern: %s", why)
 	}
 }
 
 // Match runs on every HTTP request: the success path must not allocate.
 func TestMatchoNoAllocOnSuccess(t *testing.T) {
-	req := matchoRequest(t, "")
+	req := request(t, "")
 	for _, pattern := range []string{
 		`{"request-method":"get","uri":"#^/fhir/Patient","user":{"roles":{"$contains":"doctor"}}}`,
 		`{"uri":"#^/fhir/Patient/","params":{"resource/id":".user.data.patient_id"}}`,
 		`{"request-method":{"$enum":["get","head"]},"user":{"$present-all":["id"],"roles":{"$every":"not-blank?"}},"client":{"$not":{"id":"evil"}},"headers":{"$one-of":[{"x":1},{"accept":"#json"}]},"params":{"_count":"2"}}`,
 	} {
-		m := matchoMustCompile(t, pattern)
+		m := mustCompile(t, pattern)
 		if ok, why := m.Match(req); !ok {
 			t.Fatalf("%s does not match: %s", pattern, why)
 		}
@@ -485,9 +485,9 @@ func TestMatchoNoAllocOnSuccess(t *testing.T) {
 }
 
 func TestMatchoConcurrent(t *testing.T) {
-	m := matchoMustCompile(t, `{"uri":"#^/fhir/Patient/","params":{"resource/id":".user.data.patient_id"},"user":{"roles":{"$contains":"#^doc"}}}`)
-	yes := matchoRequest(t, "")
-	no := matchoRequest(t, `{"uri":"/fhir/Patient/x","params":{"resource/id":"x"},"user":{"data":{"patient_id":"y"},"roles":["doctor"]}}`)
+	m := mustCompile(t, `{"uri":"#^/fhir/Patient/","params":{"resource/id":".user.data.patient_id"},"user":{"roles":{"$contains":"#^doc"}}}`)
+	yes := request(t, "")
+	no := request(t, `{"uri":"/fhir/Patient/x","params":{"resource/id":"x"},"user":{"data":{"patient_id":"y"},"roles":["doctor"]}}`)
 	var wg sync.WaitGroup
 	errs := make(chan string, 8)
 	for g := range 8 {
@@ -512,13 +512,13 @@ func TestMatchoConcurrent(t *testing.T) {
 }
 
 func BenchmarkMatcho(b *testing.B) {
-	req := matchoRequest(b, "")
+	req := request(b, "")
 	for _, bc := range []struct{ name, pattern string }{
 		{"typical", `{"request-method":"get","uri":"#^/fhir/Patient","user":{"roles":{"$contains":"doctor"}}}`},
 		{"own-record", `{"uri":"#^/fhir/Patient/","params":{"resource/id":".user.data.patient_id"}}`},
 		{"deny", `{"request-method":"get","uri":"#^/fhir/Observation","user":{"roles":{"$contains":"doctor"}}}`},
 	} {
-		m := matchoMustCompile(b, bc.pattern)
+		m := mustCompile(b, bc.pattern)
 		b.Run(bc.name, func(b *testing.B) {
 			b.ReportAllocs()
 			for b.Loop() {

@@ -1,4 +1,15 @@
-package accesspolicy
+// Package matcho is the matcho engine of AccessPolicy: a policy's "matcho" pattern is
+// compiled once into a tree of small matcher nodes and then run against the request
+// object on every HTTP request.
+//
+// It follows Aidbox's matcho, with the traps that grant access by accident closed:
+//   - a ".path" reference that resolves to nothing never matches, even when the value
+//     it is compared with is absent too (in Aidbox nil == nil grants access);
+//   - strings and numbers never coerce into each other ("2" is not 2);
+//   - a pattern that cannot be understood (unknown $operator, bad regex, odd Go type)
+//     is a compile error, never a pattern that silently matches or never matches;
+//   - patterns nest at most 64 levels, so a hostile policy cannot blow the stack.
+package matcho
 
 import (
 	"bytes"
@@ -13,52 +24,37 @@ import (
 	"unicode/utf8"
 )
 
-// The matcho engine: an AccessPolicy's "matcho" pattern is compiled once into a tree of
-// small matcher nodes and then run against the request object on every HTTP request.
-//
-// It follows Aidbox's matcho, with the traps that grant access by accident closed:
-//   - a ".path" reference that resolves to nothing never matches, even when the value
-//     it is compared with is absent too (in Aidbox nil == nil grants access);
-//   - strings and numbers never coerce into each other ("2" is not 2);
-//   - a pattern that cannot be understood (unknown $operator, bad regex, odd Go type)
-//     is a compile error, never a pattern that silently matches or never matches;
-//   - patterns nest at most matchoMaxDepth levels, so a hostile policy cannot blow the
-//     stack.
-//
-// Every unexported name here starts with "matcho" because other engines share this
-// package and their helpers (equality, describing values) would otherwise collide.
-
-// matchoMaxDepth bounds the nesting of objects and arrays in a pattern. Real policies
+// maxDepth bounds the nesting of objects and arrays in a pattern. Real policies
 // nest a handful of levels; the bound exists only to refuse hostile ones at compile time.
-const matchoMaxDepth = 64
+const maxDepth = 64
 
-// matchoMaxShown bounds how much of a request value or pattern is quoted in a why or an
+// maxShown bounds how much of a request value or pattern is quoted in a why or an
 // error: request values are attacker-controlled and end up in logs and responses.
-const matchoMaxShown = 64
+const maxShown = 64
 
-// Matcho is a compiled matcho pattern; safe for concurrent use.
+// Pattern is a compiled matcho pattern; safe for concurrent use.
 //
-// The zero Matcho (and a nil *Matcho) matches nothing, so a policy that was never
+// The zero Pattern (and a nil *Pattern) matches nothing, so a policy that was never
 // compiled fails closed.
-type Matcho struct {
-	root matchoNode
+type Pattern struct {
+	root node
 }
 
-// CompileMatcho validates and compiles pattern (a decoded JSON value: map[string]any, []any,
+// Compile validates and compiles pattern (a decoded JSON value: map[string]any, []any,
 // string, float64, bool, nil). A malformed pattern is an error whose message names the path of
 // the bad element, e.g. `matcho.params.resource/type: invalid regular expression "#(": …` or
 // `matcho.uri.$enum: must be a non-empty list`. The path prefix is "matcho".
 //
-// The compiled Matcho keeps no reference to pattern, which the caller may reuse.
-func CompileMatcho(pattern any) (*Matcho, error) {
+// The compiled Pattern keeps no reference to pattern, which the caller may reuse.
+func Compile(pattern any) (*Pattern, error) {
 	if _, ok := pattern.(map[string]any); !ok {
-		return nil, fmt.Errorf("matcho: the top-level pattern must be an object, got %s", matchoKind(pattern))
+		return nil, fmt.Errorf("matcho: the top-level pattern must be an object, got %s", kind(pattern))
 	}
-	root, err := matchoCompile(pattern, "matcho", 1)
+	root, err := compileNode(pattern, "matcho", 1)
 	if err != nil {
 		return nil, err
 	}
-	return &Matcho{root: root}, nil
+	return &Pattern{root: root}, nil
 }
 
 // Match reports whether the request object req matches. When it does not, why names the first
@@ -67,7 +63,7 @@ func CompileMatcho(pattern any) (*Matcho, error) {
 //
 // Keys of an object pattern are checked in sorted order, so "first" is deterministic.
 // Only float64 is a number in req: an int put there by hand equals no number pattern.
-func (m *Matcho) Match(req map[string]any) (ok bool, why string) {
+func (m *Pattern) Match(req map[string]any) (ok bool, why string) {
 	if m == nil || m.root == nil {
 		return false, "matcho: the policy was not compiled"
 	}
@@ -85,38 +81,38 @@ func (m *Matcho) Match(req map[string]any) (ok bool, why string) {
 
 // Matches reports whether req matches, without explaining a failure: the evaluator's
 // path when nobody asked for a trace.
-func (m *Matcho) Matches(req map[string]any) bool {
+func (m *Pattern) Matches(req map[string]any) bool {
 	return m != nil && m.root != nil && m.root.match(req, req)
 }
 
-// matchoNode is one compiled element of a pattern. match is the hot path and must not
+// node is one compiled element of a pattern. match is the hot path and must not
 // allocate; explain is meant for after match returned false for the same v, and returns
 // "" exactly when match would return true (the fuzz test holds it to that).
-type matchoNode interface {
+type node interface {
 	match(v any, root map[string]any) bool
 	explain(v any, root map[string]any, path string) string
 }
 
-func matchoCompile(p any, path string, depth int) (matchoNode, error) {
+func compileNode(p any, path string, depth int) (node, error) {
 	switch p := p.(type) {
 	case nil:
-		return matchoNil{}, nil
+		return absent{}, nil
 	case bool:
-		return matchoBool{p}, nil
+		return boolLit{p}, nil
 	case float64:
 		if math.IsNaN(p) || math.IsInf(p, 0) {
 			return nil, fmt.Errorf("%s: %v is not a JSON number", path, p)
 		}
-		return matchoNumber{p}, nil
+		return numberLit{p}, nil
 	case string:
-		return matchoCompileString(p, path)
+		return compileString(p, path)
 	case []any:
-		if depth > matchoMaxDepth {
-			return nil, fmt.Errorf("%s: pattern nested deeper than %d levels", path, matchoMaxDepth)
+		if depth > maxDepth {
+			return nil, fmt.Errorf("%s: pattern nested deeper than %d levels", path, maxDepth)
 		}
-		n := &matchoArray{elems: make([]matchoNode, len(p))}
+		n := &array{elems: make([]node, len(p))}
 		for i, e := range p {
-			sub, err := matchoCompile(e, path+"."+strconv.Itoa(i), depth+1)
+			sub, err := compileNode(e, path+"."+strconv.Itoa(i), depth+1)
 			if err != nil {
 				return nil, err
 			}
@@ -124,22 +120,22 @@ func matchoCompile(p any, path string, depth int) (matchoNode, error) {
 		}
 		return n, nil
 	case map[string]any:
-		if depth > matchoMaxDepth {
-			return nil, fmt.Errorf("%s: pattern nested deeper than %d levels", path, matchoMaxDepth)
+		if depth > maxDepth {
+			return nil, fmt.Errorf("%s: pattern nested deeper than %d levels", path, maxDepth)
 		}
-		return matchoCompileMap(p, path, depth)
+		return compileMap(p, path, depth)
 	}
-	return nil, fmt.Errorf("%s: %s", path, matchoKind(p))
+	return nil, fmt.Errorf("%s: %s", path, kind(p))
 }
 
-func matchoCompileString(s, path string) (matchoNode, error) {
+func compileString(s, path string) (node, error) {
 	switch s {
 	case "present?":
-		return matchoPresent{}, nil
+		return present{}, nil
 	case "nil?":
-		return matchoNil{}, nil
+		return absent{}, nil
 	case "not-blank?":
-		return matchoNotBlank{}, nil
+		return notBlank{}, nil
 	}
 	switch {
 	case strings.HasPrefix(s, "#"):
@@ -147,28 +143,28 @@ func matchoCompileString(s, path string) (matchoNode, error) {
 		if err != nil {
 			return nil, fmt.Errorf("%s: invalid regular expression %q: %w", path, s, err)
 		}
-		how, lit := matchoPlan(s[1:])
-		return &matchoRegexp{src: s, re: re, how: how, lit: lit}, nil
+		how, lit := plan(s[1:])
+		return &regex{src: s, re: re, how: how, lit: lit}, nil
 	case strings.HasPrefix(s, "."):
 		if s == "." {
 			return nil, fmt.Errorf("%s: empty reference path %q", path, s)
 		}
 		parts := strings.Split(s[1:], ".")
-		segs := make([]matchoSeg, len(parts))
+		segs := make([]seg, len(parts))
 		for i, part := range parts {
 			if part == "" {
 				return nil, fmt.Errorf("%s: reference path %q has an empty segment (to match a literal string use $enum: [%q])", path, s, s)
 			}
-			segs[i] = matchoSeg{key: part, index: matchoIndex(part)}
+			segs[i] = seg{key: part, index: arrayIndex(part)}
 		}
-		return &matchoRef{src: s, segs: segs}, nil
+		return &ref{src: s, segs: segs}, nil
 	}
-	return matchoString{s}, nil
+	return stringLit{s}, nil
 }
 
-// matchoIndex returns the array index a path segment names, or -1 when it is not a
+// arrayIndex returns the array index a path segment names, or -1 when it is not a
 // decimal number (such a segment can still name an object key).
-func matchoIndex(seg string) int {
+func arrayIndex(seg string) int {
 	for i := 0; i < len(seg); i++ {
 		if seg[i] < '0' || seg[i] > '9' {
 			return -1
@@ -181,29 +177,29 @@ func matchoIndex(seg string) int {
 	return n
 }
 
-func matchoCompileMap(p map[string]any, path string, depth int) (matchoNode, error) {
+func compileMap(p map[string]any, path string, depth int) (node, error) {
 	keys := make([]string, 0, len(p))
 	for k := range p {
 		keys = append(keys, k)
 	}
 	slices.Sort(keys)
-	n := &matchoMap{entries: make([]matchoEntry, 0, len(keys))}
+	n := &object{entries: make([]entry, 0, len(keys))}
 	fields := 0
 	for _, k := range keys {
 		sub := path + "." + k
-		var node matchoNode
+		var child node
 		var err error
 		isOp := strings.HasPrefix(k, "$")
 		if isOp {
-			node, err = matchoCompileOp(k, p[k], sub, depth)
+			child, err = compileOp(k, p[k], sub, depth)
 		} else {
 			fields++
-			node, err = matchoCompile(p[k], sub, depth+1)
+			child, err = compileNode(p[k], sub, depth+1)
 		}
 		if err != nil {
 			return nil, err
 		}
-		n.entries = append(n.entries, matchoEntry{key: k, op: isOp, node: node})
+		n.entries = append(n.entries, entry{key: k, op: isOp, node: child})
 	}
 	// An operator-only object ({$enum: [...]}) describes the value itself, which may be a
 	// string or a list; an object with fields, or the empty object, asks for an object.
@@ -211,14 +207,14 @@ func matchoCompileMap(p map[string]any, path string, depth int) (matchoNode, err
 	return n, nil
 }
 
-func matchoCompileOp(op string, arg any, path string, depth int) (matchoNode, error) {
+func compileOp(op string, arg any, path string, depth int) (node, error) {
 	switch op {
 	case "$enum":
 		list, ok := arg.([]any)
 		if !ok || len(list) == 0 {
 			return nil, fmt.Errorf("%s: must be a non-empty list", path)
 		}
-		n := &matchoEnum{vals: make([]any, len(list)), shown: matchoShowPattern(list)}
+		n := &enum{vals: make([]any, len(list)), shown: showPattern(list)}
 		for i, v := range list {
 			switch v := v.(type) {
 			case string, bool:
@@ -231,7 +227,7 @@ func matchoCompileOp(op string, arg any, path string, depth int) (matchoNode, er
 			default:
 				// null is refused too: "absent is allowed" must be spelled nil? so that it
 				// is never let in by accident.
-				return nil, fmt.Errorf("%s.%d: must be a string, number or boolean, got %s", path, i, matchoKind(v))
+				return nil, fmt.Errorf("%s.%d: must be a string, number or boolean, got %s", path, i, kind(v))
 			}
 		}
 		return n, nil
@@ -240,12 +236,12 @@ func matchoCompileOp(op string, arg any, path string, depth int) (matchoNode, er
 		if !ok || len(list) == 0 {
 			return nil, fmt.Errorf("%s: must be a non-empty list", path)
 		}
-		if depth+1 > matchoMaxDepth {
-			return nil, fmt.Errorf("%s: pattern nested deeper than %d levels", path, matchoMaxDepth)
+		if depth+1 > maxDepth {
+			return nil, fmt.Errorf("%s: pattern nested deeper than %d levels", path, maxDepth)
 		}
-		n := &matchoOneOf{alts: make([]matchoNode, len(list)), shown: matchoShowPattern(list)}
+		n := &oneOf{alts: make([]node, len(list)), shown: showPattern(list)}
 		for i, alt := range list {
-			sub, err := matchoCompile(alt, path+"."+strconv.Itoa(i), depth+2)
+			sub, err := compileNode(alt, path+"."+strconv.Itoa(i), depth+2)
 			if err != nil {
 				return nil, err
 			}
@@ -253,28 +249,28 @@ func matchoCompileOp(op string, arg any, path string, depth int) (matchoNode, er
 		}
 		return n, nil
 	case "$contains", "$every", "$not":
-		sub, err := matchoCompile(arg, path, depth+1)
+		sub, err := compileNode(arg, path, depth+1)
 		if err != nil {
 			return nil, err
 		}
-		shown := matchoShowPattern(arg)
+		shown := showPattern(arg)
 		switch op {
 		case "$contains":
-			return &matchoContains{elem: sub, shown: shown}, nil
+			return &contains{elem: sub, shown: shown}, nil
 		case "$every":
-			return &matchoEvery{elem: sub}, nil
+			return &every{elem: sub}, nil
 		}
-		return &matchoNot{sub: sub, shown: shown}, nil
+		return &not{sub: sub, shown: shown}, nil
 	case "$present-all":
 		list, ok := arg.([]any)
 		if !ok || len(list) == 0 {
 			return nil, fmt.Errorf("%s: must be a non-empty list of keys", path)
 		}
-		n := &matchoPresentAll{keys: make([]string, len(list))}
+		n := &presentAll{keys: make([]string, len(list))}
 		for i, k := range list {
 			s, ok := k.(string)
 			if !ok || s == "" {
-				return nil, fmt.Errorf("%s.%d: must be a non-empty string (a key), got %s", path, i, matchoKind(k))
+				return nil, fmt.Errorf("%s.%d: must be a non-empty string (a key), got %s", path, i, kind(k))
 			}
 			n.keys[i] = s
 		}
@@ -283,9 +279,9 @@ func matchoCompileOp(op string, arg any, path string, depth int) (matchoNode, er
 	return nil, fmt.Errorf("%s: unknown operator %q (known: $enum, $one-of, $contains, $every, $not, $present-all)", path, op)
 }
 
-// matchoKind names the JSON kind of a pattern value for error messages, and says plainly
+// kind names the JSON kind of a pattern value for error messages, and says plainly
 // when a Go caller handed over something that did not come from a JSON decoder.
-func matchoKind(v any) string {
+func kind(v any) string {
 	switch v := v.(type) {
 	case nil:
 		return "null"
@@ -294,7 +290,7 @@ func matchoKind(v any) string {
 	case float64:
 		return "a number"
 	case string:
-		return fmt.Sprintf("the string %s", matchoQuote(v))
+		return fmt.Sprintf("the string %s", quote(v))
 	case []any:
 		return "a list"
 	case map[string]any:
@@ -303,96 +299,96 @@ func matchoKind(v any) string {
 	return fmt.Sprintf("unsupported Go type %T (a pattern must be decoded JSON: map[string]any, []any, string, float64, bool or nil)", v)
 }
 
-// matchoShowPattern renders a (validated) pattern as short JSON for why messages; it is
+// showPattern renders a (validated) pattern as short JSON for why messages; it is
 // computed at compile time so failures cost no marshalling.
-func matchoShowPattern(p any) string {
+func showPattern(p any) string {
 	var buf bytes.Buffer
 	enc := json.NewEncoder(&buf)
 	enc.SetEscapeHTML(false)
 	if err := enc.Encode(p); err != nil {
 		return fmt.Sprintf("%T", p) // only for values compile rejects anyway
 	}
-	return matchoTruncate(strings.TrimSuffix(buf.String(), "\n"))
+	return truncate(strings.TrimSuffix(buf.String(), "\n"))
 }
 
-func matchoTruncate(s string) string {
-	if head, cut := matchoCut(s); cut {
+func truncate(s string) string {
+	if head, cut := clip(s); cut {
 		return head + "…"
 	}
 	return s
 }
 
-// matchoCut returns at most matchoMaxShown bytes of s, not splitting a rune.
-func matchoCut(s string) (head string, cut bool) {
-	if len(s) <= matchoMaxShown {
+// clip returns at most maxShown bytes of s, not splitting a rune.
+func clip(s string) (head string, cut bool) {
+	if len(s) <= maxShown {
 		return s, false
 	}
-	n := matchoMaxShown
+	n := maxShown
 	for n > 0 && !utf8.RuneStart(s[n]) {
 		n--
 	}
 	return s[:n], true
 }
 
-// matchoQuote quotes a request string for a why: strconv.Quote escapes control
+// quote quotes a request string for a why: strconv.Quote escapes control
 // characters, so a hostile value cannot forge log lines.
-func matchoQuote(s string) string {
-	if head, cut := matchoCut(s); cut {
+func quote(s string) string {
+	if head, cut := clip(s); cut {
 		return strconv.Quote(head) + "…"
 	}
 	return strconv.Quote(s)
 }
 
-// matchoShow describes a request value in a why.
-func matchoShow(v any) string {
+// show describes a request value in a why.
+func show(v any) string {
 	switch v := v.(type) {
 	case nil:
 		return "absent"
 	case string:
-		return matchoQuote(v)
+		return quote(v)
 	case float64:
 		return strconv.FormatFloat(v, 'g', -1, 64)
 	case bool:
 		return strconv.FormatBool(v)
 	case map[string]any:
-		return matchoCount(len(v), "an object with", "key")
+		return count(len(v), "an object with", "key")
 	case []any:
-		return matchoCount(len(v), "a list of", "element")
+		return count(len(v), "a list of", "element")
 	}
 	return fmt.Sprintf("a value of Go type %T", v)
 }
 
-func matchoCount(n int, prefix, noun string) string {
+func count(n int, prefix, noun string) string {
 	if n == 1 {
 		return prefix + " 1 " + noun
 	}
 	return prefix + " " + strconv.Itoa(n) + " " + noun + "s"
 }
 
-func matchoJoin(path, key string) string {
+func join(path, key string) string {
 	if path == "" {
 		return key
 	}
 	return path + "." + key
 }
 
-// matchoAt names a path in a why; the request object itself has the empty path.
-func matchoAt(path string) string {
+// at names a path in a why; the request object itself has the empty path.
+func at(path string) string {
 	if path == "" {
 		return "(request)"
 	}
 	return path
 }
 
-// matchoWhy is "path: value<rest>", the shape of most failure reasons; concatenation
+// reason is "path: value<rest>", the shape of most failure reasons; concatenation
 // keeps a denial to a couple of allocations.
-func matchoWhy(path string, v any, rest string) string {
-	return matchoAt(path) + ": " + matchoShow(v) + rest
+func reason(path string, v any, rest string) string {
+	return at(path) + ": " + show(v) + rest
 }
 
-// matchoEqual is equality of decoded JSON values: numbers numerically, no coercion
+// equal is equality of decoded JSON values: numbers numerically, no coercion
 // between kinds, objects and lists deeply. Unknown Go types equal nothing, failing closed.
-func matchoEqual(a, b any) bool {
+func equal(a, b any) bool {
 	switch a := a.(type) {
 	case nil:
 		return b == nil
@@ -412,7 +408,7 @@ func matchoEqual(a, b any) bool {
 		}
 		for k, av := range a {
 			bv, ok := m[k]
-			if !ok || !matchoEqual(av, bv) {
+			if !ok || !equal(av, bv) {
 				return false
 			}
 		}
@@ -423,7 +419,7 @@ func matchoEqual(a, b any) bool {
 			return false
 		}
 		for i := range a {
-			if !matchoEqual(a[i], l[i]) {
+			if !equal(a[i], l[i]) {
 				return false
 			}
 		}
@@ -432,20 +428,20 @@ func matchoEqual(a, b any) bool {
 	return false
 }
 
-// matchoMap is an object pattern: fields match the value's fields, operators ($-keys)
+// object is an object pattern: fields match the value's fields, operators ($-keys)
 // match the value itself.
-type matchoMap struct {
+type object struct {
 	needObject bool
-	entries    []matchoEntry // sorted by key
+	entries    []entry // sorted by key
 }
 
-type matchoEntry struct {
+type entry struct {
 	key  string
 	op   bool
-	node matchoNode
+	node node
 }
 
-func (n *matchoMap) match(v any, root map[string]any) bool {
+func (n *object) match(v any, root map[string]any) bool {
 	obj, isObj := v.(map[string]any)
 	if n.needObject && !isObj {
 		return false
@@ -463,10 +459,10 @@ func (n *matchoMap) match(v any, root map[string]any) bool {
 	return true
 }
 
-func (n *matchoMap) explain(v any, root map[string]any, path string) string {
+func (n *object) explain(v any, root map[string]any, path string) string {
 	obj, isObj := v.(map[string]any)
 	if n.needObject && !isObj {
-		return matchoWhy(path, v, ", want an object")
+		return reason(path, v, ", want an object")
 	}
 	for i := range n.entries {
 		e := &n.entries[i]
@@ -475,16 +471,16 @@ func (n *matchoMap) explain(v any, root map[string]any, path string) string {
 				return e.node.explain(v, root, path)
 			}
 		} else if fv := obj[e.key]; !e.node.match(fv, root) {
-			return e.node.explain(fv, root, matchoJoin(path, e.key))
+			return e.node.explain(fv, root, join(path, e.key))
 		}
 	}
 	return ""
 }
 
-// matchoArray is a list pattern: a prefix match, element by element.
-type matchoArray struct{ elems []matchoNode }
+// array is a list pattern: a prefix match, element by element.
+type array struct{ elems []node }
 
-func (n *matchoArray) match(v any, root map[string]any) bool {
+func (n *array) match(v any, root map[string]any) bool {
 	list, ok := v.([]any)
 	if !ok || len(list) < len(n.elems) {
 		return false
@@ -497,46 +493,46 @@ func (n *matchoArray) match(v any, root map[string]any) bool {
 	return true
 }
 
-func (n *matchoArray) explain(v any, root map[string]any, path string) string {
+func (n *array) explain(v any, root map[string]any, path string) string {
 	list, ok := v.([]any)
 	if !ok || len(list) < len(n.elems) {
-		return matchoWhy(path, v, ", want a list of at least "+strconv.Itoa(len(n.elems)))
+		return reason(path, v, ", want a list of at least "+strconv.Itoa(len(n.elems)))
 	}
 	for i, e := range n.elems {
 		if !e.match(list[i], root) {
-			return e.explain(list[i], root, matchoJoin(path, strconv.Itoa(i)))
+			return e.explain(list[i], root, join(path, strconv.Itoa(i)))
 		}
 	}
 	return ""
 }
 
-// matchoRegexp is a "#regex" pattern; find semantics, the author anchors.
-type matchoRegexp struct {
+// regex is a "#regex" pattern; find semantics, the author anchors.
+type regex struct {
 	src string // with the leading #
 	re  *regexp.Regexp
-	how matchoHow
+	how strategy
 	lit string
 }
 
-// matchoHow says how a regexp is run. Most policy regexps are a literal, often anchored
+// strategy says how a regexp is run. Most policy regexps are a literal, often anchored
 // ("#^/fhir/Patient"); a string comparison answers those several times faster than the
 // regexp machine, and Match runs on every HTTP request.
-type matchoHow uint8
+type strategy uint8
 
 const (
-	matchoRunRegexp   matchoHow = iota // run re, but only if s starts with lit
-	matchoHasPrefix                    // ^lit
-	matchoEquals                       // ^lit$
-	matchoContainsLit                  // lit
+	runRegexp   strategy = iota // run re, but only if s starts with lit
+	hasPrefix                   // ^lit
+	equals                      // ^lit$
+	containsLit                 // lit
 )
 
-// matchoPlan finds the string comparison equivalent to the regexp src (already known to
+// plan finds the string comparison equivalent to the regexp src (already known to
 // compile), if any. A literal with U+FFFD is left to the regexp machine, which also
 // reads invalid UTF-8 in the input as U+FFFD where a byte comparison would not.
-func matchoPlan(src string) (matchoHow, string) {
+func plan(src string) (strategy, string) {
 	re, err := syntax.Parse(src, syntax.Perl) // the flags regexp.Compile uses
 	if err != nil {
-		return matchoRunRegexp, ""
+		return runRegexp, ""
 	}
 	re = re.Simplify()
 	literal := func(r *syntax.Regexp) (string, bool) {
@@ -547,64 +543,64 @@ func matchoPlan(src string) (matchoHow, string) {
 		return s, !strings.ContainsRune(s, utf8.RuneError)
 	}
 	if lit, ok := literal(re); ok {
-		return matchoContainsLit, lit
+		return containsLit, lit
 	}
 	if re.Op != syntax.OpConcat || len(re.Sub) < 2 || re.Sub[0].Op != syntax.OpBeginText {
-		return matchoRunRegexp, ""
+		return runRegexp, ""
 	}
 	lit, ok := literal(re.Sub[1])
 	switch {
 	case !ok:
-		return matchoRunRegexp, ""
+		return runRegexp, ""
 	case len(re.Sub) == 2:
-		return matchoHasPrefix, lit
+		return hasPrefix, lit
 	case len(re.Sub) == 3 && re.Sub[2].Op == syntax.OpEndText:
-		return matchoEquals, lit
+		return equals, lit
 	}
 	// ^lit followed by more: a string without the prefix cannot match, which settles
 	// most denials without the regexp machine.
-	return matchoRunRegexp, lit
+	return runRegexp, lit
 }
 
-func (n *matchoRegexp) match(v any, _ map[string]any) bool {
+func (n *regex) match(v any, _ map[string]any) bool {
 	s, ok := v.(string)
 	if !ok {
 		return false
 	}
 	switch n.how {
-	case matchoHasPrefix:
+	case hasPrefix:
 		return strings.HasPrefix(s, n.lit)
-	case matchoEquals:
+	case equals:
 		return s == n.lit
-	case matchoContainsLit:
+	case containsLit:
 		return strings.Contains(s, n.lit)
 	}
 	return strings.HasPrefix(s, n.lit) && n.re.MatchString(s)
 }
 
-func (n *matchoRegexp) explain(v any, root map[string]any, path string) string {
+func (n *regex) explain(v any, root map[string]any, path string) string {
 	if n.match(v, root) {
 		return ""
 	}
 	if _, ok := v.(string); !ok {
-		return matchoWhy(path, v, ", want a string matching "+n.src)
+		return reason(path, v, ", want a string matching "+n.src)
 	}
-	return matchoWhy(path, v, " does not match "+n.src)
+	return reason(path, v, " does not match "+n.src)
 }
 
-// matchoRef is a ".path" pattern: the value must equal what the path finds in the
+// ref is a ".path" pattern: the value must equal what the path finds in the
 // request object.
-type matchoRef struct {
+type ref struct {
 	src  string // with the leading .
-	segs []matchoSeg
+	segs []seg
 }
 
-type matchoSeg struct {
+type seg struct {
 	key   string
 	index int // -1 unless key is a decimal number
 }
 
-func (n *matchoRef) resolve(root map[string]any) any {
+func (n *ref) resolve(root map[string]any) any {
 	var cur any = root
 	for _, s := range n.segs {
 		switch c := cur.(type) {
@@ -622,50 +618,50 @@ func (n *matchoRef) resolve(root map[string]any) any {
 	return cur
 }
 
-func (n *matchoRef) match(v any, root map[string]any) bool {
+func (n *ref) match(v any, root map[string]any) bool {
 	want := n.resolve(root)
 	// An unresolved reference never matches: otherwise an absent value would "equal" an
 	// absent reference and grant access to users lacking the attribute.
-	return want != nil && matchoEqual(v, want)
+	return want != nil && equal(v, want)
 }
 
-func (n *matchoRef) explain(v any, root map[string]any, path string) string {
+func (n *ref) explain(v any, root map[string]any, path string) string {
 	if n.match(v, root) {
 		return ""
 	}
 	want := n.resolve(root)
 	if want == nil {
-		return matchoAt(path) + ": " + n.src + " resolves to nothing"
+		return at(path) + ": " + n.src + " resolves to nothing"
 	}
-	return matchoWhy(path, v, ", want "+n.src+" = "+matchoShow(want))
+	return reason(path, v, ", want "+n.src+" = "+show(want))
 }
 
-type matchoPresent struct{}
+type present struct{}
 
-func (matchoPresent) match(v any, _ map[string]any) bool { return v != nil }
+func (present) match(v any, _ map[string]any) bool { return v != nil }
 
-func (matchoPresent) explain(v any, _ map[string]any, path string) string {
+func (present) explain(v any, _ map[string]any, path string) string {
 	if v != nil {
 		return ""
 	}
-	return matchoAt(path) + ": absent"
+	return at(path) + ": absent"
 }
 
-// matchoNil is both "nil?" and a null pattern.
-type matchoNil struct{}
+// absent is both "nil?" and a null pattern.
+type absent struct{}
 
-func (matchoNil) match(v any, _ map[string]any) bool { return v == nil }
+func (absent) match(v any, _ map[string]any) bool { return v == nil }
 
-func (matchoNil) explain(v any, _ map[string]any, path string) string {
+func (absent) explain(v any, _ map[string]any, path string) string {
 	if v == nil {
 		return ""
 	}
-	return matchoWhy(path, v, ", want absent")
+	return reason(path, v, ", want absent")
 }
 
-type matchoNotBlank struct{}
+type notBlank struct{}
 
-func (matchoNotBlank) match(v any, _ map[string]any) bool {
+func (notBlank) match(v any, _ map[string]any) bool {
 	switch v := v.(type) {
 	case nil:
 		return false
@@ -679,87 +675,87 @@ func (matchoNotBlank) match(v any, _ map[string]any) bool {
 	return true
 }
 
-func (n matchoNotBlank) explain(v any, root map[string]any, path string) string {
+func (n notBlank) explain(v any, root map[string]any, path string) string {
 	if n.match(v, root) {
 		return ""
 	}
 	if v == nil {
-		return matchoAt(path) + ": absent"
+		return at(path) + ": absent"
 	}
-	return matchoWhy(path, v, " is blank")
+	return reason(path, v, " is blank")
 }
 
-type matchoString struct{ s string }
+type stringLit struct{ s string }
 
-func (n matchoString) match(v any, _ map[string]any) bool {
+func (n stringLit) match(v any, _ map[string]any) bool {
 	s, ok := v.(string)
 	return ok && s == n.s
 }
 
-func (n matchoString) explain(v any, root map[string]any, path string) string {
+func (n stringLit) explain(v any, root map[string]any, path string) string {
 	if n.match(v, root) {
 		return ""
 	}
-	return matchoWhy(path, v, ", want "+matchoQuote(n.s))
+	return reason(path, v, ", want "+quote(n.s))
 }
 
-type matchoNumber struct{ f float64 }
+type numberLit struct{ f float64 }
 
-func (n matchoNumber) match(v any, _ map[string]any) bool {
+func (n numberLit) match(v any, _ map[string]any) bool {
 	f, ok := v.(float64)
 	return ok && f == n.f
 }
 
-func (n matchoNumber) explain(v any, root map[string]any, path string) string {
+func (n numberLit) explain(v any, root map[string]any, path string) string {
 	if n.match(v, root) {
 		return ""
 	}
-	return matchoWhy(path, v, ", want "+matchoShow(n.f))
+	return reason(path, v, ", want "+show(n.f))
 }
 
-type matchoBool struct{ b bool }
+type boolLit struct{ b bool }
 
-func (n matchoBool) match(v any, _ map[string]any) bool {
+func (n boolLit) match(v any, _ map[string]any) bool {
 	b, ok := v.(bool)
 	return ok && b == n.b
 }
 
-func (n matchoBool) explain(v any, root map[string]any, path string) string {
+func (n boolLit) explain(v any, root map[string]any, path string) string {
 	if n.match(v, root) {
 		return ""
 	}
-	return matchoWhy(path, v, ", want "+strconv.FormatBool(n.b))
+	return reason(path, v, ", want "+strconv.FormatBool(n.b))
 }
 
-// matchoEnum is $enum: literal scalars, never interpreted as patterns, so "#x" or
+// enum is $enum: literal scalars, never interpreted as patterns, so "#x" or
 // "present?" can be matched as plain strings.
-type matchoEnum struct {
+type enum struct {
 	vals  []any // string, float64 or bool
 	shown string
 }
 
-func (n *matchoEnum) match(v any, _ map[string]any) bool {
+func (n *enum) match(v any, _ map[string]any) bool {
 	for _, want := range n.vals {
-		if matchoEqual(want, v) {
+		if equal(want, v) {
 			return true
 		}
 	}
 	return false
 }
 
-func (n *matchoEnum) explain(v any, root map[string]any, path string) string {
+func (n *enum) explain(v any, root map[string]any, path string) string {
 	if n.match(v, root) {
 		return ""
 	}
-	return matchoWhy(path, v, ", want one of "+n.shown)
+	return reason(path, v, ", want one of "+n.shown)
 }
 
-type matchoOneOf struct {
-	alts  []matchoNode
+type oneOf struct {
+	alts  []node
 	shown string
 }
 
-func (n *matchoOneOf) match(v any, root map[string]any) bool {
+func (n *oneOf) match(v any, root map[string]any) bool {
 	for _, a := range n.alts {
 		if a.match(v, root) {
 			return true
@@ -768,19 +764,19 @@ func (n *matchoOneOf) match(v any, root map[string]any) bool {
 	return false
 }
 
-func (n *matchoOneOf) explain(v any, root map[string]any, path string) string {
+func (n *oneOf) explain(v any, root map[string]any, path string) string {
 	if n.match(v, root) {
 		return ""
 	}
-	return matchoWhy(path, v, " matches none of $one-of "+n.shown)
+	return reason(path, v, " matches none of $one-of "+n.shown)
 }
 
-type matchoContains struct {
-	elem  matchoNode
+type contains struct {
+	elem  node
 	shown string
 }
 
-func (n *matchoContains) match(v any, root map[string]any) bool {
+func (n *contains) match(v any, root map[string]any) bool {
 	list, ok := v.([]any)
 	if !ok {
 		return false
@@ -793,19 +789,19 @@ func (n *matchoContains) match(v any, root map[string]any) bool {
 	return false
 }
 
-func (n *matchoContains) explain(v any, root map[string]any, path string) string {
+func (n *contains) explain(v any, root map[string]any, path string) string {
 	if n.match(v, root) {
 		return ""
 	}
 	if _, ok := v.([]any); !ok {
-		return matchoWhy(path, v, ", want a list ($contains)")
+		return reason(path, v, ", want a list ($contains)")
 	}
-	return matchoAt(path) + ": no element of " + matchoShow(v) + " matches " + n.shown
+	return at(path) + ": no element of " + show(v) + " matches " + n.shown
 }
 
-type matchoEvery struct{ elem matchoNode }
+type every struct{ elem node }
 
-func (n *matchoEvery) match(v any, root map[string]any) bool {
+func (n *every) match(v any, root map[string]any) bool {
 	list, ok := v.([]any)
 	if !ok {
 		return false
@@ -818,36 +814,36 @@ func (n *matchoEvery) match(v any, root map[string]any) bool {
 	return true
 }
 
-func (n *matchoEvery) explain(v any, root map[string]any, path string) string {
+func (n *every) explain(v any, root map[string]any, path string) string {
 	list, ok := v.([]any)
 	if !ok {
-		return matchoWhy(path, v, ", want a list ($every)")
+		return reason(path, v, ", want a list ($every)")
 	}
 	for i, e := range list {
 		if !n.elem.match(e, root) {
-			return n.elem.explain(e, root, matchoJoin(path, strconv.Itoa(i)))
+			return n.elem.explain(e, root, join(path, strconv.Itoa(i)))
 		}
 	}
 	return ""
 }
 
-type matchoNot struct {
-	sub   matchoNode
+type not struct {
+	sub   node
 	shown string
 }
 
-func (n *matchoNot) match(v any, root map[string]any) bool { return !n.sub.match(v, root) }
+func (n *not) match(v any, root map[string]any) bool { return !n.sub.match(v, root) }
 
-func (n *matchoNot) explain(v any, root map[string]any, path string) string {
+func (n *not) explain(v any, root map[string]any, path string) string {
 	if n.match(v, root) {
 		return ""
 	}
-	return matchoWhy(path, v, " matches $not "+n.shown)
+	return reason(path, v, " matches $not "+n.shown)
 }
 
-type matchoPresentAll struct{ keys []string }
+type presentAll struct{ keys []string }
 
-func (n *matchoPresentAll) match(v any, _ map[string]any) bool {
+func (n *presentAll) match(v any, _ map[string]any) bool {
 	obj, ok := v.(map[string]any)
 	if !ok {
 		return false
@@ -860,14 +856,14 @@ func (n *matchoPresentAll) match(v any, _ map[string]any) bool {
 	return true
 }
 
-func (n *matchoPresentAll) explain(v any, _ map[string]any, path string) string {
+func (n *presentAll) explain(v any, _ map[string]any, path string) string {
 	obj, ok := v.(map[string]any)
 	if !ok {
-		return matchoWhy(path, v, ", want an object ($present-all)")
+		return reason(path, v, ", want an object ($present-all)")
 	}
 	for _, k := range n.keys {
 		if obj[k] == nil {
-			return matchoJoin(path, k) + ": absent ($present-all)"
+			return join(path, k) + ": absent ($present-all)"
 		}
 	}
 	return ""
