@@ -21,14 +21,14 @@ type Query struct {
 	// Summary is the _summary value ("" when absent). "count" returns only the total.
 	Summary string
 	// Used holds the parameters that were understood, canonicalised, in order, for the
-	// Bundle's self and paging links (F9, F13: unknown parameters are left out).
+	// Bundle's self and paging links (conformance F9, F13: unknown parameters are left out).
 	Used url.Values
 }
 
 // TotalMode is the _total parameter.
 type TotalMode string
 
-// Values of _total. The default is TotalAccurate (F9: total counts every match).
+// Values of _total. The default is TotalAccurate (conformance F9: total counts every match).
 const (
 	TotalAccurate TotalMode = "accurate"
 	TotalEstimate TotalMode = "estimate"

@@ -4,8 +4,8 @@ import (
 	"encoding/json"
 )
 
-// View says how a resource is shown: which top-level elements are kept (_elements, F12)
-// and the _summary mode.
+// View says how a resource is shown: which top-level elements are kept (_elements,
+// conformance F12) and the _summary mode.
 type View struct {
 	Elements []string
 	Summary  string

@@ -19,7 +19,7 @@ import (
 // ParseOptions tunes ParseSearch.
 type ParseOptions struct {
 	// Strict makes unknown parameters an error instead of ignoring them
-	// (Prefer: handling=strict, F13).
+	// (Prefer: handling=strict, conformance F13).
 	Strict bool
 	// DefaultCount is the page size when _count is absent (20 when zero); MaxCount caps
 	// _count (1000 when zero).
@@ -136,11 +136,11 @@ func overLimit(param, what string, asked, limit int, key string) *Error {
 // The control parameters _count, _page, _sort, _total, _elements and _summary are
 // understood; _format and _pretty are left to the HTTP layer. Unknown parameters
 // (including _offset, _include and the other unsupported "_" parameters) are ignored and
-// left out of Query.Used, or are a CodeInvalid error when opts.Strict is set (F13). A
-// modifier the parameter type does not support, a malformed value, an unknown _sort key
-// and an out-of-range control value are CodeInvalid errors whatever opts says; an unknown
-// type is CodeNotFound. Errors are *Error values; CodeInvalid ones name the parameter
-// in Expression and quote the offending value in Message.
+// left out of Query.Used, or are a CodeInvalid error when opts.Strict is set
+// (conformance F13). A modifier the parameter type does not support, a malformed value, an
+// unknown _sort key and an out-of-range control value are CodeInvalid errors whatever opts
+// says; an unknown type is CodeNotFound. Errors are *Error values; CodeInvalid ones name the
+// parameter in Expression and quote the offending value in Message.
 //
 // Query.Used holds each understood parameter in canonical form except _page, which the
 // server sets per link; its values round-trip through ParseSearch unchanged.

@@ -92,7 +92,7 @@ func TestParseSearch(t *testing.T) {
 		err     Code     // expected error code
 		errText string   // a fragment of the expected error message
 	}{
-		// F13: unknown parameters are ignored and left out of Used; strict → 400.
+		// conformance F13: unknown parameters are ignored and left out of Used; strict → 400.
 		{name: "F13 unknown ignored", query: "foo=bar&family=smith", want: []string{"family smith"}, used: "family=smith"},
 		{name: "F13 unknown strict", query: "foo=bar&family=smith", opts: ParseOptions{Strict: true}, err: CodeInvalid, errText: `"foo"`},
 		{name: "F13 unknown _ parameter ignored", query: "_include=Patient:organization&_offset=10&_has=x", used: ""},
@@ -130,7 +130,7 @@ func TestParseSearch(t *testing.T) {
 		{name: "token missing", query: "gender:missing=false", want: []string{"gender:missing false"}},
 		{name: "email token", query: "email=a@b.c", want: []string{"email *|a@b.c"}},
 
-		// _id (F18)
+		// _id (conformance F18)
 		{name: "F18 _id", query: "_id=abc-1.2,XYZ", want: []string{"_id *|abc-1.2 *|XYZ"}, used: "_id=abc-1.2%2CXYZ"},
 		{name: "F18 _id invalid", query: "_id=a_b", err: CodeInvalid, errText: "a_b"},
 		{name: "F18 _id too long", query: "_id=" + strings.Repeat("a", 65), err: CodeInvalid},
@@ -204,7 +204,7 @@ func TestParseSearch(t *testing.T) {
 		{name: "reference identifier modifier unsupported", typ: "Observation", query: "subject:identifier=x", err: CodeInvalid},
 		{name: "reference Aidbox-style type", typ: "Session", query: "user=u1", want: []string{"user User/u1"}},
 
-		// F10: _count and _page.
+		// conformance F10: _count and _page.
 		{name: "F10 _count", query: "_count=5", control: "count=5 offset=0 total=accurate sort= elements= summary=", used: "_count=5"},
 		{name: "F10 _count=0", query: "_count=0", control: "count=0 offset=0 total=accurate sort= elements= summary=", used: "_count=0"},
 		{name: "F10 _count capped", query: "_count=5000", control: "count=1000 offset=0 total=accurate sort= elements= summary=", used: "_count=1000"},
@@ -219,14 +219,14 @@ func TestParseSearch(t *testing.T) {
 		{name: "F10 _page not a number", query: "_page=x", err: CodeInvalid},
 		{name: "F10 _page too large", query: "_page=99999999999", err: CodeInvalid},
 
-		// F11: _sort.
+		// conformance F11: _sort.
 		{name: "F11 _sort", query: "_sort=family,-birthdate", control: "count=20 offset=0 total=accurate sort=family,-birthdate elements= summary=", used: "_sort=family%2C-birthdate"},
 		{name: "F11 _sort columns", query: "_sort=-_lastUpdated,_id", control: "count=20 offset=0 total=accurate sort=-_lastUpdated,_id elements= summary=", used: "_sort=-_lastUpdated%2C_id"},
 		{name: "F11 _sort repeated key keeps first", query: "_sort=family&_sort=-family,gender", control: "count=20 offset=0 total=accurate sort=family,gender elements= summary=", used: "_sort=family%2Cgender"},
 		{name: "F11 _sort unknown", query: "_sort=nope", err: CodeInvalid, errText: "nope"},
 		{name: "F11 _sort with modifier", query: "_sort=family:exact", err: CodeInvalid},
 
-		// _total, _elements (F12), _summary.
+		// _total, _elements (conformance F12), _summary.
 		{name: "_total none", query: "_total=none", control: "count=20 offset=0 total=none sort= elements= summary=", used: "_total=none"},
 		{name: "_total estimate", query: "_total=estimate", control: "count=20 offset=0 total=estimate sort= elements= summary=", used: "_total=estimate"},
 		{name: "_total bad", query: "_total=all", err: CodeInvalid},
@@ -235,7 +235,7 @@ func TestParseSearch(t *testing.T) {
 		{name: "_summary count", query: "_summary=count", control: "count=20 offset=0 total=accurate sort= elements= summary=count", used: "_summary=count"},
 		{name: "_summary bad", query: "_summary=maybe", err: CodeInvalid},
 
-		// F9: Used holds every understood parameter, canonicalised.
+		// conformance F9: Used holds every understood parameter, canonicalised.
 		{name: "F9 used", typ: "Observation", query: "code=http://loinc.org|8302-2&_count=2&_page=2&foo=1&_format=json&patient=p1&_sort=-date",
 			want:    []string{"code http://loinc.org|8302-2", "patient Patient/p1"},
 			control: "count=2 offset=2 total=accurate sort=-date elements= summary=",
@@ -294,7 +294,7 @@ func TestParseSearch(t *testing.T) {
 	}
 }
 
-// checkRoundTrip checks that q.Used, which becomes the self and paging links (F9),
+// checkRoundTrip checks that q.Used, which becomes the self and paging links (conformance F9),
 // parses strictly into the same search.
 func checkRoundTrip(t *testing.T, reg *Registry, typ string, q *Query, opts ParseOptions) {
 	t.Helper()

@@ -18,9 +18,9 @@ import (
 	"github.com/fhirbox/fhirbox/resources/fhirdate"
 )
 
-// ValidID reports whether id is a valid FHIR logical id (F18): [A-Za-z0-9\-.]{1,64},
-// case-sensitive. It is checked on every request that names a resource, so by hand
-// rather than by regexp.
+// ValidID reports whether id is a valid FHIR logical id (conformance F18):
+// [A-Za-z0-9\-.]{1,64}, case-sensitive. It is checked on every request that names a resource,
+// so by hand rather than by regexp.
 func ValidID(id string) bool {
 	if len(id) == 0 || len(id) > 64 {
 		return false
@@ -217,7 +217,7 @@ type CreateOptions struct {
 	// KeepID honours an id in the body (fhirbox's /{Type} API, as Aidbox does): an
 	// existing live resource with that id is a conflict. Otherwise the server assigns one.
 	KeepID bool
-	// IfNoneExist is a search query (F6): with one match the match is returned and
+	// IfNoneExist is a search query (conformance F6): with one match the match is returned and
 	// nothing is created; with more than one the create fails with 412.
 	IfNoneExist string
 }
@@ -461,7 +461,7 @@ func (s *Service) VRead(ctx context.Context, typ, id, vid string) (*Resource, er
 }
 
 // History lists versions of one resource (id not empty) or of a type, newest first,
-// paged by _count and _page and limited by _since (F8).
+// paged by _count and _page and limited by _since (conformance F8).
 func (s *Service) History(ctx context.Context, typ, id string, params url.Values) (*HistoryResult, HistoryQuery, error) {
 	q := HistoryQuery{Type: typ, ID: id, Count: s.opts.DefaultCount}
 	if _, err := s.TypeDef(typ); err != nil {
@@ -521,7 +521,8 @@ func (s *Service) Search(ctx context.Context, typ string, params url.Values, str
 }
 
 // newVersion builds the next version of typ/id from doc: it sets resourceType, id and
-// meta (versionId, lastUpdated; a client's own are ignored, F1) and extracts the index.
+// meta (versionId, lastUpdated; a client's own are ignored, conformance F1) and extracts the
+// index.
 func (s *Service) newVersion(typ, id string, cur *Resource, doc map[string]any) (*Resource, *Index, error) {
 	vid := int64(1)
 	if cur != nil {
@@ -579,7 +580,7 @@ func (s *Service) hashSecrets(td *TypeDef, doc map[string]any) error {
 	return nil
 }
 
-// checkResourceType rejects a body whose resourceType differs from the URL's (F2).
+// checkResourceType rejects a body whose resourceType differs from the URL's (conformance F2).
 func checkResourceType(typ string, doc map[string]any) error {
 	rt, ok := doc["resourceType"]
 	if !ok || rt == nil {

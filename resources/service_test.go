@@ -9,8 +9,8 @@ import (
 	"github.com/google/uuid"
 )
 
-// F18: ValidID accepts FHIR's id syntax and nothing else; the fuzz target holds it to
-// the regular expression of the specification.
+// conformance F18: ValidID accepts FHIR's id syntax and nothing else; the fuzz target holds
+// it to the regular expression of the specification.
 func TestValidID(t *testing.T) {
 	for id, want := range map[string]bool{
 		"a": true, "Patient-1.2": true, strings.Repeat("x", 64): true, "ABCxyz019-.": true,

@@ -253,7 +253,7 @@ func (p *process) bearer(t *testing.T, method, path, tok string) int {
 }
 
 // Tokens cross instances: a token issued by one process works on the other, and
-// DELETE /Session on one revokes it on both at once, opaque and JWT alike (R7); the
+// DELETE /Session on one revokes it on both at once, opaque and JWT alike (conformance R7); the
 // JWT is verified on the other process with the key both share through the database.
 // PostgreSQL only, as above.
 func TestTokensAndRevocationAcrossInstances(t *testing.T) {

@@ -8,7 +8,7 @@ import (
 
 // ParseBasic decodes "base64(id:secret)". Per RFC 6749 §2.3.1 id and secret are
 // form-encoded before base64; clients that skip that step send them raw, so a value
-// that does not URL-decode cleanly is taken as it is (CONFORMANCE C3).
+// that does not URL-decode cleanly is taken as it is (conformance C3).
 func ParseBasic(cred string) (id, secret string, ok bool) {
 	raw, err := base64.StdEncoding.DecodeString(cred)
 	if err != nil {

@@ -12,7 +12,7 @@ import (
 )
 
 // SecretAlphabet is RFC 6749's unreserved set, so a generated secret reads the same
-// whether a client form-encodes the Basic credentials or not (CONFORMANCE C3).
+// whether a client form-encodes the Basic credentials or not (conformance C3).
 const SecretAlphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~"
 
 // RandomSecret returns n random characters from the unreserved set.

@@ -215,7 +215,7 @@ func TestClientConfigDefaults(t *testing.T) {
 }
 
 // A Client's scope lists what it may ask for (RFC 7591 §2), as one space-separated
-// string or a list; without one, any scope may be asked for (CONFORMANCE T7).
+// string or a list; without one, any scope may be asked for (conformance T7).
 func TestClientScope(t *testing.T) {
 	cases := []struct {
 		doc       string

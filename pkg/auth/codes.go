@@ -47,9 +47,9 @@ func NewCodes(svc *resources.Service, now func() time.Time) *Codes {
 }
 
 // AuthorizeError is an /auth/authorize failure. Redirect is false when the client or
-// its redirect URI cannot be trusted: the error is then shown, never redirected (T12).
-// Status is the HTTP status to answer with (400 when zero) and RetryAfter, in seconds,
-// goes with a 429.
+// its redirect URI cannot be trusted: the error is then shown, never redirected
+// (conformance T12). Status is the HTTP status to answer with (400 when zero) and RetryAfter,
+// in seconds, goes with a 429.
 type AuthorizeError struct {
 	Code, Description string
 	Redirect          bool

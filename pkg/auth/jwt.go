@@ -54,7 +54,7 @@ func (k *Keys) Sign(claims jwt.MapClaims) (string, error) {
 // Verify checks a JWT issued by Sign and returns its claims. Every failure is
 // ErrInvalidToken (wrapped with a short reason for logs), never a panic. It picks the
 // key by the kid header alone and ignores jku, x5u, jwk and x5c, so a token cannot bring
-// its own key (CONFORMANCE J1–J6, J9). A well-formed kid it does not know makes it
+// its own key (conformance J1–J6, J9). A well-formed kid it does not know makes it
 // re-read the key store, at most once a second. Whether the token is an access token
 // (typ claim) and whether its Session is open are the caller's checks.
 //
@@ -183,7 +183,8 @@ func (c *verifiedCache) put(sum [sha256.Size]byte, v *verifiedToken) {
 // checked asks for RS256.
 func (k *Keys) keyFor(ctx context.Context, h map[string]any) (*signingKey, error) {
 	if _, ok := h["crit"]; ok {
-		// RFC 7515 §4.1.11: we understand no extension, so any crit is unknown (J9).
+		// RFC 7515 §4.1.11: we understand no extension, so any crit is unknown
+		// (conformance J9).
 		return nil, errors.New("crit header")
 	}
 	if typ, ok := h["typ"]; ok && typ != "JWT" {

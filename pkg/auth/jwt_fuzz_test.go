@@ -10,7 +10,7 @@ import (
 )
 
 // FuzzVerify: whatever the input, Verify does not panic, and it accepts nothing but the
-// one token signed here (a forgery the fuzzer finds would be a J1–J4 hole).
+// one token signed here (a forgery the fuzzer finds would be a conformance J1–J4 hole).
 func FuzzVerify(f *testing.F) {
 	k, priv := jwtKeys(f)
 	signed, err := k.Sign(jwt.MapClaims(goodClaims()))

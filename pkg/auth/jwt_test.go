@@ -59,7 +59,7 @@ func macRaw(t testing.TB, key []byte, header, claims map[string]any) string {
 	return in + "." + b64(m.Sum(nil))
 }
 
-// goodClaims are an access token's claims (CONFORMANCE C5), valid at jwtNow.
+// goodClaims are an access token's claims (conformance C5), valid at jwtNow.
 func goodClaims() map[string]any {
 	return map[string]any{
 		"iss": testIssuer, "sub": "user-1", "aud": "client-1", "client_id": "client-1",
@@ -120,7 +120,7 @@ func TestVerifyRoundTrip(t *testing.T) {
 	}
 }
 
-// CONFORMANCE J1–J9 (the parts that are Verify's): every attack is ErrInvalidToken.
+// conformance J1–J9 (the parts that are Verify's): every attack is ErrInvalidToken.
 func TestVerifyAttacks(t *testing.T) {
 	k, priv := jwtKeys(t)
 	ctx := context.Background()
@@ -131,7 +131,7 @@ func TestVerifyAttacks(t *testing.T) {
 	good := signRaw(t, priv, rs, goodClaims())
 	parts := strings.Split(good, ".")
 
-	// Key bytes an attacker can get from the JWKS, for J2.
+	// Key bytes an attacker can get from the JWKS, for conformance J2.
 	pkix, err := x509.MarshalPKIXPublicKey(&priv.PublicKey)
 	if err != nil {
 		t.Fatal(err)

@@ -353,7 +353,7 @@ func (k *Keys) reloadFor(ctx context.Context, kid string) (*signingKey, error) {
 }
 
 // JWKS returns the JSON Web Key Set of the public keys, newest first (RFC 7517 §5),
-// as served at /.well-known/jwks.json. It holds no private member (CONFORMANCE J10).
+// as served at /.well-known/jwks.json. It holds no private member (conformance J10).
 func (k *Keys) JWKS() []byte {
 	// A copy, since the handler's caller could write into a shared slice.
 	return bytes.Clone(k.set.Load().jwks)

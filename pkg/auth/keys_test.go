@@ -303,7 +303,7 @@ func TestLoadKeysNoSource(t *testing.T) {
 	}
 }
 
-// CONFORMANCE C5, J10: public RSA members only, with use and alg, newest first.
+// conformance C5, J10: public RSA members only, with use and alg, newest first.
 func TestJWKS(t *testing.T) {
 	ks := testRSAKeys()
 	k := keysOf(t, ks[0], ks[1])

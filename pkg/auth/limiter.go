@@ -43,7 +43,7 @@ type LimiterOptions struct {
 }
 
 // Limiter slows repeated failures per key (a user, a client, a client address), so that a
-// password or a client secret cannot be guessed at request speed (CONFORMANCE T9, RFC 6749
+// password or a client secret cannot be guessed at request speed (conformance T9, RFC 6749
 // §4.3.2). It is safe for concurrent use. State is in memory and per process: with several
 // instances a guesser gets each instance's allowance, which still keeps guessing far below
 // request speed, and no shared store is written on every failed sign-in.

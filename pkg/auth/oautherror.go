@@ -26,7 +26,7 @@ type OAuthError struct {
 	// 429 while password guessing is slowed down).
 	Status int
 	// Challenge is set when the client authenticated with HTTP Basic and failed: the
-	// response carries WWW-Authenticate: Basic (T5).
+	// response carries WWW-Authenticate: Basic (conformance T5).
 	Challenge bool
 	// RetryAfter is the Retry-After header in seconds, when positive.
 	RetryAfter int
@@ -45,7 +45,8 @@ func (e *OAuthError) HTTPStatus() int {
 	return http.StatusBadRequest
 }
 
-// Body is the JSON body. error_description keeps to printable ASCII without " and \ (T3).
+// Body is the JSON body. error_description keeps to printable ASCII without " and \
+// (conformance T3).
 func (e *OAuthError) Body() map[string]string {
 	b := map[string]string{"error": e.Code}
 	if d := cleanDescription(e.Description); d != "" {

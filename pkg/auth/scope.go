@@ -27,7 +27,7 @@ func parseScope(s string) ([]string, *OAuthError) {
 }
 
 // narrowScope is the scope of a refreshed access token: the requested one, which may
-// leave out part of the granted scope but never add to it (CONFORMANCE T10), or, when
+// leave out part of the granted scope but never add to it (conformance T10), or, when
 // the refresh asks for none, the whole grant (RFC 6749 §6).
 func narrowScope(granted string, requested []string) (string, *OAuthError) {
 	if len(requested) == 0 {

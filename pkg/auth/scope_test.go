@@ -36,7 +36,7 @@ func TestParseScope(t *testing.T) {
 	}
 }
 
-// T10: a refresh narrows or keeps the grant's scope, never widens it.
+// conformance T10: a refresh narrows or keeps the grant's scope, never widens it.
 func TestNarrowScope(t *testing.T) {
 	for _, tt := range []struct {
 		granted, requested, want string // want "!" for invalid_scope

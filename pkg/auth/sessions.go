@@ -69,7 +69,7 @@ type Grant struct {
 	Scope []string
 }
 
-// TokenResponse is the token endpoint's answer (CONFORMANCE C1).
+// TokenResponse is the token endpoint's answer (conformance C1).
 type TokenResponse struct {
 	TokenType    string `json:"token_type"`
 	AccessToken  string `json:"access_token"`
@@ -226,7 +226,7 @@ func (s *Sessions) mint(doc map[string]any, sub string, cfg GrantConfig, client 
 }
 
 // Refresh rotates the refresh token rt of client: the Session gets a new token pair
-// and remembers the old refresh token, whose reuse closes the Session (CONFORMANCE S2).
+// and remembers the old refresh token, whose reuse closes the Session (conformance S2).
 // scope, when given, narrows the new access token's scope; the Session keeps its
 // grant's scope for later refreshes.
 // authenticated says whether the client proved its secret; unauthenticated is the
@@ -340,7 +340,7 @@ func (s *Sessions) Authenticate(ctx context.Context, token string, load Loader) 
 			return nil, ErrInvalidBearer
 		}
 		if typ, ok := c["typ"]; ok && typ != "access" {
-			return nil, ErrInvalidBearer // refresh and ID tokens are no access tokens (J7)
+			return nil, ErrInvalidBearer // refresh and ID tokens are no access tokens (conformance J7)
 		}
 		jti, _ := c["jti"].(string)
 		if jti == "" || !resources.ValidID(jti) {

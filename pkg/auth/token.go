@@ -18,7 +18,7 @@ import (
 
 // TokenRequest is a parsed POST /auth/token.
 type TokenRequest struct {
-	// Params are the body parameters, each given once and not empty (T4, T8).
+	// Params are the body parameters, each given once and not empty (conformance T4, T8).
 	Params map[string]string
 	// Basic holds HTTP Basic client credentials when the Authorization header had them.
 	Basic              bool
@@ -28,8 +28,8 @@ type TokenRequest struct {
 }
 
 // ParseTokenRequest reads a token request: a form body (any charset) or a JSON object
-// of strings, the query (which must not carry credentials, T1) and the Authorization
-// header. Every problem is an invalid_request OAuthError.
+// of strings, the query (which must not carry credentials, conformance T1) and the
+// Authorization header. Every problem is an invalid_request OAuthError.
 func ParseTokenRequest(contentType string, body []byte, query url.Values, authorization string) (*TokenRequest, *OAuthError) {
 	for _, k := range []string{"client_secret", "password", "refresh_token", "code"} {
 		if query.Has(k) {
@@ -224,7 +224,7 @@ func tooManySignIns(wait time.Duration) *OAuthError {
 }
 
 // authenticateClient identifies the client: HTTP Basic or client_id/client_secret in
-// the body, never both (T4). authenticated is false for a client that only named
+// the body, never both (conformance T4). authenticated is false for a client that only named
 // itself; the grant decides whether that is enough.
 func (t *TokenEndpoint) authenticateClient(ctx context.Context, req *TokenRequest) (*ClientConfig, bool, error) {
 	id, secret := req.Params["client_id"], req.Params["client_secret"]

@@ -101,8 +101,8 @@ func (d *Directory) ResolveLogin(ctx context.Context, username string) (*Login, 
 
 // CheckPassword checks password for the User of login. It returns the User without its
 // password, or nil for every kind of failure alike: nobody, an inactive user, a user
-// without a password, a wrong password (T6). bcrypt is paid in every case, so that each
-// takes the same time.
+// without a password, a wrong password (conformance T6). bcrypt is paid in every case, so
+// that each takes the same time.
 func (d *Directory) CheckPassword(login *Login, password string) map[string]any {
 	if d.OnPasswordCheck != nil {
 		d.OnPasswordCheck()

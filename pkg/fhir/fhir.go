@@ -7,7 +7,7 @@ import (
 	"encoding/json"
 )
 
-// OperationOutcome reports errors and warnings (F15: every 4xx/5xx body is one).
+// OperationOutcome reports errors and warnings (conformance F15: every 4xx/5xx body is one).
 type OperationOutcome struct {
 	ResourceType string  `json:"resourceType"`
 	ID           string  `json:"id,omitempty"`
@@ -79,7 +79,7 @@ type EntryResponse struct {
 	LastModified string `json:"lastModified,omitempty"`
 }
 
-// CapabilityStatement is the server's /metadata answer (F16).
+// CapabilityStatement is the server's /metadata answer (conformance F16).
 type CapabilityStatement struct {
 	ResourceType   string           `json:"resourceType"`
 	Status         string           `json:"status"`

@@ -18,7 +18,7 @@ type challenge string
 
 func (c challenge) Error() string { return string(c) }
 
-// invalidToken is the answer for every bad, expired or revoked bearer token (B2).
+// invalidToken is the answer for every bad, expired or revoked bearer token (conformance B2).
 func invalidToken() error {
 	return &resources.Error{Code: resources.CodeUnauthorized, Message: "the bearer token is invalid, expired or revoked",
 		Err: challenge(`Bearer realm="fhirbox", error="invalid_token"`)}
@@ -26,7 +26,7 @@ func invalidToken() error {
 
 // selfAuthenticating reports the endpoints that read the Authorization header
 // themselves: the token endpoint (client credentials, RFC 6749) and DELETE /Session,
-// which answers 200 even for a token that is already invalid (RFC 7009, R2).
+// which answers 200 even for a token that is already invalid (RFC 7009, conformance R2).
 func selfAuthenticating(method, path string) bool {
 	switch path {
 	case "/auth/token", "/auth/authorize":
@@ -47,8 +47,8 @@ func (s *Server) identify(c echo.Context) (*auth.Identity, error) {
 	}
 	h := r.Header.Get(echo.HeaderAuthorization)
 	if r.URL.RawQuery != "" && c.QueryParams().Has("access_token") {
-		// Tokens in URLs end up in logs and browser histories (B6); with a header too
-		// the request is ambiguous (B4).
+		// Tokens in URLs end up in logs and browser histories (conformance B6); with a header
+		// too the request is ambiguous (conformance B4).
 		return nil, resources.Errorf(resources.CodeInvalid, "send the access token in the Authorization header, not in the query (access_token)")
 	}
 	if h == "" {

@@ -38,7 +38,7 @@ type preread struct {
 
 // authorize identifies the caller and lets the request through only when a policy
 // allows it: 401 for an anonymous caller (or bad credentials), 403 for an
-// authenticated one (CONFORMANCE B1, B3).
+// authenticated one (conformance B1, B3).
 func (s *Server) authorize(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		r := c.Request()

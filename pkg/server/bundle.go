@@ -12,8 +12,8 @@ import (
 	"github.com/fhirbox/fhirbox/resources"
 )
 
-// searchBundle builds a searchset Bundle (F9–F12): absolute fullUrl, search.mode match,
-// a self link with only the parameters used, and next/previous links by _page.
+// searchBundle builds a searchset Bundle (conformance F9–F12): absolute fullUrl, search.mode
+// match, a self link with only the parameters used, and next/previous links by _page.
 func (s *Server) searchBundle(c echo.Context, q *resources.Query, res *resources.SearchResult) (*fhir.Bundle, error) {
 	base := s.base(c)
 	b := &fhir.Bundle{
@@ -75,8 +75,8 @@ func pageLinks(typeURL string, used url.Values, count, offset, got, total int) [
 	return links
 }
 
-// historyBundle builds a history Bundle (F8): newest first, deletions as entries with
-// request.method DELETE and no resource.
+// historyBundle builds a history Bundle (conformance F8): newest first, deletions as entries
+// with request.method DELETE and no resource.
 func (s *Server) historyBundle(c echo.Context, q resources.HistoryQuery, res *resources.HistoryResult) (*fhir.Bundle, error) {
 	base := s.base(c)
 	total := res.Total
@@ -125,8 +125,9 @@ func (s *Server) historyBundle(c echo.Context, q resources.HistoryQuery, res *re
 	return b, nil
 }
 
-// capabilities describes what the server supports, generated from the registry (F16).
-// The FHIR base's statement leaves out fhirbox's own types, which it does not serve.
+// capabilities describes what the server supports, generated from the registry
+// (conformance F16). The FHIR base's statement leaves out fhirbox's own types, which it does
+// not serve.
 func (s *Server) capabilities(base string, fhirBase bool) *fhir.CapabilityStatement {
 	reg := s.svc.Registry()
 	cs := &fhir.CapabilityStatement{

@@ -8,11 +8,13 @@ import (
 
 const patientJSON = `{"resourceType":"Patient","id":"pat-1","name":[{"family":"Chalmers","given":["Peter"]}],"birthDate":"1974-12-25","gender":"male"}`
 
-// F1: create answers 201 with absolute Location, ETag and Last-Modified, and ignores the
-// client's meta.versionId/lastUpdated.
-func TestF1Create(t *testing.T) { forEachBackend(t, testF1Create) }
+// conformance F1: create answers 201 with absolute Location, ETag and Last-Modified, and
+// ignores the client's meta.versionId/lastUpdated.
+func TestCreateAssignsIDAndVersionHeaders(t *testing.T) {
+	forEachBackend(t, testCreateAssignsIDAndVersionHeaders)
+}
 
-func testF1Create(t *testing.T) {
+func testCreateAssignsIDAndVersionHeaders(t *testing.T) {
 	e := newEnv(t)
 	body := `{"resourceType":"Patient","meta":{"versionId":"99","lastUpdated":"1999-01-01T00:00:00Z"},"name":[{"family":"Doe"}]}`
 	r := e.must(http.StatusCreated, post("/fhir/Patient", body))
@@ -62,11 +64,13 @@ func testF1Create(t *testing.T) {
 	})
 }
 
-// F2: bad documents are 400, unknown types 404, a resourceType that differs from the
-// URL 400; F15: each with an OperationOutcome that says why.
-func TestF2BadInput(t *testing.T) { forEachBackend(t, testF2BadInput) }
+// conformance F2: bad documents are 400, unknown types 404, a resourceType that differs from
+// the URL 400; conformance F15: each with an OperationOutcome that says why.
+func TestBadInputRejectedWithOutcome(t *testing.T) {
+	forEachBackend(t, testBadInputRejectedWithOutcome)
+}
 
-func testF2BadInput(t *testing.T) {
+func testBadInputRejectedWithOutcome(t *testing.T) {
 	e := newEnv(t)
 	tests := []struct {
 		name   string
@@ -116,11 +120,13 @@ func testF2BadInput(t *testing.T) {
 	}
 }
 
-// F3: read returns the resource with its ETag; unknown → 404, deleted → 410, a
+// conformance F3: read returns the resource with its ETag; unknown → 404, deleted → 410, a
 // matching If-None-Match → 304.
-func TestF3Read(t *testing.T) { forEachBackend(t, testF3Read) }
+func TestReadReturnsResourceWithETag(t *testing.T) {
+	forEachBackend(t, testReadReturnsResourceWithETag)
+}
 
-func testF3Read(t *testing.T) {
+func testReadReturnsResourceWithETag(t *testing.T) {
 	e := newEnv(t)
 	e.must(201, put("/Patient/pat-1", patientJSON))
 	r := e.must(200, get("/Patient/pat-1"))
@@ -131,17 +137,17 @@ func testF3Read(t *testing.T) {
 		t.Errorf("content changed on the way: %s", r.raw)
 	}
 	e.must(404, get("/Patient/nope"))
-	e.must(404, get("/Patient/PAT-1")) // F18: ids are case-sensitive
+	e.must(404, get("/Patient/PAT-1")) // conformance F18: ids are case-sensitive
 	e.must(304, get("/Patient/pat-1", "If-None-Match", `W/"1"`))
 	e.must(200, get("/Patient/pat-1", "If-None-Match", `W/"7"`))
 	e.must(200, del("/Patient/pat-1"))
 	outcomeText(t, e.must(410, get("/Patient/pat-1")))
 }
 
-// F4: vread returns that version; an unknown one is 404, a deletion 410.
-func TestF4VRead(t *testing.T) { forEachBackend(t, testF4VRead) }
+// conformance F4: vread returns that version; an unknown one is 404, a deletion 410.
+func TestVReadReturnsThatVersion(t *testing.T) { forEachBackend(t, testVReadReturnsThatVersion) }
 
-func testF4VRead(t *testing.T) {
+func testVReadReturnsThatVersion(t *testing.T) {
 	e := newEnv(t)
 	e.must(201, put("/Patient/p", `{"resourceType":"Patient","gender":"male"}`))
 	e.must(200, put("/Patient/p", `{"resourceType":"Patient","gender":"female"}`))
@@ -160,11 +166,13 @@ func testF4VRead(t *testing.T) {
 	e.must(404, get("/Patient/p/_history/abc"))
 }
 
-// F5: update — id mismatch 400, existing 200, update-as-create 201, the version goes up,
-// a stale If-Match 412.
-func TestF5Update(t *testing.T) { forEachBackend(t, testF5Update) }
+// conformance F5: update — id mismatch 400, existing 200, update-as-create 201, the version
+// goes up, a stale If-Match 412.
+func TestUpdateBumpsVersionAndChecksIfMatch(t *testing.T) {
+	forEachBackend(t, testUpdateBumpsVersionAndChecksIfMatch)
+}
 
-func testF5Update(t *testing.T) {
+func testUpdateBumpsVersionAndChecksIfMatch(t *testing.T) {
 	e := newEnv(t)
 	r := e.must(201, put("/fhir/Patient/u1", `{"resourceType":"Patient","id":"u1"}`))
 	if got, want := r.header.Get("Location"), testBase+"/fhir/Patient/u1/_history/1"; got != want {
@@ -186,10 +194,12 @@ func testF5Update(t *testing.T) {
 	}
 }
 
-// F6: conditional create with If-None-Exist.
-func TestF6ConditionalCreate(t *testing.T) { forEachBackend(t, testF6ConditionalCreate) }
+// conformance F6: conditional create with If-None-Exist.
+func TestConditionalCreateByMatchCount(t *testing.T) {
+	forEachBackend(t, testConditionalCreateByMatchCount)
+}
 
-func testF6ConditionalCreate(t *testing.T) {
+func testConditionalCreateByMatchCount(t *testing.T) {
 	e := newEnv(t)
 	e.must(201, put("/Patient/a", `{"resourceType":"Patient","identifier":[{"system":"urn:mrn","value":"1"}]}`))
 	e.must(201, put("/Patient/b", `{"resourceType":"Patient","identifier":[{"system":"urn:mrn","value":"2"}]}`))
@@ -204,11 +214,13 @@ func testF6ConditionalCreate(t *testing.T) {
 	e.must(400, post("/fhir/Patient", body, "If-None-Exist", "birthdate=notadate"))
 }
 
-// F7: delete is 200 (or 204), repeating it is harmless, and afterwards the resource is
-// gone from reads and searches.
-func TestF7Delete(t *testing.T) { forEachBackend(t, testF7Delete) }
+// conformance F7: delete is 200 (or 204), repeating it is harmless, and afterwards the
+// resource is gone from reads and searches.
+func TestDeleteIsRepeatableAndHidesResource(t *testing.T) {
+	forEachBackend(t, testDeleteIsRepeatableAndHidesResource)
+}
 
-func testF7Delete(t *testing.T) {
+func testDeleteIsRepeatableAndHidesResource(t *testing.T) {
 	e := newEnv(t)
 	e.must(201, put("/Patient/d", `{"resourceType":"Patient","name":[{"family":"Gone"}]}`))
 	r := e.must(200, del("/Patient/d"))
@@ -222,10 +234,12 @@ func testF7Delete(t *testing.T) {
 	}
 }
 
-// F8: history is newest first with delete entries; _count and _since apply.
-func TestF8History(t *testing.T) { forEachBackend(t, testF8History) }
+// conformance F8: history is newest first with delete entries; _count and _since apply.
+func TestHistoryNewestFirstWithDeletes(t *testing.T) {
+	forEachBackend(t, testHistoryNewestFirstWithDeletes)
+}
 
-func testF8History(t *testing.T) {
+func testHistoryNewestFirstWithDeletes(t *testing.T) {
 	e := newEnv(t)
 	e.must(201, put("/Patient/h", `{"resourceType":"Patient","gender":"male"}`))
 	e.must(200, put("/Patient/h", `{"resourceType":"Patient","gender":"female"}`))
@@ -261,10 +275,12 @@ func testF8History(t *testing.T) {
 	e.must(400, get("/Patient/h/_history?_count=-1"))
 }
 
-// F18: ids match [A-Za-z0-9\-\.]{1,64}; others are 400.
-func TestF18IDs(t *testing.T) { forEachBackend(t, testF18IDs) }
+// conformance F18: ids match [A-Za-z0-9\-\.]{1,64}; others are 400.
+func TestIDsValidatedAndAssignedPerBase(t *testing.T) {
+	forEachBackend(t, testIDsValidatedAndAssignedPerBase)
+}
 
-func testF18IDs(t *testing.T) {
+func testIDsValidatedAndAssignedPerBase(t *testing.T) {
 	e := newEnv(t)
 	for _, id := range []string{"a", "A.b-9", strings.Repeat("x", 64)} {
 		e.must(201, put("/Patient/"+id, `{"resourceType":"Patient"}`))

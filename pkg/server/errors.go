@@ -64,7 +64,8 @@ var issueCode = map[resources.Code]string{
 }
 
 // toError turns any error into a *resources.Error, translating echo's own errors
-// (unknown route, wrong method) so that every error body is an OperationOutcome (F15).
+// (unknown route, wrong method) so that every error body is an OperationOutcome
+// (conformance F15).
 func toError(err error) *resources.Error {
 	var re *resources.Error
 	if errors.As(err, &re) {
@@ -135,7 +136,7 @@ func (s *Server) errorHandler(err error, c echo.Context) {
 			h.Set(echo.HeaderWWWAuthenticate, string(ch))
 		} else {
 			// No or unusable credentials: both schemes are offered, Bearer without an
-			// error attribute (B1).
+			// error attribute (conformance B1).
 			h.Set(echo.HeaderWWWAuthenticate, `Bearer realm="fhirbox"`)
 			h.Add(echo.HeaderWWWAuthenticate, `Basic realm="fhirbox"`)
 		}

@@ -116,7 +116,7 @@ func (s *Server) handleDelete(c echo.Context) error {
 		return err
 	}
 	if res == nil {
-		// Already deleted or never there: deleting again is harmless (F7).
+		// Already deleted or never there: deleting again is harmless (conformance F7).
 		return c.NoContent(http.StatusNoContent)
 	}
 	setVersionHeaders(c, res)
@@ -124,7 +124,7 @@ func (s *Server) handleDelete(c echo.Context) error {
 	return s.writeValue(c, http.StatusOK, f, oo)
 }
 
-// writeWritten answers a create or update according to Prefer: return= (F1).
+// writeWritten answers a create or update according to Prefer: return= (conformance F1).
 func (s *Server) writeWritten(c echo.Context, status int, f outFormat, res *resources.Resource) error {
 	switch preferReturn(c.Request()) {
 	case "minimal":
@@ -155,7 +155,7 @@ func preferReturn(r *http.Request) string {
 	return ""
 }
 
-// strictHandling reports Prefer: handling=strict (F13).
+// strictHandling reports Prefer: handling=strict (conformance F13).
 func strictHandling(r *http.Request) bool {
 	for _, h := range r.Header.Values("Prefer") {
 		for _, part := range strings.Split(h, ";") {
@@ -189,7 +189,7 @@ func (s *Server) handleSearch(c echo.Context) error {
 	return s.writeValue(c, http.StatusOK, f, b)
 }
 
-// searchParams merges the query string with a form body (POST _search, F9).
+// searchParams merges the query string with a form body (POST _search, conformance F9).
 func (s *Server) searchParams(c echo.Context) (url.Values, error) {
 	if pr, ok := c.Request().Context().Value(prereadKey{}).(*preread); ok {
 		return pr.params, pr.err
@@ -260,7 +260,7 @@ func (s *Server) handleMetadata(c echo.Context) error {
 	return s.writeValue(c, http.StatusOK, f, s.capabilities(s.base(c), isFHIRBase(c)))
 }
 
-// writeResource writes one resource with its version headers (F1, F3).
+// writeResource writes one resource with its version headers (conformance F1, F3).
 func (s *Server) writeResource(c echo.Context, status int, f outFormat, res *resources.Resource) error {
 	body, err := s.svc.Public(res, resources.View{})
 	if err != nil {
@@ -321,7 +321,7 @@ func sameVersion(header string, v int64) bool {
 	return false
 }
 
-// versionURL is the absolute URL of a resource version (F1, C7).
+// versionURL is the absolute URL of a resource version (conformance F1, C7).
 func (s *Server) versionURL(c echo.Context, res *resources.Resource) string {
 	return fmt.Sprintf("%s/%s/%s/_history/%d", s.base(c), res.Type, res.ID, res.VersionID)
 }

@@ -232,7 +232,7 @@ func at(doc any, path ...any) any {
 	return cur
 }
 
-// outcomeText is the diagnostics of the first issue of an OperationOutcome (F15).
+// outcomeText is the diagnostics of the first issue of an OperationOutcome (conformance F15).
 func outcomeText(t testing.TB, r *resp) string {
 	t.Helper()
 	if at(r.doc, "resourceType") != "OperationOutcome" {

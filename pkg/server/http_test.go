@@ -11,10 +11,11 @@ import (
 	"github.com/fhirbox/fhirbox/pkg/format"
 )
 
-// F14: _format overrides Accept; an unusable Accept is 406, an unusable Content-Type 415.
-func TestF14Negotiation(t *testing.T) { forEachBackend(t, testF14Negotiation) }
+// conformance F14: _format overrides Accept; an unusable Accept is 406, an unusable
+// Content-Type 415.
+func TestContentNegotiation(t *testing.T) { forEachBackend(t, testContentNegotiation) }
 
-func testF14Negotiation(t *testing.T) {
+func testContentNegotiation(t *testing.T) {
 	e := newEnv(t)
 	e.must(201, put("/Patient/n", strings.Replace(patientJSON, `"pat-1"`, `"n"`, 1)))
 	tests := []struct {

@@ -36,8 +36,8 @@ var (
 	yamlTypes = map[string]bool{mimeYAML: true, "application/yaml": true, "application/x-yaml": true, "text/x-yaml": true}
 )
 
-// negotiate picks the response format: _format wins over Accept (F14). The default is
-// FHIR JSON on /fhir and plain JSON elsewhere.
+// negotiate picks the response format: _format wins over Accept (conformance F14). The
+// default is FHIR JSON on /fhir and plain JSON elsewhere.
 func negotiate(c echo.Context, fhirBase bool) (outFormat, error) {
 	def := outFormat{ctype: mimeJSON}
 	if fhirBase {

@@ -21,7 +21,7 @@ type OAuth struct {
 	Dir      *auth.Directory
 }
 
-// noStore marks token responses and errors as not cacheable (C1, T3).
+// noStore marks token responses and errors as not cacheable (conformance C1, T3).
 func noStore(c echo.Context) {
 	h := c.Response().Header()
 	h.Set("Cache-Control", "no-store")
@@ -68,7 +68,7 @@ func (s *Server) handleToken(c echo.Context) error {
 	return c.JSON(http.StatusOK, resp)
 }
 
-// handleTokenMethod answers anything but POST on the token endpoint (T1).
+// handleTokenMethod answers anything but POST on the token endpoint (conformance T1).
 func (s *Server) handleTokenMethod(c echo.Context) error {
 	c.Response().Header().Set(echo.HeaderAllow, http.MethodPost)
 	return s.oauthError(c, &auth.OAuthError{Code: auth.ErrCodeInvalidRequest, Description: "the token endpoint takes POST only", Status: http.StatusMethodNotAllowed})
@@ -77,7 +77,7 @@ func (s *Server) handleTokenMethod(c echo.Context) error {
 // handleAuthorize answers GET /auth/authorize for the redirect-protected password grant:
 // a 302 to the client's registered redirect_uri with a one-time code in the fragment.
 // An unknown client or one without a registered redirect_uri gets an error page, never
-// a redirect (T12).
+// a redirect (conformance T12).
 func (s *Server) handleAuthorize(c echo.Context) error {
 	// Neither a redirect carrying a code nor an error about one is to be cached.
 	noStore(c)
@@ -118,8 +118,8 @@ func (s *Server) handleAuthorize(c echo.Context) error {
 }
 
 // handleCloseSession answers DELETE /Session: the session of the bearer token it is
-// sent with ends, at once and on every instance (R7). A token that is already invalid
-// still gets 200 (R2), so closing twice is harmless.
+// sent with ends, at once and on every instance (conformance R7). A token that is already
+// invalid still gets 200 (conformance R2), so closing twice is harmless.
 func (s *Server) handleCloseSession(c echo.Context) error {
 	r := c.Request()
 	scheme, token, _ := strings.Cut(r.Header.Get(echo.HeaderAuthorization), " ")
@@ -167,8 +167,8 @@ func (s *Server) handleJWKS(c echo.Context) error {
 	return c.Blob(http.StatusOK, echo.MIMEApplicationJSON, s.oauth.Keys.JWKS())
 }
 
-// handleDiscovery serves both discovery documents (C6): OpenID Connect's and RFC 8414's.
-// code_challenge_methods_supported waits for the authorization-code grant, and no
+// handleDiscovery serves both discovery documents (conformance C6): OpenID Connect's and RFC
+// 8414's. code_challenge_methods_supported waits for the authorization-code grant, and no
 // token_endpoint_auth_signing_alg_values_supported is given: RFC 8414 §2 ties it to the
 // private_key_jwt and client_secret_jwt methods, which fhirbox does not take.
 func (s *Server) handleDiscovery(c echo.Context) error {

@@ -91,7 +91,7 @@ func jwtParts(t *testing.T, tok string) (hdr, claims map[string]any) {
 	return hdr, claims
 }
 
-// checkTokenResponse asserts C1.
+// checkTokenResponse asserts conformance C1.
 func checkTokenResponse(t *testing.T, r *resp) {
 	t.Helper()
 	if r.status != 200 {
@@ -108,7 +108,7 @@ func checkTokenResponse(t *testing.T, r *resp) {
 	}
 }
 
-// oauthErrorOf asserts an RFC 6749 error response (T3) and returns its code.
+// oauthErrorOf asserts an RFC 6749 error response (conformance T3) and returns its code.
 func oauthErrorOf(t *testing.T, r *resp, status int) string {
 	t.Helper()
 	if r.status != status {
@@ -129,7 +129,7 @@ func oauthErrorOf(t *testing.T, r *resp, status int) string {
 
 // The Aidbox password-grant flows: JSON credentials and Basic, JWT with refresh and
 // expiration settings, the token acting for the user, GET /Session, userinfo and
-// DELETE /Session (C1, C5, T6, B2, R7).
+// DELETE /Session (conformance C1, C5, T6, B2, R7).
 func TestPasswordGrantFlow(t *testing.T) { forEachBackend(t, testPasswordGrantFlow) }
 
 func testPasswordGrantFlow(t *testing.T) {
@@ -164,7 +164,7 @@ func testPasswordGrantFlow(t *testing.T) {
 		checkTokenResponse(t, token(e, url.Values{"grant_type": {"password"}, "username": {u}, "password": {"password1"}}, "Authorization", basicAuth("myapp", "verysecret")))
 	}
 
-	// T6: an unknown user and a wrong password get the same answer.
+	// conformance T6: an unknown user and a wrong password get the same answer.
 	wrong := token(e, url.Values{"grant_type": {"password"}, "client_id": {"myapp"}, "client_secret": {"verysecret"}, "username": {"user1"}, "password": {"nope"}})
 	unknown := token(e, url.Values{"grant_type": {"password"}, "client_id": {"myapp"}, "client_secret": {"verysecret"}, "username": {"ghost"}, "password": {"nope"}})
 	if oauthErrorOf(t, wrong, 400) != "invalid_grant" || oauthErrorOf(t, unknown, 400) != "invalid_grant" || string(wrong.raw) != string(unknown.raw) {
@@ -199,7 +199,8 @@ matcho: {request-method: get, params: {resource/id: .user.data.patient_id}}
 		t.Errorf("session %s", s.raw)
 	}
 
-	// DELETE /Session closes this token's session: 401 afterwards (B2), and again 200.
+	// DELETE /Session closes this token's session: 401 afterwards (conformance B2), and again
+	// 200.
 	r = e.must(200, bearer(access, req{method: http.MethodDelete, path: "/Session"}))
 	if string(r.raw) != "{}" && strings.TrimSpace(string(r.raw)) != "{}" {
 		t.Errorf("C4 body %s", r.raw)
@@ -213,7 +214,7 @@ matcho: {request-method: get, params: {resource/id: .user.data.patient_id}}
 }
 
 // Client credentials with an opaque token and the seed's AccessPolicy (the Aidbox docs'
-// example), T2: no refresh token; T5, T7.
+// example), conformance T2: no refresh token; conformance T5, T7.
 func TestClientCredentials(t *testing.T) { forEachBackend(t, testClientCredentials) }
 
 func testClientCredentials(t *testing.T) {
@@ -233,13 +234,15 @@ link: [{id: myapp, resourceType: Client}]
 		t.Errorf("opaque token %q is not 32 bytes base64url", tok)
 	}
 	e.must(200, bearer(tok, get("/fhir/Patient")))
-	e.must(200, req{method: http.MethodGet, path: "/fhir/Patient", anonymous: true, hdr: []string{"Authorization", "bearer " + tok}}) // B5
+	e.must(200, req{method: http.MethodGet, path: "/fhir/Patient", anonymous: true, hdr: []string{"Authorization", "bearer " + tok}}) // conformance B5
 
-	// C3: Basic credentials are URL-decoded after base64 (RFC 6749 §2.3.1): a client that
-	// form-encodes them ("verysecret" as "very%73ecret") and one that sends them raw agree.
+	// conformance C3: Basic credentials are URL-decoded after base64 (RFC 6749 §2.3.1): a
+	// client that form-encodes them ("verysecret" as "very%73ecret") and one that sends them
+	// raw agree.
 	checkTokenResponse(t, token(e, url.Values{"grant_type": {"client_credentials"}}, "Authorization", "Basic "+base64.StdEncoding.EncodeToString([]byte("myapp:very%73ecret"))))
 
-	// T5: wrong secret through Basic → 401 with a Basic challenge; in the body → 400.
+	// conformance T5: wrong secret through Basic → 401 with a Basic challenge; in the body →
+	// 400.
 	r = token(e, url.Values{"grant_type": {"client_credentials"}}, "Authorization", basicAuth("myapp", "wrong"))
 	if oauthErrorOf(t, r, 401) != "invalid_client" || !strings.HasPrefix(r.header.Get("WWW-Authenticate"), "Basic realm=") {
 		t.Errorf("T5 basic: %v %s", r.header, r.raw)
@@ -256,7 +259,7 @@ link: [{id: myapp, resourceType: Client}]
 	if oauthErrorOf(t, r, 400) != "invalid_client" {
 		t.Errorf("T5 confidential client without secret: %s", r.raw)
 	}
-	// T7: a grant the client does not list.
+	// conformance T7: a grant the client does not list.
 	e.must(201, yamlPut("/Client/pwonly", "secret: s3\ngrant_types: [password]\n"))
 	r = token(e, url.Values{"grant_type": {"client_credentials"}}, "Authorization", basicAuth("pwonly", "s3"))
 	if oauthErrorOf(t, r, 400) != "unauthorized_client" {
@@ -268,7 +271,7 @@ link: [{id: myapp, resourceType: Client}]
 	}
 }
 
-// Token endpoint request checks: T1, T4, T8, C2.
+// Token endpoint request checks: conformance T1, T4, T8, C2.
 func TestTokenRequestErrors(t *testing.T) { forEachBackend(t, testTokenRequestErrors) }
 
 func testTokenRequestErrors(t *testing.T) {
@@ -312,12 +315,13 @@ func testTokenRequestErrors(t *testing.T) {
 			}
 		})
 	}
-	// T8: unknown parameters are ignored; C2: a charset on the form type is fine.
+	// conformance T8: unknown parameters are ignored; conformance C2: a charset on the form
+	// type is fine.
 	checkTokenResponse(t, token(e, url.Values{"grant_type": {"client_credentials"}, "client_id": {"myapp"}, "client_secret": {"verysecret"}, "foo": {"bar"}, "scope": {""}}))
 }
 
-// Refresh tokens rotate; the old one's reuse closes the session (S2); another client's
-// refresh token is invalid_grant (T6); refresh_token_expiration slides.
+// Refresh tokens rotate; the old one's reuse closes the session (conformance S2); another
+// client's refresh token is invalid_grant (conformance T6); refresh_token_expiration slides.
 func TestRefreshRotation(t *testing.T) { forEachBackend(t, testRefreshRotation) }
 
 func testRefreshRotation(t *testing.T) {
@@ -348,7 +352,8 @@ func testRefreshRotation(t *testing.T) {
 		t.Fatal("the refresh token did not rotate")
 	}
 	e.must(200, bearer(second.doc["access_token"].(string), get("/auth/userinfo")))
-	// S2: the old refresh token comes back: invalid_grant, and the newest one dies too.
+	// conformance S2: the old refresh token comes back: invalid_grant, and the newest one
+	// dies too.
 	if code := oauthErrorOf(t, refresh(rt1), 400); code != "invalid_grant" {
 		t.Errorf("reuse: %s", code)
 	}
@@ -372,7 +377,7 @@ func testRefreshRotation(t *testing.T) {
 	}
 }
 
-// The bearer checks of resource endpoints: B1, B2, B4, B6, expiry.
+// The bearer checks of resource endpoints: conformance B1, B2, B4, B6, expiry.
 func TestBearerAuthentication(t *testing.T) { forEachBackend(t, testBearerAuthentication) }
 
 func testBearerAuthentication(t *testing.T) {
@@ -392,16 +397,16 @@ func testBearerAuthentication(t *testing.T) {
 			t.Errorf("B2 challenge %q", r.header.Get("WWW-Authenticate"))
 		}
 	}
-	e.must(400, anon(get("/fhir/Patient", "Authorization", "Bearer")))                // B4
-	e.must(400, anon(get("/fhir/Patient", "Authorization", "Bearer a b")))            // B4
-	e.must(400, bearer(tok, get("/fhir/Patient?access_token="+url.QueryEscape(tok)))) // B4
-	e.must(400, anon(get("/fhir/Patient?access_token="+url.QueryEscape(tok))))        // B6
+	e.must(400, anon(get("/fhir/Patient", "Authorization", "Bearer")))                // conformance B4
+	e.must(400, anon(get("/fhir/Patient", "Authorization", "Bearer a b")))            // conformance B4
+	e.must(400, bearer(tok, get("/fhir/Patient?access_token="+url.QueryEscape(tok)))) // conformance B4
+	e.must(400, anon(get("/fhir/Patient?access_token="+url.QueryEscape(tok))))        // conformance B6
 	e.must(200, bearer(tok, get("/fhir/Patient")))
 	clk.Advance(601 * time.Second)
 	e.must(401, bearer(tok, get("/fhir/Patient"))) // expired
 }
 
-// JWT attacks through the router (J1, J2, J3, J7, J8): each is a 401, never a 500.
+// JWT attacks through the router (conformance J1, J2, J3, J7, J8): each is a 401, never a 500.
 func TestJWTAttacks(t *testing.T) { forEachBackend(t, testJWTAttacks) }
 
 func testJWTAttacks(t *testing.T) {
@@ -440,7 +445,7 @@ func testJWTAttacks(t *testing.T) {
 			}
 		})
 	}
-	// J8: a valid JWT whose Session was deleted through CRUD.
+	// conformance J8: a valid JWT whose Session was deleted through CRUD.
 	jti := claims["jti"].(string)
 	e.must(200, del("/Session/"+jti))
 	e.must(401, bearer(access, get("/fhir/Patient")))
@@ -474,7 +479,7 @@ func testUserChangesCloseSessions(t *testing.T) {
 	}
 }
 
-// secret_required, public clients and audience (S5).
+// secret_required, public clients and audience (conformance S5).
 func TestPasswordClientSettings(t *testing.T) { forEachBackend(t, testPasswordClientSettings) }
 
 func testPasswordClientSettings(t *testing.T) {
@@ -515,7 +520,7 @@ func testPasswordClientSettings(t *testing.T) {
 }
 
 // The redirect-protected password flow: /auth/authorize redirects with a one-time code
-// that the password grant then needs (T11, T12). The test is itself the script that
+// that the password grant then needs (conformance T11, T12). The test is itself the script that
 // docs/auth.md 4.7 says the flow does not keep out: it reads the code from Location.
 func TestRedirectProtectedPassword(t *testing.T) { forEachBackend(t, testRedirectProtectedPassword) }
 
@@ -562,7 +567,8 @@ func testRedirectProtectedPassword(t *testing.T) {
 	if c := oauthErrorOf(t, pw(code), 400); c != "invalid_grant" {
 		t.Errorf("T11 expired code: %s", c)
 	}
-	// T12: an unknown client, or one without a registered redirect_uri, gets no redirect.
+	// conformance T12: an unknown client, or one without a registered redirect_uri, gets no
+	// redirect.
 	for _, q := range []string{"client_id=ghost&grant_type=password", "client_id=myapp&grant_type=password"} {
 		if r := authorize(q); r.status != 400 || r.header.Get("Location") != "" {
 			t.Errorf("%s: %d %v", q, r.status, r.header.Get("Location"))
@@ -570,7 +576,8 @@ func testRedirectProtectedPassword(t *testing.T) {
 	}
 }
 
-// T9: password guessing is slowed per user and per address, and the user gets back in.
+// conformance T9: password guessing is slowed per user and per address, and the user gets
+// back in.
 func TestPasswordBruteForce(t *testing.T) { forEachBackend(t, testPasswordBruteForce) }
 
 func testPasswordBruteForce(t *testing.T) {
@@ -594,7 +601,7 @@ func testPasswordBruteForce(t *testing.T) {
 	checkTokenResponse(t, try("password1"))
 }
 
-// Discovery and JWKS (C5, C6, J10).
+// Discovery and JWKS (conformance C5, C6, J10).
 func TestDiscoveryAndJWKS(t *testing.T) { forEachBackend(t, testDiscoveryAndJWKS) }
 
 func testDiscoveryAndJWKS(t *testing.T) {
@@ -751,9 +758,9 @@ func testAuthorizeIsRateLimited(t *testing.T) {
 	}
 }
 
-// T10: a refresh may narrow the scope, never widen it. The scope granted is recorded on
-// the Session and in JWTs, answered in the token response, and a refresh without scope
-// gets the whole grant back (RFC 6749 §6); a malformed scope is invalid_scope.
+// conformance T10: a refresh may narrow the scope, never widen it. The scope granted is
+// recorded on the Session and in JWTs, answered in the token response, and a refresh without
+// scope gets the whole grant back (RFC 6749 §6); a malformed scope is invalid_scope.
 func TestRefreshScope(t *testing.T) { forEachBackend(t, testRefreshScope) }
 
 func testRefreshScope(t *testing.T) {
@@ -854,7 +861,7 @@ matcho: {request-method: get, session: {access_scope: "system/*.read"}}
 }
 
 // A Client's scope lists the scopes it may ask for: asking for more is invalid_scope
-// on every grant (CONFORMANCE T7), and a refresh does not hand out again a scope taken
+// on every grant (conformance T7), and a refresh does not hand out again a scope taken
 // off the list since.
 func TestClientScopes(t *testing.T) { forEachBackend(t, testClientScopes) }
 

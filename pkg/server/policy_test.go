@@ -29,9 +29,9 @@ func yamlPut(path, body string) req {
 	return put(path, body, "Content-Type", "text/yaml")
 }
 
-// A client that may use Basic but has no policy: authenticated, so 403 (B3); anonymous
-// callers get 401 with a challenge (B1); a client without the basic grant cannot use
-// Basic at all.
+// A client that may use Basic but has no policy: authenticated, so 403 (conformance B3);
+// anonymous callers get 401 with a challenge (conformance B1); a client without the basic
+// grant cannot use Basic at all.
 func TestPolicyDefaultDeny(t *testing.T) { forEachBackend(t, testPolicyDefaultDeny) }
 
 func testPolicyDefaultDeny(t *testing.T) {

@@ -11,7 +11,7 @@ import (
 
 // routes is the whole HTTP surface in one place. The resource API answers under two
 // bases, / (fhirbox's own, as Aidbox has it) and /fhir (FHIR's), with the same handlers
-// (F17); they differ only in base URL and in who assigns the id on create.
+// (conformance F17); they differ only in base URL and in who assigns the id on create.
 func (s *Server) routes(reg *prometheus.Registry) {
 	e := s.echo
 	root := e.Group("")

@@ -165,7 +165,7 @@ func testSearchSynthea(t *testing.T) {
 		}
 	}
 
-	// F9: each query finds exactly the patients computed from the data itself.
+	// conformance F9: each query finds exactly the patients computed from the data itself.
 	tests := []struct {
 		name  string
 		query string
@@ -201,7 +201,7 @@ func testSearchSynthea(t *testing.T) {
 			if !slices.Equal(ids, tt.want) {
 				t.Errorf("found %d patients, want %d (first difference in %v)", len(ids), len(tt.want), firstDiff(ids, tt.want))
 			}
-			// F9: POST _search with a form body gives the same results.
+			// conformance F9: POST _search with a form body gives the same results.
 			r := e.must(200, req{method: http.MethodPost, path: "/Patient/_search", body: q,
 				hdr: []string{"Content-Type", "application/x-www-form-urlencoded"}})
 			if got := int(at(r.doc, "total").(float64)); got != len(tt.want) {
@@ -349,10 +349,13 @@ func mustJSON(t *testing.T, v any) []byte {
 	return b
 }
 
-// F16: the CapabilityStatement names FHIR 4.0.1 and the types and parameters served.
-func TestF16Metadata(t *testing.T) { forEachBackend(t, testF16Metadata) }
+// conformance F16: the CapabilityStatement names FHIR 4.0.1 and the types and parameters
+// served.
+func TestMetadataListsTypesAndSearchParams(t *testing.T) {
+	forEachBackend(t, testMetadataListsTypesAndSearchParams)
+}
 
-func testF16Metadata(t *testing.T) {
+func testMetadataListsTypesAndSearchParams(t *testing.T) {
 	e := newEnv(t)
 	for _, path := range []string{"/metadata", "/fhir/metadata"} {
 		r := e.must(200, req{method: http.MethodGet, path: path, anonymous: true})
