@@ -60,7 +60,7 @@ func (s *Server) identify(c echo.Context) (*auth.Identity, error) {
 		if token == "" || strings.ContainsAny(token, " \t,") {
 			return nil, resources.Errorf(resources.CodeInvalid, "malformed Bearer authorization header")
 		}
-		id, err := s.oauth.Sessions.Authenticate(r.Context(), token, s.oauth.Dir)
+		id, err := s.oauth.Sessions.Authenticate(r.Context(), token)
 		if err == auth.ErrInvalidBearer {
 			return nil, invalidToken()
 		}
