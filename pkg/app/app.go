@@ -117,16 +117,19 @@ func New(ctx context.Context, st Store, cfg Config) (*App, error) {
 		return nil, err
 	}
 	a.Keys = keys
-	a.Sessions = auth.NewSessions(svc, keys, cfg.Server.BaseURL, cfg.Now)
-	svc.OnCommit("User", a.Sessions.CloseSessionsOnChange)
+	dir := auth.NewDirectory(svc)
+	a.Dir = dir
+	a.Sessions = auth.NewSessions(svc, keys, dir, cfg.Server.BaseURL, cfg.Now)
 	// Local writes take effect before the writer's response; the change feed (Listen)
 	// brings other processes' writes, and this one's again, which is harmless.
 	svc.OnWrite(a.apply)
-	dir := auth.NewDirectory(svc)
-	a.Dir = dir
 	codes := auth.NewCodes(svc, cfg.Now)
 	oauth := &server.OAuth{
-		Token:    &auth.TokenEndpoint{Clients: a.Clients, Dir: dir, Sessions: a.Sessions, Codes: codes, Limiter: limiter},
+		Token: &auth.TokenEndpoint{Clients: a.Clients, Dir: dir, Grants: []auth.GrantHandler{
+			&auth.PasswordGrant{Dir: dir, Codes: codes, Limiter: limiter, Sessions: a.Sessions},
+			&auth.ClientCredentialsGrant{Sessions: a.Sessions},
+			&auth.RefreshGrant{Sessions: a.Sessions},
+		}},
 		Sessions: a.Sessions, Codes: codes, Keys: keys, Dir: dir,
 	}
 

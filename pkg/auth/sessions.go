@@ -31,25 +31,32 @@ type Sessions struct {
 	log    *slog.Logger
 	svc    *resources.Service
 	keys   *Keys
+	dir    Loader
 	issuer string
 	now    func() time.Time
 	cache  *sessionCache
 }
 
 // NewSessions returns Sessions storing through svc, signing JWTs with keys and naming
-// issuer (FHIRBOX_BASE_URL) in them. now nil is time.Now. It registers with svc what
-// keeps Sessions sound: they are written by the server only (API writes get 422), and
-// deleting a Client closes its Sessions.
-func NewSessions(svc *resources.Service, keys *Keys, issuer string, now func() time.Time) *Sessions {
+// issuer (FHIRBOX_BASE_URL) in them, and reading through dir the User and Client a
+// Session acts for. now nil is time.Now. It registers with svc what keeps Sessions
+// sound: they are written by the server only (API writes get 422), and deleting a
+// Client, or deleting, deactivating or giving a new password to a User, closes their
+// Sessions.
+func NewSessions(svc *resources.Service, keys *Keys, dir Loader, issuer string, now func() time.Time) *Sessions {
 	if now == nil {
 		now = time.Now
 	}
-	s := &Sessions{log: slog.Default(), svc: svc, keys: keys, issuer: issuer, now: now, cache: newSessionCache()}
+	s := &Sessions{log: slog.Default(), svc: svc, keys: keys, dir: dir, issuer: issuer, now: now, cache: newSessionCache()}
 	svc.AddValidator(SessionType, serverWritten(SessionType))
 	svc.AddValidator(CodeType, serverWritten(CodeType))
 	svc.OnCommit("Client", s.closeSessionsOfDeletedClient)
+	svc.OnCommit("User", s.closeSessionsOfChangedUser)
 	return s
 }
+
+// clock is the time tokens are issued at: whole seconds, as JWT times are.
+func (s *Sessions) clock() time.Time { return s.now().UTC().Truncate(time.Second) }
 
 // SetLogger sets where failures to close sessions are reported (default slog.Default).
 func (s *Sessions) SetLogger(l *slog.Logger) { s.log = l }
@@ -98,7 +105,7 @@ func randomToken() string {
 // Issue creates a Session for g and returns its tokens.
 func (s *Sessions) Issue(ctx context.Context, g Grant) (*TokenResponse, error) {
 	cfg := g.Client.Grant(g.Type)
-	now := s.now().UTC().Truncate(time.Second)
+	now := s.clock()
 	sid := resources.NewID()
 	aud := g.Audience
 	if aud == "" {
@@ -225,85 +232,53 @@ func (s *Sessions) mint(doc map[string]any, sub string, cfg GrantConfig, client 
 	return resp, nil
 }
 
-// Refresh rotates the refresh token rt of client: the Session gets a new token pair
-// and remembers the old refresh token, whose reuse closes the Session (conformance S2).
-// scope, when given, narrows the new access token's scope; the Session keeps its
-// grant's scope for later refreshes.
-// authenticated says whether the client proved its secret; unauthenticated is the
-// error to give when the Session's grant needs it.
-func (s *Sessions) Refresh(ctx context.Context, client *ClientConfig, authenticated bool, rt string, scope []string, userOf func(ctx context.Context, id string) (map[string]any, error), unauthenticated func() error) (*TokenResponse, error) {
-	bad := oauthErr(ErrCodeInvalidGrant, "the refresh token is invalid, expired or revoked")
-	if rt == "" || len(rt) > 8192 {
-		return nil, bad
-	}
+// refreshing is a Session found by one of its refresh tokens.
+type refreshing struct {
+	res *resources.Resource
+	doc map[string]any
+	// hash is that of the refresh token presented.
+	hash string
+}
+
+// byRefreshToken finds the Session that issued refresh token rt, now or before a
+// rotation; nil when there is none.
+func (s *Sessions) byRefreshToken(ctx context.Context, rt string) (*refreshing, error) {
 	h := hashToken(rt)
 	res, err := s.svc.FindByToken(ctx, SessionType, "refresh-token", h)
-	if err != nil {
+	if err != nil || res == nil {
 		return nil, err
-	}
-	if res == nil {
-		return nil, bad
 	}
 	doc, err := decode(res.Content)
 	if err != nil {
 		return nil, resources.Internal(err)
 	}
-	if cur, _ := doc["refresh_token_hash"].(string); cur != h {
-		// An old refresh token came back: someone holds a copy. End the whole family.
-		if _, err := s.svc.Delete(ctx, SessionType, res.ID); err != nil {
-			return nil, err
-		}
-		return nil, oauthErr(ErrCodeInvalidGrant, "the refresh token was already used; the session is closed")
-	}
-	if refID(doc["client"]) != client.ID {
-		return nil, bad
-	}
-	grant, _ := doc["type"].(string)
-	if !authenticated && client.needsSecretToRefresh(grant) {
-		return nil, unauthenticated()
-	}
-	cfg := client.Grant(grant)
-	if !cfg.RefreshToken || !client.Allows("refresh_token") {
-		return nil, oauthErr(ErrCodeUnauthorizedClient, "client %s may not refresh tokens", client.ID)
-	}
-	now := s.now().UTC().Truncate(time.Second)
-	if rexp, ok := number(doc["refresh_token_exp"]); ok && now.Unix() >= rexp {
-		return nil, bad
-	}
-	sub := client.ID
-	if uid := refID(doc["user"]); uid != "" {
-		user, err := userOf(ctx, uid)
-		if err != nil {
-			return nil, err
-		}
-		if user == nil {
-			return nil, bad
-		}
-		sub = uid
-	}
-	granted, _ := doc["scope"].(string)
-	access, oe := narrowScope(granted, scope)
-	if oe != nil {
-		return nil, oe
-	}
-	// A scope taken off the client's list since the grant is not issued again.
-	if bad := client.AllowsScope(strings.Fields(access)); bad != "" {
-		return nil, oauthErr(ErrCodeInvalidScope, "scope %q is no longer allowed for client %s: refresh with a narrower scope", bad, client.ID)
-	}
-	setScope(doc, granted, access)
-	rotated, _ := doc["rotated_refresh_hashes"].([]any)
-	rotated = append(rotated, h)
+	return &refreshing{res: res, doc: doc, hash: h}, nil
+}
+
+// current reports whether the token presented is the Session's current refresh token,
+// not one that a refresh rotated away.
+func (r *refreshing) current() bool {
+	cur, _ := r.doc["refresh_token_hash"].(string)
+	return cur == r.hash
+}
+
+// rotate gives the Session r a new token pair for sub, minted with cfg (the client's
+// settings for the Session's grant) at now, and remembers the refresh token presented,
+// whose reuse closes the Session. The access token's scope is r.doc's access_scope.
+func (s *Sessions) rotate(ctx context.Context, r *refreshing, sub string, client *ClientConfig, cfg GrantConfig, now time.Time) (*TokenResponse, error) {
+	rotated, _ := r.doc["rotated_refresh_hashes"].([]any)
+	rotated = append(rotated, r.hash)
 	if len(rotated) > maxRotated {
 		rotated = rotated[len(rotated)-maxRotated:]
 	}
-	doc["rotated_refresh_hashes"] = rotated
-	resp, err := s.mint(doc, sub, cfg, client, now)
+	r.doc["rotated_refresh_hashes"] = rotated
+	resp, err := s.mint(r.doc, sub, cfg, client, now)
 	if err != nil {
 		return nil, err
 	}
 	// If-Match makes two refreshes with one token race safely: the loser gets 412,
 	// which is a reuse.
-	_, _, err = s.svc.Update(resources.WithTrusted(ctx), SessionType, res.ID, doc, `W/"`+itoa(res.VersionID)+`"`)
+	_, _, err = s.svc.Update(resources.WithTrusted(ctx), SessionType, r.res.ID, r.doc, `W/"`+itoa(r.res.VersionID)+`"`)
 	if resources.ErrorCode(err) == resources.CodePreconditionFailed {
 		return nil, oauthErr(ErrCodeInvalidGrant, "the refresh token was already used")
 	}
@@ -313,21 +288,12 @@ func (s *Sessions) Refresh(ctx context.Context, client *ClientConfig, authentica
 	return resp, nil
 }
 
-// Close ends a Session: its tokens stop working at once, on every instance.
-func (s *Sessions) Close(ctx context.Context, id string) error {
-	_, err := s.svc.Delete(ctx, SessionType, id)
-	if resources.ErrorCode(err) == resources.CodeNotFound {
-		return nil
-	}
-	return err
-}
-
 // ErrInvalidBearer is the one answer for a bearer token that is malformed, unknown,
 // expired or revoked (RFC 6750 invalid_token).
 var ErrInvalidBearer = errors.New("invalid_token")
 
 // Authenticate returns the identity behind a bearer token.
-func (s *Sessions) Authenticate(ctx context.Context, token string, load Loader) (*Identity, error) {
+func (s *Sessions) Authenticate(ctx context.Context, token string) (*Identity, error) {
 	if token == "" || len(token) > 8192 {
 		return nil, ErrInvalidBearer
 	}
@@ -352,7 +318,7 @@ func (s *Sessions) Authenticate(ctx context.Context, token string, load Loader) 
 				return nil, nil
 			}
 			return r, err
-		}, load); err != nil || e == nil {
+		}, s.dir); err != nil || e == nil {
 			return nil, orInvalid(err)
 		}
 		if aud, _ := e.session["audience"].(string); !audienceHas(c["aud"], aud) {
@@ -370,7 +336,7 @@ func (s *Sessions) Authenticate(ctx context.Context, token string, load Loader) 
 		var err error
 		if e, err = s.cache.get(ctx, "hash:"+h, func(ctx context.Context) (*resources.Resource, error) {
 			return s.svc.FindByToken(ctx, SessionType, "access-token", h)
-		}, load); err != nil || e == nil {
+		}, s.dir); err != nil || e == nil {
 			return nil, orInvalid(err)
 		}
 		if e.accessHash != h {
@@ -455,24 +421,4 @@ func decode(content []byte) (map[string]any, error) {
 func itoa(n int64) string {
 	b, _ := json.Marshal(n)
 	return string(b)
-}
-
-// SessionOf finds the live Session a token belongs to, whether it is an access token
-// (expired or not) or a refresh token, for DELETE /Session (RFC 7009 lets a client
-// revoke either). A JWT access token is found only while it verifies. "" when none.
-func (s *Sessions) SessionOf(ctx context.Context, token string) (string, error) {
-	if token == "" || len(token) > 8192 {
-		return "", nil
-	}
-	h := hashToken(token)
-	for _, param := range []string{"access-token", "refresh-token"} {
-		r, err := s.svc.FindByToken(ctx, SessionType, param, h)
-		if err != nil || r != nil {
-			if r == nil {
-				return "", err
-			}
-			return r.ID, err
-		}
-	}
-	return "", nil
 }

@@ -9,8 +9,8 @@ import (
 	"mime"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
-	"time"
 	"unicode/utf8"
 
 	"github.com/fhirbox/fhirbox/resources"
@@ -104,27 +104,39 @@ func ParseTokenRequest(contentType string, body []byte, query url.Values, author
 	return req, nil
 }
 
-// TokenEndpoint answers POST /auth/token: client authentication, then the grant.
+// GrantType is the request's grant_type, "" when it has none.
+func (r *TokenRequest) GrantType() string { return r.Params["grant_type"] }
+
+// clientErr is an invalid_client answer; a client that tried HTTP Basic is challenged
+// (RFC 6749 §5.2).
+func (r *TokenRequest) clientErr(msg string) *OAuthError {
+	return &OAuthError{Code: ErrCodeInvalidClient, Description: msg, Challenge: r.Basic}
+}
+
+// TokenEndpoint answers POST /auth/token: it finds the grant's handler, authenticates
+// the client, and hands the request on.
 type TokenEndpoint struct {
-	Clients  *ClientVerifier
-	Dir      *Directory
-	Sessions *Sessions
-	Codes    *Codes
-	Limiter  *Limiter
+	Clients *ClientVerifier
+	Dir     *Directory
+	// Grants are asked in order whether a request is theirs; the first that says so
+	// answers it.
+	Grants []GrantHandler
 }
 
 // Token runs a token request; an *OAuthError is the client's mistake, anything else
 // the server's.
 func (t *TokenEndpoint) Token(ctx context.Context, req *TokenRequest) (*TokenResponse, error) {
-	grant := req.Params["grant_type"]
+	grant := req.GrantType()
 	if grant == "" {
 		return nil, oauthErr(ErrCodeInvalidRequest, "grant_type is required")
 	}
-	switch grant {
-	case "password", "client_credentials", "refresh_token":
-	case "authorization_code":
-		return nil, oauthErr(ErrCodeUnsupportedGrantType, "grant_type authorization_code is not supported yet")
-	default:
+	// Before the client is authenticated: an unsupported grant costs no secret check.
+	i := slices.IndexFunc(t.Grants, func(h GrantHandler) bool { return h.Handles(req) })
+	if i < 0 {
+		// A grant a Client can be set up for, but that no handler serves yet.
+		if slices.Contains(settingsGrants, grant) {
+			return nil, oauthErr(ErrCodeUnsupportedGrantType, "grant_type %s is not supported yet", grant)
+		}
 		return nil, oauthErr(ErrCodeUnsupportedGrantType, "unknown grant_type %q", grant)
 	}
 	client, authenticated, err := t.authenticateClient(ctx, req)
@@ -135,92 +147,7 @@ func (t *TokenEndpoint) Token(ctx context.Context, req *TokenRequest) (*TokenRes
 	if oe != nil {
 		return nil, oe
 	}
-	// A refresh narrows its Session's own grant instead (see Sessions.Refresh).
-	if bad := client.AllowsScope(scope); bad != "" && grant != "refresh_token" {
-		return nil, oauthErr(ErrCodeInvalidScope, "scope %q is not allowed for client %s", bad, client.ID)
-	}
-	switch grant {
-	case "client_credentials":
-		if !client.Allows(grant) {
-			return nil, oauthErr(ErrCodeUnauthorizedClient, "client %s may not use the client_credentials grant", client.ID)
-		}
-		if !authenticated {
-			return nil, t.clientErr(req, "the client_credentials grant needs the client's secret")
-		}
-		aud, err := audience(client, grant, req.Params["audience"])
-		if err != nil {
-			return nil, err
-		}
-		return t.Sessions.Issue(ctx, Grant{Type: grant, Client: client, Audience: aud, Scope: scope})
-	case "password":
-		return t.password(ctx, req, client, authenticated, scope)
-	default:
-		if req.Params["refresh_token"] == "" {
-			return nil, oauthErr(ErrCodeInvalidRequest, "refresh_token is required")
-		}
-		return t.Sessions.Refresh(ctx, client, authenticated, req.Params["refresh_token"], scope, t.Dir.User, func() error {
-			return t.clientErr(req, "refreshing these tokens needs the client's secret")
-		})
-	}
-}
-
-func (t *TokenEndpoint) password(ctx context.Context, req *TokenRequest, client *ClientConfig, authenticated bool, scope []string) (*TokenResponse, error) {
-	if !client.Allows("password") {
-		return nil, oauthErr(ErrCodeUnauthorizedClient, "client %s may not use the password grant", client.ID)
-	}
-	cfg := client.Grant("password")
-	if cfg.SecretRequired && !authenticated {
-		return nil, t.clientErr(req, "client "+client.ID+" must authenticate with its secret")
-	}
-	username, password := req.Params["username"], req.Params["password"]
-	if username == "" || password == "" {
-		return nil, oauthErr(ErrCodeInvalidRequest, "username and password are required")
-	}
-	aud, err := audience(client, "password", req.Params["audience"])
-	if err != nil {
-		return nil, err
-	}
-	if cfg.RedirectURI != "" {
-		ok, err := t.Codes.Redeem(ctx, client.ID, "password", req.Params["code"])
-		if err != nil {
-			return nil, err
-		}
-		if !ok {
-			return nil, oauthErr(ErrCodeInvalidGrant, "this client's password grant needs the one-time code from /auth/authorize")
-		}
-	}
-	// The address is checked first, so that an address that waits costs no look-up.
-	addr := "addr:" + req.RemoteAddr
-	if wait, ok := t.Limiter.Check(addr); !ok {
-		return nil, tooManySignIns(wait)
-	}
-	login, err := t.Dir.ResolveLogin(ctx, username)
-	if err != nil {
-		return nil, err
-	}
-	// Checking and counting are one step: the attempt counts as a failure from here until
-	// the password is found right, so a burst of parallel guesses gets the free allowance
-	// and no more.
-	att, wait, ok := t.Limiter.Begin(login.Key, addr)
-	if !ok {
-		return nil, tooManySignIns(wait)
-	}
-	defer att.Cancel()
-	user := t.Dir.CheckPassword(login, password)
-	if user == nil {
-		att.Fail()
-		return nil, oauthErr(ErrCodeInvalidGrant, "wrong username or password")
-	}
-	att.Succeed(login.Key)
-	return t.Sessions.Issue(ctx, Grant{Type: "password", Client: client, User: user, Audience: aud, Scope: scope})
-}
-
-// tooManySignIns is the answer while the user or the address waits: the same for every
-// user name, known or not.
-func tooManySignIns(wait time.Duration) *OAuthError {
-	secs := (&LimitedError{Wait: wait}).Seconds()
-	return &OAuthError{Code: ErrCodeInvalidRequest, Status: http.StatusTooManyRequests, RetryAfter: secs,
-		Description: fmt.Sprintf("too many failed sign-ins; try again in %d seconds", secs)}
+	return t.Grants[i].Token(ctx, &GrantRequest{TokenRequest: req, Client: client, Authenticated: authenticated, Scope: scope})
 }
 
 // authenticateClient identifies the client: HTTP Basic or client_id/client_secret in
@@ -238,7 +165,7 @@ func (t *TokenEndpoint) authenticateClient(ctx context.Context, req *TokenReques
 		id, secret = req.BasicID, req.BasicPass
 	}
 	if id == "" {
-		return nil, false, t.clientErr(req, "client authentication is required: HTTP Basic or client_id and client_secret")
+		return nil, false, req.clientErr("client authentication is required: HTTP Basic or client_id and client_secret")
 	}
 	var doc map[string]any
 	var err error
@@ -246,7 +173,7 @@ func (t *TokenEndpoint) authenticateClient(ctx context.Context, req *TokenReques
 	if secret != "" || req.Basic {
 		doc, err = t.Clients.Verify(ctx, id, secret, req.RemoteAddr)
 		if err == ErrBadCredentials {
-			return nil, false, t.clientErr(req, "invalid client credentials")
+			return nil, false, req.clientErr("invalid client credentials")
 		}
 		var le *LimitedError
 		if errors.As(err, &le) {
@@ -259,7 +186,7 @@ func (t *TokenEndpoint) authenticateClient(ctx context.Context, req *TokenReques
 	} else {
 		doc, err = t.Dir.read(ctx, "Client", id)
 		if err == nil && doc == nil {
-			return nil, false, t.clientErr(req, "invalid client credentials")
+			return nil, false, req.clientErr("invalid client credentials")
 		}
 		s, _ := doc["secret"].(string)
 		hasSecret = s != ""
@@ -275,31 +202,6 @@ func (t *TokenEndpoint) authenticateClient(ctx context.Context, req *TokenReques
 	}
 	cfg.HasSecret = hasSecret
 	return cfg, secret != "" || req.Basic, nil
-}
-
-func (t *TokenEndpoint) clientErr(req *TokenRequest, msg string) *OAuthError {
-	return &OAuthError{Code: ErrCodeInvalidClient, Description: msg, Challenge: req.Basic}
-}
-
-// audience checks a requested audience against the client's allowed ones.
-func audience(client *ClientConfig, grant, requested string) (string, error) {
-	allowed := client.Grant(grant).Audience
-	if requested == "" || len(allowed) == 0 {
-		return requested, nil
-	}
-	for _, a := range allowed {
-		if a == requested {
-			return requested, nil
-		}
-	}
-	return "", oauthErr(ErrCodeInvalidTarget, "audience %q is not allowed for this client", requested)
-}
-
-// needsSecretToRefresh reports whether refreshing tokens of grant needs the client's
-// secret: a public app that signs users in with client_id alone refreshes the same way;
-// everything else refreshes with the credentials it was issued with.
-func (c *ClientConfig) needsSecretToRefresh(grant string) bool {
-	return c.HasSecret && (grant != "password" || c.Grant("password").SecretRequired)
 }
 
 // ErrorFor maps a resources.Error met on the way (a store failure) to what the token

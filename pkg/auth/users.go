@@ -149,53 +149,6 @@ func (d *Directory) findUser(ctx context.Context, username string) (map[string]a
 	return nil, nil
 }
 
-// CloseSessionsOnChange closes every Session of a User that was deleted, deactivated
-// or given a new password: their tokens stop working at once. It is a
-// resources.CommitHook for User.
-func (s *Sessions) CloseSessionsOnChange(ctx context.Context, prev, next *resources.Resource) {
-	if prev == nil || prev.Deleted {
-		return
-	}
-	if !next.Deleted {
-		old, err1 := decode(prev.Content)
-		cur, err2 := decode(next.Content)
-		if err1 == nil && err2 == nil && !inactive(cur) && old["password"] == cur["password"] {
-			return
-		}
-	}
-	s.closeAll(ctx, "user", "User/"+next.ID)
-}
-
-// closeSessionsOfDeletedClient closes the Sessions of a Client that was deleted, so a
-// Client created again with the same id does not bring its old tokens back.
-func (s *Sessions) closeSessionsOfDeletedClient(ctx context.Context, prev, next *resources.Resource) {
-	if next.Deleted && prev != nil && !prev.Deleted {
-		s.closeAll(ctx, "client", "Client/"+next.ID)
-	}
-}
-
-// closeAll closes every Session whose reference parameter param names ref.
-func (s *Sessions) closeAll(ctx context.Context, param, ref string) {
-	// Detached: the sessions must close even if the request that caused it ends.
-	ctx = context.WithoutCancel(ctx)
-	for {
-		res, _, err := s.svc.Search(ctx, SessionType, url.Values{param: {ref}, "_count": {"100"}, "_total": {"none"}}, false)
-		if err != nil {
-			s.log.ErrorContext(ctx, "closing sessions failed", "of", ref, "err", err)
-			return
-		}
-		if len(res.Entries) == 0 {
-			return
-		}
-		for _, r := range res.Entries {
-			if err := s.Close(ctx, r.ID); err != nil {
-				s.log.ErrorContext(ctx, "closing a session failed", "session", r.ID, "err", err)
-				return
-			}
-		}
-	}
-}
-
 // serverWritten refuses writes of typ through the API: Sessions and codes are made by
 // the token endpoint, and a Session edited by hand would change what a live token
 // acts for. They can still be read, searched and deleted.

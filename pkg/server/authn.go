@@ -3,7 +3,6 @@ package server
 import (
 	"errors"
 	"net/http"
-	"slices"
 	"strings"
 	"time"
 
@@ -60,7 +59,7 @@ func (s *Server) identify(c echo.Context) (*auth.Identity, error) {
 		if token == "" || strings.ContainsAny(token, " \t,") {
 			return nil, resources.Errorf(resources.CodeInvalid, "malformed Bearer authorization header")
 		}
-		id, err := s.oauth.Sessions.Authenticate(r.Context(), token, s.oauth.Dir)
+		id, err := s.oauth.Sessions.Authenticate(r.Context(), token)
 		if err == auth.ErrInvalidBearer {
 			return nil, invalidToken()
 		}
@@ -95,13 +94,15 @@ func (s *Server) identify(c echo.Context) (*auth.Identity, error) {
 	admin := clientID == s.cfg.AdminClientID
 	// HTTP Basic is a grant of its own: a client uses it only when its grant_types say so
 	// (the secret was checked first, so this answer reveals nothing to a guesser).
-	if !admin && !hasGrant(client, "basic") {
-		return nil, resources.Errorf(resources.CodeUnauthorized, "client %q may not use HTTP Basic authentication: its grant_types do not include basic", clientID)
+	if !admin {
+		cfg, err := auth.ParseClientConfig(client)
+		if err != nil {
+			// A client stored before its settings were validated, or edited in the database.
+			return nil, resources.Errorf(resources.CodeUnauthorized, "client %q may not use HTTP Basic authentication: its settings are invalid", clientID)
+		}
+		if !cfg.Allows("basic") {
+			return nil, resources.Errorf(resources.CodeUnauthorized, "client %q may not use HTTP Basic authentication: its grant_types do not include basic", clientID)
+		}
 	}
 	return &auth.Identity{ClientID: clientID, Admin: admin, Client: client}, nil
-}
-
-func hasGrant(client map[string]any, grant string) bool {
-	list, _ := client["grant_types"].([]any)
-	return slices.ContainsFunc(list, func(v any) bool { return v == grant })
 }

@@ -127,24 +127,8 @@ func (s *Server) handleCloseSession(c echo.Context) error {
 	if !strings.EqualFold(scheme, "bearer") || token == "" {
 		return resources.Errorf(resources.CodeUnauthorized, "DELETE /Session closes the session of the bearer token it is sent with")
 	}
-	var sid string
-	id, err := s.oauth.Sessions.Authenticate(r.Context(), token, s.oauth.Dir)
-	switch {
-	case err == auth.ErrInvalidBearer:
-		// An expired access token, or a refresh token, still names its session: a client
-		// signing out must be able to end it.
-		if sid, err = s.oauth.Sessions.SessionOf(r.Context(), token); err != nil {
-			return err
-		}
-	case err != nil:
+	if err := s.oauth.Sessions.CloseByToken(r.Context(), token); err != nil {
 		return err
-	default:
-		sid = id.SessionID
-	}
-	if sid != "" {
-		if err := s.oauth.Sessions.Close(r.Context(), sid); err != nil {
-			return err
-		}
 	}
 	noStore(c)
 	return c.JSON(http.StatusOK, map[string]any{})

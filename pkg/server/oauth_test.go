@@ -1,6 +1,7 @@
 package server_test
 
 import (
+	"context"
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/base64"
@@ -13,8 +14,11 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/crypto/bcrypt"
+
 	"github.com/fhirbox/fhirbox/pkg/app"
 	"github.com/fhirbox/fhirbox/pkg/auth"
+	"github.com/fhirbox/fhirbox/resources"
 )
 
 // clock is an adjustable time source for expiry tests.
@@ -921,5 +925,48 @@ auth:
 	r := e.do(yamlPut("/Client/scoped", strings.Replace(scopedYAML, "scope: system/*.read patient/*.read", `scope: ["a b"]`, 1)))
 	if r.status != 422 || !strings.Contains(string(r.raw), "scope[0]") {
 		t.Errorf("malformed scope list: %d %s", r.status, r.raw)
+	}
+}
+
+// HTTP Basic on the API is a grant of its own: a client uses it when its validated
+// settings list basic, and a client whose stored settings do not validate (written
+// around the API) does not use it at all, as it gets no tokens either.
+func TestBasicNeedsTheBasicGrant(t *testing.T) { forEachBackend(t, testBasicNeedsTheBasicGrant) }
+
+func testBasicNeedsTheBasicGrant(t *testing.T) {
+	e := newEnv(t)
+	e.must(201, yamlPut("/Client/reader", "secret: reader-secret\ngrant_types: [basic]\n"))
+	e.must(201, yamlPut("/Client/service", "secret: service-secret\ngrant_types: [client_credentials]\n"))
+	// Settings the API refuses (auth.basic), stored as a database edit would.
+	hash, err := bcrypt.GenerateFromPassword([]byte("broken-secret"), bcrypt.MinCost)
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc, _ := json.Marshal(map[string]any{"resourceType": "Client", "id": "broken", "secret": string(hash),
+		"grant_types": []string{"basic"}, "auth": map[string]any{"basic": map[string]any{}}})
+	if _, err := e.store.Write(context.Background(), "Client", "broken", func(*resources.Resource) (*resources.Resource, *resources.Index, error) {
+		return &resources.Resource{Type: "Client", ID: "broken", VersionID: 1, LastUpdated: time.Now(), Content: doc}, &resources.Index{}, nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		client, secret string
+		status         int
+		says           string
+	}{
+		// Authenticated; no policy allows it anything.
+		{"reader", "reader-secret", 403, ""},
+		{"service", "service-secret", 401, "its grant_types do not include basic"},
+		{"broken", "broken-secret", 401, "its settings are invalid"},
+	} {
+		t.Run(tt.client, func(t *testing.T) {
+			r := e.do(as(tt.client, tt.secret, get("/fhir/Patient")))
+			if r.status != tt.status {
+				t.Fatalf("status %d, want %d: %s", r.status, tt.status, r.raw)
+			}
+			if msg := outcomeText(t, r); !strings.Contains(msg, tt.says) {
+				t.Errorf("diagnostics %q do not say %q", msg, tt.says)
+			}
+		})
 	}
 }
