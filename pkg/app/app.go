@@ -166,10 +166,30 @@ func (a *App) apply(ev resources.WriteEvent) {
 		// that caused it has gone.
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
-		if err := a.Policies.Invalidate(ctx, ev); err != nil {
+		err := a.Policies.Invalidate(ctx, ev)
+		// A reset comes when the change feed reconnects, often while the database is
+		// still coming back: a reload that meets the outage is tried again, or the
+		// policies changed meanwhile would stay unseen until the next change.
+		for delay := 100 * time.Millisecond; err != nil && transient(err) && ctx.Err() == nil; delay = min(2*delay, 5*time.Second) {
+			select {
+			case <-ctx.Done():
+			case <-time.After(delay):
+				err = a.Policies.Invalidate(ctx, ev)
+			}
+		}
+		if err != nil {
 			a.log.Error("reloading access policies failed", "event", ev, "err", err)
 		}
 	}
+}
+
+// transient reports whether err says the database could not serve for now.
+func transient(err error) bool {
+	switch resources.ErrorCode(err) {
+	case resources.CodeUnavailable, resources.CodeTimeout:
+		return true
+	}
+	return false
 }
 
 // keyStore adapts the store's signing-key table to auth.KeyStore.
