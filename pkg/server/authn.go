@@ -67,7 +67,6 @@ func (s *Server) identify(c echo.Context) (*auth.Identity, error) {
 		if err != nil {
 			return nil, err
 		}
-		id.Admin = id.UserID == "" && id.ClientID == s.cfg.AdminClientID
 		return id, nil
 	}
 	if !strings.EqualFold(scheme, "basic") {
@@ -98,7 +97,7 @@ func (s *Server) identify(c echo.Context) (*auth.Identity, error) {
 	if !admin && !hasGrant(client, "basic") {
 		return nil, resources.Errorf(resources.CodeUnauthorized, "client %q may not use HTTP Basic authentication: its grant_types do not include basic", clientID)
 	}
-	return &auth.Identity{ClientID: clientID, Admin: admin, Client: client}, nil
+	return &auth.Identity{ClientID: clientID, Client: client}, nil
 }
 
 func hasGrant(client map[string]any, grant string) bool {

@@ -92,8 +92,7 @@ func (s *Server) requestInfo(c echo.Context, id *auth.Identity) *accesspolicy.In
 	}
 	info := &accesspolicy.Info{
 		Method: method, Scheme: scheme, Path: r.URL.Path, RawQuery: r.URL.RawQuery,
-		RemoteAddr: remoteIP(r), Header: r.Header, Host: r.Host, Client: id.Client, User: id.User,
-		Session: id.Session, JWT: jwtClaims(id),
+		RemoteAddr: remoteIP(r), Header: r.Header, Host: r.Host, Caller: id,
 	}
 	if typ := c.Param("type"); typ != "" {
 		info.ResourceType = typ
@@ -110,13 +109,6 @@ func remoteIP(r *http.Request) string {
 		return r.RemoteAddr
 	}
 	return host
-}
-
-func jwtClaims(id *auth.Identity) map[string]any {
-	if id.JWT == nil {
-		return nil
-	}
-	return map[string]any(id.JWT)
 }
 
 // pendingPart names the part of the request object that the body would fill: "body"
@@ -180,7 +172,7 @@ func wantsTrace(r *http.Request) bool {
 // caller may see traces.
 func (s *Server) mayDebug(c echo.Context, id *auth.Identity) bool {
 	info := &accesspolicy.Info{Method: http.MethodPost, Scheme: "http", Path: testPolicyPath, Header: http.Header{},
-		Client: id.Client, User: id.User, Session: id.Session, JWT: jwtClaims(id)}
+		Caller: id}
 	return s.policies.Decide(c.Request().Context(), info.Build(), false).Allowed
 }
 
