@@ -68,9 +68,9 @@ func (s *Server) authorize(next echo.HandlerFunc) echo.HandlerFunc {
 		}
 		if !d.Allowed {
 			if id.Anonymous() {
-				return resources.Errorf(resources.CodeUnauthorized, "authentication required: no access policy allows anonymous %s %s", r.Method, r.URL.Path)
+				return resources.Errorf(codeUnauthorized, "authentication required: no access policy allows anonymous %s %s", r.Method, r.URL.Path)
 			}
-			return resources.Errorf(resources.CodeForbidden, "no access policy allows %s to %s %s", id.String(), r.Method, r.URL.Path)
+			return resources.Errorf(codeForbidden, "no access policy allows %s to %s %s", id.String(), r.Method, r.URL.Path)
 		}
 		c.SetRequest(c.Request().WithContext(auth.WithIdentity(c.Request().Context(), id)))
 		return next(c)

@@ -207,7 +207,7 @@ func (s *Server) searchParams(c echo.Context) (url.Values, error) {
 	}
 	ct := req.Header.Get(echo.HeaderContentType)
 	if ct != "" && !strings.HasPrefix(strings.ToLower(ct), echo.MIMEApplicationForm) {
-		return nil, resources.Errorf(resources.CodeUnsupportedMedia, "POST _search takes an application/x-www-form-urlencoded body, not %q", ct)
+		return nil, resources.Errorf(codeUnsupportedMedia, "POST _search takes an application/x-www-form-urlencoded body, not %q", ct)
 	}
 	release, err := s.reserveBody(req)
 	if err != nil {
