@@ -589,6 +589,10 @@ func checkResourceType(typ string, doc map[string]any) error {
 	return nil
 }
 
+// ETag is the entity tag of a resource version: W/"3" for version 3. It is weak
+// because two renderings of one version (JSON, XML, YAML) are no byte-for-byte match.
+func ETag(version int64) string { return `W/"` + strconv.FormatInt(version, 10) + `"` }
+
 // ParseETag reads a version id from an ETag or If-Match value: W/"3", "3" or 3.
 func ParseETag(tag string) (int64, error) {
 	t := strings.TrimSpace(tag)

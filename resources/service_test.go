@@ -63,3 +63,27 @@ func binaryTime(id string) uint64 {
 	}
 	return ms
 }
+
+// The ETag a version is served with is the one If-Match and If-None-Match read back,
+// and the forms clients write by hand read as the same version.
+func TestETagRoundTrip(t *testing.T) {
+	for _, v := range []int64{1, 7, 41, 1 << 40} {
+		tag := ETag(v)
+		if got, err := ParseETag(tag); err != nil || got != v {
+			t.Errorf("ParseETag(%s) = %d, %v", tag, got, err)
+		}
+	}
+	if got := ETag(3); got != `W/"3"` {
+		t.Errorf("ETag(3) = %s", got)
+	}
+	for _, tag := range []string{`"3"`, `3`, ` W/"3" `} {
+		if got, err := ParseETag(tag); err != nil || got != 3 {
+			t.Errorf("ParseETag(%q) = %d, %v", tag, got, err)
+		}
+	}
+	for _, tag := range []string{``, `W/"0"`, `W/"x"`, `W/"-1"`} {
+		if _, err := ParseETag(tag); ErrorCode(err) != CodeInvalid {
+			t.Errorf("ParseETag(%q): %v, want invalid", tag, err)
+		}
+	}
+}

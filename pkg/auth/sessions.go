@@ -303,7 +303,7 @@ func (s *Sessions) Refresh(ctx context.Context, client *ClientConfig, authentica
 	}
 	// If-Match makes two refreshes with one token race safely: the loser gets 412,
 	// which is a reuse.
-	_, _, err = s.svc.Update(resources.WithTrusted(ctx), SessionType, res.ID, doc, `W/"`+itoa(res.VersionID)+`"`)
+	_, _, err = s.svc.Update(resources.WithTrusted(ctx), SessionType, res.ID, doc, resources.ETag(res.VersionID))
 	if resources.ErrorCode(err) == resources.CodePreconditionFailed {
 		return nil, oauthErr(ErrCodeInvalidGrant, "the refresh token was already used")
 	}
@@ -450,11 +450,6 @@ func decode(content []byte) (map[string]any, error) {
 	var doc map[string]any
 	err := json.Unmarshal(content, &doc)
 	return doc, err
-}
-
-func itoa(n int64) string {
-	b, _ := json.Marshal(n)
-	return string(b)
 }
 
 // SessionOf finds the live Session a token belongs to, whether it is an access token
