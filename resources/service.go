@@ -136,9 +136,6 @@ func NewService(reg *Registry, store Store, opts Options) *Service {
 // Registry returns the service's type registry.
 func (s *Service) Registry() *Registry { return s.reg }
 
-// Store returns the underlying store.
-func (s *Service) Store() Store { return s.store }
-
 // OnWrite registers fn to be called after every committed write (create, update,
 // delete). Callbacks run synchronously on the writing goroutine and must be quick.
 func (s *Service) OnWrite(fn func(WriteEvent)) {
@@ -432,6 +429,28 @@ func (s *Service) Read(ctx context.Context, typ, id string) (*Resource, error) {
 	}
 	if res.Deleted {
 		return res, Errorf(CodeGone, "%s/%s was deleted", typ, id)
+	}
+	return res, nil
+}
+
+// Current returns the current version of typ/id for the server's own reads (a
+// credential check, a token's Session, a resource written at start): nil when there is
+// none, whether it was never written, was deleted, or id is no valid id. Unlike Read it
+// answers no client, so absence is no error. Content is as stored, secret and hidden
+// fields included: the caller must not pass it on as it is.
+func (s *Service) Current(ctx context.Context, typ, id string) (*Resource, error) {
+	if !ValidID(id) {
+		return nil, nil
+	}
+	res, err := s.store.Read(ctx, typ, id)
+	if ErrorCode(err) == CodeNotFound {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	if res.Deleted {
+		return nil, nil
 	}
 	return res, nil
 }

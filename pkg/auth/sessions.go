@@ -347,11 +347,7 @@ func (s *Sessions) Authenticate(ctx context.Context, token string, load Loader) 
 			return nil, ErrInvalidBearer
 		}
 		if e, err = s.cache.get(ctx, "jti:"+jti, func(ctx context.Context) (*resources.Resource, error) {
-			r, err := s.svc.Store().Read(ctx, SessionType, jti)
-			if resources.ErrorCode(err) == resources.CodeNotFound {
-				return nil, nil
-			}
-			return r, err
+			return s.svc.Current(ctx, SessionType, jti)
 		}, load); err != nil || e == nil {
 			return nil, orInvalid(err)
 		}
