@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"encoding/json"
 	"net"
 	"net/http"
@@ -142,7 +143,7 @@ func (s *Server) preread(c echo.Context, info *accesspolicy.Info) {
 			info.Body = pr.doc
 		}
 	}
-	c.SetRequest(r.WithContext(contextWith(r, prereadKey{}, pr)))
+	c.SetRequest(r.WithContext(context.WithValue(r.Context(), prereadKey{}, pr)))
 }
 
 // withoutParam removes every occurrence of name from a raw query, keeping the rest as
