@@ -74,11 +74,11 @@ func EnsureBuiltins(ctx context.Context, svc *resources.Service, adminClientID s
 
 func ensure(ctx context.Context, svc *resources.Service, doc map[string]any, exact bool) error {
 	id, _ := doc["id"].(string)
-	cur, err := svc.Store().Read(ctx, ResourceType, id)
-	if err != nil && resources.ErrorCode(err) != resources.CodeNotFound {
+	cur, err := svc.Current(ctx, ResourceType, id)
+	if err != nil {
 		return err
 	}
-	if cur != nil && !cur.Deleted {
+	if cur != nil {
 		if !exact {
 			return nil
 		}

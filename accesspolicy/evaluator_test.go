@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/fhirbox/fhirbox/pkg/auth"
 	"github.com/fhirbox/fhirbox/resources"
 )
 
@@ -209,8 +210,11 @@ func TestBuildRequest(t *testing.T) {
 	info := &Info{
 		Method: "PUT", Scheme: "http", Path: "/fhir/Patient/p1", RawQuery: "a=1&b=2&b=3",
 		RemoteAddr: "127.0.0.1", Header: h, ResourceType: "Patient", ResourceID: "p1",
-		User:   map[string]any{"id": "u1", "roles": []any{"doctor", map[string]any{"value": "admin"}}},
-		Client: map[string]any{"id": "app"}, Body: body,
+		Caller: &auth.Identity{
+			UserID: "u1", User: map[string]any{"id": "u1", "roles": []any{"doctor", map[string]any{"value": "admin"}}},
+			ClientID: "app", Client: map[string]any{"id": "app"},
+		},
+		Body: body,
 	}
 	r := info.Build()
 	got, _ := json.Marshal(r.Object())
@@ -301,12 +305,12 @@ func BenchmarkDecide(b *testing.B) {
 	h.Set("Accept", "application/fhir+json")
 	h.Set("User-Agent", "bench")
 	h.Set("Authorization", "Basic eDp5")
-	client := map[string]any{"id": "app", "grant_types": []any{"basic"}}
+	caller := &auth.Identity{ClientID: "app", Client: map[string]any{"id": "app", "grant_types": []any{"basic"}}}
 	ctx := context.Background()
 	b.ReportAllocs()
 	for b.Loop() {
 		info := Info{Method: "GET", Scheme: "http", Path: "/fhir/Observation/o1", Header: h,
-			ResourceType: "Observation", ResourceID: "o1", RemoteAddr: "127.0.0.1", Client: client}
+			ResourceType: "Observation", ResourceID: "o1", RemoteAddr: "127.0.0.1", Caller: caller}
 		if d := e.Decide(ctx, info.Build(), false); !d.Allowed {
 			b.Fatal("denied")
 		}

@@ -6,6 +6,8 @@ import (
 	"net/url"
 	"strings"
 	"sync"
+
+	"github.com/fhirbox/fhirbox/pkg/auth"
 )
 
 // Request is the request object that policies are evaluated against: a JSON-like map
@@ -19,10 +21,10 @@ import (
 //	                resource/type and resource/id of resource routes; keys under
 //	                resource/ belong to the router and are never taken from the query
 //	headers         lower-case names; Authorization and Cookie are left out
-//	user            the User behind the request, without password
-//	client          the Client behind the request, without secret
-//	jwt             the claims of the bearer JWT
-//	session         the Session of the bearer token
+//	user            the caller's User, without password
+//	client          the caller's Client, without secret
+//	jwt             the claims of the caller's bearer JWT
+//	session         the Session of the caller's bearer token
 //	remote-addr     the peer's IP address
 //	body            the decoded body of a write
 //
@@ -47,9 +49,12 @@ type Info struct {
 	Header                   http.Header
 	// Host is the request's Host (Go keeps it out of Header).
 	Host string
-	// User, Client, JWT, Session and Body are JSON-like maps, nil when absent. User and
-	// Client must already be stripped of their password and secret.
-	User, Client, JWT, Session, Body map[string]any
+	// Caller is who is behind the request, as authentication found it; nil is the
+	// anonymous caller. Its User and Client must already be stripped of their password
+	// and secret: the request object shows them as they are.
+	Caller *auth.Identity
+	// Body is the decoded body of a write, nil when absent.
+	Body map[string]any
 	// Pending names a part of the request object that is not read yet: "body" for a
 	// write whose body is still unread, "params" for a POST _search whose form is. A
 	// policy that may read that part is not evaluated (see Decision.Deferred), so that
@@ -62,16 +67,18 @@ type Info struct {
 // decide without it. info must not change afterwards.
 func (info *Info) Build() *Request {
 	r := &Request{info: info, pending: info.Pending}
-	if info.User != nil {
-		r.userID, _ = info.User["id"].(string)
-		r.roles = rolesOf(info.User)
-	}
-	if info.Client != nil && r.userID == "" {
-		// A token that acts for a user is decided by the user's policies: a policy
-		// linked to the client (say, allow for its client_credentials jobs) must not
-		// lend every user of that client its rights. The client stays in the request
-		// object for policies that want to check it.
-		r.clientID, _ = info.Client["id"].(string)
+	if id := info.Caller; id != nil {
+		r.userID = id.UserID
+		if id.User != nil {
+			r.roles = rolesOf(id.User)
+		}
+		if r.userID == "" {
+			// A token that acts for a user is decided by the user's policies: a policy
+			// linked to the client (say, allow for its client_credentials jobs) must not
+			// lend every user of that client its rights. The client stays in the request
+			// object for policies that want to check it.
+			r.clientID = id.ClientID
+		}
 	}
 	return r
 }
@@ -133,17 +140,20 @@ func (info *Info) object() map[string]any {
 	if info.RemoteAddr != "" {
 		obj["remote-addr"] = info.RemoteAddr
 	}
-	if info.User != nil {
-		obj["user"] = info.User
-	}
-	if info.Client != nil {
-		obj["client"] = info.Client
-	}
-	if info.JWT != nil {
-		obj["jwt"] = info.JWT
-	}
-	if info.Session != nil {
-		obj["session"] = info.Session
+	if id := info.Caller; id != nil {
+		if id.User != nil {
+			obj["user"] = id.User
+		}
+		if id.Client != nil {
+			obj["client"] = id.Client
+		}
+		if id.JWT != nil {
+			// Policies see a plain map, as they would a decoded JSON document.
+			obj["jwt"] = map[string]any(id.JWT)
+		}
+		if id.Session != nil {
+			obj["session"] = id.Session
+		}
 	}
 	if info.Body != nil {
 		obj["body"] = Plain(info.Body)

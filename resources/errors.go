@@ -6,7 +6,9 @@ import (
 	"time"
 )
 
-// Code classifies an Error; the server maps each code to one HTTP status.
+// Code classifies an Error; the server maps each code to one HTTP status. The codes
+// here are those the engine and its stores raise; the HTTP layer adds its own
+// (authentication, method, media type, size, throttling) beside them.
 type Code string
 
 // Error codes. They follow FHIR's OperationOutcome issue types where one fits.
@@ -17,12 +19,6 @@ const (
 	CodeGone               Code = "deleted"             // 410
 	CodeConflict           Code = "conflict"            // 409
 	CodePreconditionFailed Code = "precondition-failed" // 412
-	CodeUnauthorized       Code = "login"               // 401
-	CodeForbidden          Code = "forbidden"           // 403
-	CodeTooLarge           Code = "too-large"           // 413
-	CodeNotAcceptable      Code = "not-acceptable"      // 406
-	CodeUnsupportedMedia   Code = "unsupported-media"   // 415
-	CodeMethodNotAllowed   Code = "not-supported"       // 405
 	CodeInternal           Code = "exception"           // 500: never shown in detail
 )
 
@@ -31,7 +27,6 @@ const (
 const (
 	CodeUnavailable Code = "transient" // 503 with Retry-After: the database is unreachable
 	CodeTimeout     Code = "timeout"   // 503: a statement ran past the statement timeout
-	CodeThrottled   Code = "throttled" // 429 with Retry-After: too many requests in flight, or too many failed guesses
 )
 
 // Error is the one error type of the engine. Message is safe to show to the client,

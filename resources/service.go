@@ -138,9 +138,6 @@ func NewService(reg *Registry, store Store, opts Options) *Service {
 // Registry returns the service's type registry.
 func (s *Service) Registry() *Registry { return s.reg }
 
-// Store returns the underlying store.
-func (s *Service) Store() Store { return s.store }
-
 // OnWrite registers fn to be called after every committed write (create, update,
 // delete). Callbacks run synchronously on the writing goroutine and must be quick.
 func (s *Service) OnWrite(fn func(WriteEvent)) {
@@ -438,6 +435,28 @@ func (s *Service) Read(ctx context.Context, typ, id string) (*Resource, error) {
 	return res, nil
 }
 
+// Current returns the current version of typ/id for the server's own reads (a
+// credential check, a token's Session, a resource written at start): nil when there is
+// none, whether it was never written, was deleted, or id is no valid id. Unlike Read it
+// answers no client, so absence is no error. Content is as stored, secret and hidden
+// fields included: the caller must not pass it on as it is.
+func (s *Service) Current(ctx context.Context, typ, id string) (*Resource, error) {
+	if !ValidID(id) {
+		return nil, nil
+	}
+	res, err := s.store.Read(ctx, typ, id)
+	if ErrorCode(err) == CodeNotFound {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	if res.Deleted {
+		return nil, nil
+	}
+	return res, nil
+}
+
 // VRead returns one version of typ/id; a version that is a deletion is CodeGone.
 func (s *Service) VRead(ctx context.Context, typ, id, vid string) (*Resource, error) {
 	if _, err := s.TypeDef(typ); err != nil {
@@ -591,6 +610,10 @@ func checkResourceType(typ string, doc map[string]any) error {
 	}
 	return nil
 }
+
+// ETag is the entity tag of a resource version: W/"3" for version 3. It is weak
+// because two renderings of one version (JSON, XML, YAML) are no byte-for-byte match.
+func ETag(version int64) string { return `W/"` + strconv.FormatInt(version, 10) + `"` }
 
 // ParseETag reads a version id from an ETag or If-Match value: W/"3", "3" or 3.
 func ParseETag(tag string) (int64, error) {

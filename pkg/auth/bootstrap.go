@@ -46,11 +46,11 @@ func EnsureAdmin(ctx context.Context, svc *resources.Service, id, secret string)
 	if !resources.ValidID(id) {
 		return "", fmt.Errorf("admin client id %q is not a valid id ([A-Za-z0-9-.]{1,64})", id)
 	}
-	cur, err := svc.Store().Read(ctx, "Client", id)
-	if err != nil && resources.ErrorCode(err) != resources.CodeNotFound {
+	cur, err := svc.Current(ctx, "Client", id)
+	if err != nil {
 		return "", err
 	}
-	if cur != nil && !cur.Deleted {
+	if cur != nil {
 		if secret == "" {
 			return "", nil
 		}

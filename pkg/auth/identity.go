@@ -10,12 +10,12 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 )
 
-// Identity is who is behind a request. The zero value is the anonymous caller.
+// Identity is who is behind a request. The zero value is the anonymous caller. It is
+// handed as it is to the policy engine (accesspolicy.Info.Caller), which turns it into
+// the user, client, jwt and session of the request object only when a policy reads them.
 type Identity struct {
 	// ClientID is the authenticated Client, empty when anonymous.
 	ClientID string
-	// Admin is true for the root client configured by FHIRBOX_ADMIN_CLIENT_ID.
-	Admin bool
 	// Client is the Client resource (secret removed), when one authenticated.
 	Client map[string]any
 	// UserID and User (password removed) are set for tokens that act for a user.

@@ -278,7 +278,7 @@ func (s *Sessions) rotate(ctx context.Context, r *refreshing, sub string, client
 	}
 	// If-Match makes two refreshes with one token race safely: the loser gets 412,
 	// which is a reuse.
-	_, _, err = s.svc.Update(resources.WithTrusted(ctx), SessionType, r.res.ID, r.doc, `W/"`+itoa(r.res.VersionID)+`"`)
+	_, _, err = s.svc.Update(resources.WithTrusted(ctx), SessionType, r.res.ID, r.doc, resources.ETag(r.res.VersionID))
 	if resources.ErrorCode(err) == resources.CodePreconditionFailed {
 		return nil, oauthErr(ErrCodeInvalidGrant, "the refresh token was already used")
 	}
@@ -313,11 +313,7 @@ func (s *Sessions) Authenticate(ctx context.Context, token string) (*Identity, e
 			return nil, ErrInvalidBearer
 		}
 		if e, err = s.cache.get(ctx, "jti:"+jti, func(ctx context.Context) (*resources.Resource, error) {
-			r, err := s.svc.Store().Read(ctx, SessionType, jti)
-			if resources.ErrorCode(err) == resources.CodeNotFound {
-				return nil, nil
-			}
-			return r, err
+			return s.svc.Current(ctx, SessionType, jti)
 		}, s.dir); err != nil || e == nil {
 			return nil, orInvalid(err)
 		}
@@ -416,9 +412,4 @@ func decode(content []byte) (map[string]any, error) {
 	var doc map[string]any
 	err := json.Unmarshal(content, &doc)
 	return doc, err
-}
-
-func itoa(n int64) string {
-	b, _ := json.Marshal(n)
-	return string(b)
 }

@@ -47,18 +47,9 @@ func (d *Directory) Client(ctx context.Context, id string) (map[string]any, erro
 }
 
 func (d *Directory) read(ctx context.Context, typ, id string) (map[string]any, error) {
-	if !resources.ValidID(id) {
-		return nil, nil
-	}
-	r, err := d.svc.Store().Read(ctx, typ, id)
-	if resources.ErrorCode(err) == resources.CodeNotFound {
-		return nil, nil
-	}
-	if err != nil {
+	r, err := d.svc.Current(ctx, typ, id)
+	if r == nil || err != nil {
 		return nil, err
-	}
-	if r.Deleted {
-		return nil, nil
 	}
 	doc, err := decode(r.Content)
 	if err != nil {

@@ -19,7 +19,7 @@ func (c challenge) Error() string { return string(c) }
 
 // invalidToken is the answer for every bad, expired or revoked bearer token (conformance B2).
 func invalidToken() error {
-	return &resources.Error{Code: resources.CodeUnauthorized, Message: "the bearer token is invalid, expired or revoked",
+	return &resources.Error{Code: codeUnauthorized, Message: "the bearer token is invalid, expired or revoked",
 		Err: challenge(`Bearer realm="fhirbox", error="invalid_token"`)}
 }
 
@@ -66,26 +66,25 @@ func (s *Server) identify(c echo.Context) (*auth.Identity, error) {
 		if err != nil {
 			return nil, err
 		}
-		id.Admin = id.UserID == "" && id.ClientID == s.cfg.AdminClientID
 		return id, nil
 	}
 	if !strings.EqualFold(scheme, "basic") {
-		return nil, resources.Errorf(resources.CodeUnauthorized, "unsupported authorization scheme %q: use Bearer or Basic", scheme)
+		return nil, resources.Errorf(codeUnauthorized, "unsupported authorization scheme %q: use Bearer or Basic", scheme)
 	}
 	clientID, secret, ok := auth.ParseBasic(strings.TrimSpace(cred))
 	if !ok {
-		return nil, resources.Errorf(resources.CodeUnauthorized, "malformed Basic credentials")
+		return nil, resources.Errorf(codeUnauthorized, "malformed Basic credentials")
 	}
 	client, err := s.clients.Verify(r.Context(), clientID, secret, remoteIP(r))
 	if err == auth.ErrBadCredentials {
-		return nil, resources.Errorf(resources.CodeUnauthorized, "invalid client credentials")
+		return nil, resources.Errorf(codeUnauthorized, "invalid client credentials")
 	}
 	var le *auth.LimitedError
 	if errors.As(err, &le) {
 		// The same answer whichever key waits, and for the right secret too: it was not
 		// checked.
 		secs := le.Seconds()
-		return nil, resources.WithRetryAfter(resources.CodeThrottled, time.Duration(secs)*time.Second, nil,
+		return nil, resources.WithRetryAfter(codeThrottled, time.Duration(secs)*time.Second, nil,
 			"too many failed client authentications for this client or from this address; try again in %d seconds", secs)
 	}
 	if err != nil {
@@ -98,11 +97,11 @@ func (s *Server) identify(c echo.Context) (*auth.Identity, error) {
 		cfg, err := auth.ParseClientConfig(client)
 		if err != nil {
 			// A client stored before its settings were validated, or edited in the database.
-			return nil, resources.Errorf(resources.CodeUnauthorized, "client %q may not use HTTP Basic authentication: its settings are invalid", clientID)
+			return nil, resources.Errorf(codeUnauthorized, "client %q may not use HTTP Basic authentication: its settings are invalid", clientID)
 		}
 		if !cfg.Allows("basic") {
-			return nil, resources.Errorf(resources.CodeUnauthorized, "client %q may not use HTTP Basic authentication: its grant_types do not include basic", clientID)
+			return nil, resources.Errorf(codeUnauthorized, "client %q may not use HTTP Basic authentication: its grant_types do not include basic", clientID)
 		}
 	}
-	return &auth.Identity{ClientID: clientID, Admin: admin, Client: client}, nil
+	return &auth.Identity{ClientID: clientID, Client: client}, nil
 }

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"encoding/json"
 	"net"
 	"net/http"
@@ -68,9 +69,9 @@ func (s *Server) authorize(next echo.HandlerFunc) echo.HandlerFunc {
 		}
 		if !d.Allowed {
 			if id.Anonymous() {
-				return resources.Errorf(resources.CodeUnauthorized, "authentication required: no access policy allows anonymous %s %s", r.Method, r.URL.Path)
+				return resources.Errorf(codeUnauthorized, "authentication required: no access policy allows anonymous %s %s", r.Method, r.URL.Path)
 			}
-			return resources.Errorf(resources.CodeForbidden, "no access policy allows %s to %s %s", id.String(), r.Method, r.URL.Path)
+			return resources.Errorf(codeForbidden, "no access policy allows %s to %s %s", id.String(), r.Method, r.URL.Path)
 		}
 		c.SetRequest(c.Request().WithContext(auth.WithIdentity(c.Request().Context(), id)))
 		return next(c)
@@ -92,8 +93,7 @@ func (s *Server) requestInfo(c echo.Context, id *auth.Identity) *accesspolicy.In
 	}
 	info := &accesspolicy.Info{
 		Method: method, Scheme: scheme, Path: r.URL.Path, RawQuery: r.URL.RawQuery,
-		RemoteAddr: remoteIP(r), Header: r.Header, Host: r.Host, Client: id.Client, User: id.User,
-		Session: id.Session, JWT: jwtClaims(id),
+		RemoteAddr: remoteIP(r), Header: r.Header, Host: r.Host, Caller: id,
 	}
 	if typ := c.Param("type"); typ != "" {
 		info.ResourceType = typ
@@ -110,13 +110,6 @@ func remoteIP(r *http.Request) string {
 		return r.RemoteAddr
 	}
 	return host
-}
-
-func jwtClaims(id *auth.Identity) map[string]any {
-	if id.JWT == nil {
-		return nil
-	}
-	return map[string]any(id.JWT)
 }
 
 // pendingPart names the part of the request object that the body would fill: "body"
@@ -150,7 +143,7 @@ func (s *Server) preread(c echo.Context, info *accesspolicy.Info) {
 			info.Body = pr.doc
 		}
 	}
-	c.SetRequest(r.WithContext(contextWith(r, prereadKey{}, pr)))
+	c.SetRequest(r.WithContext(context.WithValue(r.Context(), prereadKey{}, pr)))
 }
 
 // withoutParam removes every occurrence of name from a raw query, keeping the rest as
@@ -180,7 +173,7 @@ func wantsTrace(r *http.Request) bool {
 // caller may see traces.
 func (s *Server) mayDebug(c echo.Context, id *auth.Identity) bool {
 	info := &accesspolicy.Info{Method: http.MethodPost, Scheme: "http", Path: testPolicyPath, Header: http.Header{},
-		Client: id.Client, User: id.User, Session: id.Session, JWT: jwtClaims(id)}
+		Caller: id}
 	return s.policies.Decide(c.Request().Context(), info.Build(), false).Allowed
 }
 

@@ -88,7 +88,7 @@ func (s *Server) historyBundle(c echo.Context, q resources.HistoryQuery, res *re
 	}
 	for _, r := range res.Entries {
 		e := fhir.BundleEntry{FullURL: base + "/" + r.Type + "/" + r.ID}
-		resp := &fhir.EntryResponse{Etag: etagOf(r), LastModified: resources.FormatInstant(r.LastUpdated)}
+		resp := &fhir.EntryResponse{Etag: resources.ETag(r.VersionID), LastModified: resources.FormatInstant(r.LastUpdated)}
 		switch {
 		case r.Deleted:
 			e.Request = &fhir.EntryRequest{Method: http.MethodDelete, URL: r.Type + "/" + r.ID}

@@ -17,50 +17,62 @@ import (
 	"github.com/fhirbox/fhirbox/resources"
 )
 
-// statusOf is the one table from error codes to HTTP statuses.
-var statusOf = map[resources.Code]int{
-	resources.CodeInvalid:            http.StatusBadRequest,
-	resources.CodeUnprocessable:      http.StatusUnprocessableEntity,
-	resources.CodeNotFound:           http.StatusNotFound,
-	resources.CodeGone:               http.StatusGone,
-	resources.CodeConflict:           http.StatusConflict,
-	resources.CodePreconditionFailed: http.StatusPreconditionFailed,
-	resources.CodeUnauthorized:       http.StatusUnauthorized,
-	resources.CodeForbidden:          http.StatusForbidden,
-	resources.CodeTooLarge:           http.StatusRequestEntityTooLarge,
-	resources.CodeNotAcceptable:      http.StatusNotAcceptable,
-	resources.CodeUnsupportedMedia:   http.StatusUnsupportedMediaType,
-	resources.CodeMethodNotAllowed:   http.StatusMethodNotAllowed,
-	resources.CodeInternal:           http.StatusInternalServerError,
+// Error codes that only the HTTP layer raises: a caller not authenticated or not
+// allowed, a method, media type or size the protocol refuses, a caller over its share.
+// The resource engine never needs them, so they live here, beside the engine's codes
+// they extend; their values are what they were when resources defined them.
+const (
+	codeUnauthorized     resources.Code = "login"             // 401
+	codeForbidden        resources.Code = "forbidden"         // 403
+	codeMethodNotAllowed resources.Code = "not-supported"     // 405
+	codeNotAcceptable    resources.Code = "not-acceptable"    // 406
+	codeTooLarge         resources.Code = "too-large"         // 413
+	codeUnsupportedMedia resources.Code = "unsupported-media" // 415
+	// codeThrottled is 429 with Retry-After: too many requests in flight, or too many
+	// failed guesses. Nothing in the request is wrong; it may succeed later.
+	codeThrottled resources.Code = "throttled"
+)
+
+// outcome is how the server answers one error code: the HTTP status and the
+// OperationOutcome.issue.code (FHIR IssueType).
+type outcome struct {
+	status int
+	issue  string
+}
+
+// outcomes is the one table from error codes to answers. A code missing from it is
+// answered 500, with no issue code.
+var outcomes = map[resources.Code]outcome{
+	resources.CodeInvalid:            {http.StatusBadRequest, "invalid"},
+	resources.CodeUnprocessable:      {http.StatusUnprocessableEntity, "processing"},
+	resources.CodeNotFound:           {http.StatusNotFound, "not-found"},
+	resources.CodeGone:               {http.StatusGone, "deleted"},
+	resources.CodeConflict:           {http.StatusConflict, "conflict"},
+	resources.CodePreconditionFailed: {http.StatusPreconditionFailed, "conflict"},
+	codeUnauthorized:                 {http.StatusUnauthorized, "login"},
+	codeForbidden:                    {http.StatusForbidden, "forbidden"},
+	codeTooLarge:                     {http.StatusRequestEntityTooLarge, "too-costly"},
+	codeNotAcceptable:                {http.StatusNotAcceptable, "not-supported"},
+	codeUnsupportedMedia:             {http.StatusUnsupportedMediaType, "not-supported"},
+	codeMethodNotAllowed:             {http.StatusMethodNotAllowed, "not-supported"},
+	resources.CodeInternal:           {http.StatusInternalServerError, "exception"},
 	// The database cannot be reached: nothing is wrong with the request, and it may be
 	// sent again after Retry-After.
-	resources.CodeUnavailable: http.StatusServiceUnavailable,
+	resources.CodeUnavailable: {http.StatusServiceUnavailable, "transient"},
 	// A statement ran past the statement timeout. Not 408, which says the client was
 	// too slow to send its request, nor 504, which is a gateway's answer about the
 	// server behind it: the server itself gave up, perhaps only for now (under load),
 	// perhaps because the request asks too much; the message says both.
-	resources.CodeTimeout:   http.StatusServiceUnavailable,
-	resources.CodeThrottled: http.StatusTooManyRequests,
+	resources.CodeTimeout: {http.StatusServiceUnavailable, "timeout"},
+	codeThrottled:         {http.StatusTooManyRequests, "throttled"},
 }
 
-// issueCode maps codes to OperationOutcome.issue.code values (FHIR IssueType).
-var issueCode = map[resources.Code]string{
-	resources.CodeInvalid:            "invalid",
-	resources.CodeUnprocessable:      "processing",
-	resources.CodeNotFound:           "not-found",
-	resources.CodeGone:               "deleted",
-	resources.CodeConflict:           "conflict",
-	resources.CodePreconditionFailed: "conflict",
-	resources.CodeUnauthorized:       "login",
-	resources.CodeForbidden:          "forbidden",
-	resources.CodeTooLarge:           "too-costly",
-	resources.CodeNotAcceptable:      "not-supported",
-	resources.CodeUnsupportedMedia:   "not-supported",
-	resources.CodeMethodNotAllowed:   "not-supported",
-	resources.CodeInternal:           "exception",
-	resources.CodeUnavailable:        "transient",
-	resources.CodeTimeout:            "timeout",
-	resources.CodeThrottled:          "throttled",
+// statusOf is the HTTP status of code, 500 for a code the table does not know.
+func statusOf(code resources.Code) int {
+	if o, ok := outcomes[code]; ok {
+		return o.status
+	}
+	return http.StatusInternalServerError
 }
 
 // toError turns any error into a *resources.Error, translating echo's own errors
@@ -77,17 +89,17 @@ func toError(err error) *resources.Error {
 		case http.StatusNotFound:
 			return resources.Errorf(resources.CodeNotFound, "no such endpoint")
 		case http.StatusMethodNotAllowed:
-			return resources.Errorf(resources.CodeMethodNotAllowed, "method not allowed on this endpoint")
+			return resources.Errorf(codeMethodNotAllowed, "method not allowed on this endpoint")
 		case http.StatusRequestEntityTooLarge:
-			return resources.Errorf(resources.CodeTooLarge, "the request body is too large")
+			return resources.Errorf(codeTooLarge, "the request body is too large")
 		case http.StatusUnsupportedMediaType:
-			return resources.Errorf(resources.CodeUnsupportedMedia, "unsupported media type")
+			return resources.Errorf(codeUnsupportedMedia, "unsupported media type")
 		case http.StatusBadRequest:
 			return resources.Errorf(resources.CodeInvalid, "bad request")
 		case http.StatusUnauthorized:
-			return resources.Errorf(resources.CodeUnauthorized, "authentication required")
+			return resources.Errorf(codeUnauthorized, "authentication required")
 		case http.StatusForbidden:
-			return resources.Errorf(resources.CodeForbidden, "forbidden")
+			return resources.Errorf(codeForbidden, "forbidden")
 		}
 	}
 	return resources.Internal(err)
@@ -100,10 +112,7 @@ func (s *Server) errorHandler(err error, c echo.Context) {
 		return
 	}
 	re := toError(err)
-	status := statusOf[re.Code]
-	if status == 0 {
-		status = http.StatusInternalServerError
-	}
+	status := statusOf(re.Code)
 	msg := re.Message
 	switch {
 	case errors.Is(err, context.Canceled) && c.Request().Context().Err() != nil:
@@ -128,7 +137,7 @@ func (s *Server) errorHandler(err error, c echo.Context) {
 	if d := resources.RetryAfter(err); d > 0 {
 		c.Response().Header().Set("Retry-After", retryAfterSeconds(d))
 	}
-	oo := fhir.NewOutcome("error", issueCode[re.Code], msg, expr...)
+	oo := fhir.NewOutcome("error", outcomes[re.Code].issue, msg, expr...)
 	if status == http.StatusUnauthorized {
 		h := c.Response().Header()
 		var ch challenge
@@ -172,7 +181,7 @@ const errTemporarilyUnavailable = "temporarily_unavailable"
 func transientOAuth(err error) *auth.OAuthError {
 	code := resources.ErrorCode(err)
 	switch code {
-	case resources.CodeUnavailable, resources.CodeTimeout, resources.CodeThrottled:
+	case resources.CodeUnavailable, resources.CodeTimeout, codeThrottled:
 	default:
 		return nil
 	}
@@ -181,5 +190,5 @@ func transientOAuth(err error) *auth.OAuthError {
 		retry, _ = strconv.Atoi(retryAfterSeconds(d))
 	}
 	return &auth.OAuthError{Code: errTemporarilyUnavailable, Description: resources.ErrorMessage(err),
-		Status: statusOf[code], RetryAfter: retry}
+		Status: statusOf(code), RetryAfter: retry}
 }

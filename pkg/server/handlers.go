@@ -207,7 +207,7 @@ func (s *Server) searchParams(c echo.Context) (url.Values, error) {
 	}
 	ct := req.Header.Get(echo.HeaderContentType)
 	if ct != "" && !strings.HasPrefix(strings.ToLower(ct), echo.MIMEApplicationForm) {
-		return nil, resources.Errorf(resources.CodeUnsupportedMedia, "POST _search takes an application/x-www-form-urlencoded body, not %q", ct)
+		return nil, resources.Errorf(codeUnsupportedMedia, "POST _search takes an application/x-www-form-urlencoded body, not %q", ct)
 	}
 	release, err := s.reserveBody(req)
 	if err != nil {
@@ -299,12 +299,8 @@ func (s *Server) writeJSON(c echo.Context, status int, f outFormat, body []byte)
 
 func setVersionHeaders(c echo.Context, res *resources.Resource) {
 	h := c.Response().Header()
-	h.Set("ETag", etagOf(res))
+	h.Set("ETag", resources.ETag(res.VersionID))
 	h.Set("Last-Modified", res.LastUpdated.UTC().Format(http.TimeFormat))
-}
-
-func etagOf(res *resources.Resource) string {
-	return `W/"` + strconv.FormatInt(res.VersionID, 10) + `"`
 }
 
 // sameVersion reports whether an If-None-Match header names version v (or is "*").

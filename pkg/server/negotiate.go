@@ -62,7 +62,7 @@ func negotiate(c echo.Context, fhirBase bool) (outFormat, error) {
 				return outFormat{yaml: true, ctype: mimeYAML, pretty: def.pretty}, nil
 			}
 		}
-		return def, resources.Errorf(resources.CodeNotAcceptable, "_format %q is not supported: use json or yaml", f)
+		return def, resources.Errorf(codeNotAcceptable, "_format %q is not supported: use json or yaml", f)
 	}
 	accept := c.Request().Header.Get(echo.HeaderAccept)
 	if strings.TrimSpace(accept) == "" {
@@ -90,7 +90,7 @@ func negotiate(c echo.Context, fhirBase bool) (outFormat, error) {
 	}
 	switch {
 	case best == "":
-		return def, resources.Errorf(resources.CodeNotAcceptable, "none of the Accept types %q is supported: use application/fhir+json, application/json or text/yaml", accept)
+		return def, resources.Errorf(codeNotAcceptable, "none of the Accept types %q is supported: use application/fhir+json, application/json or text/yaml", accept)
 	case yamlTypes[best] || best == "text/*":
 		return outFormat{yaml: true, ctype: mimeYAML, pretty: def.pretty}, nil
 	case jsonTypes[best]:
@@ -118,11 +118,11 @@ func (s *Server) readBody(c echo.Context) (map[string]any, error) {
 	if ct != "" {
 		var err error
 		if mt, _, err = mime.ParseMediaType(ct); err != nil {
-			return nil, resources.Errorf(resources.CodeUnsupportedMedia, "malformed Content-Type %q", ct)
+			return nil, resources.Errorf(codeUnsupportedMedia, "malformed Content-Type %q", ct)
 		}
 	}
 	if !jsonTypes[mt] && !yamlTypes[mt] {
-		return nil, resources.Errorf(resources.CodeUnsupportedMedia, "Content-Type %q is not supported: use application/fhir+json, application/json or text/yaml", mt)
+		return nil, resources.Errorf(codeUnsupportedMedia, "Content-Type %q is not supported: use application/fhir+json, application/json or text/yaml", mt)
 	}
 	release, err := s.reserveBody(req)
 	if err != nil {
@@ -167,13 +167,13 @@ func (s *Server) reserveBody(req *http.Request) (release func(), err error) {
 // readLimited reads the whole body, failing with 413 past limit bytes.
 func readLimited(req *http.Request, limit int64) ([]byte, error) {
 	if req.ContentLength > limit {
-		return nil, resources.Errorf(resources.CodeTooLarge, "the request body is %d bytes; the limit is %d", req.ContentLength, limit)
+		return nil, resources.Errorf(codeTooLarge, "the request body is %d bytes; the limit is %d", req.ContentLength, limit)
 	}
 	data, err := io.ReadAll(io.LimitReader(req.Body, limit+1))
 	if err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
-			return nil, resources.Errorf(resources.CodeTooLarge, "the request body exceeds the limit of %d bytes", limit)
+			return nil, resources.Errorf(codeTooLarge, "the request body exceeds the limit of %d bytes", limit)
 		}
 		if errors.Is(err, errBodyTimeout) {
 			return nil, resources.Errorf(resources.CodeInvalid, "%v: it came slower than the server accepts", err)
@@ -181,7 +181,7 @@ func readLimited(req *http.Request, limit int64) ([]byte, error) {
 		return nil, resources.Errorf(resources.CodeInvalid, "could not read the request body: %v", err)
 	}
 	if int64(len(data)) > limit {
-		return nil, resources.Errorf(resources.CodeTooLarge, "the request body exceeds the limit of %d bytes", limit)
+		return nil, resources.Errorf(codeTooLarge, "the request body exceeds the limit of %d bytes", limit)
 	}
 	return data, nil
 }

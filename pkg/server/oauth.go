@@ -53,7 +53,7 @@ func (s *Server) handleToken(c echo.Context) error {
 	r := c.Request()
 	body, err := readLimited(r, s.cfg.MaxBodyBytes)
 	if err != nil {
-		return s.oauthError(c, &auth.OAuthError{Code: auth.ErrCodeInvalidRequest, Description: resources.ErrorMessage(err), Status: statusOf[resources.ErrorCode(err)]})
+		return s.oauthError(c, &auth.OAuthError{Code: auth.ErrCodeInvalidRequest, Description: resources.ErrorMessage(err), Status: statusOf(resources.ErrorCode(err))})
 	}
 	tr, oe := auth.ParseTokenRequest(r.Header.Get(echo.HeaderContentType), body, c.QueryParams(), r.Header.Get(echo.HeaderAuthorization))
 	if oe != nil {
@@ -125,7 +125,7 @@ func (s *Server) handleCloseSession(c echo.Context) error {
 	scheme, token, _ := strings.Cut(r.Header.Get(echo.HeaderAuthorization), " ")
 	token = strings.TrimSpace(token)
 	if !strings.EqualFold(scheme, "bearer") || token == "" {
-		return resources.Errorf(resources.CodeUnauthorized, "DELETE /Session closes the session of the bearer token it is sent with")
+		return resources.Errorf(codeUnauthorized, "DELETE /Session closes the session of the bearer token it is sent with")
 	}
 	if err := s.oauth.Sessions.CloseByToken(r.Context(), token); err != nil {
 		return err
@@ -138,7 +138,7 @@ func (s *Server) handleCloseSession(c echo.Context) error {
 func (s *Server) handleUserinfo(c echo.Context) error {
 	id := auth.FromContext(c.Request().Context())
 	if id.SessionID == "" {
-		return resources.Errorf(resources.CodeUnauthorized, "userinfo needs a bearer token")
+		return resources.Errorf(codeUnauthorized, "userinfo needs a bearer token")
 	}
 	if id.User == nil {
 		return resources.Errorf(resources.CodeNotFound, "this token acts for client %q, not for a user", id.ClientID)

@@ -136,7 +136,7 @@ func (sh *shares) acquire(ctx context.Context, key, who string) (release func(),
 		return nil, ctx.Err()
 	case <-t.C:
 		leave()
-		return nil, resources.WithRetryAfter(resources.CodeThrottled, shareRetryAfter, nil,
+		return nil, resources.WithRetryAfter(codeThrottled, shareRetryAfter, nil,
 			"%s already has %d requests in flight, the most one caller may have at once; this one waited %s for one of them to finish",
 			who, sh.limit, sh.wait)
 	}

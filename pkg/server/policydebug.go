@@ -1,7 +1,6 @@
 package server
 
 import (
-	"context"
 	"net/http"
 
 	"github.com/labstack/echo/v4"
@@ -9,6 +8,10 @@ import (
 	"github.com/fhirbox/fhirbox/accesspolicy"
 	"github.com/fhirbox/fhirbox/resources"
 )
+
+// This file serves POST /auth/test-policy, the policy debugger: it decides a request
+// object given in the body, against one policy or all, and shows the trace. Whoever
+// may call it may also ask for the trace of their own requests (see mayDebug).
 
 // testPolicyResult is the answer of POST /auth/test-policy.
 type testPolicyResult struct {
@@ -58,9 +61,4 @@ func (s *Server) handleTestPolicy(c echo.Context) error {
 		d.Trace = []accesspolicy.TraceEntry{}
 	}
 	return c.JSON(http.StatusOK, testPolicyResult{Result: d.Allowed, Policy: d.Policy, Trace: d.Trace})
-}
-
-// contextWith returns r's context with key set to v.
-func contextWith(r *http.Request, key, v any) context.Context {
-	return context.WithValue(r.Context(), key, v)
 }
