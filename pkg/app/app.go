@@ -112,7 +112,7 @@ func New(ctx context.Context, st Store, cfg Config) (*App, error) {
 		_, err := auth.ParseClientConfig(doc)
 		return err
 	})
-	keys, err := auth.LoadKeys(ctx, auth.KeyOptions{PEMPath: cfg.JWTKeyPath, Now: cfg.Now, Store: keyStore(st), EncryptionKey: cfg.KeyEncryptionKey})
+	keys, err := auth.LoadKeys(ctx, auth.KeyOptions{PEMPath: cfg.JWTKeyPath, Now: cfg.Now, Store: st, EncryptionKey: cfg.KeyEncryptionKey})
 	if err != nil {
 		return nil, err
 	}
@@ -166,28 +166,6 @@ func (a *App) apply(ev resources.WriteEvent) {
 		if err := a.Policies.Invalidate(ctx, ev); err != nil {
 			a.log.Error("reloading access policies failed", "event", ev, "err", err)
 		}
-	}
-}
-
-// keyStore adapts the store's signing-key table to auth.KeyStore.
-func keyStore(st Store) auth.KeyStore {
-	conv := func(ks []sqlstore.SigningKey) []auth.StoredKey {
-		out := make([]auth.StoredKey, len(ks))
-		for i, k := range ks {
-			out[i] = auth.StoredKey{KID: k.KID, PrivatePEM: k.PrivatePEM, Created: k.Created}
-		}
-		return out
-	}
-	return auth.KeyStoreFunc{
-		List: func(ctx context.Context) ([]auth.StoredKey, error) {
-			ks, err := st.SigningKeys(ctx)
-			return conv(ks), err
-		},
-		Add: func(ctx context.Context, k auth.StoredKey) ([]auth.StoredKey, error) {
-			ks, err := st.AddSigningKeyIfNone(ctx, sqlstore.SigningKey{KID: k.KID, PrivatePEM: k.PrivatePEM, Created: k.Created})
-			return conv(ks), err
-		},
-		Replace: st.ReplaceSigningKeyPEM,
 	}
 }
 
