@@ -112,7 +112,7 @@ func New(ctx context.Context, st Store, cfg Config) (*App, error) {
 		_, err := auth.ParseClientConfig(doc)
 		return err
 	})
-	keys, err := auth.LoadKeys(ctx, auth.KeyOptions{PEMPath: cfg.JWTKeyPath, Now: cfg.Now, Store: keyStore(st), EncryptionKey: cfg.KeyEncryptionKey})
+	keys, err := auth.LoadKeys(ctx, auth.KeyOptions{PEMPath: cfg.JWTKeyPath, Now: cfg.Now, Store: st, EncryptionKey: cfg.KeyEncryptionKey})
 	if err != nil {
 		return nil, err
 	}
@@ -190,28 +190,6 @@ func transient(err error) bool {
 		return true
 	}
 	return false
-}
-
-// keyStore adapts the store's signing-key table to auth.KeyStore.
-func keyStore(st Store) auth.KeyStore {
-	conv := func(ks []sqlstore.SigningKey) []auth.StoredKey {
-		out := make([]auth.StoredKey, len(ks))
-		for i, k := range ks {
-			out[i] = auth.StoredKey{KID: k.KID, PrivatePEM: k.PrivatePEM, Created: k.Created}
-		}
-		return out
-	}
-	return auth.KeyStoreFunc{
-		List: func(ctx context.Context) ([]auth.StoredKey, error) {
-			ks, err := st.SigningKeys(ctx)
-			return conv(ks), err
-		},
-		Add: func(ctx context.Context, k auth.StoredKey) ([]auth.StoredKey, error) {
-			ks, err := st.AddSigningKeyIfNone(ctx, sqlstore.SigningKey{KID: k.KID, PrivatePEM: k.PrivatePEM, Created: k.Created})
-			return conv(ks), err
-		},
-		Replace: st.ReplaceSigningKeyPEM,
-	}
 }
 
 // Listen follows the database's change feed until ctx ends, so that writes made by

@@ -23,6 +23,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/fhirbox/fhirbox/pkg/auth/signingkey"
 )
 
 // MinRSABits is the smallest signing key accepted, from a PEM file or the database:
@@ -33,56 +35,18 @@ const MinRSABits = 2048
 // does not know: each such token costs a query, and anyone can send one.
 const reloadInterval = time.Second
 
-// StoredKey is a signing key as the database keeps it.
-type StoredKey struct {
-	// KID is the RFC 7638 thumbprint of the public key; it is checked against the key.
-	KID string
-	// PrivatePEM is the private key, PEM-encoded PKCS#8 (PKCS#1 is read too).
-	PrivatePEM []byte
-	Created    time.Time
-}
-
-// KeyStore persists signing keys (resources/postgres implements it through an adapter
-// in the wiring), so that every instance on one database signs with the same keys and
-// accepts each other's tokens.
+// KeyStore persists signing keys, so that every instance on one database signs with
+// the same keys and accepts each other's tokens. Both stores (resources/postgres,
+// resources/sqlite) implement it as they are: the key type is shared (signingkey.Key).
 type KeyStore interface {
 	// SigningKeys returns every stored key, oldest first.
-	SigningKeys(ctx context.Context) ([]StoredKey, error)
+	SigningKeys(ctx context.Context) ([]signingkey.Key, error)
 	// AddSigningKeyIfNone stores k unless a key exists already, atomically across
 	// processes, and returns the keys stored afterwards, oldest first.
-	AddSigningKeyIfNone(ctx context.Context, k StoredKey) ([]StoredKey, error)
+	AddSigningKeyIfNone(ctx context.Context, k signingkey.Key) ([]signingkey.Key, error)
 	// ReplaceSigningKeyPEM sets the private key of kid to new if it is still old, and
 	// reports whether it did: LoadKeys encrypts a plaintext key in place with it.
 	ReplaceSigningKeyPEM(ctx context.Context, kid string, old, new []byte) (bool, error)
-}
-
-// KeyStoreFunc adapts two functions to a KeyStore, so that a store whose methods use
-// its own key struct can be plugged in without either package importing the other.
-type KeyStoreFunc struct {
-	List func(ctx context.Context) ([]StoredKey, error)
-	Add  func(ctx context.Context, k StoredKey) ([]StoredKey, error)
-	// Replace may be nil for a store whose keys are never encrypted in place.
-	Replace func(ctx context.Context, kid string, old, new []byte) (bool, error)
-}
-
-var _ KeyStore = KeyStoreFunc{}
-
-// SigningKeys calls f.List.
-func (f KeyStoreFunc) SigningKeys(ctx context.Context) ([]StoredKey, error) {
-	return f.List(ctx)
-}
-
-// AddSigningKeyIfNone calls f.Add.
-func (f KeyStoreFunc) AddSigningKeyIfNone(ctx context.Context, k StoredKey) ([]StoredKey, error) {
-	return f.Add(ctx, k)
-}
-
-// ReplaceSigningKeyPEM calls f.Replace.
-func (f KeyStoreFunc) ReplaceSigningKeyPEM(ctx context.Context, kid string, old, new []byte) (bool, error) {
-	if f.Replace == nil {
-		return false, errors.New("auth: this key store cannot replace a key")
-	}
-	return f.Replace(ctx, kid, old, new)
 }
 
 // KeyOptions configures LoadKeys.
@@ -275,7 +239,7 @@ func (k *Keys) open(kid string, stored []byte) ([]byte, error) {
 
 // sealPlaintext encrypts in the store each key still kept in plain, and returns the
 // keys stored afterwards.
-func (k *Keys) sealPlaintext(ctx context.Context, stored []StoredKey) ([]StoredKey, error) {
+func (k *Keys) sealPlaintext(ctx context.Context, stored []signingkey.Key) ([]signingkey.Key, error) {
 	changed := false
 	for _, s := range stored {
 		if bytes.HasPrefix(s.PrivatePEM, []byte(sealedPrefix)) {
@@ -362,16 +326,16 @@ func (k *Keys) JWKS() []byte {
 // KID returns the kid of the key that signs.
 func (k *Keys) KID() string { return k.set.Load().signer.kid }
 
-func generateKey(now time.Time) (StoredKey, error) {
+func generateKey(now time.Time) (signingkey.Key, error) {
 	priv, err := rsa.GenerateKey(rand.Reader, MinRSABits)
 	if err != nil {
-		return StoredKey{}, fmt.Errorf("auth: generating the signing key: %w", err)
+		return signingkey.Key{}, fmt.Errorf("auth: generating the signing key: %w", err)
 	}
 	der, err := x509.MarshalPKCS8PrivateKey(priv)
 	if err != nil {
-		return StoredKey{}, fmt.Errorf("auth: encoding the signing key: %w", err)
+		return signingkey.Key{}, fmt.Errorf("auth: encoding the signing key: %w", err)
 	}
-	return StoredKey{
+	return signingkey.Key{
 		KID:        thumbprint(&priv.PublicKey),
 		PrivatePEM: pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}),
 		Created:    now.UTC(),
@@ -381,7 +345,7 @@ func generateKey(now time.Time) (StoredKey, error) {
 // parseStored turns the store's keys into a key set. One bad key fails the whole set:
 // a database that holds a key we cannot use is a configuration error to fix, not to
 // skip silently.
-func (k *Keys) parseStored(stored []StoredKey) (*keySet, error) {
+func (k *Keys) parseStored(stored []signingkey.Key) (*keySet, error) {
 	keys := make([]*signingKey, 0, len(stored))
 	for _, s := range stored {
 		pemData, err := k.open(s.KID, s.PrivatePEM)

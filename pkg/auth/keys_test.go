@@ -23,10 +23,10 @@ import (
 
 	"github.com/golang-jwt/jwt/v5"
 
+	"github.com/fhirbox/fhirbox/pkg/auth/signingkey"
 	"github.com/fhirbox/fhirbox/pkg/testdb"
 	"github.com/fhirbox/fhirbox/resources/postgres"
 	"github.com/fhirbox/fhirbox/resources/sqlite"
-	"github.com/fhirbox/fhirbox/resources/sqlstore"
 )
 
 // RSA key generation takes a good fraction of a second: the tests share a few keys.
@@ -63,8 +63,8 @@ func pkcs8PEM(t testing.TB, k any) []byte {
 	return pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der})
 }
 
-func storedKeyOf(t testing.TB, k *rsa.PrivateKey, created time.Time) StoredKey {
-	return StoredKey{KID: thumbprint(&k.PublicKey), PrivatePEM: pkcs8PEM(t, k), Created: created}
+func storedKeyOf(t testing.TB, k *rsa.PrivateKey, created time.Time) signingkey.Key {
+	return signingkey.Key{KID: thumbprint(&k.PublicKey), PrivatePEM: pkcs8PEM(t, k), Created: created}
 }
 
 // keysOf returns Keys without a store over privs, the last one the newest (the signer).
@@ -86,25 +86,25 @@ func keysOf(t testing.TB, privs ...*rsa.PrivateKey) *Keys {
 // memStore is a KeyStore in memory that counts reads.
 type memStore struct {
 	mu    sync.Mutex
-	keys  []StoredKey
+	keys  []signingkey.Key
 	reads int
 	err   error
 }
 
-func (m *memStore) SigningKeys(context.Context) ([]StoredKey, error) {
+func (m *memStore) SigningKeys(context.Context) ([]signingkey.Key, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.reads++
-	return append([]StoredKey(nil), m.keys...), m.err
+	return append([]signingkey.Key(nil), m.keys...), m.err
 }
 
-func (m *memStore) AddSigningKeyIfNone(_ context.Context, k StoredKey) ([]StoredKey, error) {
+func (m *memStore) AddSigningKeyIfNone(_ context.Context, k signingkey.Key) ([]signingkey.Key, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if len(m.keys) == 0 {
 		m.keys = append(m.keys, k)
 	}
-	return append([]StoredKey(nil), m.keys...), m.err
+	return append([]signingkey.Key(nil), m.keys...), m.err
 }
 
 func (m *memStore) ReplaceSigningKeyPEM(_ context.Context, kid string, old, new []byte) (bool, error) {
@@ -119,7 +119,7 @@ func (m *memStore) ReplaceSigningKeyPEM(_ context.Context, kid string, old, new 
 	return false, m.err
 }
 
-func (m *memStore) add(k StoredKey) {
+func (m *memStore) add(k signingkey.Key) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.keys = append(m.keys, k)
@@ -133,19 +133,19 @@ func (m *memStore) readCount() int {
 
 // keyTable is the signing-key table of a store, for the tests to read and write.
 type keyTable struct {
-	SigningKeys func(ctx context.Context) ([]sqlstore.SigningKey, error)
+	SigningKeys func(ctx context.Context) ([]signingkey.Key, error)
 	SQL         *sql.DB
 	// Time is an instant as the database stores it.
 	Time func(time.Time) any
 }
 
-// keyStoreOn opens a store of backend b on a fresh database and adapts it as the wiring
-// does.
+// keyStoreOn opens a store of backend b on a fresh database, the KeyStore the wiring
+// passes to LoadKeys.
 func keyStoreOn(t testing.TB, b testdb.Backend) (KeyStore, keyTable) {
 	t.Helper()
 	type store interface {
-		SigningKeys(ctx context.Context) ([]sqlstore.SigningKey, error)
-		AddSigningKeyIfNone(ctx context.Context, k sqlstore.SigningKey) ([]sqlstore.SigningKey, error)
+		SigningKeys(ctx context.Context) ([]signingkey.Key, error)
+		AddSigningKeyIfNone(ctx context.Context, k signingkey.Key) ([]signingkey.Key, error)
 		ReplaceSigningKeyPEM(ctx context.Context, kid string, old, new []byte) (bool, error)
 		SQL() *sql.DB
 		Close() error
@@ -168,24 +168,7 @@ func keyStoreOn(t testing.TB, b testdb.Backend) (KeyStore, keyTable) {
 	}
 	t.Cleanup(func() { st.Close() })
 	table.SigningKeys, table.SQL = st.SigningKeys, st.SQL()
-	conv := func(ks []sqlstore.SigningKey) []StoredKey {
-		out := make([]StoredKey, len(ks))
-		for i, k := range ks {
-			out[i] = StoredKey(k)
-		}
-		return out
-	}
-	return KeyStoreFunc{
-		List: func(ctx context.Context) ([]StoredKey, error) {
-			ks, err := st.SigningKeys(ctx)
-			return conv(ks), err
-		},
-		Add: func(ctx context.Context, k StoredKey) ([]StoredKey, error) {
-			ks, err := st.AddSigningKeyIfNone(ctx, sqlstore.SigningKey(k))
-			return conv(ks), err
-		},
-		Replace: st.ReplaceSigningKeyPEM,
-	}, table
+	return st, table
 }
 
 // onEachBackend runs test once per backend, as subtests named after them.
@@ -407,7 +390,7 @@ func TestLoadKeysBadStoredKey(t *testing.T) {
 		t.Fatal(err)
 	}
 	good := storedKeyOf(t, testRSAKeys()[0], time.Unix(1, 0))
-	cases := map[string]StoredKey{
+	cases := map[string]signingkey.Key{
 		"kid-not-thumbprint": {KID: "kid-not-thumbprint", PrivatePEM: good.PrivatePEM},
 		"ec-key":             {KID: "ec-key", PrivatePEM: pkcs8PEM(t, ec)},
 		"small-key":          {KID: "small-key", PrivatePEM: pkcs1PEM(testRSA1024())},
@@ -415,7 +398,7 @@ func TestLoadKeysBadStoredKey(t *testing.T) {
 	}
 	for kid, bad := range cases {
 		t.Run(kid, func(t *testing.T) {
-			store := &memStore{keys: []StoredKey{good, bad}}
+			store := &memStore{keys: []signingkey.Key{good, bad}}
 			_, err := LoadKeys(context.Background(), KeyOptions{Store: store})
 			if err == nil || !strings.Contains(err.Error(), `"`+kid+`"`) {
 				t.Fatalf("error %v, want one naming %q", err, kid)
@@ -493,7 +476,7 @@ func testReloadTwoInstances(t *testing.T, backend testdb.Backend) {
 func TestReloadRateLimited(t *testing.T) {
 	ctx := context.Background()
 	ks := testRSAKeys()
-	store := &memStore{keys: []StoredKey{storedKeyOf(t, ks[0], time.Unix(1, 0))}}
+	store := &memStore{keys: []signingkey.Key{storedKeyOf(t, ks[0], time.Unix(1, 0))}}
 	k, err := LoadKeys(ctx, KeyOptions{Store: store})
 	if err != nil {
 		t.Fatal(err)

@@ -6,6 +6,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/fhirbox/fhirbox/pkg/auth/signingkey"
 	"github.com/fhirbox/fhirbox/pkg/testdb"
 )
 
@@ -28,14 +29,14 @@ func TestAddSigningKeyIfNoneConcurrent(t *testing.T) {
 		if _, err := stores[0].SQL().ExecContext(ctx, `DELETE FROM signing_key`); err != nil {
 			t.Fatal(err)
 		}
-		results := make([][]SigningKey, n)
+		results := make([][]signingkey.Key, n)
 		errs := make([]error, n)
 		var start, wg sync.WaitGroup
 		start.Add(1)
 		for i := range n {
 			wg.Go(func() {
 				start.Wait()
-				results[i], errs[i] = stores[i].AddSigningKeyIfNone(ctx, SigningKey{KID: fmt.Sprintf("kid-%d", i), PrivatePEM: []byte("pem")})
+				results[i], errs[i] = stores[i].AddSigningKeyIfNone(ctx, signingkey.Key{KID: fmt.Sprintf("kid-%d", i), PrivatePEM: []byte("pem")})
 			})
 		}
 		start.Done()

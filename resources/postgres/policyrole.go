@@ -17,6 +17,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/stdlib"
+	"gorm.io/gorm"
 
 	"github.com/fhirbox/fhirbox/resources"
 	"github.com/fhirbox/fhirbox/resources/postgres/policyrole"
@@ -92,7 +93,7 @@ func (s *Store) PolicySQLDisabled() error {
 // openPolicy prepares the policy views and opens the pool of the policy role. Problems
 // with a role fhirbox makes itself turn sql policies off with the reason; problems with
 // the operator's policyURL stop the start, since that setting was asked for.
-func openPolicy(ctx context.Context, app *sql.DB, pcfg *pgx.ConnConfig, c config) (*policyDB, error) {
+func openPolicy(ctx context.Context, app *sql.DB, gdb *gorm.DB, pcfg *pgx.ConnConfig, c config) (*policyDB, error) {
 	info, err := setupPolicyViews(ctx, app)
 	if err != nil {
 		if c.policyURL != "" {
@@ -110,7 +111,7 @@ func openPolicy(ctx context.Context, app *sql.DB, pcfg *pgx.ConnConfig, c config
 			return &policyDB{off: fmt.Errorf("sql policies are off: the database user %q may not create the role they run as (it needs CREATEROLE), and FHIRBOX_POLICY_DATABASE_URL is not set", info.user)}, nil
 		}
 		role := policyrole.Name(info.database)
-		pw, err := ensurePolicyRole(ctx, app, role)
+		pw, err := ensurePolicyRole(ctx, gdb, role)
 		if err != nil {
 			return &policyDB{off: fmt.Errorf("sql policies are off: creating their role %s failed: %s", role, oneLine(err))}, nil
 		}
@@ -145,7 +146,7 @@ func openPolicy(ctx context.Context, app *sql.DB, pcfg *pgx.ConnConfig, c config
 		return fail("it names database %q, not %q", database, info.database)
 	}
 	if c.policyURL != "" {
-		if err := grantPolicyViews(ctx, app, user); err != nil {
+		if err := grantPolicyViews(ctx, gdb, user); err != nil {
 			return fail("granting %s the policy views: %s", user, oneLine(err))
 		}
 	}
@@ -218,85 +219,93 @@ func policyViewSQL(reg *resources.Registry, schema, table string) string {
 		ident(policyrole.Schema), ident(table), content, ident(schema), ident(table))
 }
 
+// policyRoleRow is a row of policy_role (migrations/postgres/00004_policy_role.sql).
+type policyRoleRow struct {
+	Name     string `gorm:"column:name;primaryKey"`
+	Password string `gorm:"column:password"`
+}
+
+// TableName is the table gorm maps policyRoleRow to.
+func (policyRoleRow) TableName() string { return "policy_role" }
+
 // ensurePolicyRole creates the policy role, or brings an existing one back to what it
-// must be, and returns its password.
-func ensurePolicyRole(ctx context.Context, app *sql.DB, role string) (string, error) {
-	tx, err := app.BeginTx(ctx, nil)
-	if err != nil {
-		return "", err
-	}
-	defer tx.Rollback()
-	if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock($1)`, policyLock); err != nil {
-		return "", err
-	}
+// must be, and returns its password. The row of policy_role goes through gorm; the
+// role's DDL, which takes no parameters, through the same transaction as plain SQL.
+func ensurePolicyRole(ctx context.Context, gdb *gorm.DB, role string) (string, error) {
 	var pw string
-	err = tx.QueryRowContext(ctx, `SELECT password FROM policy_role WHERE name = $1`, role).Scan(&pw)
-	if errors.Is(err, sql.ErrNoRows) {
-		b := make([]byte, 32)
-		_, _ = rand.Read(b)
-		pw = hex.EncodeToString(b)
-		_, err = tx.ExecContext(ctx, `INSERT INTO policy_role (name, password) VALUES ($1, $2)`, role, pw)
-	}
-	if err != nil {
-		return "", err
-	}
-	var exists bool
-	if err := tx.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = $1)`, role).Scan(&exists); err != nil {
-		return "", err
-	}
-	// DDL takes no parameters. The password goes in as a SCRAM verifier, so that it is
-	// not in the server's log even with log_statement = ddl.
-	verifier := literal(scramVerifier(pw))
-	r := ident(role)
-	var stmts []string
-	if exists {
-		// SUPERUSER, REPLICATION and BYPASSRLS cannot even be named by a non-superuser;
-		// checkConfined refuses a role that has any of them.
-		stmts = append(stmts, `ALTER ROLE `+r+` LOGIN NOCREATEDB NOCREATEROLE NOINHERIT PASSWORD `+verifier)
-	} else {
-		stmts = append(stmts, `CREATE ROLE `+r+` LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOINHERIT NOREPLICATION NOBYPASSRLS PASSWORD `+verifier)
-	}
-	keys := make([]string, 0, len(policySettings))
-	for k := range policySettings {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	for _, k := range keys {
-		stmts = append(stmts, `ALTER ROLE `+r+` SET `+k+` = `+literal(policySettings[k]))
-	}
-	for _, q := range stmts {
-		if _, err := tx.ExecContext(ctx, q); err != nil {
-			return "", err
+	err := gdb.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		if err := tx.Exec(`SELECT pg_advisory_xact_lock(?)`, policyLock).Error; err != nil {
+			return err
 		}
-	}
-	if err := grantPolicyViewsTx(ctx, tx, role); err != nil {
+		var row policyRoleRow
+		err := tx.Where("name = ?", role).Take(&row).Error
+		if errors.Is(err, gorm.ErrRecordNotFound) {
+			b := make([]byte, 32)
+			_, _ = rand.Read(b)
+			row = policyRoleRow{Name: role, Password: hex.EncodeToString(b)}
+			err = tx.Create(&row).Error
+		}
+		if err != nil {
+			return err
+		}
+		pw = row.Password
+		var exists bool
+		if err := tx.Raw(`SELECT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = ?)`, role).Scan(&exists).Error; err != nil {
+			return err
+		}
+		// The password goes in as a SCRAM verifier, so that it is not in the server's
+		// log even with log_statement = ddl.
+		verifier := literal(scramVerifier(pw))
+		r := ident(role)
+		var stmts []string
+		if exists {
+			// SUPERUSER, REPLICATION and BYPASSRLS cannot even be named by a
+			// non-superuser; checkConfined refuses a role that has any of them.
+			stmts = append(stmts, `ALTER ROLE `+r+` LOGIN NOCREATEDB NOCREATEROLE NOINHERIT PASSWORD `+verifier)
+		} else {
+			stmts = append(stmts, `CREATE ROLE `+r+` LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOINHERIT NOREPLICATION NOBYPASSRLS PASSWORD `+verifier)
+		}
+		keys := make([]string, 0, len(policySettings))
+		for k := range policySettings {
+			keys = append(keys, k)
+		}
+		slices.Sort(keys)
+		for _, k := range keys {
+			stmts = append(stmts, `ALTER ROLE `+r+` SET `+k+` = `+literal(policySettings[k]))
+		}
+		if err := execDDL(tx, stmts...); err != nil {
+			return err
+		}
+		return grantPolicyViewsTx(tx, role)
+	})
+	if err != nil {
 		return "", err
 	}
-	return pw, tx.Commit()
+	return pw, nil
 }
 
-func grantPolicyViews(ctx context.Context, app *sql.DB, role string) error {
-	tx, err := app.BeginTx(ctx, nil)
-	if err != nil {
-		return err
-	}
-	defer tx.Rollback()
-	if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock($1)`, policyLock); err != nil {
-		return err
-	}
-	if err := grantPolicyViewsTx(ctx, tx, role); err != nil {
-		return err
-	}
-	return tx.Commit()
+func grantPolicyViews(ctx context.Context, gdb *gorm.DB, role string) error {
+	return gdb.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		if err := tx.Exec(`SELECT pg_advisory_xact_lock(?)`, policyLock).Error; err != nil {
+			return err
+		}
+		return grantPolicyViewsTx(tx, role)
+	})
 }
 
-func grantPolicyViewsTx(ctx context.Context, tx *sql.Tx, role string) error {
+func grantPolicyViewsTx(tx *gorm.DB, role string) error {
 	s, r := ident(policyrole.Schema), ident(role)
-	for _, q := range []string{
-		`GRANT USAGE ON SCHEMA ` + s + ` TO ` + r,
-		`GRANT SELECT ON ` + s + `.resource, ` + s + `.resource_history TO ` + r,
-	} {
-		if _, err := tx.ExecContext(ctx, q); err != nil {
+	return execDDL(tx,
+		`GRANT USAGE ON SCHEMA `+s+` TO `+r,
+		`GRANT SELECT ON `+s+`.resource, `+s+`.resource_history TO `+r)
+}
+
+// execDDL runs statements built with ident and literal, in tx. They go to the driver as
+// they are, without gorm's placeholder expansion: a '?' or '@' inside a quoted name or
+// literal must stay what it is.
+func execDDL(tx *gorm.DB, stmts ...string) error {
+	for _, q := range stmts {
+		if _, err := tx.Statement.ConnPool.ExecContext(tx.Statement.Context, q); err != nil {
 			return err
 		}
 	}

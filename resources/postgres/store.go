@@ -34,7 +34,7 @@ import (
 type Store struct {
 	// Reads gives Read, VRead and History over the pool.
 	sqlstore.Reads
-	gdb  *gorm.DB
+	gdb  *gorm.DB // the side tables (keys.go, policyrole.go), on the pool sql
 	sql  *sql.DB
 	pcfg *pgx.ConnConfig // for the change feed's own connection
 	ins  *inserter       // creates under fresh ids, batched
@@ -54,7 +54,6 @@ type Option func(*config)
 
 type config struct {
 	maxConns  int
-	logger    logger.Interface
 	policyURL string // WithPolicyDatabaseURL
 	timeout   time.Duration
 	eventLog  *slog.Logger
@@ -89,16 +88,11 @@ func WithMaxConns(n int) Option {
 	}
 }
 
-// WithLogger replaces gorm's logger, which by default prints errors only.
-func WithLogger(l logger.Interface) Option {
-	return func(c *config) { c.logger = l }
-}
-
 // Open connects to the database at url (postgres://user:password@host:port/db?…),
 // checks that it answers and applies the pending migrations. Several processes may
 // open one database at once: the migrations run under an advisory lock.
 func Open(ctx context.Context, url string, opts ...Option) (*Store, error) {
-	c := config{maxConns: 20, logger: logger.Default.LogMode(logger.Error), timeout: DefaultStatementTimeout}
+	c := config{maxConns: 20, timeout: DefaultStatementTimeout}
 	for _, o := range opts {
 		o(&c)
 	}
@@ -140,9 +134,12 @@ func Open(ctx context.Context, url string, opts ...Option) (*Store, error) {
 	health := sql.OpenDB(connector{stdlib.GetConnector(*pcfg), brk})
 	health.SetMaxOpenConns(1)
 	health.SetMaxIdleConns(1)
-	// Passing the pool in keeps gorm from opening (and logging) a connection of its own.
+	// gorm carries the side tables (signing keys, the policy role's login) over the same
+	// pool; passing the pool in keeps it from opening a connection of its own. Its
+	// logger is off: it would print failed statements with their values, a private key
+	// among them, while every error reaches the caller through translate anyway.
 	gdb, err := gorm.Open(gormpg.New(gormpg.Config{Conn: sqlDB}), &gorm.Config{
-		Logger:                 c.logger,
+		Logger:                 logger.Discard,
 		SkipDefaultTransaction: true,
 		DisableAutomaticPing:   true,
 	})
@@ -151,7 +148,7 @@ func Open(ctx context.Context, url string, opts ...Option) (*Store, error) {
 		health.Close()
 		return nil, fmt.Errorf("postgres: %s", oneLine(err))
 	}
-	policy, err := openPolicy(ctx, sqlDB, pcfg, c)
+	policy, err := openPolicy(ctx, sqlDB, gdb, pcfg, c)
 	if err != nil {
 		sqlDB.Close()
 		health.Close()
@@ -196,9 +193,6 @@ func (s *Store) Close() error {
 // PoolSize is the number of connections of the pool.
 func (s *Store) PoolSize() int { return s.maxConns }
 
-// DB returns the gorm handle on the store's connection pool.
-func (s *Store) DB() *gorm.DB { return s.gdb }
-
 // SQL returns the connection pool.
 func (s *Store) SQL() *sql.DB { return s.sql }
 
@@ -222,9 +216,6 @@ func (s *Store) Purge(ctx context.Context, typ, param string, before, deletedBef
 
 // translate turns a driver error into the engine's errors (see sqlstore.Translate).
 func translate(ctx context.Context, err error) error {
-	if errors.Is(err, gorm.ErrRecordNotFound) {
-		return resources.Errorf(resources.CodeNotFound, "not found")
-	}
 	if err != nil && ctx.Err() == nil {
 		var pe *pgconn.PgError
 		switch {

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/fhirbox/fhirbox/resources"
+	"github.com/fhirbox/fhirbox/resources/sqlstore"
 )
 
 const lockSQL = `SELECT version_id, last_updated, deleted, content FROM resource
@@ -52,12 +53,6 @@ VALUES ($1, $2, $3, $4, $5, $6)`
 const updateSQL = `WITH ` + dropIndexRows + saveTail + `UPDATE resource SET version_id = $3, last_updated = $4, deleted = $5, content = $6
 WHERE resource_type = $1 AND id = $2`
 
-// fnError carries an error of the WriteFunc through the transaction, to be returned as
-// is rather than translated.
-type fnError struct{ err error }
-
-func (e fnError) Error() string { return e.err.Error() }
-
 // Write runs fn on the locked current version of typ/id and stores the version it
 // returns, with its history row and index rows, in one transaction.
 func (s *Store) Write(ctx context.Context, typ, id string, fn resources.WriteFunc) (*resources.Resource, error) {
@@ -69,11 +64,7 @@ func (s *Store) Write(ctx context.Context, typ, id string, fn resources.WriteFun
 		res, err = s.write(ctx, typ, id, fn, true)
 	}
 	if err != nil {
-		var fe fnError
-		if errors.As(err, &fe) {
-			return nil, fe.err
-		}
-		return nil, translate(ctx, err)
+		return nil, dialect.WriteError(ctx, err)
 	}
 	return res, nil
 }
@@ -146,7 +137,7 @@ func (s *Store) write(ctx context.Context, typ, id string, fn resources.WriteFun
 func (s *Store) prepare(typ, id string, cur *resources.Resource, fn resources.WriteFunc) (*resources.Resource, *resources.Index, error) {
 	next, idx, err := fn(cur)
 	if err != nil {
-		return nil, nil, fnError{err}
+		return nil, nil, sqlstore.FnError{Err: err}
 	}
 	if next == nil {
 		return nil, nil, nil

@@ -42,8 +42,9 @@ type Store struct {
 	path  string
 	write *sql.DB // one connection: every write, one after the other
 	read  *sql.DB // read-only connections
-	gdb   *gorm.DB
-	lock  *fileLock
+	// gwrite and gread are gorm on write and read, for the side tables (keys.go).
+	gwrite, gread *gorm.DB
+	lock          *fileLock
 	// health is a read connection of its own for Ping, so that /health answers
 	// whatever the requests under way hold of the read pool.
 	health  *sql.DB
@@ -78,16 +79,6 @@ const DefaultStatementTimeout = 30 * time.Second
 // together (see Write): interrupting one would throw away the others'.
 func WithStatementTimeout(d time.Duration) Option {
 	return func(c *config) { c.timeout = max(d, 0) }
-}
-
-// WithReaders sets the number of read connections (default: the number of CPUs, at
-// least 4).
-func WithReaders(n int) Option {
-	return func(c *config) {
-		if n > 0 {
-			c.readers = n
-		}
-	}
 }
 
 // pragmas are set on every connection. synchronous(FULL) makes each commit wait until
@@ -179,17 +170,30 @@ func Open(ctx context.Context, path string, opts ...Option) (*Store, error) {
 
 	s.Reads = sqlstore.NewReads(dialect, s.read)
 
-	s.gdb, err = gorm.Open(&gormsqlite.Dialector{Conn: s.write}, &gorm.Config{
-		Logger:                 logger.Default.LogMode(logger.Error),
-		SkipDefaultTransaction: true,
-		DisableAutomaticPing:   true,
-	})
-	if err != nil {
-		return fail(fmt.Errorf("sqlite: %s", oneLine(err)))
+	if s.gwrite, err = openGorm(s.write); err != nil {
+		return fail(err)
+	}
+	if s.gread, err = openGorm(s.read); err != nil {
+		return fail(err)
 	}
 	s.writes, s.writerDone = make(chan *writeReq), make(chan struct{})
 	go s.writer()
 	return s, nil
+}
+
+// openGorm returns gorm on conn. Its logger is off: it would print failed statements
+// with their values, a private key among them, while every error reaches the caller
+// through translate anyway.
+func openGorm(conn *sql.DB) (*gorm.DB, error) {
+	g, err := gorm.Open(&gormsqlite.Dialector{Conn: conn}, &gorm.Config{
+		Logger:                 logger.Discard,
+		SkipDefaultTransaction: true,
+		DisableAutomaticPing:   true,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: %s", oneLine(err))
+	}
+	return g, nil
 }
 
 // driverName is the database/sql driver that github.com/glebarez/go-sqlite registers.
@@ -249,9 +253,6 @@ func (s *Store) Close() error {
 
 // Path returns the absolute path of the database file.
 func (s *Store) Path() string { return s.path }
-
-// DB returns the gorm handle on the write connection.
-func (s *Store) DB() *gorm.DB { return s.gdb }
 
 // SQL returns the write connection's pool (of one). Statements through it queue behind
 // the store's writes; its statistics show how long writes wait for their turn.

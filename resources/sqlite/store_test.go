@@ -498,7 +498,8 @@ const runaway = `WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c 
 // connection serves the next statement as usual.
 func TestReadingInterruptsARunawayStatement(t *testing.T) {
 	const timeout = 200 * time.Millisecond
-	s := newStore(t, WithStatementTimeout(timeout), WithReaders(1))
+	oneReader := func(c *config) { c.readers = 1 }
+	s := newStore(t, WithStatementTimeout(timeout), oneReader)
 	count := func(ctx context.Context, c *sql.Conn) error {
 		var n int
 		return c.QueryRowContext(ctx, runaway).Scan(&n)

@@ -2,100 +2,118 @@ package sqlstore
 
 import (
 	"context"
-	"database/sql"
 	"errors"
+	"fmt"
 	"time"
+
+	"gorm.io/gorm"
+
+	"github.com/fhirbox/fhirbox/pkg/auth/signingkey"
 )
 
-// SigningKey is a stored JWT signing key. It mirrors auth.StoredKey, which the stores do
-// not import (pkg/auth imports resources); the wiring converts between the two.
-type SigningKey struct {
-	// KID is the key's RFC 7638 thumbprint, checked by pkg/auth when it loads the key.
-	KID string
-	// PrivatePEM is the PEM-encoded private key.
-	PrivatePEM []byte
-	// Created orders the keys: the newest signs. Zero means the time of the insert.
-	Created time.Time
+// The signing keys are a small relational side table, read at start and on a rare
+// reload, so they go through gorm rather than hand-written SQL: a row type, a find, a
+// create, a conditional update. The resource tables stay on database/sql and pgx, whose
+// statements are shaped by hand for the hot paths.
+
+// keyRow is a row of signing_key (migrations/*/00003_signing_keys.sql).
+type keyRow struct {
+	KID        string  `gorm:"column:kid;primaryKey"`
+	PrivatePEM string  `gorm:"column:private_pem"`
+	Created    instant `gorm:"column:created_at"`
 }
 
-// SigningKeysSQL lists the stored keys, oldest first.
-const SigningKeysSQL = `SELECT kid, private_pem, created_at FROM signing_key ORDER BY created_at, kid`
+// TableName is the table gorm maps keyRow to.
+func (keyRow) TableName() string { return "signing_key" }
+
+// instant is created_at as either database returns it: a timestamptz on PostgreSQL,
+// microseconds since the Unix epoch on SQLite (see Dialect.Time).
+type instant time.Time
+
+// Scan reads either form, as UTC.
+func (t *instant) Scan(src any) error {
+	switch v := src.(type) {
+	case time.Time:
+		*t = instant(v.UTC())
+	case int64:
+		*t = instant(time.UnixMicro(v).UTC())
+	default:
+		return fmt.Errorf("signing_key.created_at is a %T, want a time or an integer", src)
+	}
+	return nil
+}
+
+// keyOrder lists the keys oldest first; kid settles ties.
+const keyOrder = "created_at, kid"
 
 // SigningKeys returns every stored signing key with db, oldest first.
-func (d *Dialect) SigningKeys(ctx context.Context, db Querier) ([]SigningKey, error) {
-	rows, err := db.QueryContext(ctx, SigningKeysSQL)
+func (d *Dialect) SigningKeys(ctx context.Context, db *gorm.DB) ([]signingkey.Key, error) {
+	keys, err := signingKeys(db.WithContext(ctx))
 	if err != nil {
 		return nil, d.Translate(ctx, err)
 	}
-	defer rows.Close()
-	var keys []SigningKey
-	for rows.Next() {
-		var k SigningKey
-		var pem string
-		if err := rows.Scan(&k.KID, &pem, d.timeDest(&k.Created)); err != nil {
-			return nil, d.Translate(ctx, err)
-		}
-		k.PrivatePEM = []byte(pem)
-		k.Created = k.Created.UTC()
-		keys = append(keys, k)
+	return keys, nil
+}
+
+func signingKeys(db *gorm.DB) ([]signingkey.Key, error) {
+	var rows []keyRow
+	if err := db.Order(keyOrder).Find(&rows).Error; err != nil {
+		return nil, err
 	}
-	if err := rows.Err(); err != nil {
-		return nil, d.Translate(ctx, err)
+	var keys []signingkey.Key
+	for _, r := range rows {
+		keys = append(keys, signingkey.Key{KID: r.KID, PrivatePEM: []byte(r.PrivatePEM), Created: time.Time(r.Created)})
 	}
 	return keys, nil
 }
 
 // AddSigningKeyIfNone stores k unless a key exists already, in one transaction of db,
 // and returns the keys stored afterwards, oldest first. The transaction runs lock (if
-// any), which keeps concurrent callers from both finding no key, then insert with k's
-// kid, private key and created, the value bound for created_at.
-func (d *Dialect) AddSigningKeyIfNone(ctx context.Context, db *sql.DB, k SigningKey, created any,
-	lock func(*sql.Tx) error, insert string) ([]SigningKey, error) {
+// any) first, which keeps concurrent callers from both finding no key; created is the
+// value stored in created_at (a time, an integer or a gorm.Expr such as now()).
+func (d *Dialect) AddSigningKeyIfNone(ctx context.Context, db *gorm.DB, k signingkey.Key, created any,
+	lock func(tx *gorm.DB) error) ([]signingkey.Key, error) {
 	if k.KID == "" || len(k.PrivatePEM) == 0 {
 		return nil, errors.New(d.Name + ": a signing key needs a kid and a private key")
 	}
-	tx, err := db.BeginTx(ctx, nil)
-	if err != nil {
-		return nil, d.Translate(ctx, err)
-	}
-	defer tx.Rollback()
-	if lock != nil {
-		if err := lock(tx); err != nil {
-			return nil, d.Translate(ctx, err)
+	var keys []signingkey.Key
+	err := db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		if lock != nil {
+			if err := lock(tx); err != nil {
+				return err
+			}
 		}
-	}
-	if _, err := tx.ExecContext(ctx, insert, k.KID, string(k.PrivatePEM), created); err != nil {
-		return nil, d.Translate(ctx, err)
-	}
-	keys, err := d.SigningKeys(ctx, tx)
+		var err error
+		if keys, err = signingKeys(tx); err != nil || len(keys) > 0 {
+			return err
+		}
+		// A map, not a keyRow: created may be an expression of the database's.
+		row := map[string]any{"kid": k.KID, "private_pem": string(k.PrivatePEM), "created_at": created}
+		if err := tx.Model(&keyRow{}).Create(row).Error; err != nil {
+			return err
+		}
+		keys, err = signingKeys(tx)
+		return err
+	})
 	if err != nil {
-		return nil, err
-	}
-	if err := tx.Commit(); err != nil {
 		return nil, d.Translate(ctx, err)
 	}
 	return keys, nil
 }
 
-// ReplaceSigningKeyPEMSQL swaps a key's stored private key, if it is still the one the
-// caller read.
-const ReplaceSigningKeyPEMSQL = `UPDATE signing_key SET private_pem = $3 WHERE kid = $1 AND private_pem = $2`
-
 // ReplaceSigningKeyPEM sets the private key of kid to new where it is still old, with
-// db, and reports whether a row changed. Comparing with old makes it safe for
-// instances that start together and each encrypt the same plaintext key: one wins, the
-// others change nothing and read the winner's value.
-func (d *Dialect) ReplaceSigningKeyPEM(ctx context.Context, db *sql.DB, kid string, old, new []byte) (bool, error) {
+// db, and reports whether a row changed. It is one UPDATE whose WHERE compares with
+// old, which makes it safe for instances that start together and each encrypt the same
+// plaintext key: one wins, the others change nothing and read the winner's value.
+func (d *Dialect) ReplaceSigningKeyPEM(ctx context.Context, db *gorm.DB, kid string, old, new []byte) (bool, error) {
 	if len(new) == 0 {
 		return false, errors.New(d.Name + ": a signing key needs a private key")
 	}
-	res, err := db.ExecContext(ctx, ReplaceSigningKeyPEMSQL, kid, string(old), string(new))
-	if err != nil {
-		return false, d.Translate(ctx, err)
+	res := db.WithContext(ctx).Model(&keyRow{}).
+		Where("kid = ? AND private_pem = ?", kid, string(old)).
+		Update("private_pem", string(new))
+	if res.Error != nil {
+		return false, d.Translate(ctx, res.Error)
 	}
-	n, err := res.RowsAffected()
-	if err != nil {
-		return false, d.Translate(ctx, err)
-	}
-	return n == 1, nil
+	return res.RowsAffected == 1, nil
 }

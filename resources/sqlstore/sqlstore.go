@@ -1,9 +1,9 @@
 // Package sqlstore holds what the PostgreSQL and SQLite stores (resources/postgres,
 // resources/sqlite) share: the search and history statements built from a query, the
-// reads of one version, the checks around a write and the signing-key rows. Both
-// databases take the same SQL text with $n placeholders over the same tables; a Dialect
-// says how each stores an instant and which of two equivalent forms its planner handles
-// well.
+// reads of one version, the checks around a write and the signing-key rows (through
+// gorm, keys.go). Both databases take the same SQL text with $n placeholders over the
+// same tables; a Dialect says how each stores an instant and which of two equivalent
+// forms its planner handles well.
 package sqlstore
 
 import (
@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/fhirbox/fhirbox/pkg/auth/signingkey"
 	"github.com/fhirbox/fhirbox/resources"
 )
 
@@ -52,10 +53,10 @@ type Store interface {
 	// SQL is a connection pool on the store's database.
 	SQL() *sql.DB
 	// SigningKeys returns the stored JWT signing keys, oldest first.
-	SigningKeys(ctx context.Context) ([]SigningKey, error)
+	SigningKeys(ctx context.Context) ([]signingkey.Key, error)
 	// AddSigningKeyIfNone stores k unless a key exists already, atomically, and
 	// returns the keys stored afterwards, oldest first.
-	AddSigningKeyIfNone(ctx context.Context, k SigningKey) ([]SigningKey, error)
+	AddSigningKeyIfNone(ctx context.Context, k signingkey.Key) ([]signingkey.Key, error)
 	// ReplaceSigningKeyPEM sets the private key of kid to new if it is still old, and
 	// reports whether it did (see Dialect.ReplaceSigningKeyPEM).
 	ReplaceSigningKeyPEM(ctx context.Context, kid string, old, new []byte) (bool, error)

@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/fhirbox/fhirbox/resources/sqlstore"
+	"github.com/fhirbox/fhirbox/pkg/auth/signingkey"
 )
 
 func testSigningKeysEmpty(t *testing.T, be *Backend) {
@@ -21,7 +21,7 @@ func testSigningKeysEmpty(t *testing.T, be *Backend) {
 func testAddSigningKeyIfNone(t *testing.T, be *Backend) {
 	ctx := context.Background()
 	s := be.Open(t)
-	first := sqlstore.SigningKey{KID: "kid-1", PrivatePEM: []byte("pem-1"), Created: t0}
+	first := signingkey.Key{KID: "kid-1", PrivatePEM: []byte("pem-1"), Created: t0}
 	keys, err := s.AddSigningKeyIfNone(ctx, first)
 	if err != nil {
 		t.Fatal(err)
@@ -30,7 +30,7 @@ func testAddSigningKeyIfNone(t *testing.T, be *Backend) {
 		t.Fatalf("after the first add: %+v", keys)
 	}
 	// A key exists: the second is not stored, and the first comes back.
-	keys, err = s.AddSigningKeyIfNone(ctx, sqlstore.SigningKey{KID: "kid-2", PrivatePEM: []byte("pem-2")})
+	keys, err = s.AddSigningKeyIfNone(ctx, signingkey.Key{KID: "kid-2", PrivatePEM: []byte("pem-2")})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -41,7 +41,7 @@ func testAddSigningKeyIfNone(t *testing.T, be *Backend) {
 	if err != nil || len(listed) != 1 || listed[0].KID != "kid-1" {
 		t.Fatalf("SigningKeys = %+v, %v", listed, err)
 	}
-	if _, err := s.AddSigningKeyIfNone(ctx, sqlstore.SigningKey{KID: "", PrivatePEM: []byte("x")}); err == nil {
+	if _, err := s.AddSigningKeyIfNone(ctx, signingkey.Key{KID: "", PrivatePEM: []byte("x")}); err == nil {
 		t.Error("a key without kid was accepted")
 	}
 }
@@ -50,7 +50,7 @@ func testAddSigningKeyIfNone(t *testing.T, be *Backend) {
 func testAddSigningKeyIfNoneClock(t *testing.T, be *Backend) {
 	s := be.Open(t)
 	before := time.Now().Add(-time.Minute)
-	keys, err := s.AddSigningKeyIfNone(context.Background(), sqlstore.SigningKey{KID: "k", PrivatePEM: []byte("p")})
+	keys, err := s.AddSigningKeyIfNone(context.Background(), signingkey.Key{KID: "k", PrivatePEM: []byte("p")})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -88,14 +88,14 @@ func testAddSigningKeyIfNoneConcurrent(t *testing.T, be *Backend) {
 	ctx := context.Background()
 	s := be.Open(t)
 	const n = 8
-	results := make([][]sqlstore.SigningKey, n)
+	results := make([][]signingkey.Key, n)
 	errs := make([]error, n)
 	var start, wg sync.WaitGroup
 	start.Add(1)
 	for i := range n {
 		wg.Go(func() {
 			start.Wait()
-			results[i], errs[i] = s.AddSigningKeyIfNone(ctx, sqlstore.SigningKey{KID: fmt.Sprintf("kid-%d", i), PrivatePEM: []byte("pem")})
+			results[i], errs[i] = s.AddSigningKeyIfNone(ctx, signingkey.Key{KID: fmt.Sprintf("kid-%d", i), PrivatePEM: []byte("pem")})
 		})
 	}
 	start.Done()
@@ -115,7 +115,7 @@ func testAddSigningKeyIfNoneConcurrent(t *testing.T, be *Backend) {
 func testReplaceSigningKeyPEM(t *testing.T, be *Backend) {
 	ctx := context.Background()
 	s := be.Open(t)
-	if _, err := s.AddSigningKeyIfNone(ctx, sqlstore.SigningKey{KID: "k", PrivatePEM: []byte("plain"), Created: t0}); err != nil {
+	if _, err := s.AddSigningKeyIfNone(ctx, signingkey.Key{KID: "k", PrivatePEM: []byte("plain"), Created: t0}); err != nil {
 		t.Fatal(err)
 	}
 	for _, tc := range []struct {
