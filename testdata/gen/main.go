@@ -132,4 +132,3 @@ func repoRoot() (string, error) {
 		dir = parent
 	}
 }
-
