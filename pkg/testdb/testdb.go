@@ -54,10 +54,10 @@ const (
 // the SQLite half, and each test process says once that it skipped PostgreSQL.
 const EnvBackends = "FHIRBOX_TEST_BACKENDS"
 
-// ProbeTimeout bounds the one check, per test process, of whether the server named by
+// probeTimeout bounds the one check, per test process, of whether the server named by
 // FHIRBOX_TEST_DATABASE_URL answers when PostgreSQL is optional. A server that is
 // required gets longer (requiredTimeout): a slow CI box must not turn into a failure.
-const ProbeTimeout = 3 * time.Second
+const probeTimeout = 3 * time.Second
 
 const requiredTimeout = 30 * time.Second
 
@@ -164,7 +164,7 @@ func (c *checker) decide(sel selection) decision {
 	case err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql"):
 		d.fail = fmt.Sprintf("%s must be a postgres:// URL, got %q", EnvURL, admin)
 	default:
-		timeout := ProbeTimeout
+		timeout := probeTimeout
 		if sel.required() {
 			timeout = requiredTimeout
 		}

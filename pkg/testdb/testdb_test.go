@@ -304,7 +304,7 @@ func TestReason(t *testing.T) {
 		{fmt.Errorf("dial: %w", context.DeadlineExceeded), "no answer within 3s"},
 		{errors.New("FATAL: password\n authentication failed"), "FATAL: password authentication failed"},
 	} {
-		if got := reason(tt.err, ProbeTimeout); got != tt.want {
+		if got := reason(tt.err, probeTimeout); got != tt.want {
 			t.Errorf("reason(%v) = %q, want %q", tt.err, got, tt.want)
 		}
 	}
