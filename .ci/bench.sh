@@ -27,7 +27,8 @@ pg=${PGURL:-postgres://postgres@127.0.0.1:5432}
 mkdir -p "$out"
 go build -o "$out/fhirbox" ./cmd/fhirbox
 go build -o "$out/fhirbench" ./cmd/fhirbench
-export FHIRBOX_SYNTHEA=${FHIRBOX_SYNTHEA:-$(cd .. && pwd)/shared/data/synthea}
+# fhirbench derives its data from the repository's Synthea sample (testdata/synthea),
+# or from the directory FHIRBOX_SYNTHEA names.
 port=18090
 secret=bench-admin-secret
 

@@ -3,6 +3,7 @@ package resources
 import (
 	"bufio"
 	"bytes"
+	"compress/gzip"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -14,8 +15,8 @@ import (
 	"time"
 )
 
-// syntheaDir holds the shared sample data, relative to this package.
-const syntheaDir = "../../shared/data/synthea/"
+// syntheaDir holds the repository's Synthea sample, relative to this package.
+const syntheaDir = "../testdata/synthea/"
 
 // decode decodes one JSON object the way the service does (numbers as json.Number).
 func decode(t testing.TB, data []byte) map[string]any {
@@ -29,20 +30,20 @@ func decode(t testing.TB, data []byte) map[string]any {
 	return doc
 }
 
-// loadNDJSON returns the resources of one Synthea file by id, skipping the test when the
-// shared data is not there (a checkout of this module alone).
+// loadNDJSON returns the resources of one Synthea file (file.gz in syntheaDir) by id.
 func loadNDJSON(t *testing.T, file string) map[string]map[string]any {
 	t.Helper()
-	f, err := os.Open(syntheaDir + file)
-	if os.IsNotExist(err) {
-		t.Skipf("sample data %s not found", file)
-	}
+	f, err := os.Open(syntheaDir + file + ".gz")
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer f.Close()
+	zr, err := gzip.NewReader(f)
+	if err != nil {
+		t.Fatal(err)
+	}
 	docs := map[string]map[string]any{}
-	sc := bufio.NewScanner(f)
+	sc := bufio.NewScanner(zr)
 	sc.Buffer(nil, 16<<20)
 	for sc.Scan() {
 		doc := decode(t, sc.Bytes())

@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"compress/gzip"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -78,36 +79,33 @@ type Deriver struct {
 // NewDeriver returns a Deriver of src with the given seed.
 func NewDeriver(src *Source, seed uint64) *Deriver { return &Deriver{src: src, seed: seed} }
 
-// FindDataDir returns the first directory holding patients.ndjson among dir (when
-// given), $FHIRBOX_SYNTHEA, ../shared/data/synthea and shared/data/synthea relative to
-// the repository root (found by looking for go.mod upwards from the working directory),
-// and the same two relative to the working directory.
+// FindDataDir returns the directory of the Synthea data: dir when given, else
+// $FHIRBOX_SYNTHEA when set (a larger extract, say), else the repository's sample,
+// testdata/synthea under the repository root (found by looking for go.mod upwards from
+// the working directory).
 func FindDataDir(dir string) (string, error) {
 	if dir != "" {
 		return dir, checkDataDir(dir)
 	}
-	var cands []string
 	if env := os.Getenv("FHIRBOX_SYNTHEA"); env != "" {
-		cands = append(cands, env)
+		return env, checkDataDir(env)
 	}
-	rel := []string{filepath.Join("..", "shared", "data", "synthea"), filepath.Join("shared", "data", "synthea")}
-	if root, ok := repoRoot(); ok {
-		for _, r := range rel {
-			cands = append(cands, filepath.Join(root, r))
-		}
+	root, ok := repoRoot()
+	if !ok {
+		return "", fmt.Errorf("no Synthea data: not inside the repository (no go.mod above the working directory), and neither -data nor FHIRBOX_SYNTHEA is set")
 	}
-	cands = append(cands, rel...)
-	for _, c := range cands {
-		if checkDataDir(c) == nil {
-			return c, nil
-		}
-	}
-	return "", fmt.Errorf("no Synthea data (patients.ndjson) in any of %s: set -data or FHIRBOX_SYNTHEA", strings.Join(cands, ", "))
+	dir = filepath.Join(root, "testdata", "synthea")
+	return dir, checkDataDir(dir)
 }
 
+// checkDataDir reports whether dir holds the patients, gzipped (as the repository's
+// sample) or not (as the full extract).
 func checkDataDir(dir string) error {
-	_, err := os.Stat(filepath.Join(dir, "patients.ndjson"))
-	return err
+	f, err := openNDJSON(dir, "patients.ndjson")
+	if err != nil {
+		return fmt.Errorf("no Synthea data in %s: %w", dir, err)
+	}
+	return f.Close()
 }
 
 func repoRoot() (string, bool) {
@@ -127,15 +125,44 @@ func repoRoot() (string, bool) {
 	}
 }
 
-// LoadSource reads patients.ndjson and, when present, observations.ndjson from dir.
+// openNDJSON opens name.gz in dir, decompressing it, or else name; an error satisfying
+// os.IsNotExist when neither is there.
+func openNDJSON(dir, name string) (io.ReadCloser, error) {
+	f, err := os.Open(filepath.Join(dir, name+".gz"))
+	if os.IsNotExist(err) {
+		return os.Open(filepath.Join(dir, name))
+	}
+	if err != nil {
+		return nil, err
+	}
+	zr, err := gzip.NewReader(f)
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("%s.gz: %w", name, err)
+	}
+	return gzipFile{zr, f}, nil
+}
+
+// gzipFile reads through the gzip reader and closes both it and the file.
+type gzipFile struct {
+	*gzip.Reader
+	f *os.File
+}
+
+func (g gzipFile) Close() error {
+	g.Reader.Close()
+	return g.f.Close()
+}
+
+// LoadSource reads patients and, when present, observations from dir (see openNDJSON).
 func LoadSource(dir string) (*Source, error) {
-	f, err := os.Open(filepath.Join(dir, "patients.ndjson"))
+	f, err := openNDJSON(dir, "patients.ndjson")
 	if err != nil {
 		return nil, err
 	}
 	defer f.Close()
 	var obs io.Reader = strings.NewReader("")
-	if g, err := os.Open(filepath.Join(dir, "observations.ndjson")); err == nil {
+	if g, err := openNDJSON(dir, "observations.ndjson"); err == nil {
 		defer g.Close()
 		obs = g
 	} else if !os.IsNotExist(err) {

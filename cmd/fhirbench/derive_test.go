@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -256,12 +257,16 @@ func TestParsePatientID(t *testing.T) {
 	}
 }
 
-// TestSyntheaSample derives from the shared sample when it is there (a checkout of
-// this module alone has no ../shared).
+// TestSyntheaSample derives from the repository's sample (testdata/synthea), found as
+// fhirbench finds it by default.
 func TestSyntheaSample(t *testing.T) {
-	dir := filepath.Join("..", "..", "..", "shared", "data", "synthea")
-	if checkDataDir(dir) != nil {
-		t.Skip("no shared Synthea data")
+	t.Setenv("FHIRBOX_SYNTHEA", "")
+	dir, err := FindDataDir("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want, _ := filepath.Abs(filepath.Join("..", "..", "testdata", "synthea")); dir != want {
+		t.Errorf("FindDataDir found %s, want the repository's %s", dir, want)
 	}
 	src, err := LoadSource(dir)
 	if err != nil {
@@ -284,5 +289,33 @@ func TestSyntheaSample(t *testing.T) {
 	}
 	if _, _, codes, err := d.Observations(0, 30); err != nil || len(codes) < 3 {
 		t.Errorf("observations of patient 0: codes %v, %v", codes, err)
+	}
+}
+
+// TestFindDataDir: -data, then FHIRBOX_SYNTHEA, name a directory of NDJSON files,
+// gzipped or not (the full extract is plain); a directory without patients is an error
+// that names it.
+func TestFindDataDir(t *testing.T) {
+	plain := t.TempDir()
+	pat := `{"resourceType":"Patient","id":"p","name":[{"family":"Doe"}],"birthDate":"1970-01-01"}` + "\n"
+	if err := os.WriteFile(filepath.Join(plain, "patients.ndjson"), []byte(pat), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	empty := t.TempDir()
+
+	t.Setenv("FHIRBOX_SYNTHEA", plain)
+	if dir, err := FindDataDir(""); err != nil || dir != plain {
+		t.Errorf("FindDataDir with FHIRBOX_SYNTHEA = %q, %v; want %s", dir, err, plain)
+	}
+	if dir, err := FindDataDir(empty); err == nil || !strings.Contains(err.Error(), empty) {
+		t.Errorf("FindDataDir(%s) without patients = %q, %v; want an error naming it", empty, dir, err)
+	}
+	src, err := LoadSource(plain)
+	if err != nil || len(src.Patients) != 1 || len(src.Observations) != 0 {
+		t.Fatalf("LoadSource(plain) = %v, %v", src, err)
+	}
+	t.Setenv("FHIRBOX_SYNTHEA", empty)
+	if _, err := FindDataDir(""); err == nil {
+		t.Error("FHIRBOX_SYNTHEA naming a directory without patients: no error")
 	}
 }

@@ -109,7 +109,7 @@ func parseFlags() config {
 	flag.DurationVar(&c.warmup, "warmup", 2*time.Second, "unmeasured run before each measurement")
 	flag.IntVar(&c.load, "load", 0, "load this many derived patients first (idempotent); 0 uses the patients in the database (needs -db)")
 	flag.IntVar(&c.obsPP, "observations-per-patient", 0, "observations loaded with each patient (search-observation needs some)")
-	flag.StringVar(&c.data, "data", "", "Synthea data directory (default: $FHIRBOX_SYNTHEA, ../shared/data/synthea from the repository root, ./shared/data/synthea)")
+	flag.StringVar(&c.data, "data", "", "Synthea data directory, NDJSON files gzipped or not (default: $FHIRBOX_SYNTHEA, else the repository's testdata/synthea)")
 	flag.Uint64Var(&c.seed, "seed", 1, "seed of the derived data and of the request choices")
 	flag.IntVar(&c.rounds, "rounds", 5, "turns fhirbox and the ceiling take, each measured for -d/rounds per turn")
 	flag.StringVar(&c.client, "client", "wire", "HTTP client: wire (fhirbench's own HTTP/1.1 client, a connection per worker, plain http:// only) or net/http (Go's Transport, which costs the shared cores more CPU per request)")

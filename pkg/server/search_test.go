@@ -2,6 +2,7 @@ package server_test
 
 import (
 	"bufio"
+	"compress/gzip"
 	"encoding/json"
 	"net/http"
 	"net/url"
@@ -16,36 +17,25 @@ import (
 	"github.com/fhirbox/fhirbox/resources"
 )
 
-// syntheaDir finds ../shared/data/synthea beside the checkout (as on the project's
-// machines and in CI), or $FHIRBOX_SYNTHEA.
-func syntheaDir(t testing.TB) string {
-	t.Helper()
-	if d := os.Getenv("FHIRBOX_SYNTHEA"); d != "" {
-		return d
-	}
-	dir, _ := os.Getwd()
-	for d := dir; ; d = filepath.Dir(d) {
-		for _, c := range []string{filepath.Join(d, "shared", "data", "synthea"), filepath.Join(d, "..", "shared", "data", "synthea")} {
-			if _, err := os.Stat(filepath.Join(c, "patients.ndjson")); err == nil {
-				return c
-			}
-		}
-		if filepath.Dir(d) == d {
-			t.Fatalf("Synthea data not found above %s: set FHIRBOX_SYNTHEA", dir)
-		}
-	}
-}
+// syntheaDir is the repository's Synthea sample (testdata/synthea), relative to this
+// package.
+var syntheaDir = filepath.Join("..", "..", "testdata", "synthea")
 
-// readNDJSON returns the raw lines of a Synthea file, at most limit (0: all).
+// readNDJSON returns the raw lines of a Synthea file (name.gz in syntheaDir), at most
+// limit (0: all).
 func readNDJSON(t testing.TB, name string, limit int) []json.RawMessage {
 	t.Helper()
-	f, err := os.Open(filepath.Join(syntheaDir(t), name))
+	f, err := os.Open(filepath.Join(syntheaDir, name+".gz"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer f.Close()
+	zr, err := gzip.NewReader(f)
+	if err != nil {
+		t.Fatal(err)
+	}
 	var out []json.RawMessage
-	sc := bufio.NewScanner(f)
+	sc := bufio.NewScanner(zr)
 	sc.Buffer(make([]byte, 1<<20), 16<<20)
 	for sc.Scan() && (limit == 0 || len(out) < limit) {
 		out = append(out, json.RawMessage(slices.Clone(sc.Bytes())))

@@ -7,11 +7,16 @@ import (
 	"crypto/rand"
 	"database/sql"
 	"encoding/hex"
+	"errors"
+	"fmt"
+	"net"
 	"net/url"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -41,26 +46,216 @@ const (
 	Postgres Backend = "postgres"
 )
 
-// EnvBackends names the environment variable that restricts the backends the tests run
-// on: a comma-separated list such as "sqlite". Unset, they run on all.
+// EnvBackends names the environment variable that chooses the backends the tests run
+// on: a comma-separated list such as "sqlite" or "sqlite,postgres". Listing postgres
+// makes PostgreSQL required: an unreachable server fails the tests (CI sets
+// "sqlite,postgres", so that it can never pass by skipping them). Unset, the tests run
+// on SQLite, and on PostgreSQL when its server answers: a machine with Go alone runs
+// the SQLite half, and each test process says once that it skipped PostgreSQL.
 const EnvBackends = "FHIRBOX_TEST_BACKENDS"
 
-// Backends returns the backends the tests run on: SQLite and PostgreSQL, or those that
-// FHIRBOX_TEST_BACKENDS lists (a machine without PostgreSQL can run the SQLite half with
-// FHIRBOX_TEST_BACKENDS=sqlite).
+// probeTimeout bounds the one check, per test process, of whether the server named by
+// FHIRBOX_TEST_DATABASE_URL answers when PostgreSQL is optional. A server that is
+// required gets longer (requiredTimeout): a slow CI box must not turn into a failure.
+const probeTimeout = 3 * time.Second
+
+const requiredTimeout = 30 * time.Second
+
+// Backends returns the backends the tests run on, in order: those FHIRBOX_TEST_BACKENDS
+// lists, or, when it is unset, SQLite and, if its server answers, PostgreSQL. A value
+// naming an unknown backend keeps PostgreSQL in, so that its tests reach URL and fail
+// saying what is wrong, rather than pass without it.
 func Backends() []Backend {
-	all := []Backend{SQLite, Postgres}
-	env := os.Getenv(EnvBackends)
-	if env == "" {
-		return all
+	sel := parseBackends(os.Getenv(EnvBackends))
+	switch {
+	case sel.err != nil:
+		return []Backend{SQLite, Postgres}
+	case sel.required():
+		// Not asked here: URL fails each test if the server does not answer.
+		return sel.list
+	case std.decide(sel).run:
+		return []Backend{SQLite, Postgres}
+	case sel.set:
+		return sel.list
+	default:
+		return []Backend{SQLite}
 	}
-	var out []Backend
-	for _, b := range all {
-		if slices.Contains(strings.Split(env, ","), string(b)) {
-			out = append(out, b)
+}
+
+// selection is what FHIRBOX_TEST_BACKENDS asks for.
+type selection struct {
+	raw  string
+	set  bool      // the variable lists something: exactly that, PostgreSQL required if listed
+	list []Backend // the backends listed, in the order of all
+	err  error     // a name that is no backend
+}
+
+func parseBackends(raw string) selection {
+	sel := selection{raw: raw}
+	var names []string
+	for _, n := range strings.Split(raw, ",") {
+		if n = strings.TrimSpace(n); n != "" {
+			names = append(names, n)
 		}
 	}
-	return out
+	if len(names) == 0 {
+		return sel
+	}
+	sel.set = true
+	for _, n := range names {
+		if n != string(SQLite) && n != string(Postgres) {
+			sel.err = fmt.Errorf("%s=%q: unknown backend %q (want a comma-separated list of %s and %s)", EnvBackends, raw, n, SQLite, Postgres)
+			return sel
+		}
+	}
+	for _, b := range []Backend{SQLite, Postgres} {
+		if slices.Contains(names, string(b)) {
+			sel.list = append(sel.list, b)
+		}
+	}
+	return sel
+}
+
+// required reports whether the PostgreSQL tests must run: listed, or the list is
+// malformed (failing beats skipping on a typo).
+func (s selection) required() bool {
+	return s.err != nil || slices.Contains(s.list, Postgres)
+}
+
+// decision is whether this process runs the PostgreSQL tests.
+type decision struct {
+	run  bool
+	skip string // why not, when they are optional: the skip message
+	hint string // with skip: how to run them
+	fail string // why not, when they are required: the failure message
+}
+
+// checker decides, once per test process (per server URL), whether the PostgreSQL
+// tests run, and says so once when they do not.
+type checker struct {
+	mu      sync.Mutex
+	probes  map[string]*probe // by server URL
+	noticed bool
+	ping    func(ctx context.Context, url string) error
+	notice  func(line string)
+}
+
+type probe struct {
+	once sync.Once
+	err  error
+}
+
+var std = newChecker()
+
+func newChecker() *checker {
+	return &checker{probes: map[string]*probe{}, ping: ping, notice: toTerminal}
+}
+
+func (c *checker) decide(sel selection) decision {
+	admin := adminURL()
+	u, err := url.Parse(admin)
+	var d decision
+	switch {
+	case sel.err != nil:
+		d.fail = sel.err.Error()
+	case sel.set && !sel.required():
+		d.skip = fmt.Sprintf("%s=%s leaves them out", EnvBackends, sel.raw)
+		d.hint = fmt.Sprintf("list postgres too, with a server at %s", EnvURL)
+	case err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql"):
+		d.fail = fmt.Sprintf("%s must be a postgres:// URL, got %q", EnvURL, admin)
+	default:
+		timeout := probeTimeout
+		if sel.required() {
+			timeout = requiredTimeout
+		}
+		if err := c.reach(admin, timeout); err == nil {
+			d.run = true
+		} else if sel.required() {
+			d.fail = fmt.Sprintf("PostgreSQL at %s is unreachable (start it, or set %s): %s", u.Redacted(), EnvURL, oneLine(err))
+		} else {
+			d.skip = fmt.Sprintf("no PostgreSQL at %s (%s)", u.Redacted(), reason(err, timeout))
+			d.hint = fmt.Sprintf("start it (or set %s) and set %s=%s,%s", EnvURL, EnvBackends, SQLite, Postgres)
+		}
+	}
+	if d.skip != "" {
+		c.say(d.skip, d.hint)
+	}
+	return d
+}
+
+// reach pings the server at admin, once per process: later calls get the first answer.
+func (c *checker) reach(admin string, timeout time.Duration) error {
+	c.mu.Lock()
+	p := c.probes[admin]
+	if p == nil {
+		p = &probe{}
+		c.probes[admin] = p
+	}
+	c.mu.Unlock()
+	p.once.Do(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), timeout)
+		defer cancel()
+		p.err = c.ping(ctx, admin)
+	})
+	return p.err
+}
+
+// say tells whoever runs the tests, once per process, that the PostgreSQL tests are
+// skipped and how to run them.
+func (c *checker) say(why, hint string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.noticed {
+		return
+	}
+	c.noticed = true
+	c.notice(fmt.Sprintf("%s: PostgreSQL tests skipped: %s; to run them, %s", packagePath(), why, hint))
+}
+
+func ping(ctx context.Context, admin string) error {
+	db, err := sql.Open("pgx", admin)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	return db.PingContext(ctx)
+}
+
+// reason says briefly why a server did not answer: the network error alone when there
+// is one ("connect: connection refused"), not pgx's whole chain.
+func reason(err error, timeout time.Duration) string {
+	if errors.Is(err, context.DeadlineExceeded) {
+		return fmt.Sprintf("no answer within %s", timeout)
+	}
+	var op *net.OpError
+	if errors.As(err, &op) && op.Err != nil {
+		return oneLine(op.Err)
+	}
+	return oneLine(err)
+}
+
+// toTerminal writes line where the person running the tests sees it. go test ./...
+// shows nothing of a package that passes but its "ok" line (skip messages and
+// everything the test binary prints are dropped), so the line goes to the controlling
+// terminal when there is one; otherwise (CI, a pipe) to stderr, which go test -v and
+// the report of a failing package show.
+func toTerminal(line string) {
+	if tty, err := os.OpenFile("/dev/tty", os.O_WRONLY, 0); err == nil {
+		defer tty.Close()
+		if _, err := fmt.Fprintln(tty, line); err == nil {
+			return
+		}
+	}
+	fmt.Fprintln(os.Stderr, line)
+}
+
+// packagePath is the import path of the package under test, as go test's "ok" lines
+// name it.
+func packagePath() string {
+	if bi, ok := debug.ReadBuildInfo(); ok && bi.Path != "" {
+		return strings.TrimSuffix(bi.Path, ".test")
+	}
+	return filepath.Base(os.Args[0])
 }
 
 // DatabaseURL returns a fresh, empty database of backend b as FHIRBOX_DATABASE_URL
@@ -76,19 +271,21 @@ func (b Backend) DatabaseURL(t testing.TB) string {
 
 // URL creates a fresh, empty database on the server named by FHIRBOX_TEST_DATABASE_URL
 // (default DefaultURL) and returns its URL. The database is dropped when the test and its
-// subtests finish. An unreachable server fails the test: CI always provides one, so
-// skipping would hide a broken setup. The test is skipped only when
-// FHIRBOX_TEST_BACKENDS leaves PostgreSQL out, as asked.
+// subtests finish. Whether the server is there is asked once per process (see
+// Backends): when PostgreSQL is optional and it is not, or FHIRBOX_TEST_BACKENDS leaves
+// PostgreSQL out, the test is skipped; when FHIRBOX_TEST_BACKENDS lists postgres, an
+// unreachable server fails it.
 func URL(t testing.TB) string {
 	t.Helper()
-	if !slices.Contains(Backends(), Postgres) {
-		t.Skipf("testdb: PostgreSQL is left out by %s=%s", EnvBackends, os.Getenv(EnvBackends))
+	d := std.decide(parseBackends(os.Getenv(EnvBackends)))
+	switch {
+	case d.fail != "":
+		t.Fatalf("testdb: %s", d.fail)
+	case !d.run:
+		t.Skipf("testdb: PostgreSQL tests skipped: %s", d.skip)
 	}
 	admin := adminURL()
-	u, err := url.Parse(admin)
-	if err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") {
-		t.Fatalf("testdb: %s must be a postgres:// URL, got %q", EnvURL, admin)
-	}
+	u, _ := url.Parse(admin)
 
 	db, err := sql.Open("pgx", admin)
 	if err != nil {
@@ -97,10 +294,6 @@ func URL(t testing.TB) string {
 	defer db.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	if err := db.PingContext(ctx); err != nil {
-		t.Fatalf("testdb: PostgreSQL at %s is unreachable (start it, or set %s): %s",
-			u.Redacted(), EnvURL, oneLine(err))
-	}
 
 	var b [8]byte
 	_, _ = rand.Read(b[:])

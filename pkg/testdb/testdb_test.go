@@ -1,12 +1,16 @@
 package testdb
 
 import (
+	"context"
 	"database/sql"
+	"errors"
 	"fmt"
+	"net"
 	"net/url"
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"testing"
 
@@ -94,6 +98,9 @@ func TestURLDropsTheDatabasesRoles(t *testing.T) {
 			t.Fatal(err)
 		}
 	})
+	if name == "" {
+		t.Skip("no test database: PostgreSQL skipped")
+	}
 	var n int
 	if err := open(t, adminURL()).QueryRow(`SELECT count(*) FROM pg_roles WHERE starts_with(rolname, $1)`, name).Scan(&n); err != nil {
 		t.Fatal(err)
@@ -113,10 +120,11 @@ func dbURL(t *testing.T, name string) string {
 	return u.String()
 }
 
-// fakeTB records a Fatalf and ends the goroutine, as testing.T does.
+// fakeTB records a Fatalf or Skipf and ends the goroutine, as testing.T does.
 type fakeTB struct {
 	testing.TB
-	msg string
+	msg     string
+	skipped bool
 }
 
 func (f *fakeTB) Helper() {}
@@ -124,11 +132,14 @@ func (f *fakeTB) Fatalf(format string, args ...any) {
 	f.msg = fmt.Sprintf(format, args...)
 	runtime.Goexit()
 }
+func (f *fakeTB) Skipf(format string, args ...any) {
+	f.msg, f.skipped = fmt.Sprintf(format, args...), true
+	runtime.Goexit()
+}
 func (f *fakeTB) Cleanup(func()) {}
 
-func TestURLUnreachableServerFails(t *testing.T) {
-	t.Setenv(EnvBackends, "")
-	t.Setenv(EnvURL, "postgres://postgres:hunter2@127.0.0.1:1/test?sslmode=disable&connect_timeout=2")
+// callURL calls URL on a fakeTB and returns how it ended.
+func callURL() *fakeTB {
 	f := &fakeTB{}
 	done := make(chan struct{})
 	go func() {
@@ -137,25 +148,166 @@ func TestURLUnreachableServerFails(t *testing.T) {
 		f.msg = "URL returned"
 	}()
 	<-done
-	if !strings.Contains(f.msg, "unreachable") || !strings.Contains(f.msg, EnvURL) || strings.Contains(f.msg, "hunter2") {
-		t.Errorf("Fatalf message = %q", f.msg)
+	return f
+}
+
+// recorder replaces the process's checker for one test: it counts the pings (passing
+// them to the real one) and keeps the notices instead of printing them.
+type recorder struct {
+	pings   int
+	notices []string
+}
+
+func record(t *testing.T) *recorder {
+	r := &recorder{}
+	c := newChecker()
+	c.ping = func(ctx context.Context, url string) error {
+		r.pings++
+		return ping(ctx, url)
+	}
+	c.notice = func(line string) { r.notices = append(r.notices, line) }
+	old := std
+	std = c
+	t.Cleanup(func() { std = old })
+	return r
+}
+
+// closedURL names a server that does not answer: nothing listens on port 1.
+const closedURL = "postgres://postgres:hunter2@127.0.0.1:1/test?sslmode=disable"
+
+// FHIRBOX_TEST_BACKENDS listing postgres makes PostgreSQL required: an unreachable
+// server fails the test, it is not skipped, and nobody is told of skipping.
+func TestURLUnreachableServerFails(t *testing.T) {
+	for _, env := range []string{"sqlite,postgres", "postgres", " postgres , sqlite "} {
+		t.Run(env, func(t *testing.T) {
+			rec := record(t)
+			t.Setenv(EnvBackends, env)
+			t.Setenv(EnvURL, closedURL)
+			if got := Backends(); !slices.Contains(got, Postgres) {
+				t.Errorf("Backends() = %v: PostgreSQL left out though required", got)
+			}
+			for range 3 {
+				f := callURL()
+				if f.skipped || !strings.Contains(f.msg, "unreachable") || !strings.Contains(f.msg, EnvURL) || strings.Contains(f.msg, "hunter2") {
+					t.Errorf("URL ended with skipped=%v %q", f.skipped, f.msg)
+				}
+			}
+			if rec.pings != 1 || len(rec.notices) != 0 {
+				t.Errorf("%d pings (want 1 per process), notices %q (want none)", rec.pings, rec.notices)
+			}
+		})
+	}
+}
+
+// Unset, FHIRBOX_TEST_BACKENDS runs the PostgreSQL tests when the server answers and
+// skips them when it does not, asking once per process, and says so once, naming the
+// package and how to run them.
+func TestURLUnreachableServerSkipsWhenOptional(t *testing.T) {
+	for _, env := range []string{"", " , "} {
+		t.Run(fmt.Sprintf("%q", env), func(t *testing.T) {
+			rec := record(t)
+			t.Setenv(EnvBackends, env)
+			t.Setenv(EnvURL, closedURL)
+			for range 3 {
+				if got := fmt.Sprint(Backends()); got != "[sqlite]" {
+					t.Errorf("Backends() = %s, want [sqlite]", got)
+				}
+				f := callURL()
+				if !f.skipped || !strings.Contains(f.msg, "127.0.0.1:1") || strings.Contains(f.msg, "hunter2") {
+					t.Errorf("URL ended with skipped=%v %q", f.skipped, f.msg)
+				}
+			}
+			if rec.pings != 1 {
+				t.Errorf("%d pings, want 1 per process", rec.pings)
+			}
+			if len(rec.notices) != 1 {
+				t.Fatalf("notices %q, want one", rec.notices)
+			}
+			n := rec.notices[0]
+			for _, want := range []string{"github.com/fhirbox/fhirbox/pkg/testdb: ", "PostgreSQL tests skipped",
+				"127.0.0.1:1", "connection refused", EnvBackends + "=sqlite,postgres", EnvURL} {
+				if !strings.Contains(n, want) {
+					t.Errorf("notice %q lacks %q", n, want)
+				}
+			}
+			if strings.Contains(n, "hunter2") || strings.Contains(n, "\n") {
+				t.Errorf("notice %q: a password or more than one line", n)
+			}
+		})
+	}
+}
+
+// A server that answers, PostgreSQL optional: the tests run on both.
+func TestBackendsOptionalReachable(t *testing.T) {
+	rec := record(t)
+	t.Setenv(EnvBackends, "")
+	if err := ping(context.Background(), adminURL()); err != nil {
+		t.Skipf("this check needs the PostgreSQL server: %v", err)
+	}
+	if got := fmt.Sprint(Backends()); got != "[sqlite postgres]" {
+		t.Errorf("Backends() = %s, want both", got)
+	}
+	if rec.pings != 1 || len(rec.notices) != 0 {
+		t.Errorf("%d pings, notices %q", rec.pings, rec.notices)
 	}
 }
 
 func TestBackends(t *testing.T) {
-	t.Setenv(EnvBackends, "")
-	if got := fmt.Sprint(Backends()); got != "[sqlite postgres]" {
-		t.Errorf("Backends() = %s, want both", got)
+	for _, tt := range []struct {
+		env, want string
+		required  bool
+	}{
+		{"sqlite", "[sqlite]", false},
+		{"sqlite,postgres", "[sqlite postgres]", true},
+		{"postgres,sqlite", "[sqlite postgres]", true},
+		{"postgres", "[postgres]", true},
+		{"sqlite,", "[sqlite]", false},
+		// A typo must not leave PostgreSQL out silently.
+		{"sqlite,postgress", "[sqlite postgres]", true},
+		{"SQLite", "[sqlite postgres]", true},
+	} {
+		t.Run(tt.env, func(t *testing.T) {
+			rec := record(t)
+			t.Setenv(EnvBackends, tt.env)
+			t.Setenv(EnvURL, closedURL)
+			if got := fmt.Sprint(Backends()); got != tt.want {
+				t.Errorf("Backends() = %s, want %s", got, tt.want)
+			}
+			if got := parseBackends(tt.env).required(); got != tt.required {
+				t.Errorf("required = %v, want %v", got, tt.required)
+			}
+			f := callURL()
+			switch {
+			case tt.required && (f.skipped || f.msg == "URL returned"):
+				t.Errorf("PostgreSQL required, URL ended with skipped=%v %q", f.skipped, f.msg)
+			case !tt.required && !f.skipped:
+				t.Errorf("PostgreSQL left out, URL ended with %q", f.msg)
+			case !tt.required && rec.pings != 0:
+				t.Errorf("PostgreSQL left out, yet the server was asked")
+			}
+			if strings.Contains(tt.env, "postgress") && !strings.Contains(f.msg, `unknown backend "postgress"`) {
+				t.Errorf("a typo fails with %q", f.msg)
+			}
+			if wantNotice := !tt.required; (len(rec.notices) == 1) != wantNotice || (wantNotice && !strings.Contains(rec.notices[0], "leaves them out; to run them, list postgres")) {
+				t.Errorf("notices %q", rec.notices)
+			}
+		})
 	}
-	t.Setenv(EnvBackends, "sqlite")
-	if got := fmt.Sprint(Backends()); got != "[sqlite]" {
-		t.Errorf("Backends() with %s=sqlite = %s", EnvBackends, got)
+}
+
+func TestReason(t *testing.T) {
+	for _, tt := range []struct {
+		err  error
+		want string
+	}{
+		{fmt.Errorf("failed to connect: %w", &net.OpError{Op: "dial", Net: "tcp", Err: errors.New("connect: connection refused")}), "connect: connection refused"},
+		{fmt.Errorf("dial: %w", context.DeadlineExceeded), "no answer within 3s"},
+		{errors.New("FATAL: password\n authentication failed"), "FATAL: password authentication failed"},
+	} {
+		if got := reason(tt.err, probeTimeout); got != tt.want {
+			t.Errorf("reason(%v) = %q, want %q", tt.err, got, tt.want)
+		}
 	}
-	// URL skips when PostgreSQL is left out, rather than fail.
-	t.Run("skipped", func(t *testing.T) {
-		URL(t)
-		t.Error("URL returned with PostgreSQL left out")
-	})
 }
 
 func TestSQLiteDatabaseURL(t *testing.T) {
