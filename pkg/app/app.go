@@ -120,6 +120,7 @@ func New(ctx context.Context, st Store, cfg Config) (*App, error) {
 	dir := auth.NewDirectory(svc)
 	a.Dir = dir
 	a.Sessions = auth.NewSessions(svc, keys, dir, cfg.Server.BaseURL, cfg.Now)
+	a.Sessions.SetLogger(log)
 	// Local writes take effect before the writer's response; the change feed (Listen)
 	// brings other processes' writes, and this one's again, which is harmless.
 	svc.OnWrite(a.apply)
