@@ -113,22 +113,11 @@ func convert(in, out, typ string) (n int, size int64, err error) {
 	return n, int64(buf.Len()), nil
 }
 
-// repoRoot is the nearest directory above the working directory that holds go.mod.
+// repoRoot is the working directory, which must be the repository's root: the
+// generator is run as go run ./testdata/gen from there.
 func repoRoot() (string, error) {
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", err
+	if _, err := os.Stat("go.mod"); err != nil {
+		return "", errors.New("run from the repository's root: go run ./testdata/gen")
 	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir, nil
-		} else if !errors.Is(err, os.ErrNotExist) {
-			return "", err
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", errors.New("no go.mod above the working directory: run from inside the repository")
-		}
-		dir = parent
-	}
+	return os.Getwd()
 }
