@@ -98,12 +98,12 @@ func compileNode(p any, path string, depth int) (node, error) {
 	case nil:
 		return absent{}, nil
 	case bool:
-		return boolLit{p}, nil
+		return literal[bool]{p, strconv.FormatBool}, nil
 	case float64:
 		if math.IsNaN(p) || math.IsInf(p, 0) {
 			return nil, fmt.Errorf("%s: %v is not a JSON number", path, p)
 		}
-		return numberLit{p}, nil
+		return literal[float64]{p, func(f float64) string { return show(f) }}, nil
 	case string:
 		return compileString(p, path)
 	case []any:
@@ -159,7 +159,7 @@ func compileString(s, path string) (node, error) {
 		}
 		return &ref{src: s, segs: segs}, nil
 	}
-	return stringLit{s}, nil
+	return literal[string]{s, quote}, nil
 }
 
 // arrayIndex returns the array index a path segment names, or -1 when it is not a
@@ -685,46 +685,23 @@ func (n notBlank) explain(v any, root map[string]any, path string) string {
 	return reason(path, v, " is blank")
 }
 
-type stringLit struct{ s string }
-
-func (n stringLit) match(v any, _ map[string]any) bool {
-	s, ok := v.(string)
-	return ok && s == n.s
+// literal is a scalar of the pattern that a value must equal, of the same JSON type:
+// a string, a number (float64, as policies compare numbers) or a boolean.
+type literal[T string | float64 | bool] struct {
+	want T
+	show func(T) string // how a denial quotes it
 }
 
-func (n stringLit) explain(v any, root map[string]any, path string) string {
+func (n literal[T]) match(v any, _ map[string]any) bool {
+	x, ok := v.(T)
+	return ok && x == n.want
+}
+
+func (n literal[T]) explain(v any, root map[string]any, path string) string {
 	if n.match(v, root) {
 		return ""
 	}
-	return reason(path, v, ", want "+quote(n.s))
-}
-
-type numberLit struct{ f float64 }
-
-func (n numberLit) match(v any, _ map[string]any) bool {
-	f, ok := v.(float64)
-	return ok && f == n.f
-}
-
-func (n numberLit) explain(v any, root map[string]any, path string) string {
-	if n.match(v, root) {
-		return ""
-	}
-	return reason(path, v, ", want "+show(n.f))
-}
-
-type boolLit struct{ b bool }
-
-func (n boolLit) match(v any, _ map[string]any) bool {
-	b, ok := v.(bool)
-	return ok && b == n.b
-}
-
-func (n boolLit) explain(v any, root map[string]any, path string) string {
-	if n.match(v, root) {
-		return ""
-	}
-	return reason(path, v, ", want "+strconv.FormatBool(n.b))
+	return reason(path, v, ", want "+n.show(n.want))
 }
 
 // enum is $enum: literal scalars, never interpreted as patterns, so "#x" or
