@@ -26,6 +26,12 @@ type step struct {
 	value string
 }
 
+// keeps reports whether a where step keeps obj: its field is present and, as JSON text,
+// equals the step's value.
+func (s step) keeps(obj map[string]any) bool {
+	return obj[s.field] != nil && literalString(obj[s.field]) == s.value
+}
+
 // Compile parses expr, in the subset of FHIRPath that search parameters use: paths
 // joined by "|", each "Type.a.b" with optional ".where(field='literal')" filters after a
 // step. The leading type name is dropped: the expression is only ever applied to a
@@ -183,7 +189,7 @@ func (e *Expression) Eval(doc map[string]any) []any {
 					continue
 				}
 				if s.where {
-					if literalString(obj[s.field]) == s.value && obj[s.field] != nil {
+					if s.keeps(obj) {
 						next = append(next, obj)
 					}
 					continue
@@ -249,7 +255,7 @@ func (e *Expression) Locate(typ string, doc map[string]any, v any) string {
 					continue
 				}
 				if s.where {
-					if literalString(obj[s.field]) == s.value && obj[s.field] != nil {
+					if s.keeps(obj) {
 						next = append(next, n)
 					}
 					continue
