@@ -121,7 +121,7 @@ func (x *env) eval(n node, focus []Item) []Item {
 		return c[int(i) : int(i)+1]
 	case *typeTestNode:
 		c := x.eval(n.x, focus)
-		if n.op == "as" {
+		if n.op == "as" { // on several items too: see call
 			return ofType(c, n.typ)
 		}
 		if len(c) != 1 {
@@ -619,9 +619,9 @@ func (x *env) call(n *callNode, focus []Item) []Item {
 		}
 		return out
 	case "ofType", "as":
-		if n.name == "as" && len(c) > 1 {
-			return nil
-		}
+		// FHIRPath makes "as" on several items an error; R4 expressions apply it to
+		// repeating elements (Observation.component.value as Quantity), so it filters
+		// like ofType, as other servers do.
 		return ofType(c, n.typ)
 	case "is":
 		if len(c) != 1 {

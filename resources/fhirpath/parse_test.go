@@ -44,3 +44,14 @@ func TestParseRejectsMalformedExpressions(t *testing.T) {
 		}
 	}
 }
+
+// allR4Expressions lists the expression of every R4 search parameter that has one.
+func allR4Expressions() []string {
+	var out []string
+	for _, p := range r4.SearchParameters() {
+		if p.Expression != "" {
+			out = append(out, p.Expression)
+		}
+	}
+	return out
+}
