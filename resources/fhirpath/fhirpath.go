@@ -1,7 +1,10 @@
 // Package fhirpath compiles and evaluates FHIRPath expressions against resources
-// decoded from JSON. Today it covers the subset that search parameter definitions use
-// (paths, "|" and where(field='literal')); resources compiles each parameter's
-// expression once and extracts the search index from what Eval selects.
+// decoded from JSON. It holds two evaluators. Compile/Eval/Locate cover the subset of
+// the parameters in resources/searchparams.yaml (paths, "|" and where(field='literal')),
+// from which the index extractor reads today. Parse/Evaluate is the FHIRPath that every
+// R4 search parameter needs (choice types, where, resolve() is, as/ofType, exists, …);
+// it parses all of them and will replace the subset when the registry reads the R4
+// definitions (issue 14).
 package fhirpath
 
 import (
