@@ -87,22 +87,40 @@ func withMaxBody(n int64) envOption { return func(c *app.Config) { c.Server.MaxB
 // forEachBackend).
 func newEnv(t testing.TB, opts ...envOption) *env {
 	t.Helper()
+	return newStoreEnv(t, storeEnv{}, opts...)
+}
+
+// storeEnv says how newStoreEnv opens and wraps the store.
+type storeEnv struct {
+	url   string                    // the database (default: a fresh one of the backend)
+	sopts []app.StoreOption         // options of app.OpenStore
+	wrap  func(app.Store) app.Store // wraps the opened store (nil: none)
+}
+
+// newStoreEnv is newEnv with a say in how the store is opened; the store logs to the
+// env's log, as the server does.
+func newStoreEnv(t testing.TB, se storeEnv, opts ...envOption) *env {
+	t.Helper()
 	ctx := context.Background()
 	backend := backendOf(t)
-	db, err := app.ParseDatabase(backend.DatabaseURL(t))
+	if se.url == "" {
+		se.url = backend.DatabaseURL(t)
+	}
+	db, err := app.ParseDatabase(se.url)
 	if err != nil {
 		t.Fatal(err)
 	}
-	st, err := app.OpenStore(ctx, db)
+	logs := &bytes.Buffer{}
+	log := slog.New(slog.NewJSONHandler(&lockedWriter{w: logs}, nil))
+	st, err := app.OpenStore(ctx, db, append([]app.StoreOption{app.WithStoreLog(log)}, se.sopts...)...)
 	if err != nil {
 		t.Fatalf("open store: %v", err)
 	}
 	t.Cleanup(func() { st.Close() })
-	logs := &bytes.Buffer{}
-	cfg := server.Config{
-		BaseURL: testBase, AdminClientID: adminID, Version: "test",
-		Logger: slog.New(slog.NewJSONHandler(&lockedWriter{w: logs}, nil)),
+	if se.wrap != nil {
+		st = se.wrap(st)
 	}
+	cfg := server.Config{BaseURL: testBase, AdminClientID: adminID, Version: "test", Logger: log}
 	acfg := app.Config{Server: cfg, AdminSecret: adminToken, BcryptCost: bcrypt.MinCost}
 	for _, o := range opts {
 		o(&acfg)

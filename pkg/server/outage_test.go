@@ -1,13 +1,11 @@
 package server_test
 
 import (
-	"bytes"
 	"context"
 	"database/sql"
 	"encoding/json"
 	"errors"
 	"io"
-	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -19,54 +17,9 @@ import (
 	"testing"
 	"time"
 
-	"golang.org/x/crypto/bcrypt"
-
 	"github.com/fhirbox/fhirbox/pkg/app"
-	"github.com/fhirbox/fhirbox/pkg/server"
 	"github.com/fhirbox/fhirbox/pkg/testdb"
 )
-
-// storeEnv says how newStoreEnv opens and wraps the store.
-type storeEnv struct {
-	url   string                    // the database (default: a fresh one of the backend)
-	sopts []app.StoreOption         // options of app.OpenStore
-	wrap  func(app.Store) app.Store // wraps the opened store (nil: none)
-}
-
-// newStoreEnv is newEnv with a say in how the store is opened; the store logs to the
-// env's log, as the server does.
-func newStoreEnv(t testing.TB, se storeEnv, opts ...envOption) *env {
-	t.Helper()
-	ctx := context.Background()
-	backend := backendOf(t)
-	if se.url == "" {
-		se.url = backend.DatabaseURL(t)
-	}
-	db, err := app.ParseDatabase(se.url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	logs := &bytes.Buffer{}
-	log := slog.New(slog.NewJSONHandler(&lockedWriter{w: logs}, nil))
-	st, err := app.OpenStore(ctx, db, append([]app.StoreOption{app.WithStoreLog(log)}, se.sopts...)...)
-	if err != nil {
-		t.Fatalf("open store: %v", err)
-	}
-	t.Cleanup(func() { st.Close() })
-	if se.wrap != nil {
-		st = se.wrap(st)
-	}
-	cfg := server.Config{BaseURL: testBase, AdminClientID: adminID, Version: "test", Logger: log}
-	acfg := app.Config{Server: cfg, AdminSecret: adminToken, BcryptCost: bcrypt.MinCost}
-	for _, o := range opts {
-		o(&acfg)
-	}
-	a, err := app.New(ctx, st, acfg)
-	if err != nil {
-		t.Fatalf("app: %v", err)
-	}
-	return &env{t: t, backend: backend, srv: a.Server, app: a, svc: a.Service, store: st, logs: logs}
-}
 
 // lockResources takes an ACCESS EXCLUSIVE lock on the resource table from a connection
 // of its own, so that every statement of the server that touches it waits: a slow
