@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# What a new user gets: clones the committed HEAD into an empty temporary folder (no
-# ../shared beside it, nothing but the repository) and runs the README's test command
+# What a new user gets: clones the committed HEAD into an empty temporary folder
+# (nothing but the repository beside it) and runs the README's test command
 # there with PostgreSQL unreachable: FHIRBOX_TEST_DATABASE_URL names a closed port on
 # 127.0.0.1 and FHIRBOX_TEST_BACKENDS is unset. Passes when the suite passes (its SQLite
 # half) and every package with PostgreSQL tests printed the one line saying they were

@@ -4,8 +4,8 @@
 //
 //	go run ./testdata/gen [-src DIR] [-out DIR]
 //
-// -src defaults to $FHIRBOX_SYNTHEA, else ../shared/data/synthea beside the repository
-// root; -out to testdata/synthea under the root. The output is a pure function of the
+// -src (or $FHIRBOX_SYNTHEA) names the folder of the full extract, which the repository
+// does not hold; -out defaults to testdata/synthea under the root. The output is a pure function of the
 // input: the lines are copied byte for byte, in order, and gzipped without a name or
 // time in the header, so a re-run on the same data with the same Go gives the same
 // files.
@@ -39,7 +39,7 @@ var files = []struct{ name, resourceType string }{
 }
 
 func main() {
-	src := flag.String("src", "", "the full Synthea extract (default $FHIRBOX_SYNTHEA, else ../shared/data/synthea beside the repository root)")
+	src := flag.String("src", "", "folder of the full Synthea extract (default $FHIRBOX_SYNTHEA; required)")
 	out := flag.String("out", "", "where to write the sample (default testdata/synthea under the repository root)")
 	flag.Parse()
 	if err := run(*src, *out); err != nil {
@@ -57,7 +57,7 @@ func run(src, out string) error {
 		src = os.Getenv("FHIRBOX_SYNTHEA")
 	}
 	if src == "" {
-		src = filepath.Join(root, "..", "shared", "data", "synthea")
+		return errors.New("name the full Synthea extract with -src DIR or FHIRBOX_SYNTHEA: the repository holds only the sample this writes")
 	}
 	if out == "" {
 		out = filepath.Join(root, "testdata", "synthea")
