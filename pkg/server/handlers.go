@@ -209,15 +209,11 @@ func (s *Server) searchParams(c echo.Context) (url.Values, error) {
 	if ct != "" && !strings.HasPrefix(strings.ToLower(ct), echo.MIMEApplicationForm) {
 		return nil, resources.Errorf(codeUnsupportedMedia, "POST _search takes an application/x-www-form-urlencoded body, not %q", ct)
 	}
-	release, err := s.reserveBody(req)
+	data, release, err := s.readReserved(req)
 	if err != nil {
 		return nil, err
 	}
-	defer release()
-	data, err := readLimited(req, s.cfg.MaxBodyBytes)
-	if err != nil {
-		return nil, err
-	}
+	defer release() // held until the body is decoded
 	form, err := url.ParseQuery(string(data))
 	if err != nil {
 		return nil, resources.Errorf(resources.CodeInvalid, "malformed form body: %v", err)

@@ -124,15 +124,11 @@ func (s *Server) readBody(c echo.Context) (map[string]any, error) {
 	if !jsonTypes[mt] && !yamlTypes[mt] {
 		return nil, resources.Errorf(codeUnsupportedMedia, "Content-Type %q is not supported: use application/fhir+json, application/json or text/yaml", mt)
 	}
-	release, err := s.reserveBody(req)
+	data, release, err := s.readReserved(req)
 	if err != nil {
 		return nil, err
 	}
-	defer release()
-	data, err := readLimited(req, s.cfg.MaxBodyBytes)
-	if err != nil {
-		return nil, err
-	}
+	defer release() // held until the body is decoded
 	if len(bytes.TrimSpace(data)) == 0 {
 		return nil, resources.Errorf(resources.CodeInvalid, "the request body is empty")
 	}
@@ -162,6 +158,20 @@ func (s *Server) reserveBody(req *http.Request) (release func(), err error) {
 		return nil, resources.Errorf(resources.CodeInvalid, "the request ended while its body waited to be read: %v", err)
 	}
 	return func() { s.bodies.Release(w) }, nil
+}
+
+// readReserved reads the whole body of req within the size limit, once it fits in the
+// body-memory budget (reserveBody); release gives its share of the budget back, which
+// the caller does once it has decoded the body.
+func (s *Server) readReserved(req *http.Request) (data []byte, release func(), err error) {
+	if release, err = s.reserveBody(req); err != nil {
+		return nil, nil, err
+	}
+	if data, err = readLimited(req, s.cfg.MaxBodyBytes); err != nil {
+		release()
+		return nil, nil, err
+	}
+	return data, release, nil
 }
 
 // readLimited reads the whole body, failing with 413 past limit bytes.
