@@ -71,7 +71,27 @@ func WithPolicyDatabaseURL(url string) Option {
 // policyDB is the pool that sql policies run on.
 type policyDB struct {
 	db  *sql.DB // nil when sql policies are off
-	off error   // why they are off
+	off error   // why they are off, in full, for the log at start
+	// public is what a policy writer is told: off without the database's text, which a
+	// 422 must not carry.
+	public error
+}
+
+// uncheckedError is checkConfined's failure to ask the database, as opposed to a
+// privilege it found.
+type uncheckedError struct{ err error }
+
+func (u uncheckedError) Error() string { return "could not be checked: " + oneLine(u.err) }
+
+// policiesOff turns sql policies off because what failed; cause, the database's error
+// (nil when none), goes to the log only.
+func policiesOff(what string, cause error) *policyDB {
+	if cause == nil {
+		err := errors.New("sql policies are off: " + what)
+		return &policyDB{off: err, public: err}
+	}
+	return &policyDB{off: fmt.Errorf("sql policies are off: %s: %s", what, oneLine(cause)),
+		public: fmt.Errorf("sql policies are off: %s (the server's log at start says why)", what)}
 }
 
 func (p *policyDB) close() error {
@@ -99,7 +119,7 @@ func openPolicy(ctx context.Context, app *sql.DB, gdb *gorm.DB, pcfg *pgx.ConnCo
 		if c.policyURL != "" {
 			return nil, fmt.Errorf("postgres: preparing the sql policy views: %s", oneLine(err))
 		}
-		return &policyDB{off: fmt.Errorf("sql policies are off: preparing their views failed: %s", oneLine(err))}, nil
+		return policiesOff("preparing their views failed", err), nil
 	}
 	var cfg *pgx.ConnConfig
 	if c.policyURL != "" {
@@ -108,12 +128,12 @@ func openPolicy(ctx context.Context, app *sql.DB, gdb *gorm.DB, pcfg *pgx.ConnCo
 		}
 	} else {
 		if !info.canCreateRoles {
-			return &policyDB{off: fmt.Errorf("sql policies are off: the database user %q may not create the role they run as (it needs CREATEROLE), and FHIRBOX_POLICY_DATABASE_URL is not set", info.user)}, nil
+			return policiesOff(fmt.Sprintf("the database user %q may not create the role they run as (it needs CREATEROLE), and FHIRBOX_POLICY_DATABASE_URL is not set", info.user), nil), nil
 		}
 		role := policyrole.Name(info.database)
 		pw, err := ensurePolicyRole(ctx, gdb, role)
 		if err != nil {
-			return &policyDB{off: fmt.Errorf("sql policies are off: creating their role %s failed: %s", role, oneLine(err))}, nil
+			return policiesOff("creating their role "+role+" failed", err), nil
 		}
 		cfg = pcfg.Copy()
 		cfg.User, cfg.Password = role, pw
@@ -128,30 +148,38 @@ func openPolicy(ctx context.Context, app *sql.DB, gdb *gorm.DB, pcfg *pgx.ConnCo
 	db.SetMaxIdleConns(n)
 	db.SetConnMaxIdleTime(time.Minute)
 	db.SetConnMaxLifetime(time.Hour)
-	fail := func(format string, args ...any) (*policyDB, error) {
+	// fail stops the start when the operator asked for policyURL, and otherwise turns
+	// sql policies off; cause, the database's error (or nil), goes to the log only.
+	fail := func(what string, cause error) (*policyDB, error) {
 		db.Close()
-		msg := fmt.Sprintf(format, args...)
 		if c.policyURL != "" {
-			return nil, fmt.Errorf("postgres: FHIRBOX_POLICY_DATABASE_URL: %s", msg)
+			if cause != nil {
+				what += ": " + oneLine(cause)
+			}
+			return nil, fmt.Errorf("postgres: FHIRBOX_POLICY_DATABASE_URL: %s", what)
 		}
-		return &policyDB{off: fmt.Errorf("sql policies are off: %s", msg)}, nil
+		return policiesOff(what, cause), nil
 	}
 	pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	var user, database string
 	if err := db.QueryRowContext(pctx, `SELECT current_user, current_database()`).Scan(&user, &database); err != nil {
-		return fail("cannot log in as %s (pg_hba.conf must let it log in with a password, over the host and port of FHIRBOX_DATABASE_URL): %s", cfg.User, connError(err))
+		return fail(fmt.Sprintf("cannot log in as %s (pg_hba.conf must let it log in with a password, over the host and port of FHIRBOX_DATABASE_URL)", cfg.User), errors.New(connError(err)))
 	}
 	if database != info.database {
-		return fail("it names database %q, not %q", database, info.database)
+		return fail(fmt.Sprintf("it names database %q, not %q", database, info.database), nil)
 	}
 	if c.policyURL != "" {
 		if err := grantPolicyViews(ctx, gdb, user); err != nil {
-			return fail("granting %s the policy views: %s", user, oneLine(err))
+			return fail("granting "+user+" the policy views", err)
 		}
 	}
 	if err := checkConfined(pctx, db, info.schema); err != nil {
-		return fail("the role %s %s", user, err)
+		var u uncheckedError
+		if errors.As(err, &u) {
+			return fail("the role "+user+" could not be checked", u.err)
+		}
+		return fail(fmt.Sprintf("the role %s %s", user, err), nil)
 	}
 	return &policyDB{db: db}, nil
 }
@@ -331,7 +359,7 @@ func checkConfined(ctx context.Context, db *sql.DB, schema string) error {
 		array_to_string(ARRAY(SELECT name FROM rel WHERE relkind <> 'S' AND has_table_privilege(oid, 'INSERT, UPDATE, DELETE, TRUNCATE, REFERENCES, TRIGGER') ORDER BY name), ' ')
 	FROM pg_roles r WHERE r.rolname = current_user`, schema, policyrole.Schema).Scan(&wide, &member, &usableList, &writableList)
 	if err != nil {
-		return fmt.Errorf("could not be checked: %s", oneLine(err))
+		return uncheckedError{err}
 	}
 	// Our relation names have no spaces.
 	usable, writable := strings.Fields(usableList), strings.Fields(writableList)

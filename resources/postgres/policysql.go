@@ -29,6 +29,9 @@ const (
 // transaction with the policy timeout, and rolls it back.
 func (s *Store) inPolicyTx(ctx context.Context, f func(pc *pgx.Conn) error) error {
 	if s.policy == nil || s.policy.db == nil {
+		if s.policy != nil && s.policy.public != nil {
+			return s.policy.public
+		}
 		return s.PolicySQLDisabled()
 	}
 	conn, err := s.policy.db.Conn(ctx)
