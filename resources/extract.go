@@ -7,7 +7,6 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/fhirbox/fhirbox/resources/fhirdate"
@@ -32,23 +31,28 @@ func (r *Registry) Extract(typ string, doc map[string]any) (*Index, error) {
 	if !ok {
 		return nil, Errorf(CodeNotFound, "unknown resource type %q", typ)
 	}
+	if doc["resourceType"] != typ {
+		// Expressions start from the type name, which must be the document's.
+		typed := make(map[string]any, len(doc)+1)
+		for k, v := range doc {
+			typed[k] = v
+		}
+		typed["resourceType"] = typ
+		doc = typed
+	}
 	x := extractor{idx: &Index{}, seen: map[any]bool{}}
-	for _, name := range td.allParamNames() {
-		p := td.Params[name]
-		if p.Column != "" || p.Expression == "" {
+	for _, p := range td.indexed {
+		if p.Type == TypeComposite || p.Type == TypeSpecial {
 			continue
 		}
-		e, err := compiledExpression(p)
-		if err != nil {
-			return nil, Internal(fmt.Errorf("%s.%s: %w", typ, p.Name, err))
-		}
-		for _, v := range e.Eval(doc) {
-			x.add(p, v)
+		for _, it := range p.expr.EvaluateItems(doc) {
+			x.add(p, it.Value)
 			if x.bad != "" {
+				at := fhirpath.Locate(typ, doc, it.Value)
 				return nil, &Error{
 					Code:       CodeUnprocessable,
-					Message:    fmt.Sprintf("%s: %s (search parameter %s)", e.Locate(typ, doc, v), x.bad, p.Name),
-					Expression: e.Locate(typ, doc, v),
+					Message:    fmt.Sprintf("%s: %s (search parameter %s)", at, x.bad, p.Name),
+					Expression: at,
 				}
 			}
 		}
@@ -62,30 +66,6 @@ func (r *Registry) Extract(typ string, doc map[string]any) (*Index, error) {
 // value is refused (CodeUnprocessable) on both databases alike, rather than failing on
 // one or being indexed under a cut value that searches would get wrong.
 const MaxIndexValueBytes = 2048
-
-// expressions caches compiled expressions by parameter. Parameters live as long as
-// their registry, which is normally the whole process, so the cache is never pruned.
-var expressions sync.Map // *SearchParam → *fhirpath.Expression (or error)
-
-// compiledExpression returns p's expression compiled, compiling it on first use.
-func compiledExpression(p *SearchParam) (*fhirpath.Expression, error) {
-	if v, ok := expressions.Load(p); ok {
-		if err, bad := v.(error); bad {
-			return nil, err
-		}
-		return v.(*fhirpath.Expression), nil
-	}
-	e, err := fhirpath.Compile(p.Expression)
-	if err != nil {
-		expressions.Store(p, err)
-		return nil, err
-	}
-	v, _ := expressions.LoadOrStore(p, e)
-	if err, bad := v.(error); bad {
-		return nil, err
-	}
-	return v.(*fhirpath.Expression), nil
-}
 
 // extractor accumulates the entries of one resource.
 type extractor struct {

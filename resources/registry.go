@@ -5,15 +5,19 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+	"sync"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/fhirbox/fhirbox/resources/fhirpath"
+	"github.com/fhirbox/fhirbox/resources/r4"
 )
 
 // ParamType is a FHIR search parameter type.
 type ParamType string
 
-// Search parameter types supported by the engine. uri parameters are indexed as tokens
-// without a system and matched exactly.
+// Search parameter types (FHIR R4 SearchParamType). uri parameters are indexed as
+// tokens without a system and matched exactly.
 const (
 	TypeString    ParamType = "string"
 	TypeToken     ParamType = "token"
@@ -22,6 +26,11 @@ const (
 	TypeQuantity  ParamType = "quantity"
 	TypeReference ParamType = "reference"
 	TypeURI       ParamType = "uri"
+	// TypeComposite combines the values of other parameters taken from one element
+	// (Observation component-code-value-quantity: a component's code and its value).
+	TypeComposite ParamType = "composite"
+	// TypeSpecial is a parameter with its own search logic (R4 has one: Location near).
+	TypeSpecial ParamType = "special"
 )
 
 // SearchParam is the definition of one search parameter: data, not code. The engine
@@ -43,6 +52,43 @@ type SearchParam struct {
 	// Internal parameters are indexed for the server's own look-ups (a token's hash) and
 	// are neither searchable through the API nor shown in the CapabilityStatement.
 	Internal bool `yaml:"internal,omitempty"`
+	// URL is the canonical URL of the definition (R4's, or a SearchParameter resource's).
+	URL string `yaml:"url,omitempty"`
+	// Components are the parts of a composite parameter, in order.
+	Components []Component `yaml:"components,omitempty"`
+
+	// expr is Expression compiled for the type the parameter is registered on (the
+	// branches of other types pruned); nil for column parameters.
+	expr *fhirpath.Expr
+}
+
+// Component is one part of a composite parameter: the code and type of the parameter
+// that gives it meaning, and the expression that selects its value from each element
+// the composite's own expression selects.
+type Component struct {
+	Code       string    `yaml:"code"`
+	Type       ParamType `yaml:"type"`
+	Expression string    `yaml:"expression"`
+	expr       *fhirpath.Expr
+}
+
+// compile parses p's expression (and its components') for type typ.
+func (p *SearchParam) compile(typ string) error {
+	if p.Expression == "" {
+		return nil
+	}
+	e, err := fhirpath.Parse(p.Expression)
+	if err != nil {
+		return err
+	}
+	p.expr = e.ForType(typ)
+	for i := range p.Components {
+		c := &p.Components[i]
+		if c.expr, err = fhirpath.Parse(c.Expression); err != nil {
+			return fmt.Errorf("component %s: %w", c.Code, err)
+		}
+	}
+	return nil
 }
 
 // TypeDef describes one resource type: its search parameters and the fields the engine
@@ -59,6 +105,9 @@ type TypeDef struct {
 	// Own marks fhirbox's own types (Client, User, Session, AccessPolicy, …), which are
 	// not FHIR R4 types and so have no place under the FHIR base.
 	Own bool
+	// indexed lists the parameters with an expression, sorted by name: what Extract
+	// evaluates for every write of the type.
+	indexed []*SearchParam
 }
 
 // Param returns the public parameter called name, or nil (internal ones included: nil).
@@ -102,7 +151,10 @@ var searchParamsYAML []byte
 
 // registryFile is the shape of searchparams.yaml.
 type registryFile struct {
-	// Types lists the FHIR R4 resource types the server stores.
+	// R4 adds every FHIR R4 resource type with every R4 search parameter, from the
+	// official definitions embedded in resources/r4.
+	R4 bool `yaml:"r4"`
+	// Types lists further resource types (tests use their own).
 	Types []string `yaml:"types"`
 	// Own lists fhirbox's own resource types (see TypeDef.Own).
 	Own []string `yaml:"own"`
@@ -110,15 +162,17 @@ type registryFile struct {
 	Secrets map[string][]string `yaml:"secrets"`
 	// Hidden maps a type to the fields only the server writes and nobody reads.
 	Hidden map[string][]string `yaml:"hidden"`
-	// Common parameters apply to every type.
+	// Common parameters apply to every type listed in Types and Own (the R4 types have
+	// R4's).
 	Common []*SearchParam `yaml:"common"`
 	// Params maps a type to its own parameters.
 	Params map[string][]*SearchParam `yaml:"params"`
 }
 
-// DefaultRegistry returns the registry built from the embedded definitions
-// (searchparams.yaml): every FHIR R4 resource type plus fhirbox's own (Client, User,
-// Session, AccessPolicy, AuthorizationCode), marked Own.
+// DefaultRegistry returns the registry built from the embedded definitions: every FHIR
+// R4 resource type with every R4 search parameter (resources/r4), plus fhirbox's own
+// types (Client, User, Session, AccessPolicy, AuthorizationCode) from searchparams.yaml,
+// marked Own.
 func DefaultRegistry() *Registry {
 	r, err := LoadRegistry(searchParamsYAML)
 	if err != nil {
@@ -134,6 +188,21 @@ func LoadRegistry(data []byte) (*Registry, error) {
 		return nil, err
 	}
 	r := &Registry{types: map[string]*TypeDef{}}
+	if f.R4 {
+		defs, err := r4Types()
+		if err != nil {
+			return nil, err
+		}
+		for _, td := range defs {
+			cp := *td
+			cp.Params = make(map[string]*SearchParam, len(td.Params))
+			for k, v := range td.Params {
+				cp.Params[k] = v
+			}
+			r.types[td.Name] = &cp
+			r.names = append(r.names, td.Name)
+		}
+	}
 	own := map[string]bool{}
 	for _, name := range f.Own {
 		own[name] = true
@@ -142,14 +211,20 @@ func LoadRegistry(data []byte) (*Registry, error) {
 		if _, dup := r.types[name]; dup {
 			return nil, fmt.Errorf("type %s listed twice", name)
 		}
-		td := &TypeDef{Name: name, Params: map[string]*SearchParam{}, Secret: f.Secrets[name], Hidden: f.Hidden[name], Own: own[name]}
+		td := &TypeDef{Name: name, Params: map[string]*SearchParam{}, Own: own[name]}
 		for _, p := range f.Common {
 			cp := *p
 			cp.Expression = strings.ReplaceAll(p.Expression, "Resource.", name+".")
+			if err := cp.compile(name); err != nil {
+				return nil, fmt.Errorf("%s.%s: %w", name, p.Name, err)
+			}
 			td.Params[p.Name] = &cp
 		}
 		r.types[name] = td
 		r.names = append(r.names, name)
+	}
+	for name, td := range r.types {
+		td.Secret, td.Hidden = f.Secrets[name], f.Hidden[name]
 	}
 	for typ, params := range f.Params {
 		td, ok := r.types[typ]
@@ -163,16 +238,93 @@ func LoadRegistry(data []byte) (*Registry, error) {
 			if _, dup := td.Params[p.Name]; dup {
 				return nil, fmt.Errorf("%s: parameter %s defined twice", typ, p.Name)
 			}
+			if err := p.compile(typ); err != nil {
+				return nil, fmt.Errorf("%s.%s: %w", typ, p.Name, err)
+			}
 			td.Params[p.Name] = p
 		}
+	}
+	for _, td := range r.types {
+		td.index()
 	}
 	sort.Strings(r.names)
 	return r, nil
 }
 
+// index lists td's parameters that Extract evaluates, sorted by name.
+func (td *TypeDef) index() {
+	td.indexed = td.indexed[:0:0]
+	for _, name := range td.allParamNames() {
+		if p := td.Params[name]; p.Column == "" && p.expr != nil {
+			td.indexed = append(td.indexed, p)
+		}
+	}
+}
+
+// r4Types returns the R4 resource types with their parameters, built once: the
+// parameters are shared, read-only, by every registry.
+var r4Types = sync.OnceValues(func() ([]*TypeDef, error) {
+	defs, err := r4.Load()
+	if err != nil {
+		return nil, err
+	}
+	byType := defs.ForTypes()
+	var out []*TypeDef
+	for _, rt := range defs.ResourceTypes {
+		td := &TypeDef{Name: rt.Name, Params: map[string]*SearchParam{}}
+		for _, d := range byType[rt.Name] {
+			p, err := r4Param(rt.Name, d)
+			if err != nil {
+				return nil, err
+			}
+			if p == nil {
+				continue
+			}
+			if _, dup := td.Params[p.Name]; dup {
+				return nil, fmt.Errorf("r4: %s: parameter %s defined twice", rt.Name, p.Name)
+			}
+			td.Params[p.Name] = p
+		}
+		out = append(out, td)
+	}
+	return out, nil
+})
+
+// r4Param converts one R4 definition for type typ; nil for the ones the search engine
+// handles by name rather than by expression (_text, _content, _query).
+func r4Param(typ string, d r4.SearchParameter) (*SearchParam, error) {
+	p := &SearchParam{
+		Name:        d.Code,
+		Type:        ParamType(d.Type),
+		Expression:  d.Expression,
+		Targets:     d.Target,
+		Description: d.Description,
+		URL:         d.URL,
+	}
+	switch d.Code {
+	case "_id":
+		p.Column, p.Expression = "id", ""
+	case "_lastUpdated":
+		p.Column, p.Expression = "last_updated", ""
+	}
+	if p.Column == "" && p.Expression == "" {
+		return nil, nil
+	}
+	for _, c := range d.Component {
+		p.Components = append(p.Components, Component{Code: c.Code, Type: ParamType(c.Type), Expression: c.Expression})
+	}
+	if err := p.compile(typ); err != nil {
+		return nil, fmt.Errorf("r4: %s.%s: %w", typ, p.Name, err)
+	}
+	if p.Column == "" && p.expr == nil {
+		return nil, fmt.Errorf("r4: %s.%s: no branch of %q applies to %s", typ, p.Name, p.Expression, typ)
+	}
+	return p, nil
+}
+
 func checkParam(typ string, p *SearchParam) error {
 	switch p.Type {
-	case TypeString, TypeToken, TypeDate, TypeNumber, TypeQuantity, TypeReference, TypeURI:
+	case TypeString, TypeToken, TypeDate, TypeNumber, TypeQuantity, TypeReference, TypeURI, TypeComposite, TypeSpecial:
 	default:
 		return fmt.Errorf("%s.%s: unknown type %q", typ, p.Name, p.Type)
 	}

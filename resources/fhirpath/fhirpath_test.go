@@ -5,26 +5,11 @@ import (
 	"testing"
 )
 
-func TestCompileExpressionErrors(t *testing.T) {
-	for _, expr := range []string{
-		"", "|", "Patient", "Patient.", "Patient..a", "Patient.a.first()", "Patient.a.where(b)",
-		"Patient.a.where(b='c'", "Patient.a.where(b='c)", "Patient.a b", "Patient.a.where(='c')",
-	} {
-		if _, err := Compile(expr); err == nil {
-			t.Errorf("%q compiled", expr)
-		}
-	}
-	// A "|" inside a literal does not split the expression.
-	e, err := Compile(`Thing.x.where(k='a|b\'c').y | Thing.z`)
-	if err != nil || len(e.paths) != 2 || e.paths[0][1] != (step{field: "k", where: true, value: "a|b'c"}) {
-		t.Errorf("got %+v, %v", e, err)
-	}
-}
-
-// TestEvalLocateFlatten checks the package on its own, without the index extractor that
-// covers it through every search parameter: what Eval selects, where Locate finds it.
-func TestEvalLocateFlatten(t *testing.T) {
+// TestLocateFindsTheValueSelected checks the paths messages quote: the first element,
+// in document order, that is the value (the same object, or an equal primitive).
+func TestLocateFindsTheValueSelected(t *testing.T) {
 	doc := map[string]any{
+		"resourceType": "Patient",
 		"name": []any{
 			map[string]any{"use": "old", "family": "A"},
 			nil,
@@ -34,31 +19,56 @@ func TestEvalLocateFlatten(t *testing.T) {
 	}
 	tests := []struct {
 		expr string
-		want []any
 		path string // Locate of the last value selected
 	}{
-		{"Patient.name.given", []any{"C", "D"}, "Patient.name[2].given[2]"},
-		{"Patient.name.where(use='official').family", []any{"B"}, "Patient.name[2].family"},
-		{"Patient.active | Patient.name.family", []any{true, "A", "B"}, "Patient.name[2].family"},
-		{"Patient.name.where(use='nickname').family", nil, ""},
-		{"Patient.missing.x", nil, ""},
+		{"Patient.name.given", "Patient.name[2].given[2]"},
+		{"Patient.name.where(use='official').family", "Patient.name[2].family"},
+		{"Patient.active | Patient.name.family", "Patient.name[2].family"},
+		{"Patient.name.where(use='official')", "Patient.name[2]"},
 	}
 	for _, tt := range tests {
-		e, err := Compile(tt.expr)
-		if err != nil {
-			t.Fatalf("%s: %v", tt.expr, err)
+		got := MustParse(tt.expr).Evaluate(doc)
+		if len(got) == 0 {
+			t.Fatalf("%s selected nothing", tt.expr)
 		}
-		got := e.Eval(doc)
-		if fmt.Sprint(got) != fmt.Sprint(tt.want) {
-			t.Errorf("%s: Eval = %v, want %v", tt.expr, got, tt.want)
+		if path := Locate("Patient", doc, got[len(got)-1]); path != tt.path {
+			t.Errorf("%s: Locate = %q, want %q", tt.expr, path, tt.path)
 		}
-		if len(got) > 0 {
-			if path := e.Locate("Patient", doc, got[len(got)-1]); path != tt.path {
-				t.Errorf("%s: Locate = %q, want %q", tt.expr, path, tt.path)
-			}
-		}
+	}
+	if got := Locate("Patient", doc, "nowhere"); got != "Patient" {
+		t.Errorf("Locate of an absent value = %q", got)
 	}
 	if got := fmt.Sprint(Flatten(nil), Flatten("x"), Flatten([]any{1, nil, 2})); got != "[] [x] [1 2]" {
 		t.Errorf("Flatten: %s", got)
+	}
+}
+
+// TestForTypeKeepsTheBranchesOfOneType checks the pruning of the multi-type R4
+// expressions: branches rooted in another resource type go, the rest stay.
+func TestForTypeKeepsTheBranchesOfOneType(t *testing.T) {
+	tests := []struct {
+		expr, typ string
+		want      string // the kept branches' values on doc, or "none"
+	}{
+		{"AllergyIntolerance.patient | CarePlan.subject.where(resolve() is Patient) | Observation.subject.where(resolve() is Patient)", "Observation", "[map[reference:Patient/1]]"},
+		{"AllergyIntolerance.patient | CarePlan.subject", "Observation", "none"},
+		{"(Observation.value as Quantity) | (Observation.value as SampledData)", "Observation", "[map[value:5]]"},
+		{"Resource.id", "Observation", "[o1]"},
+		{"Observation.code | Observation.component.code", "Observation", "[]"},
+	}
+	doc := map[string]any{"resourceType": "Observation", "id": "o1", "subject": map[string]any{"reference": "Patient/1"},
+		"valueQuantity": map[string]any{"value": 5}}
+	for _, tt := range tests {
+		e := MustParse(tt.expr).ForType(tt.typ)
+		got := "none"
+		if e != nil {
+			got = fmt.Sprint(e.Evaluate(doc))
+			if got == "[]" && tt.want != "[]" {
+				got = "[]"
+			}
+		}
+		if got != tt.want {
+			t.Errorf("%s for %s: %s, want %s", tt.expr, tt.typ, got, tt.want)
+		}
 	}
 }

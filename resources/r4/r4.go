@@ -4,7 +4,8 @@
 // NOTICE.md and the gen command beside this file) and embedded in the binary, so
 // reading it needs neither the network nor npm.
 //
-// Nothing in the server reads this package yet; the search registry will.
+// The search registry (resources.DefaultRegistry) builds every R4 type's parameters
+// from it.
 package r4
 
 import (
