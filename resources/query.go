@@ -92,6 +92,11 @@ type Value struct {
 	// Reference: the target type (empty when the value was a bare id) and id.
 	RefType string
 	RefID   string
+
+	// Composite: the value of each component, in the parameter's order (modifiers.go).
+	Components []Value
+	// Near: the position and distance of a Location near search (near.go).
+	Near *Near
 }
 
 // SortKey is one _sort key.
