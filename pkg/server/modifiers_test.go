@@ -118,6 +118,16 @@ func testSearchComposite(t *testing.T) {
 		{query: "/fhir/Observation?_sort=component-code-value-quantity", status: 400, says: "composite parameter"},
 	})
 
+	// A create under a fresh id takes the batched insert (PostgreSQL), which writes the
+	// groups too.
+	created := e.must(201, post("/fhir/Observation", bloodPressure(160, 80)))
+	id, _ := at(created.doc, "id").(string)
+	checkSearches(t, e, []searchCase{
+		{query: "/fhir/Observation?component-code-value-quantity=8480-6$gt155", want: []string{id}},
+		{query: "/fhir/Observation?component-code-value-quantity=8462-4$gt145", want: []string{"bp2"}},
+	})
+	e.must(200, del("/fhir/Observation/"+id))
+
 	// An update replaces the rows of the old version, a delete removes them.
 	e.must(200, put("/fhir/Observation/bp1", bloodPressure(110, 70)))
 	e.must(200, del("/fhir/Observation/bp2"))
