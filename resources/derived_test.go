@@ -60,7 +60,7 @@ func TestExtractDerived(t *testing.T) {
 		{"no value, no rows", "Observation", `{"status":"final","code":{"coding":[{"code":"a"}]}}`, "code-value-", nil},
 		{"%resource in a component", "MolecularSequence", `{"type":"dna","coordinateSystem":0,"referenceSeq":{"chromosome":{"coding":[{"code":"1"}]}},
 		   "variant":[{"start":10,"end":20}]}`, "chromosome-variant-coordinate#", []string{
-				"chromosome-variant-coordinate#0 1 t:|1", "chromosome-variant-coordinate#1 1 n:10||", "chromosome-variant-coordinate#2 1 n:20||"}},
+			"chromosome-variant-coordinate#0 1 t:|1", "chromosome-variant-coordinate#1 1 n:10||", "chromosome-variant-coordinate#2 1 n:20||"}},
 		{"text", "Condition", `{"subject":{"reference":"Patient/p"},"code":{"text":"Type 2  Diabetes","coding":[{"code":"1","display":"Diabetes"},{"code":"2","display":"type 2 diabetes"}]}}`,
 			"code:", []string{"code:text 0 s:diabetes", "code:text 0 s:type 2 diabetes"}},
 		{"of-type and identifier text", "Patient", `{"identifier":[{"type":{"text":"MRN","coding":[{"system":"http://v2","code":"MR"},{"code":"X"}]},"system":"http://h","value":"12"},

@@ -294,8 +294,8 @@ func testSearchQuantity(t *testing.T) {
 		{query: "/fhir/Observation?value-quantity=5.4", want: []string{"bare", "mg", "mmhg"}},
 		{query: "/fhir/Observation?value-quantity=5.40", want: []string{"bare", "mg", "mmhg"}},
 		{query: "/fhir/Observation?value-quantity=5", want: []string{"bare", "mg", "mmhg"}}, // [4.5, 5.5)
-		{query: "/fhir/Observation?value-quantity=100", want: []string{"h100", "h99"}}, // [99.5, 100.5)
-		{query: "/fhir/Observation?value-quantity=100.0", want: []string{"h100"}},      // [99.95, 100.05)
+		{query: "/fhir/Observation?value-quantity=100", want: []string{"h100", "h99"}},      // [99.5, 100.5)
+		{query: "/fhir/Observation?value-quantity=100.0", want: []string{"h100"}},           // [99.95, 100.05)
 		{query: "/fhir/Observation?value-quantity=1e2", want: []string{"h100", "h99"}},
 		{query: "/fhir/Observation?value-quantity=eq100.0", want: []string{"h100"}},
 		{query: "/fhir/Observation?value-quantity=ne100.0", want: []string{"bare", "h99", "mg", "mmhg", "small"}},
