@@ -5,6 +5,7 @@ import (
 	"math"
 	"strconv"
 	"strings"
+	"sync"
 	"unicode/utf8"
 
 	"github.com/fhirbox/fhirbox/resources/fhirpath"
@@ -37,9 +38,10 @@ func ComponentParam(param string, k int) string { return param + "#" + strconv.I
 // whose distances need no trigonometry in SQL (see Near).
 func PositionParam(param, axis string) string { return param + "#" + axis }
 
-// addGrouped indexes a composite or special parameter p of doc (of type typ).
-func (x *extractor) addGrouped(typ string, p *SearchParam, doc map[string]any) error {
-	if p.Internal {
+// addGrouped indexes a composite or special parameter p of doc (of type td).
+func (x *extractor) addGrouped(td *TypeDef, p *SearchParam, doc map[string]any) error {
+	typ := td.Name
+	if p.Internal || rootComponents(td, p) != nil {
 		return nil
 	}
 	if p.Type == TypeSpecial {
@@ -55,10 +57,13 @@ func (x *extractor) addGrouped(typ string, p *SearchParam, doc map[string]any) e
 	if comps == nil {
 		return nil
 	}
+	// Each element's rows are gathered apart: an element that lacks a component can
+	// never match a search, which names every component, and is left out.
+	sub := extractor{idx: &Index{}, seen: map[any]bool{}}
 	for g, el := range p.expr.EvaluateItems(doc) {
-		// The element's rows are gathered apart: an element that lacks a component can
-		// never match a search, which names every component, and is left out.
-		sub := extractor{idx: &Index{}, seen: map[any]bool{}}
+		if g > 0 {
+			sub.reset()
+		}
 		complete := true
 		for k := range p.Components {
 			c := &p.Components[k]
@@ -94,9 +99,52 @@ func (x *extractor) addGrouped(typ string, p *SearchParam, doc map[string]any) e
 	return nil
 }
 
+// rootComponents returns, for a composite parameter whose one element is the resource
+// itself (R4's Observation code-value-quantity, code-value-concept…), the parameters of
+// the type that define its components, when each is there with the component's type:
+// their rows are the component's values (R4 defines a component as its definition's
+// parameter applied to the element), so the composite indexes no rows of its own and
+// its search needs no groups. nil for every other parameter.
+func rootComponents(td *TypeDef, p *SearchParam) []*SearchParam {
+	if p.Type != TypeComposite || strings.TrimSpace(p.Expression) != td.Name {
+		return nil
+	}
+	out := make([]*SearchParam, len(p.Components))
+	for k, c := range p.Components {
+		d := td.Params[c.Code]
+		if d == nil || d.Type != c.Type || d.expr == nil || d.Column != "" || d.Internal {
+			return nil
+		}
+		out[k] = d
+	}
+	return out
+}
+
+// reset empties x for the next element.
+func (x *extractor) reset() {
+	clear(x.seen)
+	idx := x.idx
+	idx.Strings, idx.Tokens, idx.Dates = idx.Strings[:0], idx.Tokens[:0], idx.Dates[:0]
+	idx.Numbers, idx.References = idx.Numbers[:0], idx.References[:0]
+	x.bad = ""
+}
+
+// components caches componentParams, which every write of a type with composites asks
+// for: *SearchParam → []*SearchParam.
+var components sync.Map
+
 // componentParams returns the parameters under which p's components are indexed, nil
 // when a component has a type no index table holds.
 func componentParams(p *SearchParam) []*SearchParam {
+	if c, ok := components.Load(p); ok {
+		return c.([]*SearchParam)
+	}
+	c := newComponentParams(p)
+	components.Store(p, c)
+	return c
+}
+
+func newComponentParams(p *SearchParam) []*SearchParam {
 	out := make([]*SearchParam, len(p.Components))
 	for k, c := range p.Components {
 		switch c.Type {

@@ -55,8 +55,9 @@ func TestExtractDerived(t *testing.T) {
 				"component-code-value-quantity#1 1 n:150||mmHg",
 				"component-code-value-quantity#1 3 n:90||",
 			}},
+		// The rows of code and value-date serve code-value-date (rootComponents).
 		{"the Observation is the element", "Observation", `{"status":"final","code":{"coding":[{"code":"a"},{"code":"b"}]},"valueDateTime":"2020-05-01"}`,
-			"code-value-date#", []string{"code-value-date#0 1 t:|a", "code-value-date#0 1 t:|b", "code-value-date#1 1 d:2020-05-01"}},
+			"code-value-date#", nil},
 		{"no value, no rows", "Observation", `{"status":"final","code":{"coding":[{"code":"a"}]}}`, "code-value-", nil},
 		{"%resource in a component", "MolecularSequence", `{"type":"dna","coordinateSystem":0,"referenceSeq":{"chromosome":{"coding":[{"code":"1"}]}},
 		   "variant":[{"start":10,"end":20}]}`, "chromosome-variant-coordinate#", []string{

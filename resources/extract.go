@@ -43,7 +43,7 @@ func (r *Registry) Extract(typ string, doc map[string]any) (*Index, error) {
 	x := extractor{idx: &Index{}, seen: map[any]bool{}}
 	for _, p := range td.indexed {
 		if p.Type == TypeComposite || p.Type == TypeSpecial {
-			if err := x.addGrouped(typ, p, doc); err != nil { // derived.go
+			if err := x.addGrouped(td, p, doc); err != nil { // derived.go
 				return nil, err
 			}
 			continue

@@ -9,10 +9,32 @@ import (
 // ValueSet.
 var terminologyModifiers = map[string]bool{"above": true, "below": true, "in": true, "not-in": true}
 
-// refuseModifier refuses the clauses that the modifier table of search.go lets through
-// but fhirbox cannot answer, each with what is missing: a modifier that needs
-// terminology, :of-type on a parameter that holds no identifiers, a modifier on a
-// parameter read from a column, and special parameters other than near.
+// prepareClause names the index rows of a composite clause's components (see
+// rootComponents) and refuses the clauses that the modifier table of search.go lets
+// through but fhirbox cannot answer.
+func (p *searchParser) prepareClause(name string, c *Clause) error {
+	if err := refuseModifier(name, c.Param, c.Modifier); err != nil {
+		return err
+	}
+	if c.Param.Type != TypeComposite {
+		return nil
+	}
+	if root := rootComponents(p.td, c.Param); root != nil {
+		for _, d := range root {
+			c.Components = append(c.Components, d.Name)
+		}
+		c.Ungrouped = true
+		return nil
+	}
+	for k := range c.Param.Components {
+		c.Components = append(c.Components, ComponentParam(c.Param.Name, k))
+	}
+	return nil
+}
+
+// refuseModifier refuses, each with what is missing, a modifier that needs terminology,
+// :of-type on a parameter that holds no identifiers, a modifier on a parameter read
+// from a column, and special parameters other than near.
 func refuseModifier(name string, sp *SearchParam, mod string) error {
 	if sp.Type == TypeSpecial && !isNear(sp) {
 		return invalid(name, "%s is a special search parameter with its own search logic, which fhirbox does not implement", sp.Name)

@@ -45,6 +45,11 @@ type Clause struct {
 	// Missing is set when Modifier is "missing": true selects resources without a value.
 	Missing bool
 	Values  []Value
+	// Components names, for a composite parameter, the index rows each component is
+	// searched in, and Ungrouped is set when they need not share a group (see
+	// resources/derived.go); empty, ComponentParam's names in groups.
+	Components []string
+	Ungrouped  bool
 }
 
 // Prefix is a comparison prefix of date, number and quantity values.

@@ -440,7 +440,7 @@ func (p *searchParser) clause(name, raw string) error {
 		return nil
 	}
 	c := Clause{Param: sp, Modifier: mod}
-	if err := refuseModifier(name, sp, mod); err != nil { // modifiers.go
+	if err := p.prepareClause(name, &c); err != nil { // modifiers.go
 		return err
 	}
 	switch {

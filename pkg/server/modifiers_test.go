@@ -107,6 +107,8 @@ func testSearchComposite(t *testing.T) {
 		{query: `/fhir/Observation?code-value-string=8302-2$tall\$x`, want: nil},
 		{query: "/fhir/Observation?component-code-value-quantity:missing=false", want: []string{"bp1", "bp2"}},
 		{query: "/fhir/Observation?component-code-value-quantity:missing=true", want: []string{"glucose", "note", "onset", "smoking"}},
+		{query: "/fhir/Observation?code-value-quantity:missing=false", want: []string{"glucose"}},
+		{query: "/fhir/Observation?code-value-quantity:missing=true", want: []string{"bp1", "bp2", "note", "onset", "smoking"}},
 		{query: "/fhir/Group?characteristic-value=gender$female", want: []string{"g1"}},
 		{query: "/fhir/Group?characteristic-value=http://example.org/c|smoker$female", want: []string{"g2"}},
 

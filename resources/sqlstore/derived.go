@@ -40,7 +40,10 @@ func (b *builder) derivedCond(c *resources.Clause) (ic *indexCond, ok bool, err 
 		return nil, false, nil
 	}
 	if ic != nil && c.Modifier == "missing" {
-		ic.cond, ic.negate = nil, c.Missing
+		if p.Type != resources.TypeComposite {
+			ic.cond = nil
+		}
+		ic.negate = c.Missing
 	} else if ic != nil && len(c.Values) == 0 {
 		ic = nil // a value-less clause constrains nothing
 	}
@@ -49,25 +52,60 @@ func (b *builder) derivedCond(c *resources.Clause) (ic *indexCond, ok bool, err 
 
 // compositeCond matches the resources with one element whose components match every
 // part of a value: a row of component 0 (the outer "s") and, for each further
-// component, a row of the same resource and group (see resources.Index Group).
-// Component 0 leads because R4's composites start with the code that makes the value
-// meaningful, and a code narrows the index the most.
+// component, a row of the same resource and group (see resources.Index Group), or of
+// the same resource alone when the composite's one element is the resource
+// (c.Ungrouped). Component 0 leads because R4's composites start with the code that
+// makes the value meaningful, and a code narrows the index the most.
 func (b *builder) compositeCond(c *resources.Clause) (*indexCond, error) {
 	p := c.Param
+	names := c.Components
+	if len(names) == 0 {
+		for k := range p.Components {
+			names = append(names, resources.ComponentParam(p.Name, k))
+		}
+	}
 	tables := make([]indexTable, len(p.Components))
 	for k, comp := range p.Components {
 		t, ok := tableOf(comp.Type)
-		if !ok {
+		if !ok || len(names) != len(p.Components) {
 			return nil, &resources.Error{Code: resources.CodeInvalid, Expression: p.Name,
 				Message: fmt.Sprintf("%s: component %s has a type (%s) fhirbox cannot search", p.Name, comp.Code, comp.Type)}
 		}
 		tables[k] = t
 	}
-	ic := &indexCond{t: tables[0], param: resources.ComponentParam(p.Name, 0)}
 	for _, v := range c.Values {
 		if len(v.Components) != len(p.Components) {
 			return nil, resources.Internal(fmt.Errorf("%s: composite value %q with %d components, %s has %d", b.d.Name, v.Raw, len(v.Components), p.Name, len(p.Components)))
 		}
+	}
+	ic := &indexCond{t: tables[0], param: names[0]}
+	// others writes " AND EXISTS (a row of each further component …)", value(k)
+	// writing the condition on component k's row "s".
+	others := func(value func(sub *builder, k int)) {
+		for k := 1; k < len(p.Components); k++ {
+			alias := fmt.Sprintf("c%d", k)
+			b.w(" AND EXISTS (SELECT 1 FROM ", tables[k].name, " ", alias, " WHERE ", alias, ".resource_type = s.resource_type AND ",
+				alias, ".id = s.id AND ", alias, ".param = ", b.arg(names[k]))
+			if !c.Ungrouped {
+				b.w(" AND ", alias, ".grp = s.grp")
+			}
+			if value != nil {
+				b.WriteString(" AND ")
+				b.aliased(alias, func(sub *builder) { value(sub, k) })
+			}
+			b.WriteString(")")
+		}
+	}
+	if c.Modifier == "missing" {
+		if c.Ungrouped && len(p.Components) > 1 {
+			// A value of the resource's for every component.
+			ic.negate = c.Missing
+			ic.cond = func() { b.WriteString("1 = 1"); others(nil) }
+			return ic, nil
+		}
+		return ic, nil // only complete elements have rows
+	}
+	for _, v := range c.Values {
 		for _, cv := range v.Components {
 			if cv.Prefix == resources.PrefixNe {
 				ic.scans = true
@@ -78,14 +116,7 @@ func (b *builder) compositeCond(c *resources.Clause) (*indexCond, error) {
 		b.or(len(c.Values), func(i int) {
 			v := &c.Values[i]
 			b.component(p.Components[0].Type, &v.Components[0])
-			for k := 1; k < len(p.Components); k++ {
-				alias := fmt.Sprintf("c%d", k)
-				b.w(" AND EXISTS (SELECT 1 FROM ", tables[k].name, " ", alias, " WHERE ", alias, ".resource_type = s.resource_type AND ",
-					alias, ".id = s.id AND ", alias, ".param = ", b.arg(resources.ComponentParam(p.Name, k)), " AND ",
-					alias, ".grp = s.grp AND ")
-				b.aliased(alias, func(sub *builder) { sub.component(p.Components[k].Type, &v.Components[k]) })
-				b.WriteString(")")
-			}
+			others(func(sub *builder, k int) { sub.component(p.Components[k].Type, &v.Components[k]) })
 		})
 	}
 	return ic, nil
