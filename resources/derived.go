@@ -22,7 +22,8 @@ import (
 //   - ModifierParam(p, "identifier"): token rows of a reference parameter's
 //     Reference.identifier, for :identifier;
 //   - ComponentParam(p, k): the values of component k of a composite parameter, in the
-//     table of the component's type, each element's rows sharing a Group number;
+//     table of the component's type, each element's rows sharing a Group number (none
+//     for the composites whose element is the resource: see rootComponents);
 //   - PositionParam(p, axis): the unit vector of a Location.position, for near.
 
 // ModifierParam is the name under which the rows that modifier mod of parameter param
