@@ -43,10 +43,14 @@ func (r *Registry) Extract(typ string, doc map[string]any) (*Index, error) {
 	x := extractor{idx: &Index{}, seen: map[any]bool{}}
 	for _, p := range td.indexed {
 		if p.Type == TypeComposite || p.Type == TypeSpecial {
+			if err := x.addGrouped(td, p, doc); err != nil { // derived.go
+				return nil, err
+			}
 			continue
 		}
 		for _, it := range p.expr.EvaluateItems(doc) {
 			x.add(p, it.Value)
+			x.addDerived(p, it.Value) // rows for the modifiers: derived.go
 			if x.bad != "" {
 				at := fhirpath.Locate(typ, doc, it.Value)
 				return nil, &Error{

@@ -270,7 +270,7 @@ func TestExtractShapes(t *testing.T) {
 
 		// number and quantity
 		{"numbers", custom, "Thing", `{"n":[1,2.5,"3",true,0e-400,4.9e-324]}`, "n", []string{"n:1||", "n:2.5||", "n:0||", "n:5e-324||"}},
-		{"Quantity", custom, "Thing", `{"q":{"value":5.4,"system":"http://unitsofmeasure.org","code":"mg","unit":"milligram"}}`, "q", []string{"n:5.4|http://unitsofmeasure.org|mg"}},
+		{"Quantity", custom, "Thing", `{"q":{"value":5.4,"system":"http://unitsofmeasure.org","code":"mg","unit":"milligram"}}`, "q", []string{"n:5.4|http://unitsofmeasure.org|mg", "n:5.4||milligram"}}, // the unit too: derived.go
 		{"Quantity unit when no code", custom, "Thing", `{"q":{"value":5,"unit":"pills"}}`, "q", []string{"n:5||pills"}},
 		{"bare number as quantity", custom, "Thing", `{"q":7}`, "q", []string{"n:7||"}},
 		{"Quantity without value skipped", custom, "Thing", `{"q":{"code":"mg"}}`, "q", nil},

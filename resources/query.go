@@ -45,6 +45,11 @@ type Clause struct {
 	// Missing is set when Modifier is "missing": true selects resources without a value.
 	Missing bool
 	Values  []Value
+	// Components names, for a composite parameter, the index rows each component is
+	// searched in, and Ungrouped is set when they need not share a group (see
+	// resources/derived.go); empty, ComponentParam's names in groups.
+	Components []string
+	Ungrouped  bool
 }
 
 // Prefix is a comparison prefix of date, number and quantity values.
@@ -92,6 +97,11 @@ type Value struct {
 	// Reference: the target type (empty when the value was a bare id) and id.
 	RefType string
 	RefID   string
+
+	// Composite: the value of each component, in the parameter's order (modifiers.go).
+	Components []Value
+	// Near: the position and distance of a Location near search (near.go).
+	Near *Near
 }
 
 // SortKey is one _sort key.

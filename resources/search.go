@@ -388,6 +388,9 @@ func (p *searchParser) sort(raw string) error {
 		if sp == nil {
 			return invalid("_sort", "_sort: %q is not a search parameter of %s", key, p.td.Name)
 		}
+		if sp.Type == TypeComposite || sp.Type == TypeSpecial {
+			return invalid("_sort", "_sort: %s is a %s parameter, which has no order", key, sp.Type)
+		}
 		if p.sorted[key] {
 			continue
 		}
@@ -416,12 +419,14 @@ func (p *searchParser) setSortUsed() {
 // also take a resource type.
 var modifiers = map[ParamType][]string{
 	TypeString:    {"exact", "contains", "missing"},
-	TypeToken:     {"not", "missing"},
-	TypeURI:       {"not", "missing", "exact"},
-	TypeReference: {"missing"},
+	TypeToken:     {"not", "missing", "text", "of-type"},
+	TypeURI:       {"not", "missing", "exact", "contains", "below", "above"},
+	TypeReference: {"missing", "identifier"},
 	TypeDate:      {"missing"},
 	TypeNumber:    {"missing"},
 	TypeQuantity:  {"missing"},
+	TypeComposite: {"missing"},
+	TypeSpecial:   {"missing"},
 }
 
 // clause parses one occurrence of a search parameter, name[:modifier]=raw.
@@ -435,6 +440,9 @@ func (p *searchParser) clause(name, raw string) error {
 		return nil
 	}
 	c := Clause{Param: sp, Modifier: mod}
+	if err := p.prepareClause(name, &c); err != nil { // modifiers.go
+		return err
+	}
 	switch {
 	case mod == "":
 	case mod == "missing" && sp.Column != "":
@@ -509,6 +517,9 @@ func (p *searchParser) value(sp *SearchParam, mod, item string) (v Value, ok boo
 	}
 	if len(item) > 2*MaxIndexValueBytes+1 && sp.Type != TypeDate && sp.Type != TypeNumber && sp.Type != TypeQuantity {
 		return tooLong(len(item)) // escapes double a value at most
+	}
+	if derivedValue(sp, mod) {
+		return p.derivedValue(sp, mod, item) // modifiers.go
 	}
 	switch sp.Type {
 	case TypeString:

@@ -72,6 +72,9 @@ type StringEntry struct {
 	Value string
 	// Exact is the value as written, for the :exact modifier.
 	Exact string
+	// Group numbers the element of a composite parameter the value was taken from (1,
+	// 2, …; see ComponentParam); 0 for every other row.
+	Group int
 }
 
 // TokenEntry is a coded value: system may be empty; code is case-sensitive.
@@ -79,6 +82,9 @@ type TokenEntry struct {
 	Param  string
 	System string
 	Code   string
+	// Group numbers the element of a composite parameter the value was taken from (1,
+	// 2, …; see ComponentParam); 0 for every other row.
+	Group int
 }
 
 // DateEntry is the instant range [Low, High] covered by a date, dateTime, instant or
@@ -87,6 +93,9 @@ type DateEntry struct {
 	Param string
 	Low   time.Time
 	High  time.Time
+	// Group numbers the element of a composite parameter the value was taken from (1,
+	// 2, …; see ComponentParam); 0 for every other row.
+	Group int
 }
 
 // NumberEntry is a number or a Quantity (with optional system and code).
@@ -95,6 +104,9 @@ type NumberEntry struct {
 	Value  float64
 	System string
 	Code   string
+	// Group numbers the element of a composite parameter the value was taken from (1,
+	// 2, …; see ComponentParam); 0 for every other row.
+	Group int
 }
 
 // ReferenceEntry is a literal reference split into the target type and id.
@@ -102,4 +114,7 @@ type ReferenceEntry struct {
 	Param      string
 	TargetType string
 	TargetID   string
+	// Group numbers the element of a composite parameter the value was taken from (1,
+	// 2, …; see ComponentParam); 0 for every other row.
+	Group int
 }

@@ -21,16 +21,16 @@ const insertManySQL = `WITH v AS MATERIALIZED (
   FROM unnest($1::text[], $2::text[], $3::int8[], $4::timestamptz[], $5::bool[], $6::text[]) AS u(t, i, n, l, d, c)),
 h AS (INSERT INTO resource_history (resource_type, id, version_id, last_updated, deleted, content)
   SELECT * FROM v),
-s AS (INSERT INTO search_string (resource_type, id, param, value, exact)
-  SELECT * FROM unnest($7::text[], $8::text[], $9::text[], $10::text[], $11::text[])),
-t AS (INSERT INTO search_token (resource_type, id, param, system, code)
-  SELECT * FROM unnest($12::text[], $13::text[], $14::text[], $15::text[], $16::text[])),
-d AS (INSERT INTO search_date (resource_type, id, param, low, high)
-  SELECT * FROM unnest($17::text[], $18::text[], $19::text[], $20::timestamptz[], $21::timestamptz[])),
-n AS (INSERT INTO search_number (resource_type, id, param, value, system, code)
-  SELECT * FROM unnest($22::text[], $23::text[], $24::text[], $25::float8[], $26::text[], $27::text[])),
-r AS (INSERT INTO search_reference (resource_type, id, param, target_type, target_id)
-  SELECT * FROM unnest($28::text[], $29::text[], $30::text[], $31::text[], $32::text[]))
+s AS (INSERT INTO search_string (resource_type, id, param, value, exact, grp)
+  SELECT * FROM unnest($7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::int4[])),
+t AS (INSERT INTO search_token (resource_type, id, param, system, code, grp)
+  SELECT * FROM unnest($13::text[], $14::text[], $15::text[], $16::text[], $17::text[], $18::int4[])),
+d AS (INSERT INTO search_date (resource_type, id, param, low, high, grp)
+  SELECT * FROM unnest($19::text[], $20::text[], $21::text[], $22::timestamptz[], $23::timestamptz[], $24::int4[])),
+n AS (INSERT INTO search_number (resource_type, id, param, value, system, code, grp)
+  SELECT * FROM unnest($25::text[], $26::text[], $27::text[], $28::float8[], $29::text[], $30::text[], $31::int4[])),
+r AS (INSERT INTO search_reference (resource_type, id, param, target_type, target_id, grp)
+  SELECT * FROM unnest($32::text[], $33::text[], $34::text[], $35::text[], $36::text[], $37::int4[]))
 INSERT INTO resource (resource_type, id, version_id, last_updated, deleted, content)
 SELECT * FROM v`
 
@@ -146,11 +146,11 @@ func insertArgs(batch []*insert) []any {
 	}
 	return []any{
 		types, ids, versions, updated, deleted, contents,
-		a.sType, a.sID, a.sParam, a.sValue, a.sExact,
-		a.tType, a.tID, a.tParam, a.tSystem, a.tCode,
-		a.dType, a.dID, a.dParam, a.dLow, a.dHigh,
-		a.nType, a.nID, a.nParam, a.nValue, a.nSystem, a.nCode,
-		a.rType, a.rID, a.rParam, a.rTargetType, a.rTargetID,
+		a.sType, a.sID, a.sParam, a.sValue, a.sExact, a.sGroup,
+		a.tType, a.tID, a.tParam, a.tSystem, a.tCode, a.tGroup,
+		a.dType, a.dID, a.dParam, a.dLow, a.dHigh, a.dGroup,
+		a.nType, a.nID, a.nParam, a.nValue, a.nSystem, a.nCode, a.nGroup,
+		a.rType, a.rID, a.rParam, a.rTargetType, a.rTargetID, a.rGroup,
 	}
 }
 
@@ -163,28 +163,35 @@ type indexArrays struct {
 	nType, nID, nParam, nSystem, nCode         []string
 	nValue                                     []float64
 	rType, rID, rParam, rTargetType, rTargetID []string
+	// The group numbers of each table's rows (see resources.ComponentParam).
+	sGroup, tGroup, dGroup, nGroup, rGroup []int32
 }
 
 func (a *indexArrays) add(typ, id string, idx *resources.Index) {
 	for _, e := range idx.Strings {
 		a.sType, a.sID = append(a.sType, typ), append(a.sID, id)
 		a.sParam, a.sValue, a.sExact = append(a.sParam, e.Param), append(a.sValue, e.Value), append(a.sExact, e.Exact)
+		a.sGroup = append(a.sGroup, int32(e.Group))
 	}
 	for _, e := range idx.Tokens {
 		a.tType, a.tID = append(a.tType, typ), append(a.tID, id)
 		a.tParam, a.tSystem, a.tCode = append(a.tParam, e.Param), append(a.tSystem, e.System), append(a.tCode, e.Code)
+		a.tGroup = append(a.tGroup, int32(e.Group))
 	}
 	for _, e := range idx.Dates {
 		a.dType, a.dID = append(a.dType, typ), append(a.dID, id)
 		a.dParam, a.dLow, a.dHigh = append(a.dParam, e.Param), append(a.dLow, e.Low), append(a.dHigh, e.High)
+		a.dGroup = append(a.dGroup, int32(e.Group))
 	}
 	for _, e := range idx.Numbers {
 		a.nType, a.nID = append(a.nType, typ), append(a.nID, id)
 		a.nParam, a.nValue = append(a.nParam, e.Param), append(a.nValue, e.Value)
 		a.nSystem, a.nCode = append(a.nSystem, e.System), append(a.nCode, e.Code)
+		a.nGroup = append(a.nGroup, int32(e.Group))
 	}
 	for _, e := range idx.References {
 		a.rType, a.rID = append(a.rType, typ), append(a.rID, id)
 		a.rParam, a.rTargetType, a.rTargetID = append(a.rParam, e.Param), append(a.rTargetType, e.TargetType), append(a.rTargetID, e.TargetID)
+		a.rGroup = append(a.rGroup, int32(e.Group))
 	}
 }

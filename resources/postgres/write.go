@@ -23,16 +23,16 @@ WHERE resource_type = $1 AND id = $2 FOR UPDATE`
 const saveTail = `h AS (
   INSERT INTO resource_history (resource_type, id, version_id, last_updated, deleted, content)
   VALUES ($1, $2, $3, $4, $5, $6)),
-s AS (INSERT INTO search_string (resource_type, id, param, value, exact)
-  SELECT $1, $2, u.* FROM unnest($7::text[], $8::text[], $9::text[]) u),
-t AS (INSERT INTO search_token (resource_type, id, param, system, code)
-  SELECT $1, $2, u.* FROM unnest($10::text[], $11::text[], $12::text[]) u),
-d AS (INSERT INTO search_date (resource_type, id, param, low, high)
-  SELECT $1, $2, u.* FROM unnest($13::text[], $14::timestamptz[], $15::timestamptz[]) u),
-n AS (INSERT INTO search_number (resource_type, id, param, value, system, code)
-  SELECT $1, $2, u.* FROM unnest($16::text[], $17::float8[], $18::text[], $19::text[]) u),
-r AS (INSERT INTO search_reference (resource_type, id, param, target_type, target_id)
-  SELECT $1, $2, u.* FROM unnest($20::text[], $21::text[], $22::text[]) u)
+s AS (INSERT INTO search_string (resource_type, id, param, value, exact, grp)
+  SELECT $1, $2, u.* FROM unnest($7::text[], $8::text[], $9::text[], $10::int4[]) u),
+t AS (INSERT INTO search_token (resource_type, id, param, system, code, grp)
+  SELECT $1, $2, u.* FROM unnest($11::text[], $12::text[], $13::text[], $14::int4[]) u),
+d AS (INSERT INTO search_date (resource_type, id, param, low, high, grp)
+  SELECT $1, $2, u.* FROM unnest($15::text[], $16::timestamptz[], $17::timestamptz[], $18::int4[]) u),
+n AS (INSERT INTO search_number (resource_type, id, param, value, system, code, grp)
+  SELECT $1, $2, u.* FROM unnest($19::text[], $20::float8[], $21::text[], $22::text[], $23::int4[]) u),
+r AS (INSERT INTO search_reference (resource_type, id, param, target_type, target_id, grp)
+  SELECT $1, $2, u.* FROM unnest($24::text[], $25::text[], $26::text[], $27::int4[]) u)
 `
 
 // dropIndexRows removes the index rows of the version being replaced. A resource with
@@ -158,36 +158,36 @@ func (s *Store) prepare(typ, id string, cur *resources.Resource, fn resources.Wr
 // array per index column.
 func saveArgs(r *resources.Resource, idx *resources.Index) []any {
 	ss := idx.Strings
-	sp, sv, se := make([]string, len(ss)), make([]string, len(ss)), make([]string, len(ss))
+	sp, sv, se, sg := make([]string, len(ss)), make([]string, len(ss)), make([]string, len(ss)), make([]int32, len(ss))
 	for i, e := range ss {
-		sp[i], sv[i], se[i] = e.Param, e.Value, e.Exact
+		sp[i], sv[i], se[i], sg[i] = e.Param, e.Value, e.Exact, int32(e.Group)
 	}
 	ts := idx.Tokens
-	tp, tsys, tc := make([]string, len(ts)), make([]string, len(ts)), make([]string, len(ts))
+	tp, tsys, tc, tg := make([]string, len(ts)), make([]string, len(ts)), make([]string, len(ts)), make([]int32, len(ts))
 	for i, e := range ts {
-		tp[i], tsys[i], tc[i] = e.Param, e.System, e.Code
+		tp[i], tsys[i], tc[i], tg[i] = e.Param, e.System, e.Code, int32(e.Group)
 	}
 	ds := idx.Dates
-	dp, dl, dh := make([]string, len(ds)), make([]time.Time, len(ds)), make([]time.Time, len(ds))
+	dp, dl, dh, dg := make([]string, len(ds)), make([]time.Time, len(ds)), make([]time.Time, len(ds)), make([]int32, len(ds))
 	for i, e := range ds {
-		dp[i], dl[i], dh[i] = e.Param, e.Low, e.High
+		dp[i], dl[i], dh[i], dg[i] = e.Param, e.Low, e.High, int32(e.Group)
 	}
 	ns := idx.Numbers
-	np, nv, nsys, nc := make([]string, len(ns)), make([]float64, len(ns)), make([]string, len(ns)), make([]string, len(ns))
+	np, nv, nsys, nc, ng := make([]string, len(ns)), make([]float64, len(ns)), make([]string, len(ns)), make([]string, len(ns)), make([]int32, len(ns))
 	for i, e := range ns {
-		np[i], nv[i], nsys[i], nc[i] = e.Param, e.Value, e.System, e.Code
+		np[i], nv[i], nsys[i], nc[i], ng[i] = e.Param, e.Value, e.System, e.Code, int32(e.Group)
 	}
 	rs := idx.References
-	rp, rt, ri := make([]string, len(rs)), make([]string, len(rs)), make([]string, len(rs))
+	rp, rt, ri, rg := make([]string, len(rs)), make([]string, len(rs)), make([]string, len(rs)), make([]int32, len(rs))
 	for i, e := range rs {
-		rp[i], rt[i], ri[i] = e.Param, e.TargetType, e.TargetID
+		rp[i], rt[i], ri[i], rg[i] = e.Param, e.TargetType, e.TargetID, int32(e.Group)
 	}
 	return []any{
 		r.Type, r.ID, r.VersionID, r.LastUpdated, r.Deleted, []byte(r.Content),
-		sp, sv, se,
-		tp, tsys, tc,
-		dp, dl, dh,
-		np, nv, nsys, nc,
-		rp, rt, ri,
+		sp, sv, se, sg,
+		tp, tsys, tc, tg,
+		dp, dl, dh, dg,
+		np, nv, nsys, nc, ng,
+		rp, rt, ri, rg,
 	}
 }

@@ -27,11 +27,11 @@ var indexTables = []struct {
 	name    string
 	columns []string
 }{
-	{"search_string", []string{"param", "value", "exact"}},
-	{"search_token", []string{"param", "system", "code"}},
-	{"search_date", []string{"param", "low", "high"}},
-	{"search_number", []string{"param", "value", "system", "code"}},
-	{"search_reference", []string{"param", "target_type", "target_id"}},
+	{"search_string", []string{"param", "value", "exact", "grp"}},
+	{"search_token", []string{"param", "system", "code", "grp"}},
+	{"search_date", []string{"param", "low", "high", "grp"}},
+	{"search_number", []string{"param", "value", "system", "code", "grp"}},
+	{"search_reference", []string{"param", "target_type", "target_id", "grp"}},
 }
 
 // Write runs fn on the current version of typ/id and stores the version it returns,
@@ -233,19 +233,19 @@ func (s *Store) writeIn(ctx context.Context, tx *sql.Tx, typ, id string, fn reso
 func indexRows(idx *resources.Index) [][][]any {
 	out := make([][][]any, len(indexTables))
 	for _, e := range idx.Strings {
-		out[0] = append(out[0], []any{e.Param, e.Value, e.Exact})
+		out[0] = append(out[0], []any{e.Param, e.Value, e.Exact, e.Group})
 	}
 	for _, e := range idx.Tokens {
-		out[1] = append(out[1], []any{e.Param, e.System, e.Code})
+		out[1] = append(out[1], []any{e.Param, e.System, e.Code, e.Group})
 	}
 	for _, e := range idx.Dates {
-		out[2] = append(out[2], []any{e.Param, e.Low.UnixMicro(), e.High.UnixMicro()})
+		out[2] = append(out[2], []any{e.Param, e.Low.UnixMicro(), e.High.UnixMicro(), e.Group})
 	}
 	for _, e := range idx.Numbers {
-		out[3] = append(out[3], []any{e.Param, e.Value, e.System, e.Code})
+		out[3] = append(out[3], []any{e.Param, e.Value, e.System, e.Code, e.Group})
 	}
 	for _, e := range idx.References {
-		out[4] = append(out[4], []any{e.Param, e.TargetType, e.TargetID})
+		out[4] = append(out[4], []any{e.Param, e.TargetType, e.TargetID, e.Group})
 	}
 	return out
 }

@@ -234,6 +234,9 @@ type indexCond struct {
 // indexCond returns the condition of a clause on an index table, written with b when
 // used; nil when the clause constrains nothing.
 func (b *builder) indexCond(c *resources.Clause) (*indexCond, error) {
+	if ic, ok, err := b.derivedCond(c); ok { // derived.go
+		return ic, err
+	}
 	p := c.Param
 	t, ok := tableOf(p.Type)
 	if !ok {
