@@ -313,6 +313,11 @@ func r4Param(typ string, d r4.SearchParameter) (*SearchParam, error) {
 	for _, c := range d.Component {
 		p.Components = append(p.Components, Component{Code: c.Code, Type: ParamType(c.Type), Expression: c.Expression})
 	}
+	if d.ID == "DocumentReference-relationship" && len(p.Components) == 2 && p.Components[0].Expression == "code" {
+		// R4 4.0.1 reads the reference from relatesTo.code and the code from
+		// relatesTo.target, so the parameter could never match; R4B swapped them back.
+		p.Components[0].Expression, p.Components[1].Expression = "target", "code"
+	}
 	if err := p.compile(typ); err != nil {
 		return nil, fmt.Errorf("r4: %s.%s: %w", typ, p.Name, err)
 	}

@@ -84,6 +84,10 @@ func testSearchComposite(t *testing.T) {
 	  {"code":{"coding":[{"system":"http://example.org/c","code":"gender"}]},"valueCodeableConcept":{"coding":[{"code":"yes"}]},"exclude":false},
 	  {"code":{"coding":[{"system":"http://example.org/c","code":"smoker"}]},"valueCodeableConcept":{"coding":[{"code":"female"}]},"exclude":false}]}`))
 
+	e.must(201, put("/fhir/DocumentReference/d1", `{"resourceType":"DocumentReference","status":"current","content":[{"attachment":{"url":"http://x/1"}}]}`))
+	e.must(201, put("/fhir/DocumentReference/d2", `{"resourceType":"DocumentReference","status":"current","content":[{"attachment":{"url":"http://x/2"}}],
+	  "relatesTo":[{"code":"replaces","target":{"reference":"DocumentReference/d1"}}]}`))
+
 	checkSearches(t, e, []searchCase{
 		{query: "/fhir/Observation?component-code-value-quantity=http://loinc.org|8480-6$gt140", want: []string{"bp1"}},
 		{query: "/fhir/Observation?component-code-value-quantity=8480-6$gt140", want: []string{"bp1"}},
@@ -110,6 +114,9 @@ func testSearchComposite(t *testing.T) {
 		{query: "/fhir/Observation?code-value-quantity:missing=false", want: []string{"glucose"}},
 		{query: "/fhir/Observation?code-value-quantity:missing=true", want: []string{"bp1", "bp2", "note", "onset", "smoking"}},
 		{query: "/fhir/Group?characteristic-value=gender$female", want: []string{"g1"}},
+		// R4 swapped the components of relationship; the registry reads them as R4B does.
+		{query: "/fhir/DocumentReference?relationship=DocumentReference/d1$replaces", want: []string{"d2"}},
+		{query: "/fhir/DocumentReference?relationship=DocumentReference/d1$appends", want: nil},
 		{query: "/fhir/Group?characteristic-value=http://example.org/c|smoker$female", want: []string{"g2"}},
 
 		{query: "/fhir/Observation?component-code-value-quantity=8480-6", status: 400, says: "2 parts separated by $ (component-code$component-value-quantity)"},
