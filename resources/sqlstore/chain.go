@@ -1,0 +1,162 @@
+package sqlstore
+
+import (
+	"context"
+	"strconv"
+
+	"github.com/fhirbox/fhirbox/resources"
+)
+
+// A chained clause (resources.Clause.Chain) is written one link at a time, each link a
+// subquery over search_reference with aliases of its own level k (c1, r1 for the first
+// link, c2, r2 for the next…), so that a condition always names the rows it means:
+//
+//	forward (subject:Patient.name=x), correlated:
+//	  EXISTS (SELECT 1 FROM search_reference c1 WHERE c1.resource_type = r.resource_type
+//	    AND c1.id = r.id AND c1.param = 'subject' AND (c1.target_type = 'Patient'
+//	    AND c1.target_id IN (SELECT r1.id FROM resource r1 WHERE r1.resource_type = 'Patient'
+//	      AND NOT r1.deleted AND <name=x on r1>)))
+//	reverse (_has:Observation:subject:code=x), correlated:
+//	  EXISTS (SELECT 1 FROM search_reference c1 WHERE c1.resource_type = 'Observation'
+//	    AND c1.param = 'subject' AND c1.target_type = 'Patient' AND c1.target_id = r.id
+//	    AND c1.id IN (SELECT r1.id FROM resource r1 WHERE r1.resource_type = 'Observation'
+//	      AND NOT r1.deleted AND <code=x on r1>))
+//
+// When the clause drives a MatchIn search the same link selects the ids instead:
+// "r.id IN (SELECT c1.id …)" forward, "r.id IN (SELECT c1.target_id …)" reverse. The
+// inner "<…>" is the rest of the chain (the next link, or the last parameter) written
+// as any clause is, on r1: with MatchIn it drives its level, as the only clause there,
+// unless it is negated. The index subqueries inside keep their alias s: each is a scope
+// of its own, and only the resource alias is named from outside it.
+//
+// Both directions use search_reference's two indexes: by target (resource_type, param,
+// target_id, …) to go from the targets to the resources that refer to them, by resource
+// (resource_type, id, param, …) for the other way. A deleted target has no index rows,
+// and the resource table is checked as well, so a deleted resource never matches a link.
+
+// chain writes " AND <c's first link leads to resources matching the rest of c>".
+func (b *builder) chain(c *resources.Clause) error {
+	if c == b.driver {
+		b.w(" AND ", b.res(), ".id IN (")
+		if err := b.chainSelect(c); err != nil {
+			return err
+		}
+		b.WriteString(")")
+		b.selects = true
+		return nil
+	}
+	link := &c.Chain[0]
+	k := b.level + 1
+	ca := "c" + strconv.Itoa(k)
+	b.w(" AND EXISTS (SELECT 1 FROM search_reference ", ca, " WHERE ")
+	if link.Reverse {
+		b.w(ca, ".resource_type = ", b.arg(link.Types[0]), " AND ", ca, ".param = ", b.arg(link.Param.Name),
+			" AND ", ca, ".target_type = ", b.arg(b.typ), " AND ", ca, ".target_id = ", b.res(), ".id AND ", ca, ".id IN (")
+		if err := b.chainRest(c, link.Types[0]); err != nil {
+			return err
+		}
+		b.WriteString("))")
+		return nil
+	}
+	r := b.res()
+	b.w(ca, ".resource_type = ", r, ".resource_type AND ", ca, ".id = ", r, ".id AND ", ca, ".param = ", b.arg(link.Param.Name), " AND ")
+	if err := b.chainTargets(c, ca); err != nil {
+		return err
+	}
+	b.WriteString(")")
+	return nil
+}
+
+// chainSelect writes the select of the ids of the resources of b.typ whose first link of
+// c leads to resources matching the rest of c: the form of a clause that drives a
+// MatchIn search, and the probe of Dialect.drivers.
+func (b *builder) chainSelect(c *resources.Clause) error {
+	link := &c.Chain[0]
+	ca := "c" + strconv.Itoa(b.level+1)
+	if link.Reverse {
+		b.w("SELECT ", ca, ".target_id FROM search_reference ", ca, " WHERE ", ca, ".resource_type = ", b.arg(link.Types[0]),
+			" AND ", ca, ".param = ", b.arg(link.Param.Name), " AND ", ca, ".target_type = ", b.arg(b.typ), " AND ", ca, ".id IN (")
+		if err := b.chainRest(c, link.Types[0]); err != nil {
+			return err
+		}
+		b.WriteString(")")
+		return nil
+	}
+	b.w("SELECT ", ca, ".id FROM search_reference ", ca, " WHERE ", ca, ".resource_type = ", b.arg(b.typ),
+		" AND ", ca, ".param = ", b.arg(link.Param.Name), " AND ")
+	return b.chainTargets(c, ca)
+}
+
+// chainTargets writes the condition on the target of the forward link's rows ca: one of
+// the link's types, and a resource of that type that matches the rest of c.
+func (b *builder) chainTargets(c *resources.Clause, ca string) error {
+	types := c.Chain[0].Types
+	var err error
+	b.or(len(types), func(i int) {
+		b.w(ca, ".target_type = ", b.arg(types[i]), " AND ", ca, ".target_id IN (")
+		if e := b.chainRest(c, types[i]); e != nil && err == nil {
+			err = e
+		}
+		b.WriteString(")")
+	})
+	return err
+}
+
+// chainRest writes the select of the ids of the live resources of typ that match the
+// rest of c (c without its first link), one level down.
+func (b *builder) chainRest(c *resources.Clause, typ string) error {
+	rest := *c
+	rest.Chain = c.Chain[1:]
+	typ0, driver0, selects0, r0, level0 := b.typ, b.driver, b.selects, b.r, b.level
+	defer func() { b.typ, b.driver, b.selects, b.r, b.level = typ0, driver0, selects0, r0, level0 }()
+	b.level++
+	b.r = "r" + strconv.Itoa(b.level)
+	b.typ = typ
+	b.driver = nil
+	if b.d.MatchIn && mayDrive(b.d, typ, &rest) {
+		b.driver = &rest
+	}
+	b.w("SELECT ", b.r, ".id FROM resource ", b.r, " WHERE ", b.r, ".resource_type = ", b.arg(typ), " AND NOT ", b.r, ".deleted")
+	return b.clause(&rest)
+}
+
+// mayDrive reports whether c can be the set a search of typ starts from: a chain, or a
+// clause that requires an index row (not :missing=true, :not, which match the
+// resources without one).
+func mayDrive(d *Dialect, typ string, c *resources.Clause) bool {
+	if len(c.Chain) > 0 {
+		return true
+	}
+	if c.Param == nil || c.Param.Column != "" {
+		return false
+	}
+	ic, err := (&builder{d: d, typ: typ}).indexCond(c)
+	return err == nil && ic != nil && !ic.negate
+}
+
+// probeChains counts the matches of chained clauses, as drivers does for the others,
+// and returns the best of them and best, the best other clause. A chain is probed only
+// when no other clause has fewer than probeLimit rows: probing one computes its last
+// link's matches in full (all the patients of a common name), while a chain checked
+// against a few hundred candidates costs one index probe each.
+func (d *Dialect) probeChains(ctx context.Context, db Querier, typ string, chains []*resources.Clause, best *resources.Clause, bestN int) (*resources.Clause, int, error) {
+	if best != nil && bestN < probeLimit {
+		return best, bestN, nil
+	}
+	for _, c := range chains {
+		pb := &builder{d: d, typ: typ}
+		pb.WriteString("SELECT count(*) FROM (")
+		if err := pb.chainSelect(c); err != nil {
+			return nil, 0, err
+		}
+		pb.w(" LIMIT ", pb.arg(probeLimit), ")")
+		n := probeLimit
+		if err := db.QueryRowContext(ctx, pb.String(), pb.args...).Scan(&n); err != nil {
+			return nil, 0, d.Translate(ctx, err)
+		}
+		if best == nil || n < bestN {
+			best, bestN = c, n
+		}
+	}
+	return best, bestN, nil
+}
