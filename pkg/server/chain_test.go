@@ -87,6 +87,7 @@ func testSearchChain(t *testing.T) {
 		{"Observation?subject:Patient.organization:missing=true", "o5"},
 		{"Observation?subject:Patient.organization:missing=false", "o1 o2"},
 		{"Observation?subject:Patient.gender=male", "o1"},
+		{"Observation?subject:Patient.gender:missing=true", "o5"}, // p4 has none, but is deleted
 		{"Observation?subject:Patient.gender:not=male", "o2 o5"},
 		{"Observation?subject:Patient.name=smith,zed", "o2 o5"},
 		{"Observation?subject:Patient.name=peter&code=1234-5", "o1"},
@@ -104,6 +105,7 @@ func testSearchChain(t *testing.T) {
 		{"Patient?_has:Observation:subject:value-quantity=gt5", "p1"},
 		{"Patient?_has:Observation:subject:value-quantity=lt5", "p2"},
 		{"Patient?_has:Observation:subject:value-quantity:missing=false", "p1 p2"},
+		{"Patient?_has:Observation:subject:value-quantity:missing=true", "p3"}, // o4 is p4's, deleted; o6 deleted
 		{"Patient?_has:Observation:subject:code=9999-9,5555-5", "p3"},
 		{"Patient?_has:Observation:subject:code=1234-5&gender=female", "p2"},
 		{"Patient?_has:Observation:subject:code=1234-5&_has:Encounter:subject:class=AMB", "p1"},

@@ -45,8 +45,8 @@ func TestPlainSearchSQL(t *testing.T) {
 	}
 }
 
-// Each link of a chain has aliases of its own level; the last clause tests that level's
-// resources; with MatchIn every level starts from its one clause.
+// Each link of a chain has an alias of its own level; a last clause that requires an
+// index row selects the ids from the index, any other tests the level's live resources.
 func TestChainSQL(t *testing.T) {
 	forward := resources.Clause{Param: tName, Values: []resources.Value{{Str: "peter"}}, Chain: []resources.ChainLink{
 		{Param: tSubject, Types: []string{"Patient"}},
@@ -62,8 +62,8 @@ func TestChainSQL(t *testing.T) {
 		matchIn bool
 		want    string
 	}{
-		{"forward", "Observation", forward, false, `r.resource_type = $1 AND NOT r.deleted AND EXISTS (SELECT 1 FROM search_reference c1 WHERE c1.resource_type = r.resource_type AND c1.id = r.id AND c1.param = $2 AND (c1.target_type = $3 AND c1.target_id IN (SELECT r1.id FROM resource r1 WHERE r1.resource_type = $4 AND NOT r1.deleted AND EXISTS (SELECT 1 FROM search_reference c2 WHERE c2.resource_type = r1.resource_type AND c2.id = r1.id AND c2.param = $5 AND (c2.target_type = $6 AND c2.target_id IN (SELECT r2.id FROM resource r2 WHERE r2.resource_type = $7 AND NOT r2.deleted AND EXISTS (SELECT 1 FROM search_string s WHERE s.resource_type = r2.resource_type AND s.id = r2.id AND s.param = $8 AND ((s.value LIKE $9 ESCAPE '\')))))))))`},
-		{"forward MatchIn", "Observation", forward, true, `r.resource_type = $1 AND NOT r.deleted AND r.id IN (SELECT c1.id FROM search_reference c1 WHERE c1.resource_type = $2 AND c1.param = $3 AND (c1.target_type = $4 AND c1.target_id IN (SELECT r1.id FROM resource r1 WHERE r1.resource_type = $5 AND NOT r1.deleted AND r1.id IN (SELECT c2.id FROM search_reference c2 WHERE c2.resource_type = $6 AND c2.param = $7 AND (c2.target_type = $8 AND c2.target_id IN (SELECT r2.id FROM resource r2 WHERE r2.resource_type = $9 AND NOT r2.deleted AND r2.id IN (SELECT s.id FROM search_string s WHERE s.resource_type = $10 AND s.param = $11 AND ((s.value LIKE $12 ESCAPE '\')))))))))`},
+		{"forward", "Observation", forward, false, `r.resource_type = $1 AND NOT r.deleted AND EXISTS (SELECT 1 FROM search_reference c1 WHERE c1.resource_type = r.resource_type AND c1.id = r.id AND c1.param = $2 AND (c1.target_type = $3 AND c1.target_id IN (SELECT c2.id FROM search_reference c2 WHERE c2.resource_type = $4 AND c2.param = $5 AND (c2.target_type = $6 AND c2.target_id IN (SELECT s.id FROM search_string s WHERE s.resource_type = $7 AND s.param = $8 AND ((s.value LIKE $9 ESCAPE '\')))))))`},
+		{"forward MatchIn", "Observation", forward, true, `r.resource_type = $1 AND NOT r.deleted AND r.id IN (SELECT c1.id FROM search_reference c1 WHERE c1.resource_type = $2 AND c1.param = $3 AND (c1.target_type = $4 AND c1.target_id IN (SELECT c2.id FROM search_reference c2 WHERE c2.resource_type = $5 AND c2.param = $6 AND (c2.target_type = $7 AND c2.target_id IN (SELECT s.id FROM search_string s WHERE s.resource_type = $8 AND s.param = $9 AND ((s.value LIKE $10 ESCAPE '\')))))))`},
 		{"reverse, negated last clause", "Patient", reverse, false, `r.resource_type = $1 AND NOT r.deleted AND EXISTS (SELECT 1 FROM search_reference c1 WHERE c1.resource_type = $2 AND c1.param = $3 AND c1.target_type = $4 AND c1.target_id = r.id AND c1.id IN (SELECT r1.id FROM resource r1 WHERE r1.resource_type = $5 AND NOT r1.deleted AND NOT EXISTS (SELECT 1 FROM search_token s WHERE s.resource_type = r1.resource_type AND s.id = r1.id AND s.param = $6)))`},
 		{"reverse MatchIn", "Patient", reverse, true, `r.resource_type = $1 AND NOT r.deleted AND r.id IN (SELECT c1.target_id FROM search_reference c1 WHERE c1.resource_type = $2 AND c1.param = $3 AND c1.target_type = $4 AND c1.id IN (SELECT r1.id FROM resource r1 WHERE r1.resource_type = $5 AND NOT r1.deleted AND NOT EXISTS (SELECT 1 FROM search_token s WHERE s.resource_type = r1.resource_type AND s.id = r1.id AND s.param = $6)))`},
 	} {
@@ -86,7 +86,7 @@ func TestChainSQLTypes(t *testing.T) {
 		{Param: tSubject, Types: []string{"Patient", "Practitioner"}},
 	}}
 	got := whereSQL(t, &resources.Query{Type: "Observation", Clauses: []resources.Clause{c}}, false)
-	for _, want := range []string{"(c1.target_type = $3 AND c1.target_id IN (SELECT r1.id FROM resource r1 WHERE r1.resource_type = $4", ") OR (c1.target_type = $7 AND c1.target_id IN (SELECT r1.id FROM resource r1 WHERE r1.resource_type = $8"} {
+	for _, want := range []string{"(c1.target_type = $3 AND c1.target_id IN (SELECT s.id FROM search_string s WHERE s.resource_type = $4", ") OR (c1.target_type = $7 AND c1.target_id IN (SELECT s.id FROM search_string s WHERE s.resource_type = $8"} {
 		if !strings.Contains(got, want) {
 			t.Errorf("%s\nlacks %s", got, want)
 		}
