@@ -77,7 +77,10 @@ func testSearchChain(t *testing.T) {
 		{"Observation?subject:Patient.name=peter", "o1 o5"},
 		{"Observation?subject.name=peter", "o1 o3 o5"}, // Patient, Practitioner and Organization have name
 		{"Observation?subject:Practitioner.name=peter", "o3"},
-		{"Observation?patient.name=peter", "o1 o5"}, // patient targets Patient only
+		{"Observation?subject.name:exact=Peter", "o1 o3"},
+		{"Observation?subject.gender:missing=true", "o3 o5"}, // Patient and Practitioner have gender
+		{"Observation?subject.organization.name=acme", "o1"}, // of subject's targets, Patient has organization
+		{"Observation?patient.name=peter", "o1 o5"},          // patient targets Patient only
 		{"Observation?subject:Patient.organization.name=acme", "o1"},
 		{"Observation?subject:Patient.organization:Organization.name=acme", "o1"},
 		{"Observation?subject:Patient.organization.partof.name=umbrella", "o1"}, // three links

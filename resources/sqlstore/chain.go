@@ -40,7 +40,7 @@ import (
 func (b *builder) chain(c *resources.Clause) error {
 	if c == b.driver {
 		b.w(" AND ", b.res(), ".id IN (")
-		if err := b.chainSelect(c); err != nil {
+		if err := b.chainSelect(c, false); err != nil {
 			return err
 		}
 		b.WriteString(")")
@@ -54,7 +54,7 @@ func (b *builder) chain(c *resources.Clause) error {
 	if link.Reverse {
 		b.w(ca, ".resource_type = ", b.arg(link.Types[0]), " AND ", ca, ".param = ", b.arg(link.Param.Name),
 			" AND ", ca, ".target_type = ", b.arg(b.typ), " AND ", ca, ".target_id = ", b.res(), ".id AND ", ca, ".id IN (")
-		if err := b.chainRest(c, link.Types[0]); err != nil {
+		if err := b.chainRest(c, link.Types[0], false); err != nil {
 			return err
 		}
 		b.WriteString("))")
@@ -71,37 +71,58 @@ func (b *builder) chain(c *resources.Clause) error {
 
 // chainSelect writes the select of the ids of the resources of b.typ whose first link of
 // c leads to resources matching the rest of c: the form of a clause that drives a
-// MatchIn search, and the probe of Dialect.drivers.
-func (b *builder) chainSelect(c *resources.Clause) error {
+// MatchIn search, and the probe of Dialect.drivers. typed selects (type, id) pairs.
+func (b *builder) chainSelect(c *resources.Clause, typed bool) error {
 	link := &c.Chain[0]
 	ca := "c" + strconv.Itoa(b.level+1)
 	if link.Reverse {
-		b.w("SELECT ", ca, ".target_id FROM search_reference ", ca, " WHERE ", ca, ".resource_type = ", b.arg(link.Types[0]),
+		b.WriteString("SELECT ")
+		if typed {
+			b.w(ca, ".target_type, ")
+		}
+		b.w(ca, ".target_id FROM search_reference ", ca, " WHERE ", ca, ".resource_type = ", b.arg(link.Types[0]),
 			" AND ", ca, ".param = ", b.arg(link.Param.Name), " AND ", ca, ".target_type = ", b.arg(b.typ), " AND ", ca, ".id IN (")
-		if err := b.chainRest(c, link.Types[0]); err != nil {
+		if err := b.chainRest(c, link.Types[0], false); err != nil {
 			return err
 		}
 		b.WriteString(")")
 		return nil
 	}
-	b.w("SELECT ", ca, ".id FROM search_reference ", ca, " WHERE ", ca, ".resource_type = ", b.arg(b.typ),
+	b.WriteString("SELECT ")
+	if typed {
+		b.w(ca, ".resource_type, ")
+	}
+	b.w(ca, ".id FROM search_reference ", ca, " WHERE ", ca, ".resource_type = ", b.arg(b.typ),
 		" AND ", ca, ".param = ", b.arg(link.Param.Name), " AND ")
 	return b.chainTargets(c, ca)
 }
 
 // chainTargets writes the condition on the target of the forward link's rows ca: one of
-// the link's types, and a resource of that type that matches the rest of c.
+// the link's types, and a resource of that type that matches the rest of c. Several
+// types are one IN over (type, id) pairs: PostgreSQL cannot turn IN subqueries under an
+// OR into joins, and ran them for every row of the link (Observation?subject.family=x
+// on the Synthea sample: 42 ms, against 6 ms with the type named).
 func (b *builder) chainTargets(c *resources.Clause, ca string) error {
 	types := c.Chain[0].Types
-	var err error
-	b.or(len(types), func(i int) {
-		b.w(ca, ".target_type = ", b.arg(types[i]), " AND ", ca, ".target_id IN (")
-		if e := b.chainRest(c, types[i]); e != nil && err == nil {
-			err = e
+	if len(types) == 1 {
+		b.w("(", ca, ".target_type = ", b.arg(types[0]), " AND ", ca, ".target_id IN (")
+		if err := b.chainRest(c, types[0], false); err != nil {
+			return err
 		}
-		b.WriteString(")")
-	})
-	return err
+		b.WriteString("))")
+		return nil
+	}
+	b.w("(", ca, ".target_type, ", ca, ".target_id) IN (")
+	for i, t := range types {
+		if i > 0 {
+			b.WriteString(" UNION ALL ")
+		}
+		if err := b.chainRest(c, t, true); err != nil {
+			return err
+		}
+	}
+	b.WriteString(")")
+	return nil
 }
 
 // chainRest writes the select of the ids of the live resources of typ that match the
@@ -111,7 +132,7 @@ func (b *builder) chainTargets(c *resources.Clause, ca string) error {
 // PostgreSQL store's write), so checking the resource table too would only cost one
 // more probe per match (Patient?_has:Observation:subject:code=8302-2 on the Synthea
 // sample: 1,060 of them). Any other rest tests the live resources of typ.
-func (b *builder) chainRest(c *resources.Clause, typ string) error {
+func (b *builder) chainRest(c *resources.Clause, typ string, typed bool) error {
 	rest := *c
 	rest.Chain = c.Chain[1:]
 	typ0, driver0, selects0, r0, level0 := b.typ, b.driver, b.selects, b.r, b.level
@@ -120,10 +141,14 @@ func (b *builder) chainRest(c *resources.Clause, typ string) error {
 	b.typ = typ
 	if len(rest.Chain) > 0 {
 		b.r = ""
-		return b.chainSelect(&rest)
+		return b.chainSelect(&rest, typed)
 	}
 	if ic := b.rowCond(&rest); ic != nil {
-		b.w("SELECT s.id FROM ", ic.t.name, " s WHERE s.resource_type = ", b.arg(typ), " AND s.param = ", b.arg(ic.param))
+		b.WriteString("SELECT ")
+		if typed {
+			b.WriteString("s.resource_type, ")
+		}
+		b.w("s.id FROM ", ic.t.name, " s WHERE s.resource_type = ", b.arg(typ), " AND s.param = ", b.arg(ic.param))
 		if ic.cond != nil {
 			b.WriteString(" AND (")
 			ic.cond()
@@ -133,7 +158,11 @@ func (b *builder) chainRest(c *resources.Clause, typ string) error {
 	}
 	b.r = "r" + strconv.Itoa(b.level)
 	b.driver = nil
-	b.w("SELECT ", b.r, ".id FROM resource ", b.r, " WHERE ", b.r, ".resource_type = ", b.arg(typ), " AND NOT ", b.r, ".deleted")
+	b.WriteString("SELECT ")
+	if typed {
+		b.w(b.r, ".resource_type, ")
+	}
+	b.w(b.r, ".id FROM resource ", b.r, " WHERE ", b.r, ".resource_type = ", b.arg(typ), " AND NOT ", b.r, ".deleted")
 	return b.clause(&rest)
 }
 
@@ -162,11 +191,14 @@ func (d *Dialect) probeChains(ctx context.Context, db Querier, typ string, chain
 	}
 	for _, c := range chains {
 		pb := &builder{d: d, typ: typ}
-		pb.WriteString("SELECT count(*) FROM (")
-		if err := pb.chainSelect(c); err != nil {
+		// DISTINCT: a _has link finds a resource once per resource referring to it
+		// (Patient?_has:Observation:subject:code=8302-2: 1,060 rows, 126 patients).
+		pb.WriteString("SELECT count(*) FROM (SELECT DISTINCT * FROM (")
+		if err := pb.chainSelect(c, false); err != nil {
 			return nil, 0, err
 		}
-		pb.w(" LIMIT ", pb.arg(probeLimit), ")")
+		pb.WriteString(") m")
+		pb.w(" LIMIT ", pb.arg(probeLimit), ") d")
 		n := probeLimit
 		if err := db.QueryRowContext(ctx, pb.String(), pb.args...).Scan(&n); err != nil {
 			return nil, 0, d.Translate(ctx, err)
