@@ -52,6 +52,7 @@ var chainBenchQueries = []struct{ name, query string }{
 	{"chain family", "Observation?subject:Patient.family=Halvorson"},
 	{"chain family, untyped", "Observation?subject.family=Halvorson"},
 	{"plain family (baseline)", "Patient?family=Halvorson"},
+	{"plain subject (baseline)", "Observation?subject=Patient/a8ddde95-60c6-4aae-9db8-bb863179ebc3"},
 	// 8302-2 (body height): 1,060 observations of 126 patients; 2339-0: 446 of 43;
 	// 20454-5: 4 of 2.
 	{"has code common", "Patient?_has:Observation:subject:code=8302-2"},

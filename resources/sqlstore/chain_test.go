@@ -81,7 +81,7 @@ func TestChainSQL(t *testing.T) {
 }
 
 // A link to several target types is one IN over (type, id) pairs, each type's matches
-// selected with their type.
+// selected with their type; with MatchIn (SQLite) an OR of one IN per type.
 func TestChainSQLTypes(t *testing.T) {
 	c := resources.Clause{Param: tName, Values: []resources.Value{{Str: "p"}}, Chain: []resources.ChainLink{
 		{Param: tSubject, Types: []string{"Patient", "Practitioner"}},
@@ -90,5 +90,10 @@ func TestChainSQLTypes(t *testing.T) {
 	want := `r.resource_type = $1 AND NOT r.deleted AND EXISTS (SELECT 1 FROM search_reference c1 WHERE c1.resource_type = r.resource_type AND c1.id = r.id AND c1.param = $2 AND (c1.target_type, c1.target_id) IN (SELECT s.resource_type, s.id FROM search_string s WHERE s.resource_type = $3 AND s.param = $4 AND ((s.value LIKE $5 ESCAPE '\')) UNION ALL SELECT s.resource_type, s.id FROM search_string s WHERE s.resource_type = $6 AND s.param = $7 AND ((s.value LIKE $8 ESCAPE '\'))))`
 	if got != want {
 		t.Errorf("\n got %s\nwant %s", got, want)
+	}
+	got = whereSQL(t, &resources.Query{Type: "Observation", Clauses: []resources.Clause{c}}, true)
+	want = `r.resource_type = $1 AND NOT r.deleted AND r.id IN (SELECT c1.id FROM search_reference c1 WHERE c1.resource_type = $2 AND c1.param = $3 AND ((c1.target_type = $4 AND c1.target_id IN (SELECT s.id FROM search_string s WHERE s.resource_type = $5 AND s.param = $6 AND ((s.value LIKE $7 ESCAPE '\'))))) OR (c1.target_type = $8 AND c1.target_id IN (SELECT s.id FROM search_string s WHERE s.resource_type = $9 AND s.param = $10 AND ((s.value LIKE $11 ESCAPE '\'))))))`
+	if got != want {
+		t.Errorf("MatchIn:\n got %s\nwant %s", got, want)
 	}
 }
