@@ -92,7 +92,7 @@ func TestChainSQLTypes(t *testing.T) {
 		t.Errorf("\n got %s\nwant %s", got, want)
 	}
 	got = whereSQL(t, &resources.Query{Type: "Observation", Clauses: []resources.Clause{c}}, true)
-	want = `r.resource_type = $1 AND NOT r.deleted AND r.id IN (SELECT c1.id FROM search_reference c1 WHERE c1.resource_type = $2 AND c1.param = $3 AND ((c1.target_type = $4 AND c1.target_id IN (SELECT s.id FROM search_string s WHERE s.resource_type = $5 AND s.param = $6 AND ((s.value LIKE $7 ESCAPE '\'))))) OR (c1.target_type = $8 AND c1.target_id IN (SELECT s.id FROM search_string s WHERE s.resource_type = $9 AND s.param = $10 AND ((s.value LIKE $11 ESCAPE '\'))))))`
+	want = `r.resource_type = $1 AND NOT r.deleted AND r.id IN (SELECT c1.id FROM search_reference c1 WHERE c1.resource_type = $2 AND c1.param = $3 AND ((c1.target_type = $4 AND c1.target_id IN (SELECT s.id FROM search_string s WHERE s.resource_type = $5 AND s.param = $6 AND ((s.value LIKE $7 ESCAPE '\')))) OR (c1.target_type = $8 AND c1.target_id IN (SELECT s.id FROM search_string s WHERE s.resource_type = $9 AND s.param = $10 AND ((s.value LIKE $11 ESCAPE '\'))))))`
 	if got != want {
 		t.Errorf("MatchIn:\n got %s\nwant %s", got, want)
 	}
