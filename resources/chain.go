@@ -1,6 +1,7 @@
 package resources
 
 import (
+	"context"
 	"slices"
 	"sort"
 	"strings"
@@ -224,6 +225,50 @@ func (p *searchParser) hasLink(name, rest string, from []*TypeDef) (ChainLink, s
 func (p *searchParser) crosses(name, typ string) error {
 	if p.reg.Own(typ) != p.reg.Own(p.td.Name) {
 		return invalid(name, "%s: a chain cannot lead from %s to %s (fhirbox's own types and FHIR types are not chained)", name, p.td.Name, typ)
+	}
+	return nil
+}
+
+// ChainTypes returns the types that q's chains and _has lead to, each once, in the
+// order met.
+func (q *Query) ChainTypes() []string {
+	var types []string
+	for _, c := range q.Clauses {
+		for _, l := range c.Chain {
+			for _, t := range l.Types {
+				if !slices.Contains(types, t) {
+					types = append(types, t)
+				}
+			}
+		}
+	}
+	return types
+}
+
+// chainCheckKey carries the check of WithChainCheck.
+type chainCheckKey struct{}
+
+// ChainCheck decides whether a search may lead, through chains or _has, to resources
+// of each of types; a non-nil error (e.g. a CodeForbidden *Error) refuses the search.
+type ChainCheck func(ctx context.Context, types []string) error
+
+// WithChainCheck returns ctx carrying check, which the searches of the Service (and
+// the conditional operations, which search) apply before running a query with chains:
+// a chain tells which resources of the types it leads to exist and what they hold
+// (Patient?_has:Observation:subject:code=X names the patients with such an
+// Observation), so whoever may not search those types must not learn it that way.
+func WithChainCheck(ctx context.Context, check ChainCheck) context.Context {
+	return context.WithValue(ctx, chainCheckKey{}, check)
+}
+
+// checkChains applies the ChainCheck of ctx, if any, to the types q's chains lead to.
+func checkChains(ctx context.Context, q *Query) error {
+	check, _ := ctx.Value(chainCheckKey{}).(ChainCheck)
+	if check == nil {
+		return nil
+	}
+	if types := q.ChainTypes(); len(types) > 0 {
+		return check(ctx, types)
 	}
 	return nil
 }

@@ -212,3 +212,49 @@ func testSearchChainErrors(t *testing.T) {
 		t.Errorf("strict: %q", msg)
 	}
 }
+
+// A chain or _has leads only to types the caller may search: a policy that allows
+// searching Patients must not tell which patients have an Observation with some code.
+func TestSearchChainPolicies(t *testing.T) { forEachBackend(t, testSearchChainPolicies) }
+
+func testSearchChainPolicies(t *testing.T) {
+	e := newEnv(t)
+	seedChain(t, e)
+	e.must(http.StatusCreated, put("/Client/reader", `{"secret":"reader-secret","grant_types":["basic"]}`))
+	e.must(http.StatusCreated, yamlPut("/AccessPolicy/patients-only", `
+engine: matcho
+matcho:
+  request-method: get
+  uri: '#^/fhir/Patient$'
+`))
+	e.must(http.StatusCreated, yamlPut("/AccessPolicy/reader", `
+engine: matcho
+link: [{reference: Client/reader}]
+matcho:
+  request-method: get
+  uri: '#^/fhir/(Patient|Observation|Encounter)$'
+`))
+	reader := func(r req) req { return as("reader", "reader-secret", r) }
+	for _, tc := range []struct {
+		r      req
+		status int
+		says   string
+	}{
+		{anon(get("/fhir/Patient?name=peter")), http.StatusOK, ""},
+		{anon(get("/fhir/Patient?_has:Observation:subject:code=1234-5")), http.StatusUnauthorized, "to Observation, which no access policy allows an anonymous caller to search (GET /fhir/Observation)"},
+		{anon(get("/fhir/Patient?organization.name=acme")), http.StatusUnauthorized, "to Organization"},
+		{reader(get("/fhir/Patient?_has:Observation:subject:code=1234-5")), http.StatusOK, ""},
+		{reader(get("/fhir/Patient?_has:Encounter:subject:_has:Observation:encounter:code=1234-5")), http.StatusOK, ""},
+		{reader(get("/fhir/Observation?subject:Patient.organization.name=acme")), http.StatusForbidden, `no access policy allows client "reader" to search (GET /fhir/Organization)`},
+		{reader(get("/fhir/Observation?subject.name=peter")), http.StatusForbidden, "to Organization"}, // untyped: every type with name
+	} {
+		t.Run(tc.r.path, func(t *testing.T) {
+			r := e.in(t).must(tc.status, tc.r)
+			if tc.says != "" {
+				if msg := outcomeText(t, r); !strings.Contains(msg, tc.says) {
+					t.Errorf("message %q does not say %q", msg, tc.says)
+				}
+			}
+		})
+	}
+}
