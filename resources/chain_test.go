@@ -8,7 +8,7 @@ import (
 	"testing"
 )
 
-// describeChain renders the links of a chained clause for describe: "ref>T1|T2." for a
+// describeChain renders the links of a chained clause for describe: "ref>A|B." for a
 // forward link, "<T:ref." for a reverse one.
 func describeChain(links []ChainLink) string {
 	var b strings.Builder
