@@ -12,14 +12,14 @@ var terminologyModifiers = map[string]bool{"above": true, "below": true, "in": t
 // prepareClause names the index rows of a composite clause's components (see
 // rootComponents) and refuses the clauses that the modifier table of search.go lets
 // through but fhirbox cannot answer.
-func (p *searchParser) prepareClause(name string, c *Clause) error {
+func (p *searchParser) prepareClause(td *TypeDef, name string, c *Clause) error {
 	if err := refuseModifier(name, c.Param, c.Modifier); err != nil {
 		return err
 	}
 	if c.Param.Type != TypeComposite {
 		return nil
 	}
-	if root := rootComponents(p.td, c.Param); root != nil {
+	if root := rootComponents(td, c.Param); root != nil {
 		for _, d := range root {
 			c.Components = append(c.Components, d.Name)
 		}

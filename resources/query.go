@@ -50,6 +50,26 @@ type Clause struct {
 	// resources/derived.go); empty, ComponentParam's names in groups.
 	Components []string
 	Ungrouped  bool
+	// Chain, when not empty, makes the clause a chained one (subject:Patient.name=x) or a
+	// reverse chain (_has:Observation:subject:code=x): a resource matches when the
+	// resources its links lead to match the rest of the clause, whose Param, Modifier and
+	// Values apply to the types of the last link.
+	Chain []ChainLink
+}
+
+// ChainLink is one step of a chained clause, from the resources of the step before (the
+// searched type at first) to other resources.
+type ChainLink struct {
+	// Param is the reference parameter followed: forward, a parameter of the type the
+	// step starts from; reverse, a parameter of Types[0], which refers to that type.
+	Param *SearchParam
+	// Types are the types the step leads to: forward, the targets of Param that have the
+	// next link's parameter (one when the request names it, subject:Patient.name);
+	// reverse, the one type of _has.
+	Types []string
+	// Reverse is set for _has: the step leads to the resources of Types[0] whose Param
+	// refers to the resource, instead of those the resource refers to.
+	Reverse bool
 }
 
 // Prefix is a comparison prefix of date, number and quantity values.

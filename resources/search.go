@@ -47,6 +47,9 @@ type Limits struct {
 	Elements int
 	// SortKeys caps the distinct keys of _sort.
 	SortKeys int
+	// Chain caps the links of one chained parameter or _has (each link is a nested
+	// subquery); every link also counts as a clause against Clauses.
+	Chain int
 }
 
 // LimitsSetting is the environment variable (and, lower-cased without its prefix, the
@@ -55,7 +58,7 @@ const LimitsSetting = "FHIRBOX_SEARCH_LIMITS"
 
 // DefaultLimits returns the limits used where none are configured.
 func DefaultLimits() Limits {
-	return Limits{Clauses: 12, Values: 200, TotalValues: 500, Elements: 100, SortKeys: 3}
+	return Limits{Clauses: 12, Values: 200, TotalValues: 500, Elements: 100, SortKeys: 3, Chain: 4}
 }
 
 // limitKeys names the fields of Limits in LimitsSetting, with the largest value each
@@ -68,6 +71,7 @@ var limitKeys = []limitKey{
 	{"total-values", func(l *Limits) *int { return &l.TotalValues }, 5000},
 	{"elements", func(l *Limits) *int { return &l.Elements }, 10000},
 	{"sort", func(l *Limits) *int { return &l.SortKeys }, 50},
+	{"chain", func(l *Limits) *int { return &l.Chain }, 10},
 }
 
 type limitKey struct {
@@ -88,7 +92,7 @@ func (l Limits) withDefaults() Limits {
 }
 
 // ParseLimits reads limits written as "clauses=12,values=200,total-values=500,
-// elements=100,sort=3" (the form String writes); keys left out keep their defaults, and
+// elements=100,sort=3,chain=4" (the form String writes); keys left out keep their defaults, and
 // an empty string gives DefaultLimits.
 func ParseLimits(s string) (Limits, error) {
 	l := DefaultLimits()
@@ -100,7 +104,7 @@ func ParseLimits(s string) (Limits, error) {
 		k, v, _ := strings.Cut(part, "=")
 		i := slices.IndexFunc(limitKeys, func(lk limitKey) bool { return lk.key == strings.TrimSpace(k) })
 		if i < 0 {
-			return l, fmt.Errorf("%s: unknown limit %q (known: clauses, values, total-values, elements, sort)", LimitsSetting, k)
+			return l, fmt.Errorf("%s: unknown limit %q (known: clauses, values, total-values, elements, sort, chain)", LimitsSetting, k)
 		}
 		n, err := strconv.Atoi(strings.TrimSpace(v))
 		if err != nil || n < 1 || n > limitKeys[i].max {
@@ -237,14 +241,20 @@ func (p *searchParser) checkCounts(names []string, params url.Values) error {
 	clauses, total := 0, 0
 	for _, name := range names {
 		pname, mod, _ := strings.Cut(name, ":")
-		if p.td.Param(pname) == nil {
+		links, last := chainLinks(name)
+		if links > 0 {
+			_, mod, _ = strings.Cut(last, ":") // the modifier of the chain's last parameter
+		} else if p.td.Param(pname) == nil {
 			continue // control parameters (_count, _sort…) and unknown ones
 		}
 		for _, raw := range params[name] {
 			if raw == "" {
 				continue
 			}
-			clauses++
+			if links > lim.Chain {
+				return overLimit(name, fmt.Sprintf("too many links in the chain %s", name), links, lim.Chain, "chain")
+			}
+			clauses += 1 + links // a link is a subquery, as costly as a clause
 			n := 1
 			if mod != "missing" {
 				n = countItems(raw)
@@ -431,7 +441,10 @@ var modifiers = map[ParamType][]string{
 
 // clause parses one occurrence of a search parameter, name[:modifier]=raw.
 func (p *searchParser) clause(name, raw string) error {
-	pname, mod, _ := strings.Cut(name, ":")
+	if isChained(name) {
+		return p.chained(name, raw)
+	}
+	pname, _, _ := strings.Cut(name, ":")
 	sp := p.td.Param(pname)
 	if sp == nil {
 		if p.opts.Strict {
@@ -439,8 +452,23 @@ func (p *searchParser) clause(name, raw string) error {
 		}
 		return nil
 	}
-	c := Clause{Param: sp, Modifier: mod}
-	if err := p.prepareClause(name, &c); err != nil { // modifiers.go
+	return p.paramClause(sp, nil, "", name, name, raw)
+}
+
+// paramClause parses one occurrence of parameter sp, last being "name[:modifier]" as
+// written, at the end of chain (none for a plain parameter): full is the whole name as
+// written (for messages), prefix the chain's canonical form before last (for Used).
+func (p *searchParser) paramClause(sp *SearchParam, chain []ChainLink, prefix, full, last, raw string) error {
+	name := full
+	pname, mod, _ := strings.Cut(last, ":")
+	c := Clause{Param: sp, Modifier: mod, Chain: chain}
+	td := p.td
+	if len(chain) > 0 {
+		// The clause applies to the types the last link leads to; a composite's
+		// parts are the same parameters on each.
+		td, _ = p.reg.Type(chain[len(chain)-1].Types[0])
+	}
+	if err := p.prepareClause(td, name, &c); err != nil { // modifiers.go
 		return err
 	}
 	switch {
@@ -463,7 +491,7 @@ func (p *searchParser) clause(name, raw string) error {
 	if sp.Type == TypeURI && mod == "exact" {
 		c.Modifier = "" // uri values always match exactly
 	}
-	key := pname
+	key := prefix + pname
 	if c.Modifier != "" {
 		key += ":" + c.Modifier
 	}

@@ -20,7 +20,7 @@ import (
 func describe(q *Query) []string {
 	var out []string
 	for _, c := range q.Clauses {
-		s := c.Param.Name
+		s := describeChain(c.Chain) + c.Param.Name
 		if c.Modifier != "" {
 			s += ":" + c.Modifier
 		}
@@ -95,10 +95,13 @@ func TestParseSearch(t *testing.T) {
 		// conformance F13: unknown parameters are ignored and left out of Used; strict → 400.
 		{name: "F13 unknown ignored", query: "foo=bar&family=smith", want: []string{"family smith"}, used: "family=smith"},
 		{name: "F13 unknown strict", query: "foo=bar&family=smith", opts: ParseOptions{Strict: true}, err: CodeInvalid, errText: `"foo"`},
-		{name: "F13 unknown _ parameter ignored", query: "_include=Patient:organization&_offset=10&_has=x", used: ""},
+		{name: "F13 unknown _ parameter ignored", query: "_include=Patient:organization&_offset=10", used: ""},
 		{name: "F13 _offset strict", query: "_offset=10", opts: ParseOptions{Strict: true}, err: CodeInvalid, errText: "_offset"},
 		{name: "F13 _include strict", query: "_include=Patient:organization", opts: ParseOptions{Strict: true}, err: CodeInvalid},
-		{name: "F13 chained parameter ignored", query: "organization.name=x"},
+		{name: "chained parameter", query: "organization.name=x", want: []string{"organization>Organization.name x"}, used: "organization.name=x"},
+		{name: "chained parameter, unknown first link ignored", query: "foo.name=x"},
+		{name: "chained parameter, unknown first link strict", query: "foo.name=x", opts: ParseOptions{Strict: true}, err: CodeInvalid, errText: `"foo"`},
+		{name: "malformed _has is 400 even lenient", query: "_has=x", err: CodeInvalid, errText: "_has:Type:reference:parameter"},
 		{name: "F13 _format and _pretty are not search parameters", query: "_format=json&_pretty=true", opts: ParseOptions{Strict: true}, used: ""},
 		{name: "empty values are absent, even strict", query: "family=&foo=&gender=,", opts: ParseOptions{Strict: true}},
 		{name: "unknown modifier is 400 even lenient", query: "family:foo=x", err: CodeInvalid, errText: ":foo"},
@@ -326,6 +329,7 @@ func FuzzParseSearch(f *testing.F) {
 		`family=a\,b&_elements=name,id&_total=none&_summary=count`,
 		"subject:Patient=123&value-quantity=le5.4|http://unitsofmeasure.org|mg&code=|x",
 		"patient=Group/1&_id=a,b&_lastUpdated=gt2020&foo=bar&_include=x",
+		"subject:Patient.organization.name:exact=a,b&_has:Observation:subject:_has:Encounter:subject:date=ge2020&general-practitioner.name=x",
 		"date=2020-01-01T10:00:00 02:00&date:missing=true&category=s|",
 		"user=u1&audience=http://x&type:not=password",
 		"name:exact=%ff%fe&identifier=a%00b",
@@ -475,8 +479,10 @@ func TestParseLimits(t *testing.T) {
 	}{
 		{in: "", want: d},
 		{in: d.String(), want: d},
-		{in: "clauses=20, sort=2", want: Limits{Clauses: 20, Values: d.Values, TotalValues: d.TotalValues, Elements: d.Elements, SortKeys: 2}},
-		{in: "values=1,total-values=5000,elements=10000", want: Limits{Clauses: d.Clauses, Values: 1, TotalValues: 5000, Elements: 10000, SortKeys: d.SortKeys}},
+		{in: "clauses=20, sort=2", want: Limits{Clauses: 20, Values: d.Values, TotalValues: d.TotalValues, Elements: d.Elements, SortKeys: 2, Chain: d.Chain}},
+		{in: "values=1,total-values=5000,elements=10000", want: Limits{Clauses: d.Clauses, Values: 1, TotalValues: 5000, Elements: 10000, SortKeys: d.SortKeys, Chain: d.Chain}},
+		{in: "chain=1", want: Limits{Clauses: d.Clauses, Values: d.Values, TotalValues: d.TotalValues, Elements: d.Elements, SortKeys: d.SortKeys, Chain: 1}},
+		{in: "chain=11", err: "from 1 to 10"},
 		{in: "clause=3", err: `unknown limit "clause"`},
 		{in: "clauses=0", err: "from 1 to 100"},
 		{in: "clauses=101", err: "from 1 to 100"},

@@ -302,6 +302,9 @@ func (s *Service) conditionalMatch(ctx context.Context, typ, query string) (*Res
 	if len(q.Clauses) == 0 {
 		return nil, Errorf(CodeInvalid, "If-None-Exist has no search parameter")
 	}
+	if err := checkChains(ctx, q); err != nil {
+		return nil, err
+	}
 	q.Count, q.Offset, q.Total = 2, 0, TotalNone
 	r, err := s.store.Search(ctx, q)
 	if err != nil {
@@ -527,6 +530,9 @@ func (s *Service) History(ctx context.Context, typ, id string, params url.Values
 func (s *Service) Search(ctx context.Context, typ string, params url.Values, strict bool) (*SearchResult, *Query, error) {
 	q, err := ParseSearch(s.reg, typ, params, ParseOptions{Strict: strict, DefaultCount: s.opts.DefaultCount, MaxCount: s.opts.MaxCount, Limits: s.opts.Limits})
 	if err != nil {
+		return nil, nil, err
+	}
+	if err := checkChains(ctx, q); err != nil {
 		return nil, nil, err
 	}
 	if q.Summary == "count" {

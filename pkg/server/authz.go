@@ -73,7 +73,8 @@ func (s *Server) authorize(next echo.HandlerFunc) echo.HandlerFunc {
 			}
 			return resources.Errorf(codeForbidden, "no access policy allows %s to %s %s", id.String(), r.Method, r.URL.Path)
 		}
-		c.SetRequest(c.Request().WithContext(auth.WithIdentity(c.Request().Context(), id)))
+		ctx = auth.WithIdentity(c.Request().Context(), id)
+		c.SetRequest(c.Request().WithContext(resources.WithChainCheck(ctx, s.chainCheck(info))))
 		return next(c)
 	}
 }

@@ -26,11 +26,15 @@ const probeLimit = 1000
 // from a common one anyway. Clauses that cannot narrow an index range are not probed
 // (probing one would read every row of its parameter) and count as common.
 func (d *Dialect) drivers(ctx context.Context, db Querier, q *resources.Query) (page, count *resources.Clause, err error) {
-	var cands []*resources.Clause
+	var cands, chains []*resources.Clause
 	for i := range q.Clauses {
 		c := &q.Clauses[i]
 		if c.Param == nil {
 			continue // reported when the statement is written
+		}
+		if len(c.Chain) > 0 {
+			chains = append(chains, c)
+			continue
 		}
 		switch c.Param.Column {
 		case "":
@@ -48,7 +52,7 @@ func (d *Dialect) drivers(ctx context.Context, db Querier, q *resources.Query) (
 		}
 		cands = append(cands, c)
 	}
-	if len(cands) == 0 {
+	if len(cands) == 0 && len(chains) == 0 {
 		return nil, nil, nil
 	}
 	var best *resources.Clause
@@ -73,6 +77,9 @@ func (d *Dialect) drivers(ctx context.Context, db Querier, q *resources.Query) (
 		if best == nil || n < bestN {
 			best, bestN = c, n
 		}
+	}
+	if best, bestN, err = d.probeChains(ctx, db, q.Type, chains, best, bestN); err != nil {
+		return nil, nil, err
 	}
 	if bestN >= probeLimit && indexOrdered(q.Sort) {
 		return nil, best, nil

@@ -27,6 +27,18 @@ type builder struct {
 	driver *resources.Clause
 	// selects is set once a clause selects the resources by id (r.id IN …).
 	selects bool
+	// r is the alias of the resource rows the clauses test: "" for r, the searched
+	// resources; r1, r2… inside the links of a chain (see chain.go).
+	r     string
+	level int
+}
+
+// res returns the alias of the resource rows the clauses test.
+func (b *builder) res() string {
+	if b.r == "" {
+		return "r"
+	}
+	return b.r
 }
 
 // arg binds v and returns its placeholder; an instant is bound as the dialect stores it.
@@ -201,6 +213,9 @@ func (b *builder) clause(c *resources.Clause) error {
 	if p == nil {
 		return resources.Internal(fmt.Errorf("%s: search clause without a parameter", b.d.Name))
 	}
+	if len(c.Chain) > 0 {
+		return b.chain(c)
+	}
 	switch p.Column {
 	case "":
 	case "id":
@@ -353,7 +368,7 @@ func (b *builder) or(n int, term func(i int)) {
 // resources the database starts from.
 func (b *builder) match(ic *indexCond, drives bool) {
 	if drives {
-		b.WriteString(" AND r.id IN (")
+		b.w(" AND ", b.res(), ".id IN (")
 		b.w("SELECT s.id FROM ", ic.t.name, " s WHERE s.resource_type = ", b.arg(b.typ), " AND s.param = ", b.arg(ic.param))
 		b.selects = true
 	} else {
@@ -362,7 +377,8 @@ func (b *builder) match(ic *indexCond, drives bool) {
 		} else {
 			b.WriteString(" AND EXISTS (")
 		}
-		b.w("SELECT 1 FROM ", ic.t.name, " s WHERE s.resource_type = r.resource_type AND s.id = r.id AND s.param = ", b.arg(ic.param))
+		r := b.res()
+		b.w("SELECT 1 FROM ", ic.t.name, " s WHERE s.resource_type = ", r, ".resource_type AND s.id = ", r, ".id AND s.param = ", b.arg(ic.param))
 	}
 	if ic.cond != nil {
 		b.WriteString(" AND (")
@@ -517,9 +533,9 @@ func (b *builder) idClause(c *resources.Clause) error {
 		return nil
 	}
 	if c.Modifier == "not" {
-		b.WriteString(" AND r.id NOT IN (")
+		b.w(" AND ", b.res(), ".id NOT IN (")
 	} else {
-		b.WriteString(" AND r.id IN (")
+		b.w(" AND ", b.res(), ".id IN (")
 		b.selects = b.d.MatchIn
 	}
 	for i := range c.Values {
@@ -549,7 +565,7 @@ func (b *builder) lastUpdatedClause(c *resources.Clause) error {
 		return nil
 	}
 	b.WriteString(" AND ")
-	b.or(len(c.Values), func(i int) { b.dateRange(&c.Values[i], "r.last_updated", "", true) })
+	b.or(len(c.Values), func(i int) { b.dateRange(&c.Values[i], b.res()+".last_updated", "", true) })
 	return nil
 }
 

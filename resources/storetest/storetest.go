@@ -51,6 +51,7 @@ func Run(t *testing.T, be Backend) {
 		{"SearchUnsupportedModifier", testSearchUnsupportedModifier},
 		{"SearchValuesAreNotSQL", testSearchValuesAreNotSQL},
 		{"SearchComposite", testSearchComposite},
+		{"SearchChain", testSearchChain},
 		{"SigningKeysEmpty", testSigningKeysEmpty},
 		{"AddSigningKeyIfNone", testAddSigningKeyIfNone},
 		{"AddSigningKeyIfNoneClock", testAddSigningKeyIfNoneClock},

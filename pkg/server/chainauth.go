@@ -1,0 +1,47 @@
+package server
+
+import (
+	"context"
+	"net/http"
+	"strings"
+
+	"github.com/fhirbox/fhirbox/accesspolicy"
+	"github.com/fhirbox/fhirbox/resources"
+)
+
+// chainCheck returns the check a search's chains and _has must pass (see
+// resources.WithChainCheck): the caller of the request info describes must be allowed
+// to search every type they lead to, as if it sent GET on that type, under the same
+// base, with the same headers and no query. Otherwise a policy that allows searching
+// Patients only would answer Patient?_has:Observation:subject:code=X, which tells
+// which patients have such an Observation.
+func (s *Server) chainCheck(info *accesspolicy.Info) resources.ChainCheck {
+	return func(ctx context.Context, types []string) error {
+		base := ""
+		if info.Path == "/fhir" || strings.HasPrefix(info.Path, "/fhir/") {
+			base = "/fhir"
+		}
+		for _, t := range types {
+			probe := *info
+			probe.Method, probe.Path, probe.RawQuery, probe.Query = http.MethodGet, base+"/"+t, "", nil
+			probe.ResourceType, probe.ResourceID, probe.Body, probe.Pending = t, "", nil, ""
+			if !s.policies.Decide(ctx, probe.Build(), false).Allowed {
+				code := codeForbidden
+				if info.Caller.Anonymous() {
+					code = codeUnauthorized
+				}
+				return resources.Errorf(code, "the search leads, through a chain or _has, to %s, which no access policy allows %s to search (GET %s)",
+					t, callerName(info), probe.Path)
+			}
+		}
+		return nil
+	}
+}
+
+// callerName names the caller of info in messages.
+func callerName(info *accesspolicy.Info) string {
+	if info.Caller.Anonymous() {
+		return "an anonymous caller"
+	}
+	return info.Caller.String()
+}
