@@ -78,7 +78,7 @@ func testSearchChain(t *testing.T) {
 		{"Observation?subject.name=peter", "o1 o3 o5"}, // of subject's targets, Patient and Location have name
 		{"Observation?subject:Location.name=peter", "o3"},
 		{"Observation?subject.name:exact=Peter", "o1 o3"},
-		{"Observation?subject.gender:missing=true", "o5"}, // of subject's targets, only Patient has gender
+		{"Observation?subject.gender:missing=true", "o5"},    // of subject's targets, only Patient has gender
 		{"Observation?subject.organization.name=acme", "o1"}, // of subject's targets, Patient has organization
 		{"Observation?patient.name=peter", "o1 o5"},          // patient targets Patient only
 		{"Observation?subject:Patient.organization.name=acme", "o1"},
