@@ -475,8 +475,10 @@ func TestParseLimits(t *testing.T) {
 	}{
 		{in: "", want: d},
 		{in: d.String(), want: d},
-		{in: "clauses=20, sort=2", want: Limits{Clauses: 20, Values: d.Values, TotalValues: d.TotalValues, Elements: d.Elements, SortKeys: 2}},
-		{in: "values=1,total-values=5000,elements=10000", want: Limits{Clauses: d.Clauses, Values: 1, TotalValues: 5000, Elements: 10000, SortKeys: d.SortKeys}},
+		{in: "clauses=20, sort=2", want: Limits{Clauses: 20, Values: d.Values, TotalValues: d.TotalValues, Elements: d.Elements, SortKeys: 2, Includes: d.Includes}},
+		{in: "values=1,total-values=5000,elements=10000", want: Limits{Clauses: d.Clauses, Values: 1, TotalValues: 5000, Elements: 10000, SortKeys: d.SortKeys, Includes: d.Includes}},
+		{in: "includes=5", want: Limits{Clauses: d.Clauses, Values: d.Values, TotalValues: d.TotalValues, Elements: d.Elements, SortKeys: d.SortKeys, Includes: 5}},
+		{in: "includes=10001", err: "from 1 to 10000"},
 		{in: "clause=3", err: `unknown limit "clause"`},
 		{in: "clauses=0", err: "from 1 to 100"},
 		{in: "clauses=101", err: "from 1 to 100"},

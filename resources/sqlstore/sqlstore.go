@@ -42,6 +42,10 @@ type Dialect struct {
 	RowidPage bool
 	// Translate turns a driver error into the engine's errors (see resources.Error).
 	Translate func(ctx context.Context, err error) error
+	// KeyCollate is written after a search_reference target column compared with the
+	// resource table's key (` COLLATE "default"` on PostgreSQL, whose target columns are
+	// "C", so that the comparison can use the key's index; empty on SQLite).
+	KeyCollate string
 }
 
 // Store is what both stores offer beyond resources.Store, for the wiring (pkg/app) and
