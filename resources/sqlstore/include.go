@@ -2,6 +2,9 @@ package sqlstore
 
 import (
 	"context"
+	"encoding/json"
+	"fmt"
+	"math"
 	"slices"
 
 	"github.com/fhirbox/fhirbox/resources"
@@ -22,7 +25,7 @@ func (d *Dialect) Include(ctx context.Context, db Querier, q resources.IncludeQu
 	type key struct{ typ, id string }
 	seen := map[key]bool{}
 	var out []*resources.Resource
-	for _, from := range splitFrom(q.From, includeChunk(q.Links)) {
+	for _, from := range splitFrom(q.From, d.includeChunk(q.Links)) {
 		b := &builder{d: d}
 		if !b.include(from, q.Links, q.Limit-len(out)) {
 			continue
@@ -80,20 +83,12 @@ func (b *builder) include(from map[string][]string, links []resources.IncludeLin
 			continue
 		}
 		union()
-		b.w("SELECT DISTINCT s.target_type AS t, s.target_id AS i FROM search_reference s WHERE s.resource_type = ", b.arg(typ),
-			" AND s.id IN (")
-		b.list(from[typ])
+		b.w("SELECT DISTINCT ", b.unordered("s.target_type"), " AS t, ", b.unordered("s.target_id"),
+			" AS i FROM search_reference s WHERE s.resource_type = ", b.arg(typ), " AND s.id IN (")
+		b.ids(from[typ])
 		b.WriteString(") AND ")
-		// Without statistics SQLite would read the rows by (resource_type, param) from
-		// search_reference_target, in the order DISTINCT wants, which is every row of the
-		// parameter (16,067 for Observation.subject on the Synthea sample) instead of
-		// the page's; a unary + keeps param out of its choice of index, as orderBy does.
-		param := "s.param"
-		if b.d.MatchIn {
-			param = "+s.param"
-		}
 		b.or(len(fwd), func(i int) {
-			b.w(param, " IN (")
+			b.WriteString("s.param IN (")
 			b.list(fwd[i].Params)
 			b.WriteString(")")
 			if fwd[i].Target != "" {
@@ -107,11 +102,11 @@ func (b *builder) include(from map[string][]string, links []resources.IncludeLin
 			continue
 		}
 		union()
-		b.w("SELECT DISTINCT s.resource_type AS t, s.id AS i FROM search_reference s WHERE s.resource_type = ", b.arg(l.Source),
-			" AND s.param IN (")
+		b.w("SELECT DISTINCT ", b.unordered("s.resource_type"), " AS t, ", b.unordered("s.id"),
+			" AS i FROM search_reference s WHERE s.resource_type = ", b.arg(l.Source), " AND s.param IN (")
 		b.list(l.Params)
 		b.w(") AND s.target_type = ", b.arg(l.Target), " AND s.target_id IN (")
-		b.list(ids)
+		b.ids(ids)
 		b.WriteString(")")
 	}
 	if parts == 0 {
@@ -123,6 +118,29 @@ func (b *builder) include(from map[string][]string, links []resources.IncludeLin
 	b.w(") k JOIN resource r ON r.resource_type = k.t", b.d.KeyCollate, " AND r.id = k.i", b.d.KeyCollate,
 		" WHERE NOT r.deleted LIMIT ", b.arg(limit))
 	return true
+}
+
+// unordered writes a column that DISTINCT selects. Without statistics, SQLite would
+// read the rows from the index that yields that column in order, so that DISTINCT needs
+// no sorting, even where the index narrows nothing but the type: every row of the
+// parameter (16,067 for Observation.subject on the Synthea sample) instead of the
+// page's. A unary + makes the column an expression no index holds, as orderBy does.
+func (b *builder) unordered(col string) string {
+	if b.d.MatchIn {
+		return "+" + col
+	}
+	return col
+}
+
+// ids writes a set of ids for IN (…): one placeholder each, or, where the dialect has
+// ValuesOf, the rows of one argument holding them all.
+func (b *builder) ids(ids []string) {
+	if b.d.ValuesOf == "" || len(ids) < 2 {
+		b.list(ids)
+		return
+	}
+	js, _ := json.Marshal(ids) // strings always encode
+	b.WriteString(fmt.Sprintf(b.d.ValuesOf, b.arg(string(js))))
 }
 
 // list writes the placeholders of a comma list of values.
@@ -137,8 +155,12 @@ func (b *builder) list(vs []string) {
 
 // includeChunk is how many ids of From one statement may bind for links: each id is bound
 // once for the forward links of its type and once per reverse link to its type; the
-// parameter names and types bound besides are few.
-func includeChunk(links []resources.IncludeLink) int {
+// parameter names and types bound besides are few. With ValuesOf, a set of ids is one
+// argument, and any number fits.
+func (d *Dialect) includeChunk(links []resources.IncludeLink) int {
+	if d.ValuesOf != "" {
+		return math.MaxInt
+	}
 	perID, fixed := 1, 0
 	for _, l := range links {
 		fixed += len(l.Params) + 2

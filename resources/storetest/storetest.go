@@ -50,6 +50,7 @@ func Run(t *testing.T, be Backend) {
 		{"SearchPagingTies", testSearchPagingTies},
 		{"SearchUnsupportedModifier", testSearchUnsupportedModifier},
 		{"SearchValuesAreNotSQL", testSearchValuesAreNotSQL},
+		{"Include", testInclude},
 		{"SigningKeysEmpty", testSigningKeysEmpty},
 		{"AddSigningKeyIfNone", testAddSigningKeyIfNone},
 		{"AddSigningKeyIfNoneClock", testAddSigningKeyIfNoneClock},
