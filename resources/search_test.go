@@ -95,9 +95,10 @@ func TestParseSearch(t *testing.T) {
 		// conformance F13: unknown parameters are ignored and left out of Used; strict → 400.
 		{name: "F13 unknown ignored", query: "foo=bar&family=smith", want: []string{"family smith"}, used: "family=smith"},
 		{name: "F13 unknown strict", query: "foo=bar&family=smith", opts: ParseOptions{Strict: true}, err: CodeInvalid, errText: `"foo"`},
-		{name: "F13 unknown _ parameter ignored", query: "_include=Patient:organization&_offset=10&_has=x", used: ""},
+		{name: "F13 unknown _ parameter ignored", query: "_include=Patient:organization&_offset=10&_has=x", used: "_include=Patient%3Aorganization"},
 		{name: "F13 _offset strict", query: "_offset=10", opts: ParseOptions{Strict: true}, err: CodeInvalid, errText: "_offset"},
-		{name: "F13 _include strict", query: "_include=Patient:organization", opts: ParseOptions{Strict: true}, err: CodeInvalid},
+		{name: "_include is understood, strict or not", query: "_include=Patient:organization", opts: ParseOptions{Strict: true}, used: "_include=Patient%3Aorganization"},
+		{name: "a bad _include is 400 even lenient", query: "_include=Patient:nothing", err: CodeInvalid, errText: `"nothing"`},
 		{name: "F13 chained parameter ignored", query: "organization.name=x"},
 		{name: "F13 _format and _pretty are not search parameters", query: "_format=json&_pretty=true", opts: ParseOptions{Strict: true}, used: ""},
 		{name: "empty values are absent, even strict", query: "family=&foo=&gender=,", opts: ParseOptions{Strict: true}},
