@@ -248,8 +248,8 @@ func (s *Service) Include(ctx context.Context, q *Query, res *SearchResult, allo
 		stop := len(added) > remaining
 		if stop {
 			added = added[:remaining]
-			res.IncludesIncomplete = fmt.Sprintf("_include and _revinclude reached more than %d resources; the Bundle holds the first %d found (setting %s, key includes=%d)",
-				limit, limit, LimitsSetting, limit)
+			res.IncludesIncomplete = fmt.Sprintf("_include and _revinclude reached more than %d resources and stopped there: the Bundle holds some of what they ask for, not all (setting %s, key includes=%d)",
+				limit, LimitsSetting, limit)
 		}
 		reached += len(added)
 		frontier = map[string][]string{}

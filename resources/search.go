@@ -93,8 +93,8 @@ func (l Limits) withDefaults() Limits {
 }
 
 // ParseLimits reads limits written as "clauses=12,values=200,total-values=500,
-// elements=100,sort=3,includes=1000" (the form String writes); keys left out keep their defaults, and
-// an empty string gives DefaultLimits.
+// elements=100,sort=3,includes=1000" (the form String writes); keys left out keep their
+// defaults, and an empty string gives DefaultLimits.
 func ParseLimits(s string) (Limits, error) {
 	l := DefaultLimits()
 	for _, part := range strings.Split(s, ",") {
@@ -140,9 +140,8 @@ func overLimit(param, what string, asked, limit int, key string) *Error {
 //
 // The control parameters _count, _page, _sort, _total, _elements and _summary are
 // understood, and so are _include and _revinclude (see Include); _format and _pretty are
-// left to the HTTP layer. Unknown parameters (including _offset and the other
-// unsupported "_" parameters) are ignored and
-// left out of Query.Used, or are a CodeInvalid error when opts.Strict is set
+// left to the HTTP layer. Unknown parameters (including _offset and the other unsupported
+// "_" parameters) are ignored and left out of Query.Used, or are a CodeInvalid error when opts.Strict is set
 // (conformance F13). A modifier the parameter type does not support, a malformed value, an
 // unknown _sort key and an out-of-range control value are CodeInvalid errors whatever opts
 // says; an unknown type is CodeNotFound. Errors are *Error values; CodeInvalid ones name the
