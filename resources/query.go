@@ -20,6 +20,9 @@ type Query struct {
 	Elements []string
 	// Summary is the _summary value ("" when absent). "count" returns only the total.
 	Summary string
+	// Includes lists the _include and _revinclude parameters, in the order given; they
+	// are run on the page of matches (Service.Include).
+	Includes []Include
 	// Used holds the parameters that were understood, canonicalised, in order, for the
 	// Bundle's self and paging links (conformance F9, F13: unknown parameters are left out).
 	Used url.Values

@@ -50,6 +50,10 @@ type Limits struct {
 	// Chain caps the links of one chained parameter or _has (each link is a nested
 	// subquery); every link also counts as a clause against Clauses.
 	Chain int
+	// Includes caps the resources that the _include and _revinclude parameters of one
+	// page may reach (see Service.Include); their number of parameters counts against
+	// Clauses.
+	Includes int
 }
 
 // LimitsSetting is the environment variable (and, lower-cased without its prefix, the
@@ -58,7 +62,7 @@ const LimitsSetting = "FHIRBOX_SEARCH_LIMITS"
 
 // DefaultLimits returns the limits used where none are configured.
 func DefaultLimits() Limits {
-	return Limits{Clauses: 12, Values: 200, TotalValues: 500, Elements: 100, SortKeys: 3, Chain: 4}
+	return Limits{Clauses: 12, Values: 200, TotalValues: 500, Elements: 100, SortKeys: 3, Chain: 4, Includes: 1000}
 }
 
 // limitKeys names the fields of Limits in LimitsSetting, with the largest value each
@@ -72,6 +76,7 @@ var limitKeys = []limitKey{
 	{"elements", func(l *Limits) *int { return &l.Elements }, 10000},
 	{"sort", func(l *Limits) *int { return &l.SortKeys }, 50},
 	{"chain", func(l *Limits) *int { return &l.Chain }, 10},
+	{"includes", func(l *Limits) *int { return &l.Includes }, 10000},
 }
 
 type limitKey struct {
@@ -92,8 +97,8 @@ func (l Limits) withDefaults() Limits {
 }
 
 // ParseLimits reads limits written as "clauses=12,values=200,total-values=500,
-// elements=100,sort=3,chain=4" (the form String writes); keys left out keep their defaults, and
-// an empty string gives DefaultLimits.
+// elements=100,sort=3,chain=4,includes=1000" (the form String writes); keys left out keep
+// their defaults, and an empty string gives DefaultLimits.
 func ParseLimits(s string) (Limits, error) {
 	l := DefaultLimits()
 	for _, part := range strings.Split(s, ",") {
@@ -104,7 +109,7 @@ func ParseLimits(s string) (Limits, error) {
 		k, v, _ := strings.Cut(part, "=")
 		i := slices.IndexFunc(limitKeys, func(lk limitKey) bool { return lk.key == strings.TrimSpace(k) })
 		if i < 0 {
-			return l, fmt.Errorf("%s: unknown limit %q (known: clauses, values, total-values, elements, sort, chain)", LimitsSetting, k)
+			return l, fmt.Errorf("%s: unknown limit %q (known: clauses, values, total-values, elements, sort, chain, includes)", LimitsSetting, k)
 		}
 		n, err := strconv.Atoi(strings.TrimSpace(v))
 		if err != nil || n < 1 || n > limitKeys[i].max {
@@ -138,9 +143,9 @@ func overLimit(param, what string, asked, limit int, key string) *Error {
 // because url.Values does not keep the order of different names.
 //
 // The control parameters _count, _page, _sort, _total, _elements and _summary are
-// understood; _format and _pretty are left to the HTTP layer. Unknown parameters
-// (including _offset, _include and the other unsupported "_" parameters) are ignored and
-// left out of Query.Used, or are a CodeInvalid error when opts.Strict is set
+// understood, and so are _include and _revinclude (see Include); _format and _pretty are
+// left to the HTTP layer. Unknown parameters (including _offset and the other unsupported
+// "_" parameters) are ignored and left out of Query.Used, or are a CodeInvalid error when opts.Strict is set
 // (conformance F13). A modifier the parameter type does not support, a malformed value, an
 // unknown _sort key and an out-of-range control value are CodeInvalid errors whatever opts
 // says; an unknown type is CodeNotFound. Errors are *Error values; CodeInvalid ones name the
@@ -238,9 +243,13 @@ type searchParser struct {
 // ignored (or refused, strict) as they are met later.
 func (p *searchParser) checkCounts(names []string, params url.Values) error {
 	lim := p.opts.Limits
-	clauses, total := 0, 0
+	clauses, total, includes := 0, 0, 0
 	for _, name := range names {
 		pname, mod, _ := strings.Cut(name, ":")
+		if isInclude(pname) {
+			includes += countNonEmpty(params[name])
+			continue
+		}
 		links, last := chainLinks(name)
 		if links > 0 {
 			_, mod, _ = strings.Cut(last, ":") // the modifier of the chain's last parameter
@@ -267,6 +276,9 @@ func (p *searchParser) checkCounts(names []string, params url.Values) error {
 	}
 	if clauses > lim.Clauses {
 		return overLimit("", "too many search parameters (clauses)", clauses, lim.Clauses, "clauses")
+	}
+	if includes > lim.Clauses {
+		return overLimit("", "too many _include and _revinclude parameters", includes, lim.Clauses, "clauses")
 	}
 	if total > lim.TotalValues {
 		return overLimit("", "too many search values in all parameters together", total, lim.TotalValues, "total-values")
@@ -377,6 +389,9 @@ func (p *searchParser) param(name, raw string) error {
 	case "_sort":
 		return p.sort(raw)
 	default:
+		if base, _, _ := strings.Cut(name, ":"); isInclude(base) {
+			return p.include(name, raw)
+		}
 		return p.clause(name, raw)
 	}
 	return nil

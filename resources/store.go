@@ -25,6 +25,9 @@ type Store interface {
 	History(ctx context.Context, q HistoryQuery) (*HistoryResult, error)
 	// Search runs a parsed search over live (not deleted) resources.
 	Search(ctx context.Context, q *Query) (*SearchResult, error)
+	// Include returns the live resources that q's links lead to from q.From, each once,
+	// at most q.Limit of them (see IncludeQuery). Those of From may be among them.
+	Include(ctx context.Context, q IncludeQuery) ([]*Resource, error)
 	// Ping reports whether the database answers.
 	Ping(ctx context.Context) error
 }
@@ -53,6 +56,11 @@ type HistoryResult struct {
 type SearchResult struct {
 	Entries []*Resource
 	Total   int
+	// Included holds the resources that _include and _revinclude added (Service.Include).
+	Included []*Resource
+	// IncludesIncomplete says why Included stops short of what was asked ("" when
+	// complete): the limit the includes reached.
+	IncludesIncomplete string
 }
 
 // Index holds the search index rows of one resource version, extracted from its content

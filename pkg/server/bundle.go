@@ -1,6 +1,7 @@
 package server
 
 import (
+	"encoding/json"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -13,7 +14,9 @@ import (
 )
 
 // searchBundle builds a searchset Bundle (conformance F9–F12): absolute fullUrl, search.mode
-// match, a self link with only the parameters used, and next/previous links by _page.
+// match, then the resources _include and _revinclude added (search.mode include, and an
+// outcome entry when they stopped at their limit), a self link with only the parameters
+// used, and next/previous links by _page.
 func (s *Server) searchBundle(c echo.Context, q *resources.Query, res *resources.SearchResult) (*fhir.Bundle, error) {
 	base := s.base(c)
 	b := &fhir.Bundle{
@@ -36,6 +39,24 @@ func (s *Server) searchBundle(c echo.Context, q *resources.Query, res *resources
 			Resource: body,
 			Search:   &fhir.EntrySearch{Mode: "match"},
 		})
+	}
+	for _, r := range res.Included {
+		body, err := s.svc.Public(r, view)
+		if err != nil {
+			return nil, err
+		}
+		b.Entry = append(b.Entry, fhir.BundleEntry{
+			FullURL:  base + "/" + r.Type + "/" + r.ID,
+			Resource: body,
+			Search:   &fhir.EntrySearch{Mode: "include"},
+		})
+	}
+	if res.IncludesIncomplete != "" {
+		oo, err := json.Marshal(fhir.NewOutcome("warning", "too-costly", res.IncludesIncomplete, "_include"))
+		if err != nil {
+			return nil, err
+		}
+		b.Entry = append(b.Entry, fhir.BundleEntry{Resource: oo, Search: &fhir.EntrySearch{Mode: "outcome"}})
 	}
 	b.Link = pageLinks(base+"/"+q.Type, q.Used, q.Count, q.Offset, len(res.Entries), res.Total)
 	return b, nil

@@ -182,6 +182,9 @@ func (s *Server) handleSearch(c echo.Context) error {
 	if err != nil {
 		return err
 	}
+	if err := s.svc.Include(c.Request().Context(), q, res, s.readCheck(c)); err != nil {
+		return err
+	}
 	b, err := s.searchBundle(c, q, res)
 	if err != nil {
 		return err

@@ -206,7 +206,7 @@ func (s *Store) Ping(ctx context.Context) error {
 }
 
 // dialect is how PostgreSQL runs the statements shared with the SQLite store.
-var dialect = &sqlstore.Dialect{Name: "postgres", Translate: translate}
+var dialect = &sqlstore.Dialect{Name: "postgres", Translate: translate, KeyCollate: ` COLLATE "default"`}
 
 // Purge removes up to limit resources of typ that have run out, with their history
 // (see sqlstore.Dialect.Purge).

@@ -284,6 +284,7 @@ var dialect = &sqlstore.Dialect{
 	MatchIn:   true,
 	RowidPage: true,
 	Translate: translate,
+	ValuesOf:  "SELECT value FROM json_each(%s)",
 }
 
 // micros is an instant as stored: microseconds since the Unix epoch.

@@ -42,6 +42,16 @@ type Dialect struct {
 	RowidPage bool
 	// Translate turns a driver error into the engine's errors (see resources.Error).
 	Translate func(ctx context.Context, err error) error
+	// KeyCollate is written after a search_reference target column compared with the
+	// resource table's key (` COLLATE "default"` on PostgreSQL, whose target columns are
+	// "C", so that the comparison can use the key's index; empty on SQLite).
+	KeyCollate string
+	// ValuesOf, when set, is the SQL of the rows of a JSON array of strings bound as one
+	// argument, its placeholder in place of %s (SQLite: SELECT value FROM json_each(%s)).
+	// Includes bind their sets of ids that way: the SQLite driver binds arguments in time
+	// quadratic in their number (1,000 took 19 ms, 32,000 took 21 s). Empty: one
+	// placeholder per id.
+	ValuesOf string
 }
 
 // Store is what both stores offer beyond resources.Store, for the wiring (pkg/app) and

@@ -52,6 +52,7 @@ func Run(t *testing.T, be Backend) {
 		{"SearchValuesAreNotSQL", testSearchValuesAreNotSQL},
 		{"SearchComposite", testSearchComposite},
 		{"SearchChain", testSearchChain},
+		{"Include", testInclude},
 		{"SigningKeysEmpty", testSigningKeysEmpty},
 		{"AddSigningKeyIfNone", testAddSigningKeyIfNone},
 		{"AddSigningKeyIfNoneClock", testAddSigningKeyIfNoneClock},
