@@ -57,6 +57,9 @@ type Options struct {
 	// Limits caps the clauses, values and names one search may ask for (zero fields:
 	// DefaultLimits); the server reads them from LimitsSetting.
 	Limits Limits
+	// ResultSets says how long stored result sets live and how many ids they hold
+	// (zero fields: DefaultResultSets; see resultset.go).
+	ResultSets ResultSetOptions
 }
 
 // WriteEvent describes a committed write, for caches that must forget what changed.
@@ -132,6 +135,7 @@ func NewService(reg *Registry, store Store, opts Options) *Service {
 		opts.MaxCount = 1000
 	}
 	opts.Limits = opts.Limits.withDefaults()
+	opts.ResultSets = opts.ResultSets.withDefaults()
 	return &Service{reg: reg, store: store, opts: opts}
 }
 

@@ -53,6 +53,9 @@ type HistoryResult struct {
 type SearchResult struct {
 	Entries []*Resource
 	Total   int
+	// Set is the stored result set the page was read from or started (nil: none, the
+	// matches fit one page or the search is not paged stably); its paging links name it.
+	Set *ResultSet
 }
 
 // Index holds the search index rows of one resource version, extracted from its content

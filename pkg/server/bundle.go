@@ -12,8 +12,9 @@ import (
 	"github.com/fhirbox/fhirbox/resources"
 )
 
-// searchBundle builds a searchset Bundle (conformance F9–F12): absolute fullUrl, search.mode
-// match, a self link with only the parameters used, and next/previous links by _page.
+// searchBundle builds a searchset Bundle (conformance F9–F13): absolute fullUrl, search.mode
+// match, an outcome entry naming what was ignored, a self link with only the parameters
+// used, and next/previous links into the stored result set (or by _page without one).
 func (s *Server) searchBundle(c echo.Context, q *resources.Query, res *resources.SearchResult) (*fhir.Bundle, error) {
 	base := s.base(c)
 	b := &fhir.Bundle{
@@ -26,6 +27,13 @@ func (s *Server) searchBundle(c echo.Context, q *resources.Query, res *resources
 		b.Total = &total
 	}
 	view := resources.View{Elements: q.Elements, Summary: q.Summary}
+	outcome, err := searchOutcome(q, res)
+	if err != nil {
+		return nil, err
+	}
+	if outcome != nil {
+		b.Entry = append(b.Entry, *outcome)
+	}
 	for _, r := range res.Entries {
 		body, err := s.svc.Public(r, view)
 		if err != nil {
@@ -37,7 +45,11 @@ func (s *Server) searchBundle(c echo.Context, q *resources.Query, res *resources
 			Search:   &fhir.EntrySearch{Mode: "match"},
 		})
 	}
-	b.Link = pageLinks(base+"/"+q.Type, q.Used, q.Count, q.Offset, len(res.Entries), res.Total)
+	if res.Set != nil {
+		b.Link = setLinks(base+"/"+q.Type, q, res.Set)
+	} else {
+		b.Link = pageLinks(base+"/"+q.Type, q.Used, q.Count, q.Offset, len(res.Entries), res.Total)
+	}
 	return b, nil
 }
 
