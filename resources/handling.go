@@ -49,7 +49,7 @@ func (p *searchParser) strictError() error {
 	for i, ig := range p.q.Ignored {
 		reasons[i] = ig.Reason
 	}
-	return invalid(p.q.Ignored[0].Param, "%s (Prefer: handling=strict; with handling=lenient they are ignored)", strings.Join(reasons, "; "))
+	return invalid(p.q.Ignored[0].Param, "%s (the search's handling is strict; with Prefer: handling=lenient they would be ignored)", strings.Join(reasons, "; "))
 }
 
 // PageSetParam names the stored result set a page request reads (see resultset.go).

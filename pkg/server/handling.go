@@ -19,7 +19,9 @@ import (
 // (FHIRBOX_SEARCH_HANDLING; lenient unless set to strict).
 func (s *Server) strictHandling(r *http.Request) bool {
 	for _, h := range r.Header.Values("Prefer") {
-		for _, part := range strings.Split(h, ";") {
+		// Preferences are separated by commas, a preference's parameters by semicolons
+		// (RFC 7240 §2); handling has none, so either separates it from the others.
+		for _, part := range strings.FieldsFunc(h, func(r rune) bool { return r == ',' || r == ';' }) {
 			k, v, _ := strings.Cut(strings.TrimSpace(part), "=")
 			if !strings.EqualFold(k, "handling") {
 				continue
