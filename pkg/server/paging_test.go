@@ -111,7 +111,7 @@ func testStablePaging(t *testing.T) {
 			}
 
 			write(patient(tc.family, strings.ToLower(tc.family)+"-new", "g", 2000)) // sorts first
-			write(patient(tc.family, id(10), "updated", 1900))                     // on page 3; would sort last
+			write(patient(tc.family, id(10), "updated", 1900))                      // on page 3; would sort last
 			write(del("/Patient/" + id(17)))                                        // on page 2
 
 			seen := map[string]int{}
