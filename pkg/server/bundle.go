@@ -139,7 +139,7 @@ func (s *Server) historyBundle(c echo.Context, q resources.HistoryQuery, res *re
 
 // capabilities describes what the server supports, generated from the registry
 // (conformance F16). The FHIR base's statement leaves out fhirbox's own types, which it does
-// not serve.
+// not serve. It is built once per base (capabilityJSON), not per request.
 func (s *Server) capabilities(base string, fhirBase bool) *fhir.CapabilityStatement {
 	reg := s.svc.Registry()
 	cs := &fhir.CapabilityStatement{
@@ -154,7 +154,9 @@ func (s *Server) capabilities(base string, fhirBase bool) *fhir.CapabilityStatem
 		FHIRVersion: "4.0.1",
 		Format:      []string{mimeFHIRJSON, mimeJSON, mimeYAML},
 	}
-	rest := fhir.CapabilityRest{Mode: "server"}
+	rest := fhir.CapabilityRest{Mode: "server", Documentation: searchDocumentation,
+		Interaction: s.systemInteractions(), SearchParam: commonParams(reg, fhirBase)}
+	refs := newRefIndex(reg, fhirBase)
 	interactions := []fhir.Interaction{{Code: "read"}, {Code: "vread"}, {Code: "update"},
 		{Code: "delete"}, {Code: "history-instance"}, {Code: "history-type"},
 		{Code: "create"}, {Code: "search-type"}}
@@ -171,8 +173,9 @@ func (s *Server) capabilities(base string, fhirBase bool) *fhir.CapabilityStatem
 		for _, pn := range td.ParamNames() {
 			p := td.Params[pn]
 			pt := string(p.Type)
-			r.SearchParam = append(r.SearchParam, fhir.SearchParam{Name: pn, Type: pt, Documentation: p.Description})
+			r.SearchParam = append(r.SearchParam, fhir.SearchParam{Name: pn, Type: pt, Documentation: paramDoc(p)})
 		}
+		r.SearchInclude, r.SearchRevInclude = refs.include[name], refs.revInclude(name)
 		rest.Resource = append(rest.Resource, r)
 	}
 	cs.Rest = []fhir.CapabilityRest{rest}

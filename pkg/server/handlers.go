@@ -242,7 +242,11 @@ func (s *Server) handleMetadata(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return s.writeValue(c, http.StatusOK, f, s.capabilities(s.base(c), isFHIRBase(c)))
+	body, err := s.capabilityJSON(c)
+	if err != nil {
+		return err
+	}
+	return s.writeJSON(c, http.StatusOK, f, body)
 }
 
 // writeResource writes one resource with its version headers (conformance F1, F3).

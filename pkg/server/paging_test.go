@@ -353,3 +353,95 @@ func testSearchHandling(t *testing.T) {
 		}
 	})
 }
+
+// The CapabilityStatement lists every parameter with its type and documentation (the
+// modifiers it takes among it), the _include and _revinclude values of each type, and
+// the parameters of every type at the system level; it is built once per base
+// (conformance F16).
+func TestCapabilitySearch(t *testing.T) { forEachBackend(t, testCapabilitySearch) }
+
+func testCapabilitySearch(t *testing.T) {
+	e := newEnv(t)
+	r := e.must(200, req{method: http.MethodGet, path: "/fhir/metadata", anonymous: true})
+	t.Logf("/fhir/metadata: %d bytes", len(r.raw))
+	if again := e.must(200, req{method: http.MethodGet, path: "/fhir/metadata", anonymous: true}); string(again.raw) != string(r.raw) {
+		t.Error("the statement changed between two requests")
+	}
+	resource := func(typ string) map[string]any {
+		for _, res := range at(r.doc, "rest", 0, "resource").([]any) {
+			if at(res, "type") == typ {
+				return res.(map[string]any)
+			}
+		}
+		t.Fatalf("%s not listed", typ)
+		return nil
+	}
+	strs := func(v any) []string {
+		var out []string
+		for _, x := range v.([]any) {
+			out = append(out, x.(string))
+		}
+		return out
+	}
+	params := func(v any) map[string][2]string {
+		out := map[string][2]string{}
+		for _, sp := range v.([]any) {
+			out[at(sp, "name").(string)] = [2]string{at(sp, "type").(string), at(sp, "documentation").(string)}
+		}
+		return out
+	}
+	reg := e.svc.Registry()
+	for _, typ := range []string{"Patient", "Observation"} {
+		res := resource(typ)
+		got := params(res["searchParam"])
+		td, _ := reg.Type(typ)
+		if len(got) != len(td.ParamNames()) {
+			t.Errorf("%s: %d parameters listed, the registry has %d", typ, len(got), len(td.ParamNames()))
+		}
+		for _, pn := range td.ParamNames() {
+			p := td.Params[pn]
+			if g := got[pn]; g[0] != string(p.Type) || !strings.Contains(g[1], p.Description) || !strings.Contains(g[1], "Modifiers:") {
+				t.Errorf("%s.%s: %v", typ, pn, g)
+			}
+		}
+	}
+	pat := params(resource("Patient")["searchParam"])
+	for name, doc := range map[string]string{
+		"family":       "Modifiers: :exact, :contains, :missing.",
+		"gender":       "Modifiers: :not, :missing.",
+		"organization": "Modifiers: :missing, :[type] (Organization).",
+		"_id":          "Modifiers: :not.",
+		"_lastUpdated": "Modifiers: none.",
+	} {
+		if !strings.HasSuffix(pat[name][1], doc) {
+			t.Errorf("Patient %s documentation %q, want it to end %q", name, pat[name][1], doc)
+		}
+	}
+	if inc := strs(resource("Patient")["searchInclude"]); !slices.Contains(inc, "Patient:organization") || !slices.Contains(inc, "Patient:general-practitioner") {
+		t.Errorf("Patient searchInclude %v", inc)
+	}
+	if inc := strs(resource("Observation")["searchInclude"]); !slices.Contains(inc, "Observation:subject") || !slices.Contains(inc, "Observation:patient") {
+		t.Errorf("Observation searchInclude %v", inc)
+	}
+	rev := strs(resource("Patient")["searchRevInclude"])
+	for _, want := range []string{"Observation:patient", "Observation:subject", "Patient:link", "Encounter:patient"} {
+		if !slices.Contains(rev, want) {
+			t.Errorf("Patient searchRevInclude %v lacks %s", rev, want)
+		}
+	}
+	if slices.Contains(rev, "Patient:organization") || slices.ContainsFunc(rev, func(s string) bool { return strings.HasPrefix(s, "Session:") }) {
+		t.Errorf("Patient searchRevInclude %v holds a parameter that cannot point at a Patient", rev)
+	}
+	common := params(at(r.doc, "rest", 0, "searchParam"))
+	for _, want := range []string{"_id", "_lastUpdated", "_tag", "_profile", "_security", "_source"} {
+		if _, ok := common[want]; !ok {
+			t.Errorf("rest.searchParam %v lacks %s", common, want)
+		}
+	}
+	if _, ok := common["name"]; ok {
+		t.Error("rest.searchParam lists name, which not every type has")
+	}
+	if d, _ := at(r.doc, "rest", 0, "documentation").(string); !strings.Contains(d, "_has") || !strings.Contains(d, "handling=strict") {
+		t.Errorf("rest.documentation %q", d)
+	}
+}

@@ -59,6 +59,7 @@ type Config struct {
 // Server is the fhirbox HTTP handler.
 type Server struct {
 	cfg      Config
+	caps     capabilityCache
 	svc      *resources.Service
 	clients  *auth.ClientVerifier
 	policies *accesspolicy.Engine

@@ -1,0 +1,36 @@
+package resources
+
+import "strings"
+
+// Modifiers lists the modifiers the parser accepts on p, as written after the colon,
+// for the CapabilityStatement: the ones of its type (the modifiers table the parser
+// reads), without :missing on the parameters that read a column (_id, _lastUpdated,
+// which are never missing), and for a reference "[type]", a target type. :exact on a uri
+// changes nothing (uri values match exactly) and is listed since it is accepted.
+func Modifiers(p *SearchParam) []string {
+	var out []string
+	for _, m := range modifiers[p.Type] {
+		if m == "missing" && p.Column != "" {
+			continue
+		}
+		out = append(out, m)
+	}
+	if p.Type == TypeReference {
+		out = append(out, "[type]")
+	}
+	return out
+}
+
+// ModifierDoc is the sentence the CapabilityStatement adds to a parameter's
+// documentation: R4's CapabilityStatement has no element for modifiers.
+func ModifierDoc(p *SearchParam) string {
+	mods := Modifiers(p)
+	if len(mods) == 0 {
+		return "Modifiers: none."
+	}
+	doc := "Modifiers: :" + strings.Join(mods, ", :")
+	if p.Type == TypeReference && len(p.Targets) > 0 {
+		doc += " (" + strings.Join(p.Targets, ", ") + ")"
+	}
+	return doc + "."
+}
