@@ -143,25 +143,31 @@ func (s *Service) SearchPages(ctx context.Context, typ string, params url.Values
 // firstPage runs the first page of a new search and, when there is a second page,
 // stores the result set that the following pages read.
 func (s *Service) firstPage(ctx context.Context, rs ResultSets, q *Query, caller string) (*SearchResult, error) {
-	// The page alone, uncounted: a full page is followed by the listing of the ids,
-	// which counts them too.
-	pq := *q
-	pq.Total = TotalNone
-	res, err := s.store.Search(ctx, &pq)
-	if err != nil {
-		return nil, err
-	}
 	wantTotal := func(n int) int {
 		if q.Total == TotalNone {
 			return -1
 		}
 		return n
 	}
-	if len(res.Entries) < q.Count {
-		res.Total = wantTotal(len(res.Entries))
-		return res, nil
+	var res *SearchResult
+	if !sortsByIndex(q.Sort) {
+		// The page alone, uncounted: when it is full, the listing of the ids follows,
+		// which counts them too. A page sorted by an index value is not run: it reads
+		// the sort value of every match as the listing does, which gives the page too.
+		pq := *q
+		pq.Total = TotalNone
+		var err error
+		if res, err = s.store.Search(ctx, &pq); err != nil {
+			return nil, err
+		}
+		if len(res.Entries) < q.Count {
+			res.Total = wantTotal(len(res.Entries))
+			return res, nil
+		}
 	}
-	limit := s.opts.ResultSets.Max
+	// A set holds at least the page shown, or the listing could not tell a full page
+	// from a second one.
+	limit := max(s.opts.ResultSets.Max, q.Count)
 	ids, err := rs.SearchIDs(ctx, q, limit+1)
 	if err != nil {
 		return nil, err
@@ -169,7 +175,8 @@ func (s *Service) firstPage(ctx context.Context, rs ResultSets, q *Query, caller
 	// A write between the two statements may have changed the first ids: the page
 	// shown is then made of the set's, so that page 2 follows it exactly.
 	first := ids[:min(q.Count, len(ids))]
-	if !sameIDs(res.Entries, first) {
+	if res == nil || !sameIDs(res.Entries, first) {
+		res = &SearchResult{}
 		if res.Entries, err = s.readInOrder(ctx, rs, q.Type, first); err != nil {
 			return nil, err
 		}
@@ -249,6 +256,18 @@ func (s *Service) readInOrder(ctx context.Context, rs ResultSets, typ string, id
 		}
 	}
 	return out, nil
+}
+
+// sortsByIndex reports whether a sort reads values of the index tables, as opposed to
+// columns of the resource table (_id, _lastUpdated, the default order), which an index
+// holds in order.
+func sortsByIndex(keys []SortKey) bool {
+	for _, k := range keys {
+		if k.Param != nil && k.Param.Column == "" {
+			return true
+		}
+	}
+	return false
 }
 
 func sameIDs(rs []*Resource, ids []string) bool {

@@ -248,6 +248,14 @@ func testPagingBound(t *testing.T) {
 		t.Errorf("page 3: %q", msg)
 	}
 
+	// A page larger than the bound: the set holds that page, which says the rest
+	// cannot be paged through.
+	r = e.must(200, get("/Patient?family=bound&_count=10"))
+	if issues := outcomeEntry(t, r); len(matchIDs(r)) != 10 || link(r, "next") != "" || at(r.doc, "total") != float64(12) ||
+		len(issues) != 1 || !strings.Contains(at(issues[0], "diagnostics").(string), "first 10 of the 12") {
+		t.Errorf("_count=10 past a bound of 7: %v next %q total %v outcome %v", matchIDs(r), link(r, "next"), at(r.doc, "total"), issues)
+	}
+
 	// Without sets (off), pages are offsets into the current matches, as before.
 	off := newEnv(t, withResultSets(resources.ResultSetOptions{TTL: -1}))
 	for i := range 7 {
