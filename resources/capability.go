@@ -4,16 +4,15 @@ import "strings"
 
 // Modifiers lists the modifiers the parser accepts on p, as written after the colon,
 // for the CapabilityStatement: the ones of its type (the modifiers table the parser
-// reads), without :missing on the parameters that read a column (_id, _lastUpdated,
-// which are never missing), and for a reference "[type]", a target type. :exact on a uri
-// changes nothing (uri values match exactly) and is listed since it is accepted.
+// reads) that it does not refuse for p (accepts), and for a reference "[type]", a
+// target type. :exact on a uri changes nothing (uri values match exactly) and is listed
+// since it is accepted.
 func Modifiers(p *SearchParam) []string {
 	var out []string
 	for _, m := range modifiers[p.Type] {
-		if m == "missing" && p.Column != "" {
-			continue
+		if accepts(p, m) {
+			out = append(out, m)
 		}
-		out = append(out, m)
 	}
 	if p.Type == TypeReference {
 		out = append(out, "[type]")
@@ -33,4 +32,18 @@ func ModifierDoc(p *SearchParam) string {
 		doc += " (" + strings.Join(p.Targets, ", ") + ")"
 	}
 	return doc + "."
+}
+
+// accepts reports whether the parser takes modifier m of p's type on p itself: the
+// parameters that read a column (_id, _lastUpdated) are never missing and take only
+// :not; :of-type is for identifiers. It must refuse what the parser refuses, so that
+// the CapabilityStatement lists nothing a search would answer with a 400.
+func accepts(p *SearchParam, m string) bool {
+	switch {
+	case p.Column != "":
+		return m == "not"
+	case m == "of-type":
+		return strings.Contains(strings.ToLower(p.Expression), "identifier")
+	}
+	return true
 }
