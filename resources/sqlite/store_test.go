@@ -232,7 +232,7 @@ func TestPragmas(t *testing.T) {
 		{s.read, "query_only", "1"},
 		{s.read, "foreign_keys", "1"},
 		{s.sets, "synchronous", "1"}, // NORMAL: result sets need no fsync
-		{s.sets, "wal_autocheckpoint", "0"},
+		{s.sets, "wal_autocheckpoint", "4000"},
 		{s.sets, "busy_timeout", "10000"},
 	} {
 		var got string
