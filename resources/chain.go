@@ -138,9 +138,7 @@ func mergedTargets(params []*SearchParam) *SearchParam {
 func (p *searchParser) forwardLink(name, head, tail string, from []*TypeDef, first bool) (*ChainLink, []*TypeDef, error) {
 	ref, typ, _ := strings.Cut(head, ":")
 	if first && p.td.Param(ref) == nil {
-		if p.opts.Strict {
-			return nil, nil, invalid(name, "unknown search parameter %q for %s", ref, p.td.Name)
-		}
+		p.ignore(name) // refused at the end when strict, with every other one
 		return nil, nil, nil
 	}
 	params, err := chainParams(name, ref, from)

@@ -26,6 +26,23 @@ type Query struct {
 	// Used holds the parameters that were understood, canonicalised, in order, for the
 	// Bundle's self and paging links (conformance F9, F13: unknown parameters are left out).
 	Used url.Values
+	// Ignored lists the parameters that were not applied and why, once per name, in
+	// order (lenient handling, conformance F13); strict handling refuses them instead.
+	Ignored []Ignored
+	// PageSet is the key of the stored result set a page request names (_pageset),
+	// empty for a new search; Offset is then a position in that set (resultset.go).
+	PageSet string
+	// Original holds the parameters as given but for _page and _pageset: what the
+	// paging links repeat, so that a page request carries what the first one did.
+	Original url.Values
+}
+
+// Ignored is a parameter that a lenient search did not apply.
+type Ignored struct {
+	// Param is the parameter's name as given, modifier included.
+	Param string
+	// Reason says why, for the Bundle's OperationOutcome and the strict error.
+	Reason string
 }
 
 // TotalMode is the _total parameter.

@@ -290,6 +290,24 @@ var r4Types = sync.OnceValues(func() ([]*TypeDef, error) {
 	return out, nil
 })
 
+// describeFor returns the part of an R4 description that concerns typ: a parameter
+// shared by several types is described as "Multiple Resources:" and a line
+// "* [Patient](patient.html): Gender of the patient" per type.
+func describeFor(typ, desc string) string {
+	if !strings.HasPrefix(desc, "Multiple Resources:") {
+		return desc
+	}
+	prefix := "* [" + typ + "]("
+	for _, line := range strings.Split(desc, "\n") {
+		if strings.HasPrefix(line, prefix) {
+			if _, text, ok := strings.Cut(line, "): "); ok {
+				return strings.TrimSpace(text)
+			}
+		}
+	}
+	return desc
+}
+
 // r4Param converts one R4 definition for type typ; nil for the ones the search engine
 // handles by name rather than by expression (_text, _content, _query).
 func r4Param(typ string, d r4.SearchParameter) (*SearchParam, error) {
@@ -298,7 +316,7 @@ func r4Param(typ string, d r4.SearchParameter) (*SearchParam, error) {
 		Type:        ParamType(d.Type),
 		Expression:  d.Expression,
 		Targets:     d.Target,
-		Description: d.Description,
+		Description: describeFor(typ, d.Description),
 		URL:         d.URL,
 	}
 	switch d.Code {

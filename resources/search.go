@@ -142,13 +142,15 @@ func overLimit(param, what string, asked, limit int, key string) *Error {
 // values are ignored. Clauses come out ordered by parameter name, then in the order given,
 // because url.Values does not keep the order of different names.
 //
-// The control parameters _count, _page, _sort, _total, _elements and _summary are
-// understood, and so are _include and _revinclude (see Include); _format and _pretty are
-// left to the HTTP layer. Unknown parameters (including _offset and the other unsupported
-// "_" parameters) are ignored and left out of Query.Used, or are a CodeInvalid error when opts.Strict is set
-// (conformance F13). A modifier the parameter type does not support, a malformed value, an
-// unknown _sort key and an out-of-range control value are CodeInvalid errors whatever opts
-// says; an unknown type is CodeNotFound. Errors are *Error values; CodeInvalid ones name the
+// The control parameters _count, _page, _pageset, _sort, _total, _elements and _summary
+// are understood, and so are _include and _revinclude (see Include); _format and _pretty
+// are left to the HTTP layer. Unknown parameters (including _offset and the other
+// unsupported "_" parameters) are ignored, left out of Query.Used and listed in
+// Query.Ignored with the reason, or are one CodeInvalid error naming them all when
+// opts.Strict is set (conformance F13). A modifier the parameter type does not support, a
+// malformed value, an unknown _sort key and an out-of-range control value are CodeInvalid
+// errors whatever opts says; an unknown type is CodeNotFound. Errors are *Error values;
+// CodeInvalid ones name the
 // parameter in Expression and quote the offending value in Message.
 //
 // Query.Used holds each understood parameter in canonical form except _page, which the
@@ -171,6 +173,7 @@ func ParseSearch(reg *Registry, typ string, params url.Values, opts ParseOptions
 		Total: TotalAccurate,
 		Used:  url.Values{},
 	}}
+	p.q.Original = originalParams(params)
 	names := make([]string, 0, len(params))
 	for name := range params {
 		names = append(names, name)
@@ -200,6 +203,8 @@ func ParseSearch(reg *Registry, typ string, params url.Values, opts ParseOptions
 				// The HTTP layer applies them; they are not part of the search.
 			case "_page":
 				page, err = parsePage(raw)
+			case PageSetParam:
+				p.q.PageSet, err = parsePageSet(raw)
 			default:
 				err = p.param(name, raw)
 			}
@@ -215,6 +220,9 @@ func ParseSearch(reg *Registry, typ string, params url.Values, opts ParseOptions
 		return nil, overLimit("_sort", "too many _sort keys", n, opts.Limits.SortKeys, "sort")
 	}
 	p.setSortUsed()
+	if err := p.strictError(); err != nil {
+		return nil, err
+	}
 	if page > 1 && p.q.Count > 0 {
 		if page-1 > math.MaxInt32/p.q.Count {
 			return nil, &Error{Code: CodeInvalid, Message: fmt.Sprintf("_page %d is too large", page), Expression: "_page"}
@@ -462,9 +470,7 @@ func (p *searchParser) clause(name, raw string) error {
 	pname, _, _ := strings.Cut(name, ":")
 	sp := p.td.Param(pname)
 	if sp == nil {
-		if p.opts.Strict {
-			return invalid(name, "unknown search parameter %q for %s", name, p.td.Name)
-		}
+		p.ignore(name) // refused at the end when strict, with every other one
 		return nil
 	}
 	return p.paramClause(sp, nil, "", name, name, raw)

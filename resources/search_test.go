@@ -101,7 +101,7 @@ func TestParseSearch(t *testing.T) {
 		{name: "a bad _include is 400 even lenient", query: "_include=Patient:nothing", err: CodeInvalid, errText: `"nothing"`},
 		{name: "chained parameter", query: "organization.name=x", want: []string{"organization>Organization.name x"}, used: "organization.name=x"},
 		{name: "chained parameter, unknown first link ignored", query: "foo.name=x"},
-		{name: "chained parameter, unknown first link strict", query: "foo.name=x", opts: ParseOptions{Strict: true}, err: CodeInvalid, errText: `"foo"`},
+		{name: "chained parameter, unknown first link strict", query: "foo.name=x", opts: ParseOptions{Strict: true}, err: CodeInvalid, errText: `"foo.name"`},
 		{name: "malformed _has is 400 even lenient", query: "_has=x", err: CodeInvalid, errText: "_has:Type:reference:parameter"},
 		{name: "F13 _format and _pretty are not search parameters", query: "_format=json&_pretty=true", opts: ParseOptions{Strict: true}, used: ""},
 		{name: "empty values are absent, even strict", query: "family=&foo=&gender=,", opts: ParseOptions{Strict: true}},

@@ -57,6 +57,9 @@ type Options struct {
 	// Limits caps the clauses, values and names one search may ask for (zero fields:
 	// DefaultLimits); the server reads them from LimitsSetting.
 	Limits Limits
+	// ResultSets says how long stored result sets live and how many ids they hold
+	// (zero fields: DefaultResultSets; see resultset.go).
+	ResultSets ResultSetOptions
 }
 
 // WriteEvent describes a committed write, for caches that must forget what changed.
@@ -132,6 +135,7 @@ func NewService(reg *Registry, store Store, opts Options) *Service {
 		opts.MaxCount = 1000
 	}
 	opts.Limits = opts.Limits.withDefaults()
+	opts.ResultSets = opts.ResultSets.withDefaults()
 	return &Service{reg: reg, store: store, opts: opts}
 }
 
@@ -528,21 +532,31 @@ func (s *Service) History(ctx context.Context, typ, id string, params url.Values
 
 // Search parses params as a search on typ and runs it.
 func (s *Service) Search(ctx context.Context, typ string, params url.Values, strict bool) (*SearchResult, *Query, error) {
-	q, err := ParseSearch(s.reg, typ, params, ParseOptions{Strict: strict, DefaultCount: s.opts.DefaultCount, MaxCount: s.opts.MaxCount, Limits: s.opts.Limits})
+	q, err := s.parseSearch(ctx, typ, params, strict)
 	if err != nil {
 		return nil, nil, err
-	}
-	if err := checkChains(ctx, q); err != nil {
-		return nil, nil, err
-	}
-	if q.Summary == "count" {
-		q.Count = 0
 	}
 	res, err := s.store.Search(ctx, q)
 	if err != nil {
 		return nil, q, err
 	}
 	return res, q, nil
+}
+
+// parseSearch parses params as a search on typ with the service's options, and checks
+// that the caller may search every type its chains and _has lead to.
+func (s *Service) parseSearch(ctx context.Context, typ string, params url.Values, strict bool) (*Query, error) {
+	q, err := ParseSearch(s.reg, typ, params, ParseOptions{Strict: strict, DefaultCount: s.opts.DefaultCount, MaxCount: s.opts.MaxCount, Limits: s.opts.Limits})
+	if err != nil {
+		return nil, err
+	}
+	if err := checkChains(ctx, q); err != nil {
+		return nil, err
+	}
+	if q.Summary == "count" {
+		q.Count = 0
+	}
+	return q, nil
 }
 
 // newVersion builds the next version of typ/id from doc: it sets resourceType, id and

@@ -61,6 +61,9 @@ type SearchResult struct {
 	// IncludesIncomplete says why Included stops short of what was asked ("" when
 	// complete): the limit the includes reached.
 	IncludesIncomplete string
+	// Set is the stored result set the page was read from or started (nil: none, the
+	// matches fit one page or the search is not paged stably); its paging links name it.
+	Set *ResultSet
 }
 
 // Index holds the search index rows of one resource version, extracted from its content

@@ -120,6 +120,10 @@ type config struct {
 	TransferMinRate           int64
 	CORSOrigins               []string
 	SearchLimits              resources.Limits
+	// StrictHandling and ResultSets: how searches treat parameters they cannot apply,
+	// and the stored result sets of their paging.
+	StrictHandling bool
+	ResultSets     resources.ResultSetOptions
 	// StatementTimeout bounds database statements; CallerShare and CallerWait bound
 	// one caller's requests in flight (see server.Config).
 	StatementTimeout time.Duration
@@ -151,13 +155,15 @@ func parseConfig(cmd string, args []string, getenv func(string) string, stderr i
 	fs.StringVar(&kek, "key-encryption-key", env("FHIRBOX_KEY_ENCRYPTION_KEY", ""), "32 random bytes, base64 or hex (openssl rand -base64 32), that encrypt the signing keys kept in the database; prefer the environment variable to the flag, which other users can see (env FHIRBOX_KEY_ENCRYPTION_KEY)")
 	fs.StringVar(&c.PprofAddr, "pprof-addr", env("FHIRBOX_PPROF_ADDR", ""), "serve Go's net/http/pprof profiles on this address, e.g. 127.0.0.1:6060; empty: off (env FHIRBOX_PPROF_ADDR)")
 	fs.StringVar(&retention, "session-retention", env("FHIRBOX_SESSION_RETENTION", app.DefaultSessionRetention.String()), "how long an ended or closed Session is kept before it is removed, e.g. 24h (env FHIRBOX_SESSION_RETENTION)")
-	var maxConns, maxConnsPerAddr, transferTimeout, transferRate, corsOrigins string
+	var maxConns, maxConnsPerAddr, transferTimeout, transferRate, corsOrigins, handling, resultSets string
 	fs.StringVar(&maxConns, "max-conns", env("FHIRBOX_MAX_CONNS", "4096"), "most connections open at once; more wait to be accepted (env FHIRBOX_MAX_CONNS)")
 	fs.StringVar(&maxConnsPerAddr, "max-conns-per-addr", env("FHIRBOX_MAX_CONNS_PER_ADDR", "256"), "most connections open at once from one IP address (IPv6: one /64); more are refused with 503; 0: no cap, e.g. behind a proxy (env FHIRBOX_MAX_CONNS_PER_ADDR)")
 	fs.StringVar(&transferTimeout, "transfer-timeout", env("FHIRBOX_TRANSFER_TIMEOUT", server.DefaultTransferTimeout.String()), "time a request body may take to arrive, or an answer to be taken, beyond what its size needs at the minimum rate (env FHIRBOX_TRANSFER_TIMEOUT)")
 	fs.StringVar(&transferRate, "transfer-min-rate", env("FHIRBOX_TRANSFER_MIN_RATE", strconv.Itoa(server.DefaultTransferMinRate)), "slowest transfer, in bytes a second, that a request body or an answer is given time for (env FHIRBOX_TRANSFER_MIN_RATE)")
 	fs.StringVar(&corsOrigins, "cors-origins", env("FHIRBOX_CORS_ORIGINS", ""), "comma-separated exact origins (https://app.example) that browsers may call from; empty: no CORS (env FHIRBOX_CORS_ORIGINS)")
 	fs.StringVar(&limits, "search-limits", env(resources.LimitsSetting, resources.DefaultLimits().String()), "most clauses, values (per parameter and in total), _elements names, _sort keys and chain links one search may ask for, and resources its _include and _revinclude may add (env "+resources.LimitsSetting+")")
+	fs.StringVar(&handling, "search-handling", env("FHIRBOX_SEARCH_HANDLING", "lenient"), "lenient: search parameters the server cannot apply are ignored and reported in the Bundle; strict: they are a 400. Prefer: handling= overrides it per request (env FHIRBOX_SEARCH_HANDLING)")
+	fs.StringVar(&resultSets, "search-result-sets", env(resources.ResultSetsSetting, resources.ResultSetOptions{}.String()), "how long the stored result sets of paged searches are kept and the most ids one holds, as ttl=10m,max=10000; off: pages are offsets into the current matches (env "+resources.ResultSetsSetting+")")
 	fs.StringVar(&stmtTimeout, "statement-timeout", env("FHIRBOX_STATEMENT_TIMEOUT", "30s"), "longest a database statement may run before it is cancelled and the request answered 503; 0: no limit (env FHIRBOX_STATEMENT_TIMEOUT)")
 	fs.StringVar(&callerShare, "caller-share", env("FHIRBOX_CALLER_SHARE", "0"), "most requests one caller (user, client, or address when anonymous) may have in flight; 0: half the database pool; -1: no limit (env FHIRBOX_CALLER_SHARE)")
 	fs.StringVar(&callerWait, "caller-wait", env("FHIRBOX_CALLER_WAIT", server.DefaultCallerWait.String()), "how long a request over its caller's share waits for a turn before it is answered 429 (env FHIRBOX_CALLER_WAIT)")
@@ -241,6 +247,12 @@ func parseConfig(cmd string, args []string, getenv func(string) string, stderr i
 	if c.SearchLimits, err = resources.ParseLimits(limits); err != nil {
 		return nil, err
 	}
+	if c.StrictHandling, err = server.ParseHandling(handling); err != nil {
+		return nil, err
+	}
+	if c.ResultSets, err = resources.ParseResultSetOptions(resultSets); err != nil {
+		return nil, err
+	}
 	if c.StatementTimeout, err = time.ParseDuration(stmtTimeout); err != nil || c.StatementTimeout < 0 || (c.StatementTimeout > 0 && c.StatementTimeout < time.Millisecond) {
 		return nil, fmt.Errorf("FHIRBOX_STATEMENT_TIMEOUT %q must be a duration such as 30s, or 0 for none", stmtTimeout)
 	}
@@ -284,13 +296,14 @@ func serve(ctx context.Context, cfg *config, stdout io.Writer) error {
 			BaseURL: cfg.BaseURL, MaxBodyBytes: cfg.MaxBodyBytes, BodyMemory: cfg.BodyMemory, AdminClientID: cfg.AdminClientID,
 			Logger: log, Metrics: reg, Version: version,
 			TransferTimeout: cfg.TransferTimeout, TransferMinRate: cfg.TransferMinRate, CORSOrigins: cfg.CORSOrigins,
-			CallerShare: cfg.CallerShare, CallerWait: cfg.CallerWait,
+			CallerShare: cfg.CallerShare, CallerWait: cfg.CallerWait, StrictHandling: cfg.StrictHandling,
 		},
 		AdminSecret:      cfg.AdminSecret,
 		JWTKeyPath:       cfg.JWTKeyPath,
 		KeyEncryptionKey: cfg.KeyEncryptionKey,
 		SessionRetention: cfg.SessionRetention,
 		SearchLimits:     cfg.SearchLimits,
+		ResultSets:       cfg.ResultSets,
 	})
 	if err != nil {
 		return err

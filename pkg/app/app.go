@@ -51,6 +51,9 @@ type Config struct {
 	// SearchLimits caps what one search may ask for (FHIRBOX_SEARCH_LIMITS; zero
 	// fields: resources.DefaultLimits).
 	SearchLimits resources.Limits
+	// ResultSets bounds the stored result sets of stable paging
+	// (FHIRBOX_SEARCH_RESULT_SETS; zero fields: the defaults).
+	ResultSets resources.ResultSetOptions
 }
 
 // App is a wired fhirbox.
@@ -79,7 +82,7 @@ func New(ctx context.Context, st Store, cfg Config) (*App, error) {
 		log = slog.Default()
 		cfg.Server.Logger = log
 	}
-	svc := resources.NewService(resources.DefaultRegistry(), st, resources.Options{Now: cfg.Now, BcryptCost: cfg.BcryptCost, Limits: cfg.SearchLimits})
+	svc := resources.NewService(resources.DefaultRegistry(), st, resources.Options{Now: cfg.Now, BcryptCost: cfg.BcryptCost, Limits: cfg.SearchLimits, ResultSets: cfg.ResultSets})
 	// One limiter for password and client-secret guessing, keyed apart (auth.ClientKeys).
 	limiter := cfg.Limiter
 	if limiter == nil {

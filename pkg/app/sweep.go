@@ -22,7 +22,8 @@ const sweepBatch = 500
 // the retention ago and the authorization codes that expired or were spent more than an
 // hour ago: every token issued writes one, and nothing else would ever remove them. A
 // Session whose refresh token has no expiry never ends by itself and is kept until it is
-// closed. It returns how many resources it removed.
+// closed. It also removes the expired result sets of searches (resources/resultset.go).
+// It returns how many resources it removed.
 func (a *App) Sweep(ctx context.Context) (int, error) {
 	now := a.now()
 	total := 0
@@ -44,6 +45,11 @@ func (a *App) Sweep(ctx context.Context) (int, error) {
 				break
 			}
 		}
+	}
+	// Expired result sets of stable paging go too; they are not resources, so they are
+	// not counted (a page request refuses an expired set before it is swept).
+	if _, err := a.Store.PurgeResultSets(ctx, now); err != nil {
+		return total, err
 	}
 	return total, nil
 }

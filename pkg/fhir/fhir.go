@@ -106,9 +106,14 @@ type Implementation struct {
 
 // CapabilityRest is CapabilityStatement.rest.
 type CapabilityRest struct {
-	Mode        string               `json:"mode"`
-	Resource    []CapabilityResource `json:"resource"`
-	Interaction []Interaction        `json:"interaction,omitempty"`
+	Mode string `json:"mode"`
+	// Documentation (markdown) says what the server does beyond what the elements can.
+	Documentation string               `json:"documentation,omitempty"`
+	Resource      []CapabilityResource `json:"resource"`
+	// Interaction lists the system-level interactions (search-system…).
+	Interaction []Interaction `json:"interaction,omitempty"`
+	// SearchParam lists the parameters of every type, for the system-level search.
+	SearchParam []SearchParam `json:"searchParam,omitempty"`
 }
 
 // CapabilityResource is one resource type's capabilities.
@@ -120,7 +125,11 @@ type CapabilityResource struct {
 	UpdateCreate      bool          `json:"updateCreate"`
 	ConditionalCreate bool          `json:"conditionalCreate"`
 	ConditionalDelete string        `json:"conditionalDelete"`
-	SearchParam       []SearchParam `json:"searchParam,omitempty"`
+	// SearchInclude lists the _include values (Type:param) and SearchRevInclude the
+	// _revinclude values (Other:param) that searches of the type take.
+	SearchInclude    []string      `json:"searchInclude,omitempty"`
+	SearchRevInclude []string      `json:"searchRevInclude,omitempty"`
+	SearchParam      []SearchParam `json:"searchParam,omitempty"`
 }
 
 // Interaction is a supported interaction code.

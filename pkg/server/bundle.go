@@ -13,10 +13,11 @@ import (
 	"github.com/fhirbox/fhirbox/resources"
 )
 
-// searchBundle builds a searchset Bundle (conformance F9–F12): absolute fullUrl, search.mode
+// searchBundle builds a searchset Bundle (conformance F9–F13): absolute fullUrl, search.mode
 // match, then the resources _include and _revinclude added (search.mode include, and an
-// outcome entry when they stopped at their limit), a self link with only the parameters
-// used, and next/previous links by _page.
+// outcome entry when they stopped at their limit), an outcome entry naming what was
+// ignored, a self link with only the parameters used, and next/previous links into the
+// stored result set (or by _page without one).
 func (s *Server) searchBundle(c echo.Context, q *resources.Query, res *resources.SearchResult) (*fhir.Bundle, error) {
 	base := s.base(c)
 	b := &fhir.Bundle{
@@ -29,6 +30,13 @@ func (s *Server) searchBundle(c echo.Context, q *resources.Query, res *resources
 		b.Total = &total
 	}
 	view := resources.View{Elements: q.Elements, Summary: q.Summary}
+	outcome, err := searchOutcome(q, res)
+	if err != nil {
+		return nil, err
+	}
+	if outcome != nil {
+		b.Entry = append(b.Entry, *outcome)
+	}
 	for _, r := range res.Entries {
 		body, err := s.svc.Public(r, view)
 		if err != nil {
@@ -58,7 +66,11 @@ func (s *Server) searchBundle(c echo.Context, q *resources.Query, res *resources
 		}
 		b.Entry = append(b.Entry, fhir.BundleEntry{Resource: oo, Search: &fhir.EntrySearch{Mode: "outcome"}})
 	}
-	b.Link = pageLinks(base+"/"+q.Type, q.Used, q.Count, q.Offset, len(res.Entries), res.Total)
+	if res.Set != nil {
+		b.Link = setLinks(base+"/"+q.Type, q, res.Set)
+	} else {
+		b.Link = pageLinks(base+"/"+q.Type, q.Used, q.Count, q.Offset, len(res.Entries), res.Total)
+	}
 	return b, nil
 }
 
@@ -148,7 +160,7 @@ func (s *Server) historyBundle(c echo.Context, q resources.HistoryQuery, res *re
 
 // capabilities describes what the server supports, generated from the registry
 // (conformance F16). The FHIR base's statement leaves out fhirbox's own types, which it does
-// not serve.
+// not serve. It is built once per base (capabilityJSON), not per request.
 func (s *Server) capabilities(base string, fhirBase bool) *fhir.CapabilityStatement {
 	reg := s.svc.Registry()
 	cs := &fhir.CapabilityStatement{
@@ -163,7 +175,9 @@ func (s *Server) capabilities(base string, fhirBase bool) *fhir.CapabilityStatem
 		FHIRVersion: "4.0.1",
 		Format:      []string{mimeFHIRJSON, mimeJSON, mimeYAML},
 	}
-	rest := fhir.CapabilityRest{Mode: "server"}
+	rest := fhir.CapabilityRest{Mode: "server", Documentation: searchDocumentation,
+		Interaction: s.systemInteractions(), SearchParam: commonParams(reg, fhirBase)}
+	refs := newRefIndex(reg, fhirBase)
 	interactions := []fhir.Interaction{{Code: "read"}, {Code: "vread"}, {Code: "update"},
 		{Code: "delete"}, {Code: "history-instance"}, {Code: "history-type"},
 		{Code: "create"}, {Code: "search-type"}}
@@ -180,8 +194,9 @@ func (s *Server) capabilities(base string, fhirBase bool) *fhir.CapabilityStatem
 		for _, pn := range td.ParamNames() {
 			p := td.Params[pn]
 			pt := string(p.Type)
-			r.SearchParam = append(r.SearchParam, fhir.SearchParam{Name: pn, Type: pt, Documentation: p.Description})
+			r.SearchParam = append(r.SearchParam, fhir.SearchParam{Name: pn, Type: pt, Documentation: paramDoc(p)})
 		}
+		r.SearchInclude, r.SearchRevInclude = refs.include[name], refs.revInclude(name)
 		rest.Resource = append(rest.Resource, r)
 	}
 	cs.Rest = []fhir.CapabilityRest{rest}

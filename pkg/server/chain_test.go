@@ -213,7 +213,7 @@ func testSearchChainErrors(t *testing.T) {
 	// An unknown first parameter is unknown like any other: ignored, or refused when strict.
 	e.must(http.StatusOK, get("/fhir/Observation?foo.name=x"))
 	r = e.must(http.StatusBadRequest, get("/fhir/Observation?foo.name=x", "Prefer", "handling=strict"))
-	if msg := outcomeText(t, r); !strings.Contains(msg, `unknown search parameter "foo"`) {
+	if msg := outcomeText(t, r); !strings.Contains(msg, `unknown search parameter "foo.name"`) {
 		t.Errorf("strict: %q", msg)
 	}
 }

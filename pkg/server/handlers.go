@@ -155,19 +155,6 @@ func preferReturn(r *http.Request) string {
 	return ""
 }
 
-// strictHandling reports Prefer: handling=strict (conformance F13).
-func strictHandling(r *http.Request) bool {
-	for _, h := range r.Header.Values("Prefer") {
-		for _, part := range strings.Split(h, ";") {
-			k, v, _ := strings.Cut(strings.TrimSpace(part), "=")
-			if strings.EqualFold(k, "handling") && strings.EqualFold(strings.Trim(v, `"`), "strict") {
-				return true
-			}
-		}
-	}
-	return false
-}
-
 func (s *Server) handleSearch(c echo.Context) error {
 	f, err := negotiate(c, isFHIRBase(c))
 	if err != nil {
@@ -178,7 +165,9 @@ func (s *Server) handleSearch(c echo.Context) error {
 		return err
 	}
 	typ := c.Param("type")
-	res, q, err := s.svc.Search(c.Request().Context(), typ, params, strictHandling(c.Request()))
+	ctx := c.Request().Context()
+	res, q, err := s.svc.SearchPages(ctx, typ, params, resources.SearchOptions{
+		Strict: s.strictHandling(c.Request()), Caller: resultSetCaller(ctx)})
 	if err != nil {
 		return err
 	}
@@ -256,7 +245,11 @@ func (s *Server) handleMetadata(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return s.writeValue(c, http.StatusOK, f, s.capabilities(s.base(c), isFHIRBase(c)))
+	body, err := s.capabilityJSON(c)
+	if err != nil {
+		return err
+	}
+	return s.writeJSON(c, http.StatusOK, f, body)
 }
 
 // writeResource writes one resource with its version headers (conformance F1, F3).

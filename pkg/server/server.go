@@ -51,11 +51,15 @@ type Config struct {
 	// a turn before it is answered 429 (0: DefaultCallerWait). See callerShare.
 	CallerShare int
 	CallerWait  time.Duration
+	// StrictHandling makes searches strict unless they ask for Prefer: handling=lenient
+	// (FHIRBOX_SEARCH_HANDLING=strict); by default they are lenient (see handling.go).
+	StrictHandling bool
 }
 
 // Server is the fhirbox HTTP handler.
 type Server struct {
 	cfg      Config
+	caps     capabilityCache
 	svc      *resources.Service
 	clients  *auth.ClientVerifier
 	policies *accesspolicy.Engine

@@ -41,6 +41,7 @@ type Store struct {
 	sqlstore.Reads
 	path  string
 	write *sql.DB // one connection: every write, one after the other
+	sets  *sql.DB // one connection: the stored result sets (resultset.go)
 	read  *sql.DB // read-only connections
 	// gwrite and gread are gorm on write and read, for the side tables (keys.go).
 	gwrite, gread *gorm.DB
@@ -148,6 +149,10 @@ func Open(ctx context.Context, path string, opts ...Option) (*Store, error) {
 		return fail(err)
 	}
 
+	if s.sets, err = openSets(ctx, abs); err != nil {
+		return fail(err)
+	}
+
 	// query_only keeps the read connections from writing by mistake: every write must
 	// take the one writer's turn.
 	s.read, err = sql.Open(driverName, dsn(abs, "_pragma=query_only(1)"))
@@ -240,6 +245,9 @@ func (s *Store) Close() error {
 		}
 		if s.health != nil {
 			errs = append(errs, s.health.Close())
+		}
+		if s.sets != nil {
+			errs = append(errs, s.sets.Close())
 		}
 		if s.write != nil {
 			errs = append(errs, s.write.Close())

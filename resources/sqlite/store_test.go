@@ -231,6 +231,9 @@ func TestPragmas(t *testing.T) {
 		{s.read, "journal_mode", "wal"},
 		{s.read, "query_only", "1"},
 		{s.read, "foreign_keys", "1"},
+		{s.sets, "synchronous", "1"}, // NORMAL: result sets need no fsync
+		{s.sets, "wal_autocheckpoint", "4000"},
+		{s.sets, "busy_timeout", "10000"},
 	} {
 		var got string
 		if err := tc.db.QueryRow("PRAGMA " + tc.pragma).Scan(&got); err != nil {

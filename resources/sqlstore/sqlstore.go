@@ -73,6 +73,8 @@ type Store interface {
 	// Purge removes up to limit resources of typ that have run out, with their
 	// history (see Dialect.Purge).
 	Purge(ctx context.Context, typ, param string, before, deletedBefore time.Time, limit int) (int, error)
+	// The stored result sets of stable paging.
+	resources.ResultSets
 }
 
 // Querier runs statements: a *sql.DB, a *sql.Tx or a wrapper of either.

@@ -61,6 +61,8 @@ func Run(t *testing.T, be Backend) {
 		{"ReplaceSigningKeyPEM", testReplaceSigningKeyPEM},
 		{"Purge", testPurge},
 		{"PurgeLimit", testPurgeLimit},
+		{"SearchIDs", testSearchIDs},
+		{"ResultSets", testResultSets},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
