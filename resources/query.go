@@ -7,8 +7,13 @@ import (
 
 // Query is a parsed search: the clauses are AND-ed, each clause's values OR-ed.
 type Query struct {
+	// Type is the searched type; empty for a system-level search, which searches Types
+	// (every type when empty too, see ParseSystemSearch).
 	Type    string
+	Types   []string
 	Clauses []Clause
+	// List, when set by _list, keeps only the resources a List refers to (see ListFilter).
+	List *ListFilter
 	// Sort keys in priority order; empty means newest first (last updated, then id).
 	Sort []SortKey
 	// Count is the page size (the engine applies its default and maximum); 0 with

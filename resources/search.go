@@ -149,6 +149,13 @@ func ParseSearch(reg *Registry, typ string, params url.Values, opts ParseOptions
 	if !ok {
 		return nil, Errorf(CodeNotFound, "unknown resource type %q", typ)
 	}
+	return parseSearch(reg, td, &Query{Type: typ}, params, opts, nil)
+}
+
+// parseSearch parses params as a search over the parameters of td into q (whose Type and
+// Types are set). lacking maps a parameter name that is not in td to the error message
+// that refuses it, whatever opts.Strict says (see ParseSystemSearch).
+func parseSearch(reg *Registry, td *TypeDef, q *Query, params url.Values, opts ParseOptions, lacking map[string]string) (*Query, error) {
 	if opts.DefaultCount <= 0 {
 		opts.DefaultCount = 20
 	}
@@ -156,12 +163,8 @@ func ParseSearch(reg *Registry, typ string, params url.Values, opts ParseOptions
 		opts.MaxCount = 1000
 	}
 	opts.Limits = opts.Limits.withDefaults()
-	p := searchParser{reg: reg, td: td, opts: opts, q: &Query{
-		Type:  typ,
-		Count: min(opts.DefaultCount, opts.MaxCount),
-		Total: TotalAccurate,
-		Used:  url.Values{},
-	}}
+	q.Count, q.Total, q.Used = min(opts.DefaultCount, opts.MaxCount), TotalAccurate, url.Values{}
+	p := searchParser{reg: reg, td: td, opts: opts, q: q, lacking: lacking}
 	names := make([]string, 0, len(params))
 	for name := range params {
 		names = append(names, name)
@@ -227,6 +230,8 @@ type searchParser struct {
 	// elements holds the distinct _elements names, valid or not, to check each once and
 	// count them against the limit.
 	elements map[string]bool
+	// lacking refuses the parameters of a system-level search that not every type has.
+	lacking map[string]string
 }
 
 // checkCounts counts the clauses and values params asks for and refuses a search past
@@ -237,7 +242,7 @@ func (p *searchParser) checkCounts(names []string, params url.Values) error {
 	clauses, total := 0, 0
 	for _, name := range names {
 		pname, mod, _ := strings.Cut(name, ":")
-		if p.td.Param(pname) == nil {
+		if p.td.Param(pname) == nil && fullTextParam(pname) == nil {
 			continue // control parameters (_count, _sort…) and unknown ones
 		}
 		for _, raw := range params[name] {
@@ -366,6 +371,8 @@ func (p *searchParser) param(name, raw string) error {
 		}
 	case "_sort":
 		return p.sort(raw)
+	case "_list":
+		return p.list(raw)
 	default:
 		return p.clause(name, raw)
 	}
@@ -427,8 +434,14 @@ var modifiers = map[ParamType][]string{
 // clause parses one occurrence of a search parameter, name[:modifier]=raw.
 func (p *searchParser) clause(name, raw string) error {
 	pname, mod, _ := strings.Cut(name, ":")
+	if ft := fullTextParam(pname); ft != nil {
+		return p.fullText(ft, name, mod, raw)
+	}
 	sp := p.td.Param(pname)
 	if sp == nil {
+		if lacks := p.lacking[pname]; lacks != "" {
+			return invalid(name, "%s", lacks)
+		}
 		if p.opts.Strict {
 			return invalid(name, "unknown search parameter %q for %s", name, p.td.Name)
 		}

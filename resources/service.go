@@ -529,8 +529,19 @@ func (s *Service) Search(ctx context.Context, typ string, params url.Values, str
 	if err != nil {
 		return nil, nil, err
 	}
+	return s.run(ctx, q)
+}
+
+// run runs a parsed search: _summary=count asks for the total only, and a _list is read
+// before the store searches.
+func (s *Service) run(ctx context.Context, q *Query) (*SearchResult, *Query, error) {
 	if q.Summary == "count" {
 		q.Count = 0
+	}
+	if q.List != nil {
+		if err := s.resolveList(ctx, q); err != nil {
+			return nil, q, err
+		}
 	}
 	res, err := s.store.Search(ctx, q)
 	if err != nil {
@@ -563,6 +574,10 @@ func (s *Service) newVersion(typ, id string, cur *Resource, doc map[string]any) 
 	idx, err := s.reg.Extract(typ, doc)
 	if err != nil {
 		return nil, nil, err
+	}
+	if td, ok := s.reg.Type(typ); ok {
+		// Secret and hidden fields are never searchable: their words would tell them.
+		idx.Text = ExtractFullText(doc, append(append([]string(nil), td.Secret...), td.Hidden...))
 	}
 	content, err := marshal(doc)
 	if err != nil {

@@ -37,7 +37,11 @@ func (s *Server) searchBundle(c echo.Context, q *resources.Query, res *resources
 			Search:   &fhir.EntrySearch{Mode: "match"},
 		})
 	}
-	b.Link = pageLinks(base+"/"+q.Type, q.Used, q.Count, q.Offset, len(res.Entries), res.Total)
+	searched := base + "/" + q.Type
+	if q.Type == "" && isFHIRBase(c) {
+		searched = base // a system-level search at /fhir; at / it is base + "/"
+	}
+	b.Link = pageLinks(searched, q.Used, q.Count, q.Offset, len(res.Entries), res.Total)
 	return b, nil
 }
 

@@ -30,7 +30,9 @@ d AS (INSERT INTO search_date (resource_type, id, param, low, high)
 n AS (INSERT INTO search_number (resource_type, id, param, value, system, code)
   SELECT * FROM unnest($22::text[], $23::text[], $24::text[], $25::float8[], $26::text[], $27::text[])),
 r AS (INSERT INTO search_reference (resource_type, id, param, target_type, target_id)
-  SELECT * FROM unnest($28::text[], $29::text[], $30::text[], $31::text[], $32::text[]))
+  SELECT * FROM unnest($28::text[], $29::text[], $30::text[], $31::text[], $32::text[])),
+x AS (INSERT INTO search_text (resource_type, id, narrative, content)
+  SELECT u.t, u.i, ` + textVectors + ` FROM unnest($33::text[], $34::text[], $35::text[], $36::text[]) u(t, i, n, c))
 INSERT INTO resource (resource_type, id, version_id, last_updated, deleted, content)
 SELECT * FROM v`
 
@@ -151,6 +153,7 @@ func insertArgs(batch []*insert) []any {
 		a.dType, a.dID, a.dParam, a.dLow, a.dHigh,
 		a.nType, a.nID, a.nParam, a.nValue, a.nSystem, a.nCode,
 		a.rType, a.rID, a.rParam, a.rTargetType, a.rTargetID,
+		a.xType, a.xID, a.xNarrative, a.xContent,
 	}
 }
 
@@ -163,6 +166,7 @@ type indexArrays struct {
 	nType, nID, nParam, nSystem, nCode         []string
 	nValue                                     []float64
 	rType, rID, rParam, rTargetType, rTargetID []string
+	xType, xID, xNarrative, xContent           []string
 }
 
 func (a *indexArrays) add(typ, id string, idx *resources.Index) {
@@ -186,5 +190,9 @@ func (a *indexArrays) add(typ, id string, idx *resources.Index) {
 	for _, e := range idx.References {
 		a.rType, a.rID = append(a.rType, typ), append(a.rID, id)
 		a.rParam, a.rTargetType, a.rTargetID = append(a.rParam, e.Param), append(a.rTargetType, e.TargetType), append(a.rTargetID, e.TargetID)
+	}
+	if t := idx.Text; t.Narrative != "" || t.Content != "" {
+		a.xType, a.xID = append(a.xType, typ), append(a.xID, id)
+		a.xNarrative, a.xContent = append(a.xNarrative, t.Narrative), append(a.xContent, t.Content)
 	}
 }

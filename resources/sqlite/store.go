@@ -283,6 +283,7 @@ var dialect = &sqlstore.Dialect{
 	ScanTime:  func(t *time.Time) any { return timeScanner{t} },
 	MatchIn:   true,
 	RowidPage: true,
+	FTS5:      true,
 	Translate: translate,
 }
 

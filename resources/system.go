@@ -1,0 +1,122 @@
+package resources
+
+import (
+	"context"
+	"fmt"
+	"net/url"
+	"slices"
+	"strings"
+)
+
+// SystemTypes reads the _type parameter of a system-level search (GET [base]?_type=…):
+// the types it names, in order, each once (several occurrences add up). Without _type it
+// is every type of the registry, or with fhirOnly every FHIR R4 type (fhirbox's own
+// types are not served under the FHIR base). An unknown type, or one of fhirbox's own
+// under fhirOnly, is a CodeInvalid error naming it.
+func (s *Service) SystemTypes(params url.Values, fhirOnly bool) ([]string, error) {
+	var types []string
+	for _, raw := range params["_type"] {
+		for _, t := range strings.Split(raw, ",") {
+			t = strings.TrimSpace(t)
+			if t == "" || slices.Contains(types, t) {
+				continue
+			}
+			td, ok := s.reg.Type(t)
+			if !ok {
+				return nil, invalid("_type", "_type: unknown resource type %q", t)
+			}
+			if fhirOnly && td.Own {
+				return nil, invalid("_type", "_type: %s is fhirbox's own type, not a FHIR resource: search it at /%s?…", t, t)
+			}
+			types = append(types, t)
+		}
+	}
+	if len(types) > 0 {
+		return types, nil
+	}
+	for _, t := range s.reg.Types() {
+		if !fhirOnly || !s.reg.Own(t) {
+			types = append(types, t)
+		}
+	}
+	return types, nil
+}
+
+// SystemSearch runs a system-level search over types (see SystemTypes; the caller may
+// have narrowed them, say to those its policies allow) with the other parameters of
+// params (see ParseSystemSearch).
+func (s *Service) SystemSearch(ctx context.Context, types []string, params url.Values, strict bool) (*SearchResult, *Query, error) {
+	q, err := ParseSystemSearch(s.reg, types, params, ParseOptions{Strict: strict, DefaultCount: s.opts.DefaultCount, MaxCount: s.opts.MaxCount, Limits: s.opts.Limits})
+	if err != nil {
+		return nil, nil, err
+	}
+	return s.run(ctx, q)
+}
+
+// ParseSystemSearch parses the search parameters of a system-level search over types
+// (at least one) into a Query with an empty Type. A parameter is understood when every
+// one of types has it with the same parameter type (the full-text ones, _list and the
+// control parameters apply to all); one that only some have, or have with different
+// types, is a CodeInvalid error naming a type that lacks it, whatever opts.Strict says:
+// ignoring it would return the other types' resources unfiltered. _type is not read
+// here (see SystemTypes) but kept in Query.Used as given, for the links.
+func ParseSystemSearch(reg *Registry, types []string, params url.Values, opts ParseOptions) (*Query, error) {
+	if len(types) == 0 {
+		return nil, Internal(fmt.Errorf("system search without types"))
+	}
+	tds := make([]*TypeDef, len(types))
+	for i, t := range types {
+		td, ok := reg.Type(t)
+		if !ok {
+			return nil, invalid("_type", "_type: unknown resource type %q", t)
+		}
+		tds[i] = td
+	}
+	common := &TypeDef{Name: systemName(types), Params: map[string]*SearchParam{}}
+	lacking := map[string]string{}
+	for _, td := range tds {
+		for _, name := range td.ParamNames() {
+			if _, done := common.Params[name]; done || lacking[name] != "" {
+				continue
+			}
+			p := td.Param(name)
+			for _, other := range tds {
+				op := other.Param(name)
+				switch {
+				case op == nil:
+					lacking[name] = fmt.Sprintf("%s is not a search parameter of %s, one of the types searched", name, other.Name)
+				case op.Type != p.Type:
+					lacking[name] = fmt.Sprintf("%s is a %s parameter of %s but a %s parameter of %s: a system-level search takes only parameters every type has alike", name, p.Type, td.Name, op.Type, other.Name)
+				}
+				if lacking[name] != "" {
+					break
+				}
+			}
+			if lacking[name] == "" {
+				common.Params[name] = p
+			}
+		}
+	}
+	rest := url.Values{}
+	for k, v := range params {
+		if k != "_type" {
+			rest[k] = v
+		}
+	}
+	q, err := parseSearch(reg, common, &Query{Types: types}, rest, opts, lacking)
+	if err != nil {
+		return nil, err
+	}
+	if t := params["_type"]; len(t) > 0 {
+		q.Used["_type"] = []string{strings.Join(t, ",")}
+	}
+	return q, nil
+}
+
+// systemName names the types of a system-level search in messages.
+func systemName(types []string) string {
+	if len(types) <= 3 {
+		return strings.Join(types, ", ")
+	}
+	return fmt.Sprintf("%s, %s and %d other types", types[0], types[1], len(types)-2)
+}
