@@ -536,6 +536,9 @@ func (s *Service) Search(ctx context.Context, typ string, params url.Values, str
 // before the store searches.
 func (s *Service) run(ctx context.Context, q *Query) (*SearchResult, *Query, error) {
 	if q.Summary == "count" {
+		if q.Total == TotalNone {
+			return nil, q, invalid("_total", "_summary=count asks for the total that _total=none leaves out: drop one of them")
+		}
 		q.Count = 0
 	}
 	if q.List != nil {

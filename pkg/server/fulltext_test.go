@@ -94,6 +94,11 @@ func testFullTextSearch(t *testing.T) {
 			}
 		})
 	}
+	// A create under a fresh id (PostgreSQL batches those into one statement) is indexed too.
+	r := e.must(201, post("/fhir/Practitioner", `{"resourceType":"Practitioner","text":{"status":"generated","div":"`+div("Gastroenterology")+`"}}`))
+	if got := entryIDs(e.must(200, get("/fhir/Practitioner?_text=gastroenterology"))); len(got) != 1 || got[0] != at(r.doc, "id") {
+		t.Errorf("posted Practitioner: %v", got)
+	}
 	if got := entryIDs(e.must(200, get("/fhir/Practitioner?_text=hepatitis"))); !sameIDs(got, []string{"d1"}) {
 		t.Errorf("Practitioner?_text=hepatitis: %v", got)
 	}

@@ -576,8 +576,13 @@ func (b *builder) orderBy(keys []resources.SortKey) error {
 		}
 		return c
 	}
+	// Ids repeat across the types of a system-level search: the type breaks their ties.
+	last := col("r.id")
+	if b.typ == "" {
+		last += ", " + col("r.resource_type")
+	}
 	if len(keys) == 0 {
-		b.w(" ORDER BY ", col("r.last_updated"), " DESC, ", col("r.id"))
+		b.w(" ORDER BY ", col("r.last_updated"), " DESC, ", last)
 		return nil
 	}
 	b.WriteString(" ORDER BY ")
@@ -612,7 +617,7 @@ func (b *builder) orderBy(keys []resources.SortKey) error {
 		b.w("(SELECT ", agg, " FROM ", t.name, " s WHERE s.resource_type = r.resource_type AND s.id = r.id AND s.param = ",
 			b.arg(p.Name), ")", dir, " NULLS LAST, ")
 	}
-	b.WriteString(col("r.id"))
+	b.WriteString(last)
 	return nil
 }
 
