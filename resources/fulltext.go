@@ -5,6 +5,8 @@ import (
 	"slices"
 	"strings"
 	"unicode"
+
+	"github.com/fhirbox/fhirbox/resources/fhirdate"
 )
 
 // Full-text search (_text over the narrative, _content over the whole resource).
@@ -75,8 +77,8 @@ var contentSkipped = map[string]bool{
 
 // ExtractFullText returns the full text of doc: the words of its narrative (text.div,
 // tags removed and entities decoded) and of every string value of the resource
-// (narrative included; keys, contentSkipped and the top-level fields of skip — secret
-// and hidden ones — left out; text.status too).
+// (narrative included; keys, contentSkipped, dates and the top-level fields of skip —
+// secret and hidden ones — left out; text.status too).
 func ExtractFullText(doc map[string]any, skip []string) FullText {
 	narrative := ""
 	if t, ok := doc["text"].(map[string]any); ok {
@@ -137,7 +139,9 @@ func (ws *wordSet) addValue(v any) {
 	}
 	switch x := v.(type) {
 	case string:
-		ws.addText(x)
+		if !isDate(x) {
+			ws.addText(x)
+		}
 	case []any:
 		for _, e := range x {
 			ws.addValue(e)
@@ -258,4 +262,15 @@ func (p *searchParser) fullText(sp *SearchParam, name, mod, raw string) error {
 	p.q.Clauses = append(p.q.Clauses, c)
 	p.q.Used.Add(sp.Name, strings.Join(used, ","))
 	return nil
+}
+
+// isDate reports whether s is a FHIR date, dateTime or instant: its numbers are no words
+// anyone searches for ("2011-10-04T10:…" would index "04t10"), and the date parameters
+// find them.
+func isDate(s string) bool {
+	if len(s) < 4 || s[0] < '0' || s[0] > '9' || (len(s) > 4 && s[4] != '-') {
+		return false
+	}
+	_, _, err := fhirdate.ParseRange(s)
+	return err == nil
 }

@@ -153,9 +153,9 @@ func ParseSearch(reg *Registry, typ string, params url.Values, opts ParseOptions
 }
 
 // parseSearch parses params as a search over the parameters of td into q (whose Type and
-// Types are set). lacking maps a parameter name that is not in td to the error message
-// that refuses it, whatever opts.Strict says (see ParseSystemSearch).
-func parseSearch(reg *Registry, td *TypeDef, q *Query, params url.Values, opts ParseOptions, lacking map[string]string) (*Query, error) {
+// Types are set). lacking, when not nil, gives the error message that refuses a
+// parameter not in td, whatever opts.Strict says (see ParseSystemSearch).
+func parseSearch(reg *Registry, td *TypeDef, q *Query, params url.Values, opts ParseOptions, lacking func(string) string) (*Query, error) {
 	if opts.DefaultCount <= 0 {
 		opts.DefaultCount = 20
 	}
@@ -230,8 +230,9 @@ type searchParser struct {
 	// elements holds the distinct _elements names, valid or not, to check each once and
 	// count them against the limit.
 	elements map[string]bool
-	// lacking refuses the parameters of a system-level search that not every type has.
-	lacking map[string]string
+	// lacking, in a system-level search, says why a parameter some of the types have
+	// cannot be searched ("" when none has it).
+	lacking func(name string) string
 }
 
 // checkCounts counts the clauses and values params asks for and refuses a search past
@@ -439,8 +440,10 @@ func (p *searchParser) clause(name, raw string) error {
 	}
 	sp := p.td.Param(pname)
 	if sp == nil {
-		if lacks := p.lacking[pname]; lacks != "" {
-			return invalid(name, "%s", lacks)
+		if p.lacking != nil {
+			if lacks := p.lacking(pname); lacks != "" {
+				return invalid(name, "%s", lacks)
+			}
 		}
 		if p.opts.Strict {
 			return invalid(name, "unknown search parameter %q for %s", name, p.td.Name)

@@ -72,30 +72,60 @@ func ParseSystemSearch(reg *Registry, types []string, params url.Values, opts Pa
 		}
 		tds[i] = td
 	}
+	// A parameter is common when each type has it with the first one's parameter type:
+	// one pass over every type's parameters counts them (a search at the base has some
+	// 150 types); the type that lacks one is looked for only when it is asked for.
 	common := &TypeDef{Name: systemName(types), Params: map[string]*SearchParam{}}
-	lacking := map[string]string{}
+	type seen struct {
+		p     *SearchParam
+		n     int
+		mixed bool
+	}
+	count := map[string]*seen{}
 	for _, td := range tds {
-		for _, name := range td.ParamNames() {
-			if _, done := common.Params[name]; done || lacking[name] != "" {
+		for name, p := range td.Params {
+			if p.Internal {
 				continue
 			}
-			p := td.Param(name)
-			for _, other := range tds {
-				op := other.Param(name)
-				switch {
-				case op == nil:
-					lacking[name] = fmt.Sprintf("%s is not a search parameter of %s, one of the types searched", name, other.Name)
-				case op.Type != p.Type:
-					lacking[name] = fmt.Sprintf("%s is a %s parameter of %s but a %s parameter of %s: a system-level search takes only parameters every type has alike", name, p.Type, td.Name, op.Type, other.Name)
-				}
-				if lacking[name] != "" {
-					break
-				}
-			}
-			if lacking[name] == "" {
-				common.Params[name] = p
+			switch c := count[name]; {
+			case c == nil:
+				count[name] = &seen{p: p, n: 1}
+			case c.p.Type != p.Type:
+				c.mixed = true
+			default:
+				c.n++
 			}
 		}
+	}
+	for name, c := range count {
+		if c.n == len(tds) && !c.mixed {
+			common.Params[name] = c.p
+		}
+	}
+	lacking := func(name string) string {
+		c := count[name]
+		if c == nil {
+			return ""
+		}
+		for _, td := range tds {
+			switch op := td.Param(name); {
+			case op == nil:
+				return fmt.Sprintf("%s is not a search parameter of %s, one of the types searched", name, td.Name)
+			case op.Type != c.p.Type:
+				return fmt.Sprintf("%s is a %s parameter of some of the types searched but a %s parameter of %s: a system-level search takes only parameters every type has alike", name, c.p.Type, op.Type, td.Name)
+			}
+		}
+		return ""
+	}
+	q := &Query{Types: types}
+	if all := reg.Types(); len(types) > len(all)/2 {
+		others := []string{}
+		for _, t := range all {
+			if !slices.Contains(types, t) {
+				others = append(others, t)
+			}
+		}
+		q.OtherTypes = &others
 	}
 	rest := url.Values{}
 	for k, v := range params {
@@ -103,7 +133,7 @@ func ParseSystemSearch(reg *Registry, types []string, params url.Values, opts Pa
 			rest[k] = v
 		}
 	}
-	q, err := parseSearch(reg, common, &Query{Types: types}, rest, opts, lacking)
+	q, err := parseSearch(reg, common, q, rest, opts, lacking)
 	if err != nil {
 		return nil, err
 	}

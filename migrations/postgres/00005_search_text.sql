@@ -13,8 +13,13 @@ CREATE TABLE search_text (
     content       tsvector NOT NULL
 );
 CREATE INDEX search_text_res ON search_text (resource_type, id);
-CREATE INDEX search_text_narrative ON search_text USING gin (narrative);
-CREATE INDEX search_text_content ON search_text USING gin (content);
+CREATE INDEX search_text_narrative ON search_text USING gin (narrative) WITH (gin_pending_list_limit = 256);
+CREATE INDEX search_text_content ON search_text USING gin (content) WITH (gin_pending_list_limit = 256);
+
+-- GIN adds new entries to a pending list that every search reads in full, until
+-- (auto)vacuum or a full list merges it into the index. With the default 4 MB list a
+-- _content search on the Synthea sample took 17 ms, 0.1 ms once merged; 256 kB keeps
+-- that scan short, and the writes still merge their entries in bulk.
 
 -- Resources written before this migration have no row until they are written again
 -- (or re-indexed): _text and _content do not find them.

@@ -51,7 +51,7 @@ func (d *Dialect) drivers(ctx context.Context, db Querier, q *resources.Query) (
 		default:
 			continue
 		}
-		ic, err := (&builder{d: d, typ: q.Type, types: q.Types}).indexCond(c)
+		ic, err := (&builder{d: d, typ: q.Type, types: q.Types, others: q.OtherTypes}).indexCond(c)
 		if err != nil || ic == nil || ic.negate {
 			continue // an error is reported when the statement is written
 		}
@@ -73,7 +73,7 @@ func (d *Dialect) drivers(ctx context.Context, db Querier, q *resources.Query) (
 			}
 			continue
 		}
-		pb := &builder{d: d, typ: q.Type, types: q.Types}
+		pb := &builder{d: d, typ: q.Type, types: q.Types, others: q.OtherTypes}
 		ic, _ := pb.indexCond(c)
 		n := probeLimit
 		if !ic.scans {

@@ -73,18 +73,17 @@ func (b *builder) fullText(c *resources.Clause, drives bool) {
 			c.Param.Column, " @@ ", b.arg(tsquery(c)), "::tsquery)")
 		return
 	}
-	docs := func() {
-		b.w("k.docid IN (SELECT rowid FROM search_text WHERE search_text MATCH ", b.arg(ftsQuery(c)), "))")
-	}
 	if drives {
-		b.drive("search_text_key k", "k")
-		b.WriteString(" AND ")
-		docs()
+		// From the matching rows to their keys: the CROSS JOIN keeps SQLite from reading
+		// every key of the type and checking it against the matches instead (16,067
+		// Observations: 1.7 ms against 0.06 ms for a word of one of them).
+		b.drive("search_text CROSS JOIN search_text_key k ON k.docid = search_text.rowid", "k")
+		b.w(" AND search_text MATCH ", b.arg(ftsQuery(c)), ")")
 		b.selects = true
 		return
 	}
-	b.WriteString(" AND EXISTS (SELECT 1 FROM search_text_key k WHERE k.resource_type = r.resource_type AND k.id = r.id AND ")
-	docs()
+	b.w(" AND EXISTS (SELECT 1 FROM search_text_key k WHERE k.resource_type = r.resource_type AND k.id = r.id",
+		" AND k.docid IN (SELECT rowid FROM search_text WHERE search_text MATCH ", b.arg(ftsQuery(c)), "))")
 }
 
 // probeText counts the rows matching a full-text clause, up to probeLimit, for drivers.

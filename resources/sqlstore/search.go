@@ -23,8 +23,9 @@ type builder struct {
 	d    *Dialect
 	// typ is the searched type, which the MatchIn form binds in every subquery; types
 	// are those of a system-level search (typ empty), see typeCond.
-	typ   string
-	types []string
+	typ    string
+	types  []string
+	others *[]string
 	// driver is the clause that a MatchIn search starts from (see Dialect.drivers).
 	driver *resources.Clause
 	// selects is set once a clause selects the resources by id (r.id IN …).
@@ -42,7 +43,7 @@ func (b *builder) arg(v any) string {
 
 // clone returns a builder that continues from b's text and arguments without changing b.
 func (b *builder) clone() *builder {
-	c := &builder{args: append([]any(nil), b.args...), d: b.d, typ: b.typ, types: b.types, driver: b.driver, selects: b.selects}
+	c := &builder{args: append([]any(nil), b.args...), d: b.d, typ: b.typ, types: b.types, others: b.others, driver: b.driver, selects: b.selects}
 	c.WriteString(b.String())
 	return c
 }
@@ -182,7 +183,7 @@ func (b *builder) checkArgs() error {
 
 // where writes the conditions of q: its type, live resources, and every clause.
 func (b *builder) where(q *resources.Query) error {
-	b.typ, b.types = q.Type, q.Types
+	b.typ, b.types, b.others = q.Type, q.Types, q.OtherTypes
 	b.typeCond("r.resource_type")
 	b.WriteString(" AND NOT r.deleted")
 	b.listFilter(q.List)

@@ -13,10 +13,26 @@ import (
 // type.
 
 // typeCond writes "col = $t" for the searched type, or "col IN ($a, $b, …)" for the
-// types of a system-level search.
+// types of a system-level search, or "col NOT IN (…)" the others when they are fewer
+// (SQLite takes about a millisecond to prepare a statement binding 300 types).
 func (b *builder) typeCond(col string) {
 	if b.typ != "" || len(b.types) == 0 {
 		b.w(col, " = ", b.arg(b.typ))
+		return
+	}
+	if b.others != nil && len(*b.others) < len(b.types) {
+		if len(*b.others) == 0 {
+			b.WriteString("1 = 1") // every type
+			return
+		}
+		b.w(col, " NOT IN (")
+		for i, t := range *b.others {
+			if i > 0 {
+				b.WriteString(", ")
+			}
+			b.WriteString(b.arg(t))
+		}
+		b.WriteString(")")
 		return
 	}
 	if len(b.types) == 1 {
