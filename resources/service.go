@@ -303,6 +303,11 @@ func (s *Service) conditionalMatch(ctx context.Context, typ, query string) (*Res
 		return nil, Errorf(CodeInvalid, "If-None-Exist has no search parameter")
 	}
 	q.Count, q.Offset, q.Total = 2, 0, TotalNone
+	if q.List != nil {
+		if err := s.resolveList(ctx, q); err != nil {
+			return nil, err
+		}
+	}
 	r, err := s.store.Search(ctx, q)
 	if err != nil {
 		return nil, err

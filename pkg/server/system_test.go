@@ -49,6 +49,11 @@ func testListSearch(t *testing.T) {
 			}
 		})
 	}
+	// If-None-Exist reads the List too: p1 is on it, so nothing is created.
+	r := e.must(200, post("/fhir/Patient", `{"resourceType":"Patient"}`, "If-None-Exist", "_list=l1&gender=female"))
+	if at(r.doc, "id") != "p1" {
+		t.Errorf("If-None-Exist with _list: %s", r.raw)
+	}
 	// A deleted List is no list.
 	e.must(200, del("/fhir/List/l1"))
 	if got := entryIDs(e.must(200, get("/fhir/Patient?_list=l1"))); len(got) != 0 {
