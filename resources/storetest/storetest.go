@@ -58,6 +58,7 @@ func Run(t *testing.T, be Backend) {
 		{"ReplaceSigningKeyPEM", testReplaceSigningKeyPEM},
 		{"Purge", testPurge},
 		{"PurgeLimit", testPurgeLimit},
+		{"FullText", testFullText},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
