@@ -165,8 +165,12 @@ func (s *Server) capabilities(base string, fhirBase bool) *fhir.CapabilityStatem
 			pt := string(p.Type)
 			r.SearchParam = append(r.SearchParam, fhir.SearchParam{Name: pn, Type: pt, Documentation: p.Description})
 		}
+		for _, p := range []*resources.SearchParam{resources.TextParam, resources.ContentParam} {
+			r.SearchParam = append(r.SearchParam, fhir.SearchParam{Name: p.Name, Type: string(p.Type), Documentation: p.Description})
+		}
 		rest.Resource = append(rest.Resource, r)
 	}
+	rest.Interaction = []fhir.Interaction{{Code: "search-system"}}
 	cs.Rest = []fhir.CapabilityRest{rest}
 	return cs
 }

@@ -181,6 +181,23 @@ func testSystemSearch(t *testing.T) {
 			t.Errorf("%s: %q does not say %q", tt.path, msg, tt.says)
 		}
 	}
+	// The CapabilityStatement says so: search-system, and _text and _content on each type.
+	cs := e.must(200, get("/fhir/metadata"))
+	if at(cs.doc, "rest", 0, "interaction", 0, "code") != "search-system" {
+		t.Errorf("no search-system interaction: %v", at(cs.doc, "rest", 0, "interaction"))
+	}
+	found := map[string]bool{}
+	for _, res := range at(cs.doc, "rest", 0, "resource").([]any) {
+		if at(res, "type") != "Observation" {
+			continue
+		}
+		for _, sp := range at(res, "searchParam").([]any) {
+			found[at(sp, "name").(string)] = true
+		}
+	}
+	if !found["_text"] || !found["_content"] || !found["code"] {
+		t.Errorf("Observation's search parameters: %v", found)
+	}
 	// A parameter no listed type has is ignored in the default lenient mode, refused
 	// under strict handling, as at the type level.
 	e.must(200, get("/fhir?_type=Patient&colour=blue"))
