@@ -59,10 +59,8 @@ func (s *Server) searchableTypes(c echo.Context, types []string, params map[stri
 	r := c.Request()
 	ctx := r.Context()
 	id := auth.FromContext(ctx)
-	base := strings.TrimSuffix(r.URL.Path, "/")
-	if strings.HasSuffix(base, "/_search") {
-		base = strings.TrimSuffix(base, "/_search")
-	}
+	// The base of /fhir, /fhir/, /fhir/_search: "/fhir"; of /, /_search: "".
+	base := strings.TrimSuffix(strings.TrimSuffix(r.URL.Path, "/"), "/_search")
 	var allowed []string
 	for _, typ := range types {
 		info := s.requestInfo(c, id)

@@ -104,6 +104,8 @@ func testSystemSearch(t *testing.T) {
 		{"/fhir?_type=Patient&_type=Practitioner&_id=p1&_sort=-_lastUpdated", []string{"Practitioner/p1", "Patient/p1"}},
 		{"/fhir?_type=Patient,Observation&_content=walrus&_sort=_lastUpdated", []string{"Patient/p2", "Observation/o1"}},
 		{"/fhir?_text=walrus", []string{"Patient/p2"}},
+		{"/fhir?_type=Patient,Practitioner&_sort=family", []string{"Practitioner/p1", "Patient/p2", "Patient/p1", "Practitioner/d1"}},
+		{"/fhir?_type=Patient,Practitioner&_sort=-family", []string{"Practitioner/d1", "Patient/p1", "Patient/p2", "Practitioner/p1"}},
 		{"/fhir?_sort=_lastUpdated", []string{"Patient/p1", "Practitioner/d1", "Patient/p2", "Observation/o1", "Practitioner/p1"}},
 		{"/fhir/?_id=d1", []string{"Practitioner/d1"}},
 		{"/?_type=Client&_id=c1", []string{"Client/c1"}},
