@@ -8,6 +8,9 @@ import "strings"
 // target type. :exact on a uri changes nothing (uri values match exactly) and is listed
 // since it is accepted.
 func Modifiers(p *SearchParam) []string {
+	if fullTextParam(p.Name) == p {
+		return nil // _text and _content take none
+	}
 	var out []string
 	for _, m := range modifiers[p.Type] {
 		if accepts(p, m) {

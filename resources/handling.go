@@ -21,8 +21,7 @@ import (
 // unsupportedControls are parameters FHIR R4 defines for every type that this parser
 // does not apply: they are reported as not supported rather than as unknown.
 var unsupportedControls = []string{
-	"_contained", "_containedType", "_content", "_filter", "_graph", "_list", "_offset",
-	"_query", "_text", "_type",
+	"_contained", "_containedType", "_filter", "_graph", "_offset", "_query",
 }
 
 // ignore records that the parameter name (as given, modifier included) is not applied.

@@ -7,8 +7,15 @@ import (
 
 // Query is a parsed search: the clauses are AND-ed, each clause's values OR-ed.
 type Query struct {
-	Type    string
-	Clauses []Clause
+	// Type is the searched type; empty for a system-level search, which searches Types.
+	// When OtherTypes is set, Types are every type of the registry but OtherTypes, which
+	// a store may test for instead (a search at the base covers some 150 types).
+	Type       string
+	Types      []string
+	OtherTypes *[]string
+	Clauses    []Clause
+	// List, when set by _list, keeps only the resources a List refers to (see ListFilter).
+	List *ListFilter
 	// Sort keys in priority order; empty means newest first (last updated, then id).
 	Sort []SortKey
 	// Count is the page size (the engine applies its default and maximum); 0 with

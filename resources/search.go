@@ -160,6 +160,13 @@ func ParseSearch(reg *Registry, typ string, params url.Values, opts ParseOptions
 	if !ok {
 		return nil, Errorf(CodeNotFound, "unknown resource type %q", typ)
 	}
+	return parseSearch(reg, td, &Query{Type: typ}, params, opts, nil)
+}
+
+// parseSearch parses params as a search over the parameters of td into q (whose Type and
+// Types are set). lacking, when not nil, gives the error message that refuses a
+// parameter not in td, whatever opts.Strict says (see ParseSystemSearch).
+func parseSearch(reg *Registry, td *TypeDef, q *Query, params url.Values, opts ParseOptions, lacking func(string) string) (*Query, error) {
 	if opts.DefaultCount <= 0 {
 		opts.DefaultCount = 20
 	}
@@ -167,13 +174,9 @@ func ParseSearch(reg *Registry, typ string, params url.Values, opts ParseOptions
 		opts.MaxCount = 1000
 	}
 	opts.Limits = opts.Limits.withDefaults()
-	p := searchParser{reg: reg, td: td, opts: opts, q: &Query{
-		Type:  typ,
-		Count: min(opts.DefaultCount, opts.MaxCount),
-		Total: TotalAccurate,
-		Used:  url.Values{},
-	}}
-	p.q.Original = originalParams(params)
+	q.Count, q.Total, q.Used = min(opts.DefaultCount, opts.MaxCount), TotalAccurate, url.Values{}
+	q.Original = originalParams(params)
+	p := searchParser{reg: reg, td: td, opts: opts, q: q, lacking: lacking}
 	names := make([]string, 0, len(params))
 	for name := range params {
 		names = append(names, name)
@@ -244,6 +247,9 @@ type searchParser struct {
 	// elements holds the distinct _elements names, valid or not, to check each once and
 	// count them against the limit.
 	elements map[string]bool
+	// lacking, in a system-level search, says why a parameter some of the types have
+	// cannot be searched ("" when none has it).
+	lacking func(name string) string
 }
 
 // checkCounts counts the clauses and values params asks for and refuses a search past
@@ -261,7 +267,7 @@ func (p *searchParser) checkCounts(names []string, params url.Values) error {
 		links, last := chainLinks(name)
 		if links > 0 {
 			_, mod, _ = strings.Cut(last, ":") // the modifier of the chain's last parameter
-		} else if p.td.Param(pname) == nil {
+		} else if p.td.Param(pname) == nil && fullTextParam(pname) == nil {
 			continue // control parameters (_count, _sort…) and unknown ones
 		}
 		for _, raw := range params[name] {
@@ -396,6 +402,8 @@ func (p *searchParser) param(name, raw string) error {
 		}
 	case "_sort":
 		return p.sort(raw)
+	case "_list":
+		return p.list(raw)
 	default:
 		if base, _, _ := strings.Cut(name, ":"); isInclude(base) {
 			return p.include(name, raw)
@@ -467,9 +475,17 @@ func (p *searchParser) clause(name, raw string) error {
 	if isChained(name) {
 		return p.chained(name, raw)
 	}
-	pname, _, _ := strings.Cut(name, ":")
+	pname, mod, _ := strings.Cut(name, ":")
+	if ft := fullTextParam(pname); ft != nil {
+		return p.fullText(ft, name, mod, raw)
+	}
 	sp := p.td.Param(pname)
 	if sp == nil {
+		if p.lacking != nil {
+			if lacks := p.lacking(pname); lacks != "" {
+				return invalid(name, "%s", lacks)
+			}
+		}
 		p.ignore(name) // refused at the end when strict, with every other one
 		return nil
 	}

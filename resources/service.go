@@ -310,6 +310,11 @@ func (s *Service) conditionalMatch(ctx context.Context, typ, query string) (*Res
 		return nil, err
 	}
 	q.Count, q.Offset, q.Total = 2, 0, TotalNone
+	if q.List != nil {
+		if err := s.resolveList(ctx, q); err != nil {
+			return nil, err
+		}
+	}
 	r, err := s.store.Search(ctx, q)
 	if err != nil {
 		return nil, err
@@ -543,20 +548,38 @@ func (s *Service) Search(ctx context.Context, typ string, params url.Values, str
 	return res, q, nil
 }
 
-// parseSearch parses params as a search on typ with the service's options, and checks
-// that the caller may search every type its chains and _has lead to.
+// parseSearch parses params as a search on typ with the service's options and prepares
+// it for a store.
 func (s *Service) parseSearch(ctx context.Context, typ string, params url.Values, strict bool) (*Query, error) {
-	q, err := ParseSearch(s.reg, typ, params, ParseOptions{Strict: strict, DefaultCount: s.opts.DefaultCount, MaxCount: s.opts.MaxCount, Limits: s.opts.Limits})
+	q, err := ParseSearch(s.reg, typ, params, s.parseOptions(strict))
 	if err != nil {
 		return nil, err
 	}
+	return q, s.prepare(ctx, q)
+}
+
+// parseOptions are the ParseOptions of the service's searches.
+func (s *Service) parseOptions(strict bool) ParseOptions {
+	return ParseOptions{Strict: strict, DefaultCount: s.opts.DefaultCount, MaxCount: s.opts.MaxCount, Limits: s.opts.Limits}
+}
+
+// prepare completes a parsed search before a store runs it: the caller must be allowed
+// to search every type its chains and _has lead to, _summary=count asks for the total
+// only, and a _list is read.
+func (s *Service) prepare(ctx context.Context, q *Query) error {
 	if err := checkChains(ctx, q); err != nil {
-		return nil, err
+		return err
 	}
 	if q.Summary == "count" {
+		if q.Total == TotalNone {
+			return invalid("_total", "_summary=count asks for the total that _total=none leaves out: drop one of them")
+		}
 		q.Count = 0
 	}
-	return q, nil
+	if q.List != nil {
+		return s.resolveList(ctx, q)
+	}
+	return nil
 }
 
 // newVersion builds the next version of typ/id from doc: it sets resourceType, id and
@@ -583,6 +606,10 @@ func (s *Service) newVersion(typ, id string, cur *Resource, doc map[string]any) 
 	idx, err := s.reg.Extract(typ, doc)
 	if err != nil {
 		return nil, nil, err
+	}
+	if td, ok := s.reg.Type(typ); ok {
+		// Secret and hidden fields are never searchable: their words would tell them.
+		idx.Text = ExtractFullText(doc, append(append([]string(nil), td.Secret...), td.Hidden...))
 	}
 	content, err := marshal(doc)
 	if err != nil {

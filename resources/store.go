@@ -74,6 +74,8 @@ type Index struct {
 	Dates      []DateEntry
 	Numbers    []NumberEntry
 	References []ReferenceEntry
+	// Text is what _text and _content search (ExtractFullText); empty: no row.
+	Text FullText
 }
 
 // StringEntry is a string parameter value, normalised by NormalizeString (lower case,

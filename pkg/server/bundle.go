@@ -66,10 +66,14 @@ func (s *Server) searchBundle(c echo.Context, q *resources.Query, res *resources
 		}
 		b.Entry = append(b.Entry, fhir.BundleEntry{Resource: oo, Search: &fhir.EntrySearch{Mode: "outcome"}})
 	}
+	searched := base + "/" + q.Type
+	if q.Type == "" && isFHIRBase(c) {
+		searched = base // a system-level search at /fhir; at / it is base + "/"
+	}
 	if res.Set != nil {
-		b.Link = setLinks(base+"/"+q.Type, q, res.Set)
+		b.Link = setLinks(searched, q, res.Set)
 	} else {
-		b.Link = pageLinks(base+"/"+q.Type, q.Used, q.Count, q.Offset, len(res.Entries), res.Total)
+		b.Link = pageLinks(searched, q.Used, q.Count, q.Offset, len(res.Entries), res.Total)
 	}
 	return b, nil
 }
@@ -197,6 +201,9 @@ func (s *Server) capabilities(base string, fhirBase bool) *fhir.CapabilityStatem
 			r.SearchParam = append(r.SearchParam, fhir.SearchParam{Name: pn, Type: pt, Documentation: paramDoc(p)})
 		}
 		r.SearchInclude, r.SearchRevInclude = refs.include[name], refs.revInclude(name)
+		for _, p := range []*resources.SearchParam{resources.TextParam, resources.ContentParam} {
+			r.SearchParam = append(r.SearchParam, fhir.SearchParam{Name: p.Name, Type: string(p.Type), Documentation: paramDoc(p)})
+		}
 		rest.Resource = append(rest.Resource, r)
 	}
 	cs.Rest = []fhir.CapabilityRest{rest}

@@ -85,6 +85,10 @@ func commonParams(reg *resources.Registry, fhirBase bool) []fhir.SearchParam {
 	for pn := range common {
 		names = append(names, pn)
 	}
+	for _, p := range []*resources.SearchParam{resources.TextParam, resources.ContentParam} {
+		common[p.Name] = p // every type has them, outside the registry
+		names = append(names, p.Name)
+	}
 	sort.Strings(names)
 	out := make([]fhir.SearchParam, len(names))
 	for i, pn := range names {

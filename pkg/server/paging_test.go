@@ -403,8 +403,9 @@ func testCapabilitySearch(t *testing.T) {
 		res := resource(typ)
 		got := params(res["searchParam"])
 		td, _ := reg.Type(typ)
-		if len(got) != len(td.ParamNames()) {
-			t.Errorf("%s: %d parameters listed, the registry has %d", typ, len(got), len(td.ParamNames()))
+		// The registry's, and _text and _content, which every type has outside it.
+		if len(got) != len(td.ParamNames())+2 || got["_text"][0] != "string" || got["_content"][0] != "string" {
+			t.Errorf("%s: %d parameters listed, the registry has %d and _text, _content", typ, len(got), len(td.ParamNames()))
 		}
 		for _, pn := range td.ParamNames() {
 			p := td.Params[pn]

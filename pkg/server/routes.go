@@ -38,6 +38,13 @@ func (s *Server) routes(reg *prometheus.Registry) {
 			mw = append(mw, s.fhirTypesOnly)
 		}
 		getHead(g, "/metadata", s.handleMetadata)
+		// System-level search (system.go); the types are checked there, not by route.
+		for _, base := range []string{prefix, prefix + "/"} {
+			if base != "" {
+				getHead(root, base, s.handleSystemSearch)
+			}
+		}
+		e.POST(prefix+"/_search", s.handleSystemSearch)
 		getHead(g, "/:type", s.handleSearch, mw...)
 		g.POST("/:type", s.handleCreate, mw...)
 		g.POST("/:type/_search", s.handleSearch, mw...)

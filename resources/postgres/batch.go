@@ -30,7 +30,9 @@ d AS (INSERT INTO search_date (resource_type, id, param, low, high, grp)
 n AS (INSERT INTO search_number (resource_type, id, param, value, system, code, grp)
   SELECT * FROM unnest($25::text[], $26::text[], $27::text[], $28::float8[], $29::text[], $30::text[], $31::int4[])),
 r AS (INSERT INTO search_reference (resource_type, id, param, target_type, target_id, grp)
-  SELECT * FROM unnest($32::text[], $33::text[], $34::text[], $35::text[], $36::text[], $37::int4[]))
+  SELECT * FROM unnest($32::text[], $33::text[], $34::text[], $35::text[], $36::text[], $37::int4[])),
+x AS (INSERT INTO search_text (resource_type, id, narrative, content)
+  SELECT u.t, u.i, ` + textVectors + ` FROM unnest($38::text[], $39::text[], $40::text[], $41::text[]) u(t, i, n, c))
 INSERT INTO resource (resource_type, id, version_id, last_updated, deleted, content)
 SELECT * FROM v`
 
@@ -151,6 +153,7 @@ func insertArgs(batch []*insert) []any {
 		a.dType, a.dID, a.dParam, a.dLow, a.dHigh, a.dGroup,
 		a.nType, a.nID, a.nParam, a.nValue, a.nSystem, a.nCode, a.nGroup,
 		a.rType, a.rID, a.rParam, a.rTargetType, a.rTargetID, a.rGroup,
+		a.xType, a.xID, a.xNarrative, a.xContent,
 	}
 }
 
@@ -165,6 +168,7 @@ type indexArrays struct {
 	rType, rID, rParam, rTargetType, rTargetID []string
 	// The group numbers of each table's rows (see resources.ComponentParam).
 	sGroup, tGroup, dGroup, nGroup, rGroup []int32
+	xType, xID, xNarrative, xContent       []string
 }
 
 func (a *indexArrays) add(typ, id string, idx *resources.Index) {
@@ -193,5 +197,9 @@ func (a *indexArrays) add(typ, id string, idx *resources.Index) {
 		a.rType, a.rID = append(a.rType, typ), append(a.rID, id)
 		a.rParam, a.rTargetType, a.rTargetID = append(a.rParam, e.Param), append(a.rTargetType, e.TargetType), append(a.rTargetID, e.TargetID)
 		a.rGroup = append(a.rGroup, int32(e.Group))
+	}
+	if t := idx.Text; t.Narrative != "" || t.Content != "" {
+		a.xType, a.xID = append(a.xType, typ), append(a.xID, id)
+		a.xNarrative, a.xContent = append(a.xNarrative, t.Narrative), append(a.xContent, t.Content)
 	}
 }

@@ -32,8 +32,14 @@ d AS (INSERT INTO search_date (resource_type, id, param, low, high, grp)
 n AS (INSERT INTO search_number (resource_type, id, param, value, system, code, grp)
   SELECT $1, $2, u.* FROM unnest($19::text[], $20::float8[], $21::text[], $22::text[], $23::int4[]) u),
 r AS (INSERT INTO search_reference (resource_type, id, param, target_type, target_id, grp)
-  SELECT $1, $2, u.* FROM unnest($24::text[], $25::text[], $26::text[], $27::int4[]) u)
+  SELECT $1, $2, u.* FROM unnest($24::text[], $25::text[], $26::text[], $27::int4[]) u),
+x AS (INSERT INTO search_text (resource_type, id, narrative, content)
+  SELECT $1, $2, ` + textVectors + ` FROM unnest($28::text[], $29::text[]) u(n, c))
 `
+
+// textVectors makes the tsvectors of search_text from u.n and u.c, the words of a
+// resources.FullText, stored as they are (see migrations/postgres/00005).
+const textVectors = `array_to_tsvector(string_to_array(u.n, ' ')), array_to_tsvector(string_to_array(u.c, ' '))`
 
 // dropIndexRows removes the index rows of the version being replaced. A resource with
 // no row yet has none (index rows live and die with live versions), so creates skip it.
@@ -42,6 +48,7 @@ dt AS (DELETE FROM search_token WHERE resource_type = $1 AND id = $2),
 dd AS (DELETE FROM search_date WHERE resource_type = $1 AND id = $2),
 dn AS (DELETE FROM search_number WHERE resource_type = $1 AND id = $2),
 dr AS (DELETE FROM search_reference WHERE resource_type = $1 AND id = $2),
+dx AS (DELETE FROM search_text WHERE resource_type = $1 AND id = $2),
 `
 
 // createSQL inserts the resource row: when two transactions create one id at once, the
@@ -182,6 +189,10 @@ func saveArgs(r *resources.Resource, idx *resources.Index) []any {
 	for i, e := range rs {
 		rp[i], rt[i], ri[i], rg[i] = e.Param, e.TargetType, e.TargetID, int32(e.Group)
 	}
+	xn, xc := []string{}, []string{}
+	if t := idx.Text; t.Narrative != "" || t.Content != "" {
+		xn, xc = append(xn, t.Narrative), append(xc, t.Content)
+	}
 	return []any{
 		r.Type, r.ID, r.VersionID, r.LastUpdated, r.Deleted, []byte(r.Content),
 		sp, sv, se, sg,
@@ -189,5 +200,6 @@ func saveArgs(r *resources.Resource, idx *resources.Index) []any {
 		dp, dl, dh, dg,
 		np, nv, nsys, nc, ng,
 		rp, rt, ri, rg,
+		xn, xc,
 	}
 }

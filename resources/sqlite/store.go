@@ -291,6 +291,7 @@ var dialect = &sqlstore.Dialect{
 	ScanTime:  func(t *time.Time) any { return timeScanner{t} },
 	MatchIn:   true,
 	RowidPage: true,
+	FTS5:      true,
 	Translate: translate,
 	ValuesOf:  "SELECT value FROM json_each(%s)",
 }

@@ -220,6 +220,12 @@ func (s *Store) writeIn(ctx context.Context, tx *sql.Tx, typ, id string, fn reso
 				return nil, err
 			}
 		}
+		if err := dropText(ctx, tx, typ, id); err != nil {
+			return nil, err
+		}
+	}
+	if err := insertText(ctx, tx, typ, id, idx.Text); err != nil {
+		return nil, err
 	}
 	for i, rows := range indexRows(idx) {
 		if err := insertRows(ctx, tx, indexTables[i].name, indexTables[i].columns, typ, id, rows); err != nil {
@@ -279,4 +285,28 @@ func insertRows(ctx context.Context, tx *sql.Tx, table string, columns []string,
 		rows = rows[n:]
 	}
 	return nil
+}
+
+// dropText removes the full-text row of typ/id: the FTS5 row first, found through its
+// key (see migrations/sqlite/00005).
+func dropText(ctx context.Context, tx *sql.Tx, typ, id string) error {
+	if _, err := tx.ExecContext(ctx, `DELETE FROM search_text WHERE rowid IN
+  (SELECT docid FROM search_text_key WHERE resource_type = $1 AND id = $2)`, typ, id); err != nil {
+		return err
+	}
+	_, err := tx.ExecContext(ctx, "DELETE FROM search_text_key WHERE resource_type = $1 AND id = $2", typ, id)
+	return err
+}
+
+// insertText adds the full-text row of typ/id, when it has any text.
+func insertText(ctx context.Context, tx *sql.Tx, typ, id string, t resources.FullText) error {
+	if t.Narrative == "" && t.Content == "" {
+		return nil
+	}
+	var docid int64
+	if err := tx.QueryRowContext(ctx, "INSERT INTO search_text_key (resource_type, id) VALUES ($1, $2) RETURNING docid", typ, id).Scan(&docid); err != nil {
+		return err
+	}
+	_, err := tx.ExecContext(ctx, "INSERT INTO search_text (rowid, narrative, content) VALUES ($1, $2, $3)", docid, t.Narrative, t.Content)
+	return err
 }

@@ -26,6 +26,9 @@ const probeLimit = 1000
 // from a common one anyway. Clauses that cannot narrow an index range are not probed
 // (probing one would read every row of its parameter) and count as common.
 func (d *Dialect) drivers(ctx context.Context, db Querier, q *resources.Query) (page, count *resources.Clause, err error) {
+	if q.List != nil {
+		return nil, nil, nil // the List's ids select the resources, as _id does
+	}
 	var cands, chains []*resources.Clause
 	for i := range q.Clauses {
 		c := &q.Clauses[i]
@@ -34,6 +37,12 @@ func (d *Dialect) drivers(ctx context.Context, db Querier, q *resources.Query) (
 		}
 		if len(c.Chain) > 0 {
 			chains = append(chains, c)
+			continue
+		}
+		if isFullText(c.Param) {
+			if d.FTS5 && len(c.Values) > 0 {
+				cands = append(cands, c)
+			}
 			continue
 		}
 		switch c.Param.Column {
@@ -46,7 +55,7 @@ func (d *Dialect) drivers(ctx context.Context, db Querier, q *resources.Query) (
 		default:
 			continue
 		}
-		ic, err := (&builder{d: d, typ: q.Type}).indexCond(c)
+		ic, err := (&builder{d: d, typ: q.Type, types: q.Types, others: q.OtherTypes}).indexCond(c)
 		if err != nil || ic == nil || ic.negate {
 			continue // an error is reported when the statement is written
 		}
@@ -58,12 +67,23 @@ func (d *Dialect) drivers(ctx context.Context, db Querier, q *resources.Query) (
 	var best *resources.Clause
 	bestN := 0
 	for _, c := range cands {
-		pb := &builder{d: d, typ: q.Type}
+		if isFullText(c.Param) {
+			n, err := d.probeText(ctx, db, c)
+			if err != nil {
+				return nil, nil, err
+			}
+			if best == nil || n < bestN {
+				best, bestN = c, n
+			}
+			continue
+		}
+		pb := &builder{d: d, typ: q.Type, types: q.Types, others: q.OtherTypes}
 		ic, _ := pb.indexCond(c)
 		n := probeLimit
 		if !ic.scans {
-			pb.w("SELECT count(*) FROM (SELECT 1 FROM ", ic.t.name, " s WHERE s.resource_type = ", pb.arg(q.Type),
-				" AND s.param = ", pb.arg(ic.param))
+			pb.w("SELECT count(*) FROM (SELECT 1 FROM ", ic.t.name, " s WHERE ")
+			pb.typeCond("s.resource_type")
+			pb.w(" AND s.param = ", pb.arg(ic.param))
 			if ic.cond != nil {
 				pb.WriteString(" AND (")
 				ic.cond()

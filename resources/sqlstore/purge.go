@@ -58,7 +58,16 @@ func (d *Dialect) Purge(ctx context.Context, db *sql.DB, typ, param string, befo
 		in.WriteString("$" + strconv.Itoa(i+2))
 	}
 	args := append([]any{typ}, ids...)
-	for _, t := range purgeTables {
+	tables := append(append([]string(nil), purgeTables...), "search_text")
+	if d.FTS5 {
+		// The FTS5 rows are found through their keys, which go after them.
+		q := fmt.Sprintf("DELETE FROM search_text WHERE rowid IN (SELECT docid FROM search_text_key WHERE resource_type = $1 AND id IN (%s))", in.String())
+		if _, err := tx.ExecContext(ctx, q, args...); err != nil {
+			return 0, d.Translate(ctx, err)
+		}
+		tables[len(tables)-1] = "search_text_key"
+	}
+	for _, t := range tables {
 		q := fmt.Sprintf("DELETE FROM %s WHERE resource_type = $1 AND id IN (%s)", t, in.String())
 		if _, err := tx.ExecContext(ctx, q, args...); err != nil {
 			return 0, d.Translate(ctx, err)

@@ -21,8 +21,11 @@ type builder struct {
 	strings.Builder
 	args []any
 	d    *Dialect
-	// typ is the searched type, which the MatchIn form binds in every subquery.
-	typ string
+	// typ is the searched type, which the MatchIn form binds in every subquery; types
+	// are those of a system-level search (typ empty), see typeCond.
+	typ    string
+	types  []string
+	others *[]string
 	// driver is the clause that a MatchIn search starts from (see Dialect.drivers).
 	driver *resources.Clause
 	// selects is set once a clause selects the resources by id (r.id IN …).
@@ -52,7 +55,7 @@ func (b *builder) arg(v any) string {
 
 // clone returns a builder that continues from b's text and arguments without changing b.
 func (b *builder) clone() *builder {
-	c := &builder{args: append([]any(nil), b.args...), d: b.d, typ: b.typ, driver: b.driver, selects: b.selects}
+	c := &builder{args: append([]any(nil), b.args...), d: b.d, typ: b.typ, types: b.types, others: b.others, driver: b.driver, selects: b.selects}
 	c.WriteString(b.String())
 	return c
 }
@@ -132,19 +135,24 @@ func (d *Dialect) Search(ctx context.Context, db Querier, q *resources.Query) (*
 		if offset > 0 {
 			page.w(" OFFSET ", page.arg(offset))
 		}
-		stmt := "SELECT r.id, r.version_id, r.last_updated, r.deleted, r.content" + page.String()
+		stmt := "SELECT " + pageColumns(q) + page.String()
 		if d.RowidPage {
 			// The matches are sorted by their row ids and sort keys alone; the content
 			// is read for the rows of the page only, sorted again (a few rows).
 			outer := &builder{d: d, args: page.args, typ: q.Type}
-			outer.w("SELECT r.id, r.version_id, r.last_updated, r.deleted, r.content FROM resource r",
+			outer.w("SELECT ", pageColumns(q), " FROM resource r",
 				" WHERE r.rowid IN (SELECT r.rowid", page.String(), ")")
 			if err := outer.orderBy(q.Sort); err != nil {
 				return nil, err
 			}
 			stmt, page = outer.String(), outer
 		}
-		if res.Entries, err = d.versions(ctx, db, q.Type, stmt, page.args); err != nil {
+		if q.Type == "" {
+			res.Entries, err = d.typedVersions(ctx, db, stmt, page.args)
+		} else {
+			res.Entries, err = d.versions(ctx, db, q.Type, stmt, page.args)
+		}
+		if err != nil {
 			return nil, err
 		}
 		// A page that is not full holds the last match, so the total needs no count.
@@ -187,8 +195,10 @@ func (b *builder) checkArgs() error {
 
 // where writes the conditions of q: its type, live resources, and every clause.
 func (b *builder) where(q *resources.Query) error {
-	b.typ = q.Type
-	b.w("r.resource_type = ", b.arg(q.Type), " AND NOT r.deleted")
+	b.typ, b.types, b.others = q.Type, q.Types, q.OtherTypes
+	b.typeCond("r.resource_type")
+	b.WriteString(" AND NOT r.deleted")
+	b.listFilter(q.List)
 	for i := range q.Clauses {
 		if err := b.clause(&q.Clauses[i]); err != nil {
 			return err
@@ -222,6 +232,9 @@ func (b *builder) clause(c *resources.Clause) error {
 		return b.idClause(c)
 	case "last_updated":
 		return b.lastUpdatedClause(c)
+	case resources.ColumnNarrative, resources.ColumnContent:
+		b.fullText(c, c == b.driver)
+		return nil
 	default:
 		return resources.Internal(fmt.Errorf("%s: parameter %s reads unknown column %q", b.d.Name, p.Name, p.Column))
 	}
@@ -368,8 +381,8 @@ func (b *builder) or(n int, term func(i int)) {
 // resources the database starts from.
 func (b *builder) match(ic *indexCond, drives bool) {
 	if drives {
-		b.w(" AND ", b.res(), ".id IN (")
-		b.w("SELECT s.id FROM ", ic.t.name, " s WHERE s.resource_type = ", b.arg(b.typ), " AND s.param = ", b.arg(ic.param))
+		b.drive(ic.t.name+" s", "s")
+		b.w(" AND s.param = ", b.arg(ic.param))
 		b.selects = true
 	} else {
 		if ic.negate {
@@ -583,8 +596,13 @@ func (b *builder) orderBy(keys []resources.SortKey) error {
 		}
 		return c
 	}
+	// Ids repeat across the types of a system-level search: the type breaks their ties.
+	last := col("r.id")
+	if b.typ == "" {
+		last += ", " + col("r.resource_type")
+	}
 	if len(keys) == 0 {
-		b.w(" ORDER BY ", col("r.last_updated"), " DESC, ", col("r.id"))
+		b.w(" ORDER BY ", col("r.last_updated"), " DESC, ", last)
 		return nil
 	}
 	b.WriteString(" ORDER BY ")
@@ -619,7 +637,7 @@ func (b *builder) orderBy(keys []resources.SortKey) error {
 		b.w("(SELECT ", agg, " FROM ", t.name, " s WHERE s.resource_type = r.resource_type AND s.id = r.id AND s.param = ",
 			b.arg(p.Name), ")", dir, " NULLS LAST, ")
 	}
-	b.WriteString(col("r.id"))
+	b.WriteString(last)
 	return nil
 }
 

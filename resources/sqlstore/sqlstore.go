@@ -40,6 +40,9 @@ type Dialect struct {
 	// hundred documents (with their overflow pages) to keep ten; PostgreSQL's sort
 	// carries a pointer to each large document instead.
 	RowidPage bool
+	// FTS5 keeps the full-text index in an SQLite FTS5 table (search_text, reached
+	// through search_text_key); without it search_text holds PostgreSQL tsvectors.
+	FTS5 bool
 	// Translate turns a driver error into the engine's errors (see resources.Error).
 	Translate func(ctx context.Context, err error) error
 	// KeyCollate is written after a search_reference target column compared with the

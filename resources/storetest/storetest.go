@@ -63,6 +63,7 @@ func Run(t *testing.T, be Backend) {
 		{"PurgeLimit", testPurgeLimit},
 		{"SearchIDs", testSearchIDs},
 		{"ResultSets", testResultSets},
+		{"FullText", testFullText},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
