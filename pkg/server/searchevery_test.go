@@ -20,9 +20,9 @@ import (
 // the value must not be found. The resources are generated from the parameter's
 // expression and the R4 element definitions (resources/r4 LoadElements), which say
 // what FHIR type the value at the path has, so the value has the shape a real resource
-// gives it: a Timing for a date parameter on MedicationRequest.dosageInstruction.timing,
-// Money for a quantity on Claim.total, a canonical with a version for a reference on
-// relatedArtifact.resource. Composite and special parameters (indexed elsewhere) and
+// gives it: a Timing for a date parameter on CarePlan.activity.detail.scheduled[x],
+// Money for a quantity on ChargeItem.priceOverride, a canonical with a version for a
+// reference on relatedArtifact.resource. Composite and special parameters (indexed elsewhere) and
 // _id and _lastUpdated (read from the resource's columns) are left out.
 func TestSearchEveryR4Parameter(t *testing.T) {
 	cases := everyR4Cases(t)
@@ -37,7 +37,7 @@ func TestSearchEveryR4Parameter(t *testing.T) {
 			t.Errorf("%s.%s: extract %s: %v", c.typ, c.param, mustJSON(t, c.doc), err)
 			continue
 		}
-		has := indexHas(idx, c.param)
+		has := everyIndexHas(idx, c.param)
 		switch gap := everyGaps[c.shape]; {
 		case gap != "" && has:
 			t.Errorf("%s.%s (%s): %s is indexed now: take it out of everyGaps", c.typ, c.param, c.expr, c.shape)
@@ -65,7 +65,7 @@ var everyGaps = map[string]string{
 	// of the same parameters (context-quantity, onset-age, abatement-age) is indexed.
 	"quantity/Range": "a Range is not indexed for quantity search",
 	// SampledData is a series, not a quantity; R4 names it in value-quantity but
-	// defines no matching.
+	// defines no everyMatching.
 	"quantity/SampledData": "SampledData is not indexed for quantity search",
 }
 
@@ -80,7 +80,7 @@ func testSearchEveryR4Parameter(t *testing.T, cases []everyCase) {
 	for typ := range types {
 		writes = append(writes, put("/fhir/"+typ+"/blank", `{"resourceType":"`+typ+`"}`))
 	}
-	parallel(e, len(writes), func(i int) {
+	everyParallel(len(writes), func(i int) {
 		if r := e.doFrom("", writes[i]); r.status != 201 {
 			t.Errorf("%s %s: status %d\n%s\n%s", writes[i].method, writes[i].path, r.status, writes[i].body, r.raw)
 		}
@@ -88,7 +88,7 @@ func testSearchEveryR4Parameter(t *testing.T, cases []everyCase) {
 	if t.Failed() {
 		return
 	}
-	parallel(e, len(cases), func(i int) {
+	everyParallel(len(cases), func(i int) {
 		c := cases[i]
 		path := "/fhir/" + c.typ + "?" + c.query + "&_count=1000"
 		r := e.doFrom("", get(path))
@@ -110,9 +110,9 @@ func testSearchEveryR4Parameter(t *testing.T, cases []everyCase) {
 	})
 }
 
-// parallel runs fn(0…n-1) on a few goroutines: the router serves requests in parallel,
+// everyParallel runs fn(0…n-1) on a few goroutines: the router serves requests in everyParallel,
 // and SQLite commits concurrent writes together.
-func parallel(e *env, n int, fn func(i int)) {
+func everyParallel(n int, fn func(i int)) {
 	next := make(chan int)
 	var wg sync.WaitGroup
 	for w := 0; w < 8; w++ {
@@ -131,8 +131,8 @@ func parallel(e *env, n int, fn func(i int)) {
 	wg.Wait()
 }
 
-// indexHas reports whether idx holds an entry of param.
-func indexHas(idx *resources.Index, param string) bool {
+// everyIndexHas reports whether idx holds an entry of param.
+func everyIndexHas(idx *resources.Index, param string) bool {
 	for _, e := range idx.Strings {
 		if e.Param == param {
 			return true
@@ -183,7 +183,7 @@ func everyR4Cases(t *testing.T) []everyCase {
 	}
 	reg := resources.DefaultRegistry()
 	var cases []everyCase
-	next, params := 0, 0
+	next, params, columns := 0, 0, 0
 	skipped := map[resources.ParamType]int{}
 	for _, typ := range reg.Types() {
 		td, _ := reg.Type(typ)
@@ -192,7 +192,11 @@ func everyR4Cases(t *testing.T) []everyCase {
 		}
 		for _, name := range td.ParamNames() {
 			p := td.Param(name)
-			if p.Column != "" || p.Type == resources.TypeComposite || p.Type == resources.TypeSpecial {
+			switch {
+			case p.Column != "":
+				columns++
+				continue
+			case p.Type == resources.TypeComposite || p.Type == resources.TypeSpecial:
 				skipped[p.Type]++
 				continue
 			}
@@ -214,8 +218,8 @@ func everyR4Cases(t *testing.T) []everyCase {
 		shapes[c.shape]++
 	}
 	t.Logf("values generated, by parameter type and value type: %v", shapes)
-	t.Logf("%d parameters searched (%d resources); left out: %d composite, %d special, %d read from a column (_id, _lastUpdated)",
-		params, len(cases), skipped[resources.TypeComposite], skipped[resources.TypeSpecial], skipped[resources.TypeToken]+skipped[resources.TypeDate])
+	t.Logf("%d parameters, %d resources generated; left out: %d composite, %d special, %d read from a column (_id, _lastUpdated)",
+		params, len(cases), skipped[resources.TypeComposite], skipped[resources.TypeSpecial], columns)
 	return cases
 }
 
@@ -228,8 +232,8 @@ type everyGen struct {
 	next *int
 }
 
-// pathStep is one step of a search parameter's path expression.
-type pathStep struct {
+// everyStep is one step of a search parameter's path expression.
+type everyStep struct {
 	name      string            // element name (a choice element's base name)
 	index     int               // [i] after the name; -1 for none
 	asType    string            // as(T), ofType(T) or "as T": the choice type
@@ -238,14 +242,14 @@ type pathStep struct {
 	extension string            // extension('url'): the step is an extension with this url
 }
 
-// pathExpr is one branch of a parameter's expression.
-type pathExpr struct {
-	steps  []pathStep
+// everyPath is one branch of a parameter's expression.
+type everyPath struct {
+	steps  []everyStep
 	exists bool // ends in .exists(): a token true
 }
 
-// branches splits an expression at its top-level "|" operators.
-func branches(expr string) []string {
+// everyBranches splits an expression at its top-level "|" operators.
+func everyBranches(expr string) []string {
 	var out []string
 	depth, quoted, start := 0, false, 0
 	for i := 0; i < len(expr); i++ {
@@ -265,9 +269,9 @@ func branches(expr string) []string {
 	return append(out, strings.TrimSpace(expr[start:]))
 }
 
-// topLevel returns the index of the first occurrence of sep in s outside parentheses
+// everyTopLevel returns the index of the first occurrence of sep in s outside parentheses
 // and quotes, or -1.
-func topLevel(s, sep string) int {
+func everyTopLevel(s, sep string) int {
 	depth, quoted := 0, false
 	for i := 0; i < len(s); i++ {
 		switch c := s[i]; {
@@ -285,30 +289,30 @@ func topLevel(s, sep string) int {
 	return -1
 }
 
-// parsePath parses one branch: a path from a type name with the functions R4's
+// everyParsePath parses one branch: a path from a type name with the functions R4's
 // search parameters use. applies is false for a branch of another type than typ.
-func parsePath(s, typ string) (px pathExpr, applies bool, err error) {
+func everyParsePath(s, typ string) (px everyPath, applies bool, err error) {
 	s = strings.TrimSpace(s)
-	if i := topLevel(s, " and "); i >= 0 {
+	if i := everyTopLevel(s, " and "); i >= 0 {
 		s = strings.TrimSpace(s[:i]) // "X.exists() and X != false": the left side decides
 	}
 	if strings.HasPrefix(s, "(") {
-		j := matching(s, 0)
+		j := everyMatching(s, 0)
 		if j < 0 {
 			return px, false, fmt.Errorf("unbalanced parentheses")
 		}
 		inner, rest := s[1:j], s[j+1:]
 		asType := ""
-		if i := topLevel(inner, " as "); i >= 0 {
+		if i := everyTopLevel(inner, " as "); i >= 0 {
 			inner, asType = inner[:i], strings.TrimSpace(inner[i+4:])
 		}
-		if px, applies, err = parsePath(inner, typ); err != nil || !applies {
+		if px, applies, err = everyParsePath(inner, typ); err != nil || !applies {
 			return px, applies, err
 		}
 		if asType != "" {
 			px.steps[len(px.steps)-1].asType = asType
 		}
-		return px, true, parseSteps(&px, rest)
+		return px, true, everyParseSteps(&px, rest)
 	}
 	if s != "" && s[0] >= 'a' && s[0] <= 'z' {
 		s = typ + "." + s // a path from the resource without its type ("name | alias")
@@ -320,11 +324,11 @@ func parsePath(s, typ string) (px pathExpr, applies bool, err error) {
 	if root := s[:i]; root != typ && root != "Resource" && root != "DomainResource" {
 		return px, false, nil
 	}
-	return px, true, parseSteps(&px, s[i:])
+	return px, true, everyParseSteps(&px, s[i:])
 }
 
-// matching returns the index of the parenthesis closing the one at s[open].
-func matching(s string, open int) int {
+// everyMatching returns the index of the parenthesis closing the one at s[open].
+func everyMatching(s string, open int) int {
 	depth, quoted := 0, false
 	for i := open; i < len(s); i++ {
 		switch c := s[i]; {
@@ -343,8 +347,8 @@ func matching(s string, open int) int {
 	return -1
 }
 
-// parseSteps parses the steps in s (".a.b.where(…)[0]…") onto px.
-func parseSteps(px *pathExpr, s string) error {
+// everyParseSteps parses the steps in s (".a.b.where(…)[0]…") onto px.
+func everyParseSteps(px *everyPath, s string) error {
 	for s = strings.TrimSpace(s); s != ""; s = strings.TrimSpace(s) {
 		if s[0] == '[' {
 			j := strings.IndexByte(s, ']')
@@ -367,13 +371,13 @@ func parseSteps(px *pathExpr, s string) error {
 		name := s[:j]
 		s = s[j:]
 		if !strings.HasPrefix(s, "(") {
-			px.steps = append(px.steps, pathStep{name: name, index: -1})
+			px.steps = append(px.steps, everyStep{name: name, index: -1})
 			continue
 		}
-		k := matching(s, 0)
+		k := everyMatching(s, 0)
 		arg := strings.TrimSpace(s[1:k])
 		s = s[k+1:]
-		var last *pathStep
+		var last *everyStep
 		if len(px.steps) > 0 {
 			last = &px.steps[len(px.steps)-1]
 		}
@@ -382,7 +386,7 @@ func parseSteps(px *pathExpr, s string) error {
 			px.exists = true
 		case name == "first":
 		case name == "extension":
-			px.steps = append(px.steps, pathStep{name: "extension", index: -1, extension: strings.Trim(arg, "'")})
+			px.steps = append(px.steps, everyStep{name: "extension", index: -1, extension: strings.Trim(arg, "'")})
 		case (name == "as" || name == "ofType") && last != nil:
 			last.asType = arg
 		case name == "where" && last != nil && strings.HasPrefix(arg, "resolve() is "):
@@ -403,10 +407,10 @@ func parseSteps(px *pathExpr, s string) error {
 	return nil
 }
 
-// preferred lists, per parameter type, the element types a value is generated as
+// everyPreferred lists, per parameter type, the element types a value is generated as
 // when the element allows several (a choice element the expression does not narrow),
 // best first.
-var preferred = map[resources.ParamType][]string{
+var everyPreferred = map[resources.ParamType][]string{
 	resources.TypeString:    {"string", "markdown", "HumanName", "Address"},
 	resources.TypeToken:     {"boolean", "CodeableConcept", "Coding", "Identifier", "ContactPoint", "code", "string", "uri", "id"},
 	resources.TypeDate:      {"dateTime", "date", "instant", "Period", "Timing"},
@@ -418,7 +422,7 @@ var preferred = map[resources.ParamType][]string{
 
 // pick returns the type of types to generate a value of.
 func (g *everyGen) pick(types []string) string {
-	for _, want := range preferred[g.p.Type] {
+	for _, want := range everyPreferred[g.p.Type] {
 		if slices.Contains(types, want) {
 			return want
 		}
@@ -433,8 +437,8 @@ func (g *everyGen) pick(types []string) string {
 // HumanName with a family, or only a text).
 func (g *everyGen) generate() ([]everyCase, error) {
 	var cases []everyCase
-	for _, b := range branches(g.p.Expression) {
-		px, applies, err := parsePath(b, g.typ)
+	for _, b := range everyBranches(g.p.Expression) {
+		px, applies, err := everyParsePath(b, g.typ)
 		if err != nil {
 			return nil, fmt.Errorf("%s: %v", b, err)
 		}
@@ -454,7 +458,7 @@ func (g *everyGen) generate() ([]everyCase, error) {
 }
 
 // generateBranch is generate for one branch of the expression, parsed as px.
-func (g *everyGen) generateBranch(expr string, px pathExpr) ([]everyCase, error) {
+func (g *everyGen) generateBranch(expr string, px everyPath) ([]everyCase, error) {
 	// Walk the elements, recording the JSON key of each step and the types the value
 	// at its end may have.
 	type seg struct {
@@ -508,7 +512,7 @@ func (g *everyGen) generateBranch(expr string, px pathExpr) ([]everyCase, error)
 		for _, t := range leaf.Types {
 			// exists() is true whatever the type; otherwise the types a value of the
 			// parameter's kind can have.
-			if px.exists || slices.Contains(preferred[g.p.Type], t) {
+			if px.exists || slices.Contains(everyPreferred[g.p.Type], t) {
 				ftypes = append(ftypes, t)
 			}
 		}
@@ -672,7 +676,12 @@ func (g *everyGen) value(ftype, target string, n, v int) (value any, query strin
 		}
 		switch ftype {
 		case "Quantity":
-			return quantity("mg")
+			if v == 0 {
+				q, query, _, _ := quantity("mg")
+				return q, query, true, nil
+			}
+			// A unit without a code is searched as the code.
+			return map[string]any{"value": num, "unit": "tablets"}, string(num) + "||tablets", false, nil
 		case "Age":
 			return quantity("a")
 		case "Duration":
@@ -705,7 +714,10 @@ func (g *everyGen) value(ftype, target string, n, v int) (value any, query strin
 		base := "http://example.org/fhir/" + local
 		switch ftype {
 		case "Reference":
-			return map[string]any{"reference": local}, local, false, nil
+			if v == 0 {
+				return map[string]any{"reference": local, "display": "D"}, local, true, nil
+			}
+			return map[string]any{"reference": base + "/_history/2"}, local, false, nil
 		case "canonical":
 			if v == 0 {
 				return base + "|1.0", base, true, nil
@@ -718,4 +730,50 @@ func (g *everyGen) value(ftype, target string, n, v int) (value any, query strin
 		}
 	}
 	return nil, "", false, fmt.Errorf("no %s value of this type", g.p.Type)
+}
+
+// TestEveryGenForms checks the generator on the expression forms R4's parameters
+// (besides composite ones) do not use but SearchParameter resources may: ofType,
+// first(), extension('url').
+func TestEveryGenForms(t *testing.T) {
+	els, err := r4.LoadElements()
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		typ  string
+		p    resources.SearchParam
+		want []string // the documents generated, as JSON
+	}{
+		{"Patient", resources.SearchParam{Name: "x", Type: resources.TypeDate, Expression: "Patient.deceased.ofType(dateTime)"},
+			[]string{`{"deceasedDateTime":"2001-01-01T10:30:00Z","id":"e00000","resourceType":"Patient"}`}},
+		{"Patient", resources.SearchParam{Name: "x", Type: resources.TypeString, Expression: "Patient.name.first().family"},
+			[]string{`{"id":"e00000","name":[{"family":"Str00000"}],"resourceType":"Patient"}`}},
+		{"Patient", resources.SearchParam{Name: "x", Type: resources.TypeToken, Expression: "Patient.extension('http://x.org/race').value.as(Coding)"},
+			[]string{`{"extension":[{"url":"http://x.org/race","valueCoding":{"code":"code00000","system":"http://example.org/cs"}}],"id":"e00000","resourceType":"Patient"}`}},
+		{"Observation", resources.SearchParam{Name: "x", Type: resources.TypeDate, Expression: "Observation.effective"},
+			[]string{
+				`{"effectiveDateTime":"2001-01-01T10:30:00Z","id":"e00000","resourceType":"Observation"}`,
+				`{"effectivePeriod":{"end":"2001-01-02T11:30:00Z","start":"2001-01-02T10:30:00Z"},"id":"e00001","resourceType":"Observation"}`,
+				`{"effectiveTiming":{"event":["2001-01-03T10:30:00Z","2001-01-03T11:30:00Z"]},"id":"e00002","resourceType":"Observation"}`,
+				`{"effectiveTiming":{"repeat":{"boundsPeriod":{"end":"2001-01-04T11:30:00Z","start":"2001-01-04T10:30:00Z"},"frequency":2,"period":1,"periodUnit":"d"}},"id":"e00003","resourceType":"Observation"}`,
+				`{"effectiveInstant":"2001-01-05T10:30:00.000Z","id":"e00004","resourceType":"Observation"}`,
+			}},
+	}
+	for _, tt := range tests {
+		next := 0
+		g := &everyGen{els: els, typ: tt.typ, p: &tt.p, next: &next}
+		cs, err := g.generate()
+		if err != nil {
+			t.Errorf("%s: %v", tt.p.Expression, err)
+			continue
+		}
+		var got []string
+		for _, c := range cs {
+			got = append(got, string(mustJSON(t, c.doc)))
+		}
+		if !slices.Equal(got, tt.want) {
+			t.Errorf("%s:\n got %s\nwant %s", tt.p.Expression, strings.Join(got, "\n     "), strings.Join(tt.want, "\n     "))
+		}
+	}
 }
