@@ -407,9 +407,9 @@ func everyParseSteps(px *everyPath, s string) error {
 	return nil
 }
 
-// everyPreferred lists, per parameter type, the element types a value is generated as
-// when the element allows several (a choice element the expression does not narrow),
-// best first.
+// everyPreferred lists, per parameter type, the element types a value of it can have:
+// a choice element the expression does not narrow gets a case for each of them that
+// the element allows.
 var everyPreferred = map[resources.ParamType][]string{
 	resources.TypeString:    {"string", "markdown", "HumanName", "Address"},
 	resources.TypeToken:     {"boolean", "CodeableConcept", "Coding", "Identifier", "ContactPoint", "code", "string", "uri", "id"},
@@ -420,7 +420,8 @@ var everyPreferred = map[resources.ParamType][]string{
 	resources.TypeReference: {"Reference", "canonical", "uri"},
 }
 
-// pick returns the type of types to generate a value of.
+// pick returns the type of types to generate a value of: the first everyPreferred
+// lists, else the first.
 func (g *everyGen) pick(types []string) string {
 	for _, want := range everyPreferred[g.p.Type] {
 		if slices.Contains(types, want) {
