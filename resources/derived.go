@@ -218,9 +218,6 @@ func unitVector(lat, long float64) [3]float64 {
 	return [3]float64{math.Cos(φ) * math.Cos(λ), math.Cos(φ) * math.Sin(λ), math.Sin(φ)}
 }
 
-// iso4217 is the system of Money's currency codes, which quantity search matches as a
-// unit (R4 §3.1.1.4.7).
-const iso4217 = "urn:iso:std:iso:4217"
 
 // addDerived adds the rows the modifiers of p search for one value v of p.
 func (x *extractor) addDerived(p *SearchParam, v any) {
@@ -243,9 +240,9 @@ func (x *extractor) addDerived(p *SearchParam, v any) {
 	}
 }
 
-// addUnits adds the rows of a Quantity's unit when it differs from its code (R4:
-// "5.4||mmHg" matches the code or the unit; the unit has no system), and of a Money's
-// currency, which quantity search takes for a code of ISO 4217.
+// addUnits adds the row of a Quantity's unit when it differs from its code (R4:
+// "5.4||mmHg" matches the code or the unit; the unit has no system). A Money's currency
+// is its code already (addQuantity).
 func (x *extractor) addUnits(p *SearchParam, obj map[string]any) {
 	f, ok := number(obj["value"])
 	if !ok {
@@ -254,9 +251,6 @@ func (x *extractor) addUnits(p *SearchParam, obj map[string]any) {
 	code, _ := obj["code"].(string)
 	if unit, _ := obj["unit"].(string); unit != "" && code != "" && unit != code {
 		x.derivedNumber(NumberEntry{Param: p.Name, Value: f, Code: unit})
-	}
-	if cur, _ := obj["currency"].(string); cur != "" && code == "" {
-		x.derivedNumber(NumberEntry{Param: p.Name, Value: f, System: iso4217, Code: cur})
 	}
 }
 

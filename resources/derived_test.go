@@ -69,7 +69,7 @@ func TestExtractDerived(t *testing.T) {
 		{"reference identifier", "Observation", `{"status":"final","code":{"text":"x"},"subject":{"identifier":{"system":"http://h","value":"7"}}}`,
 			"subject:", []string{"subject:identifier 0 t:http://h|7"}},
 		{"Money", "Invoice", `{"status":"issued","totalNet":{"value":12.5,"currency":"EUR"}}`, "totalnet",
-			[]string{"totalnet 0 n:12.5|urn:iso:std:iso:4217|EUR", "totalnet 0 n:12.5||"}},
+			[]string{"totalnet 0 n:12.5|urn:iso:std:iso:4217|EUR"}},
 		{"near", "Location", `{"position":{"latitude":0,"longitude":0}}`, "near#", []string{"near#x 0 n:1||", "near#y 0 n:0||", "near#z 0 n:0||"}},
 		{"near out of range", "Location", `{"position":{"latitude":91,"longitude":0}}`, "near#", nil},
 	}

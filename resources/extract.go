@@ -246,35 +246,20 @@ var (
 
 func (x *extractor) addDate(p *SearchParam, v any) {
 	var low, high time.Time
+	var ok bool
 	switch v := v.(type) {
 	case string:
 		var err error
 		if low, high, err = fhirdate.ParseRange(v); err != nil {
 			return
 		}
-	case map[string]any: // Period
-		start, sok := v["start"].(string)
-		end, eok := v["end"].(string)
-		if !sok && !eok {
-			return
+	case map[string]any:
+		if _, isPeriod := v["start"]; isPeriod || v["end"] != nil {
+			low, high, ok = periodRange(v)
+		} else {
+			low, high, ok = timingRange(v)
 		}
-		low, high = periodLow, periodHigh
-		if sok {
-			l, _, err := fhirdate.ParseRange(start)
-			if err != nil {
-				return
-			}
-			low = l
-		}
-		if eok {
-			_, h, err := fhirdate.ParseRange(end)
-			if err != nil {
-				return
-			}
-			high = h
-		}
-		if !low.Before(high) {
-			// An end before the start: no instant is inside, so nothing can match.
+		if !ok {
 			return
 		}
 	default:
@@ -284,6 +269,65 @@ func (x *extractor) addDate(p *SearchParam, v any) {
 	if x.first(e) {
 		x.idx.Dates = append(x.idx.Dates, e)
 	}
+}
+
+// periodRange returns the instants a Period covers; ok is false for one with neither
+// bound, a bound that is no date, or an end before its start (no instant is inside, so
+// nothing can match).
+func periodRange(v map[string]any) (low, high time.Time, ok bool) {
+	start, sok := v["start"].(string)
+	end, eok := v["end"].(string)
+	if !sok && !eok {
+		return low, high, false
+	}
+	low, high = periodLow, periodHigh
+	if sok {
+		l, _, err := fhirdate.ParseRange(start)
+		if err != nil {
+			return low, high, false
+		}
+		low = l
+	}
+	if eok {
+		_, h, err := fhirdate.ParseRange(end)
+		if err != nil {
+			return low, high, false
+		}
+		high = h
+	}
+	return low, high, low.Before(high)
+}
+
+// timingRange returns the outer limits of a Timing: from its earliest event or the
+// start of repeat.boundsPeriod to its latest event or the end of the bounds. FHIR
+// search ignores the schedule within them ("only the outer limits matter"), which
+// keeps one entry per Timing. ok is false for a Timing with neither events nor a
+// bounding Period (a bare code or a boundsDuration says no date).
+func timingRange(v map[string]any) (low, high time.Time, ok bool) {
+	widen := func(l, h time.Time) {
+		if !ok || l.Before(low) {
+			low = l
+		}
+		if !ok || h.After(high) {
+			high = h
+		}
+		ok = true
+	}
+	for _, ev := range fhirpath.Flatten(v["event"]) {
+		if s, isStr := ev.(string); isStr {
+			if l, h, err := fhirdate.ParseRange(s); err == nil {
+				widen(l, h)
+			}
+		}
+	}
+	if repeat, isObj := v["repeat"].(map[string]any); isObj {
+		if bounds, isObj := repeat["boundsPeriod"].(map[string]any); isObj {
+			if l, h, valid := periodRange(bounds); valid {
+				widen(l, h)
+			}
+		}
+	}
+	return low, high, ok
 }
 
 // number returns v as a finite float64 when it is a JSON number.
@@ -341,6 +385,10 @@ func (x *extractor) number(e NumberEntry) {
 	}
 }
 
+// currencySystem is the system of Money's currency codes (ISO 4217), under which a
+// quantity search finds an amount: Claim?total=100|urn:iso:std:iso:4217|EUR.
+const currencySystem = "urn:iso:std:iso:4217"
+
 func (x *extractor) addQuantity(p *SearchParam, v any) {
 	if q, ok := v.(map[string]any); ok {
 		f, ok := x.numberOf(q["value"])
@@ -349,6 +397,9 @@ func (x *extractor) addQuantity(p *SearchParam, v any) {
 		}
 		system, _ := q["system"].(string)
 		code, _ := q["code"].(string)
+		if currency, isMoney := q["currency"].(string); isMoney && system == "" && code == "" {
+			system, code = currencySystem, currency
+		}
 		if code == "" {
 			code, _ = q["unit"].(string)
 		}
@@ -363,12 +414,12 @@ func (x *extractor) addQuantity(p *SearchParam, v any) {
 func (x *extractor) addReference(p *SearchParam, v any) {
 	var typ, id string
 	switch v := v.(type) {
-	case string:
-		typ, id = splitReference(v)
+	case string: // a canonical or uri
+		typ, id = splitReference(unversioned(v))
 	case map[string]any:
 		if ref, ok := v["reference"]; ok {
 			s, _ := ref.(string)
-			typ, id = splitReference(s)
+			typ, id = splitReference(unversioned(s))
 		} else {
 			// Aidbox's form {resourceType, id}.
 			typ, _ = v["resourceType"].(string)
@@ -388,6 +439,17 @@ func (x *extractor) addReference(p *SearchParam, v any) {
 	if x.first(e) {
 		x.idx.References = append(x.idx.References, e)
 	}
+}
+
+// unversioned returns a canonical URL without its "|version": the index keeps the
+// type and id the URL ends in, so ActivityDefinition?composed-of=PlanDefinition/p1 (or
+// the URL) finds "http://x/fhir/PlanDefinition/p1|2.0". A search naming a version is
+// refused (not a reference), never answered without it.
+func unversioned(ref string) string {
+	if i := strings.IndexByte(ref, '|'); i >= 0 {
+		return ref[:i]
+	}
+	return ref
 }
 
 // typeName is the syntax of a resource type name.

@@ -221,6 +221,8 @@ func TestExtractShapes(t *testing.T) {
 		{"HumanName parts", def, "Patient", `{"name":[{"family":"Núñez","given":["Ana","María"],"prefix":"Dr.","suffix":["III"],"text":"Ana Núñez"}]}`, "name",
 			[]string{"s:nunez|Núñez", "s:ana|Ana", "s:maria|María", "s:dr.|Dr.", "s:iii|III", "s:ana nunez|Ana Núñez"}},
 		{"HumanName as text only", def, "Patient", `{"name":[{"text":"Jo Doe","use":"usual"}]}`, "name", []string{"s:jo doe|Jo Doe"}},
+		{"Address as text only", def, "InsurancePlan", `{"contact":[{"address":{"text":"1 Main St, Lyon","use":"work"}}]}`, "address", []string{"s:1 main st, lyon|1 Main St, Lyon"}},
+		{"markdown", def, "ActivityDefinition", `{"description":"**Bold** text"}`, "description", []string{"s:**bold** text|**Bold** text"}},
 		{"Address parts", def, "Patient", `{"address":[{"line":["1 Main St","Apt 2"],"city":"Lyon","district":"Rhône","state":"ARA","postalCode":"69001","country":"FR"}]}`, "address",
 			[]string{"s:1 main st|1 Main St", "s:apt 2|Apt 2", "s:lyon|Lyon", "s:rhone|Rhône", "s:ara|ARA", "s:69001|69001", "s:fr|FR"}},
 		{"other object skipped", custom, "Thing", `{"s":{"coding":[{"code":"x"}],"text":"Some text"}}`, "s", nil},
@@ -244,6 +246,11 @@ func TestExtractShapes(t *testing.T) {
 			[]string{"t:|1", "t:|4"}},
 		{"empty code skipped", custom, "Thing", `{"t":["", {"code":""}]}`, "t", nil},
 		{"string where object expected", def, "Observation", `{"code":"abc"}`, "code", []string{"t:|abc"}},
+		{"id", def, "ImagingStudy", `{"series":[{"instance":[{"uid":"1.2.840.1"}]}]}`, "instance", []string{"t:|1.2.840.1"}},
+		{"string", def, "ActivityDefinition", `{"version":"1.0.2"}`, "version", []string{"t:|1.0.2"}},
+		{"uri as a token", def, "MessageDefinition", `{"eventUri":"http://x.org/events/admit"}`, "event", []string{"t:|http://x.org/events/admit"}},
+		{"Identifier with a type", def, "Patient", `{"identifier":[{"type":{"coding":[{"system":"http://terminology.hl7.org/CodeSystem/v2-0203","code":"MR"}]},"system":"urn:x","value":"42"}]}`, "identifier",
+			[]string{"t:urn:x|42"}},
 
 		// uri
 		{"uri", def, "Patient", `{"meta":{"profile":["http://x/p1","http://x/p2"],"source":"http://src"}}`, "_profile", []string{"t:|http://x/p1", "t:|http://x/p2"}},
@@ -267,6 +274,21 @@ func TestExtractShapes(t *testing.T) {
 		{"same date once", custom, "Thing", `{"d":["2019","2019"],"p":{"start":"2019","end":"2019"}}`, "d", []string{"d:2019-01-01T00:00:00Z/2020-01-01T00:00:00Z"}},
 		{"Encounter.period", def, "Encounter", `{"period":{"start":"2011-10-14T23:37:54+00:00","end":"2011-10-15T00:07:54+00:00"}}`, "date",
 			[]string{"d:2011-10-14T23:37:54Z/2011-10-15T00:07:55Z"}},
+		// Timing: only the outer limits matter (FHIR search), from the earliest event
+		// or bound to the latest.
+		{"Timing events", def, "CarePlan", `{"activity":[{"detail":{"scheduledTiming":{"event":["2020-03-05T10:00:00Z","2020-03-01","2020-03-04T08:00:00Z"]}}}]}`, "activity-date",
+			[]string{"d:2020-03-01T00:00:00Z/2020-03-05T10:00:01Z"}},
+		{"Timing repeat.boundsPeriod", def, "ServiceRequest", `{"occurrenceTiming":{"repeat":{"boundsPeriod":{"start":"2020-03-01","end":"2020-03-31"},"frequency":2,"period":1,"periodUnit":"d"}}}`, "occurrence",
+			[]string{"d:2020-03-01T00:00:00Z/2020-04-01T00:00:00Z"}},
+		{"Timing events and bounds", def, "Observation", `{"effectiveTiming":{"event":["2019-12-31T23:00:00Z"],"repeat":{"boundsPeriod":{"start":"2020-01-01"}}}}`, "date",
+			[]string{"d:2019-12-31T23:00:00Z/9999-12-31T23:59:59Z"}},
+		{"Timing without a date skipped", def, "ChargeItem", `{"occurrenceTiming":{"code":{"text":"BID"},"repeat":{"boundsDuration":{"value":5,"unit":"d"},"frequency":2,"period":1,"periodUnit":"d"}}}`, "occurrence", nil},
+		{"Timing with a bad event keeps the good one", def, "CarePlan", `{"activity":[{"detail":{"scheduledTiming":{"event":["2020-13-01","2020-03-05"]}}}]}`, "activity-date",
+			[]string{"d:2020-03-05T00:00:00Z/2020-03-06T00:00:00Z"}},
+		{"deceased[x] boolean from exists()", def, "Patient", `{"deceasedBoolean":true}`, "deceased", []string{"t:|true"}},
+		{"deceased[x] dateTime from exists()", def, "Patient", `{"deceasedDateTime":"2020-01-01"}`, "deceased", []string{"t:|true"}},
+		{"deceased absent is false", def, "Patient", `{}`, "deceased", []string{"t:|false"}},
+		{"instant", def, "Appointment", `{"start":"2001-03-30T10:30:00.000Z"}`, "date", []string{"d:2001-03-30T10:30:00Z/2001-03-30T10:30:00.001Z"}},
 
 		// number and quantity
 		{"numbers", custom, "Thing", `{"n":[1,2.5,"3",true,0e-400,4.9e-324]}`, "n", []string{"n:1||", "n:2.5||", "n:0||", "n:5e-324||"}},
@@ -274,6 +296,13 @@ func TestExtractShapes(t *testing.T) {
 		{"Quantity unit when no code", custom, "Thing", `{"q":{"value":5,"unit":"pills"}}`, "q", []string{"n:5||pills"}},
 		{"bare number as quantity", custom, "Thing", `{"q":7}`, "q", []string{"n:7||"}},
 		{"Quantity without value skipped", custom, "Thing", `{"q":{"code":"mg"}}`, "q", nil},
+		{"Money: currency under ISO 4217", def, "ChargeItem", `{"priceOverride":{"value":263.5,"currency":"EUR"}}`, "price-override", []string{"n:263.5|urn:iso:std:iso:4217|EUR"}},
+		{"Money without currency", def, "Invoice", `{"totalNet":{"value":10}}`, "totalnet", []string{"n:10||"}},
+		{"Age", def, "Condition", `{"onsetAge":{"value":47,"system":"http://unitsofmeasure.org","code":"a","unit":"years"}}`, "onset-age", []string{"n:47|http://unitsofmeasure.org|a", "n:47||years"}}, // the unit too: 47||years
+		{"Duration", def, "Encounter", `{"length":{"value":90,"system":"http://unitsofmeasure.org","code":"min"}}`, "length", []string{"n:90|http://unitsofmeasure.org|min"}},
+		{"Range not a quantity (yet)", def, "Condition", `{"onsetRange":{"low":{"value":40},"high":{"value":50}}}`, "onset-age", nil},
+		{"SampledData not a quantity", def, "Observation", `{"valueSampledData":{"origin":{"value":1},"period":1,"dimensions":1,"data":"1 2"}}`, "value-quantity", nil},
+		{"integer", def, "MolecularSequence", `{"variant":[{"end":1499}]}`, "variant-end", []string{"n:1499||"}},
 
 		// reference
 		{"relative", custom, "Thing", `{"r":{"reference":"Patient/123"}}`, "r", []string{"r:Patient/123"}},
@@ -286,6 +315,17 @@ func TestExtractShapes(t *testing.T) {
 		{"general-practitioner targets", def, "Patient", `{"generalPractitioner":[{"reference":"Practitioner/1"},{"reference":"Device/2"},{"reference":"Organization/3"}]}`, "general-practitioner",
 			[]string{"r:Practitioner/1", "r:Organization/3"}},
 		{"link.other", def, "Patient", `{"link":[{"other":{"reference":"Patient/p2"},"type":"seealso"}]}`, "link", []string{"r:Patient/p2"}},
+		{"canonical with a version", def, "QuestionnaireResponse", `{"questionnaire":"http://example.org/fhir/Questionnaire/q1|2.0"}`, "questionnaire", []string{"r:Questionnaire/q1"}},
+		{"canonical without a version", def, "QuestionnaireResponse", `{"questionnaire":"http://example.org/fhir/Questionnaire/q1"}`, "questionnaire", []string{"r:Questionnaire/q1"}},
+		{"canonical with a fragment and a version", def, "CarePlan", `{"instantiatesCanonical":["http://x.org/PlanDefinition/p1|1.0","http://x.org/PlanDefinition/p2#a|1.0"]}`, "instantiates-canonical",
+			[]string{"r:PlanDefinition/p1", "r:PlanDefinition/p2"}},
+		{"canonical not ending in Type/id skipped", def, "QuestionnaireResponse", `{"questionnaire":"urn:oid:1.2.3|1"}`, "questionnaire", nil},
+		{"relatedArtifact.where(type=…).resource", def, "PlanDefinition", `{"relatedArtifact":[{"type":"composed-of","resource":"http://x.org/fhir/ActivityDefinition/a1|3"},{"type":"depends-on","resource":"http://x.org/fhir/Library/l1"}]}`, "composed-of",
+			[]string{"r:ActivityDefinition/a1"}},
+		{"uri as a reference", def, "ConceptMap", `{"sourceUri":"http://example.org/fhir/ValueSet/vs1"}`, "source-uri", []string{"r:ValueSet/vs1"}},
+		{"Bundle.entry[0].resource", def, "Bundle", `{"entry":[{"resource":{"resourceType":"Composition","id":"c1"}},{"resource":{"resourceType":"Composition","id":"c2"}}]}`, "composition", []string{"r:Composition/c1"}},
+		{"where(resolve() is Patient)", def, "Account", `{"subject":[{"reference":"Patient/p1"},{"reference":"Device/d1"},{"reference":"#p2"}],"contained":[{"resourceType":"Patient","id":"p2"}]}`, "patient",
+			[]string{"r:Patient/p1"}},
 
 		// Aidbox-style User
 		{"User.roles strings and objects", def, "User", `{"roles":["admin",{"value":"nurse"},{"value":"admin"}]}`, "roles", []string{"t:|admin", "t:|nurse"}},

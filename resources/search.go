@@ -677,6 +677,10 @@ func (p *searchParser) value(sp *SearchParam, mod, item string) (v Value, ok boo
 	case TypeReference:
 		ref := unescape(item)
 		typ, id := mod, ref
+		if strings.Contains(ref, "|") {
+			// The index keeps a canonical's type and id, not its version (extract.go).
+			return bad("a canonical's |version cannot be searched: search the URL without it, which finds every version")
+		}
 		if strings.Contains(ref, "/") {
 			typ, id = splitReference(ref)
 			if typ == "" {

@@ -207,6 +207,8 @@ func TestParseSearch(t *testing.T) {
 		{name: "reference missing", typ: "Observation", query: "subject:missing=false", want: []string{"subject:missing false"}},
 		{name: "reference :text modifier unsupported", typ: "Observation", query: "subject:text=x", err: CodeInvalid},
 		{name: "reference Aidbox-style type", typ: "Session", query: "user=u1", want: []string{"user User/u1"}},
+		{name: "reference canonical URL", typ: "QuestionnaireResponse", query: "questionnaire=http://x.org/fhir/Questionnaire/q1", want: []string{"questionnaire Questionnaire/q1"}},
+		{name: "reference canonical with a version", typ: "QuestionnaireResponse", query: "questionnaire=http://x.org/fhir/Questionnaire/q1%7C2.0", err: CodeInvalid, errText: "|version"},
 
 		// conformance F10: _count and _page.
 		{name: "F10 _count", query: "_count=5", control: "count=5 offset=0 total=accurate sort= elements= summary=", used: "_count=5"},

