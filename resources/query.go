@@ -23,6 +23,9 @@ type Query struct {
 	// Used holds the parameters that were understood, canonicalised, in order, for the
 	// Bundle's self and paging links (conformance F9, F13: unknown parameters are left out).
 	Used url.Values
+	// Warnings say why the answer may be incomplete (a parameter still being indexed):
+	// the Bundle carries them as an OperationOutcome entry.
+	Warnings []string
 }
 
 // TotalMode is the _total parameter.

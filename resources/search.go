@@ -388,6 +388,9 @@ func (p *searchParser) sort(raw string) error {
 		if sp == nil {
 			return invalid("_sort", "_sort: %q is not a search parameter of %s", key, p.td.Name)
 		}
+		if err := p.indexing("_sort", sp); err != nil {
+			return err
+		}
 		if p.sorted[key] {
 			continue
 		}
@@ -433,6 +436,9 @@ func (p *searchParser) clause(name, raw string) error {
 			return invalid(name, "unknown search parameter %q for %s", name, p.td.Name)
 		}
 		return nil
+	}
+	if err := p.indexing(name, sp); err != nil {
+		return err
 	}
 	c := Clause{Param: sp, Modifier: mod}
 	switch {

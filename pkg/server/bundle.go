@@ -37,6 +37,9 @@ func (s *Server) searchBundle(c echo.Context, q *resources.Query, res *resources
 			Search:   &fhir.EntrySearch{Mode: "match"},
 		})
 	}
+	if len(q.Warnings) > 0 {
+		b.Entry = append(b.Entry, warningsEntry(q.Warnings))
+	}
 	b.Link = pageLinks(base+"/"+q.Type, q.Used, q.Count, q.Offset, len(res.Entries), res.Total)
 	return b, nil
 }

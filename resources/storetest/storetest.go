@@ -58,6 +58,8 @@ func Run(t *testing.T, be Backend) {
 		{"ReplaceSigningKeyPEM", testReplaceSigningKeyPEM},
 		{"Purge", testPurge},
 		{"PurgeLimit", testPurgeLimit},
+		{"RewriteIndex", testRewriteIndex},
+		{"RewriteIndexConcurrentWrite", testRewriteIndexConcurrentWrite},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
