@@ -47,4 +47,3 @@ func reindex(ctx context.Context, cfg *config, stdout io.Writer) error {
 	fmt.Fprintln(stdout)
 	return nil
 }
-

@@ -74,7 +74,9 @@ func (e *env) waitActive(id string) {
 // before it are indexed in the background (status draft, then active) and found with
 // those written after; the status shows the job; an edit that keeps the definition
 // needs no reindex; deleting it removes the parameter and its index rows.
-func TestSearchParameterIndexesExisting(t *testing.T) { forEachBackend(t, testSearchParameterIndexesExisting) }
+func TestSearchParameterIndexesExisting(t *testing.T) {
+	forEachBackend(t, testSearchParameterIndexesExisting)
+}
 
 func testSearchParameterIndexesExisting(t *testing.T) {
 	e := newEnv(t)
@@ -223,7 +225,9 @@ func (g *gatedStore) RewriteIndex(ctx context.Context, b resources.RewriteBatch)
 // (lenient) or a 409 (strict). A write to a resource that the reindex holds is neither
 // lost nor has its index overwritten with the older content's: it waits for the batch
 // and indexes its own content.
-func TestSearchParameterWhileIndexing(t *testing.T) { forEachBackend(t, testSearchParameterWhileIndexing) }
+func TestSearchParameterWhileIndexing(t *testing.T) {
+	forEachBackend(t, testSearchParameterWhileIndexing)
+}
 
 func testSearchParameterWhileIndexing(t *testing.T) {
 	g := &gatedStore{inside: make(chan struct{}), release: make(chan struct{})}
