@@ -42,8 +42,8 @@ func (s *Service) EnableSearchParameters(ctx context.Context, log *slog.Logger) 
 		log = slog.Default()
 	}
 	s.AddAmender(SearchParameterType, s.amendSearchParameter)
-	s.OnCommit(SearchParameterType, func(_ context.Context, _, next *Resource) {
-		s.searchParameterCommitted(ctx, log, next)
+	s.OnCommit(SearchParameterType, func(_ context.Context, prev, next *Resource) {
+		s.searchParameterCommitted(ctx, log, prev, next)
 	})
 	s.OnWrite(func(ev WriteEvent) {
 		switch {
@@ -99,11 +99,21 @@ func (s *Service) amendSearchParameter(ctx context.Context, cur *Resource, doc m
 }
 
 // searchParameterCommitted applies a SearchParameter written by this process and
-// starts indexing it when its definition is new.
-func (s *Service) searchParameterCommitted(ctx context.Context, log *slog.Logger, next *Resource) {
+// starts indexing it when its definition is new; prev is the version it replaced.
+func (s *Service) searchParameterCommitted(ctx context.Context, log *slog.Logger, prev, next *Resource) {
+	// The definition replaced is read from the version replaced, not from the registry,
+	// which the change feed may have brought up to date already.
+	var old *CustomParam
+	if prev != nil && !prev.Deleted {
+		var doc map[string]any
+		if json.Unmarshal(prev.Content, &doc) == nil {
+			old, _ = s.reg.parseSearchParameter(prev.ID, doc)
+		}
+	}
 	if next.Deleted {
 		s.stopJob(next.ID, "")
-		if old := s.reg.RemoveCustom(next.ID); old != nil {
+		s.reg.RemoveCustom(next.ID)
+		if old != nil {
 			s.startJob(ctx, log, &CustomParam{ID: old.ID, Version: next.VersionID, Code: old.Code}, old.Base, []string{old.Code})
 		}
 		return
@@ -113,7 +123,6 @@ func (s *Service) searchParameterCommitted(ctx context.Context, log *slog.Logger
 		log.Error("a SearchParameter was stored but cannot be applied", "id", next.ID, "err", err)
 		return
 	}
-	old := s.reg.Custom(next.ID)
 	if err := s.reg.SetCustom(c); err != nil {
 		log.Error("a SearchParameter was stored but cannot be applied", "id", next.ID, "err", err)
 		return

@@ -113,6 +113,9 @@ func testSearchParameterIndexesExisting(t *testing.T) {
 		t.Errorf("_sort=-mothers-maiden-name: %v", got)
 	}
 
+	if md := e.must(200, get("/fhir/metadata")); !strings.Contains(string(md.raw), `"name":"mothers-maiden-name"`) {
+		t.Error("the CapabilityStatement does not list the parameter")
+	}
 	st := e.must(200, get("/$reindex-status"))
 	if at(st.doc, "jobs", 0, "state") != "done" || at(st.doc, "jobs", 0, "progress", 0, "done") != 30.0 ||
 		at(st.doc, "searchParameters", 0, "status") != "active" {
