@@ -10,7 +10,10 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/crypto/bcrypt"
+
 	"github.com/fhirbox/fhirbox/pkg/app"
+	"github.com/fhirbox/fhirbox/pkg/server"
 	"github.com/fhirbox/fhirbox/resources"
 )
 
@@ -352,4 +355,36 @@ func TestSearchParameterAcrossInstances(t *testing.T) {
 		a.must(200, del("/fhir/SearchParameter/mmn"))
 		eventually("deleted on A, on B", 400, "/fhir/Patient?mothers-maiden-name=smith")
 	})
+}
+
+// A server that starts while a SearchParameter is draft (its indexing was cut short by
+// a crash or a restart) indexes it and marks it active.
+func TestSearchParameterResumedAtStart(t *testing.T) {
+	forEachBackend(t, testSearchParameterResumedAtStart)
+}
+
+func testSearchParameterResumedAtStart(t *testing.T) {
+	e := newEnv(t)
+	for i := range 5 {
+		e.must(201, put(fmt.Sprintf("/fhir/Patient/p%d", i), patientWithMMN(fmt.Sprintf("p%d", i), "Smith")))
+	}
+	// Stored as a server that stopped halfway leaves it, behind this server's back.
+	draft := strings.Replace(mmnParam, `"status":"active"`, `"status":"draft"`, 1)
+	if _, err := e.store.Write(context.Background(), "SearchParameter", "mmn", func(*resources.Resource) (*resources.Resource, *resources.Index, error) {
+		return &resources.Resource{Type: "SearchParameter", ID: "mmn", VersionID: 1, LastUpdated: time.Now(), Content: []byte(draft)}, &resources.Index{}, nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	cfg := server.Config{BaseURL: testBase, AdminClientID: adminID, Version: "test"}
+	a, err := app.New(context.Background(), e.store, app.Config{Server: cfg, AdminSecret: adminToken, BcryptCost: bcrypt.MinCost})
+	if err != nil {
+		t.Fatal(err)
+	}
+	restarted := e.in(t)
+	restarted.srv, restarted.app, restarted.svc = a.Server, a, a.Service
+	restarted.waitActive("mmn")
+	r := restarted.must(200, get("/fhir/Patient?mothers-maiden-name=smith", "Prefer", "handling=strict"))
+	if got := matchIDs(r); len(got) != 5 {
+		t.Errorf("after the resumed reindex: %v", got)
+	}
 }

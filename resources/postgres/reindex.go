@@ -2,7 +2,10 @@ package postgres
 
 import (
 	"context"
+	"errors"
 	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/fhirbox/fhirbox/resources"
 	"github.com/fhirbox/fhirbox/resources/sqlstore"
@@ -35,8 +38,15 @@ var rewriteInsert = []string{
 // one of them waits, then extracts its own index from its own content; a write that
 // locked it first has committed when the SELECT returns it, which then reads the new
 // version. Either way the index rows left are those of the current version.
+//
+// A batch holds many rows, so it can deadlock with another transaction that holds
+// several (a purge of Sessions); PostgreSQL then ends one of them, and a batch it ended
+// is run again.
 func (s *Store) RewriteIndex(ctx context.Context, b resources.RewriteBatch) (string, int, error) {
 	last, n, err := s.rewrite(ctx, b)
+	for try := 0; try < 3 && isDeadlock(err); try++ {
+		last, n, err = s.rewrite(ctx, b)
+	}
 	if err != nil {
 		return "", 0, dialect.WriteError(ctx, err)
 	}
@@ -100,6 +110,12 @@ func (s *Store) rewrite(ctx context.Context, b resources.RewriteBatch) (string, 
 		return "", 0, err
 	}
 	return batch[len(batch)-1].ID, len(batch), nil
+}
+
+// isDeadlock reports whether err is PostgreSQL's deadlock_detected.
+func isDeadlock(err error) bool {
+	var pe *pgconn.PgError
+	return errors.As(err, &pe) && pe.Code == "40P01"
 }
 
 // columns gathers the rows of one index table column by column, for unnest.
