@@ -18,6 +18,10 @@ func (s *Store) CountLive(ctx context.Context, typ string, since time.Time) (int
 	return dialect.CountLive(ctx, s.sql, typ, since)
 }
 
+// indexColumns are the columns of each of sqlstore.IndexTables after resource_type and
+// id, in the order of rewriteInsert's arrays.
+var indexColumns = []string{"param, value, exact", "param, system, code", "param, low, high", "param, value, system, code", "param, target_type, target_id"}
+
 // rewriteInsert inserts the index rows of a whole batch, one array per column zipped by
 // unnest, ids included: one statement per table whatever the batch's size.
 var rewriteInsert = []string{
@@ -65,7 +69,7 @@ func (s *Store) rewrite(ctx context.Context, b resources.RewriteBatch) (string, 
 		return "", 0, err
 	}
 	var ids []string
-	var cols [5]columns
+	rows := make([][][]any, len(sqlstore.IndexTables))
 	for _, r := range batch {
 		idx, err := b.Extract(r)
 		if err != nil {
@@ -76,32 +80,49 @@ func (s *Store) rewrite(ctx context.Context, b resources.RewriteBatch) (string, 
 		}
 		ids = append(ids, r.ID)
 		for _, e := range idx.Strings {
-			cols[0].add(r.ID, e.Param, e.Value, e.Exact)
+			rows[0] = append(rows[0], []any{r.ID, e.Param, e.Value, e.Exact})
 		}
 		for _, e := range idx.Tokens {
-			cols[1].add(r.ID, e.Param, e.System, e.Code)
+			rows[1] = append(rows[1], []any{r.ID, e.Param, e.System, e.Code})
 		}
 		for _, e := range idx.Dates {
-			cols[2].add(r.ID, e.Param, e.Low.UTC(), e.High.UTC())
+			rows[2] = append(rows[2], []any{r.ID, e.Param, e.Low.UTC(), e.High.UTC()})
 		}
 		for _, e := range idx.Numbers {
-			cols[3].add(r.ID, e.Param, e.Value, e.System, e.Code)
+			rows[3] = append(rows[3], []any{r.ID, e.Param, e.Value, e.System, e.Code})
 		}
 		for _, e := range idx.References {
-			cols[4].add(r.ID, e.Param, e.TargetType, e.TargetID)
+			rows[4] = append(rows[4], []any{r.ID, e.Param, e.TargetType, e.TargetID})
 		}
 	}
 	if len(ids) > 0 {
 		filter, fargs := sqlstore.ParamFilter(b.Params, 2)
 		for i, t := range sqlstore.IndexTables {
-			if _, err := tx.ExecContext(ctx, "DELETE FROM "+t+" WHERE resource_type = $1 AND id = ANY($2)"+filter,
-				append([]any{b.Type, ids}, fargs...)...); err != nil {
+			// The batch's resources are locked, and every write of their index rows
+			// locks its resource first: the ctids read here stay theirs until commit.
+			var d sqlstore.IndexDiff
+			if err := d.Read(ctx, tx, "SELECT ctid::text, id, "+indexColumns[i]+" FROM "+t+
+				" WHERE resource_type = $1 AND id = ANY($2)"+filter, append([]any{b.Type, ids}, fargs...)); err != nil {
 				return "", 0, err
 			}
-			if cols[i].n == 0 {
+			insert, del := d.Split(rows[i])
+			if len(del) > 0 {
+				tids := make([]string, len(del))
+				for j, h := range del {
+					tids[j] = h.(string)
+				}
+				if _, err := tx.ExecContext(ctx, "DELETE FROM "+t+" WHERE ctid = ANY($1::tid[])", tids); err != nil {
+					return "", 0, err
+				}
+			}
+			if len(insert) == 0 {
 				continue
 			}
-			if _, err := tx.ExecContext(ctx, rewriteInsert[i], append([]any{b.Type}, cols[i].arrays...)...); err != nil {
+			var c columns
+			for _, r := range insert {
+				c.add(r...)
+			}
+			if _, err := tx.ExecContext(ctx, rewriteInsert[i], append([]any{b.Type}, c.arrays...)...); err != nil {
 				return "", 0, err
 			}
 		}

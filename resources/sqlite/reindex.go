@@ -81,29 +81,47 @@ func rewrite(ctx context.Context, tx *sql.Tx, b resources.RewriteBatch) (string,
 			}
 		}
 	}
+	diffs := make([]sqlstore.IndexDiff, len(indexTables))
 	for len(ids) > 0 {
 		chunk := ids[:min(len(ids), idsPerDelete)]
 		ids = ids[len(chunk):]
-		in := make([]string, len(chunk))
-		args := []any{b.Type}
-		for i, id := range chunk {
-			args = append(args, id)
-			in[i] = "$" + strconv.Itoa(len(args))
-		}
+		in, args := placeholders(chunk, 1)
+		args = append([]any{b.Type}, args...)
 		filter, fargs := sqlstore.ParamFilter(b.Params, len(args))
 		args = append(args, fargs...)
-		for _, t := range indexTables {
-			if _, err := tx.ExecContext(ctx, "DELETE FROM "+t.name+" WHERE resource_type = $1 AND id IN ("+strings.Join(in, ", ")+")"+filter, args...); err != nil {
+		for i, t := range indexTables {
+			if err := diffs[i].Read(ctx, tx, "SELECT rowid, id, "+strings.Join(t.columns, ", ")+" FROM "+t.name+
+				" WHERE resource_type = $1 AND id IN ("+in+")"+filter, args); err != nil {
 				return "", 0, err
 			}
 		}
 	}
 	for i, t := range indexTables {
-		if err := insertBatchRows(ctx, tx, t.name, t.columns, b.Type, rows[i]); err != nil {
+		insert, del := diffs[i].Split(rows[i])
+		for len(del) > 0 {
+			chunk := del[:min(len(del), idsPerDelete)]
+			del = del[len(chunk):]
+			in, args := placeholders(chunk, 0)
+			if _, err := tx.ExecContext(ctx, "DELETE FROM "+t.name+" WHERE rowid IN ("+in+")", args...); err != nil {
+				return "", 0, err
+			}
+		}
+		if err := insertBatchRows(ctx, tx, t.name, t.columns, b.Type, insert); err != nil {
 			return "", 0, err
 		}
 	}
 	return batch[len(batch)-1].ID, len(batch), nil
+}
+
+// placeholders returns "$n+1, $n+2, …" for vals, and vals as arguments.
+func placeholders[T any](vals []T, n int) (string, []any) {
+	ph := make([]string, len(vals))
+	args := make([]any, len(vals))
+	for i, v := range vals {
+		ph[i] = "$" + strconv.Itoa(n+i+1)
+		args[i] = v
+	}
+	return strings.Join(ph, ", "), args
 }
 
 // insertBatchRows inserts rows of several resources into table, each row its id and

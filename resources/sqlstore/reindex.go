@@ -2,6 +2,8 @@ package sqlstore
 
 import (
 	"context"
+	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -83,4 +85,89 @@ func ParamFilter(params []string, n int) (string, []any) {
 	}
 	b.WriteString(")")
 	return b.String(), args
+}
+
+// IndexDiff compares the stored rows of one index table with those a rewrite makes, so
+// that it deletes and inserts only the rows that changed: after an upgrade that adds
+// parameters, most rows of a resource are as they were, and rewriting them all would
+// cost each one a delete and an insert in every index of its table.
+type IndexDiff struct {
+	stored map[string][]any // row key → handles of the stored rows with it
+}
+
+// Stored records a stored row: the handle that deletes it (SQLite's rowid,
+// PostgreSQL's ctid) and its values, the resource id first, then the table's columns.
+func (d *IndexDiff) Stored(handle any, vals []any) {
+	if d.stored == nil {
+		d.stored = map[string][]any{}
+	}
+	k := rowKey(vals)
+	d.stored[k] = append(d.stored[k], handle)
+}
+
+// Read records the stored rows that stmt selects: the handle, then the values.
+func (d *IndexDiff) Read(ctx context.Context, q Querier, stmt string, args []any) error {
+	rows, err := q.QueryContext(ctx, stmt, args...)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	cols, err := rows.Columns()
+	if err != nil {
+		return err
+	}
+	vals := make([]any, len(cols))
+	dest := make([]any, len(cols))
+	for i := range vals {
+		dest[i] = &vals[i]
+	}
+	for rows.Next() {
+		if err := rows.Scan(dest...); err != nil {
+			return err
+		}
+		d.Stored(vals[0], slices.Clone(vals[1:]))
+	}
+	return rows.Err()
+}
+
+// Split returns the rows (resource id first) that are not stored yet, and the handles
+// of the stored rows that none of rows is.
+func (d *IndexDiff) Split(rows [][]any) (insert [][]any, del []any) {
+	for _, r := range rows {
+		k := rowKey(r)
+		if hs := d.stored[k]; len(hs) > 0 {
+			d.stored[k] = hs[1:]
+			continue
+		}
+		insert = append(insert, r)
+	}
+	for _, hs := range d.stored {
+		del = append(del, hs...)
+	}
+	return insert, del
+}
+
+// rowKey writes values so that a value written by the index and the same value read
+// back from either database give the same text: instants to the microsecond, numbers
+// as float64.
+func rowKey(vals []any) string {
+	var b strings.Builder
+	for _, v := range vals {
+		switch v := v.(type) {
+		case string:
+			b.WriteString(v)
+		case []byte:
+			b.Write(v)
+		case time.Time:
+			b.WriteString(strconv.FormatInt(v.UnixMicro(), 10))
+		case int64:
+			b.WriteString(strconv.FormatInt(v, 10))
+		case float64:
+			b.WriteString(strconv.FormatFloat(v, 'g', -1, 64))
+		default:
+			fmt.Fprint(&b, v)
+		}
+		b.WriteByte(0)
+	}
+	return b.String()
 }
