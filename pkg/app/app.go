@@ -21,8 +21,8 @@ import (
 type Store interface {
 	sqlstore.Store
 	// Listen delivers committed writes of the cached types (AccessPolicy, Client, User,
-	// Session, SearchParameter) by every process on the database to fn until ctx ends, each
-	// (re)connection starting with a Reset event.
+	// Session, SearchParameter) by every process on the database to fn until ctx ends,
+	// each (re)connection starting with a Reset event.
 	Listen(ctx context.Context, fn func(resources.WriteEvent))
 }
 
