@@ -218,7 +218,6 @@ func unitVector(lat, long float64) [3]float64 {
 	return [3]float64{math.Cos(φ) * math.Cos(λ), math.Cos(φ) * math.Sin(λ), math.Sin(φ)}
 }
 
-
 // addDerived adds the rows the modifiers of p search for one value v of p.
 func (x *extractor) addDerived(p *SearchParam, v any) {
 	obj, ok := v.(map[string]any)

@@ -42,6 +42,9 @@ type Query struct {
 	// Original holds the parameters as given but for _page and _pageset: what the
 	// paging links repeat, so that a page request carries what the first one did.
 	Original url.Values
+	// Warnings say why the answer may be incomplete (a parameter still being indexed):
+	// the Bundle carries them in its OperationOutcome entry.
+	Warnings []string
 }
 
 // Ignored is a parameter that a lenient search did not apply.

@@ -6,6 +6,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"gopkg.in/yaml.v3"
 
@@ -60,7 +61,14 @@ type SearchParam struct {
 	// expr is Expression compiled for the type the parameter is registered on (the
 	// branches of other types pruned); nil for column parameters.
 	expr *fhirpath.Expr
+	// indexing is set on a parameter of a SearchParameter resource whose existing
+	// resources are still being indexed (see custom.go): searches on it are incomplete.
+	indexing bool
 }
+
+// Indexing reports whether the parameter's index is still being built for the
+// resources that existed before it was defined: a search on it may miss some.
+func (p *SearchParam) Indexing() bool { return p.indexing }
 
 // Component is one part of a composite parameter: the code and type of the parameter
 // that gives it meaning, and the expression that selects its value from each element
@@ -139,9 +147,22 @@ func (t *TypeDef) paramNames(internal bool) []string {
 	return names
 }
 
-// Registry holds the known resource types. It is read-only after construction and safe
-// for concurrent use.
+// Registry holds the known resource types. It is safe for concurrent use, and changes
+// at run time only as SearchParameter resources come and go (custom.go): every change
+// builds a new snapshot of the types and swaps it in whole (copy on write), so a
+// reader takes one snapshot without a lock and a TypeDef, once read, never changes.
 type Registry struct {
+	cur atomic.Pointer[registryTypes]
+	// mu serialises changes; base is the snapshot as built from the definitions, and
+	// custom the parameters of SearchParameter resources, by resource id, that every
+	// new snapshot adds to it.
+	mu     sync.Mutex
+	base   *registryTypes
+	custom map[string]*CustomParam
+}
+
+// registryTypes is one snapshot of the types, never changed once published.
+type registryTypes struct {
 	types map[string]*TypeDef
 	names []string
 }
@@ -187,7 +208,7 @@ func LoadRegistry(data []byte) (*Registry, error) {
 	if err := yaml.Unmarshal(data, &f); err != nil {
 		return nil, err
 	}
-	r := &Registry{types: map[string]*TypeDef{}}
+	r := &registryTypes{types: map[string]*TypeDef{}}
 	if f.R4 {
 		defs, err := r4Types()
 		if err != nil {
@@ -248,7 +269,9 @@ func LoadRegistry(data []byte) (*Registry, error) {
 		td.index()
 	}
 	sort.Strings(r.names)
-	return r, nil
+	reg := &Registry{base: r, custom: map[string]*CustomParam{}}
+	reg.cur.Store(r)
+	return reg, nil
 }
 
 // index lists td's parameters that Extract evaluates, sorted by name.
@@ -364,15 +387,15 @@ func checkParam(typ string, p *SearchParam) error {
 
 // Type returns the definition of a resource type; ok is false for unknown types.
 func (r *Registry) Type(name string) (td *TypeDef, ok bool) {
-	td, ok = r.types[name]
+	td, ok = r.cur.Load().types[name]
 	return td, ok
 }
 
 // Types returns the names of every known type, fhirbox's own included, sorted.
-func (r *Registry) Types() []string { return r.names }
+func (r *Registry) Types() []string { return r.cur.Load().names }
 
 // Own reports whether name is one of fhirbox's own types (see TypeDef.Own).
 func (r *Registry) Own(name string) bool {
-	td, ok := r.types[name]
+	td, ok := r.Type(name)
 	return ok && td.Own
 }

@@ -432,6 +432,9 @@ func (p *searchParser) sort(raw string) error {
 		if sp.Type == TypeComposite || sp.Type == TypeSpecial {
 			return invalid("_sort", "_sort: %s is a %s parameter, which has no order", key, sp.Type)
 		}
+		if err := p.indexing("_sort", sp); err != nil {
+			return err
+		}
 		if p.sorted[key] {
 			continue
 		}
@@ -498,6 +501,9 @@ func (p *searchParser) clause(name, raw string) error {
 func (p *searchParser) paramClause(sp *SearchParam, chain []ChainLink, prefix, full, last, raw string) error {
 	name := full
 	pname, mod, _ := strings.Cut(last, ":")
+	if err := p.indexing(name, sp); err != nil {
+		return err
+	}
 	c := Clause{Param: sp, Modifier: mod, Chain: chain}
 	td := p.td
 	if len(chain) > 0 {

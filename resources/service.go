@@ -114,7 +114,10 @@ type Service struct {
 	mu         sync.RWMutex
 	onWrite    []func(WriteEvent)
 	validators map[string][]Validator
+	amenders   map[string][]Amender
 	commits    map[string][]CommitHook
+	// jobs are the reindex jobs of this process (reindex.go).
+	jobs jobList
 }
 
 // NewService returns a Service over store with the types of reg.
@@ -162,6 +165,34 @@ func (s *Service) AddValidator(typ string, fn Validator) {
 		s.validators = map[string][]Validator{}
 	}
 	s.validators[typ] = append(s.validators[typ], fn)
+}
+
+// Amender adjusts a document of its type inside the write transaction, seeing the
+// version it replaces (cur, nil when there is none): what it sets depends on what is
+// stored, which a Validator, running before the transaction, cannot know for sure.
+// Write may call it more than once for one write.
+type Amender func(ctx context.Context, cur *Resource, doc map[string]any) error
+
+// AddAmender registers fn to adjust every document of typ that is created or updated.
+func (s *Service) AddAmender(typ string, fn Amender) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.amenders == nil {
+		s.amenders = map[string][]Amender{}
+	}
+	s.amenders[typ] = append(s.amenders[typ], fn)
+}
+
+func (s *Service) amend(ctx context.Context, typ string, cur *Resource, doc map[string]any) error {
+	s.mu.RLock()
+	fns := s.amenders[typ]
+	s.mu.RUnlock()
+	for _, fn := range fns {
+		if err := fn(ctx, cur, doc); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // OnCommit registers fn to run after every local write of typ has committed.
@@ -268,6 +299,9 @@ func (s *Service) Create(ctx context.Context, typ string, doc map[string]any, op
 			return nil, nil, Errorf(CodeConflict, "%s/%s already exists", typ, id)
 		}
 		prev = cur
+		if err := s.amend(ctx, typ, cur, doc); err != nil {
+			return nil, nil, err
+		}
 		return s.newVersion(typ, id, cur, doc)
 	})
 	if err != nil {
@@ -378,6 +412,9 @@ func (s *Service) Update(ctx context.Context, typ, id string, doc map[string]any
 			if !trusted(ctx) {
 				keepFields(td.Hidden, doc, prev)
 			}
+		}
+		if err := s.amend(ctx, typ, cur, doc); err != nil {
+			return nil, nil, err
 		}
 		return s.newVersion(typ, id, cur, doc)
 	})

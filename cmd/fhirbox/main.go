@@ -3,6 +3,7 @@
 //
 //	fhirbox serve      start the server (migrations are applied first)
 //	fhirbox migrate    apply migrations and exit
+//	fhirbox reindex    re-extract the search index of stored resources
 //	fhirbox version    print the version
 package main
 
@@ -54,6 +55,7 @@ const usage = `usage: fhirbox <command> [flags]
 commands:
   serve     start the server (applies migrations first)
   migrate   apply database migrations and exit
+  reindex   re-extract the search index of stored resources: reindex [TYPE…]
   version   print the version
 
 Run "fhirbox <command> --help" for the flags of a command.
@@ -83,6 +85,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		}
 		fmt.Fprintf(stdout, "migrations applied to %s (%s)\n", cfg.Database, cfg.Database.Backend)
 		return st.Close()
+	case "reindex":
+		cfg, err := parseConfig("reindex", args[1:], getenv, stderr)
+		if err != nil {
+			return err
+		}
+		return reindex(ctx, cfg, stdout)
 	case "version", "--version", "-v":
 		fmt.Fprintln(stdout, "fhirbox", version)
 		return nil
@@ -129,6 +137,8 @@ type config struct {
 	StatementTimeout time.Duration
 	CallerShare      int
 	CallerWait       time.Duration
+	// Types are the resource types that reindex walks (none: all).
+	Types []string
 }
 
 func parseConfig(cmd string, args []string, getenv func(string) string, stderr io.Writer) (*config, error) {
@@ -169,13 +179,19 @@ func parseConfig(cmd string, args []string, getenv func(string) string, stderr i
 	fs.StringVar(&callerWait, "caller-wait", env("FHIRBOX_CALLER_WAIT", server.DefaultCallerWait.String()), "how long a request over its caller's share waits for a turn before it is answered 429 (env FHIRBOX_CALLER_WAIT)")
 	fs.StringVar(&logLevel, "log-level", env("FHIRBOX_LOG_LEVEL", "info"), "debug, info, warn or error (env FHIRBOX_LOG_LEVEL)")
 	fs.Usage = func() {
-		fmt.Fprintf(stderr, "usage: fhirbox %s [flags]\n\nflags (each defaults to its environment variable):\n", cmd)
+		args := ""
+		if cmd == "reindex" {
+			args = " [TYPE…]"
+		}
+		fmt.Fprintf(stderr, "usage: fhirbox %s [flags]%s\n\nflags (each defaults to its environment variable):\n", cmd, args)
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
-	if fs.NArg() > 0 {
+	if cmd == "reindex" {
+		c.Types = fs.Args()
+	} else if fs.NArg() > 0 {
 		return nil, fmt.Errorf("unexpected argument %q", fs.Arg(0))
 	}
 	if dbURL == "" {

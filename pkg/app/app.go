@@ -21,8 +21,8 @@ import (
 type Store interface {
 	sqlstore.Store
 	// Listen delivers committed writes of the cached types (AccessPolicy, Client, User,
-	// Session) by every process on the database to fn until ctx ends, each
-	// (re)connection starting with a Reset event.
+	// Session, SearchParameter) by every process on the database to fn until ctx ends,
+	// each (re)connection starting with a Reset event.
 	Listen(ctx context.Context, fn func(resources.WriteEvent))
 }
 
@@ -146,6 +146,13 @@ func New(ctx context.Context, st Store, cfg Config) (*App, error) {
 		return nil, err
 	}
 	if err := a.Policies.Load(ctx); err != nil {
+		return nil, err
+	}
+	// Before serving: a search must know every parameter stored, and a write must index
+	// it. Jobs resumed here run in the background until ctx ends.
+	if err := svc.EnableSearchParameters(ctx, log); resources.ErrorCode(err) == resources.CodeUnprocessable {
+		log.Error("a stored SearchParameter cannot be applied; the others are", "err", err)
+	} else if err != nil {
 		return nil, err
 	}
 	if p, ok := st.(interface{ PoolSize() int }); ok && cfg.Server.CallerShare == 0 {

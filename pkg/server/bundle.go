@@ -1,7 +1,6 @@
 package server
 
 import (
-	"encoding/json"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -58,13 +57,6 @@ func (s *Server) searchBundle(c echo.Context, q *resources.Query, res *resources
 			Resource: body,
 			Search:   &fhir.EntrySearch{Mode: "include"},
 		})
-	}
-	if res.IncludesIncomplete != "" {
-		oo, err := json.Marshal(fhir.NewOutcome("warning", "too-costly", res.IncludesIncomplete, "_include"))
-		if err != nil {
-			return nil, err
-		}
-		b.Entry = append(b.Entry, fhir.BundleEntry{Resource: oo, Search: &fhir.EntrySearch{Mode: "outcome"}})
 	}
 	searched := base + "/" + q.Type
 	if q.Type == "" && isFHIRBase(c) {

@@ -59,7 +59,8 @@ func resultSetCaller(ctx context.Context) string {
 }
 
 // searchOutcome is the OperationOutcome entry (search.mode outcome) of a searchset: a
-// warning for every parameter a lenient search ignored, and on the last page a stored
+// warning for every parameter a lenient search ignored, for every parameter still being
+// indexed, when the includes stopped at their limit, and on the last page a stored
 // result set holds, that the matches beyond it cannot be paged through. Nil when there is
 // nothing to say.
 func searchOutcome(q *resources.Query, res *resources.SearchResult) (*fhir.BundleEntry, error) {
@@ -67,6 +68,12 @@ func searchOutcome(q *resources.Query, res *resources.SearchResult) (*fhir.Bundl
 	for _, ig := range q.Ignored {
 		issues = append(issues, fhir.Issue{Severity: "warning", Code: "not-supported",
 			Diagnostics: ig.Reason + ": ignored, the search ran without it", Expression: []string{ig.Param}})
+	}
+	for _, w := range q.Warnings {
+		issues = append(issues, fhir.Issue{Severity: "warning", Code: "incomplete", Diagnostics: w})
+	}
+	if res.IncludesIncomplete != "" {
+		issues = append(issues, fhir.Issue{Severity: "warning", Code: "too-costly", Diagnostics: res.IncludesIncomplete, Expression: []string{"_include"}})
 	}
 	if set := res.Set; set != nil && set.Truncated() && q.Count > 0 && q.Offset+q.Count >= set.Size {
 		issues = append(issues, fhir.Issue{Severity: "warning", Code: "too-costly", Diagnostics: fmt.Sprintf(

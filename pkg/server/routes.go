@@ -18,6 +18,7 @@ func (s *Server) routes(reg *prometheus.Registry) {
 	getHead(root, "/health", s.handleHealth)
 	getHead(root, "/metrics", echo.WrapHandler(observe.Handler(reg)))
 	e.POST(testPolicyPath, s.handleTestPolicy)
+	getHead(root, "/$reindex-status", s.handleReindexStatus)
 
 	// OAuth 2.0 (pkg/auth): token endpoint, redirect-protected password grant, sessions,
 	// keys and discovery.

@@ -187,7 +187,10 @@ func everyR4Cases(t *testing.T) []everyCase {
 	skipped := map[resources.ParamType]int{}
 	for _, typ := range reg.Types() {
 		td, _ := reg.Type(typ)
-		if td.Own {
+		if td.Own || typ == "SearchParameter" {
+			// A SearchParameter written to the server is a definition it checks and
+			// applies (its base a type, its type a parameter type): the generated values
+			// cannot be both. TestSearchParameterSearchable searches by its parameters.
 			continue
 		}
 		for _, name := range td.ParamNames() {

@@ -17,9 +17,14 @@ const feedChannel = "fhirbox_write"
 const notifySQL = `SELECT pg_notify($1, $2)`
 
 // notifyTypes are the types whose writes are announced to every server process: the
-// ones that in-memory caches hold (policies, clients, users, sessions). Other types are
-// not announced, so bulk writes of clinical data cost no notification.
-var notifyTypes = map[string]bool{"AccessPolicy": true, "Client": true, "User": true, "Session": true}
+// ones that in-memory caches hold (policies, clients, users, sessions) and the
+// SearchParameters that every process's registry holds. Other types are not announced,
+// so bulk writes of clinical data cost no notification.
+var notifyTypes = map[string]bool{"AccessPolicy": true, "Client": true, "User": true, "Session": true, "SearchParameter": true}
+
+// notifyCreates are the announced types whose creations are news too: what did not
+// exist cannot be cached, but a new policy or search parameter applies at once.
+var notifyCreates = map[string]bool{"AccessPolicy": true, "SearchParameter": true}
 
 type feedEvent struct {
 	Type    string `json:"t"`
@@ -32,9 +37,8 @@ func encodeEvent(r *resources.Resource) string {
 	return string(b)
 }
 
-// Listen delivers every committed write of the announced types (AccessPolicy, Client,
-// User, Session), by any process on this database, this one included, to fn until ctx
-// ends. Each time its connection is (re)established fn first receives a Reset event:
+// Listen delivers every committed write of the announced types (notifyTypes), by any
+// process on this database, this one included, to fn until ctx ends. Each time its connection is (re)established fn first receives a Reset event:
 // writes made while it was not listening are unknown, so caches reload. It runs on a
 // connection of its own (application_name fhirbox-listener) and returns when ctx ends.
 func (s *Store) Listen(ctx context.Context, fn func(resources.WriteEvent)) {

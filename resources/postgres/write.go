@@ -82,7 +82,7 @@ func (s *Store) write(ctx context.Context, typ, id string, fn resources.WriteFun
 	// its own, shared with the other fresh creates that arrive meanwhile (see inserter).
 	// Were the id taken after all, the INSERT fails with a unique violation and Write
 	// retries the ordinary way.
-	if resources.FreshID(ctx) && !retry && typ != "AccessPolicy" {
+	if resources.FreshID(ctx) && !retry && !notifyCreates[typ] {
 		next, idx, err := s.prepare(typ, id, nil, fn)
 		if err != nil || next == nil {
 			return next, err
@@ -125,10 +125,10 @@ func (s *Store) write(ctx context.Context, typ, id string, fn resources.WriteFun
 	if _, err := tx.ExecContext(ctx, q, saveArgs(next, idx)...); err != nil {
 		return nil, err
 	}
-	// Nothing can have cached what did not exist, so only a new AccessPolicy is news
-	// when it is created; every token issued creates a Session, and announcing those
-	// would cost each of them a notification for nothing.
-	if notifyTypes[typ] && (cur != nil || typ == "AccessPolicy") {
+	// Nothing can have cached what did not exist, so only a new AccessPolicy or
+	// SearchParameter is news when it is created; every token issued creates a
+	// Session, and announcing those would cost each of them a notification for nothing.
+	if notifyTypes[typ] && (cur != nil || notifyCreates[typ]) {
 		// Delivered by PostgreSQL at commit, and only then, to every listening process.
 		if _, err := tx.ExecContext(ctx, notifySQL, feedChannel, encodeEvent(next)); err != nil {
 			return nil, err

@@ -45,7 +45,7 @@ var locked = struct {
 // fhirbench or the sqlite3 shell) work as before. The kernel releases the lock when the
 // process ends, however it ends.
 func lockFile(db string) (*fileLock, error) {
-	inUse := fmt.Errorf("sqlite: %s is in use by another fhirbox process: one process per database file", db)
+	inUse := fmt.Errorf("sqlite: %s is %w: one process per database file", db, ErrInUse)
 	locked.Lock()
 	defer locked.Unlock()
 	if fi, err := os.Stat(db); err == nil {

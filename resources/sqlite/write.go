@@ -91,14 +91,19 @@ func call(fn resources.WriteFunc, cur *resources.Resource) (next *resources.Reso
 
 var errClosed = errors.New("sqlite: the store is closed")
 
+// ErrInUse is the error (errors.Is) of Open on a file that another process has open.
+var ErrInUse = errors.New("in use by another fhirbox process")
+
 // writeReq is a Write waiting for the writer.
 type writeReq struct {
 	ctx     context.Context
 	typ, id string
 	fn      resources.WriteFunc
-	res     *resources.Resource
-	err     error
-	done    chan struct{} // closed when res and err are final
+	// run, when set, is run in the transaction instead of a write of fn (reindex.go).
+	run  func(ctx context.Context, tx *sql.Tx) error
+	res  *resources.Resource
+	err  error
+	done chan struct{} // closed when res and err are final
 }
 
 // maxBatch bounds the writes committed together, so that the first of them does not
@@ -146,7 +151,7 @@ func (s *Store) commit(batch []*writeReq) {
 			if _, err := tx.ExecContext(ctx, "SAVEPOINT w"); err != nil {
 				return err
 			}
-			if r.res, r.err = s.writeIn(ctx, tx, r.typ, r.id, r.fn); r.err != nil {
+			if r.res, r.err = s.writeReq(ctx, tx, r); r.err != nil {
 				r.res = nil
 				if _, err := tx.ExecContext(ctx, "ROLLBACK TO w"); err != nil {
 					return err
@@ -174,7 +179,7 @@ func (s *Store) alone(r *writeReq) {
 		return
 	}
 	defer tx.Rollback()
-	res, err := s.writeIn(r.ctx, tx, r.typ, r.id, r.fn)
+	res, err := s.writeReq(r.ctx, tx, r)
 	if err == nil {
 		err = tx.Commit()
 	}
@@ -183,6 +188,14 @@ func (s *Store) alone(r *writeReq) {
 		return
 	}
 	r.res = res
+}
+
+// writeReq runs r inside tx: its run, or the write of its fn.
+func (s *Store) writeReq(ctx context.Context, tx *sql.Tx, r *writeReq) (*resources.Resource, error) {
+	if r.run != nil {
+		return nil, r.run(ctx, tx)
+	}
+	return s.writeIn(ctx, tx, r.typ, r.id, r.fn)
 }
 
 // writeIn runs one write inside tx: it reads the current version, calls fn and stores

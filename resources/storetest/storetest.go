@@ -64,6 +64,8 @@ func Run(t *testing.T, be Backend) {
 		{"SearchIDs", testSearchIDs},
 		{"ResultSets", testResultSets},
 		{"FullText", testFullText},
+		{"RewriteIndex", testRewriteIndex},
+		{"RewriteIndexConcurrentWrite", testRewriteIndexConcurrentWrite},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
