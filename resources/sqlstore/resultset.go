@@ -13,7 +13,7 @@ import (
 )
 
 // The stored result sets of stable paging (resources/resultset.go) live in two tables
-// (migrations/*/00008_search_sets.sql): search_set, one row per set, and search_set_ids,
+// (migrations/*/00007_search_sets.sql): search_set, one row per set, and search_set_ids,
 // the set's ids in chunks of resources.ResultSetChunk joined by newlines, so that storing
 // 10,000 ids writes 10 rows and reading a page reads one or two.
 
