@@ -1,5 +1,5 @@
 -- +goose Up
--- Stored result sets of stable paging (see migrations/postgres/00008). expires is in
+-- Stored result sets of stable paging (see migrations/postgres/00007). expires is in
 -- microseconds since the Unix epoch, UTC.
 CREATE TABLE search_set (
     set_key       TEXT    PRIMARY KEY,
