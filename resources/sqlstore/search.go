@@ -287,7 +287,11 @@ func (b *builder) indexCond(c *resources.Clause) (*indexCond, error) {
 		case "":
 			value = func(v *resources.Value) { b.w("s.value LIKE ", b.arg(likeEscape(v.Str)+"%"), ` ESCAPE '\'`) }
 		case "exact":
-			value = func(v *resources.Value) { b.w("s.exact = ", b.arg(v.Str)) }
+			// Through the value index: a string equal as written is equal normalised, and
+			// an index on exact would cost every write a row per string (migration 00008).
+			value = func(v *resources.Value) {
+				b.w("s.value = ", b.arg(resources.NormalizeString(v.Str)), " AND s.exact = ", b.arg(v.Str))
+			}
 		case "contains":
 			ic.scans = true
 			value = func(v *resources.Value) { b.w("s.value LIKE ", b.arg("%"+likeEscape(v.Str)+"%"), ` ESCAPE '\'`) }
