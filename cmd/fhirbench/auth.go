@@ -436,6 +436,7 @@ var ceilingDescriptions = map[string]string{
 	"token-password":           fmt.Sprintf("bcrypt.CompareHashAndPassword at cost %d, in-process", bcrypt.DefaultCost),
 	"read-bearer-opaque":       "the read scenario's SQL",
 	"read-bearer-jwt":          "the read scenario's SQL",
+	"search-include":           "search-observation-patient's SQL with the ids of the page, then the server's include statement on them",
 }
 
 // jwtSigner signs access token claims as the server does: RS256 with an RSA-2048 key

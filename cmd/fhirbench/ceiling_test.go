@@ -58,8 +58,8 @@ func benchServer(t *testing.T, b testdb.Backend) (*API, *DB, string) {
 	return newTestAPI(t, srv.URL, 4), db, dbURL
 }
 
-// manyPatients share a birth date and an identifier, and the first has manyObs
-// observations of one code: searches whose matches overflow a page, which the server
+// manyPatients share a birth date, an identifier and a family named in their
+// narrative, and the first has manyObs observations of one code: searches whose matches overflow a page, which the server
 // and the SQLite ceiling count in a statement of its own. One more is deleted, which
 // neither may find.
 const (
@@ -94,6 +94,8 @@ func writeMany(t *testing.T, api *API) []PatientInfo {
 			"name":       []any{map[string]any{"family": "Manyfold"}},
 			"birthDate":  manyBirth,
 			"identifier": []any{map[string]any{"system": ident[0].System, "value": ident[0].Value}, map[string]any{"system": ident[1].System, "value": ident[1].Value}},
+			// Named in the narrative, so that a _text search fills a page too.
+			"text": map[string]any{"status": "generated", "div": `<div xmlns="http://www.w3.org/1999/xhtml">Manyfold</div>`},
 		})
 		if i == manyPatients {
 			if _, _, err := api.Do(ctx, http.MethodDelete, "/Patient/"+id, "/Patient/{id}", nil, false); err != nil {
@@ -163,11 +165,17 @@ func canonical(ps []PatientInfo) string {
 	return sb.String()
 }
 
+// searchScenarios are the scenarios whose ceiling is a search.
+var searchScenarios = []string{"search-family", "search-family-exact", "search-birthdate", "search-identifier", "search-observation",
+	"search-chain", "search-has", "search-observation-patient", "search-include", "search-text"}
+
 // checkSearchCounts runs every search scenario's ceiling for every value the
-// population offers and compares its number of matches with the server's total.
+// population offers and compares its number of matches with the server's total and,
+// for the scenarios of issue 14, with what the population says the search should find.
 func checkSearchCounts(t *testing.T, api *API, db *DB, der *Deriver, pop []PatientInfo) {
 	ctx := context.Background()
-	for _, sc := range []string{"search-family", "search-family-exact", "search-birthdate", "search-identifier", "search-observation"} {
+	obsOf := observationsBySubject(t, db)
+	for _, sc := range searchScenarios {
 		t.Run(sc, func(t *testing.T) {
 			w, err := NewWorkload(sc, der, pop)
 			if err != nil {
@@ -201,7 +209,30 @@ func checkSearchCounts(t *testing.T, api *API, db *DB, der *Deriver, pop []Patie
 					for _, c := range p.Codes {
 						add(params{patient: p.ID, code: c})
 					}
+				case "search-chain":
+					// The rare names the scenario draws, and the common ones, whose
+					// observations fill a page.
+					if len(p.Codes) > 0 {
+						add(params{family: p.Family})
+					}
+				case "search-has":
+					for _, c := range p.Codes {
+						add(params{code: c})
+					}
+				case "search-observation-patient", "search-include":
+					if len(p.Codes) > 0 {
+						add(params{patient: p.ID})
+					}
+				case "search-text":
+					// The rare names, which the narratives of their patients name, and
+					// Manyfold, which the narratives of manyPatients do.
+					if p.Family != p.FamilyQuery || p.Family == "Manyfold" {
+						add(params{family: p.Family})
+					}
 				}
+			}
+			if len(values) == 0 {
+				t.Fatal("the population offers no value to search")
 			}
 			most := 0
 			for _, p := range values {
@@ -225,6 +256,12 @@ func checkSearchCounts(t *testing.T, api *API, db *DB, der *Deriver, pop []Patie
 				if ceil != srv || srv == 0 {
 					t.Errorf("%s: the ceiling finds %d, the server %d (want the same, at least 1)", path, ceil, srv)
 				}
+				if want, ok := expectedMatches(sc, p, pop, obsOf); ok && srv != want {
+					t.Errorf("%s: the server finds %d, the population has %d", path, srv, want)
+				}
+				if sc == "search-include" {
+					checkIncluded(t, db, w, p, body)
+				}
 				most = max(most, srv)
 			}
 			// The counts past a full page are compared too, not only short pages.
@@ -232,6 +269,92 @@ func checkSearchCounts(t *testing.T, api *API, db *DB, der *Deriver, pop []Patie
 				t.Errorf("%d values searched, at most %d matches: none fills a page of %d", len(values), most, searchCount)
 			}
 		})
+	}
+}
+
+// observationsBySubject counts the live Observations of each patient, read from the
+// documents rather than from the index tables the searches read.
+func observationsBySubject(t *testing.T, db *DB) map[string]int {
+	t.Helper()
+	rows, err := db.Query(context.Background(), `SELECT content->'subject'->>'reference' FROM resource
+WHERE resource_type = 'Observation' AND NOT deleted`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	out := map[string]int{}
+	for rows.Next() {
+		var ref string
+		if err := rows.Scan(&ref); err != nil {
+			t.Fatal(err)
+		}
+		out[strings.TrimPrefix(ref, "Patient/")]++
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// expectedMatches returns how many resources a search of the scenarios of issue 14
+// should find, from the population: the chain, the Observations of the patients of a
+// family; _has, the patients with an observation of a code; search-text, the patients
+// of a family (their narratives name it); the patient searches, its Observations.
+func expectedMatches(sc string, p params, pop []PatientInfo, obsOf map[string]int) (int, bool) {
+	n := 0
+	switch sc {
+	case "search-chain":
+		for _, q := range pop {
+			if q.Family == p.family {
+				n += obsOf[q.ID]
+			}
+		}
+	case "search-has":
+		for _, q := range pop {
+			if slices.Contains(q.Codes, p.code) {
+				n++
+			}
+		}
+	case "search-text":
+		for _, q := range pop {
+			if q.Family == p.family {
+				n++
+			}
+		}
+	case "search-observation-patient", "search-include":
+		n = obsOf[p.patient]
+	default:
+		return 0, false
+	}
+	return n, true
+}
+
+// checkIncluded checks that the server's Bundle of a search-include request holds the
+// patient as its one included entry, and that the ceiling's include statement finds
+// that one resource too.
+func checkIncluded(t *testing.T, db *DB, w *Workload, p params, body []byte) {
+	t.Helper()
+	var bundle struct {
+		Entry []struct {
+			Resource struct{ ResourceType, ID string }
+			Search   struct{ Mode string }
+		}
+	}
+	if err := json.Unmarshal(body, &bundle); err != nil {
+		t.Fatal(err)
+	}
+	var included []string
+	for _, e := range bundle.Entry {
+		if e.Search.Mode == "include" {
+			included = append(included, e.Resource.ResourceType+"/"+e.Resource.ID)
+		}
+	}
+	if want := []string{"Patient/" + p.patient}; !slices.Equal(included, want) {
+		t.Errorf("search-include of %s: the server includes %v, want %v", p.patient, included, want)
+	}
+	_, n, err := w.ceilingQuery(context.Background(), db, p)
+	if err != nil || n != 1 {
+		t.Errorf("search-include of %s: the ceiling includes %d resources (%v), want 1", p.patient, n, err)
 	}
 }
 

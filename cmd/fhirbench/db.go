@@ -45,6 +45,13 @@ type dialect struct {
 	// matchIn writes searches as the server does with sqlstore.Dialect's MatchIn and
 	// RowidPage (see ceilingSearch).
 	matchIn bool
+	// keyCollate follows a search_reference key compared with the resource table's
+	// (sqlstore.Dialect.KeyCollate).
+	keyCollate string
+	// textQuery is the argument of a full-text match of all of words, as the server
+	// writes it (resources/sqlstore/fulltext.go): a tsquery, or an FTS5 query on the
+	// narrative column.
+	textQuery func(words []string) string
 }
 
 var (
@@ -53,6 +60,15 @@ var (
 		now:      `now()`,
 		doc:      func(b []byte) any { return b },
 		instant:  func(t time.Time) any { return t },
+		// search_reference's keys are compared under collation "C".
+		keyCollate: ` COLLATE "default"`,
+		textQuery: func(words []string) string {
+			q := make([]string, len(words))
+			for i, w := range words {
+				q[i] = "'" + w + "'"
+			}
+			return "(" + strings.Join(q, " & ") + ")"
+		},
 	}
 	// sqliteDialect follows migrations/sqlite: STRICT tables, whose TEXT column refuses
 	// a document bound as bytes (a BLOB), and instants as INTEGER microseconds.
@@ -62,6 +78,13 @@ var (
 		doc:      func(b []byte) any { return string(b) },
 		instant:  func(t time.Time) any { return t.UnixMicro() },
 		matchIn:  true,
+		textQuery: func(words []string) string {
+			q := make([]string, len(words))
+			for i, w := range words {
+				q[i] = `"` + w + `"`
+			}
+			return "{narrative} : ((" + strings.Join(q, " AND ") + "))"
+		},
 	}
 )
 

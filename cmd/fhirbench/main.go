@@ -108,7 +108,7 @@ func parseFlags() config {
 	flag.DurationVar(&c.dur, "d", 10*time.Second, "measured duration")
 	flag.DurationVar(&c.warmup, "warmup", 2*time.Second, "unmeasured run before each measurement")
 	flag.IntVar(&c.load, "load", 0, "load this many derived patients first (idempotent); 0 uses the patients in the database (needs -db)")
-	flag.IntVar(&c.obsPP, "observations-per-patient", 0, "observations loaded with each patient (search-observation needs some)")
+	flag.IntVar(&c.obsPP, "observations-per-patient", 0, "observations loaded with each patient (search-observation, -chain, -has, -observation-patient and -include need some)")
 	flag.StringVar(&c.data, "data", "", "Synthea data directory, NDJSON files gzipped or not (default: $FHIRBOX_SYNTHEA, else the repository's testdata/synthea)")
 	flag.Uint64Var(&c.seed, "seed", 1, "seed of the derived data and of the request choices")
 	flag.IntVar(&c.rounds, "rounds", 5, "turns fhirbox and the ceiling take, each measured for -d/rounds per turn")
@@ -224,6 +224,12 @@ func run() int {
 			return fail("probe %s: %v", path, err)
 		}
 		fmt.Printf("probe        %s → %d matches\n", path, n)
+		if n == 0 {
+			// Every request is drawn to match something: a database loaded before
+			// the scenario's data existed (the narratives of search-text) would be
+			// measured finding nothing, fast for the wrong reason.
+			fmt.Printf("warning      the probe found nothing: was the database loaded by an older fhirbench? Reload it.\n")
+		}
 	}
 
 	runner := Runner{Conc: c.conc, Seed: c.seed}

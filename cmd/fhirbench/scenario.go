@@ -24,6 +24,7 @@ import (
 
 // Scenarios lists the -scenario values.
 var Scenarios = []string{"read", "create", "update", "search-family", "search-family-exact", "search-birthdate", "search-identifier", "search-observation",
+	"search-chain", "search-has", "search-observation-patient", "search-include", "search-text",
 	"token-client-credentials", "token-jwt", "token-password", "read-bearer-opaque", "read-bearer-jwt"}
 
 // CeilingNeedsDB reports whether the ceiling of scenario runs on the database; the
@@ -48,8 +49,10 @@ type Workload struct {
 	// Patients is the population; Derived those of them the benchmark derived (update
 	// rebuilds their documents); WithObs those with observations; Rare those with a
 	// family name of the long tail (see familyName), shared by a handful of patients
-	// at any population size.
-	Patients, Derived, WithObs, Rare []PatientInfo
+	// at any population size; RareWithObs those of Rare with observations.
+	Patients, Derived, WithObs, Rare, RareWithObs []PatientInfo
+	// HasCodes are the observation codes search-has draws from (see hasCodes).
+	HasCodes []Ident
 	// Issuer is the iss of the JWTs the token-jwt ceiling signs: the server's URL.
 	Issuer string
 	// Auth is the OAuth scenarios' state on the server, from SetupAuth.
@@ -68,12 +71,21 @@ func NewWorkload(scenario string, der *Deriver, patients []PatientInfo) (*Worklo
 		}
 		if p.Family != p.FamilyQuery {
 			w.Rare = append(w.Rare, p)
+			if len(p.Codes) > 0 {
+				w.RareWithObs = append(w.RareWithObs, p)
+			}
 		}
 	}
+	w.HasCodes = hasCodes(patients)
 	need := map[string][]PatientInfo{
-		"update":              w.Derived,
-		"search-observation":  w.WithObs,
-		"search-family-exact": w.Rare,
+		"update":                     w.Derived,
+		"search-observation":         w.WithObs,
+		"search-family-exact":        w.Rare,
+		"search-chain":               w.RareWithObs,
+		"search-has":                 w.WithObs,
+		"search-observation-patient": w.WithObs,
+		"search-include":             w.WithObs,
+		"search-text":                w.Rare,
 	}
 	if !slices.Contains(Scenarios, scenario) {
 		return nil, fmt.Errorf("unknown scenario %q", scenario)
@@ -85,15 +97,58 @@ func NewWorkload(scenario string, der *Deriver, patients []PatientInfo) (*Worklo
 		if scenario == "update" {
 			return nil, fmt.Errorf("scenario update needs patients loaded by fhirbench (ids %s<n>): use -load", benchPrefix)
 		}
-		if scenario == "search-family-exact" {
-			return nil, fmt.Errorf("scenario search-family-exact needs patients with derived family names: use -load")
+		if scenario == "search-family-exact" || scenario == "search-text" {
+			return nil, fmt.Errorf("scenario %s needs patients with derived family names: use -load", scenario)
 		}
-		return nil, fmt.Errorf("scenario search-observation needs observations: use -load with -observations-per-patient")
+		if scenario == "search-chain" {
+			return nil, fmt.Errorf("scenario search-chain needs patients with derived family names and observations: use -load with -observations-per-patient")
+		}
+		return nil, fmt.Errorf("scenario %s needs observations: use -load with -observations-per-patient", scenario)
 	}
 	return w, nil
 }
 
 func pick(rng *rand.Rand, ps []PatientInfo) *PatientInfo { return &ps[rng.IntN(len(ps))] }
+
+// The codes of search-has are those that between hasFewest and hasMost patients have an
+// observation of. Every code of the Synthea sample is shared by more patients as the
+// population grows (the observations are copies), so no code is rare at every size:
+// with 3 observations per patient the rarest has 1 patient at 1,000 patients and 35 at
+// 100,000. A band of counts that both sizes have keeps the work of a request the same
+// at both (a page of patients and the count of a few dozen), as a long-tail value does
+// for the other searches, while each request still fills its page and is counted: "the
+// patients with an observation of a code that few have", which a real population has at
+// any size. With 3 observations per patient about 25 codes are in the band at 1,000
+// patients and at 100,000.
+const (
+	hasFewest = 2 * searchCount
+	hasMost   = 10 * searchCount
+)
+
+// hasCodes returns the codes search-has draws from: those within the band, or the
+// codes nearest to it when none is (a small population).
+func hasCodes(patients []PatientInfo) []Ident {
+	count := map[Ident]int{}
+	for _, p := range patients {
+		for _, c := range p.Codes {
+			count[c]++
+		}
+	}
+	dist := func(n int) int { return max(hasFewest-n, n-hasMost, 0) }
+	var out []Ident
+	best := -1
+	for c, n := range count {
+		switch d := dist(n); {
+		case best < 0 || d < best:
+			best, out = d, []Ident{c}
+		case d == best:
+			out = append(out, c)
+		}
+	}
+	// Sorted: map order would make the draws differ between runs of the same seed.
+	slices.SortFunc(out, func(a, b Ident) int { return strings.Compare(a.System+"|"+a.Value, b.System+"|"+b.Value) })
+	return out
+}
 
 // params are the values of one search request.
 type params struct {
@@ -131,6 +186,14 @@ func (w *Workload) draw(rng *rand.Rand) params {
 		pi := pick(rng, w.WithObs)
 		p.patient = pi.ID
 		p.code = pi.Codes[rng.IntN(len(pi.Codes))]
+	case "search-chain":
+		p.family = pick(rng, w.RareWithObs).Family
+	case "search-has":
+		p.code = w.HasCodes[rng.IntN(len(w.HasCodes))]
+	case "search-observation-patient", "search-include":
+		p.patient = pick(rng, w.WithObs).ID
+	case "search-text":
+		p.family = pick(rng, w.Rare).Family
 	}
 	return p
 }
@@ -138,10 +201,27 @@ func (w *Workload) draw(rng *rand.Rand) params {
 // searchCount is the page size of every search, as a client listing matches asks for.
 const searchCount = 10
 
+// searchType returns the resource type a search scenario searches.
+func searchType(scenario string) string {
+	switch scenario {
+	case "search-observation", "search-chain", "search-observation-patient", "search-include":
+		return "Observation"
+	}
+	return "Patient"
+}
+
 // searchPath returns the request of a search scenario.
+//
+// search-chain and search-text look for a long-tail family name ("Smithson-12", see
+// familyName). The chain compares it with :exact, as search-family-exact does: as a
+// prefix it would also find "Smithson-120" to "Smithson-129" and, at 100,000 patients,
+// the tenfold more patients of those names. search-text sends the name as it is: the
+// narrative of a patient with a derived name names it (Deriver.PatientDoc), and _text
+// cuts it into the words "smithson" and "12", which only the patients of that name
+// have both of.
 func (w *Workload) searchPath(p params) string {
 	q := url.Values{}
-	typ := "Patient"
+	typ := searchType(w.Scenario)
 	switch w.Scenario {
 	case "search-family":
 		q.Set("family", p.family)
@@ -152,9 +232,19 @@ func (w *Workload) searchPath(p params) string {
 	case "search-identifier":
 		q.Set("identifier", p.ident.System+"|"+p.ident.Value)
 	case "search-observation":
-		typ = "Observation"
 		q.Set("patient", "Patient/"+p.patient)
 		q.Set("code", p.code.System+"|"+p.code.Value)
+	case "search-chain":
+		q.Set("subject:Patient.family:exact", p.family)
+	case "search-has":
+		q.Set("_has:Observation:subject:code", p.code.System+"|"+p.code.Value)
+	case "search-observation-patient":
+		q.Set("patient", "Patient/"+p.patient)
+	case "search-include":
+		q.Set("patient", "Patient/"+p.patient)
+		q.Set("_include", "Observation:subject")
+	case "search-text":
+		q.Set("_text", p.family)
 	}
 	q.Set("_count", fmt.Sprint(searchCount))
 	return "/" + typ + "?" + q.Encode()
@@ -194,10 +284,7 @@ func (w *Workload) HTTPOp(api *API) Op {
 			return err
 		}
 	}
-	route := "/Patient?search"
-	if w.Scenario == "search-observation" {
-		route = "/Observation?search"
-	}
+	route := "/" + searchType(w.Scenario) + "?search"
 	return func(ctx context.Context, rng *rand.Rand) error {
 		_, _, err := api.Do(ctx, http.MethodGet, w.searchPath(w.draw(rng)), route, nil, false)
 		return err
@@ -261,33 +348,67 @@ type indexMatch struct {
 	drives bool
 }
 
+// form returns the clause as each backend's form writes it, in a search of typ.
+func (c indexMatch) form(typ string) ceilingCond {
+	sc := ceilingCond{
+		param: c.param,
+		pg: fmt.Sprintf("EXISTS (SELECT 1 FROM %s s WHERE s.resource_type = r.resource_type AND s.id = r.id AND s.param = '%s' AND %s)",
+			c.table, c.param, c.cond),
+		lite: fmt.Sprintf("EXISTS (SELECT 1 FROM %s s WHERE s.resource_type = r.resource_type AND s.id = r.id AND s.param = '%s' AND (%s))",
+			c.table, c.param, c.cond),
+	}
+	if c.drives {
+		sc.lite = fmt.Sprintf("r.id IN (SELECT s.id FROM %s s WHERE s.resource_type = '%s' AND s.param = '%s' AND (%s))",
+			c.table, typ, c.param, c.cond)
+	}
+	return sc
+}
+
+// ceilingCond is a condition on the searched resources r, as written for each
+// backend: pg as a correlated test; lite as the SQLite form writes it, "r.id IN (…)"
+// for the clause it starts from.
+type ceilingCond struct {
+	// param orders the conditions as the server orders its clauses.
+	param, pg, lite string
+}
+
 // ceilingSearch is the SQL of a search scenario.
 type ceilingSearch struct {
 	// pg is the PostgreSQL statement: the page, each row with the number of matches.
 	pg string
 	// page and count are the SQLite statements: the page, and the number of matches.
 	page, count string
+	// ids marks statements whose rows start with the id of the match, which the
+	// include ceiling follows the references of.
+	ids bool
 }
 
-// newCeilingSearch writes the SQL of a search of typ.
+// newCeilingSearch writes the SQL of a search of typ on the index tables.
 func newCeilingSearch(typ string, clauses ...indexMatch) ceilingSearch {
+	conds := make([]ceilingCond, len(clauses))
+	for i, c := range clauses {
+		conds[i] = c.form(typ)
+	}
+	return newCeilingSearchOf(typ, false, conds...)
+}
+
+// newCeilingSearchOf writes the SQL of a search of typ with the conditions conds; with
+// ids, each row starts with the id of the match.
+func newCeilingSearchOf(typ string, ids bool, conds ...ceilingCond) ceilingSearch {
+	cols := "r.content"
+	if ids {
+		cols = "r.id, r.content"
+	}
 	var pg, where strings.Builder
-	fmt.Fprintf(&pg, "SELECT r.content, count(*) OVER () FROM resource r\nWHERE r.resource_type = '%s' AND r.deleted = false", typ)
-	for _, c := range clauses {
-		fmt.Fprintf(&pg, "\n  AND EXISTS (SELECT 1 FROM %s s WHERE s.resource_type = r.resource_type AND s.id = r.id AND s.param = '%s' AND %s)",
-			c.table, c.param, c.cond)
+	fmt.Fprintf(&pg, "SELECT %s, count(*) OVER () FROM resource r\nWHERE r.resource_type = '%s' AND r.deleted = false", cols, typ)
+	for _, c := range conds {
+		fmt.Fprintf(&pg, "\n  AND %s", c.pg)
 	}
 	// In the order of the parameters' names, as the server writes its clauses, so that
 	// the statement is the server's but for its bound names.
 	fmt.Fprintf(&where, "r.resource_type = '%s' AND NOT r.deleted", typ)
-	for _, c := range slices.SortedStableFunc(slices.Values(clauses), func(a, b indexMatch) int { return strings.Compare(a.param, b.param) }) {
-		if c.drives {
-			fmt.Fprintf(&where, " AND r.id IN (SELECT s.id FROM %s s WHERE s.resource_type = '%s' AND s.param = '%s' AND (%s))",
-				c.table, typ, c.param, c.cond)
-		} else {
-			fmt.Fprintf(&where, " AND EXISTS (SELECT 1 FROM %s s WHERE s.resource_type = r.resource_type AND s.id = r.id AND s.param = '%s' AND (%s))",
-				c.table, c.param, c.cond)
-		}
+	for _, c := range slices.SortedStableFunc(slices.Values(conds), func(a, b ceilingCond) int { return strings.Compare(a.param, b.param) }) {
+		fmt.Fprintf(&where, " AND %s", c.lite)
 	}
 	limit := strconv.Itoa(searchCount)
 	fmt.Fprintf(&pg, "\nORDER BY r.last_updated DESC, r.id LIMIT %s", limit)
@@ -295,9 +416,10 @@ func newCeilingSearch(typ string, clauses ...indexMatch) ceilingSearch {
 		pg: pg.String(),
 		// The first page has no OFFSET, as the server writes it: with one, SQLite
 		// checks an EXISTS as a correlated subquery instead of joining it.
-		page: "SELECT r.content FROM resource r WHERE r.rowid IN (SELECT r.rowid FROM resource r WHERE " + where.String() +
+		page: "SELECT " + cols + " FROM resource r WHERE r.rowid IN (SELECT r.rowid FROM resource r WHERE " + where.String() +
 			" ORDER BY +r.last_updated DESC, +r.id LIMIT " + limit + ") ORDER BY r.last_updated DESC, r.id",
 		count: "SELECT count(*) FROM resource r WHERE " + where.String(),
+		ids:   ids,
 	}
 }
 
@@ -315,7 +437,85 @@ var ceilingSearches = map[string]ceilingSearch{
 	"search-observation": newCeilingSearch("Observation",
 		indexMatch{"search_reference", "patient", `s.target_type = 'Patient' AND s.target_id = $1`, true},
 		indexMatch{"search_token", "code", `s.system = $2 AND s.code = $3`, false}),
+	"search-observation-patient": newCeilingSearch("Observation", observationPatient),
+	// The page of search-observation-patient with the ids of its matches, whose
+	// subjects includeSQL then reads.
+	"search-include": newCeilingSearchOf("Observation", true, observationPatient.form("Observation")),
+	"search-chain":   newCeilingSearchOf("Observation", false, chainCond),
+	"search-has":     newCeilingSearchOf("Patient", false, hasCond),
+	// $1 is the words as a tsquery on PostgreSQL, an FTS5 query on SQLite (see
+	// dialect.textQuery).
+	"search-text": newCeilingSearchOf("Patient", false, ceilingCond{param: "_text",
+		pg: `EXISTS (SELECT 1 FROM search_text x WHERE x.resource_type = r.resource_type AND x.id = r.id AND x.narrative @@ $1::tsquery)`,
+		// From the matching rows of the FTS5 table to their keys (sqlstore's fullText).
+		lite: `r.id IN (SELECT k.id FROM search_text CROSS JOIN search_text_key k ON k.docid = search_text.rowid WHERE k.resource_type = 'Patient' AND search_text MATCH $1)`,
+	}),
 }
+
+// observationPatient is the clause of Observation?patient=<id>.
+var observationPatient = indexMatch{"search_reference", "patient", `s.target_type = 'Patient' AND s.target_id = $1`, true}
+
+// The chain and _has clauses are written as the server writes them
+// (resources/sqlstore/chain.go): a link is a subquery over search_reference, the last
+// parameter's index rows the inner set. On SQLite each is the clause the search starts
+// from, as the server's probe finds it to be: the only one.
+var (
+	// chainCond is subject:Patient.family:exact=$1: Observations whose subject is a
+	// Patient of that family.
+	chainCond = ceilingCond{param: "subject",
+		pg: `EXISTS (SELECT 1 FROM search_reference c1 WHERE c1.resource_type = r.resource_type AND c1.id = r.id AND c1.param = 'subject'
+    AND (c1.target_type = 'Patient' AND c1.target_id IN (SELECT s.id FROM search_string s WHERE s.resource_type = 'Patient' AND s.param = 'family' AND (s.exact = $1))))`,
+		lite: `r.id IN (SELECT c1.id FROM search_reference c1 WHERE c1.resource_type = 'Observation' AND c1.param = 'subject'` +
+			` AND (c1.target_type = 'Patient' AND c1.target_id IN (SELECT s.id FROM search_string s WHERE s.resource_type = 'Patient' AND s.param = 'family' AND (s.exact = $1))))`,
+	}
+	// hasCond is _has:Observation:subject:code=$1|$2: Patients that an Observation of
+	// that code has as its subject.
+	hasCond = ceilingCond{param: "_has",
+		pg: `EXISTS (SELECT 1 FROM search_reference c1 WHERE c1.resource_type = 'Observation' AND c1.param = 'subject' AND c1.target_type = 'Patient' AND c1.target_id = r.id
+    AND c1.id IN (SELECT s.id FROM search_token s WHERE s.resource_type = 'Observation' AND s.param = 'code' AND (s.system = $1 AND s.code = $2)))`,
+		lite: `r.id IN (SELECT c1.target_id FROM search_reference c1 WHERE c1.resource_type = 'Observation' AND c1.param = 'subject' AND c1.target_type = 'Patient'` +
+			` AND c1.id IN (SELECT s.id FROM search_token s WHERE s.resource_type = 'Observation' AND s.param = 'code' AND (s.system = $1 AND s.code = $2)))`,
+	}
+)
+
+// includeSQL returns the statement with which the server follows _include=
+// Observation:subject from the Observations ids (sqlstore's Include): the distinct
+// targets of their subject rows, joined to the resource table, at most
+// includeLimit(len(ids)) rows. The ids are bound one by one on PostgreSQL, as one JSON
+// array on SQLite when there are several (sqlstore.Dialect.ValuesOf).
+func (db *DB) includeSQL(ids []string) (string, []any) {
+	args := make([]any, 0, len(ids)+1)
+	var set string
+	if db.matchIn && len(ids) > 1 {
+		js, _ := json.Marshal(ids) // strings always encode
+		args = append(args, string(js))
+		set = "SELECT value FROM json_each($1)"
+	} else {
+		ph := make([]string, len(ids))
+		for i, id := range ids {
+			args = append(args, id)
+			ph[i] = "$" + strconv.Itoa(i+1)
+		}
+		set = strings.Join(ph, ", ")
+	}
+	args = append(args, includeLimit(len(ids)))
+	// SQLite's unary + keeps it from reading the targets in index order (sqlstore's
+	// unordered); PostgreSQL compares search_reference's keys under the resource
+	// table's collation, so that its index serves the join.
+	t, i := "s.target_type", "s.target_id"
+	if db.matchIn {
+		t, i = "+"+t, "+"+i
+	}
+	return fmt.Sprintf(`SELECT r.resource_type, r.id, r.version_id, r.last_updated, r.content FROM (SELECT DISTINCT %s AS t, %s AS i FROM search_reference s
+WHERE s.resource_type = 'Observation' AND s.id IN (%s) AND (s.param IN ('subject'))) k
+JOIN resource r ON r.resource_type = k.t%s AND r.id = k.i%s WHERE NOT r.deleted LIMIT $%d`,
+		t, i, set, db.keyCollate, db.keyCollate, len(args)), args
+}
+
+// includeLimit is the LIMIT of the server's include statement for a page of n matches:
+// its limit of included resources (resources.Limits.Includes, 1,000 by default), one
+// more to see whether they go past it, and the matches, which may come back too.
+func includeLimit(n int) int { return 1000 + 1 + n }
 
 // searchArgs returns the ceiling statements and arguments of one search, with the
 // values prepared as the server prepares them and bound as db stores them.
@@ -337,8 +537,16 @@ func (w *Workload) searchArgs(db *DB, p params) (ceilingSearch, []any, error) {
 		return s, []any{db.instant(lo), db.instant(hi)}, nil
 	case "search-identifier":
 		return s, []any{p.ident.System, p.ident.Value}, nil
-	default:
+	case "search-observation":
 		return s, []any{p.patient, p.code.System, p.code.Value}, nil
+	case "search-chain":
+		return s, []any{p.family}, nil
+	case "search-has":
+		return s, []any{p.code.System, p.code.Value}, nil
+	case "search-text":
+		return s, []any{db.textQuery(resources.Words(p.family))}, nil
+	default: // search-observation-patient, search-include
+		return s, []any{p.patient}, nil
 	}
 }
 
@@ -351,40 +559,98 @@ var likeRE = regexp.MustCompile(`[\\%_]`)
 // would, and returns the number of matches. The statements are sent unprepared, as the
 // server sends its searches (see DB.QueryUnprepared).
 func querySearch(ctx context.Context, db *DB, s ceilingSearch, args []any) (int, error) {
+	total, _, err := queryPage(ctx, db, s, args)
+	return total, err
+}
+
+// queryPage is querySearch that also returns the ids of the page's matches when the
+// statements select them (ceilingSearch.ids).
+func queryPage(ctx context.Context, db *DB, s ceilingSearch, args []any) (int, []string, error) {
 	stmt := s.pg
 	if db.matchIn {
 		stmt = s.page
 	}
 	rows, err := db.QueryUnprepared(ctx, stmt, args...)
 	if err != nil {
-		return 0, err
+		return 0, nil, err
 	}
 	defer rows.Close()
 	n, total := 0, 0
+	var id string
 	var content []byte
-	dest := []any{&content, &total}
-	if db.matchIn {
-		dest = dest[:1]
+	var ids []string
+	dest := []any{&content}
+	if s.ids {
+		dest = []any{&id, &content}
+	}
+	if !db.matchIn {
+		dest = append(dest, &total)
 	}
 	for rows.Next() {
 		if err := rows.Scan(dest...); err != nil {
-			return 0, err
+			return 0, nil, err
+		}
+		if s.ids {
+			ids = append(ids, id)
 		}
 		n++
 	}
 	if err := rows.Err(); err != nil {
-		return 0, err
+		return 0, nil, err
 	}
 	if !db.matchIn {
-		return total, nil
+		return total, ids, nil
 	}
 	rows.Close()
 	// A page that is not full holds the last match: the server counts no further.
 	if n < searchCount {
-		return n, nil
+		return n, ids, nil
 	}
 	err = db.QueryRow(ctx, s.count, args...).Scan(&total)
-	return total, err
+	return total, ids, err
+}
+
+// queryInclude runs the include statement for the matches ids, reading every row, and
+// returns the number of resources it found; none without ids, as the server sends no
+// statement then.
+func queryInclude(ctx context.Context, db *DB, ids []string) (int, error) {
+	if len(ids) == 0 {
+		return 0, nil
+	}
+	stmt, args := db.includeSQL(ids)
+	rows, err := db.QueryUnprepared(ctx, stmt, args...)
+	if err != nil {
+		return 0, err
+	}
+	defer rows.Close()
+	n := 0
+	var typ, id string
+	var version int64
+	var updated any
+	var content []byte
+	for rows.Next() {
+		if err := rows.Scan(&typ, &id, &version, &updated, &content); err != nil {
+			return 0, err
+		}
+		n++
+	}
+	return n, rows.Err()
+}
+
+// ceilingQuery runs the ceiling of one search request: the search and, for
+// search-include, the include statement on its page. It returns the number of matches
+// and of included resources.
+func (w *Workload) ceilingQuery(ctx context.Context, db *DB, p params) (matches, included int, err error) {
+	s, args, err := w.searchArgs(db, p)
+	if err != nil {
+		return 0, 0, err
+	}
+	matches, ids, err := queryPage(ctx, db, s, args)
+	if err != nil || w.Scenario != "search-include" {
+		return matches, 0, err
+	}
+	included, err = queryInclude(ctx, db, ids)
+	return matches, included, err
 }
 
 // CeilingOp returns the scenario's ceiling and a cleanup that drops the tables it made.
@@ -458,22 +724,15 @@ func (w *Workload) CeilingOp(ctx context.Context, db *DB) (Op, func(), error) {
 		return nil, nil, fmt.Errorf("scenario %s has no ceiling", w.Scenario)
 	}
 	return func(ctx context.Context, rng *rand.Rand) error {
-		s, args, err := w.searchArgs(db, w.draw(rng))
-		if err != nil {
-			return err
-		}
-		_, err = querySearch(ctx, db, s, args)
+		_, _, err := w.ceilingQuery(ctx, db, w.draw(rng))
 		return err
 	}, nop, nil
 }
 
 // ProbeSQL runs one ceiling search and returns its number of matches.
 func (w *Workload) ProbeSQL(ctx context.Context, db *DB, rng *rand.Rand) (int, error) {
-	s, args, err := w.searchArgs(db, w.draw(rng))
-	if err != nil {
-		return 0, err
-	}
-	return querySearch(ctx, db, s, args)
+	n, _, err := w.ceilingQuery(ctx, db, w.draw(rng))
+	return n, err
 }
 
 // scratch creates a table of the benchmark (dropping a leftover of an interrupted run
