@@ -36,27 +36,21 @@ func (s *Server) searchBundle(c echo.Context, q *resources.Query, res *resources
 	if outcome != nil {
 		b.Entry = append(b.Entry, *outcome)
 	}
-	for _, r := range res.Entries {
-		body, err := s.svc.Public(r, view)
-		if err != nil {
-			return nil, err
+	for _, part := range []struct {
+		mode string
+		rs   []*resources.Resource
+	}{{"match", res.Entries}, {"include", res.Included}} {
+		for _, r := range part.rs {
+			body, err := s.svc.Public(r, view)
+			if err != nil {
+				return nil, err
+			}
+			b.Entry = append(b.Entry, fhir.BundleEntry{
+				FullURL:  base + "/" + r.Type + "/" + r.ID,
+				Resource: body,
+				Search:   &fhir.EntrySearch{Mode: part.mode},
+			})
 		}
-		b.Entry = append(b.Entry, fhir.BundleEntry{
-			FullURL:  base + "/" + r.Type + "/" + r.ID,
-			Resource: body,
-			Search:   &fhir.EntrySearch{Mode: "match"},
-		})
-	}
-	for _, r := range res.Included {
-		body, err := s.svc.Public(r, view)
-		if err != nil {
-			return nil, err
-		}
-		b.Entry = append(b.Entry, fhir.BundleEntry{
-			FullURL:  base + "/" + r.Type + "/" + r.ID,
-			Resource: body,
-			Search:   &fhir.EntrySearch{Mode: "include"},
-		})
 	}
 	searched := base + "/" + q.Type
 	if q.Type == "" && isFHIRBase(c) {

@@ -127,27 +127,5 @@ func placeholders[T any](vals []T, n int) (string, []any) {
 // insertBatchRows inserts rows of several resources into table, each row its id and
 // then the values of columns, several rows per statement.
 func insertBatchRows(ctx context.Context, tx *sql.Tx, table string, columns []string, typ string, rows [][]any) error {
-	for len(rows) > 0 {
-		n := min(len(rows), rowsPerInsert)
-		var b strings.Builder
-		b.WriteString("INSERT INTO " + table + " (resource_type, id, " + strings.Join(columns, ", ") + ") VALUES ")
-		args := make([]any, 0, 1+n*(1+len(columns)))
-		args = append(args, typ)
-		for i, r := range rows[:n] {
-			if i > 0 {
-				b.WriteString(", ")
-			}
-			b.WriteString("($1")
-			for _, v := range r {
-				args = append(args, v)
-				b.WriteString(", $" + strconv.Itoa(len(args)))
-			}
-			b.WriteString(")")
-		}
-		if _, err := tx.ExecContext(ctx, b.String(), args...); err != nil {
-			return err
-		}
-		rows = rows[n:]
-	}
-	return nil
+	return insertRows(ctx, tx, table, columns, []any{typ}, rows)
 }

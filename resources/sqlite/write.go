@@ -241,7 +241,7 @@ func (s *Store) writeIn(ctx context.Context, tx *sql.Tx, typ, id string, fn reso
 		return nil, err
 	}
 	for i, rows := range indexRows(idx) {
-		if err := insertRows(ctx, tx, indexTables[i].name, indexTables[i].columns, typ, id, rows); err != nil {
+		if err := insertRows(ctx, tx, indexTables[i].name, indexTables[i].columns, []any{typ, id}, rows); err != nil {
 			return nil, err
 		}
 	}
@@ -273,19 +273,25 @@ func indexRows(idx *resources.Index) [][][]any {
 const rowsPerInsert = 100
 
 // insertRows inserts rows into table, several per statement: each statement costs a
-// parse, whatever its number of rows.
-func insertRows(ctx context.Context, tx *sql.Tx, table string, columns []string, typ, id string, rows [][]any) error {
+// parse, whatever its number of rows. Every row starts with the values of fixed
+// (resource_type and id, or resource_type alone when each row carries its own id),
+// bound once per statement, and goes on with its own values.
+func insertRows(ctx context.Context, tx *sql.Tx, table string, columns []string, fixed []any, rows [][]any) error {
+	head := "($1"
+	for i := 2; i <= len(fixed); i++ {
+		head += ", $" + strconv.Itoa(i)
+	}
 	for len(rows) > 0 {
 		n := min(len(rows), rowsPerInsert)
 		var b strings.Builder
 		b.WriteString("INSERT INTO " + table + " (resource_type, id, " + strings.Join(columns, ", ") + ") VALUES ")
-		args := make([]any, 0, 2+n*len(columns))
-		args = append(args, typ, id)
+		args := make([]any, 0, len(fixed)+n*(len(columns)+1))
+		args = append(args, fixed...)
 		for i, r := range rows[:n] {
 			if i > 0 {
 				b.WriteString(", ")
 			}
-			b.WriteString("($1, $2")
+			b.WriteString(head)
 			for _, v := range r {
 				args = append(args, v)
 				b.WriteString(", $" + strconv.Itoa(len(args)))
