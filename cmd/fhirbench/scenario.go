@@ -428,7 +428,7 @@ var ceilingSearches = map[string]ceilingSearch{
 	"search-family": newCeilingSearch("Patient",
 		indexMatch{"search_string", "family", `s.value LIKE $1 ESCAPE '\'`, true}),
 	"search-family-exact": newCeilingSearch("Patient",
-		indexMatch{"search_string", "family", `s.exact = $1`, true}),
+		indexMatch{"search_string", "family", `s.value = $2 AND s.exact = $1`, true}),
 	"search-birthdate": newCeilingSearch("Patient",
 		indexMatch{"search_date", "birthdate", `s.low >= $1 AND s.high <= $2 AND s.low <= $2`, true}),
 	"search-identifier": newCeilingSearch("Patient",
@@ -464,14 +464,14 @@ var (
 	// Patient of that family.
 	chainCond = ceilingCond{param: "subject",
 		pg: `EXISTS (SELECT 1 FROM search_reference c1 WHERE c1.resource_type = r.resource_type AND c1.id = r.id AND c1.param = 'subject'
-    AND (c1.target_type = 'Patient' AND c1.target_id IN (SELECT s.id FROM search_string s WHERE s.resource_type = 'Patient' AND s.param = 'family' AND (s.exact = $1))))`,
+    AND (c1.target_type = 'Patient' AND c1.target_id IN (SELECT s.id FROM search_string s WHERE s.resource_type = 'Patient' AND s.param = 'family' AND (s.value = $2 AND s.exact = $1))))`,
 		lite: `r.id IN (SELECT c1.id FROM search_reference c1 WHERE c1.resource_type = 'Observation' AND c1.param = 'subject'` +
-			` AND (c1.target_type = 'Patient' AND c1.target_id IN (SELECT s.id FROM search_string s WHERE s.resource_type = 'Patient' AND s.param = 'family' AND (s.exact = $1))))`,
+			` AND (c1.target_type = 'Patient' AND c1.target_id IN (SELECT s.id FROM search_string s WHERE s.resource_type = 'Patient' AND s.param = 'family' AND (s.value = $2 AND s.exact = $1))))`,
 	}
 	// hasCond is _has:Observation:subject:code=$1|$2: Patients that an Observation of
 	// that code has as its subject.
 	hasCond = ceilingCond{param: "_has",
-		pg: `EXISTS (SELECT 1 FROM search_reference c1 WHERE c1.resource_type = 'Observation' AND c1.param = 'subject' AND c1.target_type = 'Patient' AND c1.target_id = r.id
+		pg: `EXISTS (SELECT 1 FROM search_reference c1 WHERE c1.resource_type = 'Observation' AND c1.param = 'subject' AND c1.target_type = 'Patient' AND c1.target_id COLLATE "default" = r.id
     AND c1.id IN (SELECT s.id FROM search_token s WHERE s.resource_type = 'Observation' AND s.param = 'code' AND (s.system = $1 AND s.code = $2)))`,
 		lite: `r.id IN (SELECT c1.target_id FROM search_reference c1 WHERE c1.resource_type = 'Observation' AND c1.param = 'subject' AND c1.target_type = 'Patient'` +
 			` AND c1.id IN (SELECT s.id FROM search_token s WHERE s.resource_type = 'Observation' AND s.param = 'code' AND (s.system = $1 AND s.code = $2)))`,
@@ -528,7 +528,7 @@ func (w *Workload) searchArgs(db *DB, p params) (ceilingSearch, []any, error) {
 	case "search-family":
 		return s, []any{likeEscape(resources.NormalizeString(p.family)) + "%"}, nil
 	case "search-family-exact":
-		return s, []any{p.family}, nil
+		return s, []any{p.family, resources.NormalizeString(p.family)}, nil
 	case "search-birthdate":
 		lo, hi, err := fhirdate.ParseRange(p.date)
 		if err != nil {
@@ -540,7 +540,7 @@ func (w *Workload) searchArgs(db *DB, p params) (ceilingSearch, []any, error) {
 	case "search-observation":
 		return s, []any{p.patient, p.code.System, p.code.Value}, nil
 	case "search-chain":
-		return s, []any{p.family}, nil
+		return s, []any{p.family, resources.NormalizeString(p.family)}, nil
 	case "search-has":
 		return s, []any{p.code.System, p.code.Value}, nil
 	case "search-text":

@@ -36,7 +36,11 @@ import (
 // as a semi-join and picks the direction; SQLite builds the inner sets first (they are
 // not correlated) and probes the indexes with them.
 
-// chain writes " AND <c's first link leads to resources matching the rest of c>".
+// chain writes " AND <c's first link leads to resources matching the rest of c>". A
+// reverse link compares its rows' target ids with the resource table's key in the key's
+// collation (Dialect.KeyCollate): in the "C" of the target column PostgreSQL could not use
+// the key's index, and read every Patient of 100,000 to answer a _has that 59 match
+// (95 ms; 2 ms in the key's collation).
 func (b *builder) chain(c *resources.Clause) error {
 	if c == b.driver {
 		b.w(" AND ", b.res(), ".id IN (")
@@ -53,7 +57,7 @@ func (b *builder) chain(c *resources.Clause) error {
 	b.w(" AND EXISTS (SELECT 1 FROM search_reference ", ca, " WHERE ")
 	if link.Reverse {
 		b.w(ca, ".resource_type = ", b.arg(link.Types[0]), " AND ", ca, ".param = ", b.arg(link.Param.Name),
-			" AND ", ca, ".target_type = ", b.arg(b.typ), " AND ", ca, ".target_id = ", b.res(), ".id AND ", ca, ".id IN (")
+			" AND ", ca, ".target_type = ", b.arg(b.typ), " AND ", ca, ".target_id", b.d.KeyCollate, " = ", b.res(), ".id AND ", ca, ".id IN (")
 		if err := b.chainRest(c, link.Types[0], false); err != nil {
 			return err
 		}
@@ -80,7 +84,7 @@ func (b *builder) chainSelect(c *resources.Clause, typed bool) error {
 		if typed {
 			b.w(ca, ".target_type, ")
 		}
-		b.w(ca, ".target_id FROM search_reference ", ca, " WHERE ", ca, ".resource_type = ", b.arg(link.Types[0]),
+		b.w(ca, ".target_id", b.d.KeyCollate, " FROM search_reference ", ca, " WHERE ", ca, ".resource_type = ", b.arg(link.Types[0]),
 			" AND ", ca, ".param = ", b.arg(link.Param.Name), " AND ", ca, ".target_type = ", b.arg(b.typ), " AND ", ca, ".id IN (")
 		if err := b.chainRest(c, link.Types[0], false); err != nil {
 			return err
