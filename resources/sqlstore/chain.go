@@ -84,7 +84,7 @@ func (b *builder) chainSelect(c *resources.Clause, typed bool) error {
 		if typed {
 			b.w(ca, ".target_type, ")
 		}
-		b.w(ca, ".target_id", b.d.KeyCollate, " FROM search_reference ", ca, " WHERE ", ca, ".resource_type = ", b.arg(link.Types[0]),
+		b.w(b.probing, ca, ".target_id", b.d.KeyCollate, " FROM search_reference ", ca, " WHERE ", ca, ".resource_type = ", b.arg(link.Types[0]),
 			" AND ", ca, ".param = ", b.arg(link.Param.Name), " AND ", ca, ".target_type = ", b.arg(b.typ), " AND ", ca, ".id IN (")
 		if err := b.chainRest(c, link.Types[0], false); err != nil {
 			return err
@@ -96,7 +96,7 @@ func (b *builder) chainSelect(c *resources.Clause, typed bool) error {
 	if typed {
 		b.w(ca, ".resource_type, ")
 	}
-	b.w(ca, ".id FROM search_reference ", ca, " WHERE ", ca, ".resource_type = ", b.arg(b.typ),
+	b.w(b.probing, ca, ".id FROM search_reference ", ca, " WHERE ", ca, ".resource_type = ", b.arg(b.typ),
 		" AND ", ca, ".param = ", b.arg(link.Param.Name), " AND ")
 	return b.chainTargets(c, ca)
 }
@@ -199,7 +199,11 @@ func (d *Dialect) probeChains(ctx context.Context, db Querier, typ string, chain
 		return best, bestN, nil
 	}
 	for _, c := range chains {
-		pb := &builder{d: d, typ: typ}
+		// The unary + makes the selected id an expression no index holds: for the
+		// DISTINCT, SQLite (without statistics) otherwise read the link's rows in the
+		// order of its target index, every row of the parameter (a _has at 100,000
+		// patients: 410 ms; 2.9 ms with it).
+		pb := &builder{d: d, typ: typ, probing: "+"}
 		// DISTINCT: a _has link finds a resource once per resource referring to it
 		// (Patient?_has:Observation:subject:code=8302-2: 1,060 rows, 126 patients).
 		pb.WriteString("SELECT count(*) FROM (SELECT DISTINCT * FROM (")

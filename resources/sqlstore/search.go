@@ -18,6 +18,9 @@ import (
 
 // builder collects SQL text and its arguments.
 type builder struct {
+	// probing is written before the id a chain selects when the statement only counts
+	// them (Dialect.probeChains): "+" there, "" in searches.
+	probing string
 	strings.Builder
 	args []any
 	d    *Dialect
