@@ -80,9 +80,21 @@ func (p *searchParser) include(name, raw string) error {
 		return invalid(name, "%s=%s: %s", name, raw, fmt.Sprintf(format, args...))
 	}
 	searched := p.td.Name
+	// A system-level search (GET [base]?_type=…) searches several types: a plain include
+	// may start from any of them, and a plain _revinclude may point at any of them.
+	system := p.q.Type == "" && len(p.q.Types) > 0
+	isSearched := func(typ string) bool {
+		if system {
+			return slices.Contains(p.q.Types, typ)
+		}
+		return typ == searched
+	}
 	if raw == "*" {
 		if inc.Reverse {
 			return bad("name the type whose references point at the matches, as in %s=Observation:*", name)
+		}
+		if system && !inc.Iterate {
+			return bad("a system-level search has matches of several types: name the source type, as in %s=Observation:*", name)
 		}
 		inc.Value = "*"
 		if !inc.Iterate {
@@ -100,7 +112,7 @@ func (p *searchParser) include(name, raw string) error {
 		return bad("unknown resource type %q", parts[0])
 	}
 	inc.Source = std.Name
-	if !inc.Reverse && !inc.Iterate && inc.Source != searched {
+	if !inc.Reverse && !inc.Iterate && !isSearched(inc.Source) {
 		return bad("the source type %s is not the searched type %s (%s follows the references of the matches; _include:iterate those of included resources too)", inc.Source, searched, name)
 	}
 	if len(parts) == 3 {
@@ -109,13 +121,13 @@ func (p *searchParser) include(name, raw string) error {
 			return bad("unknown resource type %q", parts[2])
 		}
 		inc.Target = ttd.Name
-		if inc.Reverse && !inc.Iterate && inc.Target != searched {
+		if inc.Reverse && !inc.Iterate && !isSearched(inc.Target) {
 			return bad("the target type %s is not the searched type %s", inc.Target, searched)
 		}
 	}
 	// A plain _revinclude follows references to the matches only.
 	refersTo := inc.Target
-	if inc.Reverse && !inc.Iterate {
+	if inc.Reverse && !inc.Iterate && !system {
 		refersTo = searched
 	}
 	if pname := parts[1]; pname == "*" {

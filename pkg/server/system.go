@@ -46,6 +46,9 @@ func (s *Server) handleSystemSearch(c echo.Context) error {
 	if err != nil {
 		return err
 	}
+	if err := s.svc.Include(c.Request().Context(), q, res, s.readCheck(c)); err != nil {
+		return err
+	}
 	b, err := s.searchBundle(c, q, res)
 	if err != nil {
 		return err

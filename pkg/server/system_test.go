@@ -2,6 +2,7 @@ package server_test
 
 import (
 	"fmt"
+	"sort"
 	"strings"
 	"testing"
 	"time"
@@ -313,5 +314,62 @@ func testSummaryCountAndTotal(t *testing.T) {
 	}
 	for _, q := range []string{"_total=some", "_summary=counts", "_total=none&_summary=count"} {
 		e.must(400, get("/fhir/Patient?"+q))
+	}
+}
+
+// _include and _revinclude apply at the system level too: a plain _include starts from
+// the matches of any searched type, a plain _revinclude points at any of them, and the
+// included resources pass the policies as at the type level (conformance F9).
+func TestSystemSearchInclude(t *testing.T) { forEachBackend(t, testSystemSearchInclude) }
+
+func testSystemSearchInclude(t *testing.T) {
+	e := newEnv(t)
+	for _, w := range []struct{ path, body string }{
+		{"/fhir/Practitioner/d1", `{"resourceType":"Practitioner","name":[{"family":"Doc"}]}`},
+		{"/fhir/Patient/p1", `{"resourceType":"Patient","generalPractitioner":[{"reference":"Practitioner/d1"}]}`},
+		{"/fhir/Practitioner/p1", `{"resourceType":"Practitioner"}`},
+		{"/fhir/Observation/o1", `{"resourceType":"Observation","status":"final","code":{"text":"x"},"subject":{"reference":"Patient/p1"}}`},
+	} {
+		e.must(201, put(w.path, w.body))
+	}
+	modes := func(r *resp) (match, include []string) {
+		entries, _ := at(r.doc, "entry").([]any)
+		for _, en := range entries {
+			ref := fmt.Sprint(at(en, "resource", "resourceType"), "/", at(en, "resource", "id"))
+			switch at(en, "search", "mode") {
+			case "match":
+				match = append(match, ref)
+			case "include":
+				include = append(include, ref)
+			}
+		}
+		sort.Strings(match)
+		return match, include
+	}
+	for _, tc := range []struct {
+		path           string
+		match, include string
+	}{
+		{"/fhir?_type=Patient,Practitioner&_id=p1&_include=Patient:general-practitioner", "Patient/p1 Practitioner/p1", "Practitioner/d1"},
+		{"/fhir?_type=Patient,Practitioner&_id=p1&_revinclude=Observation:subject", "Patient/p1 Practitioner/p1", "Observation/o1"},
+		{"/fhir?_type=Patient,Practitioner&_id=p1&_revinclude=Observation:subject:Patient", "Patient/p1 Practitioner/p1", "Observation/o1"},
+	} {
+		r := e.must(200, get(tc.path))
+		m, inc := modes(r)
+		if strings.Join(m, " ") != tc.match || strings.Join(inc, " ") != tc.include {
+			t.Errorf("%s: match %v include %v, want %s / %s", tc.path, m, inc, tc.match, tc.include)
+		}
+		if !strings.Contains(link(r, "self"), "include") {
+			t.Errorf("%s: self link %s drops the include", tc.path, link(r, "self"))
+		}
+	}
+	for path, says := range map[string]string{
+		"/fhir?_type=Patient,Practitioner&_include=*":               "name the source type",
+		"/fhir?_type=Patient&_include=Observation:subject":          "not the searched type",
+		"/fhir?_type=Patient&_revinclude=Observation:subject:Group": "not the searched type",
+	} {
+		if msg := outcomeText(t, e.must(400, get(path))); !strings.Contains(msg, says) {
+			t.Errorf("%s: %q does not say %q", path, msg, says)
+		}
 	}
 }
