@@ -209,33 +209,24 @@ func (s *Service) reextract(r *Resource, params []string) (*Index, error) {
 		return idx, err
 	}
 	keep := func(p string) bool { return slices.Contains(params, p) }
-	out := &Index{}
-	for _, e := range idx.Strings {
-		if keep(e.Param) {
-			out.Strings = append(out.Strings, e)
+	return &Index{
+		Strings:    keepRows(idx.Strings, func(e StringEntry) bool { return keep(e.Param) }),
+		Tokens:     keepRows(idx.Tokens, func(e TokenEntry) bool { return keep(e.Param) }),
+		Dates:      keepRows(idx.Dates, func(e DateEntry) bool { return keep(e.Param) }),
+		Numbers:    keepRows(idx.Numbers, func(e NumberEntry) bool { return keep(e.Param) }),
+		References: keepRows(idx.References, func(e ReferenceEntry) bool { return keep(e.Param) }),
+	}, nil
+}
+
+// keepRows returns the rows of rows that keep accepts.
+func keepRows[T any](rows []T, keep func(T) bool) []T {
+	var out []T
+	for _, r := range rows {
+		if keep(r) {
+			out = append(out, r)
 		}
 	}
-	for _, e := range idx.Tokens {
-		if keep(e.Param) {
-			out.Tokens = append(out.Tokens, e)
-		}
-	}
-	for _, e := range idx.Dates {
-		if keep(e.Param) {
-			out.Dates = append(out.Dates, e)
-		}
-	}
-	for _, e := range idx.Numbers {
-		if keep(e.Param) {
-			out.Numbers = append(out.Numbers, e)
-		}
-	}
-	for _, e := range idx.References {
-		if keep(e.Param) {
-			out.References = append(out.References, e)
-		}
-	}
-	return out, nil
+	return out
 }
 
 // ReindexJob is the state of one background reindex of this process, as

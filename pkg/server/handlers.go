@@ -171,6 +171,12 @@ func (s *Server) handleSearch(c echo.Context) error {
 	if err != nil {
 		return err
 	}
+	return s.answerSearch(c, f, q, res)
+}
+
+// answerSearch adds what q's _include and _revinclude reach to res (each included
+// resource decided by the policies as a read) and writes the searchset Bundle.
+func (s *Server) answerSearch(c echo.Context, f outFormat, q *resources.Query, res *resources.SearchResult) error {
 	if err := s.svc.Include(c.Request().Context(), q, res, s.readCheck(c)); err != nil {
 		return err
 	}

@@ -46,14 +46,7 @@ func (s *Server) handleSystemSearch(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	if err := s.svc.Include(c.Request().Context(), q, res, s.readCheck(c)); err != nil {
-		return err
-	}
-	b, err := s.searchBundle(c, q, res)
-	if err != nil {
-		return err
-	}
-	return s.writeValue(c, http.StatusOK, f, b)
+	return s.answerSearch(c, f, q, res)
 }
 
 // searchableTypes returns those of types whose type-level search the caller's policies
