@@ -338,6 +338,12 @@ func (b *builder) indexCond(c *resources.Clause) (*indexCond, error) {
 			return nil, unsupported(c)
 		}
 		value = b.number
+		if p.Ranged() {
+			// The high bounds are in rows of their own: no range of s.value narrows
+			// the index to the matches.
+			ic.scans = true
+			value = func(v *resources.Value) { b.rangedNumber(v, p.Name) }
+		}
 	case resources.TypeReference:
 		typ := ""
 		switch {
@@ -450,12 +456,7 @@ func (b *builder) number(v *resources.Value) {
 	case resources.PrefixGe:
 		b.w(col, " >= ", b.arg(v.Number))
 	case resources.PrefixAp:
-		// Approximately: within 10% of the value, and never narrower than eq.
-		d := math.Abs(v.Number) / 10
-		lo, hi := v.Number-d, v.Number+d
-		if v.NumHigh > v.NumLow {
-			lo, hi = min(lo, v.NumLow), max(hi, v.NumHigh)
-		}
+		lo, hi := approximately(v)
 		b.w(col, " >= ", b.arg(lo), " AND ", col, " <= ", b.arg(hi))
 	default:
 		b.WriteString("1 = 0")
@@ -466,6 +467,17 @@ func (b *builder) number(v *resources.Value) {
 	if v.MatchCode {
 		b.w(" AND s.code = ", b.arg(v.Code))
 	}
+}
+
+// approximately returns the bounds of ap: within 10% of the value, and never narrower
+// than eq.
+func approximately(v *resources.Value) (lo, hi float64) {
+	d := math.Abs(v.Number) / 10
+	lo, hi = v.Number-d, v.Number+d
+	if v.NumHigh > v.NumLow {
+		lo, hi = min(lo, v.NumLow), max(hi, v.NumHigh)
+	}
+	return lo, hi
 }
 
 // numberEq matches the values inside the range the searched number's precision
