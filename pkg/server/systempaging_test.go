@@ -34,13 +34,7 @@ func TestSystemStablePaging(t *testing.T) { forEachBackend(t, testSystemStablePa
 func testSystemStablePaging(t *testing.T) {
 	clk := &clock{t: time.Now().UTC().Truncate(time.Second)}
 	e := newEnv(t, withClock(clk))
-	write := func(r req) {
-		t.Helper()
-		clk.Advance(time.Second) // newest first is then the order of the writes, reversed
-		if out := e.do(r); out.status >= 300 {
-			t.Fatalf("%s %s: %d %s", r.method, r.path, out.status, out.raw)
-		}
-	}
+	write := clockedWriter(t, e, clk)
 	// Resource i is a Patient when i is even, a Practitioner when odd, with id
 	// family-(i/2): each id is held by both types.
 	person := func(family string, i int, given string) (req, string) {

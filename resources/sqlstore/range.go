@@ -1,6 +1,10 @@
 package sqlstore
 
-import "github.com/fhirbox/fhirbox/resources"
+import (
+	"math"
+
+	"github.com/fhirbox/fhirbox/resources"
+)
 
 // rangedNumber writes the condition of one quantity value v on a row "s" of a ranged
 // parameter (resources/range.go): a plain value (group 0) compared as number compares
@@ -20,8 +24,8 @@ func (b *builder) rangedNumber(v *resources.Value, param string) {
 // of v's precision ([NumLow, NumHigh): 5 is [4.5, 5.5)) contains the stored range, ne
 // when it does not; gt, ge, lt and le when the stored range reaches above (below) the
 // value; sa and eb when it lies wholly above (below) it; ap when it overlaps the
-// approximate range number uses. The exact value bounds gt…eb, as it does for a plain
-// number (gt100 is "greater than exactly 100").
+// range of ap. The exact value bounds gt…eb (gt100 is "greater than exactly 100"). A
+// plain number is the range [value, value] (see number).
 func (b *builder) rangeNumber(v *resources.Value, low, high string) {
 	eq := func() {
 		if v.NumHigh > v.NumLow {
@@ -50,7 +54,12 @@ func (b *builder) rangeNumber(v *resources.Value, low, high string) {
 	case resources.PrefixEb:
 		b.w(high, " < ", b.arg(v.Number))
 	case resources.PrefixAp:
-		lo, hi := approximately(v)
+		// Within 10% of the value, and never narrower than eq.
+		d := math.Abs(v.Number) / 10
+		lo, hi := v.Number-d, v.Number+d
+		if v.NumHigh > v.NumLow {
+			lo, hi = min(lo, v.NumLow), max(hi, v.NumHigh)
+		}
 		b.w(low, " <= ", b.arg(hi), " AND ", high, " >= ", b.arg(lo))
 	default:
 		b.WriteString("1 = 0")
