@@ -208,6 +208,16 @@ func (p *searchParser) hasLink(name, rest string, from []*TypeDef) (ChainLink, s
 	if sp.Type != TypeReference {
 		return ChainLink{}, "", invalid(name, "%s: %s of %s is a %s parameter, not a reference", name, ref, typ, sp.Type)
 	}
+	if len(from) == 1 && from[0] == p.td && p.q.Type == "" {
+		// The first link of a system-level search: it must be able to refer to each
+		// of the searched types, as a parameter must be one every type has.
+		from = nil
+		for _, t := range p.q.Types {
+			if f, ok := p.reg.Type(t); ok {
+				from = append(from, f)
+			}
+		}
+	}
 	for _, f := range from {
 		if len(sp.Targets) > 0 && !slices.Contains(sp.Targets, f.Name) {
 			return ChainLink{}, "", invalid(name, "%s: %s of %s never refers to %s (it refers to %s)", name, ref, typ, f.Name, strings.Join(sp.Targets, ", "))

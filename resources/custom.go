@@ -149,7 +149,7 @@ func (r *Registry) parseSearchParameter(id string, doc map[string]any) (*CustomP
 		}
 		c.params[b] = &SearchParam{
 			Name: c.Code, Type: c.Type, Expression: c.Expression, Targets: c.Targets,
-			Description: c.Description, URL: c.URL, expr: x,
+			Description: c.Description, URL: c.URL, expr: x, ranged: selectsRanges(c.Type, c.Expression),
 		}
 	}
 	return c, nil

@@ -25,6 +25,18 @@ import (
 //     table of the component's type, each element's rows sharing a Group number (none
 //     for the composites whose element is the resource: see rootComponents);
 //   - PositionParam(p, axis): the unit vector of a Location.position, for near.
+//   - RangeHighParam(p): the high bounds of a quantity parameter's Range values, each
+//     paired by its Group with the low bound under p itself (see range.go).
+
+// BaseParam is the parameter whose rows are indexed under name: name itself, or the
+// parameter a derived name (ModifierParam, ComponentParam, PositionParam,
+// RangeHighParam) was made from.
+func BaseParam(name string) string {
+	if i := strings.IndexAny(name, ":#"); i >= 0 {
+		return name[:i]
+	}
+	return name
+}
 
 // ModifierParam is the name under which the rows that modifier mod of parameter param
 // searches are indexed.

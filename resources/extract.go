@@ -77,6 +77,8 @@ type extractor struct {
 	seen map[any]bool // entries already added, to deduplicate
 	// bad says why the last value added cannot be indexed: the resource is refused.
 	bad string
+	// ranges counts the Range values indexed, which number their rows (see range.go).
+	ranges int
 }
 
 // first reports whether entry is new, and remembers it.
@@ -391,24 +393,36 @@ const currencySystem = "urn:iso:std:iso:4217"
 
 func (x *extractor) addQuantity(p *SearchParam, v any) {
 	if q, ok := v.(map[string]any); ok {
+		if p.ranged && q["value"] == nil && (q["low"] != nil || q["high"] != nil) {
+			x.addRange(p, q)
+			return
+		}
 		f, ok := x.numberOf(q["value"])
 		if !ok {
 			return
 		}
-		system, _ := q["system"].(string)
-		code, _ := q["code"].(string)
-		if currency, isMoney := q["currency"].(string); isMoney && system == "" && code == "" {
-			system, code = currencySystem, currency
-		}
-		if code == "" {
-			code, _ = q["unit"].(string)
-		}
+		system, code := quantityUnit(q)
 		x.number(NumberEntry{Param: p.Name, Value: f, System: system, Code: code})
 		return
 	}
 	if f, ok := x.numberOf(v); ok {
 		x.number(NumberEntry{Param: p.Name, Value: f})
 	}
+}
+
+// quantityUnit returns the system and code a quantity search matches a Quantity's (or
+// Money's) unit by: its system and code, the currency of Money, the unit text when
+// there is no code.
+func quantityUnit(q map[string]any) (system, code string) {
+	system, _ = q["system"].(string)
+	code, _ = q["code"].(string)
+	if currency, isMoney := q["currency"].(string); isMoney && system == "" && code == "" {
+		system, code = currencySystem, currency
+	}
+	if code == "" {
+		code, _ = q["unit"].(string)
+	}
+	return system, code
 }
 
 func (x *extractor) addReference(p *SearchParam, v any) {

@@ -300,7 +300,12 @@ func TestExtractShapes(t *testing.T) {
 		{"Money without currency", def, "Invoice", `{"totalNet":{"value":10}}`, "totalnet", []string{"n:10||"}},
 		{"Age", def, "Condition", `{"onsetAge":{"value":47,"system":"http://unitsofmeasure.org","code":"a","unit":"years"}}`, "onset-age", []string{"n:47|http://unitsofmeasure.org|a", "n:47||years"}}, // the unit too: 47||years
 		{"Duration", def, "Encounter", `{"length":{"value":90,"system":"http://unitsofmeasure.org","code":"min"}}`, "length", []string{"n:90|http://unitsofmeasure.org|min"}},
-		{"Range not a quantity (yet)", def, "Condition", `{"onsetRange":{"low":{"value":40},"high":{"value":50}}}`, "onset-age", nil},
+		// A Range: its low bound under the parameter, its high under onset-age#high (range.go).
+		{"Range low", def, "Condition", `{"onsetRange":{"low":{"value":40,"code":"a"},"high":{"value":50,"code":"a"}}}`, "onset-age", []string{"n:40||a"}},
+		{"Range high", def, "Condition", `{"onsetRange":{"low":{"value":40,"code":"a"},"high":{"value":50,"code":"a"}}}`, "onset-age#high", []string{"n:50||a"}},
+		{"Range open above", def, "Condition", `{"onsetRange":{"low":{"value":40}}}`, "onset-age#high", []string{"n:1.7976931348623157e+308||"}},
+		{"Range without numbers", def, "Condition", `{"onsetRange":{"low":{"unit":"a"}}}`, "onset-age", nil},
+		{"Range of a parameter that names no Range", def, "Observation", `{"valueRange":{"low":{"value":40}}}`, "value-quantity", nil},
 		{"SampledData not a quantity", def, "Observation", `{"valueSampledData":{"origin":{"value":1},"period":1,"dimensions":1,"data":"1 2"}}`, "value-quantity", nil},
 		{"integer", def, "MolecularSequence", `{"variant":[{"end":1499}]}`, "variant-end", []string{"n:1499||"}},
 

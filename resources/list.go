@@ -34,15 +34,21 @@ func (p *searchParser) list(raw string) error {
 	return nil
 }
 
-// resolveList reads the List of q.List and keeps in Items the references of its
-// entries (entry.item) to the searched types. A List that does not exist, or was
-// deleted, refers to nothing: the search matches nothing, as a filter on what is not
-// there does (FHIR search never fails for want of matches). The List is read directly,
-// not through the caller's policies: a caller learns which of the resources they may
-// search are on it, not what else it holds.
+// resolveList reads the List of q.List (conformance F19) and keeps in Items the references of its
+// entries (entry.item) to the searched types. The List is read as the caller would read
+// it: the ReadCheck of ctx, if any, decides List/{id} first, before the store is asked,
+// so that a refusal says nothing of whether the List exists (its membership is what
+// the search would tell). A List that does not exist, or was deleted, refers to
+// nothing: the search matches nothing, as a filter on what is not there does (FHIR
+// search never fails for want of matches).
 func (s *Service) resolveList(ctx context.Context, q *Query) error {
 	l := q.List
 	l.Items = map[string][]string{}
+	if check, _ := ctx.Value(readCheckKey{}).(ReadCheck); check != nil {
+		if err := check(ctx, "List", l.ID); err != nil {
+			return err
+		}
+	}
 	res, err := s.store.Read(ctx, "List", l.ID)
 	if ErrorCode(err) == CodeNotFound {
 		return nil
@@ -78,4 +84,19 @@ func (s *Service) resolveList(ctx context.Context, q *Query) error {
 		}
 	}
 	return nil
+}
+
+// readCheckKey carries the check of WithReadCheck.
+type readCheckKey struct{}
+
+// ReadCheck decides whether the caller may read typ/id; a non-nil error (e.g. a
+// CodeForbidden *Error) refuses the request that would read it.
+type ReadCheck func(ctx context.Context, typ, id string) error
+
+// WithReadCheck returns ctx carrying check, which the searches of the Service (and the
+// conditional operations, which search) apply to the List a _list names before reading
+// it: the matches of Patient?_list=x tell what List/x holds, so whoever may not read
+// List/x must not learn it that way.
+func WithReadCheck(ctx context.Context, check ReadCheck) context.Context {
+	return context.WithValue(ctx, readCheckKey{}, check)
 }

@@ -64,6 +64,10 @@ type SearchParam struct {
 	// indexing is set on a parameter of a SearchParameter resource whose existing
 	// resources are still being indexed (see custom.go): searches on it are incomplete.
 	indexing bool
+	// ranged is set on a quantity parameter whose expression names Range (R4's
+	// "onset.as(Range)", "useContext.value as Range", a path through referenceRange):
+	// its Range values are indexed and searched as ranges (see range.go).
+	ranged bool
 }
 
 // Indexing reports whether the parameter's index is still being built for the
@@ -90,6 +94,7 @@ func (p *SearchParam) compile(typ string) error {
 		return err
 	}
 	p.expr = e.ForType(typ)
+	p.ranged = selectsRanges(p.Type, p.Expression)
 	for i := range p.Components {
 		c := &p.Components[i]
 		if c.expr, err = fhirpath.Parse(c.Expression); err != nil {

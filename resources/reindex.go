@@ -208,7 +208,8 @@ func (s *Service) reextract(r *Resource, params []string) (*Index, error) {
 	if err != nil || len(params) == 0 {
 		return idx, err
 	}
-	keep := func(p string) bool { return slices.Contains(params, p) }
+	// A parameter's derived rows (range.go, derived.go) go with it.
+	keep := func(p string) bool { return slices.Contains(params, BaseParam(p)) }
 	return &Index{
 		Strings:    keepRows(idx.Strings, func(e StringEntry) bool { return keep(e.Param) }),
 		Tokens:     keepRows(idx.Tokens, func(e TokenEntry) bool { return keep(e.Param) }),

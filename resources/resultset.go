@@ -66,7 +66,8 @@ func (o ResultSetOptions) withDefaults() ResultSetOptions {
 type ResultSet struct {
 	// Key names the set in the links (_pageset).
 	Key string
-	// Type is the searched type.
+	// Type is the searched type; empty for a system-level search, whose IDs are then
+	// "Type/id" (its types are in the Fingerprint).
 	Type string
 	// Fingerprint identifies the search and its caller (see fingerprint).
 	Fingerprint string
@@ -76,7 +77,7 @@ type ResultSet struct {
 	// Expires is when the set stops serving pages.
 	Expires time.Time
 	// IDs are the ids from position From on: all of them when saving, those of the
-	// page asked for when loaded.
+	// page asked for when loaded. A system-level set holds "Type/id" (see Type).
 	From int
 	IDs  []string
 }
@@ -87,7 +88,8 @@ func (rs *ResultSet) Truncated() bool { return rs.Size < rs.Total }
 // ResultSets is what a store needs for stable paging. Both SQL stores have it; a store
 // without it pages by offset.
 type ResultSets interface {
-	// SearchIDs returns the ids of the first limit matches of q, in q's order.
+	// SearchIDs returns the ids of the first limit matches of q, in q's order; of a
+	// system-level search (q.Type empty), as "Type/id".
 	SearchIDs(ctx context.Context, q *Query, limit int) ([]string, error)
 	// ReadLive returns the current versions of those of ids (resources of typ) that
 	// exist and are not deleted, in any order.
@@ -117,6 +119,13 @@ func (s *Service) SearchPages(ctx context.Context, typ string, params url.Values
 	if err != nil {
 		return nil, nil, err
 	}
+	return s.pages(ctx, q, opts)
+}
+
+// pages runs the page of q, a parsed and prepared search of one type or of several
+// (a system-level one), through the stored result sets.
+func (s *Service) pages(ctx context.Context, q *Query, opts SearchOptions) (*SearchResult, *Query, error) {
+	var err error
 	rs, stable := s.store.(ResultSets)
 	stable = stable && s.opts.ResultSets.TTL > 0
 	var res *SearchResult
@@ -172,7 +181,7 @@ func (s *Service) firstPage(ctx context.Context, rs ResultSets, q *Query, caller
 	// A write between the two statements may have changed the first ids: the page
 	// shown is then made of the set's, so that page 2 follows it exactly.
 	first := ids[:min(q.Count, len(ids))]
-	if res == nil || !sameIDs(res.Entries, first) {
+	if res == nil || !sameIDs(res.Entries, first, q.Type == "") {
 		res = &SearchResult{}
 		if res.Entries, err = s.readInOrder(ctx, rs, q.Type, first); err != nil {
 			return nil, err
@@ -182,7 +191,7 @@ func (s *Service) firstPage(ctx context.Context, rs ResultSets, q *Query, caller
 		res.Total = wantTotal(len(ids))
 		return res, nil
 	}
-	set := &ResultSet{Type: q.Type, Fingerprint: fingerprint(q.Type, caller, q.Original),
+	set := &ResultSet{Type: q.Type, Fingerprint: fingerprint(q, caller),
 		Total: len(ids), Size: min(len(ids), limit), Expires: s.now().Add(s.opts.ResultSets.TTL)}
 	set.IDs = ids[:set.Size]
 	if len(ids) > limit {
@@ -217,7 +226,7 @@ func (s *Service) storedPage(ctx context.Context, rs ResultSets, q *Query, calle
 	if err != nil {
 		return nil, err
 	}
-	if set.Type != q.Type || set.Fingerprint != fingerprint(q.Type, caller, q.Original) {
+	if set.Type != q.Type || set.Fingerprint != fingerprint(q, caller) {
 		return nil, invalid(PageSetParam, "this page request's parameters (or caller) differ from those of the search that made result set %q: follow the Bundle's links as given, or repeat the search", q.PageSet)
 	}
 	if q.Offset > 0 && q.Offset >= set.Size && set.Truncated() {
@@ -236,23 +245,42 @@ func (s *Service) storedPage(ctx context.Context, rs ResultSets, q *Query, calle
 }
 
 // readInOrder returns the live current versions of ids, in the order of ids; those
-// deleted or gone since are left out.
+// deleted or gone since are left out. Without typ (a system-level set) ids are
+// "Type/id", read type by type.
 func (s *Service) readInOrder(ctx context.Context, rs ResultSets, typ string, ids []string) ([]*Resource, error) {
-	found, err := rs.ReadLive(ctx, typ, ids)
-	if err != nil {
-		return nil, err
+	byType := map[string][]string{typ: ids}
+	if typ == "" {
+		byType = map[string][]string{}
+		for _, key := range ids {
+			t, id, _ := strings.Cut(key, "/")
+			byType[t] = append(byType[t], id)
+		}
 	}
-	byID := make(map[string]*Resource, len(found))
-	for _, r := range found {
-		byID[r.ID] = r
+	byKey := make(map[string]*Resource, len(ids))
+	for t, tids := range byType {
+		found, err := rs.ReadLive(ctx, t, tids)
+		if err != nil {
+			return nil, err
+		}
+		for _, r := range found {
+			byKey[setKey(r, typ == "")] = r
+		}
 	}
 	out := make([]*Resource, 0, len(ids))
-	for _, id := range ids {
-		if r := byID[id]; r != nil {
+	for _, key := range ids {
+		if r := byKey[key]; r != nil {
 			out = append(out, r)
 		}
 	}
 	return out, nil
+}
+
+// setKey is how a result set names r: its id, or "Type/id" in a set of several types.
+func setKey(r *Resource, typed bool) string {
+	if typed {
+		return r.Type + "/" + r.ID
+	}
+	return r.ID
 }
 
 // sortsByIndex reports whether a sort reads values of the index tables, as opposed to
@@ -267,29 +295,34 @@ func sortsByIndex(keys []SortKey) bool {
 	return false
 }
 
-func sameIDs(rs []*Resource, ids []string) bool {
+func sameIDs(rs []*Resource, ids []string, typed bool) bool {
 	if len(rs) != len(ids) {
 		return false
 	}
 	for i, r := range rs {
-		if r.ID != ids[i] {
+		if setKey(r, typed) != ids[i] {
 			return false
 		}
 	}
 	return true
 }
 
-// fingerprint identifies a search and its caller: the type, the caller and the
-// parameters as given but for the paging ones and the output format (_format and
+// fingerprint identifies a search and its caller: the type (or the types a
+// system-level search ran over, those its caller's policies allowed), the caller and
+// the parameters as given but for the paging ones and the output format (_format and
 // _pretty change how a page is written, not which).
-func fingerprint(typ, caller string, original url.Values) string {
-	v := make(url.Values, len(original))
-	for k, vs := range original {
+func fingerprint(q *Query, caller string) string {
+	v := make(url.Values, len(q.Original))
+	for k, vs := range q.Original {
 		if k != "_format" && k != "_pretty" {
 			v[k] = vs
 		}
 	}
-	h := sha256.Sum256([]byte(typ + "\x00" + caller + "\x00" + v.Encode()))
+	scope := q.Type
+	if scope == "" {
+		scope = "*" + strings.Join(q.Types, ",")
+	}
+	h := sha256.Sum256([]byte(scope + "\x00" + caller + "\x00" + v.Encode()))
 	return base64.RawURLEncoding.EncodeToString(h[:])
 }
 

@@ -44,17 +44,17 @@ func (s *Service) SystemTypes(params url.Values, fhirOnly bool) ([]string, error
 
 // SystemSearch runs a system-level search over types (see SystemTypes; the caller may
 // have narrowed them, say to those its policies allow) with the other parameters of
-// params (see ParseSystemSearch).
-func (s *Service) SystemSearch(ctx context.Context, types []string, params url.Values, strict bool) (*SearchResult, *Query, error) {
-	q, err := ParseSystemSearch(s.reg, types, params, s.parseOptions(strict))
+// params (see ParseSystemSearch), paged through stored result sets as SearchPages
+// pages a search of one type: the set holds "Type/id" and its fingerprint the types.
+func (s *Service) SystemSearch(ctx context.Context, types []string, params url.Values, opts SearchOptions) (*SearchResult, *Query, error) {
+	q, err := ParseSystemSearch(s.reg, types, params, s.parseOptions(opts.Strict))
 	if err != nil {
 		return nil, nil, err
 	}
 	if err := s.prepare(ctx, q); err != nil {
 		return nil, q, err
 	}
-	res, err := s.store.Search(ctx, q)
-	return res, q, err
+	return s.pages(ctx, q, opts)
 }
 
 // ParseSystemSearch parses the search parameters of a system-level search over types
@@ -143,6 +143,7 @@ func ParseSystemSearch(reg *Registry, types []string, params url.Values, opts Pa
 	}
 	if t := params["_type"]; len(t) > 0 {
 		q.Used["_type"] = []string{strings.Join(t, ",")}
+		q.Original["_type"] = t // the paging links repeat it as given
 	}
 	return q, nil
 }

@@ -74,7 +74,8 @@ func (s *Server) authorize(next echo.HandlerFunc) echo.HandlerFunc {
 			return resources.Errorf(codeForbidden, "no access policy allows %s to %s %s", id.String(), r.Method, r.URL.Path)
 		}
 		ctx = auth.WithIdentity(c.Request().Context(), id)
-		c.SetRequest(c.Request().WithContext(resources.WithChainCheck(ctx, s.chainCheck(info))))
+		ctx = resources.WithReadCheck(resources.WithChainCheck(ctx, s.chainCheck(info)), s.listCheck(c, info))
+		c.SetRequest(c.Request().WithContext(ctx))
 		return next(c)
 	}
 }

@@ -26,16 +26,23 @@ func (s *Server) chainCheck(info *accesspolicy.Info) resources.ChainCheck {
 			probe.Method, probe.Path, probe.RawQuery, probe.Query = http.MethodGet, base+"/"+t, "", nil
 			probe.ResourceType, probe.ResourceID, probe.Body, probe.Pending = t, "", nil, ""
 			if !s.policies.Decide(ctx, probe.Build(), false).Allowed {
-				code := codeForbidden
-				if info.Caller.Anonymous() {
-					code = codeUnauthorized
-				}
-				return resources.Errorf(code, "the search leads, through a chain or _has, to %s, which no access policy allows %s to search (GET %s)",
+				return refusal(info, "the search leads, through a chain or _has, to %s, which no access policy allows %s to search (GET %s)",
 					t, callerName(info), probe.Path)
 			}
 		}
 		return nil
 	}
+}
+
+// refusal is the error of a request refused for what it reaches beyond its own
+// resource: 401 for an anonymous caller, 403 otherwise, as the request that reads or
+// searches it directly would get.
+func refusal(info *accesspolicy.Info, format string, args ...any) error {
+	code := codeForbidden
+	if info.Caller.Anonymous() {
+		code = codeUnauthorized
+	}
+	return resources.Errorf(code, format, args...)
 }
 
 // callerName names the caller of info in messages.

@@ -1,12 +1,15 @@
 package server
 
 import (
+	"context"
 	"net/http"
 	"net/url"
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/fhirbox/fhirbox/accesspolicy"
 	"github.com/fhirbox/fhirbox/pkg/auth"
+	"github.com/fhirbox/fhirbox/resources"
 )
 
 // readCheck returns the check that a search's _include and _revinclude run on each
@@ -40,5 +43,25 @@ func (s *Server) readCheck(c echo.Context) func(typ, id string) bool {
 		}
 		decided[k] = ok
 		return ok
+	}
+}
+
+// listCheck returns the check of the List a search's _list names (see
+// resources.WithReadCheck): the caller must be allowed to read it, decided as readCheck
+// decides an included resource, or the search is refused as the read would be (403,
+// 401 for an anonymous caller), whether the List exists or not. Unlike an include, which
+// the search adds and may silently leave out, the List decides which matches there are:
+// answering without it, or as if it were empty, would be a wrong answer given as right.
+func (s *Server) listCheck(c echo.Context, info *accesspolicy.Info) resources.ReadCheck {
+	return func(_ context.Context, typ, id string) error {
+		if s.readCheck(c)(typ, id) {
+			return nil
+		}
+		base := ""
+		if isFHIRBase(c) {
+			base = "/fhir"
+		}
+		return refusal(info, "_list names %s/%s, which no access policy allows %s to read (GET %s/%s/%s)",
+			typ, id, callerName(info), base, typ, id)
 	}
 }

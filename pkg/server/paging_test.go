@@ -54,6 +54,18 @@ func outcomeEntry(t *testing.T, r *resp) []any {
 	return issues
 }
 
+// clockedWriter returns a function that sends a write one second after the previous one
+// (newest first is then the order of the writes, reversed) and fails t if it fails.
+func clockedWriter(t *testing.T, e *env, clk *clock) func(r req) {
+	return func(r req) {
+		t.Helper()
+		clk.Advance(time.Second)
+		if out := e.do(r); out.status >= 300 {
+			t.Fatalf("%s %s: %d %s", r.method, r.path, out.status, out.raw)
+		}
+	}
+}
+
 // Following next after writes neither repeats nor skips a match of the first page's
 // moment (conformance F10): a resource created since (and sorting first) is not in the
 // set, one updated since keeps its place and shows its new content, one deleted since
@@ -63,13 +75,7 @@ func TestStablePaging(t *testing.T) { forEachBackend(t, testStablePaging) }
 func testStablePaging(t *testing.T) {
 	clk := &clock{t: time.Now().UTC().Truncate(time.Second)}
 	e := newEnv(t, withClock(clk))
-	write := func(r req) {
-		t.Helper()
-		clk.Advance(time.Second) // newest first is then the order of the writes, reversed
-		if out := e.do(r); out.status >= 300 {
-			t.Fatalf("%s %s: %d %s", r.method, r.path, out.status, out.raw)
-		}
-	}
+	write := clockedWriter(t, e, clk)
 	patient := func(family, id, given string, born int) req {
 		return put("/Patient/"+id, fmt.Sprintf(`{"resourceType":"Patient","name":[{"family":%q,"given":[%q]}],"birthDate":"%d-01-01"}`, family, given, born))
 	}

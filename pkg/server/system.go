@@ -42,7 +42,9 @@ func (s *Server) handleSystemSearch(c echo.Context) error {
 		}
 		return resources.Errorf(codeForbidden, "no access policy allows %s to search %s", id.String(), strings.Join(types, ", "))
 	}
-	res, q, err := s.svc.SystemSearch(c.Request().Context(), allowed, params, s.strictHandling(c.Request()))
+	ctx := c.Request().Context()
+	res, q, err := s.svc.SystemSearch(ctx, allowed, params, resources.SearchOptions{
+		Strict: s.strictHandling(c.Request()), Caller: resultSetCaller(ctx)})
 	if err != nil {
 		return err
 	}

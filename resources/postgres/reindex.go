@@ -20,21 +20,21 @@ func (s *Store) CountLive(ctx context.Context, typ string, since time.Time) (int
 
 // indexColumns are the columns of each of sqlstore.IndexTables after resource_type and
 // id, in the order of rewriteInsert's arrays.
-var indexColumns = []string{"param, value, exact", "param, system, code", "param, low, high", "param, value, system, code", "param, target_type, target_id"}
+var indexColumns = []string{"param, value, exact, grp", "param, system, code, grp", "param, low, high, grp", "param, value, system, code, grp", "param, target_type, target_id, grp"}
 
 // rewriteInsert inserts the index rows of a whole batch, one array per column zipped by
 // unnest, ids included: one statement per table whatever the batch's size.
 var rewriteInsert = []string{
-	`INSERT INTO search_string (resource_type, id, param, value, exact)
-  SELECT $1, u.* FROM unnest($2::text[], $3::text[], $4::text[], $5::text[]) u`,
-	`INSERT INTO search_token (resource_type, id, param, system, code)
-  SELECT $1, u.* FROM unnest($2::text[], $3::text[], $4::text[], $5::text[]) u`,
-	`INSERT INTO search_date (resource_type, id, param, low, high)
-  SELECT $1, u.* FROM unnest($2::text[], $3::text[], $4::timestamptz[], $5::timestamptz[]) u`,
-	`INSERT INTO search_number (resource_type, id, param, value, system, code)
-  SELECT $1, u.* FROM unnest($2::text[], $3::text[], $4::float8[], $5::text[], $6::text[]) u`,
-	`INSERT INTO search_reference (resource_type, id, param, target_type, target_id)
-  SELECT $1, u.* FROM unnest($2::text[], $3::text[], $4::text[], $5::text[]) u`,
+	`INSERT INTO search_string (resource_type, id, param, value, exact, grp)
+  SELECT $1, u.* FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::int4[]) u`,
+	`INSERT INTO search_token (resource_type, id, param, system, code, grp)
+  SELECT $1, u.* FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::int4[]) u`,
+	`INSERT INTO search_date (resource_type, id, param, low, high, grp)
+  SELECT $1, u.* FROM unnest($2::text[], $3::text[], $4::timestamptz[], $5::timestamptz[], $6::int4[]) u`,
+	`INSERT INTO search_number (resource_type, id, param, value, system, code, grp)
+  SELECT $1, u.* FROM unnest($2::text[], $3::text[], $4::float8[], $5::text[], $6::text[], $7::int4[]) u`,
+	`INSERT INTO search_reference (resource_type, id, param, target_type, target_id, grp)
+  SELECT $1, u.* FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::int4[]) u`,
 }
 
 // RewriteIndex rewrites the index of one batch (resources.IndexRewriter). The batch's
@@ -80,19 +80,19 @@ func (s *Store) rewrite(ctx context.Context, b resources.RewriteBatch) (string, 
 		}
 		ids = append(ids, r.ID)
 		for _, e := range idx.Strings {
-			rows[0] = append(rows[0], []any{r.ID, e.Param, e.Value, e.Exact})
+			rows[0] = append(rows[0], []any{r.ID, e.Param, e.Value, e.Exact, int64(e.Group)})
 		}
 		for _, e := range idx.Tokens {
-			rows[1] = append(rows[1], []any{r.ID, e.Param, e.System, e.Code})
+			rows[1] = append(rows[1], []any{r.ID, e.Param, e.System, e.Code, int64(e.Group)})
 		}
 		for _, e := range idx.Dates {
-			rows[2] = append(rows[2], []any{r.ID, e.Param, e.Low.UTC(), e.High.UTC()})
+			rows[2] = append(rows[2], []any{r.ID, e.Param, e.Low.UTC(), e.High.UTC(), int64(e.Group)})
 		}
 		for _, e := range idx.Numbers {
-			rows[3] = append(rows[3], []any{r.ID, e.Param, e.Value, e.System, e.Code})
+			rows[3] = append(rows[3], []any{r.ID, e.Param, e.Value, e.System, e.Code, int64(e.Group)})
 		}
 		for _, e := range idx.References {
-			rows[4] = append(rows[4], []any{r.ID, e.Param, e.TargetType, e.TargetID})
+			rows[4] = append(rows[4], []any{r.ID, e.Param, e.TargetType, e.TargetID, int64(e.Group)})
 		}
 	}
 	if len(ids) > 0 {
@@ -142,7 +142,7 @@ func isDeadlock(err error) bool {
 // columns gathers the rows of one index table column by column, for unnest.
 type columns struct {
 	n      int
-	arrays []any // a []string, []float64 or []time.Time per column, as pgx binds them
+	arrays []any // a []string, []float64, []time.Time or []int64 per column, as pgx binds them
 }
 
 func (c *columns) add(vals ...any) {
@@ -155,6 +155,8 @@ func (c *columns) add(vals ...any) {
 				c.arrays = append(c.arrays, []float64{})
 			case time.Time:
 				c.arrays = append(c.arrays, []time.Time{})
+			case int64:
+				c.arrays = append(c.arrays, []int64{})
 			}
 		}
 	}
@@ -166,6 +168,8 @@ func (c *columns) add(vals ...any) {
 			c.arrays[i] = append(c.arrays[i].([]float64), v)
 		case time.Time:
 			c.arrays[i] = append(c.arrays[i].([]time.Time), v)
+		case int64:
+			c.arrays[i] = append(c.arrays[i].([]int64), v)
 		}
 	}
 	c.n++

@@ -98,7 +98,7 @@ func (d *Dialect) drivers(ctx context.Context, db Querier, q *resources.Query) (
 			best, bestN = c, n
 		}
 	}
-	if best, bestN, err = d.probeChains(ctx, db, q.Type, chains, best, bestN); err != nil {
+	if best, bestN, err = d.probeChains(ctx, db, q, chains, best, bestN); err != nil {
 		return nil, nil, err
 	}
 	if bestN >= probeLimit && indexOrdered(q.Sort) {

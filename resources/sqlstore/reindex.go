@@ -67,21 +67,32 @@ func (d *Dialect) ScanBatch(ctx context.Context, q Querier, typ, stmt string, ar
 // IndexTables are the search_* tables of the index.
 var IndexTables = []string{"search_string", "search_token", "search_date", "search_number", "search_reference"}
 
-// ParamFilter is the condition " AND param IN ($n, …)" on the parameters params, its
-// placeholders numbered after the first n arguments; empty when params is.
+// ParamFilter is the condition " AND (param IN ($n, …) OR param LIKE …)" on the rows
+// of the parameters params and of the names derived from them (resources.BaseParam:
+// "code:text", "onset-age#high"), its placeholders numbered after the first n
+// arguments; empty when params is.
 func ParamFilter(params []string, n int) (string, []any) {
 	if len(params) == 0 {
 		return "", nil
 	}
 	var b strings.Builder
-	args := make([]any, len(params))
-	b.WriteString(" AND param IN (")
+	args := make([]any, 0, 3*len(params))
+	arg := func(v string) string {
+		args = append(args, v)
+		return "$" + strconv.Itoa(n+len(args))
+	}
+	b.WriteString(" AND (param IN (")
 	for i, p := range params {
 		if i > 0 {
 			b.WriteString(", ")
 		}
-		b.WriteString("$" + strconv.Itoa(n+i+1))
-		args[i] = p
+		b.WriteString(arg(p))
+	}
+	b.WriteString(")")
+	for _, p := range params {
+		for _, sep := range []string{":", "#"} {
+			b.WriteString(" OR param LIKE " + arg(likeEscape(p)+sep+"%") + ` ESCAPE '\'`)
+		}
 	}
 	b.WriteString(")")
 	return b.String(), args

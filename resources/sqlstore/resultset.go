@@ -17,9 +17,10 @@ import (
 // the set's ids in chunks of resources.ResultSetChunk joined by newlines, so that storing
 // 10,000 ids writes 10 rows and reading a page reads one or two.
 
-// SearchIDs returns the ids of the first limit matches of q, in q's order: the page
-// statement without its content, started (MatchIn) as the count is, from the clause
-// with the fewest matches, since it reads up to limit of them rather than a page.
+// SearchIDs returns the ids of the first limit matches of q, in q's order, as
+// "Type/id" in a system-level search (q.Type empty), whose ids repeat across types: the
+// page statement without its content, started (MatchIn) as the count is, from the
+// clause with the fewest matches, since it reads up to limit of them rather than a page.
 func (d *Dialect) SearchIDs(ctx context.Context, db Querier, q *resources.Query, limit int) ([]string, error) {
 	var driver *resources.Clause
 	if d.MatchIn {
@@ -29,7 +30,12 @@ func (d *Dialect) SearchIDs(ctx context.Context, db Querier, q *resources.Query,
 		}
 	}
 	b := &builder{d: d, driver: driver}
-	b.WriteString("SELECT r.id FROM resource r WHERE ")
+	typed := q.Type == ""
+	if typed {
+		b.WriteString("SELECT r.resource_type, r.id FROM resource r WHERE ")
+	} else {
+		b.WriteString("SELECT r.id FROM resource r WHERE ")
+	}
 	if err := b.where(q); err != nil {
 		return nil, err
 	}
@@ -47,9 +53,16 @@ func (d *Dialect) SearchIDs(ctx context.Context, db Querier, q *resources.Query,
 	defer rows.Close()
 	ids := make([]string, 0, min(limit, 1024))
 	for rows.Next() {
-		var id string
-		if err := rows.Scan(&id); err != nil {
+		var typ, id string
+		dest := []any{&id}
+		if typed {
+			dest = []any{&typ, &id}
+		}
+		if err := rows.Scan(dest...); err != nil {
 			return nil, d.Translate(ctx, err)
+		}
+		if typed {
+			id = typ + "/" + id
 		}
 		ids = append(ids, id)
 	}

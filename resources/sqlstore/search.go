@@ -3,7 +3,6 @@ package sqlstore
 import (
 	"context"
 	"fmt"
-	"math"
 	"strconv"
 	"strings"
 	"time"
@@ -338,6 +337,12 @@ func (b *builder) indexCond(c *resources.Clause) (*indexCond, error) {
 			return nil, unsupported(c)
 		}
 		value = b.number
+		if p.Ranged() {
+			// The high bounds are in rows of their own: no range of s.value narrows
+			// the index to the matches.
+			ic.scans = true
+			value = func(v *resources.Value) { b.rangedNumber(v, p.Name) }
+		}
 	case resources.TypeReference:
 		typ := ""
 		switch {
@@ -432,50 +437,12 @@ func (b *builder) reference(v *resources.Value, typ string) {
 	b.w("s.target_id = ", b.arg(v.RefID))
 }
 
+// number writes the condition of a number or quantity value on a row "s": a stored
+// number is the range [value, value], compared as rangeNumber compares ranges — eq
+// when it lies inside the range the searched number's precision implies (100 matches
+// [99.5, 100.5)), gt when it is above exactly the value, ap within 10 %, and so on.
 func (b *builder) number(v *resources.Value) {
-	col := "s.value"
-	switch v.Prefix {
-	case "", resources.PrefixEq:
-		b.numberEq(v)
-	case resources.PrefixNe:
-		b.WriteString("NOT (")
-		b.numberEq(v)
-		b.WriteString(")")
-	case resources.PrefixLt, resources.PrefixEb:
-		b.w(col, " < ", b.arg(v.Number))
-	case resources.PrefixLe:
-		b.w(col, " <= ", b.arg(v.Number))
-	case resources.PrefixGt, resources.PrefixSa:
-		b.w(col, " > ", b.arg(v.Number))
-	case resources.PrefixGe:
-		b.w(col, " >= ", b.arg(v.Number))
-	case resources.PrefixAp:
-		// Approximately: within 10% of the value, and never narrower than eq.
-		d := math.Abs(v.Number) / 10
-		lo, hi := v.Number-d, v.Number+d
-		if v.NumHigh > v.NumLow {
-			lo, hi = min(lo, v.NumLow), max(hi, v.NumHigh)
-		}
-		b.w(col, " >= ", b.arg(lo), " AND ", col, " <= ", b.arg(hi))
-	default:
-		b.WriteString("1 = 0")
-	}
-	if v.MatchSystem {
-		b.w(" AND s.system = ", b.arg(v.System))
-	}
-	if v.MatchCode {
-		b.w(" AND s.code = ", b.arg(v.Code))
-	}
-}
-
-// numberEq matches the values inside the range the searched number's precision
-// implies: 100 matches [99.5, 100.5).
-func (b *builder) numberEq(v *resources.Value) {
-	if v.NumHigh > v.NumLow {
-		b.w("s.value >= ", b.arg(v.NumLow), " AND s.value < ", b.arg(v.NumHigh))
-		return
-	}
-	b.w("s.value = ", b.arg(v.Number))
+	b.rangeNumber(v, "s.value", "s.value")
 }
 
 // dateRange writes the comparison of the searched range [L, H) with the stored range
