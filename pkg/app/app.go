@@ -136,6 +136,7 @@ func New(ctx context.Context, st Store, cfg Config) (*App, error) {
 		}},
 		Sessions: a.Sessions, Codes: codes, Keys: keys, Dir: dir,
 	}
+	oauth.Tokens = &auth.ClientTokens{Token: oauth.Token, Sessions: a.Sessions, AdminClientID: cfg.Server.AdminClientID}
 
 	generated, err := auth.EnsureAdmin(ctx, svc, cfg.Server.AdminClientID, cfg.AdminSecret)
 	if err != nil {

@@ -51,6 +51,9 @@ type ClientConfig struct {
 	// Scopes, from the Client's scope (RFC 7591 §2: space-separated, or a list), are the
 	// scopes the client may ask for; nil allows any.
 	Scopes []string
+	// ResourceServer, from resource_server: true, lets the client introspect every
+	// token, not only those issued to itself (RFC 7662 §2.1, conformance I4).
+	ResourceServer bool
 }
 
 // GrantConfig is the auth.<grant> block of a Client with the defaults applied.
@@ -98,6 +101,13 @@ func ParseClientConfig(doc map[string]any) (*ClientConfig, error) {
 	c.GrantTypes = grants
 	if c.Scopes, err = parseClientScope(doc["scope"]); err != nil {
 		return nil, err
+	}
+	if v, ok := doc["resource_server"]; ok && v != nil {
+		b, ok := v.(bool)
+		if !ok {
+			return nil, settingErr("resource_server", "resource_server must be true or false")
+		}
+		c.ResourceServer = b
 	}
 	for _, g := range grants {
 		if slices.Contains(settingsGrants, g) {

@@ -7,7 +7,8 @@ import (
 
 // parseScope reads a scope parameter (RFC 6749 §3.3): scope-tokens of printable ASCII
 // but space, '"' and '\', separated by spaces. Repeated tokens count once; the order is
-// kept. An empty parameter is no scope.
+// kept. An empty parameter is no scope. A token in SMART's namespace (patient/…, user/…,
+// system/…, launch/…) must follow SMART's grammar (conformance M3, M4).
 func parseScope(s string) ([]string, *OAuthError) {
 	var out []string
 	for _, tok := range strings.Split(s, " ") {
@@ -18,6 +19,9 @@ func parseScope(s string) ([]string, *OAuthError) {
 			if c := tok[i]; c < 0x21 || c > 0x7e || c == '"' || c == '\\' {
 				return nil, oauthErr(ErrCodeInvalidScope, "malformed scope %q: scope tokens are printable ASCII without spaces, quotes or backslashes", tok)
 			}
+		}
+		if _, err := ParseSMARTScope(tok); err != nil {
+			return nil, oauthErr(ErrCodeInvalidScope, "%v", err)
 		}
 		if !slices.Contains(out, tok) {
 			out = append(out, tok)
