@@ -257,16 +257,16 @@ func testRevocation(t *testing.T) {
 		return r.doc
 	}
 
-	// An access token, with any hint or none (R3: a hint is only a hint).
+	// An access token, with any hint or none (conformance R3: a hint is only a hint).
 	for _, hint := range []string{"", "access_token", "refresh_token", "no-such-hint"} {
 		tok := cc("app", "app-secret")
 		revoke(url.Values{"token": {tok}, "token_type_hint": {hint}}, app...)
 		if works(tok) {
 			t.Errorf("hint %q: the revoked token still works", hint)
 		}
-		revoke(url.Values{"token": {tok}}, app...) // again: still 200 (R2)
+		revoke(url.Values{"token": {tok}}, app...) // again: still 200 (conformance R2)
 	}
-	// A refresh token ends the access token of its grant (R6), with client_secret_post.
+	// A refresh token ends the access token of its grant (conformance R6), with client_secret_post.
 	p := pw()
 	revoke(url.Values{"token": {p["refresh_token"].(string)}, "client_id": {"app"}, "client_secret": {"app-secret"}})
 	if works(p["access_token"].(string)) {
@@ -276,14 +276,14 @@ func testRevocation(t *testing.T) {
 	if code := oauthErrorOf(t, r, 400); code != "invalid_grant" {
 		t.Errorf("refresh after revocation: %s", r.raw)
 	}
-	// Another client's token is not revoked (R5), with the answer an unknown token gets.
+	// Another client's token is not revoked (conformance R5), with the answer an unknown token gets.
 	other := cc("other", "other-secret")
 	revoke(url.Values{"token": {other}}, app...)
 	revoke(url.Values{"token": {"never-issued"}}, app...)
 	if !works(other) {
 		t.Error("app revoked other's token")
 	}
-	// A public client names itself and revokes its own tokens, not others' (R8).
+	// A public client names itself and revokes its own tokens, not others' (conformance R8).
 	spa := pw("spa")["access_token"].(string)
 	revoke(url.Values{"token": {other}, "client_id": {"spa"}})
 	if !works(other) {
@@ -294,7 +294,7 @@ func testRevocation(t *testing.T) {
 		t.Error("spa's revoked token still works")
 	}
 
-	// Client authentication failures (R1) and a missing token.
+	// Client authentication failures (conformance R1) and a missing token.
 	own := cc("app", "app-secret")
 	for _, tt := range []struct {
 		name   string
@@ -327,8 +327,8 @@ func testRevocation(t *testing.T) {
 }
 
 // Discovery names both endpoints and their authentication methods (conformance C6); the
-// SMART configuration, at the root and under /fhir, lists only what is served (M1); the
-// CapabilityStatement carries SMART's oauth-uris extension (M2).
+// SMART configuration, at the root and under /fhir, lists only what is served (conformance M1); the
+// CapabilityStatement carries SMART's oauth-uris extension (conformance M2).
 func TestSMARTConfiguration(t *testing.T) { forEachBackend(t, testSMARTConfiguration) }
 
 func testSMARTConfiguration(t *testing.T) {
