@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
-	"net/http/httptest"
 	"net/url"
 	"slices"
 	"strings"
@@ -62,6 +61,30 @@ func introspect(t *testing.T, e *env, id, secret, tok string, extra ...string) m
 		t.Fatalf("introspect: %d %v %s", r.status, r.header, r.raw)
 	}
 	return r.doc
+}
+
+// clientErrCase is a request to an /auth endpoint that its client gets wrong.
+type clientErrCase struct {
+	name   string
+	form   url.Values
+	hdr    []string
+	status int
+	code   string
+}
+
+// checkClientErrors posts each case to path and checks its RFC 6749 error; a 401 must
+// challenge with Basic (conformance I1, R1), however the client tried.
+func checkClientErrors(t *testing.T, e *env, path string, cases []clientErrCase) {
+	t.Helper()
+	for _, tt := range cases {
+		r := clientPost(e, path, tt.form, tt.hdr...)
+		if code := oauthErrorOf(t, r, tt.status); code != tt.code {
+			t.Errorf("%s %s: %s, want %s", path, tt.name, r.raw, tt.code)
+		}
+		if tt.status == 401 && !strings.HasPrefix(r.header.Get("WWW-Authenticate"), "Basic") {
+			t.Errorf("%s %s: 401 without a Basic challenge: %v", path, tt.name, r.header)
+		}
+	}
 }
 
 // inactive asserts the whole answer is {"active": false} (conformance I3).
@@ -181,13 +204,7 @@ func testIntrospectionCaller(t *testing.T) {
 	e := newEnv(t)
 	setupClientTokens(t, e)
 	tok := tokenOf(t, e, "other", "other-secret", url.Values{"grant_type": {"client_credentials"}})["access_token"].(string)
-	for _, tt := range []struct {
-		name   string
-		form   url.Values
-		hdr    []string
-		status int
-		code   string
-	}{
+	checkClientErrors(t, e, "/auth/introspect", []clientErrCase{
 		{"no client", url.Values{"token": {tok}}, nil, 401, "invalid_client"},
 		{"wrong secret", url.Values{"token": {tok}}, []string{"Authorization", basicAuth("other", "wrong")}, 401, "invalid_client"},
 		{"wrong secret in the body", url.Values{"token": {tok}, "client_id": {"other"}, "client_secret": {"wrong"}}, nil, 401, "invalid_client"},
@@ -196,17 +213,7 @@ func testIntrospectionCaller(t *testing.T) {
 		{"public client", url.Values{"token": {tok}, "client_id": {"spa"}}, nil, 401, "invalid_client"},
 		{"bearer instead of client credentials", url.Values{"token": {tok}}, []string{"Authorization", "Bearer " + tok}, 400, "invalid_request"},
 		{"no token", url.Values{}, []string{"Authorization", basicAuth("other", "other-secret")}, 400, "invalid_request"},
-	} {
-		t.Run(tt.name, func(t *testing.T) {
-			r := clientPost(e, "/auth/introspect", tt.form, tt.hdr...)
-			if code := oauthErrorOf(t, r, tt.status); code != tt.code {
-				t.Errorf("%s: %s, want %s", tt.name, r.raw, tt.code)
-			}
-			if tt.status == 401 && !strings.HasPrefix(r.header.Get("WWW-Authenticate"), "Basic") {
-				t.Errorf("401 without a Basic challenge: %v", r.header)
-			}
-		})
-	}
+	})
 	// client_secret_post works as HTTP Basic does.
 	r := clientPost(e, "/auth/introspect", url.Values{"token": {tok}, "client_id": {"other"}, "client_secret": {"other-secret"}})
 	if r.status != 200 || r.doc["active"] != true {
@@ -296,26 +303,12 @@ func testRevocation(t *testing.T) {
 
 	// Client authentication failures (conformance R1) and a missing token.
 	own := cc("app", "app-secret")
-	for _, tt := range []struct {
-		name   string
-		form   url.Values
-		hdr    []string
-		status int
-		code   string
-	}{
+	checkClientErrors(t, e, "/auth/revoke", []clientErrCase{
 		{"confidential client without its secret", url.Values{"token": {own}, "client_id": {"app"}}, nil, 401, "invalid_client"},
 		{"wrong secret", url.Values{"token": {own}}, []string{"Authorization", basicAuth("app", "wrong")}, 401, "invalid_client"},
 		{"no client", url.Values{"token": {own}}, nil, 401, "invalid_client"},
 		{"no token", url.Values{}, app, 400, "invalid_request"},
-	} {
-		r := clientPost(e, "/auth/revoke", tt.form, tt.hdr...)
-		if code := oauthErrorOf(t, r, tt.status); code != tt.code {
-			t.Errorf("%s: %s", tt.name, r.raw)
-		}
-		if tt.status == 401 && !strings.HasPrefix(r.header.Get("WWW-Authenticate"), "Basic") {
-			t.Errorf("%s: no Basic challenge: %v", tt.name, r.header)
-		}
-	}
+	})
 	if !works(own) {
 		t.Error("a refused revocation revoked the token")
 	}
@@ -459,12 +452,7 @@ func TestIntrospectionLikeAClientLibrary(t *testing.T) {
 }
 
 func testIntrospectionLikeAClientLibrary(t *testing.T) {
-	ts := httptest.NewUnstartedServer(nil)
-	base := "http://" + ts.Listener.Addr().String()
-	e := newEnv(t, withBaseURL(base))
-	ts.Config.Handler = e.srv
-	ts.Start()
-	t.Cleanup(ts.Close)
+	e, base := liveEnv(t)
 	setupClientTokens(t, e)
 	ctx := context.Background()
 
