@@ -112,8 +112,7 @@ func New(ctx context.Context, st Store, cfg Config) (*App, error) {
 		return err
 	})
 	svc.AddValidator("Client", func(_ context.Context, doc map[string]any) error {
-		_, err := auth.ParseClientConfig(doc)
-		return err
+		return auth.ValidateClient(doc)
 	})
 	keys, err := auth.LoadKeys(ctx, auth.KeyOptions{PEMPath: cfg.JWTKeyPath, Now: cfg.Now, Store: st, EncryptionKey: cfg.KeyEncryptionKey})
 	if err != nil {

@@ -145,6 +145,22 @@ func ParseClientConfig(doc map[string]any) (*ClientConfig, error) {
 	return c, nil
 }
 
+// ValidateClient is ParseClientConfig for a Client being written: it also refuses a
+// scope in the Client's scope list that breaks SMART's grammar (conformance M3, M4).
+// Reading a stored Client skips that check, so a Client written before it keeps working.
+func ValidateClient(doc map[string]any) error {
+	c, err := ParseClientConfig(doc)
+	if err != nil {
+		return err
+	}
+	for _, tok := range c.Scopes {
+		if _, err := ParseSMARTScope(tok); err != nil {
+			return settingErr("scope", "%v", err)
+		}
+	}
+	return nil
+}
+
 // Allows reports whether the client lists grant in its grant_types.
 func (c *ClientConfig) Allows(grant string) bool {
 	return slices.Contains(c.GrantTypes, grant)
@@ -182,7 +198,7 @@ func parseClientScope(raw any) ([]string, error) {
 	default:
 		return nil, settingErr("scope", "%s", want)
 	}
-	toks, oe := parseScope(joined)
+	toks, oe := scopeTokens(joined)
 	if oe != nil {
 		return nil, settingErr("scope", "%s", oe.Description)
 	}

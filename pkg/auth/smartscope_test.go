@@ -113,3 +113,22 @@ func TestSMARTConfigurationFollowsGrants(t *testing.T) {
 		t.Errorf("with the authorization-code grant: %v", doc)
 	}
 }
+
+// A Client whose scope list breaks SMART's grammar is refused when written, and still
+// loads when it was stored before the grammar was checked; asking for that scope is
+// invalid_scope (conformance M3).
+func TestClientSMARTScopes(t *testing.T) {
+	doc := map[string]any{"id": "old", "grant_types": []any{"client_credentials"}, "scope": []any{"patient/*.rs", "patient/*.bogus"}}
+	if err := ValidateClient(doc); err == nil || !strings.Contains(err.Error(), "patient/*.bogus") {
+		t.Errorf("ValidateClient: %v", err)
+	}
+	if _, err := ParseClientConfig(doc); err != nil {
+		t.Errorf("a stored Client with a malformed SMART scope no longer loads: %v", err)
+	}
+	if _, oe := parseScope("patient/*.bogus"); oe == nil || oe.Code != ErrCodeInvalidScope {
+		t.Errorf("asking for it: %v", oe)
+	}
+	if err := ValidateClient(map[string]any{"id": "ok", "scope": "patient/*.rs my-own"}); err != nil {
+		t.Errorf("a valid scope list: %v", err)
+	}
+}
