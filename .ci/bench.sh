@@ -100,6 +100,6 @@ run fhirbox_bench_1k 1000 16 read read-bearer-opaque read-bearer-jwt read@net/ht
 issue14="search-chain search-has search-observation-patient search-include search-text"
 run fhirbox_bench_1k 0 1 search-family search-family-exact search-birthdate search-identifier search-observation $issue14
 run fhirbox_bench_1k 0 16 search-family search-birthdate search-identifier search-observation \
-  token-client-credentials token-jwt token-password create update
+  token-client-credentials introspect token-jwt token-password create update
 run fhirbox_bench_100k 100000 1 search-family search-family-exact search-birthdate search-identifier search-observation $issue14
 run fhirbox_bench_100k 0 16 read search-family

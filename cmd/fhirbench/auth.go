@@ -43,7 +43,8 @@ const (
 	// outlasts any sensible run, so a read-bearer run never meets an expired token.
 	tokenTTL = 3600
 
-	tokenPath = "/auth/token"
+	tokenPath      = "/auth/token"
+	introspectPath = "/auth/introspect"
 )
 
 // benchResource is a resource the OAuth scenarios need on the server.
@@ -222,6 +223,9 @@ type authScenario struct {
 	jwt bool
 	// bearer is set for the reads, which send one token instead of issuing tokens.
 	bearer bool
+	// introspect is set for the scenario that asks, as the token's own client, about one
+	// token (RFC 7662) instead of issuing tokens.
+	introspect bool
 }
 
 func clientCredentials(id, secret string) TokenRequest {
@@ -236,6 +240,7 @@ var authScenarios = map[string]authScenario{
 	}}},
 	"read-bearer-opaque": {token: clientCredentials(ccClientID, ccSecret), bearer: true},
 	"read-bearer-jwt":    {token: clientCredentials(jwtClientID, jwtSecret), jwt: true, bearer: true},
+	"introspect":         {token: clientCredentials(ccClientID, ccSecret), introspect: true},
 }
 
 // IsAuthScenario reports whether scenario needs the OAuth setup.
@@ -249,9 +254,12 @@ type AuthSetup struct {
 	sc authScenario
 	// Token is the scenario's token request.
 	Token Request
-	// Bearer is the token the reads carry; ExpiresIn its lifetime in seconds.
+	// Bearer is the token the reads carry, or that introspect asks about; ExpiresIn its
+	// lifetime in seconds.
 	Bearer    string
 	ExpiresIn int64
+	// Introspect is introspect's request.
+	Introspect Request
 	// Written lists the resources setup wrote; the others were as wanted already.
 	Written []string
 	// Issued counts the tokens this run was given, each of which is a Session resource
@@ -302,7 +310,38 @@ func (w *Workload) SetupAuth(ctx context.Context, api *API) error {
 			return fmt.Errorf("reading with a token of %s (allowed by AccessPolicy/%s): %w", sc.token.ClientID, benchPolicyID, err)
 		}
 	}
+	if sc.introspect {
+		a.Bearer = tok.AccessToken
+		a.Introspect = introspectRequest(sc.token, tok.AccessToken)
+		if err := introspectOnce(ctx, api, a.Introspect); err != nil {
+			return err
+		}
+	}
 	w.Auth = a
+	return nil
+}
+
+// introspectRequest asks, as the client of t, about token: HTTP Basic and a form body, as
+// a resource server does.
+func introspectRequest(t TokenRequest, token string) Request {
+	r := TokenRequest{ClientID: t.ClientID, Secret: t.Secret, Form: url.Values{"token": {token}, "token_type_hint": {"access_token"}}}.Request()
+	r.Path, r.Route = introspectPath, introspectPath
+	return r
+}
+
+// introspectOnce sends r and fails unless the server says the token is active: an
+// inactive answer is fast for the wrong reason.
+func introspectOnce(ctx context.Context, api *API, r Request) error {
+	st, body, err := api.Send(ctx, r)
+	if err != nil {
+		return err
+	}
+	var out struct {
+		Active bool `json:"active"`
+	}
+	if err := json.Unmarshal(body, &out); err != nil || !out.Active {
+		return &StatusError{Method: r.Method, Route: r.Route, Status: st, Body: "the token is not active: " + snippet(body)}
+	}
 	return nil
 }
 
@@ -353,6 +392,9 @@ func (w *Workload) authHTTPOp(api *API) Op {
 			return fmt.Errorf("scenario %s was not set up (SetupAuth)", w.Scenario)
 		}
 	}
+	if a.sc.introspect {
+		return func(ctx context.Context, _ *mrand.Rand) error { return introspectOnce(ctx, api, a.Introspect) }
+	}
 	if a.sc.bearer {
 		return func(ctx context.Context, rng *mrand.Rand) error {
 			_, _, err := api.Send(ctx, a.bearerRead("/Patient/"+w.draw(rng).readID))
@@ -376,6 +418,9 @@ func (w *Workload) authHTTPOp(api *API) Op {
 const (
 	ceilingSessionTable = "fhirbench_ceiling_session"
 	sessionSQL          = `INSERT INTO ` + ceilingSessionTable + ` (id, content) VALUES ($1, $2)`
+
+	newestSessionSQL = `SELECT id FROM resource WHERE resource_type = 'Session' AND NOT deleted ORDER BY last_updated DESC LIMIT 1`
+	sessionReadSQL   = `SELECT content FROM resource WHERE resource_type = 'Session' AND id = $1`
 )
 
 // sessionDoc is a Session as the server records an opaque client_credentials token.
@@ -436,6 +481,7 @@ var ceilingDescriptions = map[string]string{
 	"token-password":           fmt.Sprintf("bcrypt.CompareHashAndPassword at cost %d, in-process", bcrypt.DefaultCost),
 	"read-bearer-opaque":       "the read scenario's SQL",
 	"read-bearer-jwt":          "the read scenario's SQL",
+	"introspect":               "a point read of a Session row by id: what finding the token's Session costs the database at least",
 	"search-include":           "search-observation-patient's SQL with the ids of the page, then the server's include statement on them",
 }
 
@@ -512,6 +558,19 @@ func (w *Workload) authCeilingOp(ctx context.Context, db *DB) (Op, func(), error
 	case "token-password":
 		op, err := passwordCeilingOp()
 		return op, nop, err
+	case "introspect":
+		if db == nil {
+			return nil, nil, fmt.Errorf("the ceiling of %s needs -db", w.Scenario)
+		}
+		// The newest Session is the one setup's token opened.
+		var id string
+		if err := db.QueryRow(ctx, newestSessionSQL).Scan(&id); err != nil {
+			return nil, nil, fmt.Errorf("the ceiling of %s: finding a Session: %w", w.Scenario, err)
+		}
+		return func(ctx context.Context, _ *mrand.Rand) error {
+			var content []byte
+			return db.QueryRow(ctx, sessionReadSQL, id).Scan(&content)
+		}, nop, nil
 	}
 	return nil, nil, fmt.Errorf("scenario %s has no token ceiling", w.Scenario)
 }

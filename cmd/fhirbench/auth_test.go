@@ -258,6 +258,16 @@ func (f *fakeFhirbox) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		_ = json.NewEncoder(w).Encode(v)
 	}
 	oauthErr := func(status int, code string) { reply(status, map[string]string{"error": code}) }
+	if r.URL.Path == "/auth/introspect" {
+		id, secret, _ := r.BasicAuth()
+		if client := f.docs["Client/"+id]; client == nil || client["secret"] != secret || r.Method != http.MethodPost {
+			oauthErr(401, "invalid_client")
+			return
+		}
+		_ = r.ParseForm()
+		reply(200, map[string]any{"active": f.tokens[r.PostForm.Get("token")]})
+		return
+	}
 	if r.URL.Path == "/auth/token" {
 		id, secret, ok := r.BasicAuth()
 		if !ok || id == "admin" {
@@ -421,6 +431,35 @@ func TestSetupAuth(t *testing.T) {
 	}
 	if strings.Contains(w.Auth.Bearer, ".") {
 		t.Errorf("bearer %q is not the opaque client's", w.Auth.Bearer)
+	}
+}
+
+// introspect asks about the token setup got, as its own client, and fails on an
+// answer that says the token is not active.
+func TestSetupIntrospect(t *testing.T) {
+	f, api := newFakeFhirbox(t)
+	ctx := context.Background()
+	w, err := NewWorkload("introspect", nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.SetupAuth(ctx, api); err != nil {
+		t.Fatal(err)
+	}
+	r := w.Auth.Introspect
+	form, _ := url.ParseQuery(string(r.Body))
+	if r.Path != "/auth/introspect" || form.Get("token") != w.Auth.Bearer || w.Auth.Bearer == "" || strings.Contains(w.Auth.Bearer, ".") {
+		t.Fatalf("introspection request %s %v for bearer %q", r.Path, form, w.Auth.Bearer)
+	}
+	op := w.HTTPOp(api)
+	if err := op(ctx, rand.New(rand.NewPCG(1, 1))); err != nil {
+		t.Fatal(err)
+	}
+	f.mu.Lock()
+	delete(f.tokens, w.Auth.Bearer)
+	f.mu.Unlock()
+	if err := op(ctx, rand.New(rand.NewPCG(1, 1))); err == nil || !strings.Contains(err.Error(), "not active") {
+		t.Errorf("an inactive answer: %v", err)
 	}
 }
 

@@ -24,6 +24,8 @@
 //	token-password            the password grant; ceiling: bcrypt in-process (cost 10)
 //	read-bearer-opaque        read with an opaque bearer token; ceiling: read's SQL
 //	read-bearer-jwt           read with a JWT bearer token; ceiling: read's SQL
+//	introspect                POST /auth/introspect of an opaque client_credentials token
+//	                          by its own client; ceiling: a point read of a Session row
 //
 // They first write, through the admin API and only when missing or different, the
 // Clients fhirbench-cc (opaque), fhirbench-jwt and fhirbench-pw, the User

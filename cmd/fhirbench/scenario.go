@@ -25,7 +25,7 @@ import (
 // Scenarios lists the -scenario values.
 var Scenarios = []string{"read", "create", "update", "search-family", "search-family-exact", "search-birthdate", "search-identifier", "search-observation",
 	"search-chain", "search-has", "search-observation-patient", "search-include", "search-text",
-	"token-client-credentials", "token-jwt", "token-password", "read-bearer-opaque", "read-bearer-jwt"}
+	"token-client-credentials", "token-jwt", "token-password", "read-bearer-opaque", "read-bearer-jwt", "introspect"}
 
 // CeilingNeedsDB reports whether the ceiling of scenario runs on the database; the
 // others (signing, bcrypt) run in-process and are measured without -db.
@@ -35,7 +35,7 @@ func CeilingNeedsDB(scenario string) bool {
 
 // needsPatients reports whether scenario's requests are drawn from loaded patients.
 func needsPatients(scenario string) bool {
-	return scenario != "create" && !strings.HasPrefix(scenario, "token-")
+	return scenario != "create" && !strings.HasPrefix(scenario, "token-") && scenario != "introspect"
 }
 
 // Op is one request of a scenario; rng is the calling worker's own.
@@ -667,7 +667,7 @@ func (w *Workload) ceilingQuery(ctx context.Context, db *DB, p params) (matches,
 // transaction per statement and connection, as it does on PostgreSQL.
 func (w *Workload) CeilingOp(ctx context.Context, db *DB) (Op, func(), error) {
 	nop := func() {}
-	if strings.HasPrefix(w.Scenario, "token-") {
+	if strings.HasPrefix(w.Scenario, "token-") || w.Scenario == "introspect" {
 		return w.authCeilingOp(ctx, db)
 	}
 	switch w.Scenario {

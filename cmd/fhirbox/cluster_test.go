@@ -222,7 +222,14 @@ func TestPolicyChangesReachEveryInstance(t *testing.T) {
 // tokenOn asks process p for a token with a form body and Basic client credentials.
 func (p *process) token(t *testing.T, clientID, secret string, form url.Values) map[string]any {
 	t.Helper()
-	req, _ := http.NewRequest(http.MethodPost, p.base+"/auth/token", strings.NewReader(form.Encode()))
+	return p.form(t, "/auth/token", clientID, secret, form)
+}
+
+// form posts form to path on process p with Basic client credentials, and returns the
+// JSON answer (none for an empty body) with its status.
+func (p *process) form(t *testing.T, path, clientID, secret string, form url.Values) map[string]any {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodPost, p.base+path, strings.NewReader(form.Encode()))
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	req.SetBasicAuth(clientID, secret)
 	r, err := http.DefaultClient.Do(req)
@@ -230,9 +237,15 @@ func (p *process) token(t *testing.T, clientID, secret string, form url.Values) 
 		t.Fatal(err)
 	}
 	defer r.Body.Close()
-	var out map[string]any
-	if err := json.NewDecoder(r.Body).Decode(&out); err != nil {
+	body, err := io.ReadAll(r.Body)
+	if err != nil {
 		t.Fatal(err)
+	}
+	out := map[string]any{}
+	if len(body) > 0 {
+		if err := json.Unmarshal(body, &out); err != nil {
+			t.Fatalf("POST %s: %v: %s", path, err, body)
+		}
 	}
 	out["status"] = float64(r.StatusCode)
 	return out
@@ -253,7 +266,8 @@ func (p *process) bearer(t *testing.T, method, path, tok string) int {
 }
 
 // Tokens cross instances: a token issued by one process works on the other, and
-// DELETE /Session on one revokes it on both at once, opaque and JWT alike (conformance R7); the
+// DELETE /Session or POST /auth/revoke on one revokes it on both at once, opaque and JWT
+// alike, and introspection on the other says so (conformance R7); the
 // JWT is verified on the other process with the key both share through the database.
 // PostgreSQL only, as above.
 func TestTokensAndRevocationAcrossInstances(t *testing.T) {
@@ -296,6 +310,25 @@ func TestTokensAndRevocationAcrossInstances(t *testing.T) {
 				if r["status"] != 400.0 || r["error"] != "invalid_grant" {
 					t.Errorf("refresh after revocation: %v", r)
 				}
+			}
+
+			// The same through POST /auth/revoke on B (RFC 7009), seen by introspection
+			// on A.
+			access = a.token(t, "app", "app-secret", grant)["access_token"].(string)
+			eventually(t, "second token issued on A, used on B", 200, func() int { return b.bearer(t, "GET", "/fhir/Patient", access) })
+			introspect := func() map[string]any {
+				return a.form(t, "/auth/introspect", "app", "app-secret", url.Values{"token": {access}})
+			}
+			if r := introspect(); r["active"] != true {
+				t.Fatalf("introspection on A before revocation: %v", r)
+			}
+			if r := b.form(t, "/auth/revoke", "app", "app-secret", url.Values{"token": {access}}); r["status"] != 200.0 || len(r) != 1 {
+				t.Fatalf("POST /auth/revoke on B: %v", r)
+			}
+			took = eventually(t, "revoked through /auth/revoke on B, used on A", 401, func() int { return a.bearer(t, "GET", "/fhir/Patient", access) })
+			t.Logf("POST /auth/revoke on one instance took effect on the other within %s", took)
+			if r := introspect(); len(r) != 2 || r["active"] != false {
+				t.Errorf("introspection on A after revocation on B: %v", r)
 			}
 		})
 	}

@@ -112,8 +112,7 @@ func New(ctx context.Context, st Store, cfg Config) (*App, error) {
 		return err
 	})
 	svc.AddValidator("Client", func(_ context.Context, doc map[string]any) error {
-		_, err := auth.ParseClientConfig(doc)
-		return err
+		return auth.ValidateClient(doc)
 	})
 	keys, err := auth.LoadKeys(ctx, auth.KeyOptions{PEMPath: cfg.JWTKeyPath, Now: cfg.Now, Store: st, EncryptionKey: cfg.KeyEncryptionKey})
 	if err != nil {
@@ -136,6 +135,7 @@ func New(ctx context.Context, st Store, cfg Config) (*App, error) {
 		}},
 		Sessions: a.Sessions, Codes: codes, Keys: keys, Dir: dir,
 	}
+	oauth.Tokens = &auth.ClientTokens{Token: oauth.Token, Sessions: a.Sessions, AdminClientID: cfg.Server.AdminClientID}
 
 	generated, err := auth.EnsureAdmin(ctx, svc, cfg.Server.AdminClientID, cfg.AdminSecret)
 	if err != nil {

@@ -51,6 +51,9 @@ type ClientConfig struct {
 	// Scopes, from the Client's scope (RFC 7591 §2: space-separated, or a list), are the
 	// scopes the client may ask for; nil allows any.
 	Scopes []string
+	// ResourceServer, from resource_server: true, lets the client introspect every
+	// token, not only those issued to itself (RFC 7662 §2.1, conformance I4).
+	ResourceServer bool
 }
 
 // GrantConfig is the auth.<grant> block of a Client with the defaults applied.
@@ -99,6 +102,13 @@ func ParseClientConfig(doc map[string]any) (*ClientConfig, error) {
 	if c.Scopes, err = parseClientScope(doc["scope"]); err != nil {
 		return nil, err
 	}
+	if v, ok := doc["resource_server"]; ok && v != nil {
+		b, ok := v.(bool)
+		if !ok {
+			return nil, settingErr("resource_server", "resource_server must be true or false")
+		}
+		c.ResourceServer = b
+	}
 	for _, g := range grants {
 		if slices.Contains(settingsGrants, g) {
 			c.Grants[g] = defaultGrantConfig()
@@ -133,6 +143,22 @@ func ParseClientConfig(doc map[string]any) (*ClientConfig, error) {
 		c.Grants[g] = gc
 	}
 	return c, nil
+}
+
+// ValidateClient is ParseClientConfig for a Client being written: it also refuses a
+// scope in the Client's scope list that breaks SMART's grammar (conformance M3, M4).
+// Reading a stored Client skips that check, so a Client written before it keeps working.
+func ValidateClient(doc map[string]any) error {
+	c, err := ParseClientConfig(doc)
+	if err != nil {
+		return err
+	}
+	for _, tok := range c.Scopes {
+		if _, err := ParseSMARTScope(tok); err != nil {
+			return settingErr("scope", "%v", err)
+		}
+	}
+	return nil
 }
 
 // Allows reports whether the client lists grant in its grant_types.
@@ -172,7 +198,7 @@ func parseClientScope(raw any) ([]string, error) {
 	default:
 		return nil, settingErr("scope", "%s", want)
 	}
-	toks, oe := parseScope(joined)
+	toks, oe := scopeTokens(joined)
 	if oe != nil {
 		return nil, settingErr("scope", "%s", oe.Description)
 	}

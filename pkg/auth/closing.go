@@ -26,42 +26,59 @@ func (s *Sessions) Close(ctx context.Context, id string) error {
 // access token, a refresh token), since a client signing out must be able to end it
 // (RFC 7009 lets a client revoke either). A token that names no Session is no error.
 func (s *Sessions) CloseByToken(ctx context.Context, token string) error {
-	var sid string
-	id, err := s.Authenticate(ctx, token)
-	switch {
-	case err == ErrInvalidBearer:
-		if sid, err = s.sessionOf(ctx, token); err != nil {
-			return err
-		}
-	case err != nil:
+	sid, _, err := s.tokenSession(ctx, token)
+	if err != nil || sid == "" {
 		return err
-	default:
-		sid = id.SessionID
-	}
-	if sid == "" {
-		return nil
 	}
 	return s.Close(ctx, sid)
 }
 
+// RevokeFor ends the Session of token for POST /auth/revoke, when client is the client
+// the token was issued to; a token of another client, or one that names no Session, is
+// left alone and is no error (RFC 7009 §2.1–2.2, conformance R5).
+func (s *Sessions) RevokeFor(ctx context.Context, client, token string) error {
+	sid, owner, err := s.tokenSession(ctx, token)
+	if err != nil || sid == "" || owner != client {
+		return err
+	}
+	return s.Close(ctx, sid)
+}
+
+// tokenSession finds the Session token belongs to, as CloseByToken describes, and the
+// client it was issued to; "" when none.
+func (s *Sessions) tokenSession(ctx context.Context, token string) (sid, client string, err error) {
+	id, err := s.Authenticate(ctx, token)
+	switch {
+	case err == ErrInvalidBearer:
+		return s.sessionOf(ctx, token)
+	case err != nil:
+		return "", "", err
+	}
+	return id.SessionID, id.ClientID, nil
+}
+
 // sessionOf finds the live Session whose current access token (expired or not) or
-// refresh token is token; "" when none. A JWT access token is found by Authenticate,
-// and so only while it verifies.
-func (s *Sessions) sessionOf(ctx context.Context, token string) (string, error) {
+// refresh token is token, and its client; "" when none. A JWT access token is found by
+// Authenticate, and so only while it verifies.
+func (s *Sessions) sessionOf(ctx context.Context, token string) (sid, client string, err error) {
 	if token == "" || len(token) > 8192 {
-		return "", nil
+		return "", "", nil
 	}
 	h := hashToken(token)
 	for _, param := range []string{"access-token", "refresh-token"} {
 		r, err := s.svc.FindByToken(ctx, SessionType, param, h)
-		if err != nil || r != nil {
-			if r == nil {
-				return "", err
+		if err != nil {
+			return "", "", err
+		}
+		if r != nil {
+			doc, err := decode(r.Content)
+			if err != nil {
+				return "", "", resources.Internal(err)
 			}
-			return r.ID, err
+			return r.ID, refID(doc["client"]), nil
 		}
 	}
-	return "", nil
+	return "", "", nil
 }
 
 // closeSessionsOfChangedUser closes every Session of a User that was deleted,

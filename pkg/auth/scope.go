@@ -7,8 +7,25 @@ import (
 
 // parseScope reads a scope parameter (RFC 6749 §3.3): scope-tokens of printable ASCII
 // but space, '"' and '\', separated by spaces. Repeated tokens count once; the order is
-// kept. An empty parameter is no scope.
+// kept. An empty parameter is no scope. A token in SMART's namespace (patient/…, user/…,
+// system/…, launch/…) must follow SMART's grammar (conformance M3, M4).
 func parseScope(s string) ([]string, *OAuthError) {
+	toks, oe := scopeTokens(s)
+	if oe != nil {
+		return nil, oe
+	}
+	for _, tok := range toks {
+		if _, err := ParseSMARTScope(tok); err != nil {
+			return nil, oauthErr(ErrCodeInvalidScope, "%v", err)
+		}
+	}
+	return toks, nil
+}
+
+// scopeTokens is parseScope without SMART's grammar: what a stored Client's scope list
+// is read with, so that a Client written before the grammar was checked still loads
+// (its malformed scopes are refused when asked for, and when the Client is written).
+func scopeTokens(s string) ([]string, *OAuthError) {
 	var out []string
 	for _, tok := range strings.Split(s, " ") {
 		if tok == "" {

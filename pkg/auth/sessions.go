@@ -194,6 +194,8 @@ func (s *Sessions) mint(doc map[string]any, sub string, cfg GrantConfig, client 
 		resp.AccessToken = randomToken()
 	}
 	doc["exp"] = exp.Unix()
+	// When the current tokens were issued, for introspection (iat) of opaque tokens.
+	doc["iat"] = now.Unix()
 	doc["access_token_hash"] = hashToken(resp.AccessToken)
 	if cfg.RefreshToken && client.Allows("refresh_token") {
 		var rexp time.Time

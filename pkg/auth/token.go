@@ -139,7 +139,7 @@ func (t *TokenEndpoint) Token(ctx context.Context, req *TokenRequest) (*TokenRes
 		}
 		return nil, oauthErr(ErrCodeUnsupportedGrantType, "unknown grant_type %q", grant)
 	}
-	client, authenticated, err := t.authenticateClient(ctx, req)
+	client, authenticated, err := t.AuthenticateClient(ctx, req)
 	if err != nil {
 		return nil, err
 	}
@@ -150,10 +150,11 @@ func (t *TokenEndpoint) Token(ctx context.Context, req *TokenRequest) (*TokenRes
 	return t.Grants[i].Token(ctx, &GrantRequest{TokenRequest: req, Client: client, Authenticated: authenticated, Scope: scope})
 }
 
-// authenticateClient identifies the client: HTTP Basic or client_id/client_secret in
-// the body, never both (conformance T4). authenticated is false for a client that only named
+// AuthenticateClient identifies the client, for the token endpoint and for introspection
+// and revocation: HTTP Basic or client_id/client_secret in the body, never both
+// (conformance T4). authenticated is false for a client that only named
 // itself; the grant decides whether that is enough.
-func (t *TokenEndpoint) authenticateClient(ctx context.Context, req *TokenRequest) (*ClientConfig, bool, error) {
+func (t *TokenEndpoint) AuthenticateClient(ctx context.Context, req *TokenRequest) (*ClientConfig, bool, error) {
 	id, secret := req.Params["client_id"], req.Params["client_secret"]
 	if req.Basic {
 		if secret != "" {

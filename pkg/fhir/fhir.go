@@ -114,6 +114,35 @@ type CapabilityRest struct {
 	Interaction []Interaction `json:"interaction,omitempty"`
 	// SearchParam lists the parameters of every type, for the system-level search.
 	SearchParam []SearchParam `json:"searchParam,omitempty"`
+	// Security says how clients authenticate (SMART's oauth-uris extension).
+	Security *CapabilitySecurity `json:"security,omitempty"`
+}
+
+// CapabilitySecurity is CapabilityStatement.rest.security.
+type CapabilitySecurity struct {
+	Extension   []Extension       `json:"extension,omitempty"`
+	Service     []CodeableConcept `json:"service,omitempty"`
+	Description string            `json:"description,omitempty"`
+}
+
+// Extension is a FHIR extension: a url with a value (only valueUri here) or extensions
+// of its own.
+type Extension struct {
+	URL       string      `json:"url"`
+	ValueURI  string      `json:"valueUri,omitempty"`
+	Extension []Extension `json:"extension,omitempty"`
+}
+
+// CodeableConcept is a FHIR CodeableConcept.
+type CodeableConcept struct {
+	Coding []Coding `json:"coding,omitempty"`
+	Text   string   `json:"text,omitempty"`
+}
+
+// Coding is a FHIR Coding.
+type Coding struct {
+	System string `json:"system,omitempty"`
+	Code   string `json:"code,omitempty"`
 }
 
 // CapabilityResource is one resource type's capabilities.

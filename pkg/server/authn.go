@@ -24,11 +24,12 @@ func invalidToken() error {
 }
 
 // selfAuthenticating reports the endpoints that read the Authorization header
-// themselves: the token endpoint (client credentials, RFC 6749) and DELETE /Session,
+// themselves: the token, introspection and revocation endpoints (client credentials,
+// RFC 6749, RFC 7662, RFC 7009) and DELETE /Session,
 // which answers 200 even for a token that is already invalid (RFC 7009, conformance R2).
 func selfAuthenticating(method, path string) bool {
 	switch path {
-	case "/auth/token", "/auth/authorize":
+	case "/auth/token", "/auth/authorize", auth.IntrospectionPath, auth.RevocationPath:
 		return true
 	case "/Session":
 		return method == http.MethodDelete

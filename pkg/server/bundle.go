@@ -166,7 +166,8 @@ func (s *Server) capabilities(base string, fhirBase bool) *fhir.CapabilityStatem
 		Format:      []string{mimeFHIRJSON, mimeJSON, mimeYAML},
 	}
 	rest := fhir.CapabilityRest{Mode: "server", Documentation: searchDocumentation,
-		Interaction: s.systemInteractions(), SearchParam: commonParams(reg, fhirBase)}
+		Interaction: s.systemInteractions(), SearchParam: commonParams(reg, fhirBase),
+		Security: s.smartSecurity()}
 	refs := newRefIndex(reg, fhirBase)
 	interactions := []fhir.Interaction{{Code: "read"}, {Code: "vread"}, {Code: "update"},
 		{Code: "delete"}, {Code: "history-instance"}, {Code: "history-type"},

@@ -20,13 +20,21 @@ func withBaseURL(u string) envOption { return func(a *app.Config) { a.Server.Bas
 // and coreos/go-oidc for discovery and JWT verification with the published keys.
 func TestClientLibraries(t *testing.T) { forEachBackend(t, testClientLibraries) }
 
-func testClientLibraries(t *testing.T) {
+// liveEnv is newEnv served over real HTTP on a loopback port, its base URL that port's,
+// for client libraries that make their own requests.
+func liveEnv(t *testing.T) (*env, string) {
+	t.Helper()
 	ts := httptest.NewUnstartedServer(nil)
 	base := "http://" + ts.Listener.Addr().String()
 	e := newEnv(t, withBaseURL(base))
 	ts.Config.Handler = e.srv
 	ts.Start()
 	t.Cleanup(ts.Close)
+	return e, base
+}
+
+func testClientLibraries(t *testing.T) {
+	e, base := liveEnv(t)
 	setupMyapp(t, e)
 	e.must(201, yamlPut("/AccessPolicy/myapp-all", "engine: allow\nlink: [{id: myapp, resourceType: Client}, {id: user1, resourceType: User}]\n"))
 	ctx := context.Background()

@@ -18,10 +18,10 @@ var (
 	// A citation in a comment: "conformance F9", "conformance C1, C5", "conformance J1–J9".
 	citeRe = regexp.MustCompile(`conformance ([A-Z][0-9]{1,2}(?:(?:, |–| and | or )[A-Z][0-9]{1,2})*)`)
 	// Something shaped like a tag of one of the document's letters, anywhere.
-	tagRe = regexp.MustCompile(`(?:^|[^A-Za-z0-9_])([CTBRIPSJF][0-9]{1,2})(?:[^A-Za-z0-9_]|$)`)
+	tagRe = regexp.MustCompile(`(?:^|[^A-Za-z0-9_])([CTBRIPSJFM][0-9]{1,2})(?:[^A-Za-z0-9_]|$)`)
 	// A tag inside a string literal: at the start of a subtest or failure-message name,
 	// or in parentheses.
-	stringTagRe = regexp.MustCompile(`(?:^|[ (])([CTBRIPSJF][0-9]{1,2})[ :),]`)
+	stringTagRe = regexp.MustCompile(`(?:^|[ (])([CTBRIPSJFM][0-9]{1,2})[ :),]`)
 	// Test and fuzz functions that docs/conformance.md names.
 	docTestRe = regexp.MustCompile("`((?:Test|Fuzz)[A-Z][A-Za-z0-9_]*)`")
 )

@@ -19,6 +19,8 @@ type OAuth struct {
 	Codes    *auth.Codes
 	Keys     *auth.Keys
 	Dir      *auth.Directory
+	// Tokens answers introspection and revocation.
+	Tokens *auth.ClientTokens
 }
 
 // noStore marks token responses and errors as not cacheable (conformance C1, T3).
@@ -50,28 +52,16 @@ func (s *Server) oauthError(c echo.Context, err error) error {
 }
 
 func (s *Server) handleToken(c echo.Context) error {
-	r := c.Request()
-	body, err := readLimited(r, s.cfg.MaxBodyBytes)
+	tr, err := s.readOAuthForm(c, auth.ParseTokenRequest)
 	if err != nil {
-		return s.oauthError(c, &auth.OAuthError{Code: auth.ErrCodeInvalidRequest, Description: resources.ErrorMessage(err), Status: statusOf(resources.ErrorCode(err))})
+		return s.oauthError(c, err)
 	}
-	tr, oe := auth.ParseTokenRequest(r.Header.Get(echo.HeaderContentType), body, c.QueryParams(), r.Header.Get(echo.HeaderAuthorization))
-	if oe != nil {
-		return s.oauthError(c, oe)
-	}
-	tr.RemoteAddr = remoteIP(r)
-	resp, err := s.oauth.Token.Token(r.Context(), tr)
+	resp, err := s.oauth.Token.Token(c.Request().Context(), tr)
 	if err != nil {
 		return s.oauthError(c, auth.ErrorFor(err))
 	}
 	noStore(c)
 	return c.JSON(http.StatusOK, resp)
-}
-
-// handleTokenMethod answers anything but POST on the token endpoint (conformance T1).
-func (s *Server) handleTokenMethod(c echo.Context) error {
-	c.Response().Header().Set(echo.HeaderAllow, http.MethodPost)
-	return s.oauthError(c, &auth.OAuthError{Code: auth.ErrCodeInvalidRequest, Description: "the token endpoint takes POST only", Status: http.StatusMethodNotAllowed})
 }
 
 // handleAuthorize answers GET /auth/authorize for the redirect-protected password grant:
@@ -163,10 +153,15 @@ func (s *Server) handleDiscovery(c echo.Context) error {
 		"authorization_endpoint":                b + "/auth/authorize",
 		"userinfo_endpoint":                     b + "/auth/userinfo",
 		"jwks_uri":                              b + "/.well-known/jwks.json",
-		"grant_types_supported":                 []string{"password", "client_credentials", "refresh_token"},
+		"grant_types_supported":                 s.oauth.Token.GrantTypes(),
 		"response_types_supported":              []string{},
-		"token_endpoint_auth_methods_supported": []string{"client_secret_basic", "client_secret_post", "none"},
+		"token_endpoint_auth_methods_supported": auth.TokenAuthMethods,
 		"subject_types_supported":               []string{"public"},
 		"id_token_signing_alg_values_supported": []string{"RS256"},
+		// RFC 7662 and RFC 7009 (clienttokens.go, conformance C6).
+		"introspection_endpoint":                        b + auth.IntrospectionPath,
+		"introspection_endpoint_auth_methods_supported": auth.IntrospectionAuthMethods,
+		"revocation_endpoint":                           b + auth.RevocationPath,
+		"revocation_endpoint_auth_methods_supported":    auth.RevocationAuthMethods,
 	})
 }

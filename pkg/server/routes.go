@@ -6,6 +6,7 @@ import (
 	"github.com/labstack/echo/v4"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/fhirbox/fhirbox/pkg/auth"
 	"github.com/fhirbox/fhirbox/pkg/observe"
 )
 
@@ -23,13 +24,22 @@ func (s *Server) routes(reg *prometheus.Registry) {
 	// OAuth 2.0 (pkg/auth): token endpoint, redirect-protected password grant, sessions,
 	// keys and discovery.
 	e.POST("/auth/token", s.handleToken)
-	e.Match([]string{http.MethodGet, http.MethodPut, http.MethodPatch, http.MethodDelete}, "/auth/token", s.handleTokenMethod)
+	e.Match(notPost, "/auth/token", s.postOnly("token"))
+	// Introspection and revocation (clienttokens.go).
+	e.POST(auth.IntrospectionPath, s.handleIntrospect)
+	e.Match(notPost, auth.IntrospectionPath, s.postOnly("introspection"))
+	e.POST(auth.RevocationPath, s.handleRevoke)
+	e.Match(notPost, auth.RevocationPath, s.postOnly("revocation"))
 	getHead(root, "/auth/authorize", s.handleAuthorize)
 	getHead(root, "/auth/userinfo", s.handleUserinfo)
 	e.DELETE("/Session", s.handleCloseSession)
 	getHead(root, "/.well-known/jwks.json", s.handleJWKS)
 	getHead(root, "/.well-known/openid-configuration", s.handleDiscovery)
 	getHead(root, "/.well-known/oauth-authorization-server", s.handleDiscovery)
+	// SMART App Launch configuration, at the root and under the FHIR base (smart.go); the
+	// static route wins over /fhir/:type/:id.
+	getHead(root, "/.well-known/smart-configuration", s.handleSMARTConfiguration)
+	getHead(root, "/fhir/.well-known/smart-configuration", s.handleSMARTConfiguration)
 
 	for _, prefix := range []string{"", "/fhir"} {
 		g := e.Group(prefix)
@@ -57,6 +67,9 @@ func (s *Server) routes(reg *prometheus.Registry) {
 		getHead(g, "/:type/:id/_history/:vid", s.handleVRead, mw...)
 	}
 }
+
+// notPost are the methods an endpoint that takes POST only answers with 405.
+var notPost = []string{http.MethodGet, http.MethodPut, http.MethodPatch, http.MethodDelete}
 
 // getHead routes GET and HEAD of path to h: HEAD answers what GET would, without the
 // body (see headWithoutBody).
