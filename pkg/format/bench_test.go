@@ -1,0 +1,47 @@
+package format
+
+import (
+	"bufio"
+	"compress/gzip"
+	"os"
+	"path/filepath"
+	"testing"
+)
+
+// syntheaFirst returns the first resource of one of the repository's Synthea extracts.
+func syntheaFirst(tb testing.TB, file string) []byte {
+	tb.Helper()
+	f, err := os.Open(filepath.Join("..", "..", "testdata", "synthea", file))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer f.Close()
+	z, err := gzip.NewReader(f)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	sc := bufio.NewScanner(z)
+	sc.Buffer(make([]byte, 1<<20), 1<<24)
+	if !sc.Scan() {
+		tb.Fatalf("%s: no resource: %v", file, sc.Err())
+	}
+	return append([]byte(nil), sc.Bytes()...)
+}
+
+func BenchmarkDecodeJSON(b *testing.B) {
+	for _, bm := range []struct{ name, file string }{
+		{"Patient", "patients.ndjson.gz"},
+		{"Observation", "observations.ndjson.gz"},
+	} {
+		doc := syntheaFirst(b, bm.file)
+		b.Run(bm.name, func(b *testing.B) {
+			b.SetBytes(int64(len(doc)))
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := DecodeJSON(doc); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
