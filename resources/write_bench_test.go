@@ -1,0 +1,50 @@
+package resources
+
+import (
+	"maps"
+	"slices"
+	"testing"
+)
+
+// syntheaDocs returns up to 500 of the Synthea resources of testdata, in a stable order.
+func syntheaDocs(b *testing.B, file string) []map[string]any {
+	byID := loadNDJSON(b, file)
+	var docs []map[string]any
+	for _, id := range slices.Sorted(maps.Keys(byID)) {
+		docs = append(docs, byID[id])
+	}
+	return docs[:min(len(docs), 500)]
+}
+
+// BenchmarkExtractFullText measures the words of _text and _content of a Synthea
+// Patient or Observation, as every write computes them.
+func BenchmarkExtractFullText(b *testing.B) {
+	for _, tc := range []struct{ typ, file string }{{"Patient", "patients.ndjson"}, {"Observation", "observations.ndjson"}} {
+		b.Run(tc.typ, func(b *testing.B) {
+			docs := syntheaDocs(b, tc.file)
+			b.ReportAllocs()
+			n := 0
+			for b.Loop() {
+				ExtractFullText(docs[n%len(docs)], nil)
+				n++
+			}
+		})
+	}
+}
+
+// BenchmarkNormalizeString measures the normalisation of index and query strings:
+// ASCII already in normal form, ASCII to lower, and accented text.
+func BenchmarkNormalizeString(b *testing.B) {
+	for _, tc := range []struct{ name, s string }{
+		{"normal", "body mass index (bmi) [ratio]"},
+		{"ascii", "Body Mass Index (BMI) [Ratio]"},
+		{"accents", "Véliz Ñúñez  Ærø"},
+	} {
+		b.Run(tc.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				NormalizeString(tc.s)
+			}
+		})
+	}
+}
