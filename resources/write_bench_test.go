@@ -48,3 +48,20 @@ func BenchmarkNormalizeString(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkMarshal measures the encoding of a document as it is stored.
+func BenchmarkMarshal(b *testing.B) {
+	for _, tc := range []struct{ typ, file string }{{"Patient", "patients.ndjson"}, {"Observation", "observations.ndjson"}} {
+		b.Run(tc.typ, func(b *testing.B) {
+			docs := syntheaDocs(b, tc.file)
+			b.ReportAllocs()
+			n := 0
+			for b.Loop() {
+				if _, err := marshal(docs[n%len(docs)]); err != nil {
+					b.Fatal(err)
+				}
+				n++
+			}
+		})
+	}
+}
