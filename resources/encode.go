@@ -3,6 +3,7 @@ package resources
 import (
 	"encoding/json"
 	"slices"
+	"strings"
 	"unicode/utf8"
 )
 
@@ -21,8 +22,13 @@ func appendJSON(b []byte, v any) (out []byte, ok bool) {
 }
 
 type jsonEncoder struct {
-	b    []byte
-	keys []string // the sorted keys of the maps being written, a stack
+	b       []byte
+	members []member // the members of the maps being written, a stack
+}
+
+type member struct {
+	key   string
+	value any
 }
 
 // maxEncodeDepth bounds the nesting appendJSON follows: deeper values (a document
@@ -58,26 +64,28 @@ func (e *jsonEncoder) value(v any, depth int) bool {
 			e.b = append(e.b, "null"...)
 			return true
 		}
-		base := len(e.keys)
-		for k := range x {
-			e.keys = append(e.keys, k)
+		// The members are sorted with their values, so that a large map is not read
+		// again key by key in another order.
+		base := len(e.members)
+		for k, v := range x {
+			e.members = append(e.members, member{k, v})
 		}
-		keys := e.keys[base:]
-		slices.Sort(keys)
+		members := e.members[base:]
+		slices.SortFunc(members, func(a, b member) int { return strings.Compare(a.key, b.key) })
 		e.b = append(e.b, '{')
-		for i, k := range keys {
+		for i, m := range members {
 			if i > 0 {
 				e.b = append(e.b, ',')
 			}
-			e.b = appendJSONString(e.b, k)
+			e.b = appendJSONString(e.b, m.key)
 			e.b = append(e.b, ':')
-			if !e.value(x[k], depth+1) {
+			if !e.value(m.value, depth+1) {
 				return false
 			}
 		}
 		e.b = append(e.b, '}')
-		clear(e.keys[base:])
-		e.keys = e.keys[:base]
+		clear(e.members[base:])
+		e.members = e.members[:base]
 	case []any:
 		if x == nil {
 			e.b = append(e.b, "null"...)
