@@ -1,25 +1,40 @@
 package resources
 
 import (
+	"bytes"
 	"encoding/json"
 	"slices"
 	"strings"
+	"sync"
 	"unicode/utf8"
 )
 
-// appendJSON appends the JSON encoding of v, byte for byte what encoding/json writes
+// encodeJSON returns the JSON encoding of v, byte for byte what encoding/json writes
 // with SetEscapeHTML(false) (keys sorted, the same escapes), when v has the generic
 // shape of a decoded document: maps of string keys, slices, strings, json.Number,
 // booleans and nulls. ok is false for anything else, which the caller leaves to
 // encoding/json. Every write encodes its document, and encoding/json's reflection and
 // key sorting took a tenth of the server's CPU per create.
-func appendJSON(b []byte, v any) (out []byte, ok bool) {
-	e := jsonEncoder{b: b}
-	if !e.value(v, 0) {
-		return b, false
+func encodeJSON(v any) (out []byte, ok bool) {
+	bp := encodeBuffers.Get().(*[]byte)
+	e := jsonEncoder{b: (*bp)[:0]}
+	ok = e.value(v, 0)
+	if ok {
+		out = bytes.Clone(e.b) // one allocation of the final size
 	}
-	return e.b, true
+	if cap(e.b) <= maxPooledBuffer {
+		*bp = e.b
+		encodeBuffers.Put(bp)
+	}
+	return out, ok
 }
+
+// encodeBuffers are encodeJSON's buffers, reused so that a document's encoding does
+// not allocate every size on the way to its own.
+var encodeBuffers = sync.Pool{New: func() any { return new([]byte) }}
+
+// maxPooledBuffer keeps the buffers of rare large documents out of the pool.
+const maxPooledBuffer = 256 << 10
 
 type jsonEncoder struct {
 	b       []byte
@@ -31,7 +46,7 @@ type member struct {
 	value any
 }
 
-// maxEncodeDepth bounds the nesting appendJSON follows: deeper values (a document
+// maxEncodeDepth bounds the nesting encodeJSON follows: deeper values (a document
 // holds 128 levels at most, see pkg/format) are left to encoding/json, which detects
 // cycles.
 const maxEncodeDepth = 1000

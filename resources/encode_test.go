@@ -6,7 +6,7 @@ import (
 	"testing"
 )
 
-// stdMarshal is what marshal wrote before appendJSON: encoding/json without HTML escaping.
+// stdMarshal is what marshal wrote before encodeJSON: encoding/json without HTML escaping.
 func stdMarshal(v any) ([]byte, error) {
 	var b bytes.Buffer
 	enc := json.NewEncoder(&b)
@@ -17,7 +17,7 @@ func stdMarshal(v any) ([]byte, error) {
 	return bytes.TrimRight(b.Bytes(), "\n"), nil
 }
 
-func TestAppendJSON(t *testing.T) {
+func TestEncodeJSON(t *testing.T) {
 	tests := []struct {
 		name string
 		v    any
@@ -33,13 +33,13 @@ func TestAppendJSON(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, ok := appendJSON(nil, tt.v)
+			got, ok := encodeJSON(tt.v)
 			if ok != tt.ok {
 				t.Fatalf("ok = %v, want %v", ok, tt.ok)
 			}
 			want, err := stdMarshal(tt.v)
 			if ok && (err != nil || !bytes.Equal(got, want)) {
-				t.Fatalf("appendJSON = %s; encoding/json = %s, %v", got, want, err)
+				t.Fatalf("encodeJSON = %s; encoding/json = %s, %v", got, want, err)
 			}
 			// marshal falls back to encoding/json: the same bytes, or its error.
 			if m, merr := marshal(tt.v); (merr == nil) != (err == nil) || !bytes.Equal(m, want) {
@@ -49,9 +49,9 @@ func TestAppendJSON(t *testing.T) {
 	}
 }
 
-// FuzzAppendJSON checks appendJSON against encoding/json on documents decoded from
+// FuzzEncodeJSON checks encodeJSON against encoding/json on documents decoded from
 // arbitrary JSON and on arbitrary strings (keys and values, valid UTF-8 or not).
-func FuzzAppendJSON(f *testing.F) {
+func FuzzEncodeJSON(f *testing.F) {
 	f.Add([]byte(`{"a":[1,"x<y>",{"b":null,"c":true}],"d":1.50e3}`), "k\u2028", "v\xff\x01")
 	f.Fuzz(func(t *testing.T, doc []byte, k, s string) {
 		var v any
@@ -61,13 +61,13 @@ func FuzzAppendJSON(f *testing.F) {
 			v = nil
 		}
 		for _, v := range []any{v, map[string]any{k: s, "doc": v}, []any{s, json.Number(s)}} {
-			got, ok := appendJSON(nil, v)
+			got, ok := encodeJSON(v)
 			want, err := stdMarshal(v)
 			if ok && (err != nil || !bytes.Equal(got, want)) {
-				t.Fatalf("appendJSON(%#v) = %s; encoding/json = %s, %v", v, got, want, err)
+				t.Fatalf("encodeJSON(%#v) = %s; encoding/json = %s, %v", v, got, want, err)
 			}
 			if !ok && err == nil {
-				t.Fatalf("appendJSON refused %#v, which encoding/json writes", v)
+				t.Fatalf("encodeJSON refused %#v, which encoding/json writes", v)
 			}
 		}
 	})
