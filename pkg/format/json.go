@@ -12,7 +12,8 @@ import (
 // DecodeJSON parses a request body that must be exactly one JSON object. Numbers stay
 // json.Number, so 1.50 and large integers keep their exact text. Duplicate keys, at any
 // depth, are an error: FHIR forbids them, and keeping one of the two values silently
-// would lose data.
+// would lose data. Every mistake is an *Error, which the server answers with a 400
+// OperationOutcome (conformance F2).
 //
 // It is a scanner over the byte slice rather than encoding/json's Token API, which
 // allocates for every token and cost a fifth of the server's CPU per create. The body
