@@ -195,21 +195,32 @@ func (d *jsonDecoder) object(depth int) (map[string]any, error) {
 		}
 		d.path = d.path[:len(d.path)-1]
 		m[key] = v
-		d.skipSpace()
-		if d.pos >= len(d.data) {
-			return nil, errEnd()
-		}
-		switch d.data[d.pos] {
-		case ',':
-			d.pos++
-			d.skipSpace()
-		case '}':
-			d.pos++
+		if more, err := d.next('}', "after object key:value pair"); !more {
+			if err != nil {
+				return nil, err
+			}
 			return m, nil
-		default:
-			return nil, d.syntax(d.pos, "after object key:value pair")
 		}
 	}
+}
+
+// next reads what follows a member or an element: a comma (more follows) or the
+// closing end; anything else is a syntax error in context.
+func (d *jsonDecoder) next(end byte, context string) (more bool, err error) {
+	d.skipSpace()
+	if d.pos >= len(d.data) {
+		return false, errEnd()
+	}
+	switch d.data[d.pos] {
+	case ',':
+		d.pos++
+		d.skipSpace()
+		return true, nil
+	case end:
+		d.pos++
+		return false, nil
+	}
+	return false, d.syntax(d.pos, context)
 }
 
 // array reads an array's elements; d.pos is just after its opening bracket.
@@ -228,21 +239,13 @@ func (d *jsonDecoder) array(depth int) ([]any, error) {
 		}
 		d.path = d.path[:len(d.path)-1]
 		d.stack = append(d.stack, v)
-		d.skipSpace()
-		if d.pos >= len(d.data) {
-			return nil, errEnd()
+		more, err := d.next(']', "after array element")
+		if err != nil {
+			return nil, err
 		}
-		switch d.data[d.pos] {
-		case ',':
-			d.pos++
-			d.skipSpace()
-			continue
-		case ']':
-			d.pos++
-		default:
-			return nil, d.syntax(d.pos, "after array element")
+		if !more {
+			break
 		}
-		break
 	}
 	a := make([]any, len(d.stack)-base)
 	copy(a, d.stack[base:])
