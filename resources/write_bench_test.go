@@ -2,8 +2,8 @@ package resources
 
 import (
 	"maps"
-	"slices"
 	"runtime"
+	"slices"
 	"syscall"
 	"testing"
 )
