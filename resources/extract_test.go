@@ -557,3 +557,24 @@ func BenchmarkExtract(b *testing.B) {
 		})
 	}
 }
+
+// FuzzNormalizeASCII checks the ASCII fast path of NormalizeString against the general
+// one (decomposition, marks dropped, recomposition) that it skips.
+func FuzzNormalizeASCII(f *testing.F) {
+	for _, s := range []string{"", " ", "Body Mass Index", " a  b ", "a\tb\nc\v\f\rd ", "already normal", "x ", " x", "\x00A\x7f"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		got, ok := normalizeASCII(s)
+		ascii := true
+		for i := 0; i < len(s); i++ {
+			ascii = ascii && s[i] < 0x80
+		}
+		if ok != ascii {
+			t.Fatalf("normalizeASCII(%q): ok = %v for ASCII = %v", s, ok, ascii)
+		}
+		if want := normalizeUnicode(s); ok && got != want {
+			t.Fatalf("normalizeASCII(%q) = %q, want %q", s, got, want)
+		}
+	})
+}

@@ -2,9 +2,11 @@ package resources
 
 import (
 	"html"
+	"maps"
 	"slices"
 	"strings"
 	"unicode"
+	"unicode/utf8"
 
 	"github.com/fhirbox/fhirbox/resources/fhirdate"
 )
@@ -80,54 +82,63 @@ var contentSkipped = map[string]bool{
 // (narrative included; keys, contentSkipped, dates and the top-level fields of skip —
 // secret and hidden ones — left out; text.status too).
 func ExtractFullText(doc map[string]any, skip []string) FullText {
-	narrative := ""
+	narrative := newWordSet()
 	if t, ok := doc["text"].(map[string]any); ok {
 		if div, ok := t["div"].(string); ok {
-			narrative = StripXHTML(div)
+			narrative.addText(StripXHTML(div))
 		}
 	}
-	var ft FullText
-	ft.Narrative = joinWords(newWordSet().addText(narrative))
-	content := newWordSet()
-	content.addText(narrative)
+	// The content begins with the narrative's words: a copy, not a second reading.
+	content := narrative.clone()
 	for k, v := range doc {
 		if k == "text" || contentSkipped[k] || slices.Contains(skip, k) {
 			continue
 		}
 		content.addValue(v)
 	}
-	ft.Content = joinWords(content)
-	return ft
+	return FullText{Narrative: narrative.text.String(), Content: content.text.String()}
 }
 
 // wordSet collects distinct words up to MaxFullTextBytes.
 type wordSet struct {
-	seen  map[string]bool
-	words []string
-	size  int
+	seen map[string]struct{}
+	text strings.Builder // the words, space-separated, in the order first met
+	size int
+	buf  []byte // scratch for eachWord
 }
 
-func newWordSet() *wordSet { return &wordSet{seen: map[string]bool{}} }
+func newWordSet() *wordSet { return &wordSet{seen: map[string]struct{}{}} }
+
+func (ws *wordSet) clone() *wordSet {
+	c := &wordSet{seen: maps.Clone(ws.seen), size: ws.size}
+	c.text.WriteString(ws.text.String())
+	return c
+}
 
 func (ws *wordSet) full() bool { return ws.size >= MaxFullTextBytes }
 
-func (ws *wordSet) addText(s string) *wordSet {
+func (ws *wordSet) addText(s string) {
 	if ws.full() || s == "" {
-		return ws
+		return
 	}
-	for _, w := range Words(s) {
-		if ws.seen[w] || len(w) > MaxWordBytes {
-			continue
+	ws.buf = eachWord(s, ws.buf, func(w []byte) bool {
+		if _, dup := ws.seen[string(w)]; dup || len(w) > MaxWordBytes {
+			return true
 		}
 		if ws.size+len(w)+1 > MaxFullTextBytes {
 			ws.size = MaxFullTextBytes
-			return ws
+			return false
 		}
-		ws.seen[w] = true
-		ws.words = append(ws.words, w)
+		if ws.text.Len() > 0 {
+			ws.text.WriteByte(' ')
+		}
+		start := ws.text.Len()
+		ws.text.Write(w)
+		// The key is the word's bytes in text, which a Builder never changes once written.
+		ws.seen[ws.text.String()[start:]] = struct{}{}
 		ws.size += len(w) + 1
-	}
-	return ws
+		return true
+	})
 }
 
 // addValue adds the words of every string in v, skipping the keys of contentSkipped and
@@ -163,14 +174,51 @@ func (ws *wordSet) addValue(v any) {
 	}
 }
 
-func joinWords(ws *wordSet) string { return strings.Join(ws.words, " ") }
-
 // Words cuts s into the words full-text search indexes and looks for: runs of letters
 // and digits of NormalizeString(s), in order, repeats included.
 func Words(s string) []string {
 	return strings.FieldsFunc(NormalizeString(s), func(r rune) bool {
 		return !unicode.IsLetter(r) && !unicode.IsNumber(r)
 	})
+}
+
+// eachWord calls yield with the words of s, as Words cuts them, until it returns false.
+// A word is written in buf, returned for the next call, and holds only during its
+// yield. ASCII text, where a word is a run of letters and digits in lower case, is cut
+// without normalising it into a new string first.
+func eachWord(s string, buf []byte, yield func(w []byte) bool) []byte {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= utf8.RuneSelf {
+			for _, w := range Words(s) {
+				if buf = append(buf[:0], w...); !yield(buf) {
+					break
+				}
+			}
+			return buf
+		}
+	}
+	for i := 0; i < len(s); {
+		if !asciiAlnum(s[i]) {
+			i++
+			continue
+		}
+		buf = buf[:0]
+		for ; i < len(s) && asciiAlnum(s[i]); i++ {
+			c := s[i]
+			if 'A' <= c && c <= 'Z' {
+				c += 'a' - 'A'
+			}
+			buf = append(buf, c)
+		}
+		if !yield(buf) {
+			break
+		}
+	}
+	return buf
+}
+
+func asciiAlnum(c byte) bool {
+	return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9'
 }
 
 // StripXHTML returns the text of an XHTML fragment: tags (and comments) replaced by a

@@ -2,6 +2,7 @@ package resources
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -74,4 +75,22 @@ func TestFullTextBounds(t *testing.T) {
 	if len(ft.Content) > MaxFullTextBytes || len(ft.Content) < MaxFullTextBytes-MaxWordBytes {
 		t.Errorf("content of %d bytes, limit %d", len(ft.Content), MaxFullTextBytes)
 	}
+}
+
+// FuzzEachWord checks that eachWord, which cuts ASCII text without normalising it
+// first, gives the words of Words.
+func FuzzEachWord(f *testing.F) {
+	for _, s := range []string{"", "Body Mass Index (BMI) [Ratio]", "a-b_c.d", "Véliz Ñúñez", "x\x00y\x7fZ", "  ", "2011-10-04T10:00"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		var got []string
+		eachWord(s, nil, func(w []byte) bool {
+			got = append(got, string(w))
+			return true
+		})
+		if want := Words(s); !slices.Equal(got, want) {
+			t.Fatalf("eachWord(%q) = %q, Words = %q", s, got, want)
+		}
+	})
 }

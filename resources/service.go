@@ -717,6 +717,9 @@ func FormatInstant(t time.Time) string { return t.UTC().Format("2006-01-02T15:04
 // marshal encodes v as compact JSON without escaping <, > and & (FHIR narratives are
 // XHTML; escaping them is valid but makes stored documents unreadable).
 func marshal(v any) ([]byte, error) {
+	if b, ok := encodeJSON(v); ok { // encode.go
+		return b, nil
+	}
 	var b bytes.Buffer
 	enc := json.NewEncoder(&b)
 	enc.SetEscapeHTML(false)
