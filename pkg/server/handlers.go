@@ -34,9 +34,8 @@ func (s *Server) handleRead(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	if inm := c.Request().Header.Get("If-None-Match"); inm != "" && sameVersion(inm, res.VersionID) {
-		setVersionHeaders(c, res)
-		return c.NoContent(http.StatusNotModified)
+	if notModified(c.Request(), res) {
+		return answerNotModified(c, res)
 	}
 	return s.writeResource(c, http.StatusOK, f, res)
 }
@@ -49,6 +48,9 @@ func (s *Server) handleVRead(c echo.Context) error {
 	res, err := s.svc.VRead(c.Request().Context(), c.Param("type"), c.Param("id"), c.Param("vid"))
 	if err != nil {
 		return err
+	}
+	if notModified(c.Request(), res) {
+		return answerNotModified(c, res)
 	}
 	return s.writeResource(c, http.StatusOK, f, res)
 }
@@ -220,30 +222,6 @@ func (s *Server) searchParams(c echo.Context) (url.Values, error) {
 		params[k] = append(params[k], v...)
 	}
 	return params, nil
-}
-
-func (s *Server) handleHistory(c echo.Context) error {
-	return s.history(c, c.Param("id"))
-}
-
-func (s *Server) handleTypeHistory(c echo.Context) error {
-	return s.history(c, "")
-}
-
-func (s *Server) history(c echo.Context, id string) error {
-	f, err := negotiate(c, isFHIRBase(c))
-	if err != nil {
-		return err
-	}
-	res, q, err := s.svc.History(c.Request().Context(), c.Param("type"), id, c.QueryParams())
-	if err != nil {
-		return err
-	}
-	b, err := s.historyBundle(c, q, res)
-	if err != nil {
-		return err
-	}
-	return s.writeValue(c, http.StatusOK, f, b)
 }
 
 func (s *Server) handleMetadata(c echo.Context) error {
