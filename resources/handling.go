@@ -35,7 +35,7 @@ func (p *searchParser) ignore(name string) {
 	case slices.Contains(unsupportedControls, base):
 		reason = fmt.Sprintf("search parameter %q is not supported by this server", name)
 	case base == "_since" || base == "_at":
-		// R4 defines them for the history interaction only (conformance F21).
+		// R4 defines them for the history interaction only (conformance H3).
 		reason = fmt.Sprintf("%q is a parameter of the history interaction, not of searches: _lastUpdated=ge… finds what changed since an instant", name)
 	}
 	p.q.Ignored = append(p.q.Ignored, Ignored{Param: name, Reason: reason})

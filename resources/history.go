@@ -13,10 +13,10 @@ import (
 	"github.com/fhirbox/fhirbox/resources/fhirdate"
 )
 
-// The history interaction at its three levels (FHIR R4 http.html#history; conformance
-// F8, F19, F20): the versions of one resource, of one type, or of every type the caller
-// may see, newest first, filtered by _since and _at and paged by _count, by the cursor
-// of the next links (HistoryCursorParam) or by _page.
+// The history interaction at its three levels (FHIR R4 http.html#history):
+// conformance F8, H1, H2, H3 and H4. The versions of one resource, of one type, or of
+// every type the caller may see, newest first, filtered by _since and _at and paged by
+// _count, by the cursor of the next links (HistoryCursorParam) or by _page.
 
 // HistoryCursorParam names the cursor a history's next link carries: the last version of
 // the page before, so that the next page starts after it whatever was written since.
@@ -56,7 +56,7 @@ func (s *Service) History(ctx context.Context, typ, id string, params url.Values
 
 // SystemHistory lists the versions of every resource of types (at least one; see
 // SystemTypes, which the caller may have narrowed to those its policies allow), newest
-// first (conformance F19).
+// first (conformance H1).
 func (s *Service) SystemHistory(ctx context.Context, types []string, params url.Values, strict bool) (*HistoryResult, HistoryQuery, error) {
 	if len(types) == 0 {
 		return nil, HistoryQuery{}, Internal(fmt.Errorf("system history without types"))

@@ -100,7 +100,7 @@ func commonParams(reg *resources.Registry, fhirBase bool) []fhir.SearchParam {
 
 // systemInteractions are the system-level interactions the router serves: search-system
 // once GET on the base itself is routed (GET /fhir?_type=…), history-system once
-// GET [base]/_history is (conformance F19).
+// GET [base]/_history is (conformance H1).
 func (s *Server) systemInteractions() []fhir.Interaction {
 	var search, history bool
 	for _, r := range s.echo.Routes() {

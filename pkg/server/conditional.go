@@ -10,7 +10,7 @@ import (
 )
 
 // notModified reports whether a read or vread of res is answered 304 Not Modified (FHIR
-// R4 http.html "conditional read"; RFC 9110 §13.1.2–13.1.3; conformance F3, F22): when
+// R4 http.html "conditional read"; RFC 9110 §13.1.2–13.1.3; conformance F3 and H5): when
 // If-None-Match names its version (or is "*"), or, when the request has no If-None-Match
 // (which then decides alone, §13.1.3), when If-Modified-Since is not before its
 // lastUpdated at the second precision an HTTP-date has. An If-Modified-Since that is not

@@ -12,8 +12,8 @@ import (
 	"github.com/fhirbox/fhirbox/resources"
 )
 
-// The history interaction at its three levels (FHIR R4 http.html#history; conformance
-// F8, F19, F20): GET [base]/{Type}/{id}/_history, [base]/{Type}/_history and
+// The history interaction at its three levels (FHIR R4 http.html#history):
+// conformance F8, H1, H2, H4. GET [base]/{Type}/{id}/_history, [base]/{Type}/_history and
 // [base]/_history. The parameters are read by resources.ParseHistory.
 
 func (s *Server) handleHistory(c echo.Context) error {
@@ -41,7 +41,7 @@ func (s *Server) history(c echo.Context, id string) error {
 }
 
 // handleSystemHistory answers GET [base]/_history: the versions of every type served at
-// the base (conformance F19). The authorize middleware has let the request itself
+// the base (conformance H1). The authorize middleware has let the request itself
 // through; each type is then decided as if its type-level history
 // (GET [base]/{Type}/_history?…) had been sent, as a system-level search decides its
 // types (allowedTypes), and the versions of the types no policy allows are left out.
