@@ -22,7 +22,9 @@ func TestParseHistory(t *testing.T) {
 		check   func(q HistoryQuery) bool
 		errWith string // "" when no error is expected
 	}{
-		{"", false, func(q HistoryQuery) bool { return q.Count == 20 && q.Since.IsZero() && q.AtHigh.IsZero() && q.After == nil }, ""},
+		{"", false, func(q HistoryQuery) bool {
+			return q.Count == 20 && q.Since.IsZero() && q.AtHigh.IsZero() && q.After == nil
+		}, ""},
 		{"_count=5000", false, func(q HistoryQuery) bool { return q.Count == 1000 && q.Used.Get("_count") == "1000" }, ""},
 		{"_count=3&_page=3", false, func(q HistoryQuery) bool { return q.Offset == 6 }, ""},
 		{"_since=2024-05-01T10:00:00%2B02:00", false, func(q HistoryQuery) bool { return q.Since.Equal(at("2024-05-01T08:00:00Z")) }, ""},

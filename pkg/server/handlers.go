@@ -158,11 +158,7 @@ func preferReturn(r *http.Request) string {
 }
 
 func (s *Server) handleSearch(c echo.Context) error {
-	f, err := negotiate(c, isFHIRBase(c))
-	if err != nil {
-		return err
-	}
-	params, err := s.searchParams(c)
+	f, params, err := s.queryRequest(c)
 	if err != nil {
 		return err
 	}
@@ -187,6 +183,17 @@ func (s *Server) answerSearch(c echo.Context, f outFormat, q *resources.Query, r
 		return err
 	}
 	return s.writeValue(c, http.StatusOK, f, b)
+}
+
+// queryRequest negotiates the answer's format and reads the request's parameters
+// (searchParams): the start of every search and history handler.
+func (s *Server) queryRequest(c echo.Context) (outFormat, url.Values, error) {
+	f, err := negotiate(c, isFHIRBase(c))
+	if err != nil {
+		return f, nil, err
+	}
+	params, err := s.searchParams(c)
+	return f, params, err
 }
 
 // searchParams merges the query string with a form body (POST _search, conformance F9).

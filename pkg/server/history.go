@@ -25,11 +25,7 @@ func (s *Server) handleTypeHistory(c echo.Context) error {
 }
 
 func (s *Server) history(c echo.Context, id string) error {
-	f, err := negotiate(c, isFHIRBase(c))
-	if err != nil {
-		return err
-	}
-	params, err := s.searchParams(c)
+	f, params, err := s.queryRequest(c)
 	if err != nil {
 		return err
 	}
@@ -47,11 +43,7 @@ func (s *Server) history(c echo.Context, id string) error {
 // types (allowedTypes), and the versions of the types no policy allows are left out.
 // When none is allowed the answer is what the type-level history would get.
 func (s *Server) handleSystemHistory(c echo.Context) error {
-	f, err := negotiate(c, isFHIRBase(c))
-	if err != nil {
-		return err
-	}
-	params, err := s.searchParams(c)
+	f, params, err := s.queryRequest(c)
 	if err != nil {
 		return err
 	}

@@ -21,11 +21,7 @@ import (
 // only what the caller could have found type by type. When none is allowed the answer
 // is what the type-level search would get: 401 for an anonymous caller, 403 otherwise.
 func (s *Server) handleSystemSearch(c echo.Context) error {
-	f, err := negotiate(c, isFHIRBase(c))
-	if err != nil {
-		return err
-	}
-	params, err := s.searchParams(c)
+	f, params, err := s.queryRequest(c)
 	if err != nil {
 		return err
 	}
