@@ -31,8 +31,12 @@ func (p *searchParser) ignore(name string) {
 	}
 	base, _, _ := strings.Cut(name, ":")
 	reason := fmt.Sprintf("unknown search parameter %q for %s", name, p.td.Name)
-	if slices.Contains(unsupportedControls, base) {
+	switch {
+	case slices.Contains(unsupportedControls, base):
 		reason = fmt.Sprintf("search parameter %q is not supported by this server", name)
+	case base == "_since" || base == "_at":
+		// R4 defines them for the history interaction only (conformance H3).
+		reason = fmt.Sprintf("%q is a parameter of the history interaction, not of searches: _lastUpdated=ge… finds what changed since an instant", name)
 	}
 	p.q.Ignored = append(p.q.Ignored, Ignored{Param: name, Reason: reason})
 }
@@ -43,11 +47,17 @@ func (p *searchParser) strictError() error {
 	if !p.opts.Strict || len(p.q.Ignored) == 0 {
 		return nil
 	}
-	reasons := make([]string, len(p.q.Ignored))
-	for i, ig := range p.q.Ignored {
+	return strictIgnored(p.q.Ignored, "search")
+}
+
+// strictIgnored is the CodeInvalid error of a strict interaction (a search, a history)
+// that has parameters a lenient one would ignore, naming every one of them.
+func strictIgnored(ignored []Ignored, interaction string) error {
+	reasons := make([]string, len(ignored))
+	for i, ig := range ignored {
 		reasons[i] = ig.Reason
 	}
-	return invalid(p.q.Ignored[0].Param, "%s (the search's handling is strict; with Prefer: handling=lenient they would be ignored)", strings.Join(reasons, "; "))
+	return invalid(ignored[0].Param, "%s (the %s's handling is strict; with Prefer: handling=lenient they would be ignored)", strings.Join(reasons, "; "), interaction)
 }
 
 // PageSetParam names the stored result set a page request reads (see resultset.go).

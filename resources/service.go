@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"math"
 	"net/url"
 	"strconv"
 	"strings"
@@ -14,8 +13,6 @@ import (
 
 	"github.com/google/uuid"
 	"golang.org/x/crypto/bcrypt"
-
-	"github.com/fhirbox/fhirbox/resources/fhirdate"
 )
 
 // ValidID reports whether id is a valid FHIR logical id (conformance F18):
@@ -526,50 +523,6 @@ func (s *Service) VRead(ctx context.Context, typ, id, vid string) (*Resource, er
 		return res, Errorf(CodeGone, "version %d of %s/%s is a deletion", v, typ, id)
 	}
 	return res, nil
-}
-
-// History lists versions of one resource (id not empty) or of a type, newest first,
-// paged by _count and _page and limited by _since (conformance F8).
-func (s *Service) History(ctx context.Context, typ, id string, params url.Values) (*HistoryResult, HistoryQuery, error) {
-	q := HistoryQuery{Type: typ, ID: id, Count: s.opts.DefaultCount}
-	if _, err := s.TypeDef(typ); err != nil {
-		return nil, q, err
-	}
-	if id != "" && !ValidID(id) {
-		return nil, q, Errorf(CodeInvalid, "invalid id %q: ids match [A-Za-z0-9-.]{1,64}", id)
-	}
-	if v := params.Get("_count"); v != "" {
-		n, err := parseCount(v)
-		if err != nil {
-			return nil, q, &Error{Code: CodeInvalid, Message: fmt.Sprintf("_count must be a non-negative integer, got %q", v), Expression: "_count"}
-		}
-		q.Count = min(n, s.opts.MaxCount)
-	}
-	if v := params.Get("_page"); v != "" {
-		n, err := parsePage(v)
-		if err != nil {
-			return nil, q, err
-		}
-		if q.Count > 0 && n-1 > math.MaxInt32/q.Count {
-			return nil, q, &Error{Code: CodeInvalid, Message: fmt.Sprintf("_page %d is too large", n), Expression: "_page"}
-		}
-		q.Offset = (n - 1) * q.Count
-	}
-	if v := params.Get("_since"); v != "" {
-		low, _, err := fhirdate.ParseRange(v)
-		if err != nil {
-			return nil, q, &Error{Code: CodeInvalid, Message: fmt.Sprintf("_since is not a valid instant: %q", v), Expression: "_since"}
-		}
-		q.Since = low
-	}
-	if id != "" {
-		// History of a resource that never existed is a 404, not an empty Bundle.
-		if _, err := s.store.Read(ctx, typ, id); err != nil {
-			return nil, q, err
-		}
-	}
-	res, err := s.store.History(ctx, q)
-	return res, q, err
 }
 
 // Search parses params as a search on typ and runs it.

@@ -2,6 +2,7 @@ package resources
 
 import (
 	"context"
+	"net/url"
 	"time"
 )
 
@@ -37,19 +38,45 @@ type Store interface {
 // returns cur (used by deletes of already deleted resources).
 type WriteFunc func(cur *Resource) (*Resource, *Index, error)
 
-// HistoryQuery selects versions: of one resource (Type and ID), of one type (Type only).
+// HistoryQuery selects versions: of one resource (Type and ID), of one type (Type only),
+// or of several types (Types, Type empty: system-level history).
 type HistoryQuery struct {
-	Type   string
-	ID     string
-	Since  time.Time // zero: no lower bound (exclusive of nothing: last_updated >= Since)
-	Count  int       // page size
-	Offset int
+	Type string
+	ID   string
+	// Types are those of a system-level history; OtherTypes, when set, are every other
+	// type of the registry (a store may name the fewer of the two, see SystemTypes).
+	Types      []string
+	OtherTypes *[]string
+	Since      time.Time // zero: no lower bound (last_updated >= Since)
+	// AtLow and AtHigh (both zero: none) keep the versions current at some instant of
+	// [AtLow, AtHigh): written before AtHigh and not replaced by a next version at or
+	// before AtLow.
+	AtLow, AtHigh time.Time
+	Count         int // page size
+	Offset        int
+	// After, when set, starts the page after this version in the history's order
+	// (newest first), whatever was written since: the cursor of the next links.
+	After *HistoryCursor
+	// Ignored are the parameters a lenient history did not apply; Used those it did,
+	// as given, for the links.
+	Ignored []Ignored
+	Used    url.Values
+}
+
+// HistoryCursor is one version's place in a history, newest first: last_updated
+// descending, then version descending, then type and id ascending.
+type HistoryCursor struct {
+	LastUpdated time.Time
+	VersionID   int64
+	Type, ID    string
 }
 
 // HistoryResult is one page of versions and the total number of versions selected.
 type HistoryResult struct {
 	Entries []*Resource
 	Total   int
+	// More says that versions follow the page's last one (a next page is not empty).
+	More bool
 }
 
 // SearchResult is one page of matches. Total is -1 when it was not counted (_total=none).

@@ -121,16 +121,7 @@ func ParseSystemSearch(reg *Registry, types []string, params url.Values, opts Pa
 		}
 		return ""
 	}
-	q := &Query{Types: types}
-	if all := reg.Types(); len(types) > len(all)/2 {
-		others := []string{}
-		for _, t := range all {
-			if !slices.Contains(types, t) {
-				others = append(others, t)
-			}
-		}
-		q.OtherTypes = &others
-	}
+	q := &Query{Types: types, OtherTypes: otherTypes(reg, types)}
 	rest := url.Values{}
 	for k, v := range params {
 		if k != "_type" {
@@ -146,6 +137,22 @@ func ParseSystemSearch(reg *Registry, types []string, params url.Values, opts Pa
 		q.Original["_type"] = t // the paging links repeat it as given
 	}
 	return q, nil
+}
+
+// otherTypes returns the registry's types that are not among types when those are
+// more than half of them (a store then names the others, see Query.OtherTypes), else nil.
+func otherTypes(reg *Registry, types []string) *[]string {
+	all := reg.Types()
+	if len(types) <= len(all)/2 {
+		return nil
+	}
+	others := []string{}
+	for _, t := range all {
+		if !slices.Contains(types, t) {
+			others = append(others, t)
+		}
+	}
+	return &others
 }
 
 // systemName names the types of a system-level search in messages.

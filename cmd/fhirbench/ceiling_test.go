@@ -147,6 +147,7 @@ func TestCeilingsOnBothBackends(t *testing.T) {
 
 			t.Run("searches", func(t *testing.T) { checkSearchCounts(t, api, db, der, pop) })
 			t.Run("ceilings", func(t *testing.T) { checkCeilingsRun(t, api, db, der, pop) })
+			t.Run("history-system", func(t *testing.T) { checkHistoryCeiling(t, api, db) })
 		})
 	}
 }
@@ -441,5 +442,29 @@ func TestOpenDBRefusesWhatIsNotFhirbox(t *testing.T) {
 	}
 	if _, err := OpenDB(ctx, "sqlite:", 2); err == nil || !strings.Contains(err.Error(), "names no file") {
 		t.Errorf("sqlite: without a path: %v, want ParseDatabase's reason", err)
+	}
+}
+
+// checkHistoryCeiling compares history-system's ceiling with the server's answer: a full
+// page and the same total.
+func checkHistoryCeiling(t *testing.T, api *API, db *DB) {
+	ctx := context.Background()
+	_, body, err := api.Do(ctx, http.MethodGet, historyPath, historyPath, nil, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b struct {
+		Total int   `json:"total"`
+		Entry []any `json:"entry"`
+	}
+	if err := json.Unmarshal(body, &b); err != nil {
+		t.Fatal(err)
+	}
+	page, total, err := historyCeiling(ctx, db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(b.Entry) != searchCount || page != searchCount+1 || total != b.Total || total < 100 {
+		t.Errorf("server: %d entries of %d; ceiling: a page of %d rows, total %d", len(b.Entry), b.Total, page, total)
 	}
 }

@@ -25,7 +25,8 @@ import (
 // Scenarios lists the -scenario values.
 var Scenarios = []string{"read", "create", "update", "search-family", "search-family-exact", "search-birthdate", "search-identifier", "search-observation",
 	"search-chain", "search-has", "search-observation-patient", "search-include", "search-text",
-	"token-client-credentials", "token-jwt", "token-password", "read-bearer-opaque", "read-bearer-jwt", "introspect"}
+	"token-client-credentials", "token-jwt", "token-password", "read-bearer-opaque", "read-bearer-jwt", "introspect",
+	"history-system"}
 
 // CeilingNeedsDB reports whether the ceiling of scenario runs on the database; the
 // others (signing, bcrypt) run in-process and are measured without -db.
@@ -259,6 +260,8 @@ func (w *Workload) HTTPOp(api *API) Op {
 	var next atomic.Int64
 	next.Store(int64(len(w.Patients)))
 	switch w.Scenario {
+	case "history-system":
+		return historyHTTPOp(api)
 	case "read":
 		return func(ctx context.Context, rng *rand.Rand) error {
 			_, _, err := api.Do(ctx, http.MethodGet, "/Patient/"+w.draw(rng).readID, "/Patient/{id}", nil, false)
@@ -671,6 +674,11 @@ func (w *Workload) CeilingOp(ctx context.Context, db *DB) (Op, func(), error) {
 		return w.authCeilingOp(ctx, db)
 	}
 	switch w.Scenario {
+	case "history-system":
+		return func(ctx context.Context, _ *rand.Rand) error {
+			_, _, err := historyCeiling(ctx, db)
+			return err
+		}, nop, nil
 	case "read", "read-bearer-opaque", "read-bearer-jwt":
 		return func(ctx context.Context, rng *rand.Rand) error {
 			var content []byte

@@ -1,7 +1,6 @@
 package server
 
 import (
-	"net/http"
 	"net/url"
 	"strconv"
 	"time"
@@ -96,56 +95,6 @@ func pageLinks(typeURL string, used url.Values, count, offset, got, total int) [
 		links = append(links, fhir.Link{Relation: "next", URL: link(page + 1)})
 	}
 	return links
-}
-
-// historyBundle builds a history Bundle (conformance F8): newest first, deletions as entries
-// with request.method DELETE and no resource.
-func (s *Server) historyBundle(c echo.Context, q resources.HistoryQuery, res *resources.HistoryResult) (*fhir.Bundle, error) {
-	base := s.base(c)
-	total := res.Total
-	b := &fhir.Bundle{
-		ResourceType: "Bundle",
-		Type:         "history",
-		Total:        &total,
-		Meta:         &fhir.Meta{LastUpdated: resources.FormatInstant(time.Now())},
-	}
-	for _, r := range res.Entries {
-		e := fhir.BundleEntry{FullURL: base + "/" + r.Type + "/" + r.ID}
-		resp := &fhir.EntryResponse{Etag: resources.ETag(r.VersionID), LastModified: resources.FormatInstant(r.LastUpdated)}
-		switch {
-		case r.Deleted:
-			e.Request = &fhir.EntryRequest{Method: http.MethodDelete, URL: r.Type + "/" + r.ID}
-			resp.Status = "204 No Content"
-		case r.VersionID == 1:
-			e.Request = &fhir.EntryRequest{Method: http.MethodPost, URL: r.Type}
-			resp.Status = "201 Created"
-		default:
-			e.Request = &fhir.EntryRequest{Method: http.MethodPut, URL: r.Type + "/" + r.ID}
-			resp.Status = "200 OK"
-		}
-		if !r.Deleted {
-			body, err := s.svc.Public(r, resources.View{})
-			if err != nil {
-				return nil, err
-			}
-			e.Resource = body
-		}
-		e.Response = resp
-		b.Entry = append(b.Entry, e)
-	}
-	typeURL := base + "/" + q.Type
-	if q.ID != "" {
-		typeURL += "/" + q.ID
-	}
-	used := url.Values{}
-	if c.QueryParam("_count") != "" {
-		used.Set("_count", strconv.Itoa(q.Count))
-	}
-	if !q.Since.IsZero() {
-		used.Set("_since", c.QueryParam("_since"))
-	}
-	b.Link = pageLinks(typeURL+"/_history", used, q.Count, q.Offset, len(res.Entries), res.Total)
-	return b, nil
 }
 
 // capabilities describes what the server supports, generated from the registry

@@ -99,14 +99,27 @@ func commonParams(reg *resources.Registry, fhirBase bool) []fhir.SearchParam {
 }
 
 // systemInteractions are the system-level interactions the router serves: search-system
-// once GET on the base itself is routed (GET /fhir?_type=…).
+// once GET on the base itself is routed (GET /fhir?_type=…), history-system once
+// GET [base]/_history is (conformance H1).
 func (s *Server) systemInteractions() []fhir.Interaction {
-	var out []fhir.Interaction
+	var search, history bool
 	for _, r := range s.echo.Routes() {
-		if r.Method == http.MethodGet && (r.Path == "" || r.Path == "/" || r.Path == "/fhir" || r.Path == "/fhir/") {
-			out = append(out, fhir.Interaction{Code: "search-system"})
-			break
+		if r.Method != http.MethodGet {
+			continue
 		}
+		switch r.Path {
+		case "", "/", "/fhir", "/fhir/":
+			search = true
+		case "/_history", "/fhir/_history":
+			history = true
+		}
+	}
+	var out []fhir.Interaction
+	if search {
+		out = append(out, fhir.Interaction{Code: "search-system"})
+	}
+	if history {
+		out = append(out, fhir.Interaction{Code: "history-system"})
 	}
 	return out
 }

@@ -34,9 +34,8 @@ func (s *Server) handleRead(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	if inm := c.Request().Header.Get("If-None-Match"); inm != "" && sameVersion(inm, res.VersionID) {
-		setVersionHeaders(c, res)
-		return c.NoContent(http.StatusNotModified)
+	if notModified(c.Request(), res) {
+		return answerNotModified(c, res)
 	}
 	return s.writeResource(c, http.StatusOK, f, res)
 }
@@ -49,6 +48,9 @@ func (s *Server) handleVRead(c echo.Context) error {
 	res, err := s.svc.VRead(c.Request().Context(), c.Param("type"), c.Param("id"), c.Param("vid"))
 	if err != nil {
 		return err
+	}
+	if notModified(c.Request(), res) {
+		return answerNotModified(c, res)
 	}
 	return s.writeResource(c, http.StatusOK, f, res)
 }
@@ -156,11 +158,7 @@ func preferReturn(r *http.Request) string {
 }
 
 func (s *Server) handleSearch(c echo.Context) error {
-	f, err := negotiate(c, isFHIRBase(c))
-	if err != nil {
-		return err
-	}
-	params, err := s.searchParams(c)
+	f, params, err := s.queryRequest(c)
 	if err != nil {
 		return err
 	}
@@ -185,6 +183,17 @@ func (s *Server) answerSearch(c echo.Context, f outFormat, q *resources.Query, r
 		return err
 	}
 	return s.writeValue(c, http.StatusOK, f, b)
+}
+
+// queryRequest negotiates the answer's format and reads the request's parameters
+// (searchParams): the start of every search and history handler.
+func (s *Server) queryRequest(c echo.Context) (outFormat, url.Values, error) {
+	f, err := negotiate(c, isFHIRBase(c))
+	if err != nil {
+		return f, nil, err
+	}
+	params, err := s.searchParams(c)
+	return f, params, err
 }
 
 // searchParams merges the query string with a form body (POST _search, conformance F9).
@@ -220,30 +229,6 @@ func (s *Server) searchParams(c echo.Context) (url.Values, error) {
 		params[k] = append(params[k], v...)
 	}
 	return params, nil
-}
-
-func (s *Server) handleHistory(c echo.Context) error {
-	return s.history(c, c.Param("id"))
-}
-
-func (s *Server) handleTypeHistory(c echo.Context) error {
-	return s.history(c, "")
-}
-
-func (s *Server) history(c echo.Context, id string) error {
-	f, err := negotiate(c, isFHIRBase(c))
-	if err != nil {
-		return err
-	}
-	res, q, err := s.svc.History(c.Request().Context(), c.Param("type"), id, c.QueryParams())
-	if err != nil {
-		return err
-	}
-	b, err := s.historyBundle(c, q, res)
-	if err != nil {
-		return err
-	}
-	return s.writeValue(c, http.StatusOK, f, b)
 }
 
 func (s *Server) handleMetadata(c echo.Context) error {

@@ -56,6 +56,8 @@ func (s *Server) routes(reg *prometheus.Registry) {
 			}
 		}
 		e.POST(prefix+"/_search", s.handleSystemSearch)
+		// System-level history (history.go); its types are checked there too.
+		getHead(root, prefix+"/_history", s.handleSystemHistory)
 		getHead(g, "/:type", s.handleSearch, mw...)
 		g.POST("/:type", s.handleCreate, mw...)
 		g.POST("/:type/_search", s.handleSearch, mw...)

@@ -21,11 +21,7 @@ import (
 // only what the caller could have found type by type. When none is allowed the answer
 // is what the type-level search would get: 401 for an anonymous caller, 403 otherwise.
 func (s *Server) handleSystemSearch(c echo.Context) error {
-	f, err := negotiate(c, isFHIRBase(c))
-	if err != nil {
-		return err
-	}
-	params, err := s.searchParams(c)
+	f, params, err := s.queryRequest(c)
 	if err != nil {
 		return err
 	}
@@ -35,12 +31,7 @@ func (s *Server) handleSystemSearch(c echo.Context) error {
 	}
 	allowed := s.searchableTypes(c, types, params)
 	if len(allowed) == 0 {
-		r := c.Request()
-		id := auth.FromContext(r.Context())
-		if id.Anonymous() {
-			return resources.Errorf(codeUnauthorized, "authentication required: no access policy allows anonymous searches of %s", strings.Join(types, ", "))
-		}
-		return resources.Errorf(codeForbidden, "no access policy allows %s to search %s", id.String(), strings.Join(types, ", "))
+		return noTypeAllowed(c, "search", types)
 	}
 	ctx := c.Request().Context()
 	res, q, err := s.svc.SystemSearch(ctx, allowed, params, resources.SearchOptions{
@@ -54,18 +45,26 @@ func (s *Server) handleSystemSearch(c echo.Context) error {
 // searchableTypes returns those of types whose type-level search the caller's policies
 // allow, with the parameters of this request.
 func (s *Server) searchableTypes(c echo.Context, types []string, params map[string][]string) []string {
+	suffix := ""
+	if c.Request().Method == http.MethodPost {
+		suffix = "/_search"
+	}
+	return s.allowedTypes(c, types, params, "/_search", suffix)
+}
+
+// allowedTypes returns those of types whose type-level request the caller's policies
+// allow: the request as if sent to [base]/{Type}+suffix with params, where the system-level
+// request's path is [base], [base]/ or [base]+own (own: "/_search", "/_history").
+func (s *Server) allowedTypes(c echo.Context, types []string, params map[string][]string, own, suffix string) []string {
 	r := c.Request()
 	ctx := r.Context()
 	id := auth.FromContext(ctx)
 	// The base of /fhir, /fhir/, /fhir/_search: "/fhir"; of /, /_search: "".
-	base := strings.TrimSuffix(strings.TrimSuffix(r.URL.Path, "/"), "/_search")
+	base := strings.TrimSuffix(strings.TrimSuffix(r.URL.Path, "/"), own)
 	var allowed []string
 	for _, typ := range types {
 		info := s.requestInfo(c, id)
-		info.Path = base + "/" + typ
-		if r.Method == http.MethodPost {
-			info.Path += "/_search"
-		}
+		info.Path = base + "/" + typ + suffix
 		info.Query = params
 		info.ResourceType, info.ResourceID = typ, ""
 		if s.policies.Decide(ctx, info.Build(), false).Allowed {
@@ -73,4 +72,15 @@ func (s *Server) searchableTypes(c echo.Context, types []string, params map[stri
 		}
 	}
 	return allowed
+}
+
+// noTypeAllowed is the answer to a system-level request (what: "search", "read the
+// history of") when no policy allows the type-level one of any of types: what the
+// type-level request would get, 401 for an anonymous caller and 403 otherwise.
+func noTypeAllowed(c echo.Context, what string, types []string) error {
+	id := auth.FromContext(c.Request().Context())
+	if id.Anonymous() {
+		return resources.Errorf(codeUnauthorized, "authentication required: no access policy allows anonymous callers to %s %s", what, strings.Join(types, ", "))
+	}
+	return resources.Errorf(codeForbidden, "no access policy allows %s to %s %s", id.String(), what, strings.Join(types, ", "))
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -416,6 +417,18 @@ func testHistory(t *testing.T, be *Backend) {
 		{"since future", resources.HistoryQuery{Type: "Patient", Count: 10, Since: t0.Add(time.Hour)}, "", 0},
 		{"unknown", resources.HistoryQuery{Type: "Patient", ID: "zz", Count: 10}, "", 0},
 		{"tie", resources.HistoryQuery{Type: "Device", Count: 10}, "x/2 x/1 y/1", 3},
+		{"system", resources.HistoryQuery{Types: []string{"Observation", "Patient"}, Count: 10}, "a/1 b/3 a/3 b/2 a/2 b/1 a/1", 7},
+		{"system since", resources.HistoryQuery{Types: []string{"Observation", "Patient"}, Count: 10, Since: t0.Add(4 * time.Minute)}, "a/1 b/3 a/3", 3},
+		{"at instant", resources.HistoryQuery{Type: "Patient", Count: 10, AtLow: t0.Add(150 * time.Second), AtHigh: t0.Add(150*time.Second + time.Millisecond)}, "a/2 b/1", 2},
+		{"at deletion", resources.HistoryQuery{Type: "Patient", Count: 10, AtLow: t0.Add(330 * time.Second), AtHigh: t0.Add(331 * time.Second)}, "b/3 a/3", 2},
+		{"at a version's instant", resources.HistoryQuery{Type: "Patient", ID: "a", Count: 10, AtLow: t0.Add(2 * time.Minute), AtHigh: t0.Add(2*time.Minute + time.Millisecond)}, "a/2", 1},
+		{"at period", resources.HistoryQuery{Type: "Patient", Count: 10, AtLow: t0.Add(time.Minute), AtHigh: t0.Add(3 * time.Minute)}, "a/2 b/1 a/1", 3},
+		{"at before", resources.HistoryQuery{Type: "Patient", Count: 10, AtLow: t0.Add(-time.Hour), AtHigh: t0.Add(-time.Minute)}, "", 0},
+		{"at and since", resources.HistoryQuery{Type: "Patient", Count: 10, Since: t0.Add(2 * time.Minute), AtLow: t0.Add(time.Minute), AtHigh: t0.Add(3 * time.Minute)}, "a/2", 1},
+		{"cursor", resources.HistoryQuery{Type: "Patient", Count: 2, After: &resources.HistoryCursor{LastUpdated: t0.Add(4 * time.Minute), VersionID: 3, Type: "Patient", ID: "a"}}, "b/2 a/2", 6},
+		{"cursor tie", resources.HistoryQuery{Type: "Device", Count: 10, After: &resources.HistoryCursor{LastUpdated: t0, VersionID: 2, Type: "Device", ID: "x"}}, "x/1 y/1", 3},
+		{"cursor tie id", resources.HistoryQuery{Type: "Device", Count: 10, After: &resources.HistoryCursor{LastUpdated: t0, VersionID: 1, Type: "Device", ID: "x"}}, "y/1", 3},
+		{"cursor last", resources.HistoryQuery{Type: "Device", Count: 10, After: &resources.HistoryCursor{LastUpdated: t0, VersionID: 1, Type: "Device", ID: "y"}}, "", 3},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			h := history(t, s, tc.q)
@@ -423,7 +436,7 @@ func testHistory(t *testing.T, be *Backend) {
 				t.Errorf("History = %q total %d, want %q total %d", got, h.Total, tc.want, tc.wantTotal)
 			}
 			for _, e := range h.Entries {
-				if e.Type != tc.q.Type || e.LastUpdated.IsZero() || len(e.Content) == 0 {
+				if (e.Type != tc.q.Type && !slices.Contains(tc.q.Types, e.Type)) || e.LastUpdated.IsZero() || len(e.Content) == 0 {
 					t.Errorf("entry %+v incomplete", e)
 				}
 				if e.Deleted != (e.ID == "b" && e.VersionID == 3) {
