@@ -15,6 +15,19 @@ import (
 // depth, are an error: FHIR forbids them, and keeping one of the two values silently
 // would lose data.
 func DecodeJSON(data []byte) (map[string]any, error) {
+	v, err := decodeJSON(data, false)
+	if err != nil {
+		return nil, err
+	}
+	return v.(map[string]any), nil
+}
+
+// DecodeJSONValue is DecodeJSON for a body that may also be one JSON array, as a JSON
+// Patch (RFC 6902) is: the result is a map[string]any or a []any, read as strictly.
+func DecodeJSONValue(data []byte) (any, error) { return decodeJSON(data, true) }
+
+// decodeJSON reads exactly one JSON object, or one object or array when arrays is set.
+func decodeJSON(data []byte, arrays bool) (any, error) {
 	if !utf8.Valid(data) {
 		return nil, &Error{Msg: "the document is not valid UTF-8"}
 	}
@@ -27,10 +40,17 @@ func DecodeJSON(data []byte) (map[string]any, error) {
 	if err != nil {
 		return nil, d.syntax(err)
 	}
-	if tok != json.Delim('{') {
+	var v any
+	switch {
+	case tok == json.Delim('{'):
+		v, err = d.object(1)
+	case tok == json.Delim('[') && arrays:
+		v, err = d.array(1)
+	case arrays:
+		return nil, d.at(fmt.Sprintf("the document must be a JSON object or array, not %s", describe(tok)))
+	default:
 		return nil, d.at(fmt.Sprintf("the document must be a JSON object, not %s", describe(tok)))
 	}
-	m, err := d.object(1)
 	if err != nil {
 		return nil, err
 	}
@@ -38,9 +58,13 @@ func DecodeJSON(data []byte) (map[string]any, error) {
 		if err != nil {
 			return nil, d.syntax(err)
 		}
-		return nil, d.at(fmt.Sprintf("unexpected %s after the end of the object", describe(tok)))
+		what := "object"
+		if _, ok := v.([]any); ok {
+			what = "array"
+		}
+		return nil, d.at(fmt.Sprintf("unexpected %s after the end of the %s", describe(tok), what))
 	}
-	return m, nil
+	return v, nil
 }
 
 type jsonDecoder struct {
