@@ -115,7 +115,7 @@ func testPatchKinds(t *testing.T) {
 			body:   fhirPatch(op("replace", "Patient.name[0].given[1]", `"valueString":"Jo"`)),
 			status: 200, check: func(t *testing.T, d map[string]any) { wantAt(t, d, "Jo", "name", 0, "given", 1) }},
 		{name: "fhirpath patch replace of nothing", ctype: "application/fhir+json",
-			body: fhirPatch(op("replace", "Patient.active", `"valueBoolean":false`), op("replace", "Patient.deceased", `"valueBoolean":true`)),
+			body:   fhirPatch(op("replace", "Patient.active", `"valueBoolean":false`), op("replace", "Patient.deceased", `"valueBoolean":true`)),
 			status: 422, msg: "operation [1] (replace Patient.deceased): the path selects 0 elements"},
 		{name: "fhirpath patch delete of several", ctype: "application/fhir+json",
 			body: fhirPatch(op("delete", "Patient.identifier")), status: 422, msg: "selects 2 elements"},
