@@ -92,9 +92,17 @@ func (s *Service) matchCriteria(ctx context.Context, typ string, criteria url.Va
 			return nil, &Error{Code: CodeInvalid, Message: fmt.Sprintf("%s: %s shapes search results and selects nothing; the criteria of %s are search parameters only", name, name, what), Expression: name}
 		}
 	}
-	q, err := ParseSearch(s.reg, typ, criteria, ParseOptions{Strict: true, Limits: s.opts.Limits})
+	q, err := ParseSearch(s.reg, typ, criteria, ParseOptions{Limits: s.opts.Limits})
 	if err != nil {
 		return nil, err
+	}
+	if len(q.Ignored) > 0 {
+		// Whatever Prefer: handling says: ignoring a criterion widens the match.
+		reasons := make([]string, len(q.Ignored))
+		for i, ig := range q.Ignored {
+			reasons[i] = ig.Reason
+		}
+		return nil, invalid(q.Ignored[0].Param, "%s: %s cannot ignore a criterion, which would widen what it matches", strings.Join(reasons, "; "), what)
 	}
 	if len(q.Clauses) == 0 && q.List == nil {
 		return nil, Errorf(CodeInvalid, "%s has no search criteria: it needs at least one search parameter of %s", what, typ)
