@@ -130,22 +130,22 @@ func applyJSONPatch(ops []jsonPatchOp, doc map[string]any) (map[string]any, erro
 		var err error
 		switch op.op {
 		case "add":
-			root, err = op.add(root, op.path, deepCopy(op.value, &copied))
+			root, err = op.add(root, op.path, deepCopy(op.value, &copied), false)
 		case "remove":
 			root, _, err = op.remove(root, op.path)
 		case "replace":
 			if _, err = op.get(root, op.path); err == nil {
-				root, err = op.set(root, op.path, deepCopy(op.value, &copied))
+				root, err = op.add(root, op.path, deepCopy(op.value, &copied), true)
 			}
 		case "move":
 			var v any
 			if root, v, err = op.remove(root, op.from); err == nil {
-				root, err = op.add(root, op.path, v)
+				root, err = op.add(root, op.path, v, false)
 			}
 		case "copy":
 			var v any
 			if v, err = op.get(root, op.from); err == nil {
-				root, err = op.add(root, op.path, deepCopy(v, &copied))
+				root, err = op.add(root, op.path, deepCopy(v, &copied), false)
 			}
 		case "test":
 			var v any
@@ -230,9 +230,11 @@ func (op *jsonPatchOp) updateAt(node any, toks []string, depth int, f func(conta
 	return nil, op.fail("%s does not exist: %s is %s", pointerText(toks[:depth+1]), pointerText(toks[:depth]), describeValue(node))
 }
 
-// add inserts v at toks: a new or replaced member of an object, an element inserted
-// into an array (- appends); the whole document when toks is empty.
-func (op *jsonPatchOp) add(root any, toks []string, v any) (any, error) {
+// add puts v at toks: a new or replaced member of an object, an element inserted
+// into an array (- appends); the whole document when toks is empty. With replace set
+// it is replace's second half instead: an array element is overwritten, not inserted
+// (replace has checked that the value exists).
+func (op *jsonPatchOp) add(root any, toks []string, v any, replace bool) (any, error) {
 	if len(toks) == 0 {
 		return v, nil
 	}
@@ -243,40 +245,20 @@ func (op *jsonPatchOp) add(root any, toks []string, v any) (any, error) {
 			return n, nil
 		case []any:
 			j := len(n)
-			if last != "-" {
+			if last != "-" || replace {
 				var err error
-				if j, err = arrayIndex(last, len(n), true); err != nil {
+				if j, err = arrayIndex(last, len(n), !replace); err != nil {
 					return nil, op.fail("%v", err)
 				}
 			}
-			n = append(n, nil)
-			copy(n[j+1:], n[j:])
+			if !replace {
+				n = append(n, nil)
+				copy(n[j+1:], n[j:])
+			}
 			n[j] = v
 			return n, nil
 		}
 		return nil, op.fail("the parent of %s is %s, not an object or array", pointerText(toks), describeValue(c))
-	})
-}
-
-// set replaces the existing value at toks with v.
-func (op *jsonPatchOp) set(root any, toks []string, v any) (any, error) {
-	if len(toks) == 0 {
-		return v, nil
-	}
-	return op.update(root, toks, func(c any, last string) (any, error) {
-		switch n := c.(type) {
-		case map[string]any:
-			n[last] = v
-			return n, nil
-		case []any:
-			j, err := arrayIndex(last, len(n), false)
-			if err != nil {
-				return nil, op.fail("%v", err)
-			}
-			n[j] = v
-			return n, nil
-		}
-		return nil, op.fail("the parent of %s is %s", pointerText(toks), describeValue(c))
 	})
 }
 

@@ -15,15 +15,7 @@ import (
 
 // handleConditionalUpdate is PUT {type}?criteria (conformance F31).
 func (s *Server) handleConditionalUpdate(c echo.Context) error {
-	f, err := negotiate(c, isFHIRBase(c))
-	if err != nil {
-		return err
-	}
-	typ := c.Param("type")
-	if _, err := s.svc.TypeDef(typ); err != nil {
-		return err
-	}
-	doc, err := s.readBody(c)
+	f, typ, doc, err := s.writeRequest(c)
 	if err != nil {
 		return err
 	}
@@ -32,26 +24,13 @@ func (s *Server) handleConditionalUpdate(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	status := http.StatusOK
-	if created {
-		status = http.StatusCreated
-	}
-	c.Response().Header().Set(echo.HeaderLocation, s.versionURL(c, res))
-	return s.writeWritten(c, status, f, res)
+	return s.writeUpdated(c, f, res, created)
 }
 
 // handleConditionalPatch is PATCH {type}?criteria: _method chooses the patch kind, as
 // on PATCH {type}/{id}, and is no criterion.
 func (s *Server) handleConditionalPatch(c echo.Context) error {
-	f, err := negotiate(c, isFHIRBase(c))
-	if err != nil {
-		return err
-	}
-	typ := c.Param("type")
-	if _, err := s.svc.TypeDef(typ); err != nil {
-		return err
-	}
-	p, err := s.readPatch(c, typ)
+	f, typ, p, err := s.patchRequest(c)
 	if err != nil {
 		return err
 	}
@@ -60,8 +39,7 @@ func (s *Server) handleConditionalPatch(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	c.Response().Header().Set(echo.HeaderLocation, s.versionURL(c, res))
-	return s.writeWritten(c, http.StatusOK, f, res)
+	return s.writeUpdated(c, f, res, false)
 }
 
 // handleConditionalDelete is DELETE {type}?criteria: 204 when nothing matched, else

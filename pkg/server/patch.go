@@ -1,14 +1,10 @@
 package server
 
 import (
-	"bytes"
-	"mime"
-	"net/http"
 	"strconv"
 
 	"github.com/labstack/echo/v4"
 
-	"github.com/fhirbox/fhirbox/pkg/format"
 	"github.com/fhirbox/fhirbox/resources"
 )
 
@@ -25,15 +21,7 @@ const methodParam = "_method"
 // handlePatch is PATCH {type}/{id}: the body, read as the patch kind its Content-Type
 // (or _method) says, is applied to the current version and stored as the next.
 func (s *Server) handlePatch(c echo.Context) error {
-	f, err := negotiate(c, isFHIRBase(c))
-	if err != nil {
-		return err
-	}
-	typ := c.Param("type")
-	if _, err := s.svc.TypeDef(typ); err != nil {
-		return err
-	}
-	p, err := s.readPatch(c, typ)
+	f, typ, p, err := s.patchRequest(c)
 	if err != nil {
 		return err
 	}
@@ -41,8 +29,18 @@ func (s *Server) handlePatch(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	c.Response().Header().Set(echo.HeaderLocation, s.versionURL(c, res))
-	return s.writeWritten(c, http.StatusOK, f, res)
+	return s.writeUpdated(c, f, res, false)
+}
+
+// patchRequest reads what every PATCH needs: the answer's format, the route's type
+// (which must exist) and the patch.
+func (s *Server) patchRequest(c echo.Context) (outFormat, string, *resources.Patch, error) {
+	f, typ, err := s.typedRequest(c)
+	if err != nil {
+		return f, "", nil, err
+	}
+	p, err := s.readPatch(c, typ)
+	return f, typ, p, err
 }
 
 // readPatch reads the request body as a patch of a typ resource. The kind comes from
@@ -54,13 +52,9 @@ func (s *Server) handlePatch(c echo.Context) error {
 // Parameters) and any other object a merge patch.
 func (s *Server) readPatch(c echo.Context, typ string) (*resources.Patch, error) {
 	req := c.Request()
-	ct := req.Header.Get(echo.HeaderContentType)
-	mt := mimeJSON
-	if ct != "" {
-		var err error
-		if mt, _, err = mime.ParseMediaType(ct); err != nil {
-			return nil, resources.Errorf(codeUnsupportedMedia, "malformed Content-Type %q", ct)
-		}
+	mt, err := mediaType(req)
+	if err != nil {
+		return nil, err
 	}
 	method := c.QueryParams().Get(methodParam)
 	var fixed resources.PatchKind
@@ -86,22 +80,9 @@ func (s *Server) readPatch(c echo.Context, typ string) (*resources.Patch, error)
 	default:
 		return nil, &resources.Error{Code: resources.CodeInvalid, Message: "_method must be json-patch, merge-patch or fhirpath-patch, not " + strconv.Quote(method), Expression: methodParam}
 	}
-	data, release, err := s.readReserved(req)
+	body, err := s.decodeBody(req, yamlTypes[mt], true)
 	if err != nil {
 		return nil, err
-	}
-	defer release() // held until the body is decoded
-	if len(bytes.TrimSpace(data)) == 0 {
-		return nil, resources.Errorf(resources.CodeInvalid, "the request body is empty: a PATCH carries the patch")
-	}
-	var body any
-	if yamlTypes[mt] {
-		body, err = format.DecodeYAML(data)
-	} else {
-		body, err = format.DecodeJSONValue(data)
-	}
-	if err != nil {
-		return nil, resources.Errorf(resources.CodeInvalid, "%v", err)
 	}
 	kind := fixed
 	if kind == "" {
