@@ -40,6 +40,9 @@ func parseFHIRPathPatch(params map[string]any) ([]fhirPatchOp, error) {
 	if len(list) == 0 {
 		return nil, &Error{Code: CodeInvalid, Message: "the FHIRPath Patch has no operation (Parameters.parameter is empty)", Expression: "Parameters.parameter"}
 	}
+	if len(list) > maxPatchOperations {
+		return nil, &Error{Code: CodeInvalid, Message: fmt.Sprintf("the FHIRPath Patch has %d operations, more than the %d one PATCH may have", len(list), maxPatchOperations), Expression: "Parameters.parameter"}
+	}
 	for k := range params {
 		switch k {
 		case "resourceType", "id", "meta", "parameter":

@@ -24,6 +24,9 @@ func parseJSONPatch(ops []any) ([]jsonPatchOp, error) {
 	if len(ops) == 0 {
 		return nil, Errorf(CodeInvalid, "the JSON Patch has no operation")
 	}
+	if len(ops) > maxPatchOperations {
+		return nil, Errorf(CodeInvalid, "the JSON Patch has %d operations, more than the %d one PATCH may have", len(ops), maxPatchOperations)
+	}
 	out := make([]jsonPatchOp, len(ops))
 	for i, raw := range ops {
 		m, ok := raw.(map[string]any)

@@ -39,6 +39,11 @@ type Patch struct {
 // dozen small operations would otherwise build gigabytes.
 const maxPatchCopies = 1 << 20
 
+// maxPatchOperations bounds the operations of one JSON Patch or FHIRPath Patch. Each
+// FHIRPath operation evaluates an expression over the whole document, which children()
+// chains make cost up to its size per step; real patches have a handful.
+const maxPatchOperations = 1000
+
 // ParsePatch checks body as a patch of kind: a []any for JSONPatch, a map[string]any
 // (the merge document, or the Parameters resource) for the others. A malformed patch
 // is a CodeInvalid error naming the operation at fault.

@@ -155,3 +155,34 @@ func fuzzPatch(t *testing.T, kind PatchKind, patch, doc []byte) {
 		t.Fatalf("the result does not encode: %v", err)
 	}
 }
+
+// A patch of more operations than one PATCH may have is refused before anything runs.
+func TestPatchOperationBound(t *testing.T) {
+	jp := make([]any, maxPatchOperations+1)
+	for i := range jp {
+		jp[i] = map[string]any{"op": "test", "path": "", "value": map[string]any{}}
+	}
+	params := make([]any, maxPatchOperations+1)
+	for i := range params {
+		params[i] = map[string]any{"name": "operation", "part": []any{
+			map[string]any{"name": "type", "valueCode": "delete"},
+			map[string]any{"name": "path", "valueString": "Patient.active"}}}
+	}
+	for kind, body := range map[PatchKind]any{
+		JSONPatch:     jp,
+		FHIRPathPatch: map[string]any{"resourceType": "Parameters", "parameter": params},
+	} {
+		if _, err := ParsePatch(kind, body); ErrorCode(err) != CodeInvalid {
+			t.Errorf("%s of %d operations: %v, want a 400", kind, maxPatchOperations+1, err)
+		}
+		switch b := body.(type) {
+		case []any:
+			body = b[:maxPatchOperations]
+		case map[string]any:
+			b["parameter"] = params[:maxPatchOperations]
+		}
+		if _, err := ParsePatch(kind, body); err != nil {
+			t.Errorf("%s of %d operations: %v", kind, maxPatchOperations, err)
+		}
+	}
+}
