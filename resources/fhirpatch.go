@@ -19,6 +19,9 @@ type fhirPatchOp struct {
 	name     string
 	value    any
 	hasValue bool
+	// valueType is the type a value[x] part names ("Quantity" for valueQuantity): a
+	// choice element added or replaced takes it into its name.
+	valueType string
 	// at is insert's index; source and destination are move's.
 	at, source, destination int
 }
@@ -124,6 +127,9 @@ func parseFHIRPathPatch(params map[string]any) ([]fhirPatchOp, error) {
 					return nil, bad("value: %v", err)
 				}
 				op.hasValue = true
+				if _, key, _ := valueX(pm); key != "" {
+					op.valueType = key[len("value"):]
+				}
 			case "index", "source", "destination":
 				n, err := primitivePart(parts, name)
 				num, _ := n.(json.Number)
@@ -310,16 +316,21 @@ func (op *fhirPatchOp) add(typ string, doc map[string]any, v any) error {
 	if err != nil {
 		return err
 	}
-	cur, exists := m[op.name]
+	el, known := element(typ, op.path, op.name)
+	name := op.name
+	if known && el.Choice() && op.valueType != "" {
+		name += op.valueType // value as a Quantity is valueQuantity
+	}
+	cur, exists := m[name]
 	switch arr, isList := cur.([]any); {
 	case isList:
-		m[op.name] = append(arr, v)
+		m[name] = append(arr, v)
 	case exists && cur != nil:
-		return op.fail("%s is already there and is no list: use replace to change it", op.name)
-	case repeats(typ, op.path, op.name):
-		m[op.name] = []any{v}
+		return op.fail("%s is already there and is no list: use replace to change it", name)
+	case known && el.Max != "0" && el.Max != "1":
+		m[name] = []any{v}
 	default:
-		m[op.name] = v
+		m[name] = v
 	}
 	return nil
 }
@@ -409,27 +420,33 @@ func (op *fhirPatchOp) replace(doc map[string]any, v any) error {
 	if len(slots) != 1 {
 		return op.fail("the path selects %d elements; replace needs exactly one", len(slots))
 	}
-	slots[0].Set(v)
+	sl := slots[0]
+	if key := sl.Choice + op.valueType; sl.Choice != "" && op.valueType != "" && sl.Index < 0 && key != sl.Key {
+		// A choice element replaced by a value of another type changes its name.
+		delete(sl.Parent, sl.Key)
+		sl.Parent[key] = v
+		return nil
+	}
+	sl.Set(v)
 	return nil
 }
 
 // r4Elements are the R4 element definitions, loaded on first use.
 var r4Elements = sync.OnceValues(r4.LoadElements)
 
-// repeats reports whether the element name below what path selects in a resource of
-// type typ is a list, by the R4 definitions; false when they do not say.
-func repeats(typ string, path *fhirpath.Expr, name string) bool {
+// element returns the R4 definition of the element name below what path selects in a
+// resource of type typ; ok is false when the definitions do not say.
+func element(typ string, path *fhirpath.Expr, name string) (r4.Element, bool) {
 	ep, ok := path.ElementPath()
 	if !ok {
-		return false
+		return r4.Element{}, false
 	}
 	if first, _, _ := strings.Cut(ep, "."); first != typ {
 		ep = typ + "." + ep
 	}
 	defs, err := r4Elements()
 	if err != nil {
-		return false
+		return r4.Element{}, false
 	}
-	el, ok := defs.Element(ep + "." + name)
-	return ok && el.Max != "0" && el.Max != "1"
+	return defs.Element(ep + "." + name)
 }

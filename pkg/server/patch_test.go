@@ -236,3 +236,23 @@ func testPatchPreconditions(t *testing.T) {
 	e.must(200, patch("/Client/pc", "application/merge-patch+json", `{"grant_types":["basic","client_credentials"]}`))
 	e.must(403, as("pc", "pc-secret", get("/fhir/Patient"))) // authenticated (403, not 401): the secret still works
 }
+
+// A choice element takes the type of the value[x] that FHIRPath Patch adds or
+// replaces it with into its name (conformance F30).
+func TestFHIRPathPatchChoiceElements(t *testing.T) { forEachBackend(t, testFHIRPathPatchChoiceElements) }
+
+func testFHIRPathPatchChoiceElements(t *testing.T) {
+	e := newEnv(t)
+	e.must(201, put("/fhir/Observation/o1", `{"resourceType":"Observation","status":"final","code":{"text":"x"},"valueQuantity":{"value":1.50,"unit":"mg"}}`))
+	r := e.must(200, patch("/fhir/Observation/o1", "application/fhir+json", fhirPatch(
+		op("replace", "Observation.value", `"valueString":"trace"`),
+		op("add", "Observation", `"name":"effective"`, `"valueDateTime":"2020-01-02"`),
+	)))
+	wantAt(t, r.doc, "trace", "valueString")
+	wantAt(t, r.doc, nil, "valueQuantity")
+	wantAt(t, r.doc, "2020-01-02", "effectiveDateTime")
+	// Searches see the new version: the index was rebuilt as for any update.
+	if r := e.must(200, get("/fhir/Observation?date=2020-01-02")); at(r.doc, "total") != float64(1) {
+		t.Errorf("the patched date is not indexed: %s", r.raw)
+	}
+}

@@ -13,6 +13,9 @@ type Slot struct {
 	Parent map[string]any
 	Key    string
 	Index  int
+	// Choice is the base name of a choice element the slot holds ("value" for
+	// valueQuantity), "" for any other element.
+	Choice string
 }
 
 // Value returns what the slot holds.
@@ -128,13 +131,13 @@ func (x *env) locate(n node, focus []Item) ([]located, error) {
 				}
 			}
 			if _, ok := m[n.name]; ok {
-				out = appendSlots(out, m, n.name, "")
+				out = appendSlots(out, m, n.name, "", "")
 				continue
 			}
 			for _, k := range sortedKeys(m) {
 				if len(k) > len(n.name) && strings.HasPrefix(k, n.name) {
 					if t, ok := choiceTypes[k[len(n.name):]]; ok {
-						out = appendSlots(out, m, k, t)
+						out = appendSlots(out, m, k, t, n.name)
 					}
 				}
 			}
@@ -187,18 +190,19 @@ func (x *env) locate(n node, focus []Item) ([]located, error) {
 	return nil, fmt.Errorf("the expression computes values instead of selecting elements of the resource: use element names, indexers, where, first, last, tail or single")
 }
 
-// appendSlots appends the slots of m[key]: each element of an array, or the value.
-func appendSlots(out []located, m map[string]any, key, typ string) []located {
+// appendSlots appends the slots of m[key]: each element of an array, or the value;
+// choice is the base name when key is a choice element's.
+func appendSlots(out []located, m map[string]any, key, typ, choice string) []located {
 	switch v := m[key].(type) {
 	case nil:
 	case []any:
 		for i, el := range v {
 			if el != nil {
-				out = append(out, located{item: Item{Value: el, Type: typ}, slot: Slot{Parent: m, Key: key, Index: i}})
+				out = append(out, located{item: Item{Value: el, Type: typ}, slot: Slot{Parent: m, Key: key, Index: i, Choice: choice}})
 			}
 		}
 	default:
-		out = append(out, located{item: Item{Value: v, Type: typ}, slot: Slot{Parent: m, Key: key, Index: -1}})
+		out = append(out, located{item: Item{Value: v, Type: typ}, slot: Slot{Parent: m, Key: key, Index: -1, Choice: choice}})
 	}
 	return out
 }
