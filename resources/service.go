@@ -57,6 +57,9 @@ type Options struct {
 	// ResultSets says how long stored result sets live and how many ids they hold
 	// (zero fields: DefaultResultSets; see resultset.go).
 	ResultSets ResultSetOptions
+	// ConditionalDelete says whether a conditional delete may remove several
+	// resources, and how many (conditional.go; zero: single).
+	ConditionalDelete ConditionalDeleteOptions
 }
 
 // WriteEvent describes a committed write, for caches that must forget what changed.
@@ -330,31 +333,15 @@ func (s *Service) conditionalMatch(ctx context.Context, typ, query string) (*Res
 	if err != nil {
 		return nil, Errorf(CodeInvalid, "If-None-Exist is not a valid query: %v", err)
 	}
-	q, err := ParseSearch(s.reg, typ, params, ParseOptions{Strict: true, Limits: s.opts.Limits})
+	matches, err := s.matchCriteria(ctx, typ, params, "If-None-Exist", 1)
 	if err != nil {
 		return nil, err
 	}
-	if len(q.Clauses) == 0 {
-		return nil, Errorf(CodeInvalid, "If-None-Exist has no search parameter")
-	}
-	if err := checkChains(ctx, q); err != nil {
-		return nil, err
-	}
-	q.Count, q.Offset, q.Total = 2, 0, TotalNone
-	if q.List != nil {
-		if err := s.resolveList(ctx, q); err != nil {
-			return nil, err
-		}
-	}
-	r, err := s.store.Search(ctx, q)
-	if err != nil {
-		return nil, err
-	}
-	switch len(r.Entries) {
+	switch len(matches) {
 	case 0:
 		return nil, nil
 	case 1:
-		return r.Entries[0], nil
+		return matches[0], nil
 	default:
 		return nil, Errorf(CodePreconditionFailed, "If-None-Exist matches more than one %s", typ)
 	}

@@ -132,6 +132,8 @@ type config struct {
 	// and the stored result sets of their paging.
 	StrictHandling bool
 	ResultSets     resources.ResultSetOptions
+	// ConditionalDelete: whether DELETE {type}?criteria may remove several resources.
+	ConditionalDelete resources.ConditionalDeleteOptions
 	// StatementTimeout bounds database statements; CallerShare and CallerWait bound
 	// one caller's requests in flight (see server.Config).
 	StatementTimeout time.Duration
@@ -177,6 +179,8 @@ func parseConfig(cmd string, args []string, getenv func(string) string, stderr i
 	fs.StringVar(&stmtTimeout, "statement-timeout", env("FHIRBOX_STATEMENT_TIMEOUT", "30s"), "longest a database statement may run before it is cancelled and the request answered 503; 0: no limit (env FHIRBOX_STATEMENT_TIMEOUT)")
 	fs.StringVar(&callerShare, "caller-share", env("FHIRBOX_CALLER_SHARE", "0"), "most requests one caller (user, client, or address when anonymous) may have in flight; 0: half the database pool; -1: no limit (env FHIRBOX_CALLER_SHARE)")
 	fs.StringVar(&callerWait, "caller-wait", env("FHIRBOX_CALLER_WAIT", server.DefaultCallerWait.String()), "how long a request over its caller's share waits for a turn before it is answered 429 (env FHIRBOX_CALLER_WAIT)")
+	var condDelete string
+	fs.StringVar(&condDelete, "conditional-delete", env(resources.ConditionalDeleteSetting, "single"), "what DELETE {type}?criteria does when several resources match: single (412) or multiple (each deleted), multiple,max=N bounding how many; default max 100 (env "+resources.ConditionalDeleteSetting+")")
 	fs.StringVar(&logLevel, "log-level", env("FHIRBOX_LOG_LEVEL", "info"), "debug, info, warn or error (env FHIRBOX_LOG_LEVEL)")
 	fs.Usage = func() {
 		args := ""
@@ -269,6 +273,9 @@ func parseConfig(cmd string, args []string, getenv func(string) string, stderr i
 	if c.ResultSets, err = resources.ParseResultSetOptions(resultSets); err != nil {
 		return nil, err
 	}
+	if c.ConditionalDelete, err = resources.ParseConditionalDelete(condDelete); err != nil {
+		return nil, err
+	}
 	if c.StatementTimeout, err = time.ParseDuration(stmtTimeout); err != nil || c.StatementTimeout < 0 || (c.StatementTimeout > 0 && c.StatementTimeout < time.Millisecond) {
 		return nil, fmt.Errorf("FHIRBOX_STATEMENT_TIMEOUT %q must be a duration such as 30s, or 0 for none", stmtTimeout)
 	}
@@ -320,6 +327,8 @@ func serve(ctx context.Context, cfg *config, stdout io.Writer) error {
 		SessionRetention: cfg.SessionRetention,
 		SearchLimits:     cfg.SearchLimits,
 		ResultSets:       cfg.ResultSets,
+
+		ConditionalDelete: cfg.ConditionalDelete,
 	})
 	if err != nil {
 		return err

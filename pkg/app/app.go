@@ -54,6 +54,9 @@ type Config struct {
 	// ResultSets bounds the stored result sets of stable paging
 	// (FHIRBOX_SEARCH_RESULT_SETS; zero fields: the defaults).
 	ResultSets resources.ResultSetOptions
+	// ConditionalDelete says whether a conditional delete may remove several
+	// resources (FHIRBOX_CONDITIONAL_DELETE; zero: single).
+	ConditionalDelete resources.ConditionalDeleteOptions
 }
 
 // App is a wired fhirbox.
@@ -82,7 +85,8 @@ func New(ctx context.Context, st Store, cfg Config) (*App, error) {
 		log = slog.Default()
 		cfg.Server.Logger = log
 	}
-	svc := resources.NewService(resources.DefaultRegistry(), st, resources.Options{Now: cfg.Now, BcryptCost: cfg.BcryptCost, Limits: cfg.SearchLimits, ResultSets: cfg.ResultSets})
+	svc := resources.NewService(resources.DefaultRegistry(), st, resources.Options{Now: cfg.Now, BcryptCost: cfg.BcryptCost, Limits: cfg.SearchLimits, ResultSets: cfg.ResultSets,
+		ConditionalDelete: cfg.ConditionalDelete})
 	// One limiter for password and client-secret guessing, keyed apart (auth.ClientKeys).
 	limiter := cfg.Limiter
 	if limiter == nil {

@@ -153,6 +153,7 @@ type CapabilityResource struct {
 	ReadHistory       bool          `json:"readHistory"`
 	UpdateCreate      bool          `json:"updateCreate"`
 	ConditionalCreate bool          `json:"conditionalCreate"`
+	ConditionalUpdate bool          `json:"conditionalUpdate"`
 	ConditionalDelete string        `json:"conditionalDelete"`
 	// SearchInclude lists the _include values (Type:param) and SearchRevInclude the
 	// _revinclude values (Other:param) that searches of the type take.

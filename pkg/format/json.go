@@ -21,6 +21,19 @@ import (
 // slice of it, so a decoded document keeps its body's text alive as long as any of its
 // strings is: bodies are decoded for one request and dropped with it.
 func DecodeJSON(data []byte) (map[string]any, error) {
+	v, err := decodeJSON(data, false)
+	if err != nil {
+		return nil, err
+	}
+	return v.(map[string]any), nil
+}
+
+// DecodeJSONValue is DecodeJSON for a body that may also be one JSON array, as a JSON
+// Patch (RFC 6902) is: the result is a map[string]any or a []any, read as strictly.
+func DecodeJSONValue(data []byte) (any, error) { return decodeJSON(data, true) }
+
+// decodeJSON reads exactly one JSON object, or one object or array when arrays is set.
+func decodeJSON(data []byte, arrays bool) (any, error) {
 	if !utf8.Valid(data) {
 		return nil, &Error{Msg: "the document is not valid UTF-8"}
 	}
@@ -29,15 +42,27 @@ func DecodeJSON(data []byte) (map[string]any, error) {
 	if d.pos == len(d.data) {
 		return nil, &Error{Msg: "the document is empty"}
 	}
-	if d.data[d.pos] != '{' {
+	var v any
+	var err error
+	what := "object"
+	switch c := d.data[d.pos]; {
+	case c == '{':
+		d.pos++
+		v, err = d.object(1)
+	case c == '[' && arrays:
+		d.pos++
+		what = "array"
+		v, err = d.array(1)
+	default:
 		kind, err := d.skipValue()
 		if err != nil {
 			return nil, err
 		}
+		if arrays {
+			return nil, d.at("the document must be a JSON object or array, not " + kind)
+		}
 		return nil, d.at("the document must be a JSON object, not " + kind)
 	}
-	d.pos++
-	m, err := d.object(1)
 	if err != nil {
 		return nil, err
 	}
@@ -47,9 +72,9 @@ func DecodeJSON(data []byte) (map[string]any, error) {
 		if err != nil {
 			return nil, err
 		}
-		return nil, d.at("unexpected " + kind + " after the end of the object")
+		return nil, d.at("unexpected " + kind + " after the end of the " + what)
 	}
-	return m, nil
+	return v, nil
 }
 
 // jsonDecoder reads one document. Errors say what encoding/json's would have said, at

@@ -121,6 +121,12 @@ func (s *Server) capabilities(base string, fhirBase bool) *fhir.CapabilityStatem
 	interactions := []fhir.Interaction{{Code: "read"}, {Code: "vread"}, {Code: "update"},
 		{Code: "delete"}, {Code: "history-instance"}, {Code: "history-type"},
 		{Code: "create"}, {Code: "search-type"}}
+	// PATCH and the conditional writes (patch.go, conditional.go; conformance F30, F31).
+	interactions = append(interactions, fhir.Interaction{Code: "patch"})
+	condDelete := "single"
+	if s.svc.ConditionalDeleteMode().Multiple {
+		condDelete = "multiple"
+	}
 	for _, name := range reg.Types() {
 		td, _ := reg.Type(name)
 		if fhirBase && td.Own {
@@ -129,7 +135,7 @@ func (s *Server) capabilities(base string, fhirBase bool) *fhir.CapabilityStatem
 		r := fhir.CapabilityResource{
 			Type: name, Interaction: interactions, Versioning: "versioned",
 			ReadHistory: true, UpdateCreate: true, ConditionalCreate: true,
-			ConditionalDelete: "not-supported",
+			ConditionalUpdate: true, ConditionalDelete: condDelete,
 		}
 		for _, pn := range td.ParamNames() {
 			p := td.Params[pn]

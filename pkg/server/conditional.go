@@ -1,38 +1,106 @@
 package server
 
 import (
+	"context"
 	"net/http"
-	"time"
+	"net/url"
+	"strings"
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/fhirbox/fhirbox/pkg/auth"
+	"github.com/fhirbox/fhirbox/pkg/fhir"
 	"github.com/fhirbox/fhirbox/resources"
 )
 
-// notModified reports whether a read or vread of res is answered 304 Not Modified (FHIR
-// R4 http.html "conditional read"; RFC 9110 §13.1.2–13.1.3; conformance F3 and H5): when
-// If-None-Match names its version (or is "*"), or, when the request has no If-None-Match
-// (which then decides alone, §13.1.3), when If-Modified-Since is not before its
-// lastUpdated at the second precision an HTTP-date has. An If-Modified-Since that is not
-// an HTTP-date is ignored, as §13.1.3 requires, and the read answers in full.
-func notModified(r *http.Request, res *resources.Resource) bool {
-	if inm := r.Header.Get("If-None-Match"); inm != "" {
-		return sameVersion(inm, res.VersionID)
-	}
-	ims := r.Header.Get("If-Modified-Since")
-	if ims == "" {
-		return false
-	}
-	t, err := http.ParseTime(ims)
+// handleConditionalUpdate is PUT {type}?criteria (conformance F31).
+func (s *Server) handleConditionalUpdate(c echo.Context) error {
+	f, typ, doc, err := s.writeRequest(c)
 	if err != nil {
-		return false
+		return err
 	}
-	return !res.LastUpdated.Truncate(time.Second).After(t)
+	res, created, err := s.svc.ConditionalUpdate(c.Request().Context(), typ, c.Request().URL.RawQuery, doc,
+		c.Request().Header.Get("If-Match"), s.writeCheck(c, http.MethodPut, doc))
+	if err != nil {
+		return err
+	}
+	return s.writeUpdated(c, f, res, created)
 }
 
-// answerNotModified writes the 304 of a conditional read: no body, with the ETag and
-// Last-Modified a 200 would have carried.
-func answerNotModified(c echo.Context, res *resources.Resource) error {
-	setVersionHeaders(c, res)
-	return c.NoContent(http.StatusNotModified)
+// handleConditionalPatch is PATCH {type}?criteria: _method chooses the patch kind, as
+// on PATCH {type}/{id}, and is no criterion.
+func (s *Server) handleConditionalPatch(c echo.Context) error {
+	f, typ, p, err := s.patchRequest(c)
+	if err != nil {
+		return err
+	}
+	res, err := s.svc.ConditionalPatch(c.Request().Context(), typ, withoutParam(c.Request().URL.RawQuery, methodParam), p,
+		c.Request().Header.Get("If-Match"), s.writeCheck(c, http.MethodPatch, nil))
+	if err != nil {
+		return err
+	}
+	return s.writeUpdated(c, f, res, false)
+}
+
+// handleConditionalDelete is DELETE {type}?criteria: 204 when nothing matched, else
+// 200 with an OperationOutcome naming what was deleted.
+func (s *Server) handleConditionalDelete(c echo.Context) error {
+	f, err := negotiate(c, isFHIRBase(c))
+	if err != nil {
+		return err
+	}
+	typ := c.Param("type")
+	deleted, err := s.svc.ConditionalDelete(c.Request().Context(), typ, c.Request().URL.RawQuery, s.writeCheck(c, http.MethodDelete, nil))
+	if err != nil {
+		return err
+	}
+	if len(deleted) == 0 {
+		return c.NoContent(http.StatusNoContent)
+	}
+	names := make([]string, len(deleted))
+	for i, r := range deleted {
+		names[i] = r.Type + "/" + r.ID
+	}
+	if len(deleted) == 1 {
+		setVersionHeaders(c, deleted[0])
+	}
+	oo := fhir.NewOutcome("information", "informational", "deleted "+strings.Join(names, ", "))
+	return s.writeValue(c, http.StatusOK, f, oo)
+}
+
+// writeCheck returns the check a conditional write runs on the resource it matched:
+// whether the caller may send the same write naming that resource — method on
+// {base}/{type}/{id}, or POST {base}/{type} for a conditional update that creates
+// under a new id — decided by the access policies with the request's credentials,
+// headers and address, and body when policies may read it (requestInfo). The request
+// itself was already allowed as written (type-level, with its criteria as query), so
+// a policy that allows writes of some resources only, by path or id, cannot be slipped
+// past by naming them through criteria.
+func (s *Server) writeCheck(c echo.Context, method string, body map[string]any) resources.WriteCheck {
+	caller := auth.FromContext(c.Request().Context())
+	prefix := ""
+	if isFHIRBase(c) {
+		prefix = "/fhir"
+	}
+	return func(ctx context.Context, typ, id string) error {
+		info := s.requestInfo(c, caller)
+		info.Method, info.Path = method, prefix+"/"+typ
+		if id != "" {
+			info.Path += "/" + id
+		} else if method == http.MethodPut {
+			info.Method = http.MethodPost
+		}
+		info.RawQuery, info.Query = "", url.Values{}
+		info.ResourceType, info.ResourceID = typ, id
+		info.Body, info.Pending = body, ""
+		if s.policies.Decide(ctx, info.Build(), false).Allowed {
+			return nil
+		}
+		code := codeForbidden
+		if caller.Anonymous() {
+			code = codeUnauthorized
+		}
+		return resources.Errorf(code, "no access policy allows %s to %s %s, which the criteria of this conditional %s reach",
+			callerName(info), info.Method, info.Path, strings.ToLower(method))
+	}
 }

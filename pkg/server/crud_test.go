@@ -90,7 +90,7 @@ func testBadInputRejectedWithOutcome(t *testing.T) {
 		{"resourceType differs", post("/Patient", `{"resourceType":"Observation"}`), 400, "resourceType"},
 		{"id differs on update", put("/Patient/a", `{"resourceType":"Patient","id":"b"}`), 400, "id"},
 		{"no such endpoint", get("/Patient/1/2/3/4"), 404, ""},
-		{"method not allowed", req{method: http.MethodPatch, path: "/Patient"}, 405, ""},
+		{"method not allowed", req{method: http.MethodPost, path: "/Patient/p1"}, 405, ""},
 		// U+0000: JSON and YAML can write it, PostgreSQL cannot store it (it was a 500).
 		{"NUL in a created value", post("/Patient", `{"resourceType":"Patient","name":[{"family":"a\u0000b"}]}`), 400, "name[0].family"},
 		{"NUL in an updated key", put("/Patient/n", `{"resourceType":"Patient","x\u0000":1}`), 400, "U+0000"},

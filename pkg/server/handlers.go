@@ -56,15 +56,7 @@ func (s *Server) handleVRead(c echo.Context) error {
 }
 
 func (s *Server) handleCreate(c echo.Context) error {
-	f, err := negotiate(c, isFHIRBase(c))
-	if err != nil {
-		return err
-	}
-	typ := c.Param("type")
-	if _, err := s.svc.TypeDef(typ); err != nil {
-		return err
-	}
-	doc, err := s.readBody(c)
+	f, typ, doc, err := s.writeRequest(c)
 	if err != nil {
 		return err
 	}
@@ -84,15 +76,7 @@ func (s *Server) handleCreate(c echo.Context) error {
 }
 
 func (s *Server) handleUpdate(c echo.Context) error {
-	f, err := negotiate(c, isFHIRBase(c))
-	if err != nil {
-		return err
-	}
-	typ := c.Param("type")
-	if _, err := s.svc.TypeDef(typ); err != nil {
-		return err
-	}
-	doc, err := s.readBody(c)
+	f, typ, doc, err := s.writeRequest(c)
 	if err != nil {
 		return err
 	}
@@ -100,6 +84,36 @@ func (s *Server) handleUpdate(c echo.Context) error {
 	if err != nil {
 		return err
 	}
+	return s.writeUpdated(c, f, res, created)
+}
+
+// writeRequest reads what a create or update needs: the answer's format, the route's
+// type (which must exist, before the body is read) and the body.
+func (s *Server) writeRequest(c echo.Context) (outFormat, string, map[string]any, error) {
+	f, typ, err := s.typedRequest(c)
+	if err != nil {
+		return f, "", nil, err
+	}
+	doc, err := s.readBody(c)
+	return f, typ, doc, err
+}
+
+// typedRequest is the answer's format and the route's type, which must exist.
+func (s *Server) typedRequest(c echo.Context) (outFormat, string, error) {
+	f, err := negotiate(c, isFHIRBase(c))
+	if err != nil {
+		return f, "", err
+	}
+	typ := c.Param("type")
+	if _, err := s.svc.TypeDef(typ); err != nil {
+		return f, "", err
+	}
+	return f, typ, nil
+}
+
+// writeUpdated answers an update, conditional update or patch: 201 when it created
+// the resource, else 200, with the new version's Location.
+func (s *Server) writeUpdated(c echo.Context, f outFormat, res *resources.Resource, created bool) error {
 	status := http.StatusOK
 	if created {
 		status = http.StatusCreated

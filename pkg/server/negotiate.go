@@ -113,17 +113,24 @@ func (s *Server) readBody(c echo.Context) (map[string]any, error) {
 		return pr.doc, pr.err
 	}
 	req := c.Request()
-	ct := req.Header.Get(echo.HeaderContentType)
-	mt := mimeJSON
-	if ct != "" {
-		var err error
-		if mt, _, err = mime.ParseMediaType(ct); err != nil {
-			return nil, resources.Errorf(codeUnsupportedMedia, "malformed Content-Type %q", ct)
-		}
+	mt, err := mediaType(req)
+	if err != nil {
+		return nil, err
 	}
 	if !jsonTypes[mt] && !yamlTypes[mt] {
 		return nil, resources.Errorf(codeUnsupportedMedia, "Content-Type %q is not supported: use application/fhir+json, application/json or text/yaml", mt)
 	}
+	v, err := s.decodeBody(req, yamlTypes[mt], false)
+	if err != nil {
+		return nil, err
+	}
+	return v.(map[string]any), nil
+}
+
+// decodeBody reads the body of req within the size limit and the body-memory budget
+// and decodes it strictly, as YAML or else JSON: one object, or with arrays one object
+// or array (map[string]any or []any).
+func (s *Server) decodeBody(req *http.Request, yaml, arrays bool) (any, error) {
 	data, release, err := s.readReserved(req)
 	if err != nil {
 		return nil, err
@@ -132,16 +139,33 @@ func (s *Server) readBody(c echo.Context) (map[string]any, error) {
 	if len(bytes.TrimSpace(data)) == 0 {
 		return nil, resources.Errorf(resources.CodeInvalid, "the request body is empty")
 	}
-	var doc map[string]any
-	if yamlTypes[mt] {
-		doc, err = format.DecodeYAML(data)
-	} else {
-		doc, err = format.DecodeJSON(data)
+	var v any
+	switch {
+	case yaml:
+		v, err = format.DecodeYAML(data)
+	case arrays:
+		v, err = format.DecodeJSONValue(data)
+	default:
+		v, err = format.DecodeJSON(data)
 	}
 	if err != nil {
 		return nil, resources.Errorf(resources.CodeInvalid, "%v", err)
 	}
-	return doc, nil
+	return v, nil
+}
+
+// mediaType is the media type of the request's Content-Type, without parameters; an
+// absent one is read as JSON.
+func mediaType(req *http.Request) (string, error) {
+	ct := req.Header.Get(echo.HeaderContentType)
+	if ct == "" {
+		return mimeJSON, nil
+	}
+	mt, _, err := mime.ParseMediaType(ct)
+	if err != nil {
+		return "", resources.Errorf(codeUnsupportedMedia, "malformed Content-Type %q", ct)
+	}
+	return mt, nil
 }
 
 // reserveBody waits until the body of req fits in the server's budget for bodies being

@@ -65,6 +65,11 @@ func (s *Server) routes(reg *prometheus.Registry) {
 		getHead(g, "/:type/:id", s.handleRead, mw...)
 		g.PUT("/:type/:id", s.handleUpdate, mw...)
 		g.DELETE("/:type/:id", s.handleDelete, mw...)
+		// PATCH and the conditional writes (patch.go, conditional.go).
+		g.PATCH("/:type/:id", s.handlePatch, mw...)
+		g.PATCH("/:type", s.handleConditionalPatch, mw...)
+		g.PUT("/:type", s.handleConditionalUpdate, mw...)
+		g.DELETE("/:type", s.handleConditionalDelete, mw...)
 		getHead(g, "/:type/:id/_history", s.handleHistory, mw...)
 		getHead(g, "/:type/:id/_history/:vid", s.handleVRead, mw...)
 	}
