@@ -12,9 +12,9 @@ import (
 // node is a compiled object shape: a complex type, a resource type, or a backbone
 // element defined inline in one.
 type node struct {
-	name     string           // its path in its definition ("Patient.contact"), for messages
-	resource bool             // a resource's root: resourceType belongs
-	elems    []*elem          // in definition order
+	name     string            // its path in its definition ("Patient.contact"), for messages
+	resource bool              // a resource's root: resourceType belongs
+	elems    []*elem           // in definition order
 	byName   map[string]*field // every JSON name: a choice element's under each type
 }
 
