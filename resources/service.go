@@ -60,6 +60,9 @@ type Options struct {
 	// ResultSets says how long stored result sets live and how many ids they hold
 	// (zero fields: DefaultResultSets; see resultset.go).
 	ResultSets ResultSetOptions
+	// Validation says whether writes of R4 types are validated (validation.go; zero
+	// value: on).
+	Validation ValidationMode
 }
 
 // WriteEvent describes a committed write, for caches that must forget what changed.
@@ -266,6 +269,9 @@ func (s *Service) Create(ctx context.Context, typ string, doc map[string]any, op
 	if err := s.validate(ctx, typ, doc); err != nil {
 		return nil, false, err
 	}
+	if err := s.checkR4(ctx, td, doc); err != nil {
+		return nil, false, err
+	}
 	if opt.IfNoneExist != "" {
 		existing, err := s.conditionalMatch(ctx, typ, opt.IfNoneExist)
 		if err != nil {
@@ -381,6 +387,9 @@ func (s *Service) Update(ctx context.Context, typ, id string, doc map[string]any
 		return nil, false, &Error{Code: CodeInvalid, Message: fmt.Sprintf("body id %v does not match the URL id %q", bid, id), Expression: "id"}
 	}
 	if err := s.validate(ctx, typ, doc); err != nil {
+		return nil, false, err
+	}
+	if err := s.checkR4(ctx, td, doc); err != nil {
 		return nil, false, err
 	}
 	want := int64(0)

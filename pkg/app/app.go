@@ -54,6 +54,9 @@ type Config struct {
 	// ResultSets bounds the stored result sets of stable paging
 	// (FHIRBOX_SEARCH_RESULT_SETS; zero fields: the defaults).
 	ResultSets resources.ResultSetOptions
+	// Validation turns R4 validation of writes on or off (FHIRBOX_VALIDATION; zero
+	// value: on).
+	Validation resources.ValidationMode
 }
 
 // App is a wired fhirbox.
@@ -82,7 +85,7 @@ func New(ctx context.Context, st Store, cfg Config) (*App, error) {
 		log = slog.Default()
 		cfg.Server.Logger = log
 	}
-	svc := resources.NewService(resources.DefaultRegistry(), st, resources.Options{Now: cfg.Now, BcryptCost: cfg.BcryptCost, Limits: cfg.SearchLimits, ResultSets: cfg.ResultSets})
+	svc := resources.NewService(resources.DefaultRegistry(), st, resources.Options{Now: cfg.Now, BcryptCost: cfg.BcryptCost, Limits: cfg.SearchLimits, ResultSets: cfg.ResultSets, Validation: cfg.Validation})
 	// One limiter for password and client-secret guessing, keyed apart (auth.ClientKeys).
 	limiter := cfg.Limiter
 	if limiter == nil {
