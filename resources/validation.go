@@ -110,7 +110,7 @@ func (s *Service) ValidateR4(ctx context.Context, typ string, doc map[string]any
 		}
 		if p == nil {
 			issues = append(issues, validate.Issue{Severity: validate.SeverityWarning, Code: "not-supported",
-				Expression: typ + ".meta.profile",
+				Expression:  typ + ".meta.profile",
 				Diagnostics: fmt.Sprintf("profile %s not checked: no StructureDefinition with this url is stored on the server", u)})
 			continue
 		}
