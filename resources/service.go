@@ -269,6 +269,9 @@ func (s *Service) Create(ctx context.Context, typ string, doc map[string]any, op
 	if err := s.validate(ctx, typ, doc); err != nil {
 		return nil, false, err
 	}
+	if !opt.KeepID {
+		delete(doc, "id") // the server assigns one: what the body says is not kept, nor checked
+	}
 	if err := s.checkR4(ctx, td, doc); err != nil {
 		return nil, false, err
 	}

@@ -55,8 +55,17 @@ const baseProfilePrefix = "http://hl7.org/fhir/StructureDefinition/"
 // is stored. fhirbox's own types keep only their own validators. Warnings (a profile
 // the server does not hold) do not refuse a write: it is accepted on the base checks.
 func (s *Service) checkR4(ctx context.Context, td *TypeDef, doc map[string]any) error {
-	if s.opts.Validation == ValidationOff || td.Own {
+	// The server's own writes (a SearchParameter's status after its reindex) change
+	// only what it sets on a document that was validated when a client wrote it, or
+	// was loaded with validation off: they are not refused for what they did not write.
+	if s.opts.Validation == ValidationOff || td.Own || trusted(ctx) {
 		return nil
+	}
+	if bid, ok := doc["id"]; ok {
+		// A malformed id is the 400 it is everywhere else (conformance F18).
+		if sid, ok := bid.(string); !ok || !ValidID(sid) {
+			return &Error{Code: CodeInvalid, Message: fmt.Sprintf("invalid id %v: ids match [A-Za-z0-9-.]{1,64}", bid), Expression: "id"}
+		}
 	}
 	issues, err := s.ValidateR4(ctx, td.Name, doc, nil)
 	if err != nil || !validate.Errors(issues) {
