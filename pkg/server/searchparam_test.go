@@ -169,7 +169,7 @@ func testSearchParameterInvalid(t *testing.T) {
 		{"chain syntax", sp(`"code":"a.b","base":["Patient"],"type":"string","expression":"Patient.gender"`), "not a parameter name"},
 		{"built-in clash", sp(`"code":"name","base":["Patient"],"type":"string","expression":"Patient.gender"`), "built-in search parameter \"name\""},
 		{"clash with another", sp(`"code":"mothers-maiden-name","base":["Patient"],"type":"token","expression":"Patient.gender"`), "SearchParameter/mmn"},
-		{"no base", sp(`"code":"x","type":"string","expression":"Patient.gender"`), "base is required"}, // R4 validation
+		{"no base", sp(`"code":"x","type":"string","expression":"Patient.gender"`), "base is required"},                                                                                            // R4 validation
 		{"unknown base", sp(`"code":"x","base":["Patent"],"type":"string","expression":"Patent.gender"`), "\"Patent\" is not a code of the value set http://hl7.org/fhir/ValueSet/resource-types"}, // R4 validation
 		{"Resource base", sp(`"code":"x","base":["Resource"],"type":"string","expression":"Resource.id"`), "Resource is not supported"},
 		{"own type", sp(`"code":"x","base":["Client"],"type":"string","expression":"Client.secret"`), "\"Client\" is not a code of the value set http://hl7.org/fhir/ValueSet/resource-types"}, // R4 validation
