@@ -46,6 +46,10 @@ func (s *Server) handleValidate(c echo.Context) error {
 	return s.writeValue(c, http.StatusOK, f, validationOutcome(issues))
 }
 
+// validateOperation is $validate in the CapabilityStatement of every type.
+var validateOperation = fhir.Operation{Name: "validate", Definition: "http://hl7.org/fhir/OperationDefinition/Resource-validate",
+	Documentation: "POST [type]/$validate and [type]/[id]/$validate, the resource or a Parameters (resource, mode create/update/delete, profile); answers an OperationOutcome and stores nothing (docs/writes.md#validation)."}
+
 // validationOutcome is the OperationOutcome of a validation's issues.
 func validationOutcome(issues []validate.Issue) *fhir.OperationOutcome {
 	oo := &fhir.OperationOutcome{ResourceType: "OperationOutcome", Issue: make([]fhir.Issue, 0, len(issues))}

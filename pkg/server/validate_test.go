@@ -202,3 +202,20 @@ func testValidationProfiles(t *testing.T) {
 	// A profile the server does not hold: written on the base checks.
 	e.must(201, post("/fhir/Patient", `{"resourceType":"Patient","meta":{"profile":["http://example.org/unknown"]}}`))
 }
+
+// The CapabilityStatement lists $validate on every type.
+func TestCapabilityValidate(t *testing.T) { forEachBackend(t, testCapabilityValidate) }
+
+func testCapabilityValidate(t *testing.T) {
+	e := newEnv(t)
+	r := e.must(200, get("/fhir/metadata"))
+	list, _ := at(r.doc, "rest", 0, "resource").([]any)
+	if len(list) == 0 {
+		t.Fatalf("no resources: %s", r.raw)
+	}
+	for _, res := range list {
+		if at(res, "operation", 0, "name") != "validate" || at(res, "operation", 0, "definition") != "http://hl7.org/fhir/OperationDefinition/Resource-validate" {
+			t.Fatalf("%v: no $validate: %v", at(res, "type"), at(res, "operation"))
+		}
+	}
+}
