@@ -27,6 +27,7 @@ type elem struct {
 
 // field is one JSON name of an element.
 type field struct {
+	elem *elem  // the element it is a name of
 	name string // the JSON name: given, valueQuantity
 	seg  string // its FHIRPath step: given, value.ofType(Quantity)
 	typ  string // the FHIR type of its values
@@ -144,6 +145,7 @@ func (v *Validator) compile(s r4.Structure, kinds map[string]string, vsets map[s
 		}
 		n.elems = append(n.elems, el)
 		for _, f := range el.variants {
+			f.elem = el
 			n.byName[f.name] = f
 		}
 	}

@@ -13,6 +13,7 @@ package validate
 import (
 	"fmt"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -214,7 +215,7 @@ func (c *checker) object(path string, n *node, obj map[string]any) {
 	}
 	for _, e := range n.elems {
 		present := 0
-		for _, f := range e.variants {
+		for _, f := range c.variantsIn(e, n, obj) {
 			v, has := obj[f.name]
 			var ext any
 			hasExt := false
@@ -240,6 +241,29 @@ func (c *checker) object(path string, n *node, obj map[string]any) {
 			c.add(CodeStructure, path+"."+k, fmt.Sprintf("unknown element %q in %s", k, n.name))
 		}
 	}
+}
+
+// variantsIn returns the fields of e to look for in obj: all of them, or for a choice
+// element of many types (Extension.value[x] has 50) those obj has, found from obj's
+// few keys rather than by a lookup per type.
+func (c *checker) variantsIn(e *elem, n *node, obj map[string]any) []*field {
+	if len(e.variants) <= 4 {
+		return e.variants
+	}
+	var out []*field
+	for k := range obj {
+		name := k
+		if k != "" && k[0] == '_' {
+			name = k[1:]
+		}
+		if f := n.byName[name]; f != nil && f.elem == e && !slices.Contains(out, f) {
+			out = append(out, f)
+		}
+	}
+	if len(out) > 1 {
+		slices.SortFunc(out, func(a, b *field) int { return strings.Compare(a.name, b.name) })
+	}
+	return out
 }
 
 // field checks the value (and the primitive extension ext) of one element of an object.
