@@ -16,23 +16,12 @@ import (
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/fhirbox/fhirbox/resources/fhirdate"
+	"github.com/fhirbox/fhirbox/resources/validate"
 )
 
 // ValidID reports whether id is a valid FHIR logical id (conformance F18):
-// [A-Za-z0-9\-.]{1,64}, case-sensitive. It is checked on every request that names a resource,
-// so by hand rather than by regexp.
-func ValidID(id string) bool {
-	if len(id) == 0 || len(id) > 64 {
-		return false
-	}
-	for i := 0; i < len(id); i++ {
-		c := id[i]
-		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-' || c == '.') {
-			return false
-		}
-	}
-	return true
-}
+// [A-Za-z0-9\-.]{1,64}, case-sensitive (validate.ValidID, which references use too).
+func ValidID(id string) bool { return validate.ValidID(id) }
 
 // NewID returns a server-assigned id: a UUIDv7 (RFC 9562), random but for its leading 48
 // bits of Unix milliseconds, and increasing within the process. Ids made one after

@@ -70,13 +70,13 @@ func typeOfReference(ref string) (string, bool) {
 	}
 	parts := strings.Split(ref, "/")
 	if n := len(parts); n >= 4 && parts[n-2] == "_history" {
-		if !validID(parts[n-1]) {
+		if !ValidID(parts[n-1]) {
 			return "", false
 		}
 		parts = parts[:n-2]
 	}
 	n := len(parts)
-	if n < 2 || !validID(parts[n-1]) {
+	if n < 2 || !ValidID(parts[n-1]) {
 		return "", false
 	}
 	if n > 2 && !scheme.MatchString(ref) {
@@ -85,7 +85,10 @@ func typeOfReference(ref string) (string, bool) {
 	return parts[n-2], true
 }
 
-func validID(id string) bool {
+// ValidID reports whether id is a valid FHIR logical id: [A-Za-z0-9\-.]{1,64},
+// case-sensitive. It is checked on every request that names a resource, so by hand
+// rather than by regexp.
+func ValidID(id string) bool {
 	if len(id) == 0 || len(id) > 64 {
 		return false
 	}
