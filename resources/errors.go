@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/fhirbox/fhirbox/resources/validate"
 )
 
 // Code classifies an Error; the server maps each code to one HTTP status. The codes
@@ -36,6 +38,9 @@ type Error struct {
 	Message string
 	// Expression optionally names the element or parameter at fault (FHIRPath-like).
 	Expression string
+	// Issues, when set, are the problems one by one (a resource that fails R4
+	// validation): the answer's OperationOutcome lists them instead of Message.
+	Issues []validate.Issue
 	// Err is the underlying cause, for logs only.
 	Err error
 }

@@ -13,23 +13,13 @@ import (
 
 	"github.com/google/uuid"
 	"golang.org/x/crypto/bcrypt"
+
+	"github.com/fhirbox/fhirbox/resources/validate"
 )
 
 // ValidID reports whether id is a valid FHIR logical id (conformance F18):
-// [A-Za-z0-9\-.]{1,64}, case-sensitive. It is checked on every request that names a resource,
-// so by hand rather than by regexp.
-func ValidID(id string) bool {
-	if len(id) == 0 || len(id) > 64 {
-		return false
-	}
-	for i := 0; i < len(id); i++ {
-		c := id[i]
-		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-' || c == '.') {
-			return false
-		}
-	}
-	return true
-}
+// [A-Za-z0-9\-.]{1,64}, case-sensitive (validate.ValidID, which references use too).
+func ValidID(id string) bool { return validate.ValidID(id) }
 
 // NewID returns a server-assigned id: a UUIDv7 (RFC 9562), random but for its leading 48
 // bits of Unix milliseconds, and increasing within the process. Ids made one after
@@ -60,6 +50,10 @@ type Options struct {
 	// ConditionalDelete says whether a conditional delete may remove several
 	// resources, and how many (conditional.go; zero: single).
 	ConditionalDelete ConditionalDeleteOptions
+
+	// Validation says whether writes of R4 types are validated (validation.go; zero
+	// value: on).
+	Validation ValidationMode
 }
 
 // WriteEvent describes a committed write, for caches that must forget what changed.
@@ -266,6 +260,12 @@ func (s *Service) Create(ctx context.Context, typ string, doc map[string]any, op
 	if err := s.validate(ctx, typ, doc); err != nil {
 		return nil, false, err
 	}
+	if !opt.KeepID {
+		delete(doc, "id") // the server assigns one: what the body says is not kept, nor checked
+	}
+	if err := s.checkR4(ctx, td, doc); err != nil {
+		return nil, false, err
+	}
 	if opt.IfNoneExist != "" {
 		existing, err := s.conditionalMatch(ctx, typ, opt.IfNoneExist)
 		if err != nil {
@@ -365,6 +365,9 @@ func (s *Service) Update(ctx context.Context, typ, id string, doc map[string]any
 		return nil, false, &Error{Code: CodeInvalid, Message: fmt.Sprintf("body id %v does not match the URL id %q", bid, id), Expression: "id"}
 	}
 	if err := s.validate(ctx, typ, doc); err != nil {
+		return nil, false, err
+	}
+	if err := s.checkR4(ctx, td, doc); err != nil {
 		return nil, false, err
 	}
 	want := int64(0)

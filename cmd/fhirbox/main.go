@@ -134,6 +134,9 @@ type config struct {
 	ResultSets     resources.ResultSetOptions
 	// ConditionalDelete: whether DELETE {type}?criteria may remove several resources.
 	ConditionalDelete resources.ConditionalDeleteOptions
+
+	// Validation turns R4 validation of writes on or off (FHIRBOX_VALIDATION).
+	Validation resources.ValidationMode
 	// StatementTimeout bounds database statements; CallerShare and CallerWait bound
 	// one caller's requests in flight (see server.Config).
 	StatementTimeout time.Duration
@@ -176,6 +179,8 @@ func parseConfig(cmd string, args []string, getenv func(string) string, stderr i
 	fs.StringVar(&limits, "search-limits", env(resources.LimitsSetting, resources.DefaultLimits().String()), "most clauses, values (per parameter and in total), _elements names, _sort keys and chain links one search may ask for, and resources its _include and _revinclude may add (env "+resources.LimitsSetting+")")
 	fs.StringVar(&handling, "search-handling", env("FHIRBOX_SEARCH_HANDLING", "lenient"), "lenient: search parameters the server cannot apply are ignored and reported in the Bundle; strict: they are a 400. Prefer: handling= overrides it per request (env FHIRBOX_SEARCH_HANDLING)")
 	fs.StringVar(&resultSets, "search-result-sets", env(resources.ResultSetsSetting, resources.ResultSetOptions{}.String()), "how long the stored result sets of paged searches are kept and the most ids one holds, as ttl=10m,max=10000; off: pages are offsets into the current matches (env "+resources.ResultSetsSetting+")")
+	var validation string
+	fs.StringVar(&validation, "validation", env(resources.ValidationSetting, "on"), "on: every write of an R4 type is validated against the R4 definitions and refused (422) when invalid; off: stored as sent, e.g. to load legacy data ($validate works either way) (env "+resources.ValidationSetting+")")
 	fs.StringVar(&stmtTimeout, "statement-timeout", env("FHIRBOX_STATEMENT_TIMEOUT", "30s"), "longest a database statement may run before it is cancelled and the request answered 503; 0: no limit (env FHIRBOX_STATEMENT_TIMEOUT)")
 	fs.StringVar(&callerShare, "caller-share", env("FHIRBOX_CALLER_SHARE", "0"), "most requests one caller (user, client, or address when anonymous) may have in flight; 0: half the database pool; -1: no limit (env FHIRBOX_CALLER_SHARE)")
 	fs.StringVar(&callerWait, "caller-wait", env("FHIRBOX_CALLER_WAIT", server.DefaultCallerWait.String()), "how long a request over its caller's share waits for a turn before it is answered 429 (env FHIRBOX_CALLER_WAIT)")
@@ -276,6 +281,10 @@ func parseConfig(cmd string, args []string, getenv func(string) string, stderr i
 	if c.ConditionalDelete, err = resources.ParseConditionalDelete(condDelete); err != nil {
 		return nil, err
 	}
+
+	if c.Validation, err = resources.ParseValidationMode(validation); err != nil {
+		return nil, err
+	}
 	if c.StatementTimeout, err = time.ParseDuration(stmtTimeout); err != nil || c.StatementTimeout < 0 || (c.StatementTimeout > 0 && c.StatementTimeout < time.Millisecond) {
 		return nil, fmt.Errorf("FHIRBOX_STATEMENT_TIMEOUT %q must be a duration such as 30s, or 0 for none", stmtTimeout)
 	}
@@ -329,6 +338,7 @@ func serve(ctx context.Context, cfg *config, stdout io.Writer) error {
 		ResultSets:       cfg.ResultSets,
 
 		ConditionalDelete: cfg.ConditionalDelete,
+		Validation:        cfg.Validation,
 	})
 	if err != nil {
 		return err

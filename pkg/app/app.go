@@ -57,6 +57,10 @@ type Config struct {
 	// ConditionalDelete says whether a conditional delete may remove several
 	// resources (FHIRBOX_CONDITIONAL_DELETE; zero: single).
 	ConditionalDelete resources.ConditionalDeleteOptions
+
+	// Validation turns R4 validation of writes on or off (FHIRBOX_VALIDATION; zero
+	// value: on).
+	Validation resources.ValidationMode
 }
 
 // App is a wired fhirbox.
@@ -86,7 +90,7 @@ func New(ctx context.Context, st Store, cfg Config) (*App, error) {
 		cfg.Server.Logger = log
 	}
 	svc := resources.NewService(resources.DefaultRegistry(), st, resources.Options{Now: cfg.Now, BcryptCost: cfg.BcryptCost, Limits: cfg.SearchLimits, ResultSets: cfg.ResultSets,
-		ConditionalDelete: cfg.ConditionalDelete})
+		ConditionalDelete: cfg.ConditionalDelete, Validation: cfg.Validation})
 	// One limiter for password and client-secret guessing, keyed apart (auth.ClientKeys).
 	limiter := cfg.Limiter
 	if limiter == nil {

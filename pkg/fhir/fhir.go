@@ -160,6 +160,16 @@ type CapabilityResource struct {
 	SearchInclude    []string      `json:"searchInclude,omitempty"`
 	SearchRevInclude []string      `json:"searchRevInclude,omitempty"`
 	SearchParam      []SearchParam `json:"searchParam,omitempty"`
+	// Operation lists the operations the type serves ($validate…).
+	Operation []Operation `json:"operation,omitempty"`
+}
+
+// Operation is CapabilityStatement.rest.resource.operation: an operation's name
+// (without $) and the canonical URL of its OperationDefinition.
+type Operation struct {
+	Name          string `json:"name"`
+	Definition    string `json:"definition"`
+	Documentation string `json:"documentation,omitempty"`
 }
 
 // Interaction is a supported interaction code.

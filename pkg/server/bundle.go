@@ -143,6 +143,7 @@ func (s *Server) capabilities(base string, fhirBase bool) *fhir.CapabilityStatem
 			r.SearchParam = append(r.SearchParam, fhir.SearchParam{Name: pn, Type: pt, Documentation: paramDoc(p)})
 		}
 		r.SearchInclude, r.SearchRevInclude = refs.include[name], refs.revInclude(name)
+		r.Operation = append(r.Operation, validateOperation) // validate.go
 		for _, p := range []*resources.SearchParam{resources.TextParam, resources.ContentParam} {
 			r.SearchParam = append(r.SearchParam, fhir.SearchParam{Name: p.Name, Type: string(p.Type), Documentation: paramDoc(p)})
 		}

@@ -138,6 +138,9 @@ func (s *Server) errorHandler(err error, c echo.Context) {
 		c.Response().Header().Set("Retry-After", retryAfterSeconds(d))
 	}
 	oo := fhir.NewOutcome("error", outcomes[re.Code].issue, msg, expr...)
+	if len(re.Issues) > 0 {
+		oo = validationOutcome(re.Issues) // one issue per problem (conformance V1)
+	}
 	if status == http.StatusUnauthorized {
 		h := c.Response().Header()
 		var ch challenge

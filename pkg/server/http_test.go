@@ -213,7 +213,7 @@ func TestContentLength(t *testing.T) { forEachBackend(t, testContentLength) }
 
 func testContentLength(t *testing.T) {
 	e := newEnv(t)
-	doc := strings.Replace(string(readNDJSON(t, "patients.ndjson", 1)[0]), `"id":"`, `"id":"big","x":"`, 1)
+	doc := strings.Replace(string(readNDJSON(t, "patients.ndjson", 1)[0]), `"id":"`, `"id":"big","language":"`, 1)
 	if len(doc) < 2048 {
 		t.Fatalf("the Synthea patient has %d bytes; the test wants one over 2 KB", len(doc))
 	}

@@ -161,26 +161,26 @@ func testSearchParameterInvalid(t *testing.T) {
 	e := newEnv(t)
 	e.must(201, put("/fhir/SearchParameter/mmn", mmnParam))
 	sp := func(fields string) string {
-		return `{"resourceType":"SearchParameter","status":"active","name":"x","url":"http://example.org/x",` + fields + `}`
+		return `{"resourceType":"SearchParameter","status":"active","name":"x","url":"http://example.org/x","description":"d",` + fields + `}`
 	}
 	for _, tc := range []struct{ name, body, want string }{
-		{"no code", sp(`"base":["Patient"],"type":"string","expression":"Patient.gender"`), "SearchParameter.code: required"},
+		{"no code", sp(`"base":["Patient"],"type":"string","expression":"Patient.gender"`), "code is required"}, // R4 validation
 		{"control parameter", sp(`"code":"_mine","base":["Patient"],"type":"string","expression":"Patient.gender"`), "not a parameter name"},
 		{"chain syntax", sp(`"code":"a.b","base":["Patient"],"type":"string","expression":"Patient.gender"`), "not a parameter name"},
 		{"built-in clash", sp(`"code":"name","base":["Patient"],"type":"string","expression":"Patient.gender"`), "built-in search parameter \"name\""},
 		{"clash with another", sp(`"code":"mothers-maiden-name","base":["Patient"],"type":"token","expression":"Patient.gender"`), "SearchParameter/mmn"},
-		{"no base", sp(`"code":"x","type":"string","expression":"Patient.gender"`), "SearchParameter.base: required"},
-		{"unknown base", sp(`"code":"x","base":["Patent"],"type":"string","expression":"Patent.gender"`), "unknown resource type \"Patent\""},
+		{"no base", sp(`"code":"x","type":"string","expression":"Patient.gender"`), "base is required"},                                                                                            // R4 validation
+		{"unknown base", sp(`"code":"x","base":["Patent"],"type":"string","expression":"Patent.gender"`), "\"Patent\" is not a code of the value set http://hl7.org/fhir/ValueSet/resource-types"}, // R4 validation
 		{"Resource base", sp(`"code":"x","base":["Resource"],"type":"string","expression":"Resource.id"`), "Resource is not supported"},
-		{"own type", sp(`"code":"x","base":["Client"],"type":"string","expression":"Client.secret"`), "fhirbox's own types"},
+		{"own type", sp(`"code":"x","base":["Client"],"type":"string","expression":"Client.secret"`), "\"Client\" is not a code of the value set http://hl7.org/fhir/ValueSet/resource-types"}, // R4 validation
 		{"composite", sp(`"code":"x","base":["Observation"],"type":"composite","expression":"Observation.component"`), "composite parameters cannot be defined"},
 		{"special", sp(`"code":"x","base":["Location"],"type":"special","expression":"Location.position"`), "special parameters cannot be defined"},
-		{"bad type", sp(`"code":"x","base":["Patient"],"type":"text","expression":"Patient.gender"`), "\"text\" is not a search parameter type"},
+		{"bad type", sp(`"code":"x","base":["Patient"],"type":"text","expression":"Patient.gender"`), "\"text\" is not a code of the value set http://hl7.org/fhir/ValueSet/search-param-type"}, // R4 validation
 		{"no expression", sp(`"code":"x","base":["Patient"],"type":"string"`), "SearchParameter.expression: required"},
 		{"unparsable expression", sp(`"code":"x","base":["Patient"],"type":"string","expression":"Patient.name.where(("`), "SearchParameter.expression"},
 		{"expression of another type", sp(`"code":"x","base":["Patient"],"type":"token","expression":"Observation.code"`), "selects nothing from Patient"},
 		{"target on a string", sp(`"code":"x","base":["Patient"],"type":"string","expression":"Patient.gender","target":["Patient"]`), "only reference parameters"},
-		{"unknown target", sp(`"code":"x","base":["Patient"],"type":"reference","expression":"Patient.link.other","target":["Nobody"]`), "unknown resource type \"Nobody\""},
+		{"unknown target", sp(`"code":"x","base":["Patient"],"type":"reference","expression":"Patient.link.other","target":["Nobody"]`), "\"Nobody\" is not a code of the value set http://hl7.org/fhir/ValueSet/resource-types"}, // R4 validation
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			e := e.in(t)
@@ -281,12 +281,12 @@ func TestSearchParameterRedefined(t *testing.T) { forEachBackend(t, testSearchPa
 func testSearchParameterRedefined(t *testing.T) {
 	e := newEnv(t)
 	e.must(201, put("/fhir/Patient/a", `{"resourceType":"Patient","gender":"female","generalPractitioner":[{"reference":"Practitioner/doc1"}]}`))
-	e.must(201, put("/fhir/SearchParameter/sp", `{"resourceType":"SearchParameter","status":"active","code":"sex","base":["Patient"],"type":"token","expression":"Patient.gender"}`))
+	e.must(201, put("/fhir/SearchParameter/sp", `{"resourceType":"SearchParameter","status":"active","code":"sex","name":"sex","url":"http://example.org/sex","description":"d","base":["Patient"],"type":"token","expression":"Patient.gender"}`))
 	e.waitActive("sp")
 	if got := sortedMatchIDs(e.must(200, get("/fhir/Patient?sex=female"))); !slices.Equal(got, []string{"a"}) {
 		t.Errorf("sex=female: %v", got)
 	}
-	r := e.must(200, put("/fhir/SearchParameter/sp", `{"resourceType":"SearchParameter","status":"active","code":"doctor","base":["Patient"],"type":"reference","target":["Practitioner"],"expression":"Patient.generalPractitioner"}`))
+	r := e.must(200, put("/fhir/SearchParameter/sp", `{"resourceType":"SearchParameter","status":"active","code":"doctor","name":"doctor","url":"http://example.org/doctor","description":"d","base":["Patient"],"type":"reference","target":["Practitioner"],"expression":"Patient.generalPractitioner"}`))
 	if at(r.doc, "status") != "draft" {
 		t.Errorf("a new definition: status %v, want draft", at(r.doc, "status"))
 	}

@@ -19,7 +19,8 @@ func testListSearch(t *testing.T) {
 	}
 	e.must(201, put("/fhir/Patient/p4", `{"resourceType":"Patient","gender":"male"}`))
 	e.must(201, put("/fhir/Practitioner/d1", `{"resourceType":"Practitioner","name":[{"family":"Lister"}]}`))
-	e.must(201, put("/fhir/List/l1", `{"resourceType":"List","status":"current","mode":"working","entry":[
+	e.must(201, put("/fhir/List/l1", `{"resourceType":"List","status":"current","mode":"working",
+		"contained":[{"resourceType":"Patient","id":"contained"}],"entry":[
 		{"item":{"reference":"Patient/p1"}},
 		{"item":{"reference":"http://elsewhere.example/fhir/Patient/p4"}},
 		{"item":{"reference":"Practitioner/d1"}},

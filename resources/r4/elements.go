@@ -21,12 +21,38 @@ type Elements struct {
 	Source string `json:"source"`
 	// FHIRVersion is the FHIR version every definition kept declares ("4.0.1").
 	FHIRVersion string `json:"fhirVersion"`
+	// ValueSets holds, sorted by URL, the codes of every value set that an element's
+	// required binding names and that the package lists in full.
+	ValueSets []ValueSet `json:"valueSets"`
+	// Unexpanded lists the value sets of required bindings whose codes the package
+	// cannot list without a terminology server (a filter, SNOMED CT, BCP-47, MIME
+	// types…), with why: the elements bound to them carry no Binding.
+	Unexpanded []Unexpanded `json:"unexpanded"`
 	// Structures holds the definitions sorted by name: the resource types (abstract
 	// Resource and DomainResource included) and the primitive and complex data types
 	// (profiles of them, such as SimpleQuantity, left out).
 	Structures []Structure `json:"structures"`
 
 	byName map[string]*Structure
+}
+
+// ValueSet is the expansion of one value set: its codes by code system.
+type ValueSet struct {
+	// URL is the value set's canonical URL, without a version.
+	URL     string            `json:"url"`
+	Include []ValueSetInclude `json:"include"`
+}
+
+// ValueSetInclude is the codes of one system in a ValueSet.
+type ValueSetInclude struct {
+	System string   `json:"system"`
+	Codes  []string `json:"codes"`
+}
+
+// Unexpanded is a value set of a required binding that is not checked, and why.
+type Unexpanded struct {
+	URL    string `json:"url"`
+	Reason string `json:"reason"`
 }
 
 // Structure is one StructureDefinition.
@@ -36,6 +62,9 @@ type Structure struct {
 	// Kind is resource, complex-type or primitive-type.
 	Kind     string `json:"kind"`
 	Abstract bool   `json:"abstract,omitempty"`
+	// Regex is a primitive type's regular expression for its values, as the
+	// specification writes it (to be matched against the whole value).
+	Regex string `json:"regex,omitempty"`
 	// Base is the type it specialises ("DomainResource", "Element"); "" for Element
 	// and Resource, which have none.
 	Base string `json:"base,omitempty"`
@@ -64,6 +93,9 @@ type Element struct {
 	// ContentReference is the path of the element whose definition this one repeats
 	// ("Questionnaire.item" for Questionnaire.item.item), without its "#".
 	ContentReference string `json:"contentReference,omitempty"`
+	// Binding is the URL of the value set a required binding names, when its codes
+	// are in ValueSets: the element's codes must be among them.
+	Binding string `json:"binding,omitempty"`
 }
 
 // Choice reports whether e is a choice element (value[x]).

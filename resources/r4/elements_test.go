@@ -95,3 +95,43 @@ func TestElement(t *testing.T) {
 		}
 	}
 }
+
+// TestElementsBindings checks the required bindings and primitive regexes the
+// validator reads: Patient.gender is bound to administrative-gender, whose four codes
+// are listed; a binding to a value set that needs a terminology server is left off.
+func TestElementsBindings(t *testing.T) {
+	d, err := r4.LoadElements()
+	if err != nil {
+		t.Fatal(err)
+	}
+	g, ok := d.Element("Patient.gender")
+	if !ok || g.Binding != "http://hl7.org/fhir/ValueSet/administrative-gender" {
+		t.Fatalf("Patient.gender binding %q", g.Binding)
+	}
+	var found bool
+	for _, vs := range d.ValueSets {
+		if vs.URL == g.Binding {
+			found = true
+			want := []r4.ValueSetInclude{{System: "http://hl7.org/fhir/administrative-gender", Codes: []string{"female", "male", "other", "unknown"}}}
+			if !reflect.DeepEqual(vs.Include, want) {
+				t.Errorf("administrative-gender: %v", vs.Include)
+			}
+		}
+	}
+	if !found {
+		t.Error("administrative-gender not expanded")
+	}
+	if ct, _ := d.Element("Attachment.contentType"); ct.Binding != "" {
+		t.Errorf("Attachment.contentType (MIME types) bound to %q", ct.Binding)
+	}
+	var mime bool
+	for _, u := range d.Unexpanded {
+		mime = mime || u.URL == "http://hl7.org/fhir/ValueSet/mimetypes"
+	}
+	if !mime {
+		t.Error("mimetypes not listed as unexpanded")
+	}
+	if s, _ := d.Structure("date"); s.Regex == "" {
+		t.Error("date has no regex")
+	}
+}

@@ -27,8 +27,16 @@ type sourceStructure struct {
 			Type []struct {
 				Code          string   `json:"code"`
 				TargetProfile []string `json:"targetProfile"`
+				Extension     []struct {
+					URL         string `json:"url"`
+					ValueString string `json:"valueString"`
+				} `json:"extension"`
 			} `json:"type"`
 			ContentReference string `json:"contentReference"`
+			Binding          *struct {
+				Strength string `json:"strength"`
+				ValueSet string `json:"valueSet"`
+			} `json:"binding"`
 		} `json:"element"`
 	} `json:"snapshot"`
 }
@@ -38,6 +46,9 @@ type sourceStructure struct {
 const (
 	systemTypePrefix = "http://hl7.org/fhirpath/"
 	structurePrefix  = "http://hl7.org/fhir/StructureDefinition/"
+	// regexExtension carries, on the type of a primitive type's value element, the
+	// regular expression its values match.
+	regexExtension = "http://hl7.org/fhir/StructureDefinition/regex"
 )
 
 // buildElements reduces the R4 StructureDefinitions of the data types and resource
@@ -88,7 +99,17 @@ func buildElements(types, resources []byte) (*r4.Elements, error) {
 			}
 			for _, se := range d.Snapshot.Element {
 				el := r4.Element{Path: se.Path, Min: se.Min, Max: se.Max, ContentReference: strings.TrimPrefix(se.ContentReference, "#")}
+				if b := se.Binding; b != nil && b.Strength == "required" && b.ValueSet != "" {
+					el.Binding = strings.Split(b.ValueSet, "|")[0] // the package holds 4.0.1's
+				}
 				for _, t := range se.Type {
+					if d.Kind == "primitive-type" && se.Path == d.Type+".value" {
+						for _, x := range t.Extension {
+							if x.URL == regexExtension {
+								s.Regex = x.ValueString
+							}
+						}
+					}
 					el.Types = append(el.Types, strings.TrimPrefix(t.Code, systemTypePrefix))
 					for _, p := range t.TargetProfile {
 						name := strings.TrimPrefix(p, structurePrefix)
@@ -134,32 +155,48 @@ func contains(list []string, s string) bool {
 	return false
 }
 
-// encodeElements writes els as compact JSON, one structure a line.
+// encodeElements writes els as compact JSON, one structure or value set a line.
 func encodeElements(els *r4.Elements) ([]byte, error) {
 	head := *els
-	head.Structures = nil
+	head.Structures, head.ValueSets, head.Unexpanded = nil, nil, nil
 	h, err := marshal(head)
 	if err != nil {
 		return nil, err
 	}
-	const tail = `"structures":null}`
+	const tail = `"valueSets":null,"unexpanded":null,"structures":null}`
 	if !bytes.HasSuffix(h, []byte(tail)) {
-		return nil, errors.New("encode: no structures field at the end")
+		return nil, errors.New("encode: the lists are not at the end")
 	}
 	var buf bytes.Buffer
 	buf.Write(h[:len(h)-len(tail)])
-	buf.WriteString("\"structures\":[\n")
-	for i, s := range els.Structures {
-		line, err := marshal(s)
-		if err != nil {
-			return nil, err
+	list := func(name string, n int, item func(int) any, last bool) error {
+		buf.WriteString(`"` + name + "\":[\n")
+		for i := 0; i < n; i++ {
+			line, err := marshal(item(i))
+			if err != nil {
+				return err
+			}
+			buf.Write(line)
+			if i < n-1 {
+				buf.WriteByte(',')
+			}
+			buf.WriteByte('\n')
 		}
-		buf.Write(line)
-		if i < len(els.Structures)-1 {
-			buf.WriteByte(',')
+		buf.WriteString("]")
+		if !last {
+			buf.WriteString(",\n")
 		}
-		buf.WriteByte('\n')
+		return nil
 	}
-	buf.WriteString("]}\n")
+	if err := list("valueSets", len(els.ValueSets), func(i int) any { return els.ValueSets[i] }, false); err != nil {
+		return nil, err
+	}
+	if err := list("unexpanded", len(els.Unexpanded), func(i int) any { return els.Unexpanded[i] }, false); err != nil {
+		return nil, err
+	}
+	if err := list("structures", len(els.Structures), func(i int) any { return els.Structures[i] }, true); err != nil {
+		return nil, err
+	}
+	buf.WriteString("}\n")
 	return buf.Bytes(), nil
 }

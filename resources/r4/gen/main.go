@@ -14,8 +14,13 @@
 // elements).
 //
 // -elements writes the second file, elements.json.gz: every resource type's and
-// data type's elements (path, cardinality, types, reference targets), one
-// StructureDefinition a line, read by r4.LoadElements.
+// data type's elements (path, cardinality, types, reference targets, required
+// bindings), the primitive types' regular expressions, one StructureDefinition a
+// line, and the codes of the value sets of the required bindings, expanded from
+// dist/fhir/r4/valuesets.json, v3-codesystems.json and v2-tables.json (the
+// CodeSystems and ValueSets of the same package), read by r4.LoadElements. A required
+// binding whose codes the package cannot list (a filter, a code system it does not
+// hold in full) is left off its element and listed under "unexpanded" with why.
 //
 // The package also carries a few definitions of later FHIR versions that its
 // publisher added (a StructureDefinition of 4.3.0, a SearchParameter of
@@ -92,7 +97,7 @@ func run(tgz, out, elementsOut string) error {
 	if got := "sha512-" + base64.StdEncoding.EncodeToString(sum[:]); got != integrity {
 		return fmt.Errorf("tarball integrity %s, want %s (the pinned %s@%s)", got, integrity, pkgName, pkgVersion)
 	}
-	files, err := untar(raw, searchParamsPath, profilesPath, typesPath)
+	files, err := untar(raw, searchParamsPath, profilesPath, typesPath, valueSetsPath, v3Path, v2Path)
 	if err != nil {
 		return err
 	}
@@ -118,6 +123,11 @@ func run(tgz, out, elementsOut string) error {
 	if err != nil {
 		return err
 	}
+	terms, err := loadTerminology(files[valueSetsPath], files[v3Path], files[v2Path])
+	if err != nil {
+		return err
+	}
+	addBindings(els, terms)
 	if data, err = encodeElements(els); err != nil {
 		return err
 	}
@@ -128,8 +138,8 @@ func run(tgz, out, elementsOut string) error {
 	for _, s := range els.Structures {
 		count += len(s.Elements)
 	}
-	fmt.Printf("r4/gen: %s: %d structure definitions, %d elements, %d bytes of JSON, %d gzipped\n",
-		elementsOut, len(els.Structures), count, len(data), n)
+	fmt.Printf("r4/gen: %s: %d structure definitions, %d elements, %d value sets of required bindings (%d not expandable), %d bytes of JSON, %d gzipped\n",
+		elementsOut, len(els.Structures), count, len(els.ValueSets), len(els.Unexpanded), len(data), n)
 	return nil
 }
 
