@@ -16,6 +16,9 @@ import (
 // once more into the destination) and a read paid for its generic row machinery, about
 // half of the bytes a read allocated (see BENCHMARKS.md).
 func (s *Store) Read(ctx context.Context, typ, id string) (*resources.Resource, error) {
+	if dialect.Tx(ctx) != nil {
+		return s.Reads.Read(ctx, typ, id)
+	}
 	var res *resources.Resource
 	err := s.native(ctx, func(c *pgx.Conn) (err error) {
 		res, err = dialect.ScanRead(ctx, c.QueryRow(ctx, sqlstore.ReadSQL, typ, id), typ, id)
@@ -26,6 +29,9 @@ func (s *Store) Read(ctx context.Context, typ, id string) (*resources.Resource, 
 
 // VRead returns version versionID of typ/id, read as Read is.
 func (s *Store) VRead(ctx context.Context, typ, id string, versionID int64) (*resources.Resource, error) {
+	if dialect.Tx(ctx) != nil {
+		return s.Reads.VRead(ctx, typ, id, versionID)
+	}
 	var res *resources.Resource
 	err := s.native(ctx, func(c *pgx.Conn) (err error) {
 		res, err = dialect.ScanVRead(ctx, c.QueryRow(ctx, sqlstore.VReadSQL, typ, id, versionID), typ, id, versionID)
