@@ -41,3 +41,13 @@ func (s *Service) afterWrite(ctx context.Context, prev, next *Resource) {
 	}
 	s.written(ctx, prev, next)
 }
+
+// ConditionalMatch returns the one live resource of typ that the search query matches
+// (conformance F6, F43): nil when none does, a CodePreconditionFailed error when several
+// do. Conditional creates and a transaction's conditional references resolve this way.
+func (s *Service) ConditionalMatch(ctx context.Context, typ, query string) (*Resource, error) {
+	if _, err := s.TypeDef(typ); err != nil {
+		return nil, err
+	}
+	return s.conditionalMatch(ctx, typ, query)
+}

@@ -99,8 +99,8 @@ func pageLinks(typeURL string, used url.Values, count, offset, got, total int) [
 }
 
 // historyBundle builds a history Bundle (conformance F8): newest first, deletions as entries
-// with request.method DELETE and no resource.
-func (s *Server) historyBundle(c echo.Context, q resources.HistoryQuery, res *resources.HistoryResult) (*fhir.Bundle, error) {
+// with request.method DELETE and no resource. params are the history's parameters.
+func (s *Server) historyBundle(c echo.Context, q resources.HistoryQuery, res *resources.HistoryResult, params url.Values) (*fhir.Bundle, error) {
 	base := s.base(c)
 	total := res.Total
 	b := &fhir.Bundle{
@@ -138,11 +138,11 @@ func (s *Server) historyBundle(c echo.Context, q resources.HistoryQuery, res *re
 		typeURL += "/" + q.ID
 	}
 	used := url.Values{}
-	if c.QueryParam("_count") != "" {
+	if params.Get("_count") != "" {
 		used.Set("_count", strconv.Itoa(q.Count))
 	}
 	if !q.Since.IsZero() {
-		used.Set("_since", c.QueryParam("_since"))
+		used.Set("_since", params.Get("_since"))
 	}
 	b.Link = pageLinks(typeURL+"/_history", used, q.Count, q.Offset, len(res.Entries), res.Total)
 	return b, nil

@@ -239,7 +239,7 @@ func (s *Server) history(c echo.Context, id string) error {
 	if err != nil {
 		return err
 	}
-	b, err := s.historyBundle(c, q, res)
+	b, err := s.historyBundle(c, q, res, c.QueryParams())
 	if err != nil {
 		return err
 	}

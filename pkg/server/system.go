@@ -60,13 +60,12 @@ func (s *Server) searchableTypes(c echo.Context, types []string, params map[stri
 	var allowed []string
 	for _, typ := range types {
 		info := s.requestInfo(c, id)
-		info.Path = base + "/" + typ
+		path := base + "/" + typ
 		if r.Method == http.MethodPost {
-			info.Path += "/_search"
+			path += "/_search"
 		}
-		info.Query = params
-		info.ResourceType, info.ResourceID = typ, ""
-		if s.policies.Decide(ctx, info.Build(), false).Allowed {
+		probe := equivalent(info, info.Method, path, info.RawQuery, params, typ, "", nil)
+		if s.policies.Decide(ctx, probe.Build(), false).Allowed {
 			allowed = append(allowed, typ)
 		}
 	}
