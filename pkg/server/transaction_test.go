@@ -68,7 +68,9 @@ func entryStatus(r *resp, i int) string {
 // Bundle: plain, inside contained resources and inside extensions (conformance F40, F43).
 // The answer is a transaction-response with each entry's status, location, etag and
 // lastModified, in the Bundle's order.
-func TestTransactionResolvesReferences(t *testing.T) { forEachBackend(t, testTransactionResolvesReferences) }
+func TestTransactionResolvesReferences(t *testing.T) {
+	forEachBackend(t, testTransactionResolvesReferences)
+}
 
 func testTransactionResolvesReferences(t *testing.T) {
 	e := newEnv(t)
