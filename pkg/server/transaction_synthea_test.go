@@ -169,4 +169,3 @@ func abs(n int) int {
 	}
 	return n
 }
-
