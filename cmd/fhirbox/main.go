@@ -137,6 +137,8 @@ type config struct {
 	StatementTimeout time.Duration
 	CallerShare      int
 	CallerWait       time.Duration
+	// BundleMaxEntries is the most entries of a batch or transaction Bundle.
+	BundleMaxEntries int
 	// Types are the resource types that reindex walks (none: all).
 	Types []string
 }
@@ -177,6 +179,8 @@ func parseConfig(cmd string, args []string, getenv func(string) string, stderr i
 	fs.StringVar(&stmtTimeout, "statement-timeout", env("FHIRBOX_STATEMENT_TIMEOUT", "30s"), "longest a database statement may run before it is cancelled and the request answered 503; 0: no limit (env FHIRBOX_STATEMENT_TIMEOUT)")
 	fs.StringVar(&callerShare, "caller-share", env("FHIRBOX_CALLER_SHARE", "0"), "most requests one caller (user, client, or address when anonymous) may have in flight; 0: half the database pool; -1: no limit (env FHIRBOX_CALLER_SHARE)")
 	fs.StringVar(&callerWait, "caller-wait", env("FHIRBOX_CALLER_WAIT", server.DefaultCallerWait.String()), "how long a request over its caller's share waits for a turn before it is answered 429 (env FHIRBOX_CALLER_WAIT)")
+	var bundleMax string
+	fs.StringVar(&bundleMax, "bundle-max-entries", env("FHIRBOX_BUNDLE_MAX_ENTRIES", strconv.Itoa(resources.DefaultBundleMaxEntries)), "most entries a batch or transaction Bundle may hold; more: 400 (env FHIRBOX_BUNDLE_MAX_ENTRIES)")
 	fs.StringVar(&logLevel, "log-level", env("FHIRBOX_LOG_LEVEL", "info"), "debug, info, warn or error (env FHIRBOX_LOG_LEVEL)")
 	fs.Usage = func() {
 		args := ""
@@ -278,6 +282,9 @@ func parseConfig(cmd string, args []string, getenv func(string) string, stderr i
 	if c.CallerWait, err = time.ParseDuration(callerWait); err != nil || c.CallerWait <= 0 {
 		return nil, fmt.Errorf("FHIRBOX_CALLER_WAIT %q must be a positive duration such as 5s", callerWait)
 	}
+	if c.BundleMaxEntries, err = strconv.Atoi(bundleMax); err != nil || c.BundleMaxEntries < 1 {
+		return nil, fmt.Errorf("FHIRBOX_BUNDLE_MAX_ENTRIES %q must be a positive number of entries", bundleMax)
+	}
 	if err := c.LogLevel.UnmarshalText([]byte(logLevel)); err != nil {
 		return nil, fmt.Errorf("FHIRBOX_LOG_LEVEL %q must be debug, info, warn or error", logLevel)
 	}
@@ -313,6 +320,7 @@ func serve(ctx context.Context, cfg *config, stdout io.Writer) error {
 			Logger: log, Metrics: reg, Version: version,
 			TransferTimeout: cfg.TransferTimeout, TransferMinRate: cfg.TransferMinRate, CORSOrigins: cfg.CORSOrigins,
 			CallerShare: cfg.CallerShare, CallerWait: cfg.CallerWait, StrictHandling: cfg.StrictHandling,
+			BundleMaxEntries: cfg.BundleMaxEntries,
 		},
 		AdminSecret:      cfg.AdminSecret,
 		JWTKeyPath:       cfg.JWTKeyPath,
