@@ -99,12 +99,20 @@ func commonParams(reg *resources.Registry, fhirBase bool) []fhir.SearchParam {
 }
 
 // systemInteractions are the system-level interactions the router serves: search-system
-// once GET on the base itself is routed (GET /fhir?_type=…).
+// once GET on the base itself is routed (GET /fhir?_type=…), transaction and batch once
+// POST on it is.
 func (s *Server) systemInteractions() []fhir.Interaction {
 	var out []fhir.Interaction
 	for _, r := range s.echo.Routes() {
 		if r.Method == http.MethodGet && (r.Path == "" || r.Path == "/" || r.Path == "/fhir" || r.Path == "/fhir/") {
 			out = append(out, fhir.Interaction{Code: "search-system"})
+			break
+		}
+	}
+	// Batch and transaction Bundles, once POST on the base is routed (transaction.go).
+	for _, r := range s.echo.Routes() {
+		if r.Method == http.MethodPost && (r.Path == "/" || r.Path == "/fhir") {
+			out = append(out, fhir.Interaction{Code: "transaction"}, fhir.Interaction{Code: "batch"})
 			break
 		}
 	}

@@ -508,3 +508,22 @@ entry:
 		}
 	}
 }
+
+// The CapabilityStatement of each base lists transaction and batch at rest level.
+func TestBundleCapability(t *testing.T) { forEachBackend(t, testBundleCapability) }
+
+func testBundleCapability(t *testing.T) {
+	e := newEnv(t)
+	for _, path := range []string{"/fhir/metadata", "/metadata"} {
+		cs := e.must(200, get(path))
+		got := map[string]bool{}
+		list, _ := at(cs.doc, "rest", 0, "interaction").([]any)
+		for _, in := range list {
+			code, _ := at(in, "code").(string)
+			got[code] = true
+		}
+		if !got["transaction"] || !got["batch"] {
+			t.Errorf("%s: rest interactions %v lack transaction or batch", path, list)
+		}
+	}
+}
