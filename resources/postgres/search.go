@@ -12,7 +12,11 @@ import (
 
 // Search runs q over the live resources of q.Type.
 func (s *Store) Search(ctx context.Context, q *resources.Query) (*resources.SearchResult, error) {
-	return dialect.Search(ctx, planned{s.querier(ctx)}, q)
+	db, err := s.querier(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return dialect.Search(ctx, planned{db}, q)
 }
 
 // planned runs statements unprepared, planned for their actual values, by prepending

@@ -24,8 +24,12 @@ func (s *Store) Transaction(ctx context.Context, fn func(ctx context.Context) er
 		return translate(ctx, err)
 	}
 	defer tx.Rollback()
-	if err := fn(dialect.WithTx(ctx, tx)); err != nil {
+	ctx = context.WithValue(dialect.WithTx(ctx, tx), deferredKey{}, &deferred{})
+	if err := fn(ctx); err != nil {
 		return err
+	}
+	if err := s.flush(ctx); err != nil {
+		return dialect.WriteError(ctx, err)
 	}
 	if err := tx.Commit(); err != nil {
 		return translate(ctx, err)
@@ -33,28 +37,69 @@ func (s *Store) Transaction(ctx context.Context, fn func(ctx context.Context) er
 	return nil
 }
 
-// querier is what a statement of ctx runs on: its transaction, or the pool.
-func (s *Store) querier(ctx context.Context) sqlstore.Querier {
-	if tx := dialect.Tx(ctx); tx != nil {
-		return tx
+// deferredKey carries a transaction's deferred creates.
+type deferredKey struct{}
+
+// deferred holds the creates under fresh ids that a transaction has made but not yet
+// sent: they go to the database several hundred to a statement (insertManySQL, as the
+// inserter sends them) when the transaction next reads, searches or writes otherwise,
+// and at its commit. A transaction of a Synthea patient is hundreds of creates, and one
+// statement each cost it most of its time in round trips.
+type deferred struct{ creates []*insert }
+
+// deferredChunk bounds the creates of one statement.
+const deferredChunk = 256
+
+// flush sends the deferred creates of ctx's transaction, if any.
+func (s *Store) flush(ctx context.Context) error {
+	d, _ := ctx.Value(deferredKey{}).(*deferred)
+	tx := dialect.Tx(ctx)
+	if d == nil || tx == nil {
+		return nil
 	}
-	return s.sql
+	for len(d.creates) > 0 {
+		n := min(len(d.creates), deferredChunk)
+		if _, err := tx.ExecContext(ctx, insertManySQL, insertArgs(d.creates[:n])...); err != nil {
+			d.creates = nil
+			return err
+		}
+		d.creates = d.creates[n:]
+	}
+	return nil
+}
+
+// flushed is flush with its error translated, for the reads of a transaction.
+func (s *Store) flushed(ctx context.Context) error {
+	if err := s.flush(ctx); err != nil {
+		return dialect.WriteError(ctx, err)
+	}
+	return nil
+}
+
+// querier is what a statement of ctx runs on: its transaction (its deferred creates
+// sent first, so that the statement sees them), or the pool.
+func (s *Store) querier(ctx context.Context) (sqlstore.Querier, error) {
+	if tx := dialect.Tx(ctx); tx != nil {
+		return tx, s.flushed(ctx)
+	}
+	return s.sql, nil
 }
 
 // writeIn runs one write inside the transaction tx of a Transaction: the ordinary locked
 // write, without a retry (a unique violation aborts a PostgreSQL transaction; it can
 // only come from a concurrent create of the same id, and fails the transaction with a
-// conflict). A fresh id has no row to lock, so its version is inserted at once.
+// conflict). A fresh id has no row to lock: its version is deferred (see deferred).
 func (s *Store) writeIn(ctx context.Context, tx *sql.Tx, typ, id string, fn resources.WriteFunc) (*resources.Resource, error) {
-	if resources.FreshID(ctx) && !notifyCreates[typ] {
+	if d, ok := ctx.Value(deferredKey{}).(*deferred); ok && resources.FreshID(ctx) && !notifyCreates[typ] {
 		next, idx, err := s.prepare(typ, id, nil, fn)
 		if err != nil || next == nil {
 			return next, err
 		}
-		if _, err := tx.ExecContext(ctx, createSQL, saveArgs(next, idx)...); err != nil {
-			return nil, err
-		}
+		d.creates = append(d.creates, &insert{res: next, idx: idx})
 		return next, nil
+	}
+	if err := s.flush(ctx); err != nil {
+		return nil, err
 	}
 	return s.locked(ctx, tx, typ, id, fn)
 }
