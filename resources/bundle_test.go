@@ -17,8 +17,8 @@ func bundleDoc(t testing.TB, s string) map[string]any {
 	return doc
 }
 
-// Each request URL is read as the interaction its single request would be (conformance
-// F40); what no single request could be is a 400 naming the entry.
+// Each request URL is read as the interaction its single request would be
+// (conformance F40); what no single request could be is a 400 naming the entry.
 func TestParseBundleEntries(t *testing.T) {
 	for _, tt := range []struct {
 		method, url string

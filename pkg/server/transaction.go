@@ -18,8 +18,8 @@ import (
 	"github.com/fhirbox/fhirbox/resources"
 )
 
-// handleBundle answers POST [base] with a batch or transaction Bundle (conformance
-// F40): a batch-response or transaction-response Bundle with one entry per entry sent,
+// handleBundle answers POST [base] with a batch or transaction Bundle
+// (conformance F40): a batch-response or transaction-response Bundle with one entry per entry sent,
 // in the same order. The authorize middleware has let the POST to the base through
 // (decided without its body); each entry is then decided as its own request would be.
 func (s *Server) handleBundle(c echo.Context) error {
@@ -81,8 +81,8 @@ type plannedCreate struct {
 }
 
 // transaction runs every entry in one database transaction (conformance F41), in the
-// order of the spec (F42), with urn:uuid and urn:oid fullUrls and conditional
-// references resolved first (F43). The first entry that fails fails the whole: its
+// order of the spec (conformance F42), with urn:uuid and urn:oid fullUrls and
+// conditional references resolved first (conformance F43). The first entry that fails fails the whole: its
 // error, naming it, is the answer, and nothing is stored.
 func (r *bundleRun) transaction() ([]fhir.BundleEntry, error) {
 	ctx := r.c.Request().Context()

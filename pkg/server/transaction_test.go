@@ -222,8 +222,8 @@ func testTransactionCommitHooks(t *testing.T) {
 
 // ifNoneExist inside a transaction: a match is answered 200 and the entry's fullUrl
 // resolves to it; no match creates. A conditional reference resolves to its one match;
-// none or several fail the transaction with 412 naming the reference (conformance F6,
-// F43).
+// none or several fail the transaction with 412 naming the reference
+// (conformance F6 and F43).
 func TestTransactionConditional(t *testing.T) { forEachBackend(t, testTransactionConditional) }
 
 func testTransactionConditional(t *testing.T) {
@@ -353,8 +353,8 @@ func testBatchMixed(t *testing.T) {
 	}
 }
 
-// Every entry is decided by the policies as its own request would be (conformance
-// F44): a client that may do everything to Patients but delete them gets a 403 for a
+// Every entry is decided by the policies as its own request would be
+// (conformance F44): a client that may do everything to Patients but delete them gets a 403 for a
 // transaction with a delete, naming the entry, and nothing is written; in a batch only
 // that entry is refused. The POST to the base needs a policy of its own.
 func TestBundlePolicies(t *testing.T) { forEachBackend(t, testBundlePolicies) }
