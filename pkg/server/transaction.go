@@ -481,6 +481,11 @@ func (r *bundleRun) resourceEntry(e *resources.BundleEntry, status int, res *res
 	if e.Method == http.MethodHead {
 		return out, nil
 	}
+	return r.withResource(out, res)
+}
+
+// withResource is out with res as the caller may see it (resources.Service.Public).
+func (r *bundleRun) withResource(out fhir.BundleEntry, res *resources.Resource) (fhir.BundleEntry, error) {
 	body, err := r.s.svc.Public(res, resources.View{})
 	if err != nil {
 		return out, err
@@ -522,16 +527,10 @@ func (r *bundleRun) written(e *resources.BundleEntry, status int, res *resources
 		case !location:
 			verb = "found (ifNoneExist)"
 		}
-		out.Response.Outcome = fhir.NewOutcome("information", "informational",
-			fmt.Sprintf("%s %s/%s version %d", verb, res.Type, res.ID, res.VersionID))
+		out.Response.Outcome = writtenOutcome(verb, res)
 		return out, nil
 	}
-	body, err := r.s.svc.Public(res, resources.View{})
-	if err != nil {
-		return out, err
-	}
-	out.Resource = body
-	return out, nil
+	return r.withResource(out, res)
 }
 
 // jsonOf is v as JSON, for a Bundle inside a Bundle.
