@@ -70,14 +70,14 @@ func syntheaTransactions(t testing.TB, typ string) []syntheaBundle {
 }
 
 // The transaction Bundles of realistic Synthea patients load whole: the largest (473
-// entries), two more of several hundred and a median one; every Observation ends up
-// referring to the Patient's new id.
+// entries) and a median one (89); every Observation ends up referring to the Patient's
+// new id.
 func TestTransactionSynthea(t *testing.T) { forEachBackend(t, testTransactionSynthea) }
 
 func testTransactionSynthea(t *testing.T) {
 	e := newEnv(t)
 	all := syntheaTransactions(t, "transaction")
-	for _, b := range append(all[:3:3], all[len(all)/2]) {
+	for _, b := range []syntheaBundle{all[0], all[len(all)/2]} {
 		start := time.Now()
 		r := e.must(http.StatusOK, post("/fhir", string(b.body)))
 		took := time.Since(start)
