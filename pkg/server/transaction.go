@@ -82,8 +82,8 @@ type plannedCreate struct {
 
 // transaction runs every entry in one database transaction (conformance F41), in the
 // order of the spec (conformance F42), with urn:uuid and urn:oid fullUrls and
-// conditional references resolved first (conformance F43). The first entry that fails fails the whole: its
-// error, naming it, is the answer, and nothing is stored.
+// conditional references resolved first (conformance F43). The first entry that fails
+// fails the whole: its error, naming it, is the answer, and nothing is stored.
 func (r *bundleRun) transaction() ([]fhir.BundleEntry, error) {
 	ctx := r.c.Request().Context()
 	// Every entry is decided before the database is touched, on its body as sent; the
@@ -132,6 +132,8 @@ func (r *bundleRun) batch() []fhir.BundleEntry {
 	return out
 }
 
+// batchEntry runs one entry of a batch: its conditional references resolved (a
+// placeholder is an error: nothing else in a batch can stand for it), decided, run.
 func (r *bundleRun) batchEntry(ctx context.Context, e *resources.BundleEntry) (fhir.BundleEntry, error) {
 	if e.Resource != nil {
 		err := resources.RewriteReferences(e.Resource, func(path, ref string) (string, error) {
