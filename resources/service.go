@@ -246,6 +246,10 @@ type CreateOptions struct {
 	// IfNoneExist is a search query (conformance F6): with one match the match is returned and
 	// nothing is created; with more than one the create fails with 412.
 	IfNoneExist string
+	// ID, when not empty, is the id to create under instead of a new one: an id of
+	// NewResourceID that the caller needed before the write (a transaction rewrites the
+	// references to an entry's urn:uuid to it first, conformance F43).
+	ID string
 }
 
 // Create stores a new resource. created is false when IfNoneExist found the resource.
@@ -275,7 +279,10 @@ func (s *Service) Create(ctx context.Context, typ string, doc map[string]any, op
 			return existing, false, nil
 		}
 	}
-	id := s.opts.NewID()
+	id := opt.ID
+	if id == "" {
+		id = s.opts.NewID()
+	}
 	fresh := true
 	if opt.KeepID {
 		if bid, ok := doc["id"]; ok && bid != nil {
@@ -307,9 +314,12 @@ func (s *Service) Create(ctx context.Context, typ string, doc map[string]any, op
 	if err != nil {
 		return nil, false, err
 	}
-	s.written(ctx, prev, res)
+	s.afterWrite(ctx, prev, res)
 	return res, true, nil
 }
+
+// NewResourceID returns an id for a create, as Create assigns them (Options.NewID).
+func (s *Service) NewResourceID() string { return s.opts.NewID() }
 
 // written tells the commit hooks and the caches about a committed write.
 func (s *Service) written(ctx context.Context, prev, next *Resource) {
@@ -408,7 +418,7 @@ func (s *Service) Update(ctx context.Context, typ, id string, doc map[string]any
 	if err != nil {
 		return nil, false, err
 	}
-	s.written(ctx, prevRes, res)
+	s.afterWrite(ctx, prevRes, res)
 	return res, created, nil
 }
 
@@ -448,7 +458,7 @@ func (s *Service) Delete(ctx context.Context, typ, id string) (*Resource, error)
 	if err != nil || !changed {
 		return nil, err
 	}
-	s.written(ctx, prev, res)
+	s.afterWrite(ctx, prev, res)
 	return res, nil
 }
 

@@ -31,6 +31,13 @@ type Store interface {
 	Include(ctx context.Context, q IncludeQuery) ([]*Resource, error)
 	// Ping reports whether the database answers.
 	Ping(ctx context.Context) error
+	// Transaction runs fn in one database transaction (conformance F41): every Read,
+	// VRead, History, Search, Include and Write made with the context fn receives runs in
+	// it, sees its earlier writes, and commits with it when fn returns nil; an error
+	// from fn (or from the commit) rolls all of them back and is returned. Writes in a
+	// transaction are never batched with other requests' and hold their row locks until
+	// it ends. Called with a context already in a transaction, fn joins it.
+	Transaction(ctx context.Context, fn func(ctx context.Context) error) error
 }
 
 // WriteFunc decides, inside the write transaction, what the new version is. cur is nil

@@ -142,6 +142,8 @@ type config struct {
 	StatementTimeout time.Duration
 	CallerShare      int
 	CallerWait       time.Duration
+	// BundleMaxEntries is the most entries of a batch or transaction Bundle.
+	BundleMaxEntries int
 	// Types are the resource types that reindex walks (none: all).
 	Types []string
 }
@@ -186,6 +188,8 @@ func parseConfig(cmd string, args []string, getenv func(string) string, stderr i
 	fs.StringVar(&callerWait, "caller-wait", env("FHIRBOX_CALLER_WAIT", server.DefaultCallerWait.String()), "how long a request over its caller's share waits for a turn before it is answered 429 (env FHIRBOX_CALLER_WAIT)")
 	var condDelete string
 	fs.StringVar(&condDelete, "conditional-delete", env(resources.ConditionalDeleteSetting, "single"), "what DELETE {type}?criteria does when several resources match: single (412) or multiple (each deleted), multiple,max=N bounding how many; default max 100 (env "+resources.ConditionalDeleteSetting+")")
+	var bundleMax string
+	fs.StringVar(&bundleMax, "bundle-max-entries", env("FHIRBOX_BUNDLE_MAX_ENTRIES", strconv.Itoa(resources.DefaultBundleMaxEntries)), "most entries a batch or transaction Bundle may hold; more: 400 (env FHIRBOX_BUNDLE_MAX_ENTRIES)")
 	fs.StringVar(&logLevel, "log-level", env("FHIRBOX_LOG_LEVEL", "info"), "debug, info, warn or error (env FHIRBOX_LOG_LEVEL)")
 	fs.Usage = func() {
 		args := ""
@@ -294,6 +298,9 @@ func parseConfig(cmd string, args []string, getenv func(string) string, stderr i
 	if c.CallerWait, err = time.ParseDuration(callerWait); err != nil || c.CallerWait <= 0 {
 		return nil, fmt.Errorf("FHIRBOX_CALLER_WAIT %q must be a positive duration such as 5s", callerWait)
 	}
+	if c.BundleMaxEntries, err = strconv.Atoi(bundleMax); err != nil || c.BundleMaxEntries < 1 {
+		return nil, fmt.Errorf("FHIRBOX_BUNDLE_MAX_ENTRIES %q must be a positive number of entries", bundleMax)
+	}
 	if err := c.LogLevel.UnmarshalText([]byte(logLevel)); err != nil {
 		return nil, fmt.Errorf("FHIRBOX_LOG_LEVEL %q must be debug, info, warn or error", logLevel)
 	}
@@ -329,6 +336,7 @@ func serve(ctx context.Context, cfg *config, stdout io.Writer) error {
 			Logger: log, Metrics: reg, Version: version,
 			TransferTimeout: cfg.TransferTimeout, TransferMinRate: cfg.TransferMinRate, CORSOrigins: cfg.CORSOrigins,
 			CallerShare: cfg.CallerShare, CallerWait: cfg.CallerWait, StrictHandling: cfg.StrictHandling,
+			BundleMaxEntries: cfg.BundleMaxEntries,
 		},
 		AdminSecret:      cfg.AdminSecret,
 		JWTKeyPath:       cfg.JWTKeyPath,

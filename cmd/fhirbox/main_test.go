@@ -63,6 +63,7 @@ func TestConfigErrors(t *testing.T) {
 		{"origin in upper case", with("FHIRBOX_CORS_ORIGINS", "https://A.example"), nil, "FHIRBOX_CORS_ORIGINS"},
 		{"origin without scheme", with("FHIRBOX_CORS_ORIGINS", "a.example"), nil, "FHIRBOX_CORS_ORIGINS"},
 		{"bad search limits", with("FHIRBOX_SEARCH_LIMITS", "clauses=1000"), nil, "FHIRBOX_SEARCH_LIMITS"},
+		{"zero bundle entries", with("FHIRBOX_BUNDLE_MAX_ENTRIES", "0"), nil, "FHIRBOX_BUNDLE_MAX_ENTRIES"},
 		{"flag beats env", good, []string{"--database-url", "mysql://x"}, "postgres://"},
 		{"stray argument", good, []string{"extra"}, "unexpected argument"},
 		{"unknown flag", good, []string{"--nope"}, "flag provided but not defined"},
@@ -83,7 +84,7 @@ func TestConfigErrors(t *testing.T) {
 	if c.Addr != "127.0.0.1:9" || c.BaseURL != "https://x.test/base" || c.AdminClientID != "admin" || c.MaxBodyBytes != 10<<20 ||
 		c.SessionRetention != 7*24*time.Hour || c.MaxConns != 4096 || c.MaxConnsPerAddr != 256 ||
 		c.TransferTimeout != 10*time.Second || c.TransferMinRate != 32<<10 || c.CORSOrigins != nil ||
-		c.SearchLimits != resources.DefaultLimits() {
+		c.SearchLimits != resources.DefaultLimits() || c.BundleMaxEntries != resources.DefaultBundleMaxEntries {
 		t.Errorf("config %+v", c)
 	}
 	c, err = parseConfig("serve", []string{"--cors-origins", "https://app.example, http://localhost:3000"}, envOf(good), io.Discard)

@@ -72,11 +72,16 @@ type EntryRequest struct {
 	URL    string `json:"url"`
 }
 
-// EntryResponse is Bundle.entry.response (history bundles).
+// EntryResponse is Bundle.entry.response (history, batch-response and
+// transaction-response bundles).
 type EntryResponse struct {
 	Status       string `json:"status"`
+	Location     string `json:"location,omitempty"`
 	Etag         string `json:"etag,omitempty"`
 	LastModified string `json:"lastModified,omitempty"`
+	// Outcome is an OperationOutcome: why the entry failed, or what Prefer:
+	// return=OperationOutcome asked for.
+	Outcome *OperationOutcome `json:"outcome,omitempty"`
 }
 
 // CapabilityStatement is the server's /metadata answer (conformance F16).

@@ -100,7 +100,7 @@ func commonParams(reg *resources.Registry, fhirBase bool) []fhir.SearchParam {
 
 // systemInteractions are the system-level interactions the router serves: search-system
 // once GET on the base itself is routed (GET /fhir?_type=…), history-system once
-// GET [base]/_history is (conformance H1).
+// GET [base]/_history is (conformance H1), transaction and batch once POST on it is.
 func (s *Server) systemInteractions() []fhir.Interaction {
 	var search, history bool
 	for _, r := range s.echo.Routes() {
@@ -120,6 +120,13 @@ func (s *Server) systemInteractions() []fhir.Interaction {
 	}
 	if history {
 		out = append(out, fhir.Interaction{Code: "history-system"})
+	}
+	// Batch and transaction Bundles, once POST on the base is routed (transaction.go).
+	for _, r := range s.echo.Routes() {
+		if r.Method == http.MethodPost && (r.Path == "/" || r.Path == "/fhir") {
+			out = append(out, fhir.Interaction{Code: "transaction"}, fhir.Interaction{Code: "batch"})
+			break
+		}
 	}
 	return out
 }

@@ -22,9 +22,7 @@ func (s *Server) chainCheck(info *accesspolicy.Info) resources.ChainCheck {
 			base = "/fhir"
 		}
 		for _, t := range types {
-			probe := *info
-			probe.Method, probe.Path, probe.RawQuery, probe.Query = http.MethodGet, base+"/"+t, "", nil
-			probe.ResourceType, probe.ResourceID, probe.Body, probe.Pending = t, "", nil, ""
+			probe := equivalent(info, http.MethodGet, base+"/"+t, "", nil, t, "", nil)
 			if !s.policies.Decide(ctx, probe.Build(), false).Allowed {
 				return refusal(info, "the search leads, through a chain or _has, to %s, which no access policy allows %s to search (GET %s)",
 					t, callerName(info), probe.Path)

@@ -152,10 +152,15 @@ func (s *Server) writeWritten(c echo.Context, status int, f outFormat, res *reso
 		if status == http.StatusCreated {
 			verb = "created"
 		}
-		return s.writeValue(c, status, f, fhir.NewOutcome("information", "informational",
-			fmt.Sprintf("%s %s/%s version %d", verb, res.Type, res.ID, res.VersionID)))
+		return s.writeValue(c, status, f, writtenOutcome(verb, res))
 	}
 	return s.writeResource(c, status, f, res)
+}
+
+// writtenOutcome is the answer of a write under Prefer: return=OperationOutcome.
+func writtenOutcome(verb string, res *resources.Resource) *fhir.OperationOutcome {
+	return fhir.NewOutcome("information", "informational",
+		fmt.Sprintf("%s %s/%s version %d", verb, res.Type, res.ID, res.VersionID))
 }
 
 // preferReturn reads the return preference of the Prefer header.

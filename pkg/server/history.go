@@ -33,7 +33,7 @@ func (s *Server) history(c echo.Context, id string) error {
 	if err != nil {
 		return err
 	}
-	return s.answerHistory(c, f, q, res)
+	return s.answerHistory(c, f, q, res, params)
 }
 
 // handleSystemHistory answers GET [base]/_history: the versions of every type served at
@@ -60,18 +60,18 @@ func (s *Server) handleSystemHistory(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return s.answerHistory(c, f, q, res)
+	return s.answerHistory(c, f, q, res, params)
 }
 
 // answerHistory writes the history Bundle, with a Warning header (299, RFC 9111 §5.5's
 // persistent warning) for each parameter a lenient history ignored: a history Bundle
 // has no place for an OperationOutcome entry (R4 bdl-2 keeps entry.search to searchsets),
 // and its self link, which leaves them out, says what was applied.
-func (s *Server) answerHistory(c echo.Context, f outFormat, q resources.HistoryQuery, res *resources.HistoryResult) error {
+func (s *Server) answerHistory(c echo.Context, f outFormat, q resources.HistoryQuery, res *resources.HistoryResult, params url.Values) error {
 	for _, ig := range q.Ignored {
 		c.Response().Header().Add("Warning", "299 fhirbox "+strconv.QuoteToASCII(ig.Reason+": ignored, the history ran without it"))
 	}
-	b, err := s.historyBundle(c, q, res)
+	b, err := s.historyBundle(c, q, res, params)
 	if err != nil {
 		return err
 	}
@@ -80,8 +80,8 @@ func (s *Server) answerHistory(c echo.Context, f outFormat, q resources.HistoryQ
 
 // historyBundle builds a history Bundle (conformance F8): newest first, deletions as entries
 // with request.method DELETE and no resource; secret and hidden fields left out as on a
-// read (Service.Public).
-func (s *Server) historyBundle(c echo.Context, q resources.HistoryQuery, res *resources.HistoryResult) (*fhir.Bundle, error) {
+// read (Service.Public). params are the history's parameters (a Bundle entry's own).
+func (s *Server) historyBundle(c echo.Context, q resources.HistoryQuery, res *resources.HistoryResult, params url.Values) (*fhir.Bundle, error) {
 	base := s.base(c)
 	total := res.Total
 	b := &fhir.Bundle{
@@ -121,7 +121,7 @@ func (s *Server) historyBundle(c echo.Context, q resources.HistoryQuery, res *re
 	if q.ID != "" {
 		u += "/" + q.ID
 	}
-	b.Link = historyLinks(u+"/_history", c.QueryParam("_page") != "", q, res)
+	b.Link = historyLinks(u+"/_history", params.Get("_page") != "", q, res)
 	return b, nil
 }
 

@@ -35,11 +35,8 @@ func (s *Server) readCheck(c echo.Context) func(typ, id string) bool {
 		}
 		ok := !fhirBase || !s.svc.Registry().Own(typ)
 		if ok {
-			info := s.requestInfo(c, caller)
-			info.Method, info.Path = http.MethodGet, prefix+"/"+k
-			info.RawQuery, info.Query = "", url.Values{}
-			info.ResourceType, info.ResourceID = typ, id
-			ok = s.policies.Decide(ctx, info.Build(), false).Allowed
+			probe := equivalent(s.requestInfo(c, caller), http.MethodGet, prefix+"/"+k, "", url.Values{}, typ, id, nil)
+			ok = s.policies.Decide(ctx, probe.Build(), false).Allowed
 		}
 		decided[k] = ok
 		return ok

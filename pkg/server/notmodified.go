@@ -16,14 +16,20 @@ import (
 // lastUpdated at the second precision an HTTP-date has. An If-Modified-Since that is not
 // an HTTP-date is ignored, as §13.1.3 requires, and the read answers in full.
 func notModified(r *http.Request, res *resources.Resource) bool {
-	if inm := r.Header.Get("If-None-Match"); inm != "" {
-		return sameVersion(inm, res.VersionID)
+	return unchanged(res, r.Header.Get("If-None-Match"), r.Header.Get("If-Modified-Since"), http.ParseTime)
+}
+
+// unchanged is notModified for the two conditions given as text, however they came (a
+// request's headers, a Bundle entry's ifNoneMatch and ifModifiedSince): parse reads the
+// If-Modified-Since value, and one it cannot read is ignored.
+func unchanged(res *resources.Resource, ifNoneMatch, ifModifiedSince string, parse func(string) (time.Time, error)) bool {
+	if ifNoneMatch != "" {
+		return sameVersion(ifNoneMatch, res.VersionID)
 	}
-	ims := r.Header.Get("If-Modified-Since")
-	if ims == "" {
+	if ifModifiedSince == "" {
 		return false
 	}
-	t, err := http.ParseTime(ims)
+	t, err := parse(ifModifiedSince)
 	if err != nil {
 		return false
 	}

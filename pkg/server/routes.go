@@ -58,6 +58,12 @@ func (s *Server) routes(reg *prometheus.Registry) {
 		e.POST(prefix+"/_search", s.handleSystemSearch)
 		// System-level history (history.go); its types are checked there too.
 		getHead(root, prefix+"/_history", s.handleSystemHistory)
+		// Batch and transaction Bundles (transaction.go), at the base itself.
+		for _, base := range []string{prefix, prefix + "/"} {
+			if base != "" {
+				e.POST(base, s.handleBundle)
+			}
+		}
 		getHead(g, "/:type", s.handleSearch, mw...)
 		g.POST("/:type", s.handleCreate, mw...)
 		g.POST("/:type/_search", s.handleSearch, mw...)

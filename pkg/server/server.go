@@ -54,6 +54,9 @@ type Config struct {
 	// StrictHandling makes searches strict unless they ask for Prefer: handling=lenient
 	// (FHIRBOX_SEARCH_HANDLING=strict); by default they are lenient (see handling.go).
 	StrictHandling bool
+	// BundleMaxEntries is the most entries a batch or transaction Bundle may hold (0:
+	// resources.DefaultBundleMaxEntries; FHIRBOX_BUNDLE_MAX_ENTRIES).
+	BundleMaxEntries int
 }
 
 // Server is the fhirbox HTTP handler.
@@ -87,6 +90,9 @@ func New(cfg Config, svc *resources.Service, clients *auth.ClientVerifier, polic
 	}
 	if cfg.TransferMinRate <= 0 {
 		cfg.TransferMinRate = DefaultTransferMinRate
+	}
+	if cfg.BundleMaxEntries <= 0 {
+		cfg.BundleMaxEntries = resources.DefaultBundleMaxEntries
 	}
 	if cfg.Metrics == nil {
 		cfg.Metrics = observe.NewRegistry()

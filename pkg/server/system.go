@@ -64,10 +64,8 @@ func (s *Server) allowedTypes(c echo.Context, types []string, params map[string]
 	var allowed []string
 	for _, typ := range types {
 		info := s.requestInfo(c, id)
-		info.Path = base + "/" + typ + suffix
-		info.Query = params
-		info.ResourceType, info.ResourceID = typ, ""
-		if s.policies.Decide(ctx, info.Build(), false).Allowed {
+		probe := equivalent(info, info.Method, base+"/"+typ+suffix, info.RawQuery, params, typ, "", nil)
+		if s.policies.Decide(ctx, probe.Build(), false).Allowed {
 			allowed = append(allowed, typ)
 		}
 	}

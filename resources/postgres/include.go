@@ -12,5 +12,9 @@ import (
 // generic plan handles as well as a custom one, so the plan is not made again for every
 // page. Planning was most of its cost (0.19 ms planning, 0.05 ms running, warm).
 func (s *Store) Include(ctx context.Context, q resources.IncludeQuery) ([]*resources.Resource, error) {
-	return dialect.Include(ctx, s.sql, q)
+	db, err := s.querier(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return dialect.Include(ctx, db, q)
 }

@@ -16,6 +16,12 @@ import (
 // once more into the destination) and a read paid for its generic row machinery, about
 // half of the bytes a read allocated (see BENCHMARKS.md).
 func (s *Store) Read(ctx context.Context, typ, id string) (*resources.Resource, error) {
+	if dialect.Tx(ctx) != nil {
+		if err := s.flushed(ctx); err != nil {
+			return nil, err
+		}
+		return s.Reads.Read(ctx, typ, id)
+	}
 	var res *resources.Resource
 	err := s.native(ctx, func(c *pgx.Conn) (err error) {
 		res, err = dialect.ScanRead(ctx, c.QueryRow(ctx, sqlstore.ReadSQL, typ, id), typ, id)
@@ -26,6 +32,12 @@ func (s *Store) Read(ctx context.Context, typ, id string) (*resources.Resource, 
 
 // VRead returns version versionID of typ/id, read as Read is.
 func (s *Store) VRead(ctx context.Context, typ, id string, versionID int64) (*resources.Resource, error) {
+	if dialect.Tx(ctx) != nil {
+		if err := s.flushed(ctx); err != nil {
+			return nil, err
+		}
+		return s.Reads.VRead(ctx, typ, id, versionID)
+	}
 	var res *resources.Resource
 	err := s.native(ctx, func(c *pgx.Conn) (err error) {
 		res, err = dialect.ScanVRead(ctx, c.QueryRow(ctx, sqlstore.VReadSQL, typ, id, versionID), typ, id, versionID)
@@ -60,4 +72,13 @@ func (s *Store) nativeOnce(ctx context.Context, fn func(*pgx.Conn) error) (broke
 		return err
 	})
 	return broken, err
+}
+
+// History lists versions as sqlstore.Reads does, the deferred creates of a transaction
+// sent first.
+func (s *Store) History(ctx context.Context, q resources.HistoryQuery) (*resources.HistoryResult, error) {
+	if err := s.flushed(ctx); err != nil {
+		return nil, err
+	}
+	return s.Reads.History(ctx, q)
 }

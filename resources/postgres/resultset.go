@@ -14,13 +14,21 @@ var _ resources.ResultSets = (*Store)(nil)
 // SearchIDs returns the ids of the first limit matches of q, planned for its values
 // like every search.
 func (s *Store) SearchIDs(ctx context.Context, q *resources.Query, limit int) ([]string, error) {
-	return dialect.SearchIDs(ctx, planned{s.sql}, q, limit)
+	db, err := s.querier(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return dialect.SearchIDs(ctx, planned{db}, q, limit)
 }
 
 // ReadLive returns the live current versions of those of ids that exist. The
 // statement's text varies with the number of ids, so it is not prepared either.
 func (s *Store) ReadLive(ctx context.Context, typ string, ids []string) ([]*resources.Resource, error) {
-	return dialect.ReadLive(ctx, planned{s.sql}, typ, ids)
+	db, err := s.querier(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return dialect.ReadLive(ctx, planned{db}, typ, ids)
 }
 
 // SaveResultSet stores rs.

@@ -7,11 +7,16 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/fhirbox/fhirbox/resources"
+	"github.com/fhirbox/fhirbox/resources/sqlstore"
 )
 
 // Search runs q over the live resources of q.Type.
 func (s *Store) Search(ctx context.Context, q *resources.Query) (*resources.SearchResult, error) {
-	return dialect.Search(ctx, planned{s.sql}, q)
+	db, err := s.querier(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return dialect.Search(ctx, planned{db}, q)
 }
 
 // planned runs statements unprepared, planned for their actual values, by prepending
@@ -21,7 +26,7 @@ func (s *Store) Search(ctx context.Context, q *resources.Query) (*resources.Sear
 // rare code from one every resource has. On 100,000 patients that made searches that
 // took 1 ms take 130-470 ms. Unprepared also keeps the endless variety of search
 // statements out of the per-connection statement cache.
-type planned struct{ db *sql.DB }
+type planned struct{ db sqlstore.Querier }
 
 func (p planned) QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
 	return p.db.QueryContext(ctx, query, append([]any{pgx.QueryExecModeExec}, args...)...)

@@ -63,6 +63,13 @@ WHERE resource_type = $1 AND id = $2`
 // Write runs fn on the locked current version of typ/id and stores the version it
 // returns, with its history row and index rows, in one transaction.
 func (s *Store) Write(ctx context.Context, typ, id string, fn resources.WriteFunc) (*resources.Resource, error) {
+	if tx := dialect.Tx(ctx); tx != nil {
+		res, err := s.writeIn(ctx, tx, typ, id, fn)
+		if err != nil {
+			return nil, dialect.WriteError(ctx, err)
+		}
+		return res, nil
+	}
 	res, err := s.write(ctx, typ, id, fn, false)
 	if isUniqueViolation(err) {
 		// A concurrent transaction created typ/id after our SELECT … FOR UPDATE found
@@ -99,7 +106,20 @@ func (s *Store) write(ctx context.Context, typ, id string, fn resources.WriteFun
 	}
 	// Every path but a successful Commit ends here, a no-op write included.
 	defer tx.Rollback()
+	next, err := s.locked(ctx, tx, typ, id, fn)
+	if err != nil {
+		return nil, err
+	}
+	if err := tx.Commit(); err != nil {
+		return nil, err
+	}
+	return next, nil
+}
 
+// locked locks typ/id in tx, runs fn on its current version and writes what fn returns
+// (a no-op write returns the current version), with the change feed's notification
+// when the write is news to a cache.
+func (s *Store) locked(ctx context.Context, tx *sql.Tx, typ, id string, fn resources.WriteFunc) (*resources.Resource, error) {
 	var cur *resources.Resource
 	c := &resources.Resource{Type: typ, ID: id}
 	var content []byte
@@ -133,9 +153,6 @@ func (s *Store) write(ctx context.Context, typ, id string, fn resources.WriteFun
 		if _, err := tx.ExecContext(ctx, notifySQL, feedChannel, encodeEvent(next)); err != nil {
 			return nil, err
 		}
-	}
-	if err := tx.Commit(); err != nil {
-		return nil, err
 	}
 	return next, nil
 }

@@ -2,7 +2,6 @@ package sqlite
 
 import (
 	"context"
-	"database/sql"
 	"reflect"
 	"sync"
 
@@ -18,7 +17,12 @@ import (
 // The driver interrupts a statement only while it prepares it; a search does its work
 // when its first row is stepped, later, so a search whose client had gone would run to
 // its end. reading calls sqlite3_interrupt itself for as long as fn runs.
-func (s *Store) reading(ctx context.Context, fn func(context.Context, *sql.Conn) error) error {
+//
+// Inside a Transaction fn runs on the transaction instead, which alone sees its writes.
+func (s *Store) reading(ctx context.Context, fn func(context.Context, sqlstore.Querier) error) error {
+	if tx := dialect.Tx(ctx); tx != nil {
+		return fn(ctx, tx)
+	}
 	ctx, cancel := sqlstore.Bounded(ctx, s.timeout)
 	defer cancel()
 	conn, err := s.read.Conn(ctx)

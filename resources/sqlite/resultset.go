@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/fhirbox/fhirbox/resources"
+	"github.com/fhirbox/fhirbox/resources/sqlstore"
 )
 
 // The stored result sets of stable paging (see sqlstore/resultset.go): read on the read
@@ -16,7 +17,7 @@ var _ resources.ResultSets = (*Store)(nil)
 
 // SearchIDs returns the ids of the first limit matches of q.
 func (s *Store) SearchIDs(ctx context.Context, q *resources.Query, limit int) (ids []string, err error) {
-	err = s.reading(ctx, func(ctx context.Context, c *sql.Conn) (err error) {
+	err = s.reading(ctx, func(ctx context.Context, c sqlstore.Querier) (err error) {
 		ids, err = dialect.SearchIDs(ctx, c, q, limit)
 		return err
 	})
@@ -25,7 +26,7 @@ func (s *Store) SearchIDs(ctx context.Context, q *resources.Query, limit int) (i
 
 // ReadLive returns the live current versions of those of ids that exist.
 func (s *Store) ReadLive(ctx context.Context, typ string, ids []string) (out []*resources.Resource, err error) {
-	err = s.reading(ctx, func(ctx context.Context, c *sql.Conn) (err error) {
+	err = s.reading(ctx, func(ctx context.Context, c sqlstore.Querier) (err error) {
 		out, err = dialect.ReadLive(ctx, c, typ, ids)
 		return err
 	})
@@ -39,7 +40,7 @@ func (s *Store) SaveResultSet(ctx context.Context, rs *resources.ResultSet) erro
 
 // LoadResultSet returns the set called key with its ids at positions [from, to).
 func (s *Store) LoadResultSet(ctx context.Context, key string, from, to int) (rs *resources.ResultSet, err error) {
-	err = s.reading(ctx, func(ctx context.Context, c *sql.Conn) (err error) {
+	err = s.reading(ctx, func(ctx context.Context, c sqlstore.Querier) (err error) {
 		rs, err = dialect.LoadResultSet(ctx, c, key, from, to)
 		return err
 	})

@@ -320,7 +320,7 @@ func (s *Store) Purge(ctx context.Context, typ, param string, before, deletedBef
 
 // Search runs q over the live resources of q.Type, under the statement timeout.
 func (s *Store) Search(ctx context.Context, q *resources.Query) (res *resources.SearchResult, err error) {
-	err = s.reading(ctx, func(ctx context.Context, c *sql.Conn) (err error) {
+	err = s.reading(ctx, func(ctx context.Context, c sqlstore.Querier) (err error) {
 		res, err = dialect.Search(ctx, c, q)
 		return err
 	})
@@ -330,7 +330,7 @@ func (s *Store) Search(ctx context.Context, q *resources.Query) (res *resources.
 // History lists the versions of one resource or of one type, newest first, under the
 // statement timeout.
 func (s *Store) History(ctx context.Context, q resources.HistoryQuery) (res *resources.HistoryResult, err error) {
-	err = s.reading(ctx, func(ctx context.Context, c *sql.Conn) (err error) {
+	err = s.reading(ctx, func(ctx context.Context, c sqlstore.Querier) (err error) {
 		res, err = dialect.History(ctx, c, q)
 		return err
 	})

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/fhirbox/fhirbox/resources"
+	"github.com/fhirbox/fhirbox/resources/sqlstore"
 	"github.com/fhirbox/fhirbox/resources/storetest"
 )
 
@@ -503,7 +504,7 @@ func TestReadingInterruptsARunawayStatement(t *testing.T) {
 	const timeout = 200 * time.Millisecond
 	oneReader := func(c *config) { c.readers = 1 }
 	s := newStore(t, WithStatementTimeout(timeout), oneReader)
-	count := func(ctx context.Context, c *sql.Conn) error {
+	count := func(ctx context.Context, c sqlstore.Querier) error {
 		var n int
 		return c.QueryRowContext(ctx, runaway).Scan(&n)
 	}

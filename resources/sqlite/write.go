@@ -49,6 +49,20 @@ func (s *Store) Write(ctx context.Context, typ, id string, fn resources.WriteFun
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
+	if tx := dialect.Tx(ctx); tx != nil {
+		// Inside a Transaction, on the writer's goroutine: queueing would wait for itself.
+		// A panic of fn stays an error here: the Transaction raises it again on its
+		// caller's goroutine.
+		res, err := s.writeIn(ctx, tx, typ, id, fn)
+		if err != nil {
+			var p fnPanic
+			if errors.As(err, &p) {
+				return nil, p
+			}
+			return nil, dialect.WriteError(ctx, err)
+		}
+		return res, nil
+	}
 	r := &writeReq{ctx: ctx, typ: typ, id: id, fn: fn, done: make(chan struct{})}
 	select {
 	case s.writes <- r:
@@ -100,7 +114,10 @@ type writeReq struct {
 	typ, id string
 	fn      resources.WriteFunc
 	// run, when set, is run in the transaction instead of a write of fn (reindex.go).
-	run  func(ctx context.Context, tx *sql.Tx) error
+	run func(ctx context.Context, tx *sql.Tx) error
+	// solo commits the request in a transaction of its own, never grouped with others
+	// (a Transaction: run must not run twice, as a failed group's writes are).
+	solo bool
 	res  *resources.Resource
 	err  error
 	done chan struct{} // closed when res and err are final
@@ -131,6 +148,20 @@ func (s *Store) writer() {
 // transaction itself fail (a failed COMMIT, an error that rolls back the whole
 // transaction), nothing of it is kept and each write is run again alone.
 func (s *Store) commit(batch []*writeReq) {
+	if len(batch) > 1 {
+		group := batch[:0:0]
+		for _, r := range batch {
+			if r.solo {
+				s.alone(r)
+				continue
+			}
+			group = append(group, r)
+		}
+		batch = group
+	}
+	if len(batch) == 0 {
+		return
+	}
 	if len(batch) == 1 {
 		s.alone(batch[0])
 		return

@@ -228,7 +228,8 @@ func Conflict(err error) error {
 }
 
 // Reads is the Read, VRead and History of resources.Store over one pool, for a store to
-// embed: the statements and their scanning are the same on every database.
+// embed: the statements and their scanning are the same on every database. Inside a
+// transaction (Dialect.WithTx) they run in it instead.
 type Reads struct {
 	d    *Dialect
 	pool *sql.DB
@@ -239,17 +240,17 @@ func NewReads(d *Dialect, pool *sql.DB) Reads { return Reads{d: d, pool: pool} }
 
 // Read returns the current version of typ/id, deleted or not.
 func (r Reads) Read(ctx context.Context, typ, id string) (*resources.Resource, error) {
-	return r.d.ScanRead(ctx, r.pool.QueryRowContext(ctx, ReadSQL, typ, id), typ, id)
+	return r.d.ScanRead(ctx, r.on(ctx).QueryRowContext(ctx, ReadSQL, typ, id), typ, id)
 }
 
 // VRead returns version versionID of typ/id.
 func (r Reads) VRead(ctx context.Context, typ, id string, versionID int64) (*resources.Resource, error) {
-	return r.d.ScanVRead(ctx, r.pool.QueryRowContext(ctx, VReadSQL, typ, id, versionID), typ, id, versionID)
+	return r.d.ScanVRead(ctx, r.on(ctx).QueryRowContext(ctx, VReadSQL, typ, id, versionID), typ, id, versionID)
 }
 
 // History lists the versions of one resource (q.ID set) or of one type, newest first.
 func (r Reads) History(ctx context.Context, q resources.HistoryQuery) (*resources.HistoryResult, error) {
-	return r.d.History(ctx, r.pool, q)
+	return r.d.History(ctx, r.on(ctx), q)
 }
 
 // Bounded returns ctx with the statement timeout d (none when d <= 0): a statement still

@@ -66,6 +66,7 @@ func Run(t *testing.T, be Backend) {
 		{"FullText", testFullText},
 		{"RewriteIndex", testRewriteIndex},
 		{"RewriteIndexConcurrentWrite", testRewriteIndexConcurrentWrite},
+		{"Transaction", testTransaction},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
