@@ -133,8 +133,9 @@ func New(ctx context.Context, st Store, cfg Config) (*App, error) {
 			&auth.PasswordGrant{Dir: dir, Codes: codes, Limiter: limiter, Sessions: a.Sessions},
 			&auth.ClientCredentialsGrant{Sessions: a.Sessions},
 			&auth.RefreshGrant{Sessions: a.Sessions},
+			&auth.AuthorizationCodeGrant{Codes: codes, Sessions: a.Sessions},
 		}},
-		Sessions: a.Sessions, Codes: codes, Keys: keys, Dir: dir,
+		Sessions: a.Sessions, Codes: codes, Keys: keys, Dir: dir, Limiter: limiter,
 	}
 
 	generated, err := auth.EnsureAdmin(ctx, svc, cfg.Server.AdminClientID, cfg.AdminSecret)

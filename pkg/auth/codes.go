@@ -2,8 +2,6 @@ package auth
 
 import (
 	"context"
-	"fmt"
-	"net/http"
 	"net/url"
 	"time"
 
@@ -68,15 +66,9 @@ func (c *Codes) AuthorizePassword(ctx context.Context, client *ClientConfig, q u
 	if !client.Allows("password") || cfg.RedirectURI == "" {
 		return "", &AuthorizeError{Code: "unauthorized_client", Description: "the client has no redirect-protected password grant"}
 	}
-	// Every code counts, as a failure would: checked and counted in one step, so that
-	// parallel requests get no more codes than sequential ones.
-	att, wait, ok := c.issued.Begin("addr:" + addr)
-	if !ok {
-		secs := (&LimitedError{Wait: wait}).Seconds()
-		return "", &AuthorizeError{Code: "temporarily_unavailable", Status: http.StatusTooManyRequests, RetryAfter: secs,
-			Description: fmt.Sprintf("too many authorization requests from this address; try again in %d seconds", secs)}
+	if err := c.limitIssue(addr); err != nil {
+		return "", err
 	}
-	att.Fail()
 	code := randomToken()
 	now := c.now().UTC()
 	doc := map[string]any{

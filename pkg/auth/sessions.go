@@ -74,6 +74,9 @@ type Grant struct {
 	// for and records it on the Session and in JWTs; AccessPolicies decide what it
 	// allows.
 	Scope []string
+	// ID is the Session's id when the grant chose it beforehand (an authorization code
+	// records the Session it issues); "" makes a new one.
+	ID string
 }
 
 // TokenResponse is the token endpoint's answer (conformance C1).
@@ -85,6 +88,9 @@ type TokenResponse struct {
 	// Scope is the access token's scope, when it has one.
 	Scope    string         `json:"scope,omitempty"`
 	Userinfo map[string]any `json:"userinfo,omitempty"`
+	// IDToken is OpenID Connect's ID token, issued with the authorization code grant
+	// when openid is in scope.
+	IDToken string `json:"id_token,omitempty"`
 }
 
 // hashToken is how tokens are kept at rest: only their SHA-256, hex encoded.
@@ -106,7 +112,10 @@ func randomToken() string {
 func (s *Sessions) Issue(ctx context.Context, g Grant) (*TokenResponse, error) {
 	cfg := g.Client.Grant(g.Type)
 	now := s.clock()
-	sid := resources.NewID()
+	sid := g.ID
+	if sid == "" {
+		sid = resources.NewID()
+	}
 	aud := g.Audience
 	if aud == "" {
 		aud = g.Client.ID

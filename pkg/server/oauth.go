@@ -19,6 +19,8 @@ type OAuth struct {
 	Codes    *auth.Codes
 	Keys     *auth.Keys
 	Dir      *auth.Directory
+	// Limiter is the password grant's guessing limiter, which the login form shares.
+	Limiter *auth.Limiter
 }
 
 // noStore marks token responses and errors as not cacheable (conformance C1, T3).
@@ -79,6 +81,9 @@ func (s *Server) handleTokenMethod(c echo.Context) error {
 // An unknown client or one without a registered redirect_uri gets an error page, never
 // a redirect (conformance T12).
 func (s *Server) handleAuthorize(c echo.Context) error {
+	if auth.IsCodeFlow(c.QueryParams()) {
+		return s.handleAuthorizeCode(c)
+	}
 	// Neither a redirect carrying a code nor an error about one is to be cached.
 	noStore(c)
 	q := c.QueryParams()
@@ -95,9 +100,6 @@ func (s *Server) handleAuthorize(c echo.Context) error {
 	client, err := auth.ParseClientConfig(doc)
 	if err != nil {
 		return fail(http.StatusBadRequest, "the client's settings are invalid")
-	}
-	if g := q.Get("grant_type"); g != "password" {
-		return fail(http.StatusBadRequest, "grant_type must be password (the authorization code flow is not supported yet)")
 	}
 	to, err := s.oauth.Codes.AuthorizePassword(c.Request().Context(), client, q, remoteIP(c.Request()))
 	var ae *auth.AuthorizeError
@@ -152,21 +154,24 @@ func (s *Server) handleJWKS(c echo.Context) error {
 }
 
 // handleDiscovery serves both discovery documents (conformance C6): OpenID Connect's and RFC
-// 8414's. code_challenge_methods_supported waits for the authorization-code grant, and no
+// 8414's, with the authorization code flow's S256 PKCE and RFC 9207 iss (conformance A1). No
 // token_endpoint_auth_signing_alg_values_supported is given: RFC 8414 §2 ties it to the
 // private_key_jwt and client_secret_jwt methods, which fhirbox does not take.
 func (s *Server) handleDiscovery(c echo.Context) error {
 	b := s.cfg.BaseURL
 	return c.JSON(http.StatusOK, map[string]any{
-		"issuer":                                b,
-		"token_endpoint":                        b + "/auth/token",
-		"authorization_endpoint":                b + "/auth/authorize",
-		"userinfo_endpoint":                     b + "/auth/userinfo",
-		"jwks_uri":                              b + "/.well-known/jwks.json",
-		"grant_types_supported":                 []string{"password", "client_credentials", "refresh_token"},
-		"response_types_supported":              []string{},
-		"token_endpoint_auth_methods_supported": []string{"client_secret_basic", "client_secret_post", "none"},
-		"subject_types_supported":               []string{"public"},
-		"id_token_signing_alg_values_supported": []string{"RS256"},
+		"issuer":                           b,
+		"token_endpoint":                   b + "/auth/token",
+		"authorization_endpoint":           b + "/auth/authorize",
+		"userinfo_endpoint":                b + "/auth/userinfo",
+		"jwks_uri":                         b + "/.well-known/jwks.json",
+		"grant_types_supported":            []string{"password", "client_credentials", "refresh_token", "authorization_code"},
+		"response_types_supported":         []string{"code"},
+		"code_challenge_methods_supported": []string{"S256"},
+		"response_modes_supported":         []string{"query"},
+		"authorization_response_iss_parameter_supported": true,
+		"token_endpoint_auth_methods_supported":          []string{"client_secret_basic", "client_secret_post", "none"},
+		"subject_types_supported":                        []string{"public"},
+		"id_token_signing_alg_values_supported":          []string{"RS256"},
 	})
 }
