@@ -293,4 +293,3 @@ func testAuthorizationCodeGrantErrors(t *testing.T) {
 	checkTokenResponse(t, token(ce.env, url.Values{"grant_type": {"authorization_code"}, "code": {nopkce()}, "redirect_uri": {codeRedirect}},
 		"Authorization", basicAuth("conf", "conf-secret")))
 }
-
