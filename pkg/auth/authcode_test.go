@@ -24,8 +24,8 @@ func testCodeClient(t testing.TB, doc string) *ClientConfig {
 }
 
 // Every error of an authorization request: shown (no redirect) while the client or
-// its redirect URI is not established, redirected with state after (conformance T12, A3,
-// P5, S1).
+// its redirect URI is not established, redirected with state after
+// (conformance T12, A3, P5, S1).
 func TestParseAuthorizeRequest(t *testing.T) {
 	public := testCodeClient(t, `{"id":"spa","grant_types":["authorization_code"],"scope":"openid patient/*.read","auth":{"authorization_code":{"redirect_uri":"https://app.example/cb"}}}`)
 	two := testCodeClient(t, `{"id":"two","secret":"x","grant_types":["authorization_code"],"auth":{"authorization_code":{"redirect_uri":["https://a.example/cb","https://b.example/cb?x=1"]}}}`)

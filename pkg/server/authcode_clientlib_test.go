@@ -13,8 +13,8 @@ import (
 // Real client libraries on the authorization code flow: golang.org/x/oauth2 builds the
 // authorization URL with an S256 challenge and exchanges the code with the verifier;
 // coreos/go-oidc finds the endpoints by discovery and verifies the ID token (signature,
-// iss, aud, expiry), its nonce and at_hash; the token then reads /fhir (conformance A1,
-// A8, C6).
+// iss, aud, expiry), its nonce and at_hash; the token then reads /fhir
+// (conformance A1, A8, C6).
 func TestAuthCodeClientLibraries(t *testing.T) { forEachBackend(t, testAuthCodeClientLibraries) }
 
 func testAuthCodeClientLibraries(t *testing.T) {

@@ -12,8 +12,8 @@ import (
 
 // The whole authorization code flow through the router, as a browser with a cookie jar:
 // authorize → login form → consent → code → token (with an ID token) → API; the code
-// used again revokes what it issued; sign-out ends the browser's Session (conformance
-// A1–A6, A8, T11, P3, S1).
+// used again revokes what it issued; sign-out ends the browser's Session
+// (conformance A1–A6, A8, T11, P3, S1).
 func TestAuthorizationCodeFlow(t *testing.T) { forEachBackend(t, testAuthorizationCodeFlow) }
 
 func testAuthorizationCodeFlow(t *testing.T) {

@@ -91,8 +91,8 @@ func testSignInCSRF(t *testing.T) {
 }
 
 // The login form answers an unknown user and a wrong password alike, and draws on the
-// password grant's guessing budget: failures on either count for both (conformance T6,
-// T9, A7).
+// password grant's guessing budget: failures on either count for both
+// (conformance T6, T9, A7).
 func TestSignInGuessing(t *testing.T) { forEachBackend(t, testSignInGuessing) }
 
 func testSignInGuessing(t *testing.T) {
@@ -123,4 +123,45 @@ func testSignInGuessing(t *testing.T) {
 		t.Fatalf("login while waiting: %d %v %s", p.status, p.header, p.body)
 	}
 	oauthErrorOf(t, token(ce.env, url.Values{"grant_type": {"password"}, "client_id": {"codeapp"}, "username": {"user1"}, "password": {"password1"}}), 429)
+}
+
+// Behind https the cookies take the __Host- prefix and Secure; the stylesheet is served
+// to anyone (conformance A6).
+func TestSignInCookiesOverHTTPS(t *testing.T) { forEachBackend(t, testSignInCookiesOverHTTPS) }
+
+func testSignInCookiesOverHTTPS(t *testing.T) {
+	e := newEnv(t, withBaseURL("https://fhirbox.example"))
+	e.must(201, yamlPut("/Client/codeapp", codeAppYAML))
+	_, challenge := pkcePair(t)
+	r := e.do(req{method: http.MethodGet, path: authorizeQuery(challenge), anonymous: true})
+	sc := r.header.Get("Set-Cookie")
+	if r.status != http.StatusOK || !strings.HasPrefix(sc, "__Host-fhirbox-login=") || !strings.Contains(sc, "; Secure") ||
+		!strings.Contains(sc, "HttpOnly") || !strings.Contains(sc, "Path=/;") || strings.Contains(sc, "Domain=") {
+		t.Errorf("login cookie over https: %d %q", r.status, sc)
+	}
+	css := e.do(req{method: http.MethodGet, path: "/ui/static/style.css", anonymous: true})
+	if css.status != http.StatusOK || !strings.HasPrefix(css.header.Get("Content-Type"), "text/css") {
+		t.Errorf("stylesheet: %d %v", css.status, css.header)
+	}
+	if r := e.do(req{method: http.MethodGet, path: "/ui/static/nope.css", anonymous: true}); r.status != http.StatusNotFound {
+		t.Errorf("missing static file: %d", r.status)
+	}
+}
+
+// The authorization endpoint and the sign-in pages answer no CORS, even to a configured
+// origin: they are for a browser navigating, not for scripts (conformance S6).
+func TestCORSSkipsSignIn(t *testing.T) { forEachBackend(t, testCORSSkipsSignIn) }
+
+func testCORSSkipsSignIn(t *testing.T) {
+	const origin = "https://app.example"
+	e := newEnv(t, withCORS(origin))
+	e.must(201, yamlPut("/Client/codeapp", codeAppYAML))
+	_, challenge := pkcePair(t)
+	for _, path := range []string{authorizeQuery(challenge), "/auth/login", "/auth/logout", "/ui/static/style.css", "/fhir/metadata"} {
+		r := e.do(req{method: http.MethodGet, path: path, anonymous: true, hdr: []string{"Origin", origin}})
+		got := r.header.Get("Access-Control-Allow-Origin")
+		if want := path == "/fhir/metadata"; (got != "") != want {
+			t.Errorf("%s: Access-Control-Allow-Origin %q", path, got)
+		}
+	}
 }
