@@ -173,6 +173,7 @@ func testAuthorizeCodeErrors(t *testing.T) {
 	}{
 		{"unknown client", authorizeQuery(challenge, "client_id", "nope"), true, ""},
 		{"no client_id", authorizeQuery(challenge, "client_id", ""), true, ""},
+		{"malformed client_id", authorizeQuery(challenge, "client_id", "../Client/x\x00"), true, ""},
 		{"client without the grant", authorizeQuery(challenge, "client_id", "pwonly"), true, ""},
 		{"unregistered redirect_uri", authorizeQuery(challenge, "redirect_uri", "https://evil.example/cb"), true, ""},
 		{"redirect_uri with a trailing slash", authorizeQuery(challenge, "redirect_uri", codeRedirect+"/"), true, ""},
