@@ -187,26 +187,19 @@ func (c *Codes) IssueCode(ctx context.Context, req *AuthorizeRequest, who Signed
 	if err := c.limitIssue(addr); err != nil {
 		return "", err
 	}
-	code := randomToken()
-	now := c.now().UTC()
-	doc := map[string]any{
-		"resourceType":   CodeType,
-		"client":         map[string]any{"resourceType": "Client", "id": req.Client.ID},
+	fields := map[string]any{
 		"user":           map[string]any{"resourceType": "User", "id": who.UserID},
-		"grant_type":     "authorization_code",
-		"exp":            now.Add(codeTTL).Unix(),
-		"issued":         resources.FormatInstant(now),
-		"code_hash":      hashToken(code),
 		"redirect_uri":   req.RedirectURI,
 		"redirect_given": req.RedirectGiven,
 		"auth_time":      who.AuthTime.Unix(),
 	}
 	for k, v := range map[string]string{"scope": strings.Join(req.Scope, " "), "nonce": req.Nonce, "code_challenge": req.Challenge} {
 		if v != "" {
-			doc[k] = v
+			fields[k] = v
 		}
 	}
-	if _, _, err := c.svc.Create(resources.WithTrusted(ctx), CodeType, doc, resources.CreateOptions{}); err != nil {
+	code, err := c.store(ctx, req.Client.ID, "authorization_code", fields)
+	if err != nil {
 		return "", err
 	}
 	return req.redirect(url.Values{"code": {code}}, issuer), nil
@@ -240,16 +233,9 @@ type spentCode struct {
 // later use finds the Session to close (RFC 6749 §4.1.2, conformance T11). nil: no
 // such code.
 func (c *Codes) spend(ctx context.Context, code, sessionID string) (*spentCode, error) {
-	if code == "" || len(code) > 256 {
-		return nil, nil
-	}
-	r, err := c.svc.FindByToken(ctx, CodeType, "code", hashToken(code))
+	r, doc, err := c.find(ctx, code)
 	if err != nil || r == nil {
 		return nil, err
-	}
-	doc, err := decode(r.Content)
-	if err != nil {
-		return nil, resources.Internal(err)
 	}
 	if g, _ := doc["grant_type"].(string); g != "authorization_code" {
 		return nil, nil
