@@ -63,10 +63,11 @@ func (s *Sessions) SetLogger(l *slog.Logger) { s.log = l }
 
 // Grant is what a token pair is issued for.
 type Grant struct {
-	// Type is the grant: password or client_credentials.
+	// Type is the grant: password, client_credentials or authorization_code.
 	Type   string
 	Client *ClientConfig
-	// User is the User resource (password removed) for the password grant, nil else.
+	// User is the User resource (password removed) for the grants that act for a user,
+	// nil else.
 	User map[string]any
 	// Audience is the requested audience; empty means the client id.
 	Audience string

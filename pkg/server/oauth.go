@@ -76,10 +76,11 @@ func (s *Server) handleTokenMethod(c echo.Context) error {
 	return s.oauthError(c, &auth.OAuthError{Code: auth.ErrCodeInvalidRequest, Description: "the token endpoint takes POST only", Status: http.StatusMethodNotAllowed})
 }
 
-// handleAuthorize answers GET /auth/authorize for the redirect-protected password grant:
-// a 302 to the client's registered redirect_uri with a one-time code in the fragment.
-// An unknown client or one without a registered redirect_uri gets an error page, never
-// a redirect (conformance T12).
+// handleAuthorize answers GET /auth/authorize. The authorization code flow goes to
+// handleAuthorizeCode (signin.go); a request with grant_type=password and no
+// response_type is the redirect-protected password grant: a 302 to the client's
+// registered redirect_uri with a one-time code in the fragment. An unknown client or one
+// without a registered redirect_uri gets an error, never a redirect (conformance T12).
 func (s *Server) handleAuthorize(c echo.Context) error {
 	if auth.IsCodeFlow(c.QueryParams()) {
 		return s.handleAuthorizeCode(c)
