@@ -138,6 +138,8 @@ func (s *Server) handleLogin(c echo.Context) error {
 			return s.pageOrErr(c, ae, err)
 		}
 		client = clientName(req.Client)
+		// Re-encoded, so that only parameters go back into the URL.
+		request = q.Encode()
 	}
 	username := form.Get("username")
 	user, err := auth.SignIn(c.Request().Context(), s.oauth.Dir, s.oauth.Limiter, username, form.Get("password"), remoteIP(c.Request()))
