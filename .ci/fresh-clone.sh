@@ -34,7 +34,7 @@ done
 [ -n "$port" ] || { log "no closed port found on 127.0.0.1"; exit 1; }
 
 cd "$tmp/fhirbox"
-unset FHIRBOX_TEST_BACKENDS FHIRBOX_SYNTHEA
+unset FHIRBOX_TEST_BACKENDS FHIRBOX_SYNTHEA FHIRBOX_TEST_BROWSER
 export FHIRBOX_TEST_DATABASE_URL="postgres://postgres@127.0.0.1:$port/test?sslmode=disable"
 cmd="go test -count=1 ./..."
 log "FHIRBOX_TEST_DATABASE_URL=$FHIRBOX_TEST_DATABASE_URL, FHIRBOX_TEST_BACKENDS unset: $cmd"

@@ -140,8 +140,9 @@ func New(ctx context.Context, st Store, cfg Config) (*App, error) {
 			&auth.PasswordGrant{Dir: dir, Codes: codes, Limiter: limiter, Sessions: a.Sessions},
 			&auth.ClientCredentialsGrant{Sessions: a.Sessions},
 			&auth.RefreshGrant{Sessions: a.Sessions},
+			&auth.AuthorizationCodeGrant{Codes: codes, Sessions: a.Sessions},
 		}},
-		Sessions: a.Sessions, Codes: codes, Keys: keys, Dir: dir,
+		Sessions: a.Sessions, Codes: codes, Keys: keys, Dir: dir, Limiter: limiter,
 	}
 	oauth.Tokens = &auth.ClientTokens{Token: oauth.Token, Sessions: a.Sessions, AdminClientID: cfg.Server.AdminClientID}
 

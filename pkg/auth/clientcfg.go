@@ -25,7 +25,7 @@ var settingsGrants = []string{"password", "client_credentials", "authorization_c
 // a typo cannot silently fall back to a default.
 var grantSettings = []string{
 	"token_format", "access_token_expiration", "token_expiration", "refresh_token",
-	"refresh_token_expiration", "secret_required", "redirect_uri", "audience",
+	"refresh_token_expiration", "secret_required", "redirect_uri", "audience", "pkce",
 }
 
 const (
@@ -40,6 +40,8 @@ const (
 type ClientConfig struct {
 	// ID is the Client's id.
 	ID string
+	// Name is the Client's name, shown on the sign-in pages; "" when it has none.
+	Name string
 	// HasSecret is set when the stored document has a (hashed) secret; a client without
 	// one is public and can only name itself.
 	HasSecret bool
@@ -54,6 +56,9 @@ type ClientConfig struct {
 	// ResourceServer, from resource_server: true, lets the client introspect every
 	// token, not only those issued to itself (RFC 7662 §2.1, conformance I4).
 	ResourceServer bool
+	// FirstParty (first_party: true, as in Aidbox) marks an application of the server's
+	// own operator: its users are not asked to consent (conformance A9).
+	FirstParty bool
 }
 
 // GrantConfig is the auth.<grant> block of a Client with the defaults applied.
@@ -72,6 +77,12 @@ type GrantConfig struct {
 	SecretRequired bool
 	// RedirectURI, when set, protects the password grant with a one-time code sent there.
 	RedirectURI string
+	// RedirectURIs are the registered redirect URIs of the authorization_code grant (its
+	// redirect_uri: one string or a list), compared exactly (conformance A2).
+	RedirectURIs []string
+	// PKCE makes the authorization_code grant require PKCE (S256) of a confidential
+	// client too; public clients always need it (conformance A5).
+	PKCE bool
 	// Audience lists the audiences a token may be requested for; empty allows any.
 	Audience []string
 }
@@ -91,6 +102,7 @@ func defaultGrantConfig() GrantConfig {
 func ParseClientConfig(doc map[string]any) (*ClientConfig, error) {
 	c := &ClientConfig{Grants: map[string]GrantConfig{}}
 	c.ID, _ = doc["id"].(string)
+	c.Name, _ = doc["name"].(string)
 	secret, _ := doc["secret"].(string)
 	c.HasSecret = secret != ""
 
@@ -108,6 +120,13 @@ func ParseClientConfig(doc map[string]any) (*ClientConfig, error) {
 			return nil, settingErr("resource_server", "resource_server must be true or false")
 		}
 		c.ResourceServer = b
+	}
+	switch fp := doc["first_party"].(type) {
+	case nil:
+	case bool:
+		c.FirstParty = fp
+	default:
+		return nil, settingErr("first_party", "first_party must be true or false")
 	}
 	for _, g := range grants {
 		if slices.Contains(settingsGrants, g) {
@@ -338,7 +357,21 @@ func parseGrantConfig(c *ClientConfig, grant string, raw any, path string) (Gran
 		g.SecretRequired = b
 	}
 
-	if v, ok := get("redirect_uri"); ok {
+	if v, ok := get("pkce"); ok {
+		b, ok := v.(bool)
+		if !ok || grant != "authorization_code" {
+			return g, settingErr(field("pkce"), "pkce (true or false) is a setting of the authorization_code grant only")
+		}
+		g.PKCE = b
+	}
+
+	if v, ok := get("redirect_uri"); ok && grant == "authorization_code" {
+		uris, err := redirectURIList(v, field("redirect_uri"))
+		if err != nil {
+			return g, err
+		}
+		g.RedirectURIs = uris
+	} else if ok {
 		if grant == "client_credentials" {
 			return g, settingErr(field("redirect_uri"), "the client_credentials grant involves no user and redirects nowhere")
 		}
@@ -416,6 +449,39 @@ func checkRedirectURI(s, path string) error {
 		return settingErr(path, "redirect_uri must use https; http is allowed only for localhost, 127.0.0.1 and [::1]")
 	}
 	return nil
+}
+
+// redirectURIList reads the redirect_uri of the authorization_code grant: one URL or a
+// non-empty list of them, each as checkRedirectURI wants it.
+func redirectURIList(v any, path string) ([]string, error) {
+	var list []any
+	switch x := v.(type) {
+	case string:
+		list = []any{x}
+	case []any:
+		if len(x) == 0 {
+			return nil, settingErr(path, "redirect_uri must list at least one URL")
+		}
+		list = x
+	default:
+		return nil, settingErr(path, "redirect_uri must be a URL or a list of URLs")
+	}
+	out := make([]string, 0, len(list))
+	for i, item := range list {
+		p := path
+		if _, many := v.([]any); many {
+			p = fmt.Sprintf("%s[%d]", path, i)
+		}
+		s, ok := item.(string)
+		if !ok {
+			return nil, settingErr(p, "redirect_uri must be a URL or a list of URLs")
+		}
+		if err := checkRedirectURI(s, p); err != nil {
+			return nil, err
+		}
+		out = append(out, s)
+	}
+	return out, nil
 }
 
 // audienceList reads audience: a list of non-empty strings, or one string. An empty

@@ -60,6 +60,8 @@ auth:
 func aidboxClientWant() *ClientConfig {
 	return &ClientConfig{
 		ID:         "myapp",
+		Name:       "My app",
+		FirstParty: true,
 		HasSecret:  true,
 		GrantTypes: []string{"password", "client_credentials", "refresh_token", "basic"},
 		Grants: map[string]GrantConfig{
@@ -156,7 +158,9 @@ func TestClientConfigValid(t *testing.T) {
 		{"redirect [::1]", `{"grant_types":["password"],"auth":{"password":{"redirect_uri":"http://[::1]:9000/cb"}}}`, "password",
 			GrantConfig{AccessTokenTTL: time.Hour, RedirectURI: "http://[::1]:9000/cb"}},
 		{"authorization_code block", `{"grant_types":["authorization_code","refresh_token"],"auth":{"authorization_code":{"redirect_uri":"https://app.example.com/cb","refresh_token":true,"secret_required":true}}}`, "authorization_code",
-			GrantConfig{AccessTokenTTL: time.Hour, RedirectURI: "https://app.example.com/cb", RefreshToken: true, SecretRequired: true}},
+			GrantConfig{AccessTokenTTL: time.Hour, RedirectURIs: []string{"https://app.example.com/cb"}, RefreshToken: true, SecretRequired: true}},
+		{"authorization_code redirect list and pkce", `{"grant_types":["authorization_code"],"auth":{"authorization_code":{"redirect_uri":["https://app.example.com/cb","http://127.0.0.1:8765/cb"],"pkce":true}}}`, "authorization_code",
+			GrantConfig{AccessTokenTTL: time.Hour, RedirectURIs: []string{"https://app.example.com/cb", "http://127.0.0.1:8765/cb"}, PKCE: true}},
 		{"other fields ignored", `{"grant_types":["basic"],"name":"n","description":"d","type":"t","first_party":true,"resourceType":"Client"}`, "password", def},
 	}
 	for _, tc := range cases {
@@ -260,6 +264,9 @@ func TestClientConfigInvalid(t *testing.T) {
 	cc := func(settings string) string {
 		return `{"grant_types":["client_credentials"],"auth":{"client_credentials":` + settings + `}}`
 	}
+	ac := func(settings string) string {
+		return `{"grant_types":["authorization_code"],"auth":{"authorization_code":` + settings + `}}`
+	}
 	cases := []struct {
 		name, doc, expr string
 	}{
@@ -318,6 +325,12 @@ func TestClientConfigInvalid(t *testing.T) {
 		{"redirect fragment", pw(`{"redirect_uri":"https://app.example.com/cb#x"}`), "auth.password.redirect_uri"},
 		{"redirect empty fragment", pw(`{"redirect_uri":"https://app.example.com/cb#"}`), "auth.password.redirect_uri"},
 		{"redirect credentials", pw(`{"redirect_uri":"https://u:p@app.example.com/cb"}`), "auth.password.redirect_uri"},
+		{"code redirect empty list", ac(`{"redirect_uri":[]}`), "auth.authorization_code.redirect_uri"},
+		{"code redirect bad entry", ac(`{"redirect_uri":["https://a.example/cb","http://b.example/cb"]}`), "auth.authorization_code.redirect_uri[1]"},
+		{"code redirect number entry", ac(`{"redirect_uri":[7]}`), "auth.authorization_code.redirect_uri[0]"},
+		{"code redirect fragment", ac(`{"redirect_uri":"https://a.example/cb#x"}`), "auth.authorization_code.redirect_uri"},
+		{"pkce not bool", ac(`{"pkce":"yes"}`), "auth.authorization_code.pkce"},
+		{"first_party not bool", `{"grant_types":["authorization_code"],"first_party":"yes"}`, "first_party"},
 		{"redirect for client_credentials", cc(`{"redirect_uri":"https://app.example.com/cb"}`), "auth.client_credentials.redirect_uri"},
 
 		{"audience empty list", pw(`{"audience":[]}`), "auth.password.audience"},

@@ -2,8 +2,7 @@ package auth
 
 import (
 	"context"
-	"fmt"
-	"net/http"
+	"maps"
 	"net/url"
 	"time"
 
@@ -68,26 +67,11 @@ func (c *Codes) AuthorizePassword(ctx context.Context, client *ClientConfig, q u
 	if !client.Allows("password") || cfg.RedirectURI == "" {
 		return "", &AuthorizeError{Code: "unauthorized_client", Description: "the client has no redirect-protected password grant"}
 	}
-	// Every code counts, as a failure would: checked and counted in one step, so that
-	// parallel requests get no more codes than sequential ones.
-	att, wait, ok := c.issued.Begin("addr:" + addr)
-	if !ok {
-		secs := (&LimitedError{Wait: wait}).Seconds()
-		return "", &AuthorizeError{Code: "temporarily_unavailable", Status: http.StatusTooManyRequests, RetryAfter: secs,
-			Description: fmt.Sprintf("too many authorization requests from this address; try again in %d seconds", secs)}
+	if err := c.limitIssue(addr); err != nil {
+		return "", err
 	}
-	att.Fail()
-	code := randomToken()
-	now := c.now().UTC()
-	doc := map[string]any{
-		"resourceType": CodeType,
-		"client":       map[string]any{"resourceType": "Client", "id": client.ID},
-		"grant_type":   "password",
-		"exp":          now.Add(codeTTL).Unix(),
-		"issued":       resources.FormatInstant(now),
-		"code_hash":    hashToken(code),
-	}
-	if _, _, err := c.svc.Create(resources.WithTrusted(ctx), CodeType, doc, resources.CreateOptions{}); err != nil {
+	code, err := c.store(ctx, client.ID, "password", nil)
+	if err != nil {
 		return "", err
 	}
 	frag := url.Values{"code": {code}}
@@ -100,16 +84,9 @@ func (c *Codes) AuthorizePassword(ctx context.Context, client *ClientConfig, q u
 // Redeem spends code for client and grant: true once, for a code issued to that client
 // that has not expired; false for anything else, and the code is spent either way.
 func (c *Codes) Redeem(ctx context.Context, client, grant, code string) (bool, error) {
-	if code == "" || len(code) > 256 {
-		return false, nil
-	}
-	r, err := c.svc.FindByToken(ctx, CodeType, "code", hashToken(code))
+	r, doc, err := c.find(ctx, code)
 	if err != nil || r == nil {
 		return false, err
-	}
-	doc, err := decode(r.Content)
-	if err != nil {
-		return false, resources.Internal(err)
 	}
 	// Deleting is the spending: of two concurrent redeemers only one deletes a live code.
 	del, err := c.svc.Delete(ctx, CodeType, r.ID)
@@ -119,4 +96,40 @@ func (c *Codes) Redeem(ctx context.Context, client, grant, code string) (bool, e
 	exp, _ := number(doc["exp"])
 	g, _ := doc["grant_type"].(string)
 	return refID(doc["client"]) == client && g == grant && c.now().Unix() < exp, nil
+}
+
+// store keeps a new code for client and grant, with fields of its own beside the common
+// ones, as an AuthorizationCode holding only its hash; it returns the code.
+func (c *Codes) store(ctx context.Context, client, grant string, fields map[string]any) (string, error) {
+	code := randomToken()
+	now := c.now().UTC()
+	doc := map[string]any{
+		"resourceType": CodeType,
+		"client":       map[string]any{"resourceType": "Client", "id": client},
+		"grant_type":   grant,
+		"exp":          now.Add(codeTTL).Unix(),
+		"issued":       resources.FormatInstant(now),
+		"code_hash":    hashToken(code),
+	}
+	maps.Copy(doc, fields)
+	if _, _, err := c.svc.Create(resources.WithTrusted(ctx), CodeType, doc, resources.CreateOptions{}); err != nil {
+		return "", err
+	}
+	return code, nil
+}
+
+// find returns the stored code, nil when there is none.
+func (c *Codes) find(ctx context.Context, code string) (*resources.Resource, map[string]any, error) {
+	if code == "" || len(code) > 256 {
+		return nil, nil, nil
+	}
+	r, err := c.svc.FindByToken(ctx, CodeType, "code", hashToken(code))
+	if err != nil || r == nil {
+		return nil, nil, err
+	}
+	doc, err := decode(r.Content)
+	if err != nil {
+		return nil, nil, resources.Internal(err)
+	}
+	return r, doc, nil
 }

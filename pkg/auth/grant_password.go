@@ -1,11 +1,6 @@
 package auth
 
-import (
-	"context"
-	"fmt"
-	"net/http"
-	"time"
-)
+import "context"
 
 // PasswordGrant is the resource owner password grant (RFC 6749 §4.3): a user's name
 // and password get tokens that act for the user. Guesses are limited per user and per
@@ -51,36 +46,9 @@ func (g *PasswordGrant) Token(ctx context.Context, r *GrantRequest) (*TokenRespo
 			return nil, oauthErr(ErrCodeInvalidGrant, "this client's password grant needs the one-time code from /auth/authorize")
 		}
 	}
-	// The address is checked first, so that an address that waits costs no look-up.
-	addr := "addr:" + r.RemoteAddr
-	if wait, ok := g.Limiter.Check(addr); !ok {
-		return nil, tooManySignIns(wait)
-	}
-	login, err := g.Dir.ResolveLogin(ctx, username)
+	user, err := SignIn(ctx, g.Dir, g.Limiter, username, password, r.RemoteAddr)
 	if err != nil {
 		return nil, err
 	}
-	// Checking and counting are one step: the attempt counts as a failure from here until
-	// the password is found right, so a burst of parallel guesses gets the free allowance
-	// and no more.
-	att, wait, ok := g.Limiter.Begin(login.Key, addr)
-	if !ok {
-		return nil, tooManySignIns(wait)
-	}
-	defer att.Cancel()
-	user := g.Dir.CheckPassword(login, password)
-	if user == nil {
-		att.Fail()
-		return nil, oauthErr(ErrCodeInvalidGrant, "wrong username or password")
-	}
-	att.Succeed(login.Key)
 	return g.Sessions.Issue(ctx, Grant{Type: grant, Client: client, User: user, Audience: aud, Scope: r.Scope})
-}
-
-// tooManySignIns is the answer while the user or the address waits: the same for every
-// user name, known or not.
-func tooManySignIns(wait time.Duration) *OAuthError {
-	secs := (&LimitedError{Wait: wait}).Seconds()
-	return &OAuthError{Code: ErrCodeInvalidRequest, Status: http.StatusTooManyRequests, RetryAfter: secs,
-		Description: fmt.Sprintf("too many failed sign-ins; try again in %d seconds", secs)}
 }

@@ -63,10 +63,11 @@ func (s *Sessions) SetLogger(l *slog.Logger) { s.log = l }
 
 // Grant is what a token pair is issued for.
 type Grant struct {
-	// Type is the grant: password or client_credentials.
+	// Type is the grant: password, client_credentials or authorization_code.
 	Type   string
 	Client *ClientConfig
-	// User is the User resource (password removed) for the password grant, nil else.
+	// User is the User resource (password removed) for the grants that act for a user,
+	// nil else.
 	User map[string]any
 	// Audience is the requested audience; empty means the client id.
 	Audience string
@@ -74,6 +75,9 @@ type Grant struct {
 	// for and records it on the Session and in JWTs; AccessPolicies decide what it
 	// allows.
 	Scope []string
+	// ID is the Session's id when the grant chose it beforehand (an authorization code
+	// records the Session it issues); "" makes a new one.
+	ID string
 }
 
 // TokenResponse is the token endpoint's answer (conformance C1).
@@ -85,6 +89,9 @@ type TokenResponse struct {
 	// Scope is the access token's scope, when it has one.
 	Scope    string         `json:"scope,omitempty"`
 	Userinfo map[string]any `json:"userinfo,omitempty"`
+	// IDToken is OpenID Connect's ID token, issued with the authorization code grant
+	// when openid is in scope.
+	IDToken string `json:"id_token,omitempty"`
 }
 
 // hashToken is how tokens are kept at rest: only their SHA-256, hex encoded.
@@ -106,7 +113,10 @@ func randomToken() string {
 func (s *Sessions) Issue(ctx context.Context, g Grant) (*TokenResponse, error) {
 	cfg := g.Client.Grant(g.Type)
 	now := s.clock()
-	sid := resources.NewID()
+	sid := g.ID
+	if sid == "" {
+		sid = resources.NewID()
+	}
 	aud := g.Audience
 	if aud == "" {
 		aud = g.Client.ID

@@ -152,3 +152,14 @@ func serverWritten(typ string) resources.Validator {
 			Message: typ + " resources are written by the token endpoint; they can be read, searched and deleted"}
 	}
 }
+
+// ClientConfig returns the OAuth settings of the live Client id, HasSecret included;
+// nil when there is no such Client, and a CodeUnprocessable error when its stored
+// settings are invalid.
+func (d *Directory) ClientConfig(ctx context.Context, id string) (*ClientConfig, error) {
+	doc, err := d.read(ctx, "Client", id)
+	if doc == nil || err != nil {
+		return nil, err
+	}
+	return ParseClientConfig(doc)
+}

@@ -31,6 +31,15 @@ func cacheable(path string) bool {
 	return path == "/metadata" || path == "/fhir/metadata" || strings.HasPrefix(path, "/.well-known/")
 }
 
+// signinPath reports whether path is the authorization endpoint or a sign-in page.
+func signinPath(path string) bool {
+	switch path {
+	case "/auth/authorize", "/auth/login", "/auth/consent", "/auth/logout":
+		return true
+	}
+	return strings.HasPrefix(path, "/ui/")
+}
+
 // headWithoutBody lets HEAD run the GET handler of its route and drops what it writes,
 // so status and headers are those of GET (Content-Length included where GET sets it).
 // net/http drops a HEAD body too, but not every http.ResponseWriter does.
@@ -61,6 +70,9 @@ func cors(origins []string) echo.MiddlewareFunc {
 		allowed[o] = true
 	}
 	return middleware.CORSWithConfig(middleware.CORSConfig{
+		// The authorization endpoint and the sign-in pages are for browsers navigating,
+		// never for scripts of other origins (RFC 9700 §2.6, conformance S6).
+		Skipper:         func(c echo.Context) bool { return signinPath(c.Request().URL.Path) },
 		AllowOriginFunc: func(origin string) (bool, error) { return allowed[origin], nil },
 		AllowMethods:    []string{http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodDelete},
 		AllowHeaders: []string{echo.HeaderAuthorization, echo.HeaderContentType, echo.HeaderAccept,

@@ -21,6 +21,8 @@ type OAuth struct {
 	Dir      *auth.Directory
 	// Tokens answers introspection and revocation.
 	Tokens *auth.ClientTokens
+	// Limiter is the password grant's guessing limiter, which the login form shares.
+	Limiter *auth.Limiter
 }
 
 // noStore marks token responses and errors as not cacheable (conformance C1, T3).
@@ -64,11 +66,15 @@ func (s *Server) handleToken(c echo.Context) error {
 	return c.JSON(http.StatusOK, resp)
 }
 
-// handleAuthorize answers GET /auth/authorize for the redirect-protected password grant:
-// a 302 to the client's registered redirect_uri with a one-time code in the fragment.
-// An unknown client or one without a registered redirect_uri gets an error page, never
-// a redirect (conformance T12).
+// handleAuthorize answers GET /auth/authorize. The authorization code flow goes to
+// handleAuthorizeCode (signin.go); a request with grant_type=password and no
+// response_type is the redirect-protected password grant: a 302 to the client's
+// registered redirect_uri with a one-time code in the fragment. An unknown client or one
+// without a registered redirect_uri gets an error, never a redirect (conformance T12).
 func (s *Server) handleAuthorize(c echo.Context) error {
+	if auth.IsCodeFlow(c.QueryParams()) {
+		return s.handleAuthorizeCode(c)
+	}
 	// Neither a redirect carrying a code nor an error about one is to be cached.
 	noStore(c)
 	q := c.QueryParams()
@@ -85,9 +91,6 @@ func (s *Server) handleAuthorize(c echo.Context) error {
 	client, err := auth.ParseClientConfig(doc)
 	if err != nil {
 		return fail(http.StatusBadRequest, "the client's settings are invalid")
-	}
-	if g := q.Get("grant_type"); g != "password" {
-		return fail(http.StatusBadRequest, "grant_type must be password (the authorization code flow is not supported yet)")
 	}
 	to, err := s.oauth.Codes.AuthorizePassword(c.Request().Context(), client, q, remoteIP(c.Request()))
 	var ae *auth.AuthorizeError
@@ -142,22 +145,30 @@ func (s *Server) handleJWKS(c echo.Context) error {
 }
 
 // handleDiscovery serves both discovery documents (conformance C6): OpenID Connect's and RFC
-// 8414's. code_challenge_methods_supported waits for the authorization-code grant, and no
+// 8414's, with the authorization code flow's S256 PKCE and RFC 9207 iss (conformance A1). No
 // token_endpoint_auth_signing_alg_values_supported is given: RFC 8414 §2 ties it to the
 // private_key_jwt and client_secret_jwt methods, which fhirbox does not take.
 func (s *Server) handleDiscovery(c echo.Context) error {
 	b := s.cfg.BaseURL
+	// The grants and what follows from them (response types, PKCE methods) as the SMART
+	// configuration derives them, so that the three documents never disagree.
+	grants := s.oauth.Token.GrantTypes()
+	smart := auth.SMARTConfiguration(b, grants)
 	return c.JSON(http.StatusOK, map[string]any{
 		"issuer":                                b,
 		"token_endpoint":                        b + "/auth/token",
 		"authorization_endpoint":                b + "/auth/authorize",
 		"userinfo_endpoint":                     b + "/auth/userinfo",
 		"jwks_uri":                              b + "/.well-known/jwks.json",
-		"grant_types_supported":                 s.oauth.Token.GrantTypes(),
-		"response_types_supported":              []string{},
+		"grant_types_supported":                 grants,
+		"response_types_supported":              smart["response_types_supported"],
+		"code_challenge_methods_supported":      smart["code_challenge_methods_supported"],
+		"response_modes_supported":              []string{"query"},
 		"token_endpoint_auth_methods_supported": auth.TokenAuthMethods,
 		"subject_types_supported":               []string{"public"},
 		"id_token_signing_alg_values_supported": []string{"RS256"},
+		// RFC 9207 (conformance A1).
+		"authorization_response_iss_parameter_supported": true,
 		// RFC 7662 and RFC 7009 (clienttokens.go, conformance C6).
 		"introspection_endpoint":                        b + auth.IntrospectionPath,
 		"introspection_endpoint_auth_methods_supported": auth.IntrospectionAuthMethods,

@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -619,6 +620,11 @@ func testDiscoveryAndJWKS(t *testing.T) {
 			if r.doc[k] == nil {
 				t.Errorf("C6 %s: %s missing", p, k)
 			}
+		}
+		// The authorization code flow (conformance A1).
+		if fmt.Sprint(r.doc["response_types_supported"]) != "[code]" || fmt.Sprint(r.doc["code_challenge_methods_supported"]) != "[S256]" ||
+			!strings.Contains(fmt.Sprint(r.doc["grant_types_supported"]), "authorization_code") || r.doc["authorization_response_iss_parameter_supported"] != true {
+			t.Errorf("A1 %s: %s", p, r.raw)
 		}
 		if _, ok := r.doc["token_endpoint_auth_signing_alg_values_supported"]; ok {
 			t.Errorf("%s lists signing algorithms for client authentication methods it does not offer (RFC 8414 §2)", p)

@@ -303,7 +303,7 @@ func testShippedPolicies(t *testing.T) {
 	e := newEnv(t)
 	r := e.must(200, get("/AccessPolicy?_count=50"))
 	ids := entryIDs(r)
-	for _, want := range []string{"fhirbox-admin", "fhirbox-public-health", "fhirbox-public-metadata", "fhirbox-public-well-known", "fhirbox-public-auth", "fhirbox-own-session", "fhirbox-public-token-info"} {
+	for _, want := range []string{"fhirbox-admin", "fhirbox-public-health", "fhirbox-public-metadata", "fhirbox-public-well-known", "fhirbox-public-auth", "fhirbox-public-signin", "fhirbox-own-session", "fhirbox-public-token-info"} {
 		if !contains(ids, want) {
 			t.Errorf("policy %s missing: %v", want, ids)
 		}

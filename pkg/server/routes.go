@@ -8,6 +8,7 @@ import (
 
 	"github.com/fhirbox/fhirbox/pkg/auth"
 	"github.com/fhirbox/fhirbox/pkg/observe"
+	"github.com/fhirbox/fhirbox/pkg/ui"
 )
 
 // routes is the whole HTTP surface in one place. The resource API answers under two
@@ -32,6 +33,13 @@ func (s *Server) routes(reg *prometheus.Registry) {
 	e.Match(notPost, auth.RevocationPath, s.postOnly("revocation"))
 	getHead(root, "/auth/authorize", s.handleAuthorize)
 	getHead(root, "/auth/userinfo", s.handleUserinfo)
+	// Browser sign-in for the authorization code flow (signin.go, pkg/ui).
+	getHead(root, "/auth/login", s.handleLoginPage)
+	e.POST("/auth/login", s.handleLogin)
+	e.POST("/auth/consent", s.handleConsent)
+	getHead(root, "/auth/logout", s.handleSignedIn)
+	e.POST("/auth/logout", s.handleLogout)
+	getHead(root, "/ui/static/*", echo.WrapHandler(ui.Static()))
 	e.DELETE("/Session", s.handleCloseSession)
 	getHead(root, "/.well-known/jwks.json", s.handleJWKS)
 	getHead(root, "/.well-known/openid-configuration", s.handleDiscovery)

@@ -1,0 +1,119 @@
+package server_test
+
+import (
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+
+	"github.com/fhirbox/fhirbox/pkg/testdb"
+)
+
+// A real browser through the sign-in pages: headless Chromium opens the authorization
+// URL, signs in through the login form, allows on the consent page and lands on the
+// client's redirect URI with a code, which the test exchanges (conformance A1, A4, A6).
+// Set FHIRBOX_TEST_SCREENSHOTS to a directory to keep screenshots of the login and
+// consent pages (docs/img holds the ones in the documentation).
+//
+// Both backends share one Chromium, each in a browser context of its own (cookies
+// apart): starting the browser is most of the test's cost.
+func TestBrowserSignIn(t *testing.T) {
+	exe := testdb.Browser(t)
+	alloc, cancel := chromedp.NewExecAllocator(context.Background(), append(chromedp.DefaultExecAllocatorOptions[:],
+		chromedp.ExecPath(exe), chromedp.NoSandbox, chromedp.WindowSize(800, 640),
+		chromedp.Flag("disable-gpu", true))...)
+	t.Cleanup(cancel)
+	browser, cancel := chromedp.NewContext(alloc)
+	t.Cleanup(cancel)
+	if err := chromedp.Do(browser); err != nil {
+		t.Fatalf("starting %s: %v", exe, err)
+	}
+	forEachBackend(t, func(t *testing.T) { testBrowserSignIn(t, browser) })
+}
+
+func testBrowserSignIn(t *testing.T, browser context.Context) {
+	// The client's side: a page at the redirect URI that keeps what it was sent.
+	got := make(chan url.Values, 1)
+	app := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case got <- r.URL.Query():
+		default:
+		}
+		w.Header().Set("Content-Type", "text/html")
+		w.Write([]byte("<!doctype html><title>app</title><p id=done>signed in</p>"))
+	}))
+	t.Cleanup(app.Close)
+	redirect := app.URL + "/cb"
+	ce := newCodeEnv(t)
+	ce.must(200, yamlPut("/Client/codeapp", strings.Replace(codeAppYAML, codeRedirect, redirect, 1)))
+
+	ctx, cancel := chromedp.NewContext(browser, chromedp.WithNewBrowserContext())
+	t.Cleanup(cancel)
+	// Generous: the machines that run the suite are shared.
+	ctx, cancel = context.WithTimeout(ctx, 3*time.Minute)
+	t.Cleanup(cancel)
+
+	verifier, challenge := pkcePair(t)
+	q := url.Values{"response_type": {"code"}, "client_id": {"codeapp"}, "redirect_uri": {redirect}, "state": {"st-b"},
+		"scope": {"openid patient/*.read"}, "code_challenge": {challenge}, "code_challenge_method": {"S256"}}
+	shots := os.Getenv("FHIRBOX_TEST_SCREENSHOTS")
+	shot := func(name string) {
+		if shots == "" || ce.backend != testdb.SQLite {
+			return
+		}
+		buf, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
+		if err != nil {
+			t.Fatalf("screenshot: %v", err)
+		}
+		if err := os.WriteFile(filepath.Join(shots, name), buf, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := chromedp.Do(ctx,
+		chromedp.Navigate(ce.base+"/auth/authorize?"+q.Encode()),
+		chromedp.WaitVisible(`#username`),
+		chromedp.SendKeys(`#username`, "user1@example.com"),
+		chromedp.SendKeys(`#password`, "password1"),
+	); err != nil {
+		t.Fatalf("login page: %v", err)
+	}
+	shot("login.png")
+	if err := chromedp.Do(ctx,
+		chromedp.Click(`button[type=submit]`),
+		chromedp.WaitVisible(`button[value=allow]`),
+	); err != nil {
+		t.Fatalf("consent page: %v", err)
+	}
+	shot("consent.png")
+	if err := chromedp.Do(ctx,
+		chromedp.Click(`button[value=allow]`),
+		chromedp.WaitVisible(`#done`),
+	); err != nil {
+		t.Fatalf("redirect: %v", err)
+	}
+	loc, err := chromedp.Run(ctx, chromedp.Location())
+	if err != nil || !strings.HasPrefix(loc, redirect+"?") {
+		t.Fatalf("landed on %q (%v)", loc, err)
+	}
+	var params url.Values
+	select {
+	case params = <-got:
+	case <-ctx.Done():
+		t.Fatal("the redirect URI was not reached")
+	}
+	if params.Get("state") != "st-b" || params.Get("iss") != ce.base {
+		t.Errorf("redirect parameters %v", params)
+	}
+	r := ce.exchange(params.Get("code"), verifier, "redirect_uri", redirect)
+	checkTokenResponse(t, r)
+	if r.doc["id_token"] == nil {
+		t.Errorf("no id_token: %s", r.raw)
+	}
+}
