@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -14,6 +15,7 @@ import (
 	"github.com/fhirbox/fhirbox/accesspolicy"
 	"github.com/fhirbox/fhirbox/pkg/auth"
 	"github.com/fhirbox/fhirbox/pkg/fhir"
+	"github.com/fhirbox/fhirbox/pkg/format"
 	"github.com/fhirbox/fhirbox/pkg/observe"
 	"github.com/fhirbox/fhirbox/resources"
 )
@@ -186,7 +188,28 @@ func (r *bundleRun) plan(ctx context.Context) error {
 			if e.FullURL != "" {
 				r.ids[e.FullURL] = e.Type + "/" + pc.id
 			}
+		case resources.InteractionConditionalUpdate:
+			// Matched now, in the transaction, so that references to the entry's fullUrl
+			// can be rewritten to the resource it updates or creates.
+			found, err := r.s.svc.ConditionalMatch(r.entryContext(ctx, e), e.Type, e.Query)
+			if err != nil {
+				return entryFailure(e, err)
+			}
+			pc := plannedCreate{found: found}
+			if found != nil {
+				pc.id = found.ID
+			} else {
+				pc.id = r.s.svc.NewResourceID()
+			}
+			key = e.Type + "/" + pc.id
+			r.creates[e.Index] = pc
+			if e.FullURL != "" {
+				r.ids[e.FullURL] = key
+			}
 		case resources.InteractionUpdate, resources.InteractionDelete, resources.InteractionPatch:
+			if e.ID == "" {
+				break // a conditional patch: its criteria are matched when it runs
+			}
 			key = e.Type + "/" + e.ID
 			if e.FullURL != "" && e.Interaction == resources.InteractionUpdate && resources.IsPlaceholder(e.FullURL) {
 				r.ids[e.FullURL] = key
@@ -440,10 +463,64 @@ func (r *bundleRun) run(ctx context.Context, e *resources.BundleEntry) (fhir.Bun
 		}
 		return fhir.BundleEntry{Response: versionResponse(http.StatusOK, res)}, nil
 	case resources.InteractionPatch:
-		return fhir.BundleEntry{}, resources.Errorf(codeMethodNotAllowed, "PATCH is not supported in a Bundle yet")
-	case resources.InteractionConditionalUpdate, resources.InteractionConditionalDelete:
-		return fhir.BundleEntry{}, resources.Errorf(codeMethodNotAllowed, "conditional %s (%s [type]?criteria) is not supported yet: name the resource's id",
-			strings.ToLower(map[string]string{"PUT": "update", "DELETE": "delete"}[e.Method]), e.Method)
+		p, err := entryPatch(e)
+		if err != nil {
+			return fhir.BundleEntry{}, err
+		}
+		var res *resources.Resource
+		if e.ID != "" {
+			res, err = svc.Patch(ctx, e.Type, e.ID, p, e.IfMatch)
+		} else {
+			res, err = svc.ConditionalPatch(ctx, e.Type, e.Query, p, e.IfMatch, r.writeCheck(e, http.MethodPatch, nil))
+		}
+		if err != nil {
+			return fhir.BundleEntry{}, err
+		}
+		return r.written(e, http.StatusOK, res, false)
+	case resources.InteractionConditionalUpdate:
+		var (
+			res     *resources.Resource
+			created bool
+			err     error
+		)
+		if pc, planned := r.creates[e.Index]; planned {
+			// Matched when the transaction was planned (conformance F31, F43).
+			if err := r.writeCheck(e, http.MethodPut, e.Resource)(ctx, e.Type, idOf(pc.found)); err != nil {
+				return fhir.BundleEntry{}, err
+			}
+			if pc.found != nil {
+				res, created, err = svc.Update(ctx, e.Type, pc.id, e.Resource, e.IfMatch)
+			} else {
+				res, created, err = svc.Create(ctx, e.Type, e.Resource, resources.CreateOptions{ID: pc.id})
+			}
+		} else {
+			res, created, err = svc.ConditionalUpdate(ctx, e.Type, e.Query, e.Resource, e.IfMatch, r.writeCheck(e, http.MethodPut, e.Resource))
+		}
+		if err != nil {
+			return fhir.BundleEntry{}, err
+		}
+		if created {
+			return r.written(e, http.StatusCreated, res, true)
+		}
+		return r.written(e, http.StatusOK, res, true)
+	case resources.InteractionConditionalDelete:
+		deleted, err := svc.ConditionalDelete(ctx, e.Type, e.Query, r.writeCheck(e, http.MethodDelete, nil))
+		if err != nil {
+			return fhir.BundleEntry{}, err
+		}
+		if len(deleted) == 0 {
+			return fhir.BundleEntry{Response: &fhir.EntryResponse{Status: statusLine(http.StatusNoContent)}}, nil
+		}
+		names := make([]string, len(deleted))
+		for i, d := range deleted {
+			names[i] = d.Type + "/" + d.ID
+		}
+		out := fhir.BundleEntry{Response: &fhir.EntryResponse{Status: statusLine(http.StatusOK)}}
+		if len(deleted) == 1 {
+			out.Response = versionResponse(http.StatusOK, deleted[0])
+		}
+		out.Response.Outcome = fhir.NewOutcome("information", "informational", "deleted "+strings.Join(names, ", "))
+		return out, nil
 	}
 	return fhir.BundleEntry{}, resources.Errorf(resources.CodeInvalid, "%s %s is not supported in a Bundle", e.Method, e.URL)
 }
@@ -537,4 +614,64 @@ func jsonOf(v any) (json.RawMessage, error) {
 		return nil, resources.Internal(err)
 	}
 	return b, nil
+}
+
+// idOf is res's id, "" for none.
+func idOf(res *resources.Resource) string {
+	if res == nil {
+		return ""
+	}
+	return res.ID
+}
+
+// writeCheck is the check a conditional entry runs on the resource its criteria
+// matched (conformance F31): the caller must be allowed the same write naming that
+// resource — method on [base]/{type}/{id}, or POST [base]/{type} for a conditional
+// update that creates — as for the single request (Server.writeCheck).
+func (r *bundleRun) writeCheck(e *resources.BundleEntry, method string, body map[string]any) resources.WriteCheck {
+	return func(ctx context.Context, typ, id string) error {
+		m, path := method, r.prefix+"/"+typ
+		if id != "" {
+			path += "/" + id
+		} else if method == http.MethodPut {
+			m = http.MethodPost
+		}
+		info := equivalent(r.info(e), m, path, "", url.Values{}, typ, id, body)
+		return r.decide(ctx, info, m+" "+path+", which the criteria of "+e.Label()+" reach,")
+	}
+}
+
+// entryPatch reads the patch of a PATCH entry: as FHIR R4 puts it in a Bundle
+// (http.html#transaction), a Parameters resource is a FHIRPath Patch, and a Binary whose
+// contentType is application/json-patch+json (or merge-patch+json) carries a JSON Patch
+// (or a merge patch) in its base64 data.
+func entryPatch(e *resources.BundleEntry) (*resources.Patch, error) {
+	switch e.Resource["resourceType"] {
+	case "Parameters":
+		return resources.ParsePatch(resources.FHIRPathPatch, e.Resource)
+	case "Binary":
+		kind := map[string]resources.PatchKind{"application/json-patch+json": resources.JSONPatch,
+			"application/merge-patch+json": resources.MergePatch}
+		ct, _ := e.Resource["contentType"].(string)
+		k, ok := kind[strings.TrimSpace(strings.Split(ct, ";")[0])]
+		if !ok {
+			return nil, &resources.Error{Code: resources.CodeInvalid, Expression: "resource.contentType",
+				Message: fmt.Sprintf("a Binary patch must have contentType application/json-patch+json or application/merge-patch+json, not %q", ct)}
+		}
+		data, _ := e.Resource["data"].(string)
+		raw, err := base64.StdEncoding.DecodeString(data)
+		if err != nil || data == "" {
+			return nil, &resources.Error{Code: resources.CodeInvalid, Expression: "resource.data", Message: "a Binary patch carries the patch in data, base64-encoded"}
+		}
+		v, err := format.DecodeJSONValue(raw)
+		if err != nil {
+			return nil, &resources.Error{Code: resources.CodeInvalid, Expression: "resource.data", Message: "the patch in data: " + err.Error()}
+		}
+		return resources.ParsePatch(k, v)
+	case nil:
+		return nil, &resources.Error{Code: resources.CodeInvalid, Expression: "resource",
+			Message: "PATCH needs a resource: a Parameters (FHIRPath Patch) or a Binary holding a JSON Patch"}
+	}
+	return nil, &resources.Error{Code: resources.CodeInvalid, Expression: "resource.resourceType",
+		Message: fmt.Sprintf("a PATCH entry's resource is a Parameters (FHIRPath Patch) or a Binary (JSON Patch), not %v", e.Resource["resourceType"])}
 }
