@@ -36,7 +36,7 @@ done
 cd "$tmp/fhirbox"
 unset FHIRBOX_TEST_BACKENDS FHIRBOX_SYNTHEA FHIRBOX_TEST_BROWSER
 export FHIRBOX_TEST_DATABASE_URL="postgres://postgres@127.0.0.1:$port/test?sslmode=disable"
-cmd="go test -count=1 ./..."
+cmd="go test -count=1 -timeout 30m ./..."
 log "FHIRBOX_TEST_DATABASE_URL=$FHIRBOX_TEST_DATABASE_URL, FHIRBOX_TEST_BACKENDS unset: $cmd"
 out=$tmp/go-test.log
 rc=0
@@ -45,7 +45,7 @@ if command -v script >/dev/null 2>&1; then
 else
   # Without a terminal the lines go to stderr, which -v shows.
   log "script(1) not found: running with -v instead of in a terminal"
-  go test -count=1 -v ./... >"$out" 2>&1 || rc=$?
+  go test -count=1 -timeout 30m -v ./... >"$out" 2>&1 || rc=$?
   grep -E '^(ok|FAIL|---|panic)|PostgreSQL tests skipped' "$out" || true
 fi
 tr -d '\r' <"$out" >"$out.txt"
