@@ -126,10 +126,10 @@ func (q *HistoryQuery) param(name, raw string, maxCount int) error {
 			return err
 		}
 		// Read once _count is known: parameters are applied in name order, _count first.
-		q.Offset = (n - 1) * max(q.Count, 0)
-		if n > 1 && q.Count > 0 && n-1 > math.MaxInt32/q.Count {
+		if q.Count > 0 && n-1 > math.MaxInt32/q.Count {
 			return invalid("_page", "_page %d is too large", n)
 		}
+		q.Offset = (n - 1) * max(q.Count, 0)
 	case "_since":
 		low, _, err := fhirdate.ParseRange(raw)
 		if err != nil {
