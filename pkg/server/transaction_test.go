@@ -319,6 +319,7 @@ func TestBatchMixed(t *testing.T) { forEachBackend(t, testBatchMixed) }
 func testBatchMixed(t *testing.T) {
 	e := newEnv(t)
 	e.must(201, put("/fhir/Patient/b1", `{"resourceType":"Patient"}`))
+	e.must(201, put("/fhir/Patient/b2", `{"resourceType":"Patient"}`))
 	body := bundleBody(t, "batch",
 		txEntry{method: "POST", url: "Patient", resource: `{"resourceType":"Patient","name":[{"family":"Batch"}]}`},
 		txEntry{method: "PUT", url: "Patient/b1", resource: `{"resourceType":"Patient","id":"b1"}`, extra: map[string]string{"ifMatch": `W/"7"`}},
@@ -329,13 +330,15 @@ func testBatchMixed(t *testing.T) {
 		txEntry{method: "PATCH", url: "Patient/b1", resource: `{"resourceType":"Parameters"}`},
 		txEntry{method: "PUT", url: "Patient?identifier=x", resource: `{"resourceType":"Patient"}`},
 		txEntry{method: "POST", url: "Patient", resource: `{"resourceType":"Patient","name":[{"family":"Batch"}]}`},
+		txEntry{method: "GET", url: "Patient/b2", extra: map[string]string{"ifModifiedSince": "Fri, 01 Jan 2100 00:00:00 GMT"}},
+		txEntry{method: "HEAD", url: "Patient/b2", extra: map[string]string{"ifModifiedSince": "2001-01-01T00:00:00Z"}},
 	)
 	r := e.must(200, post("/fhir", body))
 	if at(r.doc, "type") != "batch-response" {
 		t.Fatalf("type %v: %s", at(r.doc, "type"), r.raw)
 	}
 	want := []string{"201 Created", "412 Precondition Failed", "404 Not Found", "400 Bad Request", "304 Not Modified", "200 OK",
-		"400 Bad Request", "201 Created", "201 Created"}
+		"400 Bad Request", "201 Created", "201 Created", "304 Not Modified", "200 OK"}
 	for i, w := range want {
 		if s := entryStatus(r, i); s != w {
 			t.Errorf("entry %d: %q, want %q", i, s, w)
@@ -345,6 +348,9 @@ func testBatchMixed(t *testing.T) {
 				t.Errorf("entry %d has no outcome: %v", i, at(r.doc, "entry", i))
 			}
 		}
+	}
+	if at(r.doc, "entry", 10, "resource") != nil || at(r.doc, "entry", 10, "response", "etag") != `W/"1"` {
+		t.Errorf("HEAD entry: %v", at(r.doc, "entry", 10))
 	}
 	if n := e.total("/fhir/Patient?family=Batch"); n != 2 {
 		t.Errorf("%d Patients created by the batch, want 2", n)
