@@ -239,7 +239,9 @@ func testPatchPreconditions(t *testing.T) {
 
 // A choice element takes the type of the value[x] that FHIRPath Patch adds or
 // replaces it with into its name (conformance F30).
-func TestFHIRPathPatchChoiceElements(t *testing.T) { forEachBackend(t, testFHIRPathPatchChoiceElements) }
+func TestFHIRPathPatchChoiceElements(t *testing.T) {
+	forEachBackend(t, testFHIRPathPatchChoiceElements)
+}
 
 func testFHIRPathPatchChoiceElements(t *testing.T) {
 	e := newEnv(t)
