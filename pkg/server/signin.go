@@ -175,16 +175,11 @@ func (s *Server) handleLogin(c echo.Context) error {
 // handleConsent answers POST /auth/consent: Allow issues the code, Deny sends the
 // client access_denied; either way a 303 (conformance A4, S6).
 func (s *Server) handleConsent(c echo.Context) error {
-	pageHeaders(c)
-	form, err := s.readForm(c)
-	if err != nil {
-		return s.errorPage(c, http.StatusBadRequest, resources.ErrorMessage(err))
-	}
-	b, err := s.browser(c)
-	if err != nil {
+	form, b, csrf, err := s.postedBy(c)
+	if form == nil {
 		return err
 	}
-	if b == nil || !auth.CheckCSRF(s.cookie(c, sessionCookie), form.Get("csrf")) {
+	if !csrf {
 		return s.csrfFailed(c)
 	}
 	q, err := url.ParseQuery(form.Get("request"))
@@ -223,17 +218,12 @@ func (s *Server) handleSignedIn(c echo.Context) error {
 // handleLogout answers POST /auth/logout: the browser's Session closes, on every
 // instance, and its cookie is cleared (conformance A6).
 func (s *Server) handleLogout(c echo.Context) error {
-	pageHeaders(c)
-	form, err := s.readForm(c)
-	if err != nil {
-		return s.errorPage(c, http.StatusBadRequest, resources.ErrorMessage(err))
-	}
-	b, err := s.browser(c)
-	if err != nil {
+	form, b, csrf, err := s.postedBy(c)
+	if form == nil {
 		return err
 	}
 	if b != nil {
-		if !auth.CheckCSRF(s.cookie(c, sessionCookie), form.Get("csrf")) {
+		if !csrf {
 			return s.csrfFailed(c)
 		}
 		if err := s.oauth.Sessions.Close(c.Request().Context(), b.SessionID); err != nil {
@@ -242,6 +232,21 @@ func (s *Server) handleLogout(c echo.Context) error {
 	}
 	s.setCookie(c, sessionCookie, "", -1)
 	return s.page(c, http.StatusOK, "signed-out", ui.SignedOut{Page: s.pageBase("Signed out")})
+}
+
+// postedBy reads a form posted to a page of signed-in browsers: the form, the browser
+// (nil when it is not signed in) and whether the form carries that browser's CSRF token.
+// A nil form means the answer is given already (a form that could not be read), or err
+// is the server's failure.
+func (s *Server) postedBy(c echo.Context) (form url.Values, b *auth.Browser, csrf bool, err error) {
+	pageHeaders(c)
+	if form, err = s.readForm(c); err != nil {
+		return nil, nil, false, s.errorPage(c, http.StatusBadRequest, resources.ErrorMessage(err))
+	}
+	if b, err = s.browser(c); err != nil {
+		return nil, nil, false, err
+	}
+	return form, b, b != nil && auth.CheckCSRF(s.cookie(c, sessionCookie), form.Get("csrf")), nil
 }
 
 // loginPage shows the login form, giving the browser a login cookie (whose CSRF token
