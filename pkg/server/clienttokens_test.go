@@ -333,7 +333,8 @@ func testSMARTConfiguration(t *testing.T) {
 		}
 		if !sameStrings(d["introspection_endpoint_auth_methods_supported"], "client_secret_basic", "client_secret_post") ||
 			!sameStrings(d["revocation_endpoint_auth_methods_supported"], "client_secret_basic", "client_secret_post", "none") ||
-			!sameStrings(d["grant_types_supported"], "password", "client_credentials", "refresh_token") {
+			!sameStrings(d["grant_types_supported"], "password", "client_credentials", "refresh_token", "authorization_code") ||
+			!sameStrings(d["response_types_supported"], "code") || !sameStrings(d["code_challenge_methods_supported"], "S256") {
 			t.Errorf("%s: auth methods or grants: %v", p, d)
 		}
 	}
@@ -349,14 +350,17 @@ func testSMARTConfiguration(t *testing.T) {
 			t.Errorf("%s = %v, want %s", k, d[k], v)
 		}
 	}
-	if !sameStrings(d["capabilities"], "client-confidential-symmetric", "permission-v1", "permission-v2") {
+	// The authorization-code grant is served, so its endpoint and launch-standalone are
+	// listed; the launch contexts and the EHR launch are not (TestSMARTConfigurationFollowsGrants
+	// covers a server without the grant).
+	if !sameStrings(d["capabilities"], "client-confidential-symmetric", "launch-standalone", "client-public", "permission-v1", "permission-v2") {
 		t.Errorf("capabilities %v: only what is served", d["capabilities"])
 	}
-	if _, ok := d["authorization_endpoint"]; ok {
-		t.Errorf("authorization_endpoint listed without the authorization-code grant: %v", d)
+	if d["authorization_endpoint"] != testBase+"/auth/authorize" {
+		t.Errorf("authorization_endpoint %v, want %s/auth/authorize", d["authorization_endpoint"], testBase)
 	}
-	if !sameStrings(d["code_challenge_methods_supported"]) || !sameStrings(d["response_types_supported"]) ||
-		!sameStrings(d["grant_types_supported"], "password", "client_credentials", "refresh_token") ||
+	if !sameStrings(d["code_challenge_methods_supported"], "S256") || !sameStrings(d["response_types_supported"], "code") ||
+		!sameStrings(d["grant_types_supported"], "password", "client_credentials", "refresh_token", "authorization_code") ||
 		!sameStrings(d["token_endpoint_auth_methods_supported"], "client_secret_basic", "client_secret_post", "none") {
 		t.Errorf("grants, response types or PKCE methods: %v", d)
 	}
@@ -377,9 +381,10 @@ func testSMARTConfiguration(t *testing.T) {
 		for _, x := range at(ext, "extension").([]any) {
 			uris[at(x, "url").(string)] = at(x, "valueUri")
 		}
-		want := map[string]any{"token": testBase + "/auth/token", "introspect": testBase + "/auth/introspect", "revoke": testBase + "/auth/revoke"}
+		want := map[string]any{"token": testBase + "/auth/token", "introspect": testBase + "/auth/introspect", "revoke": testBase + "/auth/revoke",
+			"authorize": testBase + "/auth/authorize"}
 		if len(uris) != len(want) {
-			t.Errorf("%s/metadata oauth-uris %v, want %v (authorize only once served)", base, uris, want)
+			t.Errorf("%s/metadata oauth-uris %v, want %v", base, uris, want)
 		}
 		for k, v := range want {
 			if uris[k] != v {

@@ -443,8 +443,8 @@ matcho: {uri: '#^/fhir/Patient/', params: {resource/id: .user.data.patient_id}}
 		})
 	}
 	// Nothing was stored by the inline tests.
-	if n := len(entryIDs(e.must(200, get("/AccessPolicy?_count=100")))); n != 9 {
-		t.Errorf("%d policies stored, want the 7 shipped and 2 written", n)
+	if n := len(entryIDs(e.must(200, get("/AccessPolicy?_count=100")))); n != 10 {
+		t.Errorf("%d policies stored, want the 8 shipped and 2 written", n)
 	}
 	outcomeText(t, e.must(422, post("/auth/test-policy", `{"request":{},"policy":{"engine":"nope"}}`)))
 	outcomeText(t, e.must(404, post("/auth/test-policy", `{"request":{},"policy":"no-such-policy"}`)))

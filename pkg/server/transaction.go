@@ -343,15 +343,37 @@ func entryFailure(e *resources.BundleEntry, err error) error {
 	if strings.HasPrefix(resources.ErrorMessage(err), "entry ") {
 		return err // named already (ParseBundle, plan)
 	}
-	expr := fmt.Sprintf("Bundle.entry[%d]", e.Index)
 	var re *resources.Error
 	if x, ok := err.(*resources.Error); ok {
 		re = x
 	}
-	if re != nil && re.Expression != "" {
-		expr += "." + strings.TrimPrefix(re.Expression, "Bundle.entry["+fmt.Sprint(e.Index)+"].")
+	out := &resources.Error{Code: code, Message: e.Label() + ": " + resources.ErrorMessage(err), Expression: entryExpression(e, ""), Err: err}
+	if re != nil {
+		out.Expression = entryExpression(e, re.Expression)
+		// A resource that failed validation keeps its issues, one each, located in the
+		// entry (Bundle.entry[2].resource.gender rather than Patient.gender).
+		for _, is := range re.Issues {
+			is.Expression = entryExpression(e, is.Expression)
+			is.Diagnostics = e.Label() + ": " + is.Diagnostics
+			out.Issues = append(out.Issues, is)
+		}
 	}
-	return &resources.Error{Code: code, Message: e.Label() + ": " + resources.ErrorMessage(err), Expression: expr, Err: err}
+	return out
+}
+
+// entryExpression locates expr, an expression within entry e (relative to the entry, to
+// its resource — "Patient.gender" — or already absolute), in the Bundle.
+func entryExpression(e *resources.BundleEntry, expr string) string {
+	at := fmt.Sprintf("Bundle.entry[%d]", e.Index)
+	switch {
+	case expr == "":
+		return at
+	case strings.HasPrefix(expr, at+"."):
+		return expr
+	case e.Resource != nil && (expr == e.Type || strings.HasPrefix(expr, e.Type+".")):
+		return at + ".resource" + strings.TrimPrefix(expr, e.Type)
+	}
+	return at + "." + expr
 }
 
 // failed is the response entry of a batch entry that failed with err.

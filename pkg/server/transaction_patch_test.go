@@ -86,3 +86,40 @@ func testTransactionPatchAndConditional(t *testing.T) {
 		}
 	}
 }
+
+// A transaction entry whose resource is not valid R4 fails the transaction with one issue
+// per problem, each located in the Bundle (conformance F41, V1).
+func TestTransactionValidationIssues(t *testing.T) {
+	forEachBackend(t, testTransactionValidationIssues)
+}
+
+func testTransactionValidationIssues(t *testing.T) {
+	e := newEnv(t)
+	r := e.do(post("/fhir", bundleBody(t, "transaction",
+		txEntry{method: "POST", url: "Patient", resource: `{"resourceType":"Patient","name":[{"family":"Fine"}]}`},
+		txEntry{method: "POST", url: "Patient", resource: `{"resourceType":"Patient","gender":"not-a-gender","birthDate":"1970-13-45"}`},
+	)))
+	if r.status != 422 {
+		t.Fatalf("invalid entry: %d %s", r.status, r.raw)
+	}
+	issues, _ := at(r.doc, "issue").([]any)
+	var exprs []string
+	for _, is := range issues {
+		ex, _ := at(is, "expression", 0).(string)
+		exprs = append(exprs, ex)
+	}
+	want := map[string]bool{"Bundle.entry[1].resource.gender": false, "Bundle.entry[1].resource.birthDate": false}
+	for _, ex := range exprs {
+		if _, ok := want[ex]; ok {
+			want[ex] = true
+		}
+	}
+	for ex, seen := range want {
+		if !seen {
+			t.Errorf("no issue at %s: %v (%s)", ex, exprs, r.raw)
+		}
+	}
+	if n := e.total("/fhir/Patient?family=Fine"); n != 0 {
+		t.Errorf("the valid entry of a failed transaction was stored")
+	}
+}

@@ -78,7 +78,8 @@ func testTransactionResolvesReferences(t *testing.T) {
 	body := bundleBody(t, "transaction",
 		txEntry{fullURL: "urn:uuid:2b3f1c2e-0000-4000-8000-000000000003", method: "POST", url: "Observation", resource: `{"resourceType":"Observation","status":"final",
 			"code":{"text":"x"},"subject":{"reference":"` + pt + `"},"encounter":{"reference":"` + enc + `"},
-			"contained":[{"resourceType":"Provenance","id":"p1","target":[{"reference":"` + pt + `"}],"recorded":"2020-01-01T00:00:00Z","agent":[{"who":{"reference":"` + enc + `"}}]}],
+			"contained":[{"resourceType":"Provenance","id":"p1","target":[{"reference":"` + pt + `"}],"recorded":"2020-01-01T00:00:00Z","agent":[{"who":{"reference":"` + pt + `"}}],
+				"entity":[{"role":"source","what":{"reference":"` + enc + `"}}]}],
 			"extension":[{"url":"http://example.org/x","valueReference":{"reference":"` + pt + `"}}]}`},
 		txEntry{fullURL: pt, method: "POST", url: "Patient", resource: `{"resourceType":"Patient","name":[{"family":"Urn"}]}`},
 		txEntry{fullURL: enc, method: "POST", url: "Encounter", resource: `{"resourceType":"Encounter","status":"finished","class":{"code":"AMB"},"subject":{"reference":"` + pt + `"}}`},
@@ -113,7 +114,8 @@ func testTransactionResolvesReferences(t *testing.T) {
 		{"subject", at(obs, "subject", "reference"), ptRef},
 		{"encounter", at(obs, "encounter", "reference"), encRef},
 		{"contained target", at(obs, "contained", 0, "target", 0, "reference"), ptRef},
-		{"contained agent", at(obs, "contained", 0, "agent", 0, "who", "reference"), encRef},
+		{"contained agent", at(obs, "contained", 0, "agent", 0, "who", "reference"), "Patient/" + ids[1]},
+		{"contained entity", at(obs, "contained", 0, "entity", 0, "what", "reference"), encRef},
 		{"extension", at(obs, "extension", 0, "valueReference", "reference"), ptRef},
 	} {
 		if c.got != c.want {
