@@ -29,6 +29,17 @@ func encodeJSON(v any) (out []byte, ok bool) {
 	return out, ok
 }
 
+// marshalStd is encodeJSON by encoding/json, for the values encodeJSON leaves to it.
+func marshalStd(v any) ([]byte, error) {
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		return nil, err
+	}
+	return bytes.TrimRight(b.Bytes(), "\n"), nil
+}
+
 // encodeBuffers are encodeJSON's buffers, reused so that a document's encoding does
 // not allocate every size on the way to its own.
 var encodeBuffers = sync.Pool{New: func() any { return new([]byte) }}

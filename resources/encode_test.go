@@ -6,17 +6,6 @@ import (
 	"testing"
 )
 
-// stdMarshal is what marshal wrote before encodeJSON: encoding/json without HTML escaping.
-func stdMarshal(v any) ([]byte, error) {
-	var b bytes.Buffer
-	enc := json.NewEncoder(&b)
-	enc.SetEscapeHTML(false)
-	if err := enc.Encode(v); err != nil {
-		return nil, err
-	}
-	return bytes.TrimRight(b.Bytes(), "\n"), nil
-}
-
 func TestEncodeJSON(t *testing.T) {
 	tests := []struct {
 		name string
@@ -37,7 +26,7 @@ func TestEncodeJSON(t *testing.T) {
 			if ok != tt.ok {
 				t.Fatalf("ok = %v, want %v", ok, tt.ok)
 			}
-			want, err := stdMarshal(tt.v)
+			want, err := marshalStd(tt.v)
 			if ok && (err != nil || !bytes.Equal(got, want)) {
 				t.Fatalf("encodeJSON = %s; encoding/json = %s, %v", got, want, err)
 			}
@@ -62,7 +51,7 @@ func FuzzEncodeJSON(f *testing.F) {
 		}
 		for _, v := range []any{v, map[string]any{k: s, "doc": v}, []any{s, json.Number(s)}} {
 			got, ok := encodeJSON(v)
-			want, err := stdMarshal(v)
+			want, err := marshalStd(v)
 			if ok && (err != nil || !bytes.Equal(got, want)) {
 				t.Fatalf("encodeJSON(%#v) = %s; encoding/json = %s, %v", v, got, want, err)
 			}

@@ -673,13 +673,7 @@ func marshal(v any) ([]byte, error) {
 	if b, ok := encodeJSON(v); ok { // encode.go
 		return b, nil
 	}
-	var b bytes.Buffer
-	enc := json.NewEncoder(&b)
-	enc.SetEscapeHTML(false)
-	if err := enc.Encode(v); err != nil {
-		return nil, err
-	}
-	return bytes.TrimRight(b.Bytes(), "\n"), nil
+	return marshalStd(v)
 }
 
 func bytesReader(b []byte) *bytes.Reader { return bytes.NewReader(b) }

@@ -21,6 +21,11 @@ func syntheaDocs(b *testing.B, file string) []map[string]any {
 // BenchmarkExtractFullText measures the words of _text and _content of a Synthea
 // Patient or Observation, as every write computes them.
 func BenchmarkExtractFullText(b *testing.B) {
+	benchSynthea(b, func(_ *testing.B, doc map[string]any) { ExtractFullText(doc, nil) })
+}
+
+// benchSynthea runs f on Synthea Patients and on Synthea Observations, one a turn.
+func benchSynthea(b *testing.B, f func(b *testing.B, doc map[string]any)) {
 	for _, tc := range []struct{ typ, file string }{{"Patient", "patients.ndjson"}, {"Observation", "observations.ndjson"}} {
 		b.Run(tc.typ, func(b *testing.B) {
 			docs := syntheaDocs(b, tc.file)
@@ -28,7 +33,7 @@ func BenchmarkExtractFullText(b *testing.B) {
 			defer cpuPerOp(b)()
 			n := 0
 			for b.Loop() {
-				ExtractFullText(docs[n%len(docs)], nil)
+				f(b, docs[n%len(docs)])
 				n++
 			}
 		})
@@ -55,20 +60,11 @@ func BenchmarkNormalizeString(b *testing.B) {
 
 // BenchmarkMarshal measures the encoding of a document as it is stored.
 func BenchmarkMarshal(b *testing.B) {
-	for _, tc := range []struct{ typ, file string }{{"Patient", "patients.ndjson"}, {"Observation", "observations.ndjson"}} {
-		b.Run(tc.typ, func(b *testing.B) {
-			docs := syntheaDocs(b, tc.file)
-			b.ReportAllocs()
-			defer cpuPerOp(b)()
-			n := 0
-			for b.Loop() {
-				if _, err := marshal(docs[n%len(docs)]); err != nil {
-					b.Fatal(err)
-				}
-				n++
-			}
-		})
-	}
+	benchSynthea(b, func(b *testing.B, doc map[string]any) {
+		if _, err := marshal(doc); err != nil {
+			b.Fatal(err)
+		}
+	})
 }
 
 // cpuPerOp reports, when the returned function is called after the loop, the CPU time
