@@ -49,7 +49,12 @@ func (s *Service) EnableSearchParameters(ctx context.Context, log *slog.Logger) 
 		switch {
 		case ev.Reset:
 			if err := s.LoadSearchParameters(ctx); err != nil {
-				log.Error("reloading SearchParameters failed", "err", err)
+				// A reset comes when the change feed reconnects, often while the
+				// database is still coming back: the outage is logged by the store, so
+				// this is a warning, and the reload is retried until it succeeds, since
+				// changes made meanwhile would otherwise stay unknown here.
+				log.Warn("reloading SearchParameters failed; retrying", "err", err)
+				go s.retryLoadSearchParameters(ctx, log)
 			}
 		case ev.Type == SearchParameterType:
 			if err := s.reloadSearchParameter(ctx, ev.ID); err != nil {
@@ -66,6 +71,28 @@ func (s *Service) EnableSearchParameters(ctx context.Context, log *slog.Logger) 
 		}
 	}
 	return nil
+}
+
+// retryLoadSearchParameters reloads the stored SearchParameters until it succeeds or ctx
+// ends, one try a second; only one retry loop runs at a time.
+func (s *Service) retryLoadSearchParameters(ctx context.Context, log *slog.Logger) {
+	if !s.reloading.CompareAndSwap(false, true) {
+		return
+	}
+	defer s.reloading.Store(false)
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if err := s.LoadSearchParameters(ctx); err == nil {
+			log.Debug("SearchParameters reloaded")
+			return
+		}
+	}
 }
 
 // amendSearchParameter checks a SearchParameter being written and sets its status.

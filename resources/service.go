@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
@@ -112,6 +113,8 @@ type Service struct {
 	commits    map[string][]CommitHook
 	// jobs are the reindex jobs of this process (reindex.go).
 	jobs jobList
+	// reloading is set while a failed reload of the SearchParameters is retried.
+	reloading atomic.Bool
 }
 
 // NewService returns a Service over store with the types of reg.
