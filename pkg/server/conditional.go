@@ -83,16 +83,13 @@ func (s *Server) writeCheck(c echo.Context, method string, body map[string]any) 
 		prefix = "/fhir"
 	}
 	return func(ctx context.Context, typ, id string) error {
-		info := s.requestInfo(c, caller)
-		info.Method, info.Path = method, prefix+"/"+typ
+		m, path := method, prefix+"/"+typ
 		if id != "" {
-			info.Path += "/" + id
+			path += "/" + id
 		} else if method == http.MethodPut {
-			info.Method = http.MethodPost
+			m = http.MethodPost
 		}
-		info.RawQuery, info.Query = "", url.Values{}
-		info.ResourceType, info.ResourceID = typ, id
-		info.Body, info.Pending = body, ""
+		info := equivalent(s.requestInfo(c, caller), m, path, "", url.Values{}, typ, id, body)
 		if s.policies.Decide(ctx, info.Build(), false).Allowed {
 			return nil
 		}
