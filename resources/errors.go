@@ -21,6 +21,9 @@ const (
 	CodeGone               Code = "deleted"             // 410
 	CodeConflict           Code = "conflict"            // 409
 	CodePreconditionFailed Code = "precondition-failed" // 412
+	// CodeForbidden (403) is a refusal by a Confinement: the caller may use the type,
+	// but not this resource of it.
+	CodeForbidden Code = "forbidden"
 	CodeInternal           Code = "exception"           // 500: never shown in detail
 )
 
