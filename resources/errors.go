@@ -24,7 +24,7 @@ const (
 	// CodeForbidden (403) is a refusal by a Confinement: the caller may use the type,
 	// but not this resource of it.
 	CodeForbidden Code = "forbidden"
-	CodeInternal           Code = "exception"           // 500: never shown in detail
+	CodeInternal  Code = "exception" // 500: never shown in detail
 )
 
 // Codes of a request that could not be served now but may succeed later: nothing in

@@ -25,10 +25,10 @@ func scopeEnv(t *testing.T) *env {
 		"Observation/o1": `{"resourceType":"Observation","status":"final","code":{"text":"x"},"category":[{"coding":[{"system":"http://terminology.hl7.org/CodeSystem/observation-category","code":"vital-signs"}]}],"subject":{"reference":"Patient/p1"}}`,
 		"Observation/o2": `{"resourceType":"Observation","status":"final","code":{"text":"x"},"subject":{"reference":"Patient/p2"}}`,
 		// In p1's compartment through performer, not subject.
-		"Observation/o3": `{"resourceType":"Observation","status":"final","code":{"text":"x"},"subject":{"reference":"Patient/p2"},"performer":[{"reference":"Patient/p1"}]}`,
-		"Observation/o4": `{"resourceType":"Observation","status":"final","code":{"text":"x"},"category":[{"coding":[{"system":"http://terminology.hl7.org/CodeSystem/observation-category","code":"laboratory"}]}],"subject":{"reference":"Patient/p1"}}`,
-		"Encounter/e1":   `{"resourceType":"Encounter","status":"finished","class":{"code":"AMB"},"subject":{"reference":"Patient/p1"}}`,
-		"Encounter/e2":   `{"resourceType":"Encounter","status":"finished","class":{"code":"AMB"},"subject":{"reference":"Patient/p2"}}`,
+		"Observation/o3":  `{"resourceType":"Observation","status":"final","code":{"text":"x"},"subject":{"reference":"Patient/p2"},"performer":[{"reference":"Patient/p1"}]}`,
+		"Observation/o4":  `{"resourceType":"Observation","status":"final","code":{"text":"x"},"category":[{"coding":[{"system":"http://terminology.hl7.org/CodeSystem/observation-category","code":"laboratory"}]}],"subject":{"reference":"Patient/p1"}}`,
+		"Encounter/e1":    `{"resourceType":"Encounter","status":"finished","class":{"code":"AMB"},"subject":{"reference":"Patient/p1"}}`,
+		"Encounter/e2":    `{"resourceType":"Encounter","status":"finished","class":{"code":"AMB"},"subject":{"reference":"Patient/p2"}}`,
 		"Practitioner/d1": `{"resourceType":"Practitioner","name":[{"family":"Doc"}]}`,
 	}
 	for k, v := range docs {
