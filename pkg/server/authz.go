@@ -78,6 +78,7 @@ func (s *Server) authorize(next echo.HandlerFunc) echo.HandlerFunc {
 		}
 		ctx = auth.WithIdentity(c.Request().Context(), id)
 		ctx = confineScopes(ctx, id, r.Method, r.URL.Path)
+		ctx = resources.WithConfinement(ctx, d.Confinement())
 		ctx = resources.WithReadCheck(resources.WithChainCheck(ctx, s.chainCheck(info)), s.listCheck(c, info))
 		c.SetRequest(c.Request().WithContext(ctx))
 		return next(c)

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/fhirbox/fhirbox/accesspolicy"
 	"github.com/fhirbox/fhirbox/resources"
 )
 
@@ -170,6 +171,71 @@ func testScopesNarrowPolicies(t *testing.T) {
 			}
 			if tot, _ := r.doc["total"].(float64); int(tot) != c.total {
 				t.Errorf("total %v, want %d", r.doc["total"], c.total)
+			}
+		})
+	}
+}
+
+// Issue 16: the shipped template patient-own-compartment lets a User read the
+// compartment of the Patient its record names, searches filtered — and a User whose
+// record names several patients (compartment.id a list) reaches each of theirs.
+func TestPolicyCompartmentTemplate(t *testing.T) {
+	forEachBackend(t, testPolicyCompartmentTemplate)
+}
+
+func testPolicyCompartmentTemplate(t *testing.T) {
+	e := scopeEnv(t)
+	e.must(200, del("/AccessPolicy/u1-fhir"))
+	tpl, err := accesspolicy.Template("patient-own-compartment")
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.must(201, yamlPut("/AccessPolicy/patient-own-compartment", string(tpl)))
+	e.must(201, put("/User/pat1", `{"password":"pat1-password-long","fhirUser":{"reference":"Patient/p1"}}`))
+	e.must(201, put("/User/parent", `{"password":"parent-password-long","data":{"patients":[{"reference":"Patient/p1"},{"reference":"Patient/p2"}]}}`))
+	e.must(201, yamlPut("/AccessPolicy/parent-children", "engine: matcho\nlink: [{resourceType: User, id: parent}]\nmatcho: {request-method: get, uri: '#^/fhir/'}\ncompartment: {type: Patient, id: .user.data.patients}\n"))
+	e.must(201, put("/User/nobody", `{"password":"nobody-password-long"}`))
+	login := func(user string) string {
+		r := e.must(200, tokenForm(url.Values{"grant_type": {"password"}, "client_id": {"app"}, "client_secret": {"app-secret"},
+			"username": {user}, "password": {user + "-password-long"}}))
+		return r.doc["access_token"].(string)
+	}
+	pat1, parent, nobody := login("pat1"), login("parent"), login("nobody")
+
+	cases := []struct {
+		name   string
+		tok    string
+		r      req
+		status int
+		ids    []string
+	}{
+		{"own patient", pat1, get("/fhir/Patient/p1"), 200, nil},
+		{"another patient", pat1, get("/fhir/Patient/p2"), 403, nil},
+		{"own observations, filtered", pat1, get("/fhir/Observation"), 200, []string{"o1", "o3", "o4"}},
+		{"patients, filtered", pat1, get("/fhir/Patient"), 200, []string{"p1"}},
+		{"another's observation", pat1, get("/fhir/Observation/o2"), 403, nil},
+		{"types outside the compartment", pat1, get("/fhir/Practitioner/d1"), 200, nil},
+		{"the template allows no writes", pat1, put("/fhir/Observation/o1", `{"resourceType":"Observation","status":"final","code":{"text":"x"},"subject":{"reference":"Patient/p1"}}`), 403, nil},
+		{"several patients", parent, get("/fhir/Patient"), 200, []string{"p1", "p2"}},
+		{"several patients' encounters", parent, get("/fhir/Encounter"), 200, []string{"e1", "e2"}},
+		{"a user naming no patient is not allowed", nobody, get("/fhir/Patient"), 403, nil},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			r := e.in(t).do(bearer(c.tok, c.r))
+			if r.status != c.status {
+				t.Fatalf("%s %s: status %d, want %d: %s", c.r.method, c.r.path, r.status, c.status, r.raw)
+			}
+			if c.ids == nil {
+				return
+			}
+			got := entryIDs(r)
+			slices.Sort(got)
+			if !slices.Equal(got, c.ids) {
+				t.Errorf("matches %v, want %v", got, c.ids)
+			}
+			if tot, _ := r.doc["total"].(float64); int(tot) != len(c.ids) {
+				t.Errorf("total %v, want %d", r.doc["total"], len(c.ids))
 			}
 		})
 	}
