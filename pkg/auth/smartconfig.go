@@ -45,8 +45,9 @@ func SMARTCapabilities(grants []string) []string {
 	if slices.Contains(grants, "authorization_code") {
 		caps = append(caps, "launch-standalone", "client-public")
 	}
-	// Scopes of both versions are parsed, checked and recorded (not enforced yet).
-	return append(caps, "permission-v1", "permission-v2")
+	// Scopes of both versions are parsed, checked, recorded and enforced, patient/
+	// scopes confined to the launch patient's compartment (conformance M5, M6).
+	return append(caps, "permission-v1", "permission-v2", "permission-patient", "permission-user")
 }
 
 // SMARTConfiguration is the document of /.well-known/smart-configuration (SMART App
