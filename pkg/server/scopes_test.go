@@ -40,7 +40,7 @@ func scopeEnv(t *testing.T) *env {
 
 // scopedToken signs u1 in with scope and, when patient is not empty, puts Patient/patient
 // in the Session's launch context as a launch would.
-func scopedToken(t *testing.T, e *env, scope, patient string) string {
+func scopedToken(t testing.TB, e *env, scope, patient string) string {
 	t.Helper()
 	r := e.must(200, tokenForm(url.Values{"grant_type": {"password"}, "client_id": {"app"}, "client_secret": {"app-secret"},
 		"username": {"u1"}, "password": {"u1-password-long"}, "scope": {scope}}))
