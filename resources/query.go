@@ -48,6 +48,9 @@ type Query struct {
 	Confine [][]ConfineGroup
 	// confineKey identifies the confinements, for the fingerprint of a result set.
 	confineKey string
+	// Operation, when set, is the path below the base of the operation whose answer the
+	// search is ("Patient/p1/$everything"): its links repeat it, not the searched type.
+	Operation string
 	// Warnings say why the answer may be incomplete (a parameter still being indexed):
 	// the Bundle carries them in its OperationOutcome entry.
 	Warnings []string

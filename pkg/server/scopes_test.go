@@ -3,6 +3,7 @@ package server_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/url"
 	"slices"
 	"strings"
@@ -238,5 +239,88 @@ func testPolicyCompartmentTemplate(t *testing.T) {
 				t.Errorf("total %v, want %d", r.doc["total"], len(c.ids))
 			}
 		})
+	}
+}
+
+// Issue 17: Patient $everything is the patient's compartment, paged as a search, with
+// what it refers to included; confined callers get what they reach.
+func TestPatientEverything(t *testing.T) { forEachBackend(t, testPatientEverything) }
+
+func testPatientEverything(t *testing.T) {
+	e := scopeEnv(t)
+	e.must(200, put("/fhir/Encounter/e1", `{"resourceType":"Encounter","status":"finished","class":{"code":"AMB"},"subject":{"reference":"Patient/p1"},"participant":[{"individual":{"reference":"Practitioner/d1"}}]}`))
+	pat := scopedToken(t, e, "patient/*.rs", "p1")
+	split := func(r *resp) (match, include []string) {
+		entries, _ := r.doc["entry"].([]any)
+		for _, en := range entries {
+			m, _ := en.(map[string]any)
+			res, _ := m["resource"].(map[string]any)
+			mode, _ := at(m, "search", "mode").(string)
+			k := fmt.Sprint(res["resourceType"], "/", res["id"])
+			switch mode {
+			case "match":
+				match = append(match, k)
+			case "include":
+				include = append(include, k)
+			}
+		}
+		slices.Sort(match)
+		slices.Sort(include)
+		return match, include
+	}
+	all := []string{"Encounter/e1", "Observation/o1", "Observation/o3", "Observation/o4", "Patient/p1"}
+	r := e.must(200, get("/fhir/Patient/p1/$everything"))
+	match, include := split(r)
+	if !slices.Equal(match, all) || r.doc["total"] != float64(5) {
+		t.Errorf("matches %v (total %v), want %v", match, r.doc["total"], all)
+	}
+	if !slices.Contains(include, "Practitioner/d1") {
+		t.Errorf("includes %v lack the encounter's practitioner", include)
+	}
+	if self := link(r, "self"); !strings.HasSuffix(self, "/fhir/Patient/p1/$everything") {
+		t.Errorf("self link %q", self)
+	}
+	r = e.must(200, get("/fhir/Patient/p1/$everything?_type=Encounter"))
+	if match, _ := split(r); !slices.Equal(match, []string{"Encounter/e1"}) {
+		t.Errorf("_type=Encounter: %v", match)
+	}
+	r = e.must(200, get("/fhir/Patient/p1/$everything?_since=2999-01-01T00:00:00Z"))
+	if match, _ := split(r); len(match) != 0 {
+		t.Errorf("_since in the future: %v", match)
+	}
+	e.must(400, get("/fhir/Patient/p1/$everything?start=2020-01-01"))
+	e.must(400, get("/fhir/Patient/p1/$everything?_type=Practitioner"))
+	e.must(404, get("/fhir/Patient/nobody/$everything"))
+	e.must(404, get("/fhir/Observation/o1/$everything"))
+
+	// Paging: every match once, whatever the page size.
+	var seen []string
+	next := "/fhir/Patient/p1/$everything?_count=2"
+	for i := 0; next != "" && i < 10; i++ {
+		r := e.must(200, get(next))
+		m, _ := split(r)
+		seen = append(seen, m...)
+		next = strings.TrimPrefix(link(r, "next"), testBase)
+	}
+	slices.Sort(seen)
+	if !slices.Equal(seen, all) {
+		t.Errorf("pages held %v, want %v", seen, all)
+	}
+
+	// A patient-scoped token: its own patient's everything, never another's.
+	r = e.must(200, bearer(pat, get("/fhir/Patient/p1/$everything")))
+	match, include = split(r)
+	if !slices.Equal(match, all) || slices.Contains(include, "Patient/p2") {
+		t.Errorf("scoped: matches %v, includes %v", match, include)
+	}
+	e.must(403, bearer(pat, get("/fhir/Patient/p2/$everything")))
+	r = e.must(200, bearer(pat, get("/fhir/Patient/$everything")))
+	if match, _ := split(r); !slices.Equal(match, all) {
+		t.Errorf("scoped type-level: %v", match)
+	}
+	// The type level for an unconfined caller: every patient's compartment.
+	r = e.must(200, get("/fhir/Patient/$everything?_type=Patient"))
+	if match, _ := split(r); !slices.Equal(match, []string{"Patient/p1", "Patient/p2"}) {
+		t.Errorf("type-level: %v", match)
 	}
 }
