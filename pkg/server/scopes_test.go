@@ -18,6 +18,7 @@ import (
 func scopeEnv(t *testing.T) *env {
 	e := newEnv(t)
 	e.must(201, put("/Client/app", `{"secret":"app-secret","grant_types":["password"]}`))
+	e.must(201, put("/Client/appjwt", `{"secret":"app-secret","grant_types":["password"],"auth":{"password":{"token_format":"jwt"}}}`))
 	e.must(201, put("/User/u1", `{"password":"u1-password-long"}`))
 	e.must(201, yamlPut("/AccessPolicy/u1-fhir", "engine: matcho\nlink: [{resourceType: User, id: u1}]\nmatcho: {uri: '#^/fhir/'}\n"))
 	for _, p := range []string{"p1", "p2"} {
@@ -42,8 +43,13 @@ func scopeEnv(t *testing.T) *env {
 // scopedToken signs u1 in with scope and, when patient is not empty, puts Patient/patient
 // in the Session's launch context as a launch would.
 func scopedToken(t testing.TB, e *env, scope, patient string) string {
+	return scopedTokenOf(t, e, "app", scope, patient)
+}
+
+// scopedTokenOf is scopedToken from client.
+func scopedTokenOf(t testing.TB, e *env, client, scope, patient string) string {
 	t.Helper()
-	r := e.must(200, tokenForm(url.Values{"grant_type": {"password"}, "client_id": {"app"}, "client_secret": {"app-secret"},
+	r := e.must(200, tokenForm(url.Values{"grant_type": {"password"}, "client_id": {client}, "client_secret": {"app-secret"},
 		"username": {"u1"}, "password": {"u1-password-long"}, "scope": {scope}}))
 	tok, _ := r.doc["access_token"].(string)
 	if patient != "" {
@@ -85,6 +91,11 @@ func testScopesNarrowPolicies(t *testing.T) {
 	vitals := scopedToken(t, e, "patient/Observation.rs?category=http://terminology.hl7.org/CodeSystem/observation-category|vital-signs patient/Patient.r", "p1")
 	writer := scopedToken(t, e, "patient/Observation.cruds patient/Patient.rs", "p1")
 	unscoped := scopedToken(t, e, "", "")
+	// A JWT's own scope claim decides, as signed.
+	jwtPat := scopedTokenOf(t, e, "appjwt", "patient/*.rs", "p1")
+	if strings.Count(jwtPat, ".") != 2 {
+		t.Fatalf("not a JWT: %s", jwtPat)
+	}
 
 	type tc struct {
 		name   string
@@ -96,6 +107,8 @@ func testScopesNarrowPolicies(t *testing.T) {
 	}
 	cases := []tc{
 		{"patient scope reads its patient", &pat, get("/fhir/Patient/p1"), 200, nil, 0},
+		{"a JWT's patient scope filters too", &jwtPat, get("/fhir/Observation"), 200, []string{"o1", "o3", "o4"}, 3},
+		{"a JWT's patient scope refuses", &jwtPat, get("/fhir/Patient/p2"), 403, nil, 0},
 		{"patient scope refuses another patient", &pat, get("/fhir/Patient/p2"), 403, nil, 0},
 		{"patient scope reads an observation by subject", &pat, get("/fhir/Observation/o1"), 200, nil, 0},
 		{"patient scope reads an observation by performer", &pat, get("/fhir/Observation/o3"), 200, nil, 0},
