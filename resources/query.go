@@ -46,6 +46,10 @@ type Query struct {
 	// request's context): a match satisfies, for each, at least one of its groups. They
 	// are no parameters: never shown in links, never reported as ignored.
 	Confine [][]ConfineGroup
+	// ChainConfine holds, per type that a chain or _has leads to, the confinements of
+	// that type: a linked resource counts only when the caller reaches it, so that a
+	// chain cannot tell what a resource beyond the caller's reach holds.
+	ChainConfine map[string][][]ConfineGroup
 	// confineKey identifies the confinements, for the fingerprint of a result set.
 	confineKey string
 	// Operation, when set, is the path below the base of the operation whose answer the

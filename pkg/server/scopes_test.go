@@ -120,6 +120,10 @@ func testScopesNarrowPolicies(t *testing.T) {
 		{"types outside the compartment are not confined", &pat, get("/fhir/Practitioner/d1"), 200, nil, 0},
 		{"search is filtered to the compartment", &pat, get("/fhir/Observation"), 200, []string{"o1", "o3", "o4"}, 3},
 		{"search of patients is filtered", &pat, get("/fhir/Patient"), 200, []string{"p1"}, 1},
+		// o3 is p1's (performer) but its subject is p2: a chain must not tell p2's name.
+		{"a chain does not look beyond the compartment", &pat, get("/fhir/Observation?subject:Patient.family=Famp2"), 200, []string{}, 0},
+		{"a chain within the compartment", &pat, get("/fhir/Observation?subject:Patient.family=Famp1"), 200, []string{"o1", "o4"}, 2},
+		{"an unconfined chain finds it", &userObs, get("/fhir/Observation?subject:Patient.family=Famp2"), 403, nil, 0},
 		{"an include never adds what the scopes do not reach", &pat, get("/fhir/Observation?_include=Observation:subject"), 200, []string{"o1", "o3", "o4", "p1"}, 3},
 		{"a revinclude likewise", &pat, get("/fhir/Patient?_revinclude=Observation:subject"), 200, []string{"o1", "o4", "p1"}, 1},
 		{"search for another patient's data is empty, not refused", &pat, get("/fhir/Observation?subject=Patient/p2&performer:missing=true"), 200, []string{}, 0},
