@@ -8,6 +8,7 @@ import (
 	"html"
 	"io"
 	mrand "math/rand/v2"
+	"net"
 	"net/http"
 	"net/http/cookiejar"
 	"net/url"
@@ -136,29 +137,68 @@ func (cs *codeSource) next(ctx context.Context) (string, error) {
 	return codeOf(resp)
 }
 
-// makeCodes makes n codes with a few browsers' worth of concurrency.
+// codesPerAddress is how many codes one browser address asks for: the server lets an
+// address have 30 before it makes it wait (pkg/auth/codes.go), as a sign-in page would
+// see from one person.
+const codesPerAddress = 25
+
+// from returns a copy of cs whose requests leave from the loopback address 127.1.x.y
+// numbered k: to the server, another browser. Linux routes all of 127/8 to the
+// loopback interface, so a bench on one machine can be many addresses.
+func (cs *codeSource) from(k int) *codeSource {
+	local := &net.TCPAddr{IP: net.IPv4(127, byte(1+k/62500), byte(k/250%250), byte(k%250+1))}
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.DialContext = (&net.Dialer{LocalAddr: local, Timeout: 10 * time.Second}).DialContext
+	c := *cs
+	cl := *cs.client
+	cl.Transport = tr
+	c.client = &cl
+	return &c
+}
+
+// makeCodes makes n codes as browsers at many addresses would, four at a time: a
+// browser (address) per codesPerAddress codes.
 func makeCodes(ctx context.Context, cs *codeSource, n int) (chan string, error) {
 	codes := make(chan string, n)
+	addrs := make(chan int)
 	var wg sync.WaitGroup
 	var mu sync.Mutex
 	var first error
-	per := (n + 3) / 4
 	for w := 0; w < 4; w++ {
 		wg.Add(1)
-		go func(k int) {
+		go func() {
 			defer wg.Done()
-			for i := 0; i < k; i++ {
-				c, err := cs.next(ctx)
-				if err != nil {
-					mu.Lock()
-					first = err
-					mu.Unlock()
-					return
+			for k := range addrs {
+				b := cs.from(k)
+				for i := 0; i < codesPerAddress && len(codes) < cap(codes); i++ {
+					c, err := b.next(ctx)
+					if err != nil {
+						mu.Lock()
+						if first == nil {
+							first = err
+						}
+						mu.Unlock()
+						return
+					}
+					codes <- c
 				}
-				codes <- c
+				b.client.CloseIdleConnections()
 			}
-		}(min(per, n-w*per))
+		}()
 	}
+	// Addresses are numbered from a point of the run's own, so that a run right after
+	// another does not meet the waits its addresses earned (forgotten after 10 minutes).
+	base := int(time.Now().Unix()/600%20) * 50000
+	for k := 0; k*codesPerAddress < n; k++ {
+		mu.Lock()
+		stop := first != nil
+		mu.Unlock()
+		if stop {
+			break
+		}
+		addrs <- base + k
+	}
+	close(addrs)
 	wg.Wait()
 	return codes, first
 }
