@@ -15,6 +15,7 @@ import (
 	"regexp"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -53,6 +54,7 @@ type codeSource struct {
 	base   string
 	client *http.Client
 	query  string // the authorize request's query
+	local  string // the address requests leave from ("" for any)
 }
 
 var loginField = regexp.MustCompile(`<input type="hidden" name="([a-z]+)" value="([^"]*)">`)
@@ -153,6 +155,7 @@ func (cs *codeSource) from(k int) *codeSource {
 	cl := *cs.client
 	cl.Transport = tr
 	c.client = &cl
+	c.local = local.IP.String()
 	return &c
 }
 
@@ -164,21 +167,30 @@ func makeCodes(ctx context.Context, cs *codeSource, n int) (chan string, error) 
 	var wg sync.WaitGroup
 	var mu sync.Mutex
 	var first error
+	var claimed atomic.Int64
 	for w := 0; w < 4; w++ {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			for k := range addrs {
+				mu.Lock()
+				stop := first != nil
+				mu.Unlock()
+				if stop {
+					continue // drain: the sender stops at the next address
+				}
 				b := cs.from(k)
-				for i := 0; i < codesPerAddress && len(codes) < cap(codes); i++ {
+				// A slot is taken before its code is asked for: the workers together
+				// make exactly n, and never block on a full channel.
+				for i := 0; i < codesPerAddress && claimed.Add(1) <= int64(n); i++ {
 					c, err := b.next(ctx)
 					if err != nil {
 						mu.Lock()
 						if first == nil {
-							first = err
+							first = fmt.Errorf("from %s: %w", b.local, err)
 						}
 						mu.Unlock()
-						return
+						break
 					}
 					codes <- c
 				}
