@@ -350,10 +350,13 @@ func testSMARTConfiguration(t *testing.T) {
 			t.Errorf("%s = %v, want %s", k, d[k], v)
 		}
 	}
-	// The authorization-code grant is served, so its endpoint and launch-standalone are
-	// listed; the launch contexts and the EHR launch are not (TestSMARTConfigurationFollowsGrants
-	// covers a server without the grant).
-	if !sameStrings(d["capabilities"], "client-confidential-symmetric", "launch-standalone", "client-public", "permission-v1", "permission-v2") {
+	// The authorization-code grant is served, so its endpoint, both launches, their
+	// contexts, OpenID Connect and refresh permissions are listed; permission-patient and
+	// permission-user are not (TestSMARTConfigurationFollowsGrants covers a server
+	// without the grant).
+	if !sameStrings(d["capabilities"], "client-confidential-symmetric", "launch-standalone", "launch-ehr", "client-public",
+		"context-standalone-patient", "context-ehr-patient", "context-ehr-encounter", "sso-openid-connect",
+		"permission-offline", "permission-online", "permission-v1", "permission-v2") {
 		t.Errorf("capabilities %v: only what is served", d["capabilities"])
 	}
 	if d["authorization_endpoint"] != testBase+"/auth/authorize" {
