@@ -95,6 +95,8 @@ func (c *Codes) validateLaunch(_ context.Context, doc map[string]any) error {
 
 // amendLaunch gives a new LaunchContext its expiry when the EHR gave none, and keeps an
 // update from moving it: a launch lives LaunchTTL from its creation at most.
+// It also records the expiry as exp (Unix seconds, hidden), by which the sweeper removes
+// expired launches.
 func (c *Codes) amendLaunch(_ context.Context, cur *resources.Resource, doc map[string]any) error {
 	if cur != nil {
 		old, err := decode(cur.Content)
@@ -102,11 +104,15 @@ func (c *Codes) amendLaunch(_ context.Context, cur *resources.Resource, doc map[
 			return resources.Internal(err)
 		}
 		doc["expires"] = old["expires"]
-		return nil
-	}
-	if _, ok := doc["expires"]; !ok {
+	} else if _, ok := doc["expires"]; !ok {
 		doc["expires"] = resources.FormatInstant(c.now().UTC().Add(LaunchTTL))
 	}
+	s, _ := doc["expires"].(string)
+	t, err := time.Parse(time.RFC3339, s)
+	if err != nil {
+		return resources.Errorf(resources.CodeUnprocessable, "LaunchContext.expires must be an instant")
+	}
+	doc["exp"] = t.Unix()
 	return nil
 }
 
