@@ -42,6 +42,12 @@ type Query struct {
 	// Original holds the parameters as given but for _page and _pageset: what the
 	// paging links repeat, so that a page request carries what the first one did.
 	Original url.Values
+	// Confine holds the confinements of access control (Service.confine, from the
+	// request's context): a match satisfies, for each, at least one of its groups. They
+	// are no parameters: never shown in links, never reported as ignored.
+	Confine [][]ConfineGroup
+	// confineKey identifies the confinements, for the fingerprint of a result set.
+	confineKey string
 	// Warnings say why the answer may be incomplete (a parameter still being indexed):
 	// the Bundle carries them in its OperationOutcome entry.
 	Warnings []string

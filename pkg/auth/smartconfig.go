@@ -40,7 +40,7 @@ func (t *TokenEndpoint) GrantTypes() []string {
 // grant come both launches and their contexts (the patient picker, LaunchContext:
 // launch.go, conformance L1–L6), sign-in with OpenID Connect (the ID token and its
 // fhirUser, L9) and refresh tokens asked for with offline_access or online_access (L7,
-// L8). permission-patient and permission-user come with the enforcement of scopes.
+// L8); permission-patient and permission-user with the enforcement of scopes.
 func SMARTCapabilities(grants []string) []string {
 	caps := []string{"client-confidential-symmetric"}
 	if slices.Contains(grants, "authorization_code") {
@@ -48,8 +48,9 @@ func SMARTCapabilities(grants []string) []string {
 			"context-standalone-patient", "context-ehr-patient", "context-ehr-encounter",
 			"sso-openid-connect", "permission-offline", "permission-online")
 	}
-	// Scopes of both versions are parsed, checked and recorded (not enforced yet).
-	return append(caps, "permission-v1", "permission-v2")
+	// Scopes of both versions are parsed, checked, recorded and enforced, patient/
+	// scopes confined to the launch patient's compartment (conformance M5, M6).
+	return append(caps, "permission-v1", "permission-v2", "permission-patient", "permission-user")
 }
 
 // SMARTConfiguration is the document of /.well-known/smart-configuration (SMART App
