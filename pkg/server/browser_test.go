@@ -19,8 +19,8 @@ import (
 // A real browser through the sign-in pages: headless Chromium opens the authorization
 // URL of a standalone SMART launch, signs in through the login form, allows on the
 // consent page, picks a patient and lands on the client's redirect URI with a code,
-// which the test exchanges: the token response names the patient (conformance A1, A4,
-// A6, L1). Set FHIRBOX_TEST_SCREENSHOTS to a directory to keep screenshots of the login,
+// which the test exchanges: the token response names the patient, and the token reads
+// only that patient (conformance A1, A4, A6, L1). Set FHIRBOX_TEST_SCREENSHOTS to a directory to keep screenshots of the login,
 // consent and picker pages (docs/img holds the ones in the documentation).
 //
 // Both backends share one Chromium, each in a browser context of its own (cookies
@@ -126,4 +126,8 @@ func testBrowserSignIn(t *testing.T, browser context.Context) {
 	if r.doc["id_token"] == nil || r.doc["patient"] != "p2" {
 		t.Errorf("no id_token, or not patient p2: %s", r.raw)
 	}
+	// The token reads the patient picked, and not the other one the user may read.
+	access, _ := r.doc["access_token"].(string)
+	ce.must(200, bearer(access, get("/fhir/Patient/p2")))
+	ce.must(403, bearer(access, get("/fhir/Patient/p1")))
 }

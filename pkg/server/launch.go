@@ -147,7 +147,8 @@ func (s *Server) patientCandidates(c echo.Context, client *auth.ClientConfig, b 
 // launchPatient reports whether Patient id exists and the signed-in user may read it
 // through client, with what the picker shows of it. The decision is the policies' on
 // GET /fhir/Patient/{id} sent by that user and client from this browser (equivalent,
-// as readCheck builds its probes).
+// as readCheck builds its probes), and the read under the compartments it is confined
+// to. The user has no token yet, so no scope narrows it.
 func (s *Server) launchPatient(c echo.Context, client *auth.ClientConfig, b *auth.Browser, id string) (bool, ui.PatientChoice, error) {
 	ctx := c.Request().Context()
 	cdoc, err := s.oauth.Dir.Client(ctx, client.ID)
@@ -156,11 +157,18 @@ func (s *Server) launchPatient(c echo.Context, client *auth.ClientConfig, b *aut
 	}
 	caller := &auth.Identity{ClientID: client.ID, Client: cdoc, UserID: b.UserID, User: b.User}
 	probe := equivalent(s.requestInfo(c, caller), http.MethodGet, "/fhir/Patient/"+id, "", url.Values{}, "Patient", id, nil)
-	if !s.policies.Decide(ctx, probe.Build(), false).Allowed {
+	d := s.policies.Decide(ctx, probe.Build(), false)
+	if !d.Allowed {
 		return false, ui.PatientChoice{}, nil
 	}
-	r, err := s.svc.Current(ctx, "Patient", id)
-	if err != nil || r == nil {
+	// A policy that allows only within compartments (the patient-own-compartment
+	// template) allows the probe confined: the read decides, as it would for the user.
+	r, err := s.svc.Read(resources.WithConfinement(ctx, d.Confinement()), "Patient", id)
+	switch resources.ErrorCode(err) {
+	case resources.CodeForbidden, resources.CodeNotFound, resources.CodeGone:
+		return false, ui.PatientChoice{}, nil
+	}
+	if err != nil {
 		return false, ui.PatientChoice{}, err
 	}
 	var doc map[string]any

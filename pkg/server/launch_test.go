@@ -115,6 +115,10 @@ func testStandaloneLaunch(t *testing.T) {
 	if ui := ce.must(200, bearer(access, get("/auth/userinfo"))); ui.doc["sub"] != "user1" || ui.doc["id"] != "user1" {
 		t.Errorf("userinfo %s", ui.raw)
 	}
+	// The token reads that patient's data only: the policy lets user1 read p1 too, the
+	// patient/ scope confines the token to p2's compartment.
+	ce.must(200, bearer(access, get("/fhir/Patient/p2")))
+	ce.must(403, bearer(access, get("/fhir/Patient/p1")))
 	// The Session records the context as a reference (the contract enforcement reads).
 	ss := ce.must(200, get("/Session?type=authorization_code&user=User/user1"))
 	if at(ss.doc, "entry", 0, "resource", "patient", "resourceType") != "Patient" || at(ss.doc, "entry", 0, "resource", "patient", "id") != "p2" {
@@ -151,6 +155,20 @@ func testStandaloneLaunch(t *testing.T) {
 	to = b2.post("/auth/consent", f).redirect(t)
 	if to == nil || to.Query().Get("error") != "access_denied" || !strings.Contains(to.Query().Get("error_description"), "no patient") {
 		t.Errorf("no candidates: %v", to)
+	}
+
+	// A policy that allows within the compartment of the user's fhirUser (the shipped
+	// template's shape): of user3's patients only that one, p3, is listed, though the
+	// policy's pattern matches a read of p1 too.
+	ce.must(201, put("/User/user3", `{"userName":"uthree","password":"password3","fhirUser":{"reference":"Patient/p3"},"data":{"patients":[{"reference":"Patient/p1"}]}}`))
+	ce.must(201, yamlPut("/AccessPolicy/user3-compartment", "engine: matcho\nlink: [{resourceType: User, id: user3}]\n"+
+		"matcho:\n  request-method: get\n  uri: '#^/fhir/'\ncompartment: {type: Patient, id: .user.fhirUser}\n"))
+	b3 := ce.browser(t)
+	p = b3.login(b3.get(query), "uthree", "password3")
+	f = p.fields()
+	f.Set("decision", "allow")
+	if p := b3.post("/auth/consent", f); strings.Join(pickerPatients(p), ",") != "p3" {
+		t.Errorf("compartment policy: picker lists %v: %d %s", pickerPatients(p), p.status, p.body)
 	}
 
 	// A first-party client skips consent, not the picker; prompt=none cannot pick.
