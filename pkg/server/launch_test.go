@@ -1,11 +1,15 @@
 package server_test
 
 import (
+	"context"
 	"net/http"
 	"net/url"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/coreos/go-oidc/v3/oidc"
+	"golang.org/x/oauth2"
 )
 
 // launchFixture gives a codeEnv what the SMART launches need: Patients p1 (named, with a
@@ -320,5 +324,53 @@ func testLaunchRefreshAccess(t *testing.T) {
 	checkTokenResponse(t, refresh(offline))
 	if got := oauthErrorOf(t, refresh(online), 400); got != "invalid_grant" {
 		t.Errorf("online_access after sign-out: %s", got)
+	}
+}
+
+// An EHR launch driven by real client libraries: golang.org/x/oauth2 sends the launch
+// parameter and reads patient and encounter from the token response; coreos/go-oidc
+// verifies the ID token and reads its fhirUser claim (conformance L4, L6, L9).
+func TestLaunchClientLibraries(t *testing.T) { forEachBackend(t, testLaunchClientLibraries) }
+
+func testLaunchClientLibraries(t *testing.T) {
+	ce := newCodeEnv(t)
+	launchFixture(t, ce)
+	launch := ce.must(201, post("/LaunchContext", `{"resourceType":"LaunchContext","patient":{"reference":"Patient/p2"},"encounter":{"reference":"Encounter/e1"}}`)).doc["id"].(string)
+	ctx := context.Background()
+	provider, err := oidc.NewProvider(ctx, ce.base)
+	if err != nil {
+		t.Fatalf("discovery: %v", err)
+	}
+	conf := oauth2.Config{ClientID: "codeapp", Endpoint: provider.Endpoint(), RedirectURL: codeRedirect,
+		Scopes: []string{"launch", oidc.ScopeOpenID, "fhirUser", "patient/*.read", "offline_access"}}
+	verifier := oauth2.GenerateVerifier()
+	authURL := conf.AuthCodeURL("st-1", oauth2.S256ChallengeOption(verifier), oauth2.SetAuthURLParam("launch", launch))
+	code := ce.browser(t).signInForCode(strings.TrimPrefix(authURL, ce.base))
+	tok, err := conf.Exchange(ctx, code, oauth2.VerifierOption(verifier))
+	if err != nil {
+		t.Fatalf("Exchange: %v", err)
+	}
+	if tok.Extra("patient") != "p2" || tok.Extra("encounter") != "e1" || tok.RefreshToken == "" {
+		t.Errorf("token: patient %v encounter %v refresh %q", tok.Extra("patient"), tok.Extra("encounter"), tok.RefreshToken)
+	}
+	raw, _ := tok.Extra("id_token").(string)
+	idt, err := provider.Verifier(&oidc.Config{ClientID: "codeapp"}).Verify(ctx, raw)
+	if err != nil {
+		t.Fatalf("ID token: %v", err)
+	}
+	var claims struct {
+		FHIRUser string `json:"fhirUser"`
+	}
+	if err := idt.Claims(&claims); err != nil || claims.FHIRUser != ce.base+"/fhir/Patient/p1" {
+		t.Errorf("fhirUser %q (%v)", claims.FHIRUser, err)
+	}
+	// A refresh through the library keeps the context.
+	tok.Expiry = time.Now().Add(-time.Minute)
+	fresh, err := conf.TokenSource(ctx, tok).Token()
+	if err != nil {
+		t.Fatalf("refresh: %v", err)
+	}
+	if fresh.AccessToken == tok.AccessToken || fresh.Extra("patient") != "p2" {
+		t.Errorf("refresh: patient %v", fresh.Extra("patient"))
 	}
 }
