@@ -194,6 +194,41 @@ func (s *Service) confine(ctx context.Context, q *Query) error {
 		keys = append(keys, c.Key())
 	}
 	q.confineKey = strings.Join(keys, "\x00")
+	return s.confineChains(cs, q)
+}
+
+// confineChains fills q.ChainConfine for the types q's chains and _has lead to.
+func (s *Service) confineChains(cs []Confinement, q *Query) error {
+	var types []string
+	for i := range q.Clauses {
+		for _, l := range q.Clauses[i].Chain {
+			for _, t := range l.Types {
+				if !slices.Contains(types, t) {
+					types = append(types, t)
+				}
+			}
+		}
+	}
+	for _, t := range types {
+		for _, c := range cs {
+			reaches, confined := c.For(t)
+			if !confined {
+				continue
+			}
+			groups := []ConfineGroup{}
+			for _, r := range reaches {
+				g, err := s.confineGroup(c, t, r)
+				if err != nil {
+					return err
+				}
+				groups = append(groups, g)
+			}
+			if q.ChainConfine == nil {
+				q.ChainConfine = map[string][][]ConfineGroup{}
+			}
+			q.ChainConfine[t] = append(q.ChainConfine[t], groups)
+		}
+	}
 	return nil
 }
 

@@ -46,8 +46,15 @@ type Query struct {
 	// request's context): a match satisfies, for each, at least one of its groups. They
 	// are no parameters: never shown in links, never reported as ignored.
 	Confine [][]ConfineGroup
+	// ChainConfine holds, per type that a chain or _has leads to, the confinements of
+	// that type: a linked resource counts only when the caller reaches it, so that a
+	// chain cannot tell what a resource beyond the caller's reach holds.
+	ChainConfine map[string][][]ConfineGroup
 	// confineKey identifies the confinements, for the fingerprint of a result set.
 	confineKey string
+	// Operation, when set, is the path below the base of the operation whose answer the
+	// search is ("Patient/p1/$everything"): its links repeat it, not the searched type.
+	Operation string
 	// Warnings say why the answer may be incomplete (a parameter still being indexed):
 	// the Bundle carries them in its OperationOutcome entry.
 	Warnings []string

@@ -25,7 +25,13 @@ func ScopesOf(id *Identity) *Scopes {
 	if id == nil || id.Session == nil {
 		return nil
 	}
+	// A JWT carries its own scope, signed; a Session's access_scope is that of its
+	// current token, which a refresh may have narrowed or widened since an earlier JWT
+	// of the Session (still unexpired) was issued. An opaque token is always the current.
 	raw, _ := id.Session["access_scope"].(string)
+	if id.JWT != nil {
+		raw, _ = id.JWT["scope"].(string)
+	}
 	if !strings.Contains(raw, "/") {
 		return nil
 	}

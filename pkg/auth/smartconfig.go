@@ -67,7 +67,7 @@ func SMARTConfiguration(issuer string, grants []string) map[string]any {
 		"grant_types_supported":                 grants,
 		"introspection_endpoint":                issuer + IntrospectionPath,
 		"revocation_endpoint":                   issuer + RevocationPath,
-		// The resource scopes a client may ask for; they are recorded, not enforced.
+		// The resource scopes a client may ask for; enforced as scopeaccess.go says.
 		"scopes_supported": []string{"system/*.cruds", "user/*.cruds", "patient/*.cruds", "system/*.*", "user/*.*", "patient/*.*"},
 		"capabilities":     SMARTCapabilities(grants),
 	}

@@ -3,6 +3,7 @@ package server_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/url"
 	"slices"
 	"strings"
@@ -17,6 +18,7 @@ import (
 func scopeEnv(t *testing.T) *env {
 	e := newEnv(t)
 	e.must(201, put("/Client/app", `{"secret":"app-secret","grant_types":["password"]}`))
+	e.must(201, put("/Client/appjwt", `{"secret":"app-secret","grant_types":["password"],"auth":{"password":{"token_format":"jwt"}}}`))
 	e.must(201, put("/User/u1", `{"password":"u1-password-long"}`))
 	e.must(201, yamlPut("/AccessPolicy/u1-fhir", "engine: matcho\nlink: [{resourceType: User, id: u1}]\nmatcho: {uri: '#^/fhir/'}\n"))
 	for _, p := range []string{"p1", "p2"} {
@@ -41,8 +43,13 @@ func scopeEnv(t *testing.T) *env {
 // scopedToken signs u1 in with scope and, when patient is not empty, puts Patient/patient
 // in the Session's launch context as a launch would.
 func scopedToken(t testing.TB, e *env, scope, patient string) string {
+	return scopedTokenOf(t, e, "app", scope, patient)
+}
+
+// scopedTokenOf is scopedToken from client.
+func scopedTokenOf(t testing.TB, e *env, client, scope, patient string) string {
 	t.Helper()
-	r := e.must(200, tokenForm(url.Values{"grant_type": {"password"}, "client_id": {"app"}, "client_secret": {"app-secret"},
+	r := e.must(200, tokenForm(url.Values{"grant_type": {"password"}, "client_id": {client}, "client_secret": {"app-secret"},
 		"username": {"u1"}, "password": {"u1-password-long"}, "scope": {scope}}))
 	tok, _ := r.doc["access_token"].(string)
 	if patient != "" {
@@ -84,6 +91,11 @@ func testScopesNarrowPolicies(t *testing.T) {
 	vitals := scopedToken(t, e, "patient/Observation.rs?category=http://terminology.hl7.org/CodeSystem/observation-category|vital-signs patient/Patient.r", "p1")
 	writer := scopedToken(t, e, "patient/Observation.cruds patient/Patient.rs", "p1")
 	unscoped := scopedToken(t, e, "", "")
+	// A JWT's own scope claim decides, as signed.
+	jwtPat := scopedTokenOf(t, e, "appjwt", "patient/*.rs", "p1")
+	if strings.Count(jwtPat, ".") != 2 {
+		t.Fatalf("not a JWT: %s", jwtPat)
+	}
 
 	type tc struct {
 		name   string
@@ -95,6 +107,8 @@ func testScopesNarrowPolicies(t *testing.T) {
 	}
 	cases := []tc{
 		{"patient scope reads its patient", &pat, get("/fhir/Patient/p1"), 200, nil, 0},
+		{"a JWT's patient scope filters too", &jwtPat, get("/fhir/Observation"), 200, []string{"o1", "o3", "o4"}, 3},
+		{"a JWT's patient scope refuses", &jwtPat, get("/fhir/Patient/p2"), 403, nil, 0},
 		{"patient scope refuses another patient", &pat, get("/fhir/Patient/p2"), 403, nil, 0},
 		{"patient scope reads an observation by subject", &pat, get("/fhir/Observation/o1"), 200, nil, 0},
 		{"patient scope reads an observation by performer", &pat, get("/fhir/Observation/o3"), 200, nil, 0},
@@ -106,6 +120,10 @@ func testScopesNarrowPolicies(t *testing.T) {
 		{"types outside the compartment are not confined", &pat, get("/fhir/Practitioner/d1"), 200, nil, 0},
 		{"search is filtered to the compartment", &pat, get("/fhir/Observation"), 200, []string{"o1", "o3", "o4"}, 3},
 		{"search of patients is filtered", &pat, get("/fhir/Patient"), 200, []string{"p1"}, 1},
+		// o3 is p1's (performer) but its subject is p2: a chain must not tell p2's name.
+		{"a chain does not look beyond the compartment", &pat, get("/fhir/Observation?subject:Patient.family=Famp2"), 200, []string{}, 0},
+		{"a chain within the compartment", &pat, get("/fhir/Observation?subject:Patient.family=Famp1"), 200, []string{"o1", "o4"}, 2},
+		{"an unconfined chain finds it", &userObs, get("/fhir/Observation?subject:Patient.family=Famp2"), 403, nil, 0},
 		{"an include never adds what the scopes do not reach", &pat, get("/fhir/Observation?_include=Observation:subject"), 200, []string{"o1", "o3", "o4", "p1"}, 3},
 		{"a revinclude likewise", &pat, get("/fhir/Patient?_revinclude=Observation:subject"), 200, []string{"o1", "o4", "p1"}, 1},
 		{"search for another patient's data is empty, not refused", &pat, get("/fhir/Observation?subject=Patient/p2&performer:missing=true"), 200, []string{}, 0},
@@ -238,5 +256,88 @@ func testPolicyCompartmentTemplate(t *testing.T) {
 				t.Errorf("total %v, want %d", r.doc["total"], len(c.ids))
 			}
 		})
+	}
+}
+
+// Issue 17: Patient $everything is the patient's compartment, paged as a search, with
+// what it refers to included; confined callers get what they reach.
+func TestPatientEverything(t *testing.T) { forEachBackend(t, testPatientEverything) }
+
+func testPatientEverything(t *testing.T) {
+	e := scopeEnv(t)
+	e.must(200, put("/fhir/Encounter/e1", `{"resourceType":"Encounter","status":"finished","class":{"code":"AMB"},"subject":{"reference":"Patient/p1"},"participant":[{"individual":{"reference":"Practitioner/d1"}}]}`))
+	pat := scopedToken(t, e, "patient/*.rs", "p1")
+	split := func(r *resp) (match, include []string) {
+		entries, _ := r.doc["entry"].([]any)
+		for _, en := range entries {
+			m, _ := en.(map[string]any)
+			res, _ := m["resource"].(map[string]any)
+			mode, _ := at(m, "search", "mode").(string)
+			k := fmt.Sprint(res["resourceType"], "/", res["id"])
+			switch mode {
+			case "match":
+				match = append(match, k)
+			case "include":
+				include = append(include, k)
+			}
+		}
+		slices.Sort(match)
+		slices.Sort(include)
+		return match, include
+	}
+	all := []string{"Encounter/e1", "Observation/o1", "Observation/o3", "Observation/o4", "Patient/p1"}
+	r := e.must(200, get("/fhir/Patient/p1/$everything"))
+	match, include := split(r)
+	if !slices.Equal(match, all) || r.doc["total"] != float64(5) {
+		t.Errorf("matches %v (total %v), want %v", match, r.doc["total"], all)
+	}
+	if !slices.Contains(include, "Practitioner/d1") {
+		t.Errorf("includes %v lack the encounter's practitioner", include)
+	}
+	if self := link(r, "self"); !strings.HasSuffix(self, "/fhir/Patient/p1/$everything") {
+		t.Errorf("self link %q", self)
+	}
+	r = e.must(200, get("/fhir/Patient/p1/$everything?_type=Encounter"))
+	if match, _ := split(r); !slices.Equal(match, []string{"Encounter/e1"}) {
+		t.Errorf("_type=Encounter: %v", match)
+	}
+	r = e.must(200, get("/fhir/Patient/p1/$everything?_since=2999-01-01T00:00:00Z"))
+	if match, _ := split(r); len(match) != 0 {
+		t.Errorf("_since in the future: %v", match)
+	}
+	e.must(400, get("/fhir/Patient/p1/$everything?start=2020-01-01"))
+	e.must(400, get("/fhir/Patient/p1/$everything?_type=Practitioner"))
+	e.must(404, get("/fhir/Patient/nobody/$everything"))
+	e.must(404, get("/fhir/Observation/o1/$everything"))
+
+	// Paging: every match once, whatever the page size.
+	var seen []string
+	next := "/fhir/Patient/p1/$everything?_count=2"
+	for i := 0; next != "" && i < 10; i++ {
+		r := e.must(200, get(next))
+		m, _ := split(r)
+		seen = append(seen, m...)
+		next = strings.TrimPrefix(link(r, "next"), testBase)
+	}
+	slices.Sort(seen)
+	if !slices.Equal(seen, all) {
+		t.Errorf("pages held %v, want %v", seen, all)
+	}
+
+	// A patient-scoped token: its own patient's everything, never another's.
+	r = e.must(200, bearer(pat, get("/fhir/Patient/p1/$everything")))
+	match, include = split(r)
+	if !slices.Equal(match, all) || slices.Contains(include, "Patient/p2") {
+		t.Errorf("scoped: matches %v, includes %v", match, include)
+	}
+	e.must(403, bearer(pat, get("/fhir/Patient/p2/$everything")))
+	r = e.must(200, bearer(pat, get("/fhir/Patient/$everything")))
+	if match, _ := split(r); !slices.Equal(match, all) {
+		t.Errorf("scoped type-level: %v", match)
+	}
+	// The type level for an unconfined caller: every patient's compartment.
+	r = e.must(200, get("/fhir/Patient/$everything?_type=Patient"))
+	if match, _ := split(r); !slices.Equal(match, []string{"Patient/p1", "Patient/p2"}) {
+		t.Errorf("type-level: %v", match)
 	}
 }

@@ -157,6 +157,34 @@ func (b *builder) chainTargets(c *resources.Clause, ca string) error {
 // more probe per match (Patient?_has:Observation:subject:code=8302-2 on the Synthea
 // sample: 1,060 of them). Any other rest tests the live resources of typ.
 func (b *builder) chainRest(c *resources.Clause, typ string, typed bool) error {
+	confs := b.chainConfine[typ]
+	if len(confs) == 0 {
+		return b.chainRestOf(c, typ, typed)
+	}
+	// A confined type: of the ids the rest selects, those the caller reaches.
+	alias := "k" + strconv.Itoa(b.level+1)
+	b.WriteString("SELECT ")
+	if typed {
+		b.w(alias, ".resource_type, ")
+	}
+	b.w(alias, ".id FROM resource ", alias, " WHERE ", alias, ".resource_type = ", b.arg(typ), " AND NOT ", alias, ".deleted AND ", alias, ".id IN (")
+	if err := b.chainRestOf(c, typ, false); err != nil {
+		return err
+	}
+	b.WriteString(")")
+	typ0, driver0, selects0, r0, level0 := b.typ, b.driver, b.selects, b.r, b.level
+	defer func() { b.typ, b.driver, b.selects, b.r, b.level = typ0, driver0, selects0, r0, level0 }()
+	b.typ, b.r, b.driver, b.level = typ, alias, nil, b.level+1
+	for _, groups := range confs {
+		if err := b.confine(groups); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// chainRestOf is chainRest without confinement.
+func (b *builder) chainRestOf(c *resources.Clause, typ string, typed bool) error {
 	rest := *c
 	rest.Chain = c.Chain[1:]
 	typ0, driver0, selects0, r0, level0 := b.typ, b.driver, b.selects, b.r, b.level

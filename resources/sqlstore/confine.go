@@ -58,16 +58,18 @@ func (b *builder) confineGroup(g *resources.ConfineGroup) error {
 		case len(g.Params) == 0:
 			b.WriteString("1 = 0") // the type has no resources in such compartments
 		default:
-			if self {
-				b.w(r, ".id = ", b.arg(c.ID), " OR ")
-			}
 			// The type is bound, not correlated: the subquery is then a set the database
-			// can compute once and start from.
+			// can compute once and start from. The compartment's own resource joins the
+			// set rather than an OR beside it, which would keep SQLite from starting there.
 			typ := r + ".resource_type"
 			if len(g.Types) == 1 {
 				typ = b.arg(g.Types[0])
 			}
-			b.w(r, ".id IN (SELECT s.id FROM ", referenceTable.name, " s WHERE s.resource_type = ", typ, " AND s.param IN (")
+			b.w(r, ".id IN (")
+			if self {
+				b.w("SELECT ", b.arg(c.ID), " UNION ALL ")
+			}
+			b.w("SELECT s.id FROM ", referenceTable.name, " s WHERE s.resource_type = ", typ, " AND s.param IN (")
 			for i, p := range g.Params {
 				if i > 0 {
 					b.WriteString(", ")

@@ -36,6 +36,9 @@ type builder struct {
 	// resources; r1, r2… inside the links of a chain (see chain.go).
 	r     string
 	level int
+	// chainConfine are the confinements of the types chains lead to
+	// (resources.Query.ChainConfine).
+	chainConfine map[string][][]resources.ConfineGroup
 }
 
 // res returns the alias of the resource rows the clauses test.
@@ -57,7 +60,7 @@ func (b *builder) arg(v any) string {
 
 // clone returns a builder that continues from b's text and arguments without changing b.
 func (b *builder) clone() *builder {
-	c := &builder{args: append([]any(nil), b.args...), d: b.d, typ: b.typ, types: b.types, others: b.others, driver: b.driver, selects: b.selects}
+	c := &builder{args: append([]any(nil), b.args...), d: b.d, typ: b.typ, types: b.types, others: b.others, driver: b.driver, selects: b.selects, chainConfine: b.chainConfine}
 	c.WriteString(b.String())
 	return c
 }
@@ -198,6 +201,7 @@ func (b *builder) checkArgs() error {
 // where writes the conditions of q: its type, live resources, and every clause.
 func (b *builder) where(q *resources.Query) error {
 	b.typ, b.types, b.others = q.Type, q.Types, q.OtherTypes
+	b.chainConfine = q.ChainConfine
 	b.typeCond("r.resource_type")
 	b.WriteString(" AND NOT r.deleted")
 	b.listFilter(q.List)
