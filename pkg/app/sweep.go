@@ -22,8 +22,8 @@ const sweepBatch = 500
 // the retention ago and the authorization codes that expired or were spent more than an
 // hour ago: every token issued writes one, and nothing else would ever remove them. A
 // Session whose refresh token has no expiry never ends by itself and is kept until it is
-// closed. It also removes the expired result sets of searches (resources/resultset.go).
-// It returns how many resources it removed.
+// closed. SMART launch contexts go an hour after they expire, as codes do. It also
+// removes the expired result sets of searches (resources/resultset.go). It returns how many resources it removed.
 func (a *App) Sweep(ctx context.Context) (int, error) {
 	now := a.now()
 	total := 0
@@ -33,6 +33,8 @@ func (a *App) Sweep(ctx context.Context) (int, error) {
 	}{
 		{auth.SessionType, "ends", a.retention},
 		{auth.CodeType, "exp", codeRetention},
+		// Expired SMART launch contexts, as long after as codes.
+		{auth.LaunchType, "exp", codeRetention},
 	} {
 		cut := now.Add(-j.keep)
 		for {

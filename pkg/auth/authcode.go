@@ -38,6 +38,20 @@ type AuthorizeRequest struct {
 	Challenge string
 	// Prompt is OpenID Connect's prompt parameter; only "none" changes anything.
 	Prompt string
+	// Launch is SMART's launch parameter of an EHR launch, "" when there is none.
+	Launch string
+	// Context is the launch context the code will carry: the EHR launch's, once the
+	// server has resolved Launch, or the patient picked in a standalone launch.
+	Context LaunchContext
+	// BrowserSession is the id of the browser Session that signed in, recorded by a
+	// grant with online_access, whose refresh token lives only as long as it does.
+	BrowserSession string
+}
+
+// NeedsPatient reports whether the user must still pick a patient: the scope asks for
+// launch/patient and no launch context names one (conformance L1).
+func (r *AuthorizeRequest) NeedsPatient() bool {
+	return slices.Contains(r.Scope, "launch/patient") && r.Context.Patient == ""
 }
 
 // IsCodeFlow reports whether an /auth/authorize query is for the authorization code
@@ -128,6 +142,15 @@ func ParseAuthorizeRequest(client *ClientConfig, q url.Values) (*AuthorizeReques
 		return redirect(ErrCodeInvalidRequest, "code_challenge must be the base64url SHA-256 of the code_verifier: 43 characters")
 	}
 	req.Challenge = challenge
+	// SMART's EHR launch: the launch parameter goes with the launch scope, and the scope
+	// with the parameter (conformance L4). The server resolves it (Codes.Launch).
+	req.Launch = q.Get("launch")
+	switch hasScope := slices.Contains(scope, "launch"); {
+	case req.Launch != "" && !hasScope:
+		return redirect(ErrCodeInvalidRequest, "the launch parameter needs the launch scope")
+	case req.Launch == "" && hasScope:
+		return redirect(ErrCodeInvalidRequest, "the launch scope needs the launch parameter of an EHR launch")
+	}
 	return req, nil
 }
 
@@ -195,6 +218,12 @@ func (c *Codes) IssueCode(ctx context.Context, req *AuthorizeRequest, who Signed
 	}
 	for k, v := range map[string]string{"scope": strings.Join(req.Scope, " "), "nonce": req.Nonce, "code_challenge": req.Challenge} {
 		if v != "" {
+			fields[k] = v
+		}
+	}
+	for k, v := range map[string]map[string]any{"patient": Ref("Patient", req.Context.Patient),
+		"encounter": Ref("Encounter", req.Context.Encounter), "browser": Ref(SessionType, req.BrowserSession)} {
+		if v != nil {
 			fields[k] = v
 		}
 	}

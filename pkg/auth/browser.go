@@ -85,6 +85,20 @@ func (s *Sessions) Browser(ctx context.Context, cookie string) (*Browser, error)
 	return &Browser{SessionID: r.ID, UserID: uid, User: user, AuthTime: at}, nil
 }
 
+// browserOpen reports whether the browser Session id is still open and unexpired.
+func (s *Sessions) browserOpen(ctx context.Context, id string) (bool, error) {
+	r, err := s.svc.Current(ctx, SessionType, id)
+	if err != nil || r == nil {
+		return false, err
+	}
+	doc, err := decode(r.Content)
+	if err != nil {
+		return false, resources.Internal(err)
+	}
+	exp, _ := number(doc["exp"])
+	return issuedAs(doc, browserFormat) && s.now().Unix() < exp, nil
+}
+
 // CSRFToken is the token the forms of a browser carry: derived from the value of its
 // cookie (the sign-in cookie, or before sign-in the login cookie), which scripts and
 // other sites cannot read, so a form posted from elsewhere cannot carry it. The hash

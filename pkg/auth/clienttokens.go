@@ -3,6 +3,7 @@ package auth
 import (
 	"context"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 )
@@ -227,16 +228,14 @@ func (s *Sessions) answer(doc map[string]any, clientID string, user map[string]a
 			}
 		}
 	}
-	for _, k := range []string{"patient", "fhirUser"} {
-		if v, _ := doc[k].(string); strings.TrimSpace(v) != "" {
-			a[k] = v
-		}
+	// The launch context is recorded as a reference (launch.go, conformance L6); fhirUser
+	// when the grant asked for it, as the ID token has it (conformance L9).
+	if p := refID(doc["patient"]); p != "" {
+		a["patient"] = p
 	}
-	// A launch context records its patient as a reference ({resourceType, id}); SMART's
-	// introspection names its id.
-	if p, ok := doc["patient"].(map[string]any); ok {
-		if id, _ := p["id"].(string); id != "" {
-			a["patient"] = id
+	if user != nil && slices.Contains(strings.Fields(scope), "fhirUser") {
+		if fu := FHIRUser(user, s.issuer); fu != "" {
+			a["fhirUser"] = fu
 		}
 	}
 	return a

@@ -34,15 +34,19 @@ const (
 	codesMaxWait = time.Minute
 )
 
-// NewCodes returns Codes stored through svc.
+// NewCodes returns Codes stored through svc. It registers with svc the checks of the
+// LaunchContexts that EHR launches bind to codes (launch.go).
 func NewCodes(svc *resources.Service, now func() time.Time) *Codes {
 	if now == nil {
 		now = time.Now
 	}
-	return &Codes{svc: svc, now: now, issued: NewLimiter(LimiterOptions{
+	c := &Codes{svc: svc, now: now, issued: NewLimiter(LimiterOptions{
 		// The codesFree-th code sets the first wait: the one after it waits.
 		Free: codesFree - 1, Base: time.Second, Max: codesMaxWait, Forget: codesForget, Now: now,
 	})}
+	svc.AddValidator(LaunchType, c.validateLaunch)
+	svc.AddAmender(LaunchType, c.amendLaunch)
+	return c
 }
 
 // AuthorizeError is an /auth/authorize failure. Redirect is false when the client or

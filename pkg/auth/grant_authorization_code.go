@@ -102,24 +102,47 @@ func (g *AuthorizationCodeGrant) Token(ctx context.Context, r *GrantRequest) (*T
 	}
 	scopeStr, _ := doc["scope"].(string)
 	scope := strings.Fields(scopeStr)
-	resp, err := g.Sessions.Issue(ctx, Grant{Type: grant, Client: client, User: user, Audience: aud, Scope: scope, ID: sid})
+	gr := Grant{Type: grant, Client: client, User: user, Audience: aud, Scope: scope, ID: sid,
+		Patient: refID(doc["patient"]), Encounter: refID(doc["encounter"])}
+	// online_access without offline_access: the refresh token lives as long as the
+	// sign-in it came from (conformance L8).
+	if slices.Contains(scope, "online_access") && !slices.Contains(scope, "offline_access") {
+		gr.Browser = refID(doc["browser"])
+	}
+	resp, err := g.Sessions.Issue(ctx, gr)
 	if err != nil {
 		return nil, err
 	}
 	if slices.Contains(scope, "openid") {
 		nonce, _ := doc["nonce"].(string)
 		authTime, _ := number(doc["auth_time"])
-		if resp.IDToken, err = g.Sessions.idToken(refID(doc["user"]), client, nonce, time.Unix(authTime, 0), resp.AccessToken); err != nil {
+		fhirUser := ""
+		if slices.Contains(scope, "fhirUser") {
+			fhirUser = FHIRUser(user, g.Sessions.issuer)
+		}
+		if resp.IDToken, err = g.Sessions.idToken(refID(doc["user"]), client, nonce, time.Unix(authTime, 0), resp.AccessToken, fhirUser); err != nil {
 			return nil, err
 		}
 	}
 	return resp, nil
 }
 
+// FHIRUser is SMART's fhirUser of user: the absolute URL, under the FHIR base of the
+// server at issuer, of the resource its fhirUser field references (a Patient,
+// Practitioner, RelatedPerson or Person); "" when it has none (conformance L9).
+func FHIRUser(user map[string]any, issuer string) string {
+	typ, id, ok := RefOf(user["fhirUser"])
+	if !ok {
+		return ""
+	}
+	return issuer + "/fhir/" + typ + "/" + id
+}
+
 // idToken is the OpenID Connect ID token of a sign-in (OpenID Connect Core §2, §3.1.3.6):
-// for the user sub, to the client, signed RS256 with the server's keys. It has no jti, so
-// it never passes as an access token (conformance J7, A8).
-func (s *Sessions) idToken(sub string, client *ClientConfig, nonce string, authTime time.Time, accessToken string) (string, error) {
+// for the user sub, to the client, signed RS256 with the server's keys, with SMART's
+// fhirUser claim when fhirUser is not "". It has no jti, so it never passes as an access
+// token (conformance J7, A8).
+func (s *Sessions) idToken(sub string, client *ClientConfig, nonce string, authTime time.Time, accessToken, fhirUser string) (string, error) {
 	now := s.clock()
 	cfg := client.Grant("authorization_code")
 	h := sha256Sum(accessToken)
@@ -131,6 +154,9 @@ func (s *Sessions) idToken(sub string, client *ClientConfig, nonce string, authT
 	}
 	if nonce != "" {
 		claims["nonce"] = nonce
+	}
+	if fhirUser != "" {
+		claims["fhirUser"] = fhirUser
 	}
 	t, err := s.keys.Sign(claims)
 	if err != nil {

@@ -60,6 +60,17 @@ func (g *RefreshGrant) Token(ctx context.Context, r *GrantRequest) (*TokenRespon
 	if rexp, ok := number(sess.doc["refresh_token_exp"]); ok && now.Unix() >= rexp {
 		return nil, bad
 	}
+	// online_access: the user must still be signed in where the grant was made
+	// (conformance L8).
+	if bid := refID(sess.doc["browser"]); bid != "" {
+		open, err := s.browserOpen(ctx, bid)
+		if err != nil {
+			return nil, err
+		}
+		if !open {
+			return nil, oauthErr(ErrCodeInvalidGrant, "the user has signed out: a refresh token of online_access lives only as long as the sign-in it came from")
+		}
+	}
 	sub := client.ID
 	if uid := refID(sess.doc["user"]); uid != "" {
 		user, err := s.dir.User(ctx, uid)

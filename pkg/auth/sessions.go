@@ -78,6 +78,14 @@ type Grant struct {
 	// ID is the Session's id when the grant chose it beforehand (an authorization code
 	// records the Session it issues); "" makes a new one.
 	ID string
+	// Patient and Encounter are the SMART launch context, by id ("" for none): recorded
+	// on the Session as references, kept across refreshes, and returned in every token
+	// response (conformance L6).
+	Patient, Encounter string
+	// Browser is the browser Session a sign-in with online_access (and no
+	// offline_access) depends on: its refresh token works only while that one is open
+	// (conformance L8).
+	Browser string
 }
 
 // TokenResponse is the token endpoint's answer (conformance C1).
@@ -92,6 +100,9 @@ type TokenResponse struct {
 	// IDToken is OpenID Connect's ID token, issued with the authorization code grant
 	// when openid is in scope.
 	IDToken string `json:"id_token,omitempty"`
+	// Patient and Encounter are SMART's launch context, by id, when the Session has one.
+	Patient   string `json:"patient,omitempty"`
+	Encounter string `json:"encounter,omitempty"`
 }
 
 // hashToken is how tokens are kept at rest: only their SHA-256, hex encoded.
@@ -140,6 +151,12 @@ func (s *Sessions) Issue(ctx context.Context, g Grant) (*TokenResponse, error) {
 	if userID != "" {
 		doc["user"] = map[string]any{"resourceType": "User", "id": userID}
 	}
+	for k, v := range map[string]map[string]any{"patient": Ref("Patient", g.Patient), "encounter": Ref("Encounter", g.Encounter),
+		"browser": Ref(SessionType, g.Browser)} {
+		if v != nil {
+			doc[k] = v
+		}
+	}
 	setScope(doc, strings.Join(g.Scope, " "), strings.Join(g.Scope, " "))
 	resp, err := s.mint(doc, sub, cfg, g.Client, now)
 	if err != nil {
@@ -181,7 +198,8 @@ func (s *Sessions) mint(doc map[string]any, sub string, cfg GrantConfig, client 
 	aud, _ := doc["audience"].(string)
 	scope, _ := doc["access_scope"].(string)
 	exp := now.Add(cfg.AccessTokenTTL)
-	resp := &TokenResponse{TokenType: "Bearer", ExpiresIn: int64(cfg.AccessTokenTTL / time.Second), Scope: scope}
+	resp := &TokenResponse{TokenType: "Bearer", ExpiresIn: int64(cfg.AccessTokenTTL / time.Second), Scope: scope,
+		Patient: refID(doc["patient"]), Encounter: refID(doc["encounter"])}
 	// A refresh mints in the client's current format, which may have changed since the
 	// grant: the Session records the form of the tokens it holds now (see Authenticate).
 	doc["token_format"] = tokenFormat(cfg.JWT)
@@ -207,7 +225,7 @@ func (s *Sessions) mint(doc map[string]any, sub string, cfg GrantConfig, client 
 	// When the current tokens were issued, for introspection (iat) of opaque tokens.
 	doc["iat"] = now.Unix()
 	doc["access_token_hash"] = hashToken(resp.AccessToken)
-	if cfg.RefreshToken && client.Allows("refresh_token") {
+	if cfg.RefreshToken && client.Allows("refresh_token") && refreshGranted(doc) {
 		var rexp time.Time
 		if cfg.RefreshTokenTTL > 0 {
 			rexp = now.Add(cfg.RefreshTokenTTL)
@@ -242,6 +260,20 @@ func (s *Sessions) mint(doc map[string]any, sub string, cfg GrantConfig, client 
 		doc["ends"] = exp.Unix()
 	}
 	return resp, nil
+}
+
+// refreshGranted reports whether the Session doc may hold a refresh token as far as its
+// scope goes. A sign-in through the browser (the authorization_code grant) gets one only
+// when it was granted offline_access or online_access, as SMART App Launch has apps ask
+// for one (conformance L7); the other grants follow the client's settings alone, as they
+// always have.
+func refreshGranted(doc map[string]any) bool {
+	if t, _ := doc["type"].(string); t != "authorization_code" {
+		return true
+	}
+	granted, _ := doc["scope"].(string)
+	scope := strings.Fields(granted)
+	return slices.Contains(scope, "offline_access") || slices.Contains(scope, "online_access")
 }
 
 // refreshing is a Session found by one of its refresh tokens.

@@ -36,14 +36,17 @@ func (t *TokenEndpoint) GrantTypes() []string {
 
 // SMARTCapabilities lists the SMART App Launch 2.0 capabilities fhirbox serves with the
 // grants given (conformance M1): what follows from the grants, and the scope grammar it
-// reads. A capability is listed only once it is served: launch-standalone and
-// client-public come with the authorization-code grant; the EHR launch, launch
-// contexts, permission-patient/user/offline and sso-openid-connect with the pieces of
-// work that bring them.
+// reads. A capability is listed only once it is served. With the authorization-code
+// grant come both launches and their contexts (the patient picker, LaunchContext:
+// launch.go, conformance L1–L6), sign-in with OpenID Connect (the ID token and its
+// fhirUser, L9) and refresh tokens asked for with offline_access or online_access (L7,
+// L8); permission-patient and permission-user with the enforcement of scopes.
 func SMARTCapabilities(grants []string) []string {
 	caps := []string{"client-confidential-symmetric"}
 	if slices.Contains(grants, "authorization_code") {
-		caps = append(caps, "launch-standalone", "client-public")
+		caps = append(caps, "launch-standalone", "launch-ehr", "client-public",
+			"context-standalone-patient", "context-ehr-patient", "context-ehr-encounter",
+			"sso-openid-connect", "permission-offline", "permission-online")
 	}
 	// Scopes of both versions are parsed, checked, recorded and enforced, patient/
 	// scopes confined to the launch patient's compartment (conformance M5, M6).
@@ -71,6 +74,9 @@ func SMARTConfiguration(issuer string, grants []string) map[string]any {
 	if code {
 		doc["authorization_endpoint"] = issuer + AuthorizePath
 		responseTypes, challenge = []string{"code"}, []string{"S256"}
+		// The launch, identity and refresh scopes the browser sign-in serves.
+		doc["scopes_supported"] = append(doc["scopes_supported"].([]string),
+			"launch", "launch/patient", "openid", "fhirUser", "offline_access", "online_access")
 	}
 	doc["response_types_supported"] = responseTypes
 	doc["code_challenge_methods_supported"] = challenge

@@ -108,7 +108,8 @@ func TestSMARTConfigurationFollowsGrants(t *testing.T) {
 	doc = SMARTConfiguration("https://fhir.example", e.GrantTypes())
 	caps := doc["capabilities"].([]string)
 	if doc["authorization_endpoint"] != "https://fhir.example/auth/authorize" || !slices.Contains(caps, "launch-standalone") ||
-		!slices.Contains(caps, "client-public") || !slices.Equal(doc["code_challenge_methods_supported"].([]string), []string{"S256"}) ||
+		!slices.Contains(caps, "client-public") || !slices.Contains(caps, "launch-ehr") || !slices.Contains(caps, "context-ehr-encounter") ||
+		!slices.Contains(caps, "permission-patient") || !slices.Equal(doc["code_challenge_methods_supported"].([]string), []string{"S256"}) ||
 		!slices.Contains(doc["grant_types_supported"].([]string), "authorization_code") {
 		t.Errorf("with the authorization-code grant: %v", doc)
 	}

@@ -20,7 +20,7 @@ func testAuthorizationCodeFlow(t *testing.T) {
 	ce := newCodeEnv(t)
 	b := ce.browser(t)
 	verifier, challenge := pkcePair(t)
-	query := authorizeQuery(challenge, "scope", "openid patient/*.read", "nonce", "n-0S6_WzA2Mj")
+	query := authorizeQuery(challenge, "scope", "openid patient/*.read offline_access", "nonce", "n-0S6_WzA2Mj")
 
 	// Not signed in: the login page, with its cookie and the page headers.
 	p := b.get(query)
@@ -55,7 +55,7 @@ func testAuthorizationCodeFlow(t *testing.T) {
 	r := ce.exchange(code, verifier)
 	checkTokenResponse(t, r)
 	access, _ := r.doc["access_token"].(string)
-	if r.doc["refresh_token"] == nil || r.doc["scope"] != "openid patient/*.read" {
+	if r.doc["refresh_token"] == nil || r.doc["scope"] != "openid patient/*.read offline_access" {
 		t.Errorf("token response %s", r.raw)
 	}
 	idt, _ := r.doc["id_token"].(string)

@@ -25,7 +25,7 @@ import (
 const codeAppYAML = `
 name: Code App
 grant_types: [authorization_code, refresh_token]
-scope: [openid, patient/*.read, offline_access]
+scope: [openid, fhirUser, patient/*.read, offline_access, online_access, launch, launch/patient]
 auth:
   authorization_code:
     redirect_uri: https://app.example/cb

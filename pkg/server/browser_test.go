@@ -17,10 +17,11 @@ import (
 )
 
 // A real browser through the sign-in pages: headless Chromium opens the authorization
-// URL, signs in through the login form, allows on the consent page and lands on the
-// client's redirect URI with a code, which the test exchanges (conformance A1, A4, A6).
-// Set FHIRBOX_TEST_SCREENSHOTS to a directory to keep screenshots of the login and
-// consent pages (docs/img holds the ones in the documentation).
+// URL of a standalone SMART launch, signs in through the login form, allows on the
+// consent page, picks a patient and lands on the client's redirect URI with a code,
+// which the test exchanges: the token response names the patient, and the token reads
+// only that patient (conformance A1, A4, A6, L1). Set FHIRBOX_TEST_SCREENSHOTS to a directory to keep screenshots of the login,
+// consent and picker pages (docs/img holds the ones in the documentation).
 //
 // Both backends share one Chromium, each in a browser context of its own (cookies
 // apart): starting the browser is most of the test's cost.
@@ -52,6 +53,7 @@ func testBrowserSignIn(t *testing.T, browser context.Context) {
 	t.Cleanup(app.Close)
 	redirect := app.URL + "/cb"
 	ce := newCodeEnv(t)
+	launchFixture(t, ce)
 	ce.must(200, yamlPut("/Client/codeapp", strings.Replace(codeAppYAML, codeRedirect, redirect, 1)))
 
 	ctx, cancel := chromedp.NewContext(browser, chromedp.WithNewBrowserContext())
@@ -62,7 +64,7 @@ func testBrowserSignIn(t *testing.T, browser context.Context) {
 
 	verifier, challenge := pkcePair(t)
 	q := url.Values{"response_type": {"code"}, "client_id": {"codeapp"}, "redirect_uri": {redirect}, "state": {"st-b"},
-		"scope": {"openid patient/*.read"}, "code_challenge": {challenge}, "code_challenge_method": {"S256"}}
+		"scope": {"openid fhirUser launch/patient patient/*.read"}, "code_challenge": {challenge}, "code_challenge_method": {"S256"}}
 	shots := os.Getenv("FHIRBOX_TEST_SCREENSHOTS")
 	shot := func(name string) {
 		if shots == "" || ce.backend != testdb.SQLite {
@@ -94,6 +96,14 @@ func testBrowserSignIn(t *testing.T, browser context.Context) {
 	shot("consent.png")
 	if err := chromedp.Do(ctx,
 		chromedp.Click(`button[value=allow]`),
+		chromedp.WaitVisible(`#patient-p2`),
+	); err != nil {
+		t.Fatalf("picker page: %v", err)
+	}
+	shot("picker.png")
+	if err := chromedp.Do(ctx,
+		chromedp.Click(`#patient-p2`),
+		chromedp.Click(`button[value=allow]`),
 		chromedp.WaitVisible(`#done`),
 	); err != nil {
 		t.Fatalf("redirect: %v", err)
@@ -113,7 +123,11 @@ func testBrowserSignIn(t *testing.T, browser context.Context) {
 	}
 	r := ce.exchange(params.Get("code"), verifier, "redirect_uri", redirect)
 	checkTokenResponse(t, r)
-	if r.doc["id_token"] == nil {
-		t.Errorf("no id_token: %s", r.raw)
+	if r.doc["id_token"] == nil || r.doc["patient"] != "p2" {
+		t.Errorf("no id_token, or not patient p2: %s", r.raw)
 	}
+	// The token reads the patient picked, and not the other one the user may read.
+	access, _ := r.doc["access_token"].(string)
+	ce.must(200, bearer(access, get("/fhir/Patient/p2")))
+	ce.must(403, bearer(access, get("/fhir/Patient/p1")))
 }

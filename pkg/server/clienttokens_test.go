@@ -350,10 +350,12 @@ func testSMARTConfiguration(t *testing.T) {
 			t.Errorf("%s = %v, want %s", k, d[k], v)
 		}
 	}
-	// The authorization-code grant is served, so its endpoint and launch-standalone are
-	// listed; the launch contexts and the EHR launch are not (TestSMARTConfigurationFollowsGrants
-	// covers a server without the grant).
-	if !sameStrings(d["capabilities"], "client-confidential-symmetric", "launch-standalone", "client-public", "permission-v1", "permission-v2", "permission-patient", "permission-user") {
+	// The authorization-code grant is served, so its endpoint, both launches, their
+	// contexts, OpenID Connect, refresh permissions and the enforced scope contexts are
+	// listed (TestSMARTConfigurationFollowsGrants covers a server without the grant).
+	if !sameStrings(d["capabilities"], "client-confidential-symmetric", "launch-standalone", "launch-ehr", "client-public",
+		"context-standalone-patient", "context-ehr-patient", "context-ehr-encounter", "sso-openid-connect",
+		"permission-offline", "permission-online", "permission-v1", "permission-v2", "permission-patient", "permission-user") {
 		t.Errorf("capabilities %v: only what is served", d["capabilities"])
 	}
 	if d["authorization_endpoint"] != testBase+"/auth/authorize" {

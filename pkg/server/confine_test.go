@@ -7,7 +7,7 @@ import (
 )
 
 // ownTypes are fhirbox's own resource types (resources/searchparams.yaml "own").
-var ownTypes = []string{"Client", "User", "Session", "AccessPolicy", "AuthorizationCode"}
+var ownTypes = []string{"Client", "User", "Session", "AccessPolicy", "AuthorizationCode", "LaunchContext"}
 
 // Issue 12 item 9: fhirbox's own types are served at / only, so a client whose one
 // policy is uri '#^/fhir/' reads clinical data and nothing of Client, User, Session or
@@ -29,7 +29,8 @@ func testFHIRBaseConfinesToClinicalData(t *testing.T) {
 		t.Errorf("/fhir/Patient: %s", r.raw)
 	}
 
-	ids := map[string]string{"Client": "clin", "User": "u1", "AccessPolicy": "clin-fhir", "Session": "s1", "AuthorizationCode": "c1"}
+	e.must(201, put("/LaunchContext/l1", `{"patient":{"reference":"Patient/p1"}}`))
+	ids := map[string]string{"Client": "clin", "User": "u1", "AccessPolicy": "clin-fhir", "Session": "s1", "AuthorizationCode": "c1", "LaunchContext": "l1"}
 	for _, typ := range ownTypes {
 		id := ids[typ]
 		routes := []req{

@@ -2,6 +2,7 @@ package server
 
 import (
 	"errors"
+	"maps"
 	"net/http"
 	"strconv"
 	"strings"
@@ -127,7 +128,9 @@ func (s *Server) handleCloseSession(c echo.Context) error {
 	return c.JSON(http.StatusOK, map[string]any{})
 }
 
-// handleUserinfo answers GET /auth/userinfo with the token's User.
+// handleUserinfo answers GET /auth/userinfo with the token's User, plus sub, the
+// user's id as the ID token names it: OpenID Connect Core §5.3.2 requires it in every
+// UserInfo answer (conformance L9).
 func (s *Server) handleUserinfo(c echo.Context) error {
 	id := auth.FromContext(c.Request().Context())
 	if id.SessionID == "" {
@@ -137,7 +140,10 @@ func (s *Server) handleUserinfo(c echo.Context) error {
 		return resources.Errorf(resources.CodeNotFound, "this token acts for client %q, not for a user", id.ClientID)
 	}
 	noStore(c)
-	return c.JSON(http.StatusOK, id.User)
+	// A copy: the User is the session cache's.
+	answer := maps.Clone(id.User)
+	answer["sub"] = id.UserID
+	return c.JSON(http.StatusOK, answer)
 }
 
 func (s *Server) handleJWKS(c echo.Context) error {

@@ -24,7 +24,8 @@ const maxFormBytes = 64 << 10
 
 // handleAuthorizeCode answers GET /auth/authorize?response_type=code…: the login page
 // when the browser is not signed in, then the consent page (none for a first-party
-// client), then a 302 to the client with a code (conformance A1–A4, A9).
+// client), then the patient picker of a standalone launch (launch.go), then a 302 to the
+// client with a code (conformance A1–A4, A9, L1).
 func (s *Server) handleAuthorizeCode(c echo.Context) error {
 	pageHeaders(c)
 	q := c.QueryParams()
@@ -52,7 +53,7 @@ func (s *Server) handleAuthorizeCode(c echo.Context) error {
 		return s.page(c, http.StatusOK, "consent", ui.Consent{Page: s.pageBase("Allow access?"), Client: clientName(req.Client),
 			User: userName(b.User), Scopes: req.Scope, CSRF: auth.CSRFToken(s.cookie(c, sessionCookie)), Request: q.Encode()})
 	}
-	return s.issueCode(c, req, b, http.StatusFound)
+	return s.continueAuthorize(c, req, b, http.StatusFound, q.Encode())
 }
 
 // authorizeRequest finds the client of an authorization request and validates the
@@ -73,6 +74,13 @@ func (s *Server) authorizeRequest(c echo.Context, q url.Values) (*auth.Authorize
 		return nil, &auth.AuthorizeError{Code: auth.ErrCodeInvalidRequest, Description: "unknown client_id"}, nil
 	}
 	req, ae := auth.ParseAuthorizeRequest(client, q)
+	if ae == nil && req.Launch != "" {
+		// An EHR launch: its context is bound now, so that every page of the flow sees it
+		// (launch.go).
+		if ae, err = s.bindLaunch(c.Request().Context(), req); err != nil {
+			return nil, nil, err
+		}
+	}
 	return req, ae, nil
 }
 
@@ -172,8 +180,9 @@ func (s *Server) handleLogin(c echo.Context) error {
 	return c.Redirect(http.StatusSeeOther, s.pagePath("/auth/authorize")+"?"+request)
 }
 
-// handleConsent answers POST /auth/consent: Allow issues the code, Deny sends the
-// client access_denied; either way a 303 (conformance A4, S6).
+// handleConsent answers POST /auth/consent: Allow issues the code (or shows the patient
+// picker of a standalone launch, whose form comes back here with the patient), Deny
+// sends the client access_denied; either way a 303 (conformance A4, S6, L1).
 func (s *Server) handleConsent(c echo.Context) error {
 	form, b, csrf, err := s.postedBy(c)
 	if form == nil {
@@ -195,7 +204,11 @@ func (s *Server) handleConsent(c echo.Context) error {
 	}
 	switch form.Get("decision") {
 	case "allow":
-		return s.issueCode(c, req, b, http.StatusSeeOther)
+		if form.Has("patient") {
+			// The patient picker's form (launch.go).
+			return s.pickPatient(c, req, b, form.Get("patient"), q.Encode())
+		}
+		return s.continueAuthorize(c, req, b, http.StatusSeeOther, q.Encode())
 	case "deny":
 		return c.Redirect(http.StatusSeeOther, req.RedirectError(&auth.AuthorizeError{Code: "access_denied", Description: "the user denied the request"}, s.cfg.BaseURL))
 	}

@@ -16,7 +16,7 @@ func withRetention(d time.Duration) envOption {
 }
 
 // The sweeper removes Sessions some time after they end or are closed, and spent or
-// expired authorization codes, with their history; it keeps Sessions that are still
+// expired authorization codes and launch contexts, with their history; it keeps Sessions that are still
 // usable: not yet expired, kept alive by refreshing, or with a refresh token that never
 // expires.
 func TestSweepRemovesEndedSessions(t *testing.T) { forEachBackend(t, testSweepRemovesEndedSessions) }
@@ -82,6 +82,11 @@ func testSweepRemovesEndedSessions(t *testing.T) {
 	if r.status != 302 {
 		t.Fatalf("authorize: %d %s", r.status, r.raw)
 	}
+	// A SMART launch context expires in an hour, and goes an hour after that.
+	launch := e.must(201, post("/LaunchContext", `{"resourceType":"LaunchContext","patient":{"reference":"Patient/p1"}}`)).doc["id"].(string)
+	if _, shown := e.must(200, get("/LaunchContext/"+launch)).doc["exp"]; shown {
+		t.Error("LaunchContext shows the sweeper's field")
+	}
 	sweep(0) // nothing has ended an hour ago yet
 
 	clk.Advance(50 * time.Minute)
@@ -97,9 +102,11 @@ func testSweepRemovesEndedSessions(t *testing.T) {
 	readSession(slidingID, 200)
 	readSession(foreverID, 200)
 
-	// An hour after the sliding Session's end, it goes too; the other one stays.
+	// An hour after the sliding Session's end, it goes too, and so does the launch
+	// context (expired at +1 h); the other Session stays.
 	clk.Advance(time.Hour)
-	sweep(1)
+	sweep(2)
+	e.must(404, get("/LaunchContext/"+launch+"/_history"))
 	readSession(slidingID, 404)
 	readSession(foreverID, 200)
 	if r := e.must(200, get("/Session?_summary=count")); fmt.Sprint(r.doc["total"]) != "1" {

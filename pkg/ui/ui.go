@@ -1,5 +1,5 @@
-// Package ui renders fhirbox's sign-in pages — login, consent, error, signed-in and
-// signed-out — with html/template from files embedded in the binary, plus their
+// Package ui renders fhirbox's sign-in pages — login, consent, patient picker, error,
+// signed-in and signed-out — with html/template from files embedded in the binary, plus their
 // stylesheet. The pages are plain, accessible HTML forms that need no JavaScript;
 // what they do lives in pkg/server/signin.go and pkg/auth.
 package ui
@@ -55,6 +55,24 @@ type Error struct {
 	Message string
 }
 
+// Picker asks the signed-in user which patient a SMART app launched standalone with
+// launch/patient opens on. Its form is posted to /auth/consent with the patient chosen.
+type Picker struct {
+	Page
+	Client, User string
+	Patients     []PatientChoice
+	CSRF         string
+	Request      string
+	// Error says why the last choice was refused.
+	Error string
+}
+
+// PatientChoice is one patient on the picker: its id, and its first name and birth
+// date when the Patient has them.
+type PatientChoice struct {
+	ID, Name, BirthDate string
+}
+
 // SignedIn tells who is signed in, with a sign-out button.
 type SignedIn struct {
 	Page
@@ -64,7 +82,7 @@ type SignedIn struct {
 // SignedOut confirms the sign-out.
 type SignedOut struct{ Page }
 
-// Render writes the page named name (login, consent, error, signed-in, signed-out)
+// Render writes the page named name (login, consent, picker, error, signed-in, signed-out)
 // with data. It renders into memory first, so a template failure never leaves half a
 // page sent.
 func Render(w http.ResponseWriter, status int, name string, data any) error {
