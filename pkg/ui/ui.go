@@ -39,6 +39,8 @@ type Login struct {
 	CSRF, Request string
 	// Username is shown again after a failed attempt; Error says what failed.
 	Username, Error string
+	// Next is the page of fhirbox's own to return to after sign-in ("" for none).
+	Next string
 }
 
 // Consent asks the signed-in user to let a client act for them.
