@@ -403,6 +403,10 @@
   }
 
   function restoreClient(c) {
+    if (clients.some((x) => x.id === c.id)) {
+      $('client-pick').value = c.id;
+      pickClient();
+    }
     $('client-id').value = c.id;
     $('client-secret').value = c.secret;
     $('client-auth').value = c.auth;
