@@ -230,3 +230,37 @@ matcho: {request-method: get, uri: /ui/sandbox}
 		t.Errorf("list without GET /Client: %d %s", p.status, p.body)
 	}
 }
+
+// sandboxPolicyYAML is the policy docs/smart.md gives a User for the sandbox: the page,
+// and listing and creating Clients.
+const sandboxPolicyYAML = `
+resourceType: AccessPolicy
+description: alice may use the Auth Sandbox, list Clients and create them
+engine: matcho
+link: [{resourceType: User, id: alice}]
+matcho:
+  request-method: {$enum: [get, post]}
+  uri: {$enum: [/ui/sandbox, /Client]}
+`
+
+// The policy of docs/smart.md is enough for the page and both calls of its API, and
+// gives nothing else.
+func TestSandboxDocumentedPolicy(t *testing.T) { forEachBackend(t, testSandboxDocumentedPolicy) }
+
+func testSandboxDocumentedPolicy(t *testing.T) {
+	ce := newCodeEnv(t)
+	ce.must(201, put("/User/alice", `{"userName":"alice","password":"a-long-password"}`))
+	ce.must(201, yamlPut("/AccessPolicy/sandbox-alice", sandboxPolicyYAML))
+	b := ce.browser(t)
+	p := b.login(b.get("/ui/sandbox"), "alice", "a-long-password")
+	m := regexp.MustCompile(`data-csrf="([^"]+)"`).FindStringSubmatch(p.body)
+	if p.status != http.StatusOK || m == nil {
+		t.Fatalf("page: %d %s", p.status, p.body)
+	}
+	if p, _ := sandboxAPI(t, b, http.MethodGet, ""); p.status != http.StatusOK {
+		t.Errorf("list: %d %s", p.status, p.body)
+	}
+	if p, _ := sandboxAPI(t, b, http.MethodPost, `{"id":"alice-app","secret":"alice-app-secret","grant_types":["client_credentials"]}`, "X-CSRF-Token", m[1]); p.status != http.StatusCreated {
+		t.Errorf("create: %d %s", p.status, p.body)
+	}
+}

@@ -296,7 +296,8 @@
     history.replaceState(null, '', base + '/ui/sandbox');
     const raw = sessionStorage.getItem(PENDING);
     sessionStorage.removeItem(PENDING);
-    const pending = raw ? JSON.parse(raw) : null;
+    let pending = null;
+    try { pending = raw ? JSON.parse(raw) : null; } catch (e) { /* left by another version of this page */ }
     if (pending) {
       log = [];
       pending.log.forEach((s) => addStep(s));
