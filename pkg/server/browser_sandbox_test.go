@@ -21,9 +21,18 @@ import (
 // revocation, and introspection again (inactive). Set FHIRBOX_TEST_SCREENSHOTS to a
 // directory to keep screenshots of the sandbox (docs/img holds the ones in docs/smart.md).
 func TestBrowserSandbox(t *testing.T) {
+	browser := startChromium(t, 1100, 900)
+	forEachBackend(t, func(t *testing.T) { testBrowserSandbox(t, browser) })
+}
+
+// startChromium starts the headless browser for t and its subtests, with a window of
+// width × height (what the screenshots show). Both backends share it, each in a browser
+// context of its own (cookies apart): starting the browser is most of a test's cost.
+func startChromium(t *testing.T, width, height int) context.Context {
+	t.Helper()
 	exe := testdb.Browser(t)
 	alloc, cancel := chromedp.NewExecAllocator(context.Background(), append(chromedp.DefaultExecAllocatorOptions[:],
-		chromedp.ExecPath(exe), chromedp.NoSandbox, chromedp.WindowSize(1100, 900),
+		chromedp.ExecPath(exe), chromedp.NoSandbox, chromedp.WindowSize(width, height),
 		chromedp.Flag("disable-gpu", true))...)
 	t.Cleanup(cancel)
 	browser, cancel := chromedp.NewContext(alloc)
@@ -31,7 +40,7 @@ func TestBrowserSandbox(t *testing.T) {
 	if err := chromedp.Do(browser); err != nil {
 		t.Fatalf("starting %s: %v", exe, err)
 	}
-	forEachBackend(t, func(t *testing.T) { testBrowserSandbox(t, browser) })
+	return browser
 }
 
 // sandboxStep is what the test reads of a step the sandbox shows.
@@ -74,16 +83,22 @@ func (sp *sandboxPage) steps(n int) []sandboxStep {
 }
 
 // afterRedirects waits for the page to come back from the authorization endpoint with
-// at least n steps shown: polls do not survive a navigation, so each try that meets one
-// is made again.
+// at least n steps shown, allowing on the consent page on the way: polls do not survive
+// a navigation, so each try that meets one is made again.
 func (sp *sandboxPage) afterRedirects(n int) []sandboxStep {
 	sp.t.Helper()
 	deadline := time.Now().Add(time.Minute)
+	consented := false
 	for {
-		ok, err := chromedp.Run(sp.ctx, chromedp.Evaluate[bool](fmt.Sprintf(
-			`location.pathname === '/ui/sandbox' && document.querySelectorAll('#steps > li').length >= %d`, n)))
-		if err == nil && ok {
+		state, err := chromedp.Run(sp.ctx, chromedp.Evaluate[string](fmt.Sprintf(`document.readyState !== 'complete' ? 'loading' :
+			location.pathname === '/ui/sandbox' && document.querySelectorAll('#steps > li').length >= %d ? 'back' :
+			document.querySelector('button[value=allow]') ? 'consent' : 'waiting'`, n)))
+		switch {
+		case err == nil && state == "back":
 			return sp.steps(n)
+		case err == nil && state == "consent" && !consented:
+			sp.do("allow on the consent page", chromedp.Click(`button[value=allow]`))
+			consented = true
 		}
 		if time.Now().After(deadline) {
 			loc, _ := chromedp.Run(sp.ctx, chromedp.Location())
@@ -152,14 +167,14 @@ func testBrowserSandbox(t *testing.T, browser context.Context) {
 		chromedp.Poll[chromedp.Void](`[...document.querySelectorAll('#client-pick option')].some(o => o.value === 'codeapp')`, chromedp.WithPollingTimeout(time.Minute)),
 	)
 
-	// A confidential client for all four flows, created on the page.
+	// A confidential client for all four flows, created on the page; not first party, so
+	// the code flows go through the consent page.
 	sp.do("create a client",
 		chromedp.Click(`#create summary`),
 		chromedp.WaitVisible(`#new-id`),
 		chromedp.SendKeys(`#new-id`, "sbx"),
 		chromedp.SendKeys(`#new-name`, "Sandbox app"),
 		chromedp.SendKeys(`#new-secret`, "sbx-secret-123"),
-		chromedp.Click(`#new-first-party`),
 		chromedp.Click(`#create-submit`),
 		chromedp.WaitVisible(`#create-result.done`),
 	)
@@ -246,7 +261,7 @@ matcho: {request-method: get, uri: '#^/fhir/Patient'}
 	tokenChecks(1, false)
 	clear()
 
-	// 3. Authorization code + PKCE: to /auth/authorize and back (first party: no consent).
+	// 3. Authorization code + PKCE: to /auth/authorize, the consent page, and back.
 	sp.do("authorization code", chromedp.Click(`input[name=flow][value=authorization_code]`), chromedp.Click(`#run`))
 	steps := sp.afterRedirects(3)
 	if steps[0].Kind != "authorize" || steps[1].Kind != "callback" || steps[2].Kind != "token" || steps[2].Status != "200" || steps[2].Error != "" {
