@@ -83,9 +83,9 @@ func (sp *sandboxPage) steps(n int) []sandboxStep {
 }
 
 // afterRedirects waits for the page to come back from the authorization endpoint with
-// at least n steps shown, allowing on the consent page on the way: polls do not survive
-// a navigation, so each try that meets one is made again.
-func (sp *sandboxPage) afterRedirects(n int) []sandboxStep {
+// at least n steps shown, pressing decision (allow or deny) on the consent page on the
+// way: polls do not survive a navigation, so each try that meets one is made again.
+func (sp *sandboxPage) afterRedirects(n int, decision string) []sandboxStep {
 	sp.t.Helper()
 	deadline := time.Now().Add(time.Minute)
 	consented := false
@@ -97,7 +97,7 @@ func (sp *sandboxPage) afterRedirects(n int) []sandboxStep {
 		case err == nil && state == "back":
 			return sp.steps(n)
 		case err == nil && state == "consent" && !consented:
-			sp.do("allow on the consent page", chromedp.Click(`button[value=allow]`))
+			sp.do(decision+" on the consent page", chromedp.Click(`button[value=`+decision+`]`))
 			consented = true
 		}
 		if time.Now().After(deadline) {
@@ -166,6 +166,20 @@ func testBrowserSandbox(t *testing.T, browser context.Context) {
 		chromedp.WaitVisible(`#sandbox`),
 		chromedp.Poll[chromedp.Void](`[...document.querySelectorAll('#client-pick option')].some(o => o.value === 'codeapp')`, chromedp.WithPollingTimeout(time.Minute)),
 	)
+
+	// codeapp does not list the sandbox's callback: the page says so instead of sending
+	// the browser to an error page.
+	sp.do("a client without the callback",
+		chromedp.Evaluate[chromedp.Void](`(() => { const p = document.getElementById('client-pick'); p.value = 'codeapp'; p.dispatchEvent(new Event('change')); })()`),
+		chromedp.Click(`input[name=flow][value=authorization_code]`),
+		chromedp.Click(`#run`))
+	if s := sp.steps(1)[0]; !strings.Contains(s.Error, "does not list") {
+		t.Errorf("codeapp's code flow: %+v", s)
+	}
+	if loc := value(sp, "where the page is", chromedp.Location()); loc != ce.base+"/ui/sandbox" {
+		t.Errorf("the page left for %s", loc)
+	}
+	sp.do("clear", chromedp.Click(`#clear`), chromedp.Click(`input[name=flow][value=password]`))
 
 	// A confidential client for all four flows, created on the page; not first party, so
 	// the code flows go through the consent page.
@@ -263,7 +277,7 @@ matcho: {request-method: get, uri: '#^/fhir/Patient'}
 
 	// 3. Authorization code + PKCE: to /auth/authorize, the consent page, and back.
 	sp.do("authorization code", chromedp.Click(`input[name=flow][value=authorization_code]`), chromedp.Click(`#run`))
-	steps := sp.afterRedirects(3)
+	steps := sp.afterRedirects(3, "allow")
 	if steps[0].Kind != "authorize" || steps[1].Kind != "callback" || steps[2].Kind != "token" || steps[2].Status != "200" || steps[2].Error != "" {
 		t.Fatalf("authorization code steps: %+v", steps)
 	}
@@ -281,9 +295,17 @@ matcho: {request-method: get, uri: '#^/fhir/Patient'}
 	tokenChecks(3, false)
 	clear()
 
+	// Deny on the consent page: the callback gets access_denied, and nothing is exchanged.
+	sp.do("authorization code, denied", chromedp.Click(`#run`))
+	steps = sp.afterRedirects(2, "deny")
+	if steps[1].Kind != "callback" || !strings.Contains(steps[1].Error, "access_denied") {
+		t.Errorf("denied: %+v", steps)
+	}
+	clear()
+
 	// 4. SMART standalone launch: the same flow with SMART's scopes.
 	sp.do("SMART standalone", chromedp.Click(`input[name=flow][value=smart]`), chromedp.Click(`#run`))
-	steps = sp.afterRedirects(4)
+	steps = sp.afterRedirects(4, "allow")
 	if steps[2].Kind != "token" || steps[2].Status != "200" || steps[2].Error != "" || (steps[3].Kind != "patient" && steps[3].Kind != "no-patient") {
 		t.Fatalf("SMART steps: %+v", steps)
 	}

@@ -260,6 +260,12 @@
       await tokenRequest(flow === 'password' ? 'Password grant' : 'Client credentials grant', c, params);
       return;
     }
+    const known = clients.find((x) => x.id === c.id);
+    if (known && !known.callback) {
+      addStep({ title: 'This client cannot come back here', error: 'Client ' + c.id + ' does not list ' + redirectURI +
+        ' among the redirect URIs of its authorization_code grant, so /auth/authorize would stop at an error page. Create a client here, or add that URI to it.' });
+      return;
+    }
     await authorize(flow, c, scope);
   }
 
@@ -480,6 +486,12 @@
   showFlow(selectedFlow());
   $('scope').value = flows[selectedFlow()].scope;
   loadClients().then(() => {
-    if (window.location.pathname === base + '/ui/sandbox/callback') callback();
+    if (window.location.pathname === base + '/ui/sandbox/callback') {
+      callback();
+    } else {
+      // An authorization request that never came back (an error page, a closed consent
+      // page) is abandoned: its verifier and the client's secret go.
+      sessionStorage.removeItem(PENDING);
+    }
   });
 })();
