@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/url"
-	"slices"
 	"strconv"
 	"strings"
 
@@ -97,39 +96,13 @@ func (s *Server) sandboxCaller(c echo.Context) (*auth.Identity, error) {
 	return browserCaller(b), nil
 }
 
-// sandboxClient is what the sandbox shows of a Client: never its secret, only whether
-// it has one.
-type sandboxClient struct {
-	ID           string   `json:"id"`
-	Name         string   `json:"name,omitempty"`
-	GrantTypes   []string `json:"grant_types"`
-	FirstParty   bool     `json:"first_party"`
-	Confidential bool     `json:"confidential"`
-	RedirectURIs []string `json:"redirect_uris"`
-	// Callback says whether the sandbox's callback is among the redirect URIs, which the
-	// authorization code flows need.
-	Callback bool `json:"callback"`
-	// Invalid is the problem of a Client whose stored settings do not parse.
-	Invalid string `json:"invalid,omitempty"`
-}
-
-// describeClient is the sandbox's view of a stored Client.
-func (s *Server) describeClient(r *resources.Resource) (sandboxClient, error) {
+// describeClient is the sandbox's view of a stored Client, never its secret.
+func (s *Server) describeClient(r *resources.Resource) (auth.ClientSummary, error) {
 	var doc map[string]any
 	if err := json.Unmarshal(r.Content, &doc); err != nil {
-		return sandboxClient{}, resources.Internal(err)
+		return auth.ClientSummary{}, resources.Internal(err)
 	}
-	out := sandboxClient{ID: r.ID, GrantTypes: []string{}, RedirectURIs: []string{}}
-	cfg, err := auth.ParseClientConfig(doc)
-	if err != nil {
-		out.Invalid = resources.ErrorMessage(err)
-		return out, nil
-	}
-	out.Name, out.FirstParty, out.Confidential = cfg.Name, cfg.FirstParty, cfg.HasSecret
-	out.GrantTypes = append(out.GrantTypes, cfg.GrantTypes...)
-	out.RedirectURIs = append(out.RedirectURIs, cfg.Grant("authorization_code").RedirectURIs...)
-	out.Callback = slices.Contains(out.RedirectURIs, s.sandboxRedirectURI())
-	return out, nil
+	return auth.Summarize(r.ID, doc, s.sandboxRedirectURI()), nil
 }
 
 // handleSandboxClients answers GET /ui/sandbox/api/clients: the Clients the signed-in
@@ -147,7 +120,7 @@ func (s *Server) handleSandboxClients(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	list := make([]sandboxClient, 0, len(res.Entries))
+	list := make([]auth.ClientSummary, 0, len(res.Entries))
 	for _, r := range res.Entries {
 		sc, err := s.describeClient(r)
 		if err != nil {
@@ -156,61 +129,6 @@ func (s *Server) handleSandboxClients(c echo.Context) error {
 		list = append(list, sc)
 	}
 	return c.JSON(http.StatusOK, map[string]any{"clients": list, "total": res.Total, "limit": sandboxClientLimit})
-}
-
-// sandboxNewClient is the body of POST /ui/sandbox/api/clients.
-type sandboxNewClient struct {
-	// ID is the new Client's id; empty lets the server assign one.
-	ID     string `json:"id"`
-	Name   string `json:"name"`
-	Secret string `json:"secret"`
-	// GrantTypes are the grants the Client may use.
-	GrantTypes []string `json:"grant_types"`
-	FirstParty bool     `json:"first_party"`
-	// JWT asks for JWT access tokens (token_format: jwt) on every grant.
-	JWT bool `json:"jwt"`
-}
-
-// clientDoc is the Client that req asks for: the sandbox's callback as its one redirect
-// URI, refresh tokens on the user grants when refresh_token is listed.
-func (req *sandboxNewClient) clientDoc(redirectURI string) map[string]any {
-	grants := make([]any, len(req.GrantTypes))
-	for i, g := range req.GrantTypes {
-		grants[i] = g
-	}
-	doc := map[string]any{"resourceType": "Client", "grant_types": grants, "first_party": req.FirstParty}
-	if req.ID != "" {
-		doc["id"] = req.ID
-	}
-	if req.Name != "" {
-		doc["name"] = req.Name
-	}
-	if req.Secret != "" {
-		doc["secret"] = req.Secret
-	}
-	format := "opaque"
-	if req.JWT {
-		format = "jwt"
-	}
-	blocks := map[string]any{}
-	refresh := slices.Contains(req.GrantTypes, "refresh_token")
-	for _, g := range []string{"password", "client_credentials", "authorization_code"} {
-		if !slices.Contains(req.GrantTypes, g) {
-			continue
-		}
-		b := map[string]any{"token_format": format}
-		if refresh && g != "client_credentials" {
-			b["refresh_token"] = true
-		}
-		if g == "authorization_code" {
-			b["redirect_uri"] = []any{redirectURI}
-		}
-		blocks[g] = b
-	}
-	if len(blocks) > 0 {
-		doc["auth"] = blocks
-	}
-	return doc
 }
 
 // handleSandboxCreateClient answers POST /ui/sandbox/api/clients: creates the Client
@@ -233,19 +151,17 @@ func (s *Server) handleSandboxCreateClient(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	var req sandboxNewClient
+	var spec auth.ClientSpec
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
-	if err := dec.Decode(&req); err != nil || dec.More() {
+	if err := dec.Decode(&spec); err != nil || dec.More() {
 		return resources.Errorf(resources.CodeInvalid, "the body must be one JSON object with id, name, secret, grant_types, first_party and jwt")
 	}
-	doc := req.clientDoc(s.sandboxRedirectURI())
+	doc := spec.Document(s.sandboxRedirectURI())
 	if !s.probe(c, id, http.MethodPost, "/Client", "", "Client", doc) {
 		return resources.Errorf(codeForbidden, "no access policy allows %s to POST /Client", id.String())
 	}
-	// The probe may have read the document; the engine gets a copy of its own.
-	res, _, err := s.svc.Create(auth.WithIdentity(r.Context(), id), "Client", req.clientDoc(s.sandboxRedirectURI()),
-		resources.CreateOptions{KeepID: true})
+	res, _, err := s.svc.Create(auth.WithIdentity(r.Context(), id), "Client", doc, resources.CreateOptions{KeepID: true})
 	if err != nil {
 		return err
 	}
