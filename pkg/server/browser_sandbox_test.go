@@ -189,6 +189,7 @@ func testBrowserSandbox(t *testing.T, browser context.Context) {
 		chromedp.SendKeys(`#new-id`, "sbx"),
 		chromedp.SendKeys(`#new-name`, "Sandbox app"),
 		chromedp.SendKeys(`#new-secret`, "sbx-secret-123"),
+		chromedp.Click(`input[name=grant][value=refresh_token]`),
 		chromedp.Click(`#create-submit`),
 		chromedp.WaitVisible(`#create-result.done`),
 	)
@@ -260,6 +261,13 @@ matcho: {request-method: get, uri: '#^/fhir/Patient'}
 	}
 	sp.do("GET /fhir/Patient", chromedp.Click(`#call-patient`))
 	sp.last(2, "patient-search", "200")
+	// The refresh token gets a new access token for the same user.
+	first := sp.claims("access_token")
+	sp.do("refresh", chromedp.Click(`#refresh`))
+	sp.last(3, "token", "200")
+	if c := sp.claims("access_token"); c["sub"] != "user1" || c["tid"] == first["tid"] {
+		t.Errorf("refreshed token's claims: %v, before %v", c, first)
+	}
 	clear()
 	sp.do("Patient search first, for the checks below", chromedp.Click(`#run`))
 	sp.last(1, "token", "200")

@@ -232,6 +232,7 @@
     current = { flow, tokens: resp, client: c };
     $('token-actions').hidden = false;
     $('token-short').textContent = resp.access_token.slice(0, 16) + '…';
+    $('refresh').hidden = typeof resp.refresh_token !== 'string';
     if (flow === 'smart') {
       addStep(resp.patient
         ? { title: 'Launch context', kind: 'patient', note: 'The token response names the patient: ' + resp.patient + '.' }
@@ -351,6 +352,14 @@
     if (!r) return;
     if (kind === 'introspect' && r.json && typeof r.json.active === 'boolean') r.step.note = 'active: ' + r.json.active;
     addStep(r.step);
+  }
+
+  // refresh uses the refresh token of the last token response (RFC 6749 §6), which
+  // the server rotates: the answer carries the next one.
+  async function refresh() {
+    if (!current || !current.tokens || !current.tokens.refresh_token) return;
+    const params = new URLSearchParams({ grant_type: 'refresh_token', refresh_token: current.tokens.refresh_token });
+    await tokenRequest('Refresh grant', current.client, params);
   }
 
   // ---- clients ----
@@ -478,6 +487,7 @@
   $('call-patient').addEventListener('click', callPatient);
   $('introspect').addEventListener('click', () => tokenInfo('introspect'));
   $('revoke').addEventListener('click', () => tokenInfo('revoke'));
+  $('refresh').addEventListener('click', refresh);
   $('clear').addEventListener('click', () => {
     log = [];
     $('steps').replaceChildren();
