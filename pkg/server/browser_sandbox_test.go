@@ -317,6 +317,7 @@ matcho: {request-method: get, uri: '#^/fhir/Patient'}
 	if steps[2].Kind != "token" || steps[2].Status != "200" || steps[2].Error != "" || (steps[3].Kind != "patient" && steps[3].Kind != "no-patient") {
 		t.Fatalf("SMART steps: %+v", steps)
 	}
+	t.Logf("SMART launch context: %s (%s)", steps[3].Kind, steps[3].Note)
 	if c := sp.claims("access_token"); c["scope"] != "openid fhirUser launch/patient patient/*.rs" {
 		t.Errorf("SMART access token's scope: %v", c["scope"])
 	}
