@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -280,6 +281,11 @@ matcho: {request-method: get, uri: '#^/fhir/Patient'}
 	if c := sp.claims("access_token"); c["sub"] != "sbx" || c["client_id"] != "sbx" {
 		t.Errorf("client credentials' claims: %v", c)
 	}
+	// The curl command shown is the request: run by a shell, it gets a token too.
+	if out := runShown(t, value(sp, "the curl command", chromedp.Text(`#step-0 pre.curl`))); out != "" &&
+		(!strings.HasPrefix(out, "HTTP/1.1 200") || !strings.Contains(out, `"access_token"`)) {
+		t.Errorf("the shown curl command got:\n%s", out)
+	}
 	tokenChecks(1, false)
 	clear()
 
@@ -325,4 +331,21 @@ matcho: {request-method: get, uri: '#^/fhir/Patient'}
 		t.Errorf("SMART id_token: %v", c)
 	}
 	tokenChecks(4, true)
+}
+
+// runShown runs a curl command as the sandbox shows it, in sh, and returns its output;
+// "" (and a log line) when this machine has no curl.
+func runShown(t *testing.T, command string) string {
+	t.Helper()
+	if _, err := exec.LookPath("curl"); err != nil {
+		t.Log("no curl in PATH: the shown command is not run")
+		return ""
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, "sh", "-c", command+" --silent --show-error").CombinedOutput()
+	if err != nil {
+		t.Fatalf("%s\n%v: %s", command, err, out)
+	}
+	return string(out)
 }
