@@ -264,3 +264,24 @@ func testSandboxDocumentedPolicy(t *testing.T) {
 		t.Errorf("create: %d %s", p.status, p.body)
 	}
 }
+
+// The sandbox answers no CORS, whatever FHIRBOX_CORS_ORIGINS says: its page and API are
+// for the browser on fhirbox's own origin, never for scripts of other origins.
+func TestSandboxNoCORS(t *testing.T) { forEachBackend(t, testSandboxNoCORS) }
+
+func testSandboxNoCORS(t *testing.T) {
+	const origin = "https://app.example"
+	e := newEnv(t, withCORS(origin))
+	for _, r := range []req{
+		{method: http.MethodGet, path: "/ui/sandbox"},
+		{method: http.MethodGet, path: "/ui/sandbox/api/clients"},
+		{method: http.MethodOptions, path: "/ui/sandbox/api/clients", hdr: []string{"Access-Control-Request-Method", "POST", "Access-Control-Request-Headers", "content-type,x-csrf-token"}},
+		{method: http.MethodGet, path: "/ui/static/sandbox.js"},
+	} {
+		r.anonymous = true
+		r.hdr = append(r.hdr, "Origin", origin)
+		if got := e.do(r).header.Get("Access-Control-Allow-Origin"); got != "" {
+			t.Errorf("%s %s: Access-Control-Allow-Origin %q", r.method, r.path, got)
+		}
+	}
+}
