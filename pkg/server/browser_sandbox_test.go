@@ -182,6 +182,10 @@ func testBrowserSandbox(t *testing.T, browser context.Context) {
 	}
 	sp.do("clear", chromedp.Click(`#clear`), chromedp.Click(`input[name=flow][value=password]`))
 
+	if hidden := value(sp, "the origin warning", chromedp.Evaluate[bool](`document.getElementById('origin-warning').hidden`)); !hidden {
+		t.Error("the page warns of another origin, at its own base URL")
+	}
+
 	// A confidential client for all four flows, created on the page; not first party, so
 	// the code flows go through the consent page.
 	sp.do("create a client",
@@ -331,6 +335,24 @@ matcho: {request-method: get, uri: '#^/fhir/Patient'}
 		t.Errorf("SMART id_token: %v", c)
 	}
 	tokenChecks(4, true)
+
+	// Opened at another origin than the base URL's (localhost for 127.0.0.1), the page
+	// warns that the code flows cannot come back to it.
+	other, cancel := chromedp.NewContext(browser, chromedp.WithNewBrowserContext())
+	defer cancel()
+	other, cancel = context.WithTimeout(other, time.Minute)
+	defer cancel()
+	op := &sandboxPage{t: t, ctx: other}
+	op.do("the sandbox at localhost",
+		chromedp.Navigate(strings.Replace(ce.base, "127.0.0.1", "localhost", 1)+"/ui/sandbox"),
+		chromedp.WaitVisible(`#username`),
+		chromedp.SendKeys(`#username`, "user1"),
+		chromedp.SendKeys(`#password`, "password1"),
+		chromedp.Click(`button[type=submit]`),
+		chromedp.WaitVisible(`#origin-warning`))
+	if w := value(op, "the warning", chromedp.Text(`#origin-warning`)); !strings.Contains(w, ce.base+"/ui/sandbox") {
+		t.Errorf("warning: %q", w)
+	}
 }
 
 // runShown runs a curl command as the sandbox shows it, in sh, and returns its output;

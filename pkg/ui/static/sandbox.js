@@ -493,6 +493,15 @@
     $('steps').replaceChildren();
   });
 
+  // The code flows come back to the base URL's callback: opened at another origin
+  // (127.0.0.1 for localhost), this tab would never see them return.
+  if (new URL(origin).origin !== window.location.origin) {
+    const w = $('origin-warning');
+    w.textContent = 'This page is open at ' + window.location.origin + ', but the server\'s base URL (FHIRBOX_BASE_URL) is ' + origin +
+      ': open the sandbox at ' + origin + '/ui/sandbox, or the authorization code flows will come back to another origin, without this tab\'s state.';
+    w.hidden = false;
+  }
+
   showFlow(selectedFlow());
   $('scope').value = flows[selectedFlow()].scope;
   loadClients().then(() => {
