@@ -249,7 +249,9 @@
       addStep({ title: 'Choose a client first', error: 'Pick a client or type its id (and secret) in section 1.' });
       return;
     }
+    // The buttons act on the token of this run from now on, once it comes.
     current = { flow };
+    $('token-actions').hidden = true;
     const scope = $('scope').value.trim();
     if (flow === 'password' || flow === 'client_credentials') {
       const params = new URLSearchParams({ grant_type: flow });
