@@ -40,6 +40,11 @@ func (s *Server) routes(reg *prometheus.Registry) {
 	getHead(root, "/auth/logout", s.handleSignedIn)
 	e.POST("/auth/logout", s.handleLogout)
 	getHead(root, "/ui/static/*", echo.WrapHandler(ui.Static()))
+	// The Auth Sandbox (sandbox.go).
+	getHead(root, sandboxPath, s.handleSandbox)
+	getHead(root, sandboxCallback, s.handleSandbox)
+	getHead(root, sandboxClientsPath, s.handleSandboxClients)
+	e.POST(sandboxClientsPath, s.handleSandboxCreateClient)
 	e.DELETE("/Session", s.handleCloseSession)
 	getHead(root, "/.well-known/jwks.json", s.handleJWKS)
 	getHead(root, "/.well-known/openid-configuration", s.handleDiscovery)

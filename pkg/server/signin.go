@@ -116,7 +116,7 @@ func (s *Server) handleLoginPage(c echo.Context) error {
 		return err
 	}
 	if b != nil {
-		return c.Redirect(http.StatusFound, s.pagePath("/auth/logout"))
+		return c.Redirect(http.StatusFound, s.pagePath(afterSignIn(nextOf(c))))
 	}
 	return s.loginPage(c, http.StatusOK, "", "", "", "")
 }
@@ -134,6 +134,7 @@ func (s *Server) handleLogin(c echo.Context) error {
 	if !auth.CheckCSRF(s.cookie(c, loginCookie), form.Get("csrf")) {
 		return s.csrfFailed(c)
 	}
+	c.Set(nextParam, form.Get(nextParam))
 	request := form.Get("request")
 	client := ""
 	if request != "" {
@@ -175,7 +176,7 @@ func (s *Server) handleLogin(c echo.Context) error {
 	s.setCookie(c, sessionCookie, value, int(auth.BrowserSessionTTL.Seconds()))
 	s.setCookie(c, loginCookie, "", -1)
 	if request == "" {
-		return c.Redirect(http.StatusSeeOther, s.pagePath("/auth/logout"))
+		return c.Redirect(http.StatusSeeOther, s.pagePath(afterSignIn(nextOf(c))))
 	}
 	return c.Redirect(http.StatusSeeOther, s.pagePath("/auth/authorize")+"?"+request)
 }
@@ -271,7 +272,7 @@ func (s *Server) loginPage(c echo.Context, status int, client, request, username
 		s.setCookie(c, loginCookie, v, 3600)
 	}
 	return s.page(c, status, "login", ui.Login{Page: s.pageBase("Sign in"), Client: client, CSRF: auth.CSRFToken(v),
-		Request: request, Username: username, Error: msg})
+		Request: request, Username: username, Error: msg, Next: nextOf(c)})
 }
 
 func (s *Server) csrfFailed(c echo.Context) error {

@@ -1,7 +1,8 @@
 // Package ui renders fhirbox's sign-in pages — login, consent, patient picker, error,
 // signed-in and signed-out — with html/template from files embedded in the binary, plus their
 // stylesheet. The pages are plain, accessible HTML forms that need no JavaScript;
-// what they do lives in pkg/server/signin.go and pkg/auth.
+// what they do lives in pkg/server/signin.go and pkg/auth. The Auth Sandbox
+// (sandbox.go) is the one page that runs a script of its own, static/sandbox.js.
 package ui
 
 import (
@@ -39,6 +40,8 @@ type Login struct {
 	CSRF, Request string
 	// Username is shown again after a failed attempt; Error says what failed.
 	Username, Error string
+	// Next is the page of fhirbox's own to return to after sign-in ("" for none).
+	Next string
 }
 
 // Consent asks the signed-in user to let a client act for them.
@@ -96,7 +99,7 @@ func Render(w http.ResponseWriter, status int, name string, data any) error {
 	return err
 }
 
-// Static serves the embedded stylesheet, under /ui/static/.
+// Static serves the embedded stylesheets and the sandbox's script, under /ui/static/.
 func Static() http.Handler {
 	sub, err := fs.Sub(staticFS, "static")
 	if err != nil {
