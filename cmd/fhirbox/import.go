@@ -169,7 +169,7 @@ func (ip *importProgress) failed(where string, err error) {
 	if ip.bar != nil {
 		_ = ip.bar.Clear()
 	}
-	fmt.Fprintf(ip.out, "%s: %v\n", where, err)
+	fmt.Fprintf(ip.out, "%s: %s\n", where, bulkimport.Reason(err))
 }
 
 func (ip *importProgress) progress(p bulkimport.Progress) {

@@ -2,6 +2,7 @@ package bulkimport
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"sync/atomic"
@@ -237,4 +238,15 @@ func Bytes(n int64) string {
 		return fmt.Sprintf("%.1f kB", float64(n)/(1<<10))
 	}
 	return fmt.Sprintf("%d B", n)
+}
+
+// Reason is err as an import reports it: the engine's message for a resource it
+// refused, the whole error otherwise (the operator of an import may see a database's
+// own words, which a client of the server never does).
+func Reason(err error) string {
+	var e *resources.Error
+	if errors.As(err, &e) && e.Code != resources.CodeInternal {
+		return e.Message
+	}
+	return err.Error()
 }
