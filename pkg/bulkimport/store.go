@@ -171,9 +171,8 @@ func unchanged(cur *resources.Resource, doc map[string]any) bool {
 
 // sameDoc compares two documents as unchanged does.
 func sameDoc(stored, doc map[string]any) bool {
-	if len(stored) != len(doc) {
-		// doc may lack meta only when stored's holds nothing but what the write set.
-		if len(stored) != len(doc)+1 || doc["meta"] != nil {
+	for k := range doc {
+		if _, ok := stored[k]; !ok && k != "meta" {
 			return false
 		}
 	}
