@@ -85,7 +85,7 @@ func (r *Remote) write(ctx context.Context, items []*Item, res []Result) error {
 	}
 	resp, err := r.Client.Do(req)
 	if err != nil {
-		return failAll(res, fmt.Errorf("POST %s: %w", r.Base, err))
+		return failAll(res, err) // it names the method and URL
 	}
 	defer resp.Body.Close()
 	data, err := io.ReadAll(io.LimitReader(resp.Body, 256<<20))

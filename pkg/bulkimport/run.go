@@ -104,10 +104,15 @@ func Run(ctx context.Context, files []string, total int64, sink Sink, opt Option
 	sum := Summary{Files: len(files)}
 	var mu sync.Mutex // guards sum and the callbacks
 	var fatal error
-	report := func(items []*Item, res []Result) {
+	// report counts a batch's results; those failed by the error that stops the import
+	// (stop) were not tried, and are neither counted nor reported one by one.
+	report := func(items []*Item, res []Result, stop error) {
 		mu.Lock()
 		defer mu.Unlock()
 		for i, r := range res {
+			if stop != nil && r.Err == stop {
+				continue
+			}
 			switch r.Outcome {
 			case Created:
 				sum.Created++
@@ -139,7 +144,7 @@ func Run(ctx context.Context, files []string, total int64, sink Sink, opt Option
 			defer wg.Done()
 			for b := range batches {
 				res, err := sink.WriteBatch(wctx, b)
-				report(b, res)
+				report(b, res, err)
 				if err != nil {
 					mu.Lock()
 					if fatal == nil {
@@ -165,7 +170,7 @@ func Run(ctx context.Context, files []string, total int64, sink Sink, opt Option
 			for i, it := range bad {
 				res[i] = Result{Err: it.Err}
 			}
-			report(bad, res)
+			report(bad, res, nil)
 			bad = nil
 		}
 		if len(batch) == 0 {
