@@ -2,8 +2,6 @@ package bulkimport
 
 import (
 	"context"
-	"encoding/json"
-	"reflect"
 
 	"github.com/fhirbox/fhirbox/pkg/format"
 	"github.com/fhirbox/fhirbox/resources"
@@ -157,7 +155,8 @@ func fatal(ctx context.Context, err error) bool {
 }
 
 // unchanged reports whether the stored version cur holds doc already: the same
-// document but for meta.versionId and meta.lastUpdated, which every write sets.
+// document but for meta.versionId and meta.lastUpdated, which every write sets, numbers
+// compared by value (PostgreSQL's jsonb keeps 1e2 as 100).
 func unchanged(cur *resources.Resource, doc map[string]any) bool {
 	if cur.Deleted {
 		return false
@@ -184,7 +183,7 @@ func sameDoc(stored, doc map[string]any) bool {
 			}
 			continue
 		}
-		if !ok || !sameValue(v, w) {
+		if !ok || !resources.JSONEqual(v, w) {
 			return false
 		}
 	}
@@ -203,47 +202,5 @@ func sameMeta(a, b any) bool {
 		}
 		return out
 	}
-	return sameValue(strip(a), strip(b))
-}
-
-// sameValue compares decoded JSON; numbers by value, as PostgreSQL's jsonb keeps 1e2
-// as 100.
-func sameValue(a, b any) bool {
-	switch a := a.(type) {
-	case json.Number:
-		bn, ok := b.(json.Number)
-		if !ok {
-			return false
-		}
-		if a == bn {
-			return true
-		}
-		x, err1 := a.Float64()
-		y, err2 := bn.Float64()
-		return err1 == nil && err2 == nil && x == y
-	case map[string]any:
-		bm, ok := b.(map[string]any)
-		if !ok || len(a) != len(bm) {
-			return false
-		}
-		for k, v := range a {
-			w, ok := bm[k]
-			if !ok || !sameValue(v, w) {
-				return false
-			}
-		}
-		return true
-	case []any:
-		bl, ok := b.([]any)
-		if !ok || len(a) != len(bl) {
-			return false
-		}
-		for i := range a {
-			if !sameValue(a[i], bl[i]) {
-				return false
-			}
-		}
-		return true
-	}
-	return reflect.DeepEqual(a, b)
+	return resources.JSONEqual(strip(a), strip(b))
 }
