@@ -64,7 +64,7 @@ var bundleTypes = map[string]bool{"transaction": true, "batch": true, "collectio
 func readBundle(name string, r io.Reader, emit func(*Item) bool) error {
 	data, err := io.ReadAll(io.LimitReader(r, MaxBundle+1))
 	if err != nil {
-		return fmt.Errorf("%s: %v", name, err)
+		return err
 	}
 	if len(data) > MaxBundle {
 		emit(&Item{Where: name, Err: fmt.Errorf("the Bundle is larger than %d MiB: split it, or use NDJSON", MaxBundle>>20)})

@@ -90,8 +90,8 @@ type Summary struct {
 // Run imports the files into sink in batches until they end or ctx does. When ctx ends
 // (Ctrl-C), the batches being written are finished, nothing more is read, and the
 // summary says so: everything counted is stored, and a re-run finds it unchanged. An
-// error is one that stopped the import (a file that cannot be read on, the database
-// gone); the summary then still counts what was stored before it.
+// error is one that stopped the import (the database or server gone, a refused token);
+// the summary then still counts what was stored before it.
 func Run(ctx context.Context, files []string, total int64, sink Sink, opt Options) (Summary, error) {
 	if opt.BatchSize <= 0 {
 		opt.BatchSize = 500
@@ -187,7 +187,6 @@ func Run(ctx context.Context, files []string, total int64, sink Sink, opt Option
 		batch = nil
 		return true
 	}
-	var readErr error
 	for _, f := range files {
 		err := ReadFile(f, &read, func(it *Item) bool {
 			if it.Err != nil {
@@ -198,27 +197,20 @@ func Run(ctx context.Context, files []string, total int64, sink Sink, opt Option
 			return len(batch) < opt.BatchSize || send()
 		})
 		if err != nil {
-			readErr = err
-			break
+			// A file that cannot be read on (a truncated gzip stream, a disk error) is one
+			// failure; what it held until then is imported, and so are the other files.
+			bad = append(bad, &Item{Where: f, Err: err})
 		}
 		if stopped() {
 			break
 		}
 	}
-	if readErr == nil {
-		send()
-	}
+	send()
 	close(batches)
 	wg.Wait()
 	sum.Read, sum.Elapsed = read.Load(), time.Since(start)
 	sum.Interrupted = ctx.Err() != nil
-	switch {
-	case fatal != nil:
-		return sum, fatal
-	case readErr != nil:
-		return sum, readErr
-	}
-	return sum, nil
+	return sum, fatal
 }
 
 // Line is a one-line account of p, for progress lines when no terminal shows a bar.

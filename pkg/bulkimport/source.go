@@ -122,7 +122,8 @@ const MaxBundle = 256 << 20
 // ReadFile reads the resources of the file at path, in order, calling emit for each
 // (and for each place that holds none, with Item.Err set); read counts the bytes of
 // the file read so far. It stops early when emit returns false, and returns an error
-// only when the file cannot be read on.
+// (not naming the file) only when the file cannot be read on: the items emitted until
+// then stand.
 func ReadFile(path string, read *atomic.Int64, emit func(*Item) bool) error {
 	f, err := os.Open(path)
 	if err != nil {
@@ -133,7 +134,7 @@ func ReadFile(path string, read *atomic.Int64, emit func(*Item) bool) error {
 	if strings.HasSuffix(strings.ToLower(path), ".gz") {
 		zr, err := gzip.NewReader(bufio.NewReaderSize(r, 64<<10))
 		if err != nil {
-			return fmt.Errorf("%s: %v", path, err)
+			return err
 		}
 		defer zr.Close()
 		r = zr
@@ -163,7 +164,7 @@ func ReadNDJSON(name string, r io.Reader, emit func(*Item) bool) error {
 			b = long
 		}
 		if err != nil && !errors.Is(err, io.EOF) {
-			return fmt.Errorf("%s:%d: %v", name, line, err)
+			return fmt.Errorf("line %d: %w", line, err)
 		}
 		where := fmt.Sprintf("%s:%d", name, line)
 		if len(b) > MaxLine {
