@@ -202,6 +202,20 @@ func TestImportUpdatesAndArguments(t *testing.T) {
 	}
 	st.Close()
 
+	// A SearchParameter is checked as a write of it is, and stored draft until indexed.
+	sp := filepath.Join(dir, "sp.ndjson")
+	writeFile(t, sp, []byte(`{"resourceType":"SearchParameter","id":"nick","status":"active","code":"nick","base":["Patient"],"type":"string","expression":"Patient.extension('http://example.org/nick').value","url":"http://example.org/sp/nick","name":"nick","description":"x"}`+"\n"+
+		`{"resourceType":"SearchParameter","id":"broken","status":"active","code":"broken","base":["Patient"],"type":"string","expression":"Patient.(","url":"http://example.org/sp/broken","name":"broken","description":"x"}`))
+	out.Reset()
+	if err := run(context.Background(), []string{"import", sp}, env, &out, io.Discard); err == nil || !strings.Contains(out.String(), sp+":2: ") || !strings.Contains(out.String(), "1 stored") {
+		t.Errorf("SearchParameters: %v\n%s", err, out.String())
+	}
+	st = openDB(t, dbURL)
+	if err := st.SQL().QueryRow(`SELECT content FROM resource WHERE resource_type = 'SearchParameter' AND id = 'nick'`).Scan(&content); err != nil || strings.Contains(content, `"status":"active"`) && !strings.Contains(content, `"versionId":"2"`) {
+		t.Errorf("the imported SearchParameter: %v %s", err, content)
+	}
+	st.Close()
+
 	for _, c := range []struct {
 		args []string
 		want string

@@ -14,9 +14,9 @@ import (
 
 // ImportStore returns the sink of `fhirbox import` on st: the resource engine as the
 // server builds it for writes — R4 validation per validation, the checks of
-// AccessPolicies and Clients, the stored SearchParameters indexed — writing as a client
-// would (not as the server's own writes: every resource is validated, hidden fields
-// are not taken from files). Servers on the same PostgreSQL database learn of what
+// AccessPolicies, Clients and SearchParameters, the stored SearchParameters indexed —
+// writing as a client would (not as the server's own writes: every resource is
+// validated, hidden fields are not taken from files). Servers on the same PostgreSQL database learn of what
 // their caches hold through the change feed, as for any write.
 func ImportStore(ctx context.Context, st Store, validation resources.ValidationMode, log *slog.Logger) (*bulkimport.Store, error) {
 	svc := resources.NewService(resources.DefaultRegistry(), st, resources.Options{Validation: validation})
@@ -31,7 +31,10 @@ func ImportStore(ctx context.Context, st Store, validation resources.ValidationM
 	svc.AddValidator("Client", func(_ context.Context, doc map[string]any) error {
 		return auth.ValidateClient(doc)
 	})
-	if err := svc.LoadSearchParameters(ctx); err != nil && resources.ErrorCode(err) != resources.CodeUnprocessable {
+	// As the server does: stored SearchParameters are indexed, and imported ones are
+	// checked and made draft; their indexing runs in the background while the import
+	// lasts, and a server's next start (or fhirbox reindex) finishes what it did not.
+	if err := svc.EnableSearchParameters(ctx, log); err != nil && resources.ErrorCode(err) != resources.CodeUnprocessable {
 		return nil, err
 	} else if err != nil {
 		log.Error("a stored SearchParameter cannot be applied; the others are", "err", err)
