@@ -183,7 +183,7 @@ func TestImportUpdatesAndArguments(t *testing.T) {
 	dir := t.TempDir()
 	f := filepath.Join(dir, "p.ndjson")
 	writeFile(t, f, []byte(`{"resourceType":"Patient","id":"p1","gender":"male"}`+"\n"+`{"resourceType":"Patient","id":"p2"}`))
-	if err := run(context.Background(), []string{"import", f}, env, io.Discard, io.Discard); err != nil {
+	if err := run(context.Background(), []string{"import", "--sqlite-cache-mb", "8", f}, env, io.Discard, io.Discard); err != nil {
 		t.Fatal(err)
 	}
 	writeFile(t, f, []byte(`{"resourceType":"Patient","id":"p1","gender":"female","meta":{"versionId":"9","lastUpdated":"2020-01-01T00:00:00Z"}}`+"\n"+
