@@ -12,8 +12,11 @@ type discard struct{}
 
 func (discard) WriteBatch(_ context.Context, items []*Item) ([]Result, error) {
 	res := make([]Result, len(items))
-	for i := range res {
+	for i, it := range items {
 		res[i] = Result{Outcome: Created}
+		if it.Err != nil {
+			res[i] = Result{Err: it.Err}
+		}
 	}
 	return res, nil
 }

@@ -60,10 +60,23 @@ func (r *Remote) WriteBatch(ctx context.Context, items []*Item) ([]Result, error
 }
 
 func (r *Remote) write(ctx context.Context, items []*Item, res []Result) error {
+	var sent []int // the items sent, by their index in items
+	for i, it := range items {
+		res[i] = Result{}
+		if it.Err != nil {
+			res[i] = Result{Err: it.Err}
+		} else {
+			sent = append(sent, i)
+		}
+	}
+	if len(sent) == 0 {
+		return nil
+	}
 	var body bytes.Buffer
 	body.WriteString(`{"resourceType":"Bundle","type":"batch","entry":[`)
-	for i, it := range items {
-		if i > 0 {
+	for k, i := range sent {
+		it := items[i]
+		if k > 0 {
 			body.WriteByte(',')
 		}
 		u, _ := json.Marshal(it.Type + "/" + it.ID)
@@ -76,7 +89,7 @@ func (r *Remote) write(ctx context.Context, items []*Item, res []Result) error {
 	body.WriteString(`]}`)
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, r.Base, &body)
 	if err != nil {
-		return err
+		return failAll(res, err)
 	}
 	req.Header.Set("Content-Type", "application/fhir+json")
 	req.Header.Set("Accept", "application/fhir+json")
@@ -94,21 +107,22 @@ func (r *Remote) write(ctx context.Context, items []*Item, res []Result) error {
 	}
 	var br batchResponse
 	_ = json.Unmarshal(data, &br)
-	if resp.StatusCode == http.StatusRequestEntityTooLarge && len(items) > 1 {
+	if resp.StatusCode == http.StatusRequestEntityTooLarge && len(sent) > 1 {
 		h := len(items) / 2
 		if err := r.write(ctx, items[:h], res[:h]); err != nil {
 			return failAll(res[h:], err)
 		}
 		return r.write(ctx, items[h:], res[h:])
 	}
-	if resp.StatusCode != http.StatusOK || br.ResourceType != "Bundle" || len(br.Entry) != len(items) {
+	if resp.StatusCode != http.StatusOK || br.ResourceType != "Bundle" || len(br.Entry) != len(sent) {
 		msg := outcomeText(br.Issue)
 		if msg == "" {
 			msg = strings.TrimSpace(string(data[:min(len(data), 300)]))
 		}
 		return failAll(res, fmt.Errorf("POST %s: %s: %s", r.Base, resp.Status, msg))
 	}
-	for i, e := range br.Entry {
+	for k, e := range br.Entry {
+		i := sent[k]
 		code, _, _ := strings.Cut(e.Response.Status, " ")
 		switch code {
 		case "201":

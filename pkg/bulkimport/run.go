@@ -34,7 +34,8 @@ type Result struct {
 
 // Sink stores batches: the database (Store) or a server (Remote).
 type Sink interface {
-	// WriteBatch stores items and returns one result for each. An error means that
+	// WriteBatch stores items and returns one result for each; an item with Err set
+	// holds no resource and fails with that error. An error means that
 	// nothing more can be stored (the database or server is unreachable): the import
 	// stops, and the results say what of the batch was stored.
 	WriteBatch(ctx context.Context, items []*Item) ([]Result, error)
@@ -162,17 +163,10 @@ func Run(ctx context.Context, files []string, total int64, sink Sink, opt Option
 		return fatal != nil || ctx.Err() != nil
 	}
 
+	// A batch holds the places that hold no resource too, in their order, so that
+	// failures are reported in the order of the file; sinks fail them with their Err.
 	var batch []*Item
-	var bad []*Item
 	send := func() bool {
-		if len(bad) > 0 {
-			res := make([]Result, len(bad))
-			for i, it := range bad {
-				res[i] = Result{Err: it.Err}
-			}
-			report(bad, res, nil)
-			bad = nil
-		}
 		if len(batch) == 0 {
 			return !stopped()
 		}
@@ -189,17 +183,13 @@ func Run(ctx context.Context, files []string, total int64, sink Sink, opt Option
 	}
 	for _, f := range files {
 		err := ReadFile(f, &read, func(it *Item) bool {
-			if it.Err != nil {
-				bad = append(bad, it)
-				return len(bad) < opt.BatchSize || send()
-			}
 			batch = append(batch, it)
 			return len(batch) < opt.BatchSize || send()
 		})
 		if err != nil {
 			// A file that cannot be read on (a truncated gzip stream, a disk error) is one
 			// failure; what it held until then is imported, and so are the other files.
-			bad = append(bad, &Item{Where: f, Err: err})
+			batch = append(batch, &Item{Where: f, Err: err})
 		}
 		if stopped() {
 			break

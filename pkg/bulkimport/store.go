@@ -37,8 +37,12 @@ func (s *Store) WriteBatch(ctx context.Context, items []*Item) ([]Result, error)
 // write stores items, its results in res; retry says the items were in a batch rolled
 // back, whose writes changed their documents.
 func (s *Store) write(ctx context.Context, items []*Item, res []Result, retry bool) error {
-	if retry {
-		for i, it := range items {
+	for i, it := range items {
+		res[i] = Result{}
+		switch {
+		case it.Err != nil:
+			res[i] = Result{Err: it.Err}
+		case retry:
 			if err := it.decode(); err != nil {
 				res[i] = Result{Err: err}
 			}
@@ -90,9 +94,6 @@ func (s *Store) write(ctx context.Context, items []*Item, res []Result, retry bo
 	if err == nil {
 		return nil
 	}
-	for i := range res {
-		res[i] = Result{}
-	}
 	if fatal(ctx, err) {
 		for i := range res {
 			res[i] = Result{Err: err}
@@ -117,7 +118,7 @@ func (s *Store) write(ctx context.Context, items []*Item, res []Result, retry bo
 func (s *Store) current(ctx context.Context, items []*Item) (map[string]*resources.Resource, error) {
 	byType := map[string][]string{}
 	for _, it := range items {
-		if it.Doc != nil {
+		if it.Err == nil && it.Doc != nil {
 			byType[it.Type] = append(byType[it.Type], it.ID)
 		}
 	}
