@@ -39,7 +39,7 @@ func importCmd(ctx context.Context, args []string, getenv func(string) string, s
 	fs.StringVar(&dataDir, "data-dir", env("FHIRBOX_DATA_DIR", "./data"), "directory of the SQLite file when no database URL is given (env FHIRBOX_DATA_DIR)")
 	fs.StringVar(&validation, "validation", env(resources.ValidationSetting, "on"), "on: every resource is validated against the R4 definitions, as a write is; off: stored as read (env "+resources.ValidationSetting+")")
 	fs.StringVar(&server, "server", "", "send the resources to the fhirbox (or FHIR) server at this base URL, e.g. http://host:8080/fhir, as batch Bundles, instead of writing into the database")
-	fs.StringVar(&token, "token", env("FHIRBOX_TOKEN", ""), "bearer token for --server (env FHIRBOX_TOKEN)")
+	fs.StringVar(&token, "token", env("FHIRBOX_TOKEN", ""), "bearer token for --server; prefer the environment variable to the flag, which other users can see (env FHIRBOX_TOKEN)")
 	fs.IntVar(&batch, "batch", 0, "resources per batch: one database transaction, or one batch Bundle with --server (default 250 on PostgreSQL, 500 on SQLite, 200 to a server)")
 	fs.IntVar(&cacheMB, "sqlite-cache-mb", 0, "SQLite only: megabytes of page cache for the writes (0: SQLite's 2 MB); more is faster on large files, and is memory of the process")
 	fs.IntVar(&workers, "workers", 0, "batches written at once (default 4 on PostgreSQL, 2 to a server, 1 on SQLite, which has one writer)")
