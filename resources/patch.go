@@ -223,6 +223,11 @@ func deepCopy(v any, n *int) any {
 	return v
 }
 
+// JSONEqual reports whether two decoded JSON values are equal as RFC 6902's test
+// operation has it (numbers by value): what fhirbox import compares a stored document
+// with the one it would write.
+func JSONEqual(a, b any) bool { return jsonEqual(a, b) }
+
 // jsonEqual is RFC 6902's equality of the test operation: same type; numbers equal by
 // value (1.0 is 1); objects with the same members, arrays with the same elements in
 // order, each equal.

@@ -4,6 +4,7 @@
 //	fhirbox serve      start the server (migrations are applied first)
 //	fhirbox migrate    apply migrations and exit
 //	fhirbox reindex    re-extract the search index of stored resources
+//	fhirbox import     load NDJSON and Bundle files into the database or a server
 //	fhirbox version    print the version
 package main
 
@@ -56,6 +57,7 @@ commands:
   serve     start the server (applies migrations first)
   migrate   apply database migrations and exit
   reindex   re-extract the search index of stored resources: reindex [TYPE…]
+  import    load NDJSON and Bundle files, or directories of them: import PATH…
   version   print the version
 
 Run "fhirbox <command> --help" for the flags of a command.
@@ -91,6 +93,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 			return err
 		}
 		return reindex(ctx, cfg, stdout)
+	case "import":
+		return importCmd(ctx, args[1:], getenv, stdout, stderr)
 	case "version", "--version", "-v":
 		fmt.Fprintln(stdout, "fhirbox", version)
 		return nil

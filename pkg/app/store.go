@@ -83,6 +83,14 @@ type storeConfig struct {
 	timeout    time.Duration
 	timeoutSet bool
 	log        *slog.Logger
+	// writeCacheKiB: see WithWriteCache.
+	writeCacheKiB int
+}
+
+// WithWriteCache gives a SQLite store's write connection a page cache of kib KiB, for
+// bulk loads (see sqlite.WithWriteCache); PostgreSQL ignores it.
+func WithWriteCache(kib int) StoreOption {
+	return func(c *storeConfig) { c.writeCacheKiB = kib }
 }
 
 // WithStatementTimeout bounds the statements of the store (default: the store's
@@ -120,6 +128,9 @@ func OpenStore(ctx context.Context, d Database, opts ...StoreOption) (Store, err
 			return nil, errors.New("FHIRBOX_POLICY_DATABASE_URL is for PostgreSQL: the embedded SQLite database runs no sql policies")
 		}
 		var so []sqlite.Option
+		if c.writeCacheKiB > 0 {
+			so = append(so, sqlite.WithWriteCache(c.writeCacheKiB))
+		}
 		if c.timeoutSet {
 			so = append(so, sqlite.WithStatementTimeout(c.timeout))
 		}
