@@ -42,6 +42,10 @@ type Query struct {
 	// Original holds the parameters as given but for _page and _pageset: what the
 	// paging links repeat, so that a page request carries what the first one did.
 	Original url.Values
+	// After, when set, keeps the resources whose id sorts after it: the keyset by which
+	// an export walks a type in id order (Service.ExportPage), at the same cost for the
+	// last page as for the first. Only the server sets it.
+	After string
 	// Warnings say why the answer may be incomplete (a parameter still being indexed):
 	// the Bundle carries them in its OperationOutcome entry.
 	Warnings []string

@@ -200,6 +200,9 @@ func (b *builder) where(q *resources.Query) error {
 	b.typ, b.types, b.others = q.Type, q.Types, q.OtherTypes
 	b.typeCond("r.resource_type")
 	b.WriteString(" AND NOT r.deleted")
+	if q.After != "" {
+		b.w(" AND r.id > ", b.arg(q.After))
+	}
 	b.listFilter(q.List)
 	for i := range q.Clauses {
 		if err := b.clause(&q.Clauses[i]); err != nil {
