@@ -31,6 +31,7 @@ import (
 	"github.com/fhirbox/fhirbox/pkg/app"
 	"github.com/fhirbox/fhirbox/pkg/auth"
 	"github.com/fhirbox/fhirbox/pkg/connlimit"
+	"github.com/fhirbox/fhirbox/pkg/export"
 	"github.com/fhirbox/fhirbox/pkg/observe"
 	"github.com/fhirbox/fhirbox/pkg/server"
 	"github.com/fhirbox/fhirbox/resources"
@@ -119,7 +120,9 @@ type config struct {
 	PprofAddr  string
 	// SessionRetention is how long ended and closed Sessions are kept.
 	SessionRetention time.Duration
-	JWTKeyPath       string
+	// ExportTTL is how long a finished $export job and its files are kept.
+	ExportTTL  time.Duration
+	JWTKeyPath string
 	// KeyEncryptionKey encrypts the signing keys in the database (nil: plain PEM).
 	KeyEncryptionKey []byte
 	// Connection caps, transfer bounds and CORS (see serve and server.Config).
@@ -172,6 +175,8 @@ func parseConfig(cmd string, args []string, getenv func(string) string, stderr i
 	fs.StringVar(&kek, "key-encryption-key", env("FHIRBOX_KEY_ENCRYPTION_KEY", ""), "32 random bytes, base64 or hex (openssl rand -base64 32), that encrypt the signing keys kept in the database; prefer the environment variable to the flag, which other users can see (env FHIRBOX_KEY_ENCRYPTION_KEY)")
 	fs.StringVar(&c.PprofAddr, "pprof-addr", env("FHIRBOX_PPROF_ADDR", ""), "serve Go's net/http/pprof profiles on this address, e.g. 127.0.0.1:6060; empty: off (env FHIRBOX_PPROF_ADDR)")
 	fs.StringVar(&retention, "session-retention", env("FHIRBOX_SESSION_RETENTION", app.DefaultSessionRetention.String()), "how long an ended or closed Session is kept before it is removed, e.g. 24h (env FHIRBOX_SESSION_RETENTION)")
+	var exportTTL string
+	fs.StringVar(&exportTTL, "export-ttl", env("FHIRBOX_EXPORT_TTL", export.DefaultTTL.String()), "how long a finished $export job and its files are kept before they are removed, e.g. 24h (env FHIRBOX_EXPORT_TTL)")
 	var maxConns, maxConnsPerAddr, transferTimeout, transferRate, corsOrigins, handling, resultSets string
 	fs.StringVar(&maxConns, "max-conns", env("FHIRBOX_MAX_CONNS", "4096"), "most connections open at once; more wait to be accepted (env FHIRBOX_MAX_CONNS)")
 	fs.StringVar(&maxConnsPerAddr, "max-conns-per-addr", env("FHIRBOX_MAX_CONNS_PER_ADDR", "256"), "most connections open at once from one IP address (IPv6: one /64); more are refused with 503; 0: no cap, e.g. behind a proxy (env FHIRBOX_MAX_CONNS_PER_ADDR)")
@@ -258,6 +263,9 @@ func parseConfig(cmd string, args []string, getenv func(string) string, stderr i
 	if c.SessionRetention, err = time.ParseDuration(retention); err != nil || c.SessionRetention < time.Minute {
 		return nil, fmt.Errorf("FHIRBOX_SESSION_RETENTION %q must be a duration of at least 1m, such as 168h", retention)
 	}
+	if c.ExportTTL, err = time.ParseDuration(exportTTL); err != nil || c.ExportTTL < time.Minute {
+		return nil, fmt.Errorf("FHIRBOX_EXPORT_TTL %q must be a duration of at least 1m, such as 1h", exportTTL)
+	}
 	if c.MaxConns, err = strconv.Atoi(maxConns); err != nil || c.MaxConns < 1 {
 		return nil, fmt.Errorf("FHIRBOX_MAX_CONNS %q must be a positive integer", maxConns)
 	}
@@ -342,6 +350,7 @@ func serve(ctx context.Context, cfg *config, stdout io.Writer) error {
 		JWTKeyPath:       cfg.JWTKeyPath,
 		KeyEncryptionKey: cfg.KeyEncryptionKey,
 		SessionRetention: cfg.SessionRetention,
+		Export:           export.Options{TTL: cfg.ExportTTL},
 		SearchLimits:     cfg.SearchLimits,
 		ResultSets:       cfg.ResultSets,
 
@@ -366,6 +375,7 @@ func serve(ctx context.Context, cfg *config, stdout io.Writer) error {
 	defer stopFeed()
 	go a.Listen(feedCtx)
 	go a.SweepEvery(feedCtx, sweepInterval)
+	go a.RunExports(feedCtx)
 	srv := a.Server
 
 	ln, err := net.Listen("tcp", cfg.Addr)

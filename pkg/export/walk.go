@@ -1,0 +1,65 @@
+package export
+
+import (
+	"context"
+	"net/url"
+
+	"github.com/fhirbox/fhirbox/pkg/export/exportjob"
+	"github.com/fhirbox/fhirbox/resources"
+)
+
+// Walker reads what a job exports. The server's reads as the job's caller, through
+// the policies' confinement; the command line's reads everything.
+type Walker interface {
+	// Walk calls emit with the content of every resource of typ the job exports, in a
+	// stable order (so that a job run again writes the same files). An error from emit
+	// ends the walk and is returned.
+	Walk(ctx context.Context, job *exportjob.Job, typ string, emit func(content []byte) error) error
+}
+
+// Params are the search parameters that select what a job exports of each type: the
+// resources last updated at or after its _since (at, not only after: one written in
+// the same millisecond as an earlier export's transactionTime is sent again rather
+// than missed) and not after its transaction time.
+func Params(job *exportjob.Job) url.Values {
+	p := url.Values{}
+	if !job.Since.IsZero() {
+		p.Add("_lastUpdated", "ge"+resources.FormatInstant(job.Since))
+	}
+	if !job.TransactionTime.IsZero() {
+		p.Add("_lastUpdated", "le"+resources.FormatInstant(job.TransactionTime))
+	}
+	return p
+}
+
+// WalkType calls emit with the content, as clients see it (resources.Service.Public),
+// of every live resource of typ that params select, in id order, reading pageSize at
+// a time through svc.ExportPage: ctx is the caller's, and the search is confined as
+// any of the caller's searches is.
+func WalkType(ctx context.Context, svc *resources.Service, typ string, params url.Values, pageSize int, emit func([]byte) error) error {
+	return WalkTypeResources(ctx, svc, typ, params, pageSize, func(_ *resources.Resource, content []byte) error { return emit(content) })
+}
+
+// WalkTypeResources is WalkType with the resource beside its content.
+func WalkTypeResources(ctx context.Context, svc *resources.Service, typ string, params url.Values, pageSize int, emit func(*resources.Resource, []byte) error) error {
+	after := ""
+	for {
+		page, err := svc.ExportPage(ctx, typ, params, after, pageSize)
+		if err != nil {
+			return err
+		}
+		for _, r := range page {
+			content, err := svc.Public(r, resources.View{})
+			if err != nil {
+				return err
+			}
+			if err := emit(r, content); err != nil {
+				return err
+			}
+		}
+		if len(page) < pageSize {
+			return nil
+		}
+		after = page[len(page)-1].ID
+	}
+}
