@@ -4,6 +4,7 @@
 //	fhirbox serve      start the server (migrations are applied first)
 //	fhirbox migrate    apply migrations and exit
 //	fhirbox reindex    re-extract the search index of stored resources
+//	fhirbox export     write the stored resources as NDJSON files, one a type
 //	fhirbox version    print the version
 package main
 
@@ -21,6 +22,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -57,6 +59,7 @@ commands:
   serve     start the server (applies migrations first)
   migrate   apply database migrations and exit
   reindex   re-extract the search index of stored resources: reindex [TYPE…]
+  export    write the stored resources as NDJSON files: export DIR [--type T,…] [--since INSTANT]
   version   print the version
 
 Run "fhirbox <command> --help" for the flags of a command.
@@ -92,6 +95,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 			return err
 		}
 		return reindex(ctx, cfg, stdout)
+	case "export":
+		cfg, err := parseConfig("export", args[1:], getenv, stderr)
+		if err != nil {
+			return err
+		}
+		return exportCmd(ctx, cfg, stdout, stderr)
 	case "version", "--version", "-v":
 		fmt.Fprintln(stdout, "fhirbox", version)
 		return nil
@@ -147,8 +156,11 @@ type config struct {
 	CallerWait       time.Duration
 	// BundleMaxEntries is the most entries of a batch or transaction Bundle.
 	BundleMaxEntries int
-	// Types are the resource types that reindex walks (none: all).
+	// Types are the resource types that reindex walks, or export writes (none: all).
 	Types []string
+	// ExportDir and ExportSince: where export writes, and its --since (zero: none).
+	ExportDir   string
+	ExportSince time.Time
 }
 
 func parseConfig(cmd string, args []string, getenv func(string) string, stderr io.Writer) (*config, error) {
@@ -196,10 +208,22 @@ func parseConfig(cmd string, args []string, getenv func(string) string, stderr i
 	var bundleMax string
 	fs.StringVar(&bundleMax, "bundle-max-entries", env("FHIRBOX_BUNDLE_MAX_ENTRIES", strconv.Itoa(resources.DefaultBundleMaxEntries)), "most entries a batch or transaction Bundle may hold; more: 400 (env FHIRBOX_BUNDLE_MAX_ENTRIES)")
 	fs.StringVar(&logLevel, "log-level", env("FHIRBOX_LOG_LEVEL", "info"), "debug, info, warn or error (env FHIRBOX_LOG_LEVEL)")
+	var exportTypes, exportSince string
+	if cmd == "export" {
+		fs.StringVar(&exportTypes, "type", "", "comma-separated resource types to export; empty: every FHIR type")
+		fs.StringVar(&exportSince, "since", "", "export only the resources last updated at or after this FHIR instant, e.g. 2026-01-02T03:04:05Z")
+		// The directory may come before the flags: flag stops at the first argument.
+		if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
+			args = append(slices.Clone(args[1:]), args[0])
+		}
+	}
 	fs.Usage = func() {
 		args := ""
-		if cmd == "reindex" {
+		switch cmd {
+		case "reindex":
 			args = " [TYPE…]"
+		case "export":
+			args = " DIR"
 		}
 		fmt.Fprintf(stderr, "usage: fhirbox %s [flags]%s\n\nflags (each defaults to its environment variable):\n", cmd, args)
 		fs.PrintDefaults()
@@ -207,9 +231,27 @@ func parseConfig(cmd string, args []string, getenv func(string) string, stderr i
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
-	if cmd == "reindex" {
+	switch {
+	case cmd == "reindex":
 		c.Types = fs.Args()
-	} else if fs.NArg() > 0 {
+	case cmd == "export":
+		if fs.NArg() != 1 {
+			return nil, errors.New("fhirbox export writes into one directory: fhirbox export DIR [--type T,…] [--since INSTANT]")
+		}
+		c.ExportDir = fs.Arg(0)
+		for _, t := range strings.Split(exportTypes, ",") {
+			if t = strings.TrimSpace(t); t != "" {
+				c.Types = append(c.Types, t)
+			}
+		}
+		if exportSince != "" {
+			t, err := time.Parse(time.RFC3339Nano, exportSince)
+			if err != nil {
+				return nil, fmt.Errorf("--since %q is not a FHIR instant such as 2026-01-02T03:04:05Z", exportSince)
+			}
+			c.ExportSince = t.UTC()
+		}
+	case fs.NArg() > 0:
 		return nil, fmt.Errorf("unexpected argument %q", fs.Arg(0))
 	}
 	if dbURL == "" {

@@ -237,15 +237,7 @@ func (w *fileWriter) add(typ string, content []byte) error {
 		}
 		w.typ = typ
 	}
-	if bytes.IndexByte(content, '\n') >= 0 {
-		// One resource a line: a document stored with line breaks is compacted.
-		var c bytes.Buffer
-		if err := json.Compact(&c, content); err != nil {
-			return resources.Internal(err)
-		}
-		content = c.Bytes()
-	}
-	w.buf.Write(content)
+	w.buf.Write(Line(content))
 	w.buf.WriteByte('\n')
 	w.n++
 	if w.n >= w.opts.FileResources || w.buf.Len() >= w.opts.FileBytes {
@@ -287,4 +279,17 @@ func (w *fileWriter) flush() error {
 	w.buf.Reset()
 	w.n = 0
 	return nil
+}
+
+// Line is content as one NDJSON line, without its newline: a document stored with
+// line breaks in it is compacted (JSON strings hold none: they are escaped).
+func Line(content []byte) []byte {
+	if bytes.IndexByte(content, '\n') < 0 {
+		return content
+	}
+	var c bytes.Buffer
+	if err := json.Compact(&c, content); err != nil {
+		return bytes.ReplaceAll(content, []byte("\n"), []byte(" "))
+	}
+	return c.Bytes()
 }
