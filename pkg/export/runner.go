@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -189,6 +190,9 @@ func (r *Runner) write(ctx context.Context, job *exportjob.Job, progress *atomic
 			return nil, err
 		}
 	}
+	if err := w.wait(); err != nil {
+		return nil, err
+	}
 	m := &Manifest{
 		TransactionTime:     resources.FormatInstant(job.TransactionTime),
 		Request:             job.Request,
@@ -227,7 +231,11 @@ type fileWriter struct {
 	buf   bytes.Buffer
 	n     int
 	seq   int
-	files []exportjob.File // stored, without their content
+	// pending is the result of the file being stored (nil: none); files are those
+	// stored, without their content.
+	pending chan error
+	mu      sync.Mutex
+	files   []exportjob.File
 }
 
 func (w *fileWriter) add(typ string, content []byte) error {
@@ -250,6 +258,9 @@ func (w *fileWriter) add(typ string, content []byte) error {
 // manifest (their rows go when the job ends: FinishExportJob keeps only the attempt's
 // own, which these are, so they are left unlisted, and removed with the job).
 func (w *fileWriter) discard(typ string) error {
+	if err := w.wait(); err != nil {
+		return err
+	}
 	if w.typ == typ {
 		w.buf.Reset()
 		w.n = 0
@@ -264,21 +275,43 @@ func (w *fileWriter) discard(typ string) error {
 	return nil
 }
 
+// flush stores what is buffered as the next file, in the background: the walk goes
+// on while the file is written (one file in flight, so memory holds at most two).
 func (w *fileWriter) flush() error {
 	if w.n == 0 {
 		return nil
 	}
+	if err := w.wait(); err != nil {
+		return err
+	}
 	w.seq++
 	f := exportjob.File{JobID: w.job.ID, Attempt: w.job.Attempt, Seq: w.seq, Type: w.typ, Count: w.n}
 	f.Content = bytes.Clone(w.buf.Bytes())
-	if err := w.store.AddExportFile(w.ctx, &f); err != nil {
-		return err
-	}
-	f.Content = nil
-	w.files = append(w.files, f)
 	w.buf.Reset()
 	w.n = 0
+	done := make(chan error, 1)
+	w.pending = done
+	go func() {
+		err := w.store.AddExportFile(w.ctx, &f)
+		f.Content = nil
+		if err == nil {
+			w.mu.Lock()
+			w.files = append(w.files, f)
+			w.mu.Unlock()
+		}
+		done <- err
+	}()
 	return nil
+}
+
+// wait waits for the file in flight, if any, and returns its error.
+func (w *fileWriter) wait() error {
+	if w.pending == nil {
+		return nil
+	}
+	err := <-w.pending
+	w.pending = nil
+	return err
 }
 
 // Line is content as one NDJSON line, without its newline: a document stored with

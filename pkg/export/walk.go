@@ -40,26 +40,42 @@ func WalkType(ctx context.Context, svc *resources.Service, typ string, params ur
 	return WalkTypeResources(ctx, svc, typ, params, pageSize, func(_ *resources.Resource, content []byte) error { return emit(content) })
 }
 
-// WalkTypeResources is WalkType with the resource beside its content.
+// WalkTypeResources is WalkType with the resource beside its content. The next page
+// is read while the current one is emitted: the database and the writing overlap.
 func WalkTypeResources(ctx context.Context, svc *resources.Service, typ string, params url.Values, pageSize int, emit func(*resources.Resource, []byte) error) error {
-	after := ""
+	type result struct {
+		page []*resources.Resource
+		err  error
+	}
+	fetch := func(after string) <-chan result {
+		ch := make(chan result, 1) // never blocks: an abandoned read ends on its own
+		go func() {
+			page, err := svc.ExportPage(ctx, typ, params, after, pageSize)
+			ch <- result{page, err}
+		}()
+		return ch
+	}
+	next := fetch("")
 	for {
-		page, err := svc.ExportPage(ctx, typ, params, after, pageSize)
-		if err != nil {
-			return err
+		r := <-next
+		if r.err != nil {
+			return r.err
 		}
-		for _, r := range page {
-			content, err := svc.Public(r, resources.View{})
+		full := len(r.page) >= pageSize
+		if full {
+			next = fetch(r.page[len(r.page)-1].ID)
+		}
+		for _, res := range r.page {
+			content, err := svc.Public(res, resources.View{})
 			if err != nil {
 				return err
 			}
-			if err := emit(r, content); err != nil {
+			if err := emit(res, content); err != nil {
 				return err
 			}
 		}
-		if len(page) < pageSize {
+		if !full {
 			return nil
 		}
-		after = page[len(page)-1].ID
 	}
 }

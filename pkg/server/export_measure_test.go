@@ -1,0 +1,146 @@
+package server_test
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime/pprof"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/fhirbox/fhirbox/pkg/app"
+	"github.com/fhirbox/fhirbox/pkg/export"
+	"github.com/fhirbox/fhirbox/resources"
+)
+
+// TestExportMeasure measures export's rate against its ceiling, for BENCHMARKS.md
+// ("Export (issue 17)"). It runs only with FHIRBOX_EXPORT_MEASURE=N: the Synthea
+// Observations are stored N times over (ids suffixed), then exported three ways in
+// one run — the bare SELECT of the same rows streamed to a file (the ceiling), an
+// $export job (kick-off, the runner, files stored in the database), and
+// fhirbox export's path (app.Export into a directory) — each twice, ceiling first.
+func TestExportMeasure(t *testing.T) {
+	copies, _ := strconv.Atoi(os.Getenv("FHIRBOX_EXPORT_MEASURE"))
+	if copies <= 0 {
+		t.Skip("set FHIRBOX_EXPORT_MEASURE=N to measure export over N copies of the Synthea Observations")
+	}
+	forEachBackend(t, func(t *testing.T) { measureExport(t, copies) })
+}
+
+func measureExport(t *testing.T, copies int) {
+	e := newEnv(t, func(c *app.Config) { c.Validation = resources.ValidationOff })
+	ctx := context.Background()
+	lines := readNDJSON(t, "observations.ndjson", 0)
+	start := time.Now()
+	work := make(chan map[string]any)
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for doc := range work {
+				if _, _, err := e.svc.Update(ctx, "Observation", doc["id"].(string), doc, ""); err != nil {
+					t.Error(err)
+				}
+			}
+		}()
+	}
+	for c := range copies {
+		for _, l := range lines {
+			var doc map[string]any
+			if err := json.Unmarshal(l, &doc); err != nil {
+				t.Fatal(err)
+			}
+			doc["id"] = fmt.Sprintf("%s-%d", doc["id"], c)
+			work <- doc
+		}
+	}
+	close(work)
+	wg.Wait()
+	n := copies * len(lines)
+	t.Logf("%s: stored %d Observations in %.1f s", e.backend, n, time.Since(start).Seconds())
+	dir := t.TempDir()
+
+	ceiling := func() float64 {
+		f, err := os.Create(filepath.Join(dir, "ceiling.ndjson"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		w := bufio.NewWriterSize(f, 1<<20)
+		start := time.Now()
+		rows, err := e.store.SQL().QueryContext(ctx, `SELECT content FROM resource WHERE resource_type = 'Observation' AND NOT deleted ORDER BY id`)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := 0
+		var b []byte
+		for rows.Next() {
+			if err := rows.Scan(&b); err != nil {
+				t.Fatal(err)
+			}
+			w.Write(b)
+			w.WriteByte('\n')
+			got++
+		}
+		if err := rows.Err(); err != nil {
+			t.Fatal(err)
+		}
+		rows.Close()
+		if err := w.Flush(); err != nil {
+			t.Fatal(err)
+		}
+		if got != n {
+			t.Fatalf("ceiling read %d rows, want %d", got, n)
+		}
+		return float64(n) / time.Since(start).Seconds()
+	}
+	job := func() float64 {
+		start := time.Now()
+		status := e.kickoff(get("/fhir/$export?_type=Observation"))
+		e.runExports()
+		el := time.Since(start)
+		var m export.Manifest
+		if err := json.Unmarshal(e.must(200, get(status)).raw, &m); err != nil {
+			t.Fatal(err)
+		}
+		got := 0
+		for _, f := range m.Output {
+			got += f.Count
+		}
+		if got != n {
+			t.Fatalf("the job exported %d, want %d", got, n)
+		}
+		e.must(202, del(status))
+		return float64(n) / el.Seconds()
+	}
+	cli := func() float64 {
+		if p := os.Getenv("FHIRBOX_EXPORT_PROFILE"); p != "" {
+			f, err := os.Create(p + "." + string(e.backend))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer f.Close()
+			pprof.StartCPUProfile(f)
+			defer pprof.StopCPUProfile()
+		}
+		sum, err := app.Export(ctx, e.store, filepath.Join(dir, "cli"), app.ExportOptions{Types: []string{"Observation"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if sum.Resources != n {
+			t.Fatalf("fhirbox export wrote %d, want %d", sum.Resources, n)
+		}
+		return float64(n) / sum.Elapsed.Seconds()
+	}
+	for round := 1; round <= 2; round++ {
+		c, j, x := ceiling(), job(), cli()
+		t.Logf("%s round %d: %d resources; ceiling %.0f/s; $export job %.0f/s (%.0f%%); fhirbox export %.0f/s (%.0f%%)",
+			e.backend, round, n, c, j, 100*j/c, x, 100*x/c)
+	}
+}
