@@ -100,7 +100,7 @@ func Export(ctx context.Context, st Store, dir string, opts ExportOptions) (Expo
 			opts.Progress(ExportProgress{Type: t, Total: total, Done: sum.Resources})
 		}
 		path := filepath.Join(dir, t+".ndjson")
-		n, err := exportType(ctx, svc, t, params, path, func() {
+		n, err := exportType(ctx, svc, t, params, job.TransactionTime, path, func() {
 			sum.Resources++
 			if opts.Progress != nil {
 				opts.Progress(ExportProgress{Type: t, Total: total, Done: sum.Resources})
@@ -118,7 +118,7 @@ func Export(ctx context.Context, st Store, dir string, opts ExportOptions) (Expo
 // exportType writes the resources of typ into path, one a line, calling done after
 // each, and returns how many it wrote. The file appears whole or not at all: it is
 // written beside its name and renamed at the end.
-func exportType(ctx context.Context, svc *resources.Service, typ string, params url.Values, path string, done func()) (int, error) {
+func exportType(ctx context.Context, svc *resources.Service, typ string, params url.Values, until time.Time, path string, done func()) (int, error) {
 	tmp := path + ".part-" + strconv.Itoa(os.Getpid())
 	f, err := os.Create(tmp)
 	if err != nil {
@@ -127,7 +127,7 @@ func exportType(ctx context.Context, svc *resources.Service, typ string, params 
 	defer os.Remove(tmp) // after the rename, nothing
 	w := bufio.NewWriterSize(f, 1<<20)
 	n := 0
-	err = export.WalkType(ctx, svc, typ, params, export.DefaultPageSize, func(content []byte) error {
+	err = export.WalkType(ctx, svc, typ, params, until, export.DefaultPageSize, func(content []byte) error {
 		if _, err := w.Write(export.Line(content)); err != nil {
 			return err
 		}

@@ -42,7 +42,7 @@ func (w exportWalker) Walk(ctx context.Context, job *exportjob.Job, typ string, 
 	params := export.Params(job)
 	pageSize := s.exports.Options().PageSize
 	if job.Kind != exportjob.Group {
-		return export.WalkType(ctx, s.svc, typ, params, pageSize, emit)
+		return export.WalkType(ctx, s.svc, typ, params, job.TransactionTime, pageSize, emit)
 	}
 	members, err := s.groupMembers(ctx, job.GroupID)
 	if err != nil {
@@ -72,7 +72,7 @@ func (w exportWalker) Walk(ctx context.Context, job *exportjob.Job, typ string, 
 				}
 				p.Set(link, strings.Join(refs, ","))
 			}
-			err := export.WalkTypeResources(ctx, s.svc, typ, p, pageSize, func(r *resources.Resource, content []byte) error {
+			err := export.WalkTypeResources(ctx, s.svc, typ, p, job.TransactionTime, pageSize, func(r *resources.Resource, content []byte) error {
 				if seen[r.ID] {
 					return nil
 				}
