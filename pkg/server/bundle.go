@@ -144,10 +144,16 @@ func (s *Server) capabilities(base string, fhirBase bool) *fhir.CapabilityStatem
 		}
 		r.SearchInclude, r.SearchRevInclude = refs.include[name], refs.revInclude(name)
 		r.Operation = append(r.Operation, validateOperation) // validate.go
+		if op, ok := exportOperations[name]; ok && fhirBase && s.exports != nil {
+			r.Operation = append(r.Operation, op) // export.go
+		}
 		for _, p := range []*resources.SearchParam{resources.TextParam, resources.ContentParam} {
 			r.SearchParam = append(r.SearchParam, fhir.SearchParam{Name: p.Name, Type: string(p.Type), Documentation: paramDoc(p)})
 		}
 		rest.Resource = append(rest.Resource, r)
+	}
+	if fhirBase && s.exports != nil {
+		rest.Operation = append(rest.Operation, exportOperations[""])
 	}
 	cs.Rest = []fhir.CapabilityRest{rest}
 	return cs

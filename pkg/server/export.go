@@ -30,6 +30,14 @@ const (
 	exportFilePath   = "/$export-file/"
 )
 
+// exportOperations are $export in the CapabilityStatement of the FHIR base: at the
+// system level (""), and on Patient and Group.
+var exportOperations = map[string]fhir.Operation{
+	"":        {Name: "export", Definition: "http://hl7.org/fhir/uv/bulkdata/OperationDefinition/export"},
+	"Patient": {Name: "export", Definition: "http://hl7.org/fhir/uv/bulkdata/OperationDefinition/patient-export"},
+	"Group":   {Name: "export", Definition: "http://hl7.org/fhir/uv/bulkdata/OperationDefinition/group-export"},
+}
+
 // statusPoll is the Retry-After of a job still running: how long a client should wait
 // before asking again.
 const statusPoll = 2 * time.Second

@@ -184,6 +184,14 @@ matcho: {uri: '#^/fhir/'}
 	e.must(404, get(strings.TrimPrefix(m.Output[0].URL, testBase)))
 	e.must(404, del(status))
 
+	// The CapabilityStatement names the three operations.
+	caps := string(e.must(200, get("/fhir/metadata")).raw)
+	for _, def := range []string{"OperationDefinition/export", "OperationDefinition/patient-export", "OperationDefinition/group-export"} {
+		if !strings.Contains(caps, def) {
+			t.Errorf("the CapabilityStatement lacks %s", def)
+		}
+	}
+
 	// The routes beside it still work.
 	e.must(200, get("/fhir/Patient/p1/_history"))
 	e.must(200, get("/fhir/Group?_count=1"))
