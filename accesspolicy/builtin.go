@@ -110,3 +110,12 @@ func sameFields(stored, want map[string]any) bool {
 	}
 	return true
 }
+
+//go:embed templates/*.yaml
+var templateFS embed.FS
+
+// Template returns the policy template name (accesspolicy/templates/name.yaml): shipped
+// with fhirbox, documented, and not active until stored as an AccessPolicy.
+func Template(name string) ([]byte, error) {
+	return templateFS.ReadFile("templates/" + name + ".yaml")
+}

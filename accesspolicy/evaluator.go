@@ -32,6 +32,10 @@ type Decision struct {
 	// request's pending part (Info.Pending): when nothing else allowed, decide again
 	// with that part read.
 	Deferred bool
+	// Compartments confine an allowed request when only policies with a compartment
+	// allowed it: it reaches what is in one of them. Empty when a policy without one
+	// allowed (nothing confines it) or when nothing allowed.
+	Compartments []Compartment
 }
 
 // TraceEntry is one candidate policy's evaluation, for debugging.
@@ -199,11 +203,18 @@ func (e *Engine) compileStored(ctx context.Context, r *resources.Resource) *Poli
 
 // Decide evaluates the candidate policies of req: those linked to its Client and User,
 // those of the User's roles, and the global ones. The first that allows wins; with
-// trace, every candidate is evaluated and reported.
-func (e *Engine) Decide(ctx context.Context, req *Request, trace bool) Decision {
+// trace, every candidate is evaluated and reported. A policy with a compartment allows
+// only within it: the request is then allowed confined to the compartments of every
+// such policy that matched, unless a policy without one allows it whole.
+func (e *Engine) Decide(ctx context.Context, req *Request, trace bool) (d Decision) {
 	s := e.set.Load()
-	var d Decision
 	var seen []*Policy // a policy linked twice (user and client) is evaluated once
+	confinedBy := ""   // the first policy that allowed within a compartment
+	defer func() {
+		if !d.Allowed && len(d.Compartments) > 0 {
+			d.Allowed, d.Policy = true, confinedBy
+		}
+	}()
 	try := func(list []*Policy, via string) bool {
 		for _, p := range list {
 			if slices.Contains(seen, p) {
@@ -229,8 +240,23 @@ func (e *Engine) Decide(ctx context.Context, req *Request, trace bool) Decision 
 				}
 				d.Trace = append(d.Trace, te)
 			}
+			if ok && err == nil && p.compartment != nil && !d.Allowed {
+				// A policy with a compartment allows only within it: another policy may
+				// still allow the request whole.
+				comps := p.compartment.resolve(req.Object())
+				if trace && len(comps) == 0 {
+					d.Trace[len(d.Trace)-1].Result = false
+					d.Trace[len(d.Trace)-1].Why = "it matches, but its compartment " + p.compartment.String() + " names no resource for this request"
+				}
+				if len(comps) > 0 && confinedBy == "" {
+					confinedBy = p.ID
+				}
+				d.Compartments = append(d.Compartments, comps...)
+				continue
+			}
 			if ok && err == nil && !d.Allowed {
 				d.Allowed, d.Policy = true, p.ID
+				d.Compartments = nil
 				if !trace {
 					return true
 				}
@@ -265,6 +291,13 @@ func (e *Engine) DecideOne(ctx context.Context, p *Policy, req *Request) Decisio
 		}
 	}
 	d := Decision{Allowed: te.Result, Trace: []TraceEntry{te}}
+	if d.Allowed && p.compartment != nil {
+		if d.Compartments = p.compartment.resolve(req.Object()); len(d.Compartments) == 0 {
+			d.Allowed = false
+			d.Trace[0].Result = false
+			d.Trace[0].Why = "it matches, but its compartment " + p.compartment.String() + " names no resource for this request"
+		}
+	}
 	if d.Allowed {
 		d.Policy = p.ID
 	}

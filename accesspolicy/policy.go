@@ -50,7 +50,10 @@ type Policy struct {
 	RoleName string
 
 	rule  rule
-	reads map[string]bool // request-object parts the rule may look at (see Reads)
+	reads map[string]bool
+	// compartment, when set, confines what the policy allows to the compartments it
+	// names (compartment.go).
+	compartment *compartmentSpec // request-object parts the rule may look at (see Reads)
 }
 
 // Reads reports whether the policy may look at the part key of the request object
@@ -167,6 +170,9 @@ func (c *Compiler) Compile(ctx context.Context, doc map[string]any) (*Policy, er
 		return nil, err
 	}
 	p.reads = readsOf(doc)
+	if p.compartment, err = parseCompartment(doc["compartment"]); err != nil {
+		return nil, err
+	}
 	return p, nil
 }
 

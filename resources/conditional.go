@@ -110,6 +110,11 @@ func (s *Service) matchCriteria(ctx context.Context, typ string, criteria url.Va
 	if err := checkChains(ctx, q); err != nil {
 		return nil, err
 	}
+	// A confined caller's criteria match what it reaches: a resource beyond it is not
+	// theirs to update or delete, nor evidence against a conditional create.
+	if err := s.confine(ctx, q); err != nil {
+		return nil, err
+	}
 	q.Count, q.Offset, q.Total = limit+1, 0, TotalNone
 	if q.List != nil {
 		if err := s.resolveList(ctx, q); err != nil {

@@ -21,7 +21,10 @@ const (
 	CodeGone               Code = "deleted"             // 410
 	CodeConflict           Code = "conflict"            // 409
 	CodePreconditionFailed Code = "precondition-failed" // 412
-	CodeInternal           Code = "exception"           // 500: never shown in detail
+	// CodeForbidden (403) is a refusal by a Confinement: the caller may use the type,
+	// but not this resource of it.
+	CodeForbidden Code = "forbidden"
+	CodeInternal  Code = "exception" // 500: never shown in detail
 )
 
 // Codes of a request that could not be served now but may succeed later: nothing in

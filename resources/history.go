@@ -46,9 +46,15 @@ func (s *Service) History(ctx context.Context, typ, id string, params url.Values
 	}
 	q.Type, q.ID = typ, id
 	if id != "" {
-		if _, err := s.store.Read(ctx, typ, id); err != nil {
+		cur, err := s.store.Read(ctx, typ, id)
+		if err != nil {
 			return nil, q, err
 		}
+		if err := s.checkReach(ctx, typ, id, nil, cur.Content); err != nil {
+			return nil, q, err
+		}
+	} else if err := Confined(ctx, typ); err != nil {
+		return nil, q, err
 	}
 	res, err := s.store.History(ctx, q)
 	return res, q, err
@@ -63,6 +69,9 @@ func (s *Service) SystemHistory(ctx context.Context, types []string, params url.
 	}
 	q, err := s.ParseHistory(params, strict)
 	if err != nil {
+		return nil, q, err
+	}
+	if err := Confined(ctx, types...); err != nil {
 		return nil, q, err
 	}
 	q.Types, q.OtherTypes = types, otherTypes(s.reg, types)

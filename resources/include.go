@@ -269,6 +269,12 @@ func (s *Service) Include(ctx context.Context, q *Query, res *SearchResult, allo
 			if !allow(r.Type, r.ID) {
 				continue
 			}
+			// An included resource is reached as a read of it would be.
+			if ok, err := s.reachable(ctx, r); err != nil {
+				return err
+			} else if !ok {
+				continue
+			}
 			res.Included = append(res.Included, r)
 			frontier[r.Type] = append(frontier[r.Type], r.ID)
 		}

@@ -46,6 +46,15 @@ type Query struct {
 	// an export walks a type in id order (Service.ExportPage), at the same cost for the
 	// last page as for the first. Only the server sets it.
 	After string
+	// Confine holds the confinements of access control (Service.confine, from the
+	// request's context): a match satisfies, for each, at least one of its groups. They
+	// are no parameters: never shown in links, never reported as ignored.
+	Confine [][]ConfineGroup
+	// confineKey identifies the confinements, for the fingerprint of a result set.
+	confineKey string
+	// Operation, when set, is the path below the base of the operation whose answer the
+	// search is ("Patient/p1/$everything"): its links repeat it, not the searched type.
+	Operation string
 	// Warnings say why the answer may be incomplete (a parameter still being indexed):
 	// the Bundle carries them in its OperationOutcome entry.
 	Warnings []string

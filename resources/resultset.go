@@ -322,7 +322,7 @@ func fingerprint(q *Query, caller string) string {
 	if scope == "" {
 		scope = "*" + strings.Join(q.Types, ",")
 	}
-	h := sha256.Sum256([]byte(scope + "\x00" + caller + "\x00" + v.Encode()))
+	h := sha256.Sum256([]byte(scope + "\x00" + caller + "\x00" + q.confineKey + "\x00" + v.Encode()))
 	return base64.RawURLEncoding.EncodeToString(h[:])
 }
 

@@ -312,7 +312,7 @@ func (s *Service) Create(ctx context.Context, typ string, doc map[string]any, op
 		if err := s.amend(ctx, typ, cur, doc); err != nil {
 			return nil, nil, err
 		}
-		return s.newVersion(typ, id, cur, doc)
+		return s.reachedVersion(ctx, typ, id, cur, doc)
 	})
 	if err != nil {
 		return nil, false, err
@@ -416,7 +416,14 @@ func (s *Service) Update(ctx context.Context, typ, id string, doc map[string]any
 		if err := s.amend(ctx, typ, cur, doc); err != nil {
 			return nil, nil, err
 		}
-		return s.newVersion(typ, id, cur, doc)
+		if cur != nil && !cur.Deleted {
+			// What an update replaces must be reached as much as what it stores: else
+			// a confined caller could take a resource into its reach.
+			if err := s.checkReach(ctx, typ, id, nil, cur.Content); err != nil {
+				return nil, nil, err
+			}
+		}
+		return s.reachedVersion(ctx, typ, id, cur, doc)
 	})
 	if err != nil {
 		return nil, false, err
@@ -452,6 +459,9 @@ func (s *Service) Delete(ctx context.Context, typ, id string) (*Resource, error)
 		if cur == nil || cur.Deleted {
 			return nil, nil, nil
 		}
+		if err := s.checkReach(ctx, typ, id, nil, cur.Content); err != nil {
+			return nil, nil, err
+		}
 		changed, prev = true, cur
 		return &Resource{
 			Type: typ, ID: id, VersionID: cur.VersionID + 1,
@@ -476,6 +486,9 @@ func (s *Service) Read(ctx context.Context, typ, id string) (*Resource, error) {
 	}
 	res, err := s.store.Read(ctx, typ, id)
 	if err != nil {
+		return nil, err
+	}
+	if err := s.checkReach(ctx, typ, id, nil, res.Content); err != nil {
 		return nil, err
 	}
 	if res.Deleted {
@@ -522,6 +535,11 @@ func (s *Service) VRead(ctx context.Context, typ, id, vid string) (*Resource, er
 	if err != nil {
 		return nil, err
 	}
+	// A version is reached as the resource is now: a resource moved out of a
+	// compartment takes its history with it.
+	if err := s.reachCurrent(ctx, typ, id); err != nil {
+		return nil, err
+	}
 	if res.Deleted {
 		return res, Errorf(CodeGone, "version %d of %s/%s is a deletion", v, typ, id)
 	}
@@ -563,6 +581,9 @@ func (s *Service) prepare(ctx context.Context, q *Query) error {
 	if err := checkChains(ctx, q); err != nil {
 		return err
 	}
+	if err := s.confine(ctx, q); err != nil {
+		return err
+	}
 	if q.Summary == "count" {
 		if q.Total == TotalNone {
 			return invalid("_total", "_summary=count asks for the total that _total=none leaves out: drop one of them")
@@ -573,6 +594,36 @@ func (s *Service) prepare(ctx context.Context, q *Query) error {
 		return s.resolveList(ctx, q)
 	}
 	return nil
+}
+
+// reachedVersion is newVersion for a write that the confinements of ctx must reach:
+// what it would store is checked against the index it would store.
+func (s *Service) reachedVersion(ctx context.Context, typ, id string, cur *Resource, doc map[string]any) (*Resource, *Index, error) {
+	res, idx, err := s.newVersion(typ, id, cur, doc)
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := s.checkReach(ctx, typ, id, idx, nil); err != nil {
+		return nil, nil, err
+	}
+	return res, idx, nil
+}
+
+// reachCurrent refuses typ/id when a confinement of ctx does not reach its current
+// version (deleted or not); a resource that was never written is left to the caller's
+// own not-found answer.
+func (s *Service) reachCurrent(ctx context.Context, typ, id string) error {
+	if len(confinementsOf(ctx)) == 0 {
+		return nil
+	}
+	cur, err := s.store.Read(ctx, typ, id)
+	if ErrorCode(err) == CodeNotFound {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	return s.checkReach(ctx, typ, id, nil, cur.Content)
 }
 
 // newVersion builds the next version of typ/id from doc: it sets resourceType, id and

@@ -74,6 +74,7 @@ func benchResources() []benchResource {
 	return []benchResource{
 		ccClient(ccClientID, ccSecret, "opaque"),
 		ccClient(jwtClientID, jwtSecret, "jwt"),
+		acClient(),
 		{Type: "Client", ID: pwClientID, Secret: "secret", Doc: map[string]any{
 			"resourceType": "Client", "secret": pwSecret, "grant_types": []any{"password"},
 		}},
@@ -226,6 +227,8 @@ type authScenario struct {
 	// introspect is set for the scenario that asks, as the token's own client, about one
 	// token (RFC 7662) instead of issuing tokens.
 	introspect bool
+	// code is set for the scenario that exchanges authorization codes (authcode.go).
+	code bool
 }
 
 func clientCredentials(id, secret string) TokenRequest {
@@ -241,6 +244,8 @@ var authScenarios = map[string]authScenario{
 	"read-bearer-opaque": {token: clientCredentials(ccClientID, ccSecret), bearer: true},
 	"read-bearer-jwt":    {token: clientCredentials(jwtClientID, jwtSecret), jwt: true, bearer: true},
 	"introspect":         {token: clientCredentials(ccClientID, ccSecret), introspect: true},
+	"token-authorization-code": {token: TokenRequest{ClientID: acClientID, Secret: acSecret,
+		Form: url.Values{"grant_type": {"authorization_code"}}}, code: true},
 }
 
 // IsAuthScenario reports whether scenario needs the OAuth setup.
@@ -265,6 +270,10 @@ type AuthSetup struct {
 	// Issued counts the tokens this run was given, each of which is a Session resource
 	// the server keeps.
 	Issued atomic.Int64
+	// codes are the authorization codes token-authorization-code exchanges, made by
+	// setup in CodesMade.
+	codes     chan string
+	CodesMade time.Duration
 }
 
 // SetupAuth makes sure the bench's clients, user and policy are on the server, then asks
@@ -285,6 +294,10 @@ func (w *Workload) SetupAuth(ctx context.Context, api *API) error {
 		if wrote {
 			a.Written = append(a.Written, r.Type+"/"+r.ID)
 		}
+	}
+	if sc.code {
+		w.Auth = a
+		return a.setupCodes(ctx, api, w.Codes)
 	}
 	tok, err := a.firstToken(ctx, api)
 	if err != nil {
@@ -395,6 +408,9 @@ func (w *Workload) authHTTPOp(api *API) Op {
 	if a.sc.introspect {
 		return func(ctx context.Context, _ *mrand.Rand) error { return introspectOnce(ctx, api, a.Introspect) }
 	}
+	if a.sc.code {
+		return a.exchangeOp(api)
+	}
 	if a.sc.bearer {
 		return func(ctx context.Context, rng *mrand.Rand) error {
 			_, _, err := api.Send(ctx, a.bearerRead("/Patient/"+w.draw(rng).readID))
@@ -477,6 +493,7 @@ func SessionJSON(rng *mrand.Rand, client string, now time.Time) (string, []byte,
 // ceiling is not the obvious "the same request in SQL".
 var ceilingDescriptions = map[string]string{
 	"token-client-credentials": "one INSERT of a Session document per token, into a scratch table",
+	"token-authorization-code": "one INSERT of a Session document per token, into a scratch table (as token-client-credentials: the code's own row is read and spent besides)",
 	"token-jwt":                "RS256 signing (RSA-2048) of the access token's claims, in-process",
 	"token-password":           fmt.Sprintf("bcrypt.CompareHashAndPassword at cost %d, in-process", bcrypt.DefaultCost),
 	"read-bearer-opaque":       "the read scenario's SQL",
@@ -530,7 +547,7 @@ func passwordCeilingOp() (Op, error) {
 func (w *Workload) authCeilingOp(ctx context.Context, db *DB) (Op, func(), error) {
 	nop := func() {}
 	switch w.Scenario {
-	case "token-client-credentials":
+	case "token-client-credentials", "token-authorization-code":
 		if db == nil {
 			return nil, nil, fmt.Errorf("the ceiling of %s needs -db", w.Scenario)
 		}

@@ -156,8 +156,12 @@ func TestTokenRequest(t *testing.T) {
 				t.Fatal(err)
 			}
 			want := url.Values{"grant_type": {"client_credentials"}}
-			if name == "token-password" {
+			switch name {
+			case "token-password":
 				want = url.Values{"grant_type": {"password"}, "username": {benchUserID}, "password": {benchUserPassword}}
+			case "token-authorization-code":
+				// The code, redirect_uri and verifier are added per exchange (authcode.go).
+				want = url.Values{"grant_type": {"authorization_code"}}
 			}
 			if !maps.EqualFunc(form, want, slices.Equal) {
 				t.Errorf("form %v, want %v", form, want)
@@ -379,13 +383,13 @@ func TestSetupAuth(t *testing.T) {
 	}
 
 	w := setup("token-client-credentials", nil)
-	want := []string{"Client/fhirbench-cc+secret", "Client/fhirbench-jwt+secret", "Client/fhirbench-pw+secret",
+	want := []string{"Client/fhirbench-cc+secret", "Client/fhirbench-jwt+secret", "Client/fhirbench-ac+secret", "Client/fhirbench-pw+secret",
 		"User/fhirbench-user+secret", "AccessPolicy/fhirbench-read"}
 	if got := f.takePuts(); !slices.Equal(got, want) {
 		t.Errorf("first setup wrote %v, want %v", got, want)
 	}
-	if len(w.Auth.Written) != 5 || w.Auth.Issued.Load() != 1 {
-		t.Errorf("written %v, issued %d: want all 5 and the probe's token", w.Auth.Written, w.Auth.Issued.Load())
+	if len(w.Auth.Written) != 6 || w.Auth.Issued.Load() != 1 {
+		t.Errorf("written %v, issued %d: want all 6 and the probe's token", w.Auth.Written, w.Auth.Issued.Load())
 	}
 	op := w.HTTPOp(api)
 	for range 3 {

@@ -148,6 +148,7 @@ func TestCeilingsOnBothBackends(t *testing.T) {
 			t.Run("searches", func(t *testing.T) { checkSearchCounts(t, api, db, der, pop) })
 			t.Run("ceilings", func(t *testing.T) { checkCeilingsRun(t, api, db, der, pop) })
 			t.Run("history-system", func(t *testing.T) { checkHistoryCeiling(t, api, db) })
+			t.Run("token-authorization-code", func(t *testing.T) { checkCodeExchange(t, api, der, pop) })
 		})
 	}
 }
@@ -466,5 +467,36 @@ func checkHistoryCeiling(t *testing.T, api *API, db *DB) {
 	}
 	if len(b.Entry) != searchCount || page != searchCount+1 || total != b.Total || total < 100 {
 		t.Errorf("server: %d entries of %d; ceiling: a page of %d rows, total %d", len(b.Entry), b.Total, page, total)
+	}
+}
+
+// checkCodeExchange runs token-authorization-code's setup against the real server (a
+// sign-in through the login form, then codes through /auth/authorize) and exchanges its
+// codes: each once, and an empty pool is an error, not a wait.
+func checkCodeExchange(t *testing.T, api *API, der *Deriver, pop []PatientInfo) {
+	ctx := context.Background()
+	w, err := NewWorkload("token-authorization-code", der, pop)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.Codes = 6
+	if err := w.SetupAuth(ctx, api); err != nil {
+		t.Fatalf("setup: %v", err)
+	}
+	if w.Auth.Issued.Load() != 1 || w.Auth.CodesMade <= 0 {
+		t.Errorf("setup issued %d tokens in %s", w.Auth.Issued.Load(), w.Auth.CodesMade)
+	}
+	op := w.HTTPOp(api)
+	rng := rand.New(rand.NewPCG(1, 1))
+	for i := range 6 {
+		if err := op(ctx, rng); err != nil {
+			t.Fatalf("exchange %d: %v", i, err)
+		}
+	}
+	if err := op(ctx, rng); err == nil || !strings.Contains(err.Error(), "codes") {
+		t.Errorf("an empty pool: %v", err)
+	}
+	if w.Auth.Issued.Load() != 7 {
+		t.Errorf("issued %d, want 7", w.Auth.Issued.Load())
 	}
 }

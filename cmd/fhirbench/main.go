@@ -200,10 +200,14 @@ func run() int {
 		return fail("%v", err)
 	}
 	w.Issuer = c.url
+	w.Codes = int((c.warmup + c.dur).Seconds() * CodesPerSecond)
 	fmt.Printf("sampling     %d patients (%d with observations)\n", len(patients), len(w.WithObs))
 	if IsAuthScenario(c.scenario) {
 		if err := w.SetupAuth(ctx, api); err != nil {
 			return fail("setup: %v", err)
+		}
+		if w.Auth.CodesMade > 0 {
+			fmt.Printf("codes        %d made through /auth/authorize in %s\n", w.Codes, w.Auth.CodesMade.Round(time.Millisecond))
 		}
 		if len(w.Auth.Written) > 0 {
 			fmt.Printf("setup        wrote %s\n", strings.Join(w.Auth.Written, ", "))

@@ -25,7 +25,7 @@ import (
 // Scenarios lists the -scenario values.
 var Scenarios = []string{"read", "create", "update", "search-family", "search-family-exact", "search-birthdate", "search-identifier", "search-observation",
 	"search-chain", "search-has", "search-observation-patient", "search-include", "search-text",
-	"token-client-credentials", "token-jwt", "token-password", "read-bearer-opaque", "read-bearer-jwt", "introspect",
+	"token-client-credentials", "token-jwt", "token-password", "read-bearer-opaque", "read-bearer-jwt", "introspect", "token-authorization-code",
 	"history-system"}
 
 // CeilingNeedsDB reports whether the ceiling of scenario runs on the database; the
@@ -56,6 +56,8 @@ type Workload struct {
 	HasCodes []Ident
 	// Issuer is the iss of the JWTs the token-jwt ceiling signs: the server's URL.
 	Issuer string
+	// Codes is how many authorization codes token-authorization-code makes beforehand.
+	Codes int
 	// Auth is the OAuth scenarios' state on the server, from SetupAuth.
 	Auth *AuthSetup
 }

@@ -232,5 +232,12 @@ func (s *Sessions) answer(doc map[string]any, clientID string, user map[string]a
 			a[k] = v
 		}
 	}
+	// A launch context records its patient as a reference ({resourceType, id}); SMART's
+	// introspection names its id.
+	if p, ok := doc["patient"].(map[string]any); ok {
+		if id, _ := p["id"].(string); id != "" {
+			a["patient"] = id
+		}
+	}
 	return a
 }

@@ -45,8 +45,9 @@ func SMARTCapabilities(grants []string) []string {
 	if slices.Contains(grants, "authorization_code") {
 		caps = append(caps, "launch-standalone", "client-public")
 	}
-	// Scopes of both versions are parsed, checked and recorded (not enforced yet).
-	return append(caps, "permission-v1", "permission-v2")
+	// Scopes of both versions are parsed, checked, recorded and enforced, patient/
+	// scopes confined to the launch patient's compartment (conformance M5, M6).
+	return append(caps, "permission-v1", "permission-v2", "permission-patient", "permission-user")
 }
 
 // SMARTConfiguration is the document of /.well-known/smart-configuration (SMART App
@@ -63,7 +64,7 @@ func SMARTConfiguration(issuer string, grants []string) map[string]any {
 		"grant_types_supported":                 grants,
 		"introspection_endpoint":                issuer + IntrospectionPath,
 		"revocation_endpoint":                   issuer + RevocationPath,
-		// The resource scopes a client may ask for; they are recorded, not enforced.
+		// The resource scopes a client may ask for; enforced as scopeaccess.go says.
 		"scopes_supported": []string{"system/*.cruds", "user/*.cruds", "patient/*.cruds", "system/*.*", "user/*.*", "patient/*.*"},
 		"capabilities":     SMARTCapabilities(grants),
 	}

@@ -8,9 +8,8 @@ import (
 
 // SMART App Launch scopes (hl7.org/fhir/smart-app-launch/scopes-and-launch-context.html).
 // fhirbox reads them at the token endpoint and on Clients, refuses the malformed ones
-// (invalid_scope), and records the granted ones on the Session as it records any scope.
-// It does not enforce them yet: AccessPolicy alone decides what a token may do
-// (conformance M5).
+// (invalid_scope), records the granted ones on the Session as it records any scope, and
+// enforces them (scopeaccess.go, conformance M5): they narrow what AccessPolicy allows.
 
 // smartContexts are the first part of a SMART resource scope: whose data it reaches.
 var smartContexts = []string{"patient", "user", "system"}

@@ -73,7 +73,12 @@ func (s *Server) authorize(next echo.HandlerFunc) echo.HandlerFunc {
 			}
 			return resources.Errorf(codeForbidden, "no access policy allows %s to %s %s", id.String(), r.Method, r.URL.Path)
 		}
+		if err := s.scopeRefusal(info); err != nil {
+			return err
+		}
 		ctx = auth.WithIdentity(c.Request().Context(), id)
+		ctx = confineScopes(ctx, id, r.Method, r.URL.Path)
+		ctx = resources.WithConfinement(ctx, d.Confinement())
 		ctx = resources.WithReadCheck(resources.WithChainCheck(ctx, s.chainCheck(info)), s.listCheck(c, info))
 		c.SetRequest(c.Request().WithContext(ctx))
 		return next(c)

@@ -52,7 +52,10 @@ func (s *Server) searchBundle(c echo.Context, q *resources.Query, res *resources
 		}
 	}
 	searched := base + "/" + q.Type
-	if q.Type == "" && isFHIRBase(c) {
+	switch {
+	case q.Operation != "":
+		searched = base + "/" + q.Operation
+	case q.Type == "" && isFHIRBase(c):
 		searched = base // a system-level search at /fhir; at / it is base + "/"
 	}
 	if res.Set != nil {
@@ -146,6 +149,9 @@ func (s *Server) capabilities(base string, fhirBase bool) *fhir.CapabilityStatem
 		r.Operation = append(r.Operation, validateOperation) // validate.go
 		if op, ok := exportOperations[name]; ok && fhirBase && s.exports != nil {
 			r.Operation = append(r.Operation, op) // export.go
+		}
+		if name == "Patient" {
+			r.Operation = append(r.Operation, everythingOperation) // everything.go
 		}
 		for _, p := range []*resources.SearchParam{resources.TextParam, resources.ContentParam} {
 			r.SearchParam = append(r.SearchParam, fhir.SearchParam{Name: p.Name, Type: string(p.Type), Documentation: paramDoc(p)})

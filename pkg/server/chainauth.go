@@ -23,7 +23,7 @@ func (s *Server) chainCheck(info *accesspolicy.Info) resources.ChainCheck {
 		}
 		for _, t := range types {
 			probe := equivalent(info, http.MethodGet, base+"/"+t, "", nil, t, "", nil)
-			if !s.policies.Decide(ctx, probe.Build(), false).Allowed {
+			if !s.allowed(ctx, probe) {
 				return refusal(info, "the search leads, through a chain or _has, to %s, which no access policy allows %s to search (GET %s)",
 					t, callerName(info), probe.Path)
 			}

@@ -353,7 +353,7 @@ func testSMARTConfiguration(t *testing.T) {
 	// The authorization-code grant is served, so its endpoint and launch-standalone are
 	// listed; the launch contexts and the EHR launch are not (TestSMARTConfigurationFollowsGrants
 	// covers a server without the grant).
-	if !sameStrings(d["capabilities"], "client-confidential-symmetric", "launch-standalone", "client-public", "permission-v1", "permission-v2") {
+	if !sameStrings(d["capabilities"], "client-confidential-symmetric", "launch-standalone", "client-public", "permission-v1", "permission-v2", "permission-patient", "permission-user") {
 		t.Errorf("capabilities %v: only what is served", d["capabilities"])
 	}
 	if d["authorization_endpoint"] != testBase+"/auth/authorize" {
@@ -428,10 +428,13 @@ func testSMARTScopes(t *testing.T) {
 	if got := at(s.doc, "entry", 0, "resource", "scope"); got != scope {
 		t.Errorf("scope on the Session: %v", got)
 	}
-	// Recorded, not enforced: a system/*.read token still does what the policies allow,
-	// and no more (all-read allows GET only).
+	// Enforced (conformance M5): a system/Patient.read token does what both the policies
+	// (all-read: GET only) and its scope allow.
 	tok := tokenOf(t, e, "app", "app-secret", url.Values{"grant_type": {"client_credentials"}, "scope": {"system/Patient.read"}})["access_token"].(string)
-	e.must(200, bearer(tok, get("/fhir/Observation")))
+	e.must(200, bearer(tok, get("/fhir/Patient")))
+	if r := e.must(403, bearer(tok, get("/fhir/Observation"))); !strings.Contains(outcomeText(t, r), "system/Patient.read") {
+		t.Errorf("refusal does not name the scope: %s", r.raw)
+	}
 	e.must(403, bearer(tok, post("/fhir/Patient", `{"resourceType":"Patient"}`)))
 
 	for _, bad := range []string{

@@ -36,7 +36,7 @@ func (s *Server) readCheck(c echo.Context) func(typ, id string) bool {
 		ok := !fhirBase || !s.svc.Registry().Own(typ)
 		if ok {
 			probe := equivalent(s.requestInfo(c, caller), http.MethodGet, prefix+"/"+k, "", url.Values{}, typ, id, nil)
-			ok = s.policies.Decide(ctx, probe.Build(), false).Allowed
+			ok = s.allowed(ctx, probe)
 		}
 		decided[k] = ok
 		return ok

@@ -818,9 +818,11 @@ matcho: {request-method: get, jwt: {scope: "patient/*.read"}}
 	if claims["scope"] != "patient/*.read" {
 		t.Errorf("narrowed JWT scope claim %v", claims["scope"])
 	}
-	e.must(201, put("/Patient/p1", `{"resourceType":"Patient"}`))
-	e.must(200, bearer(narrow.doc["access_token"].(string), get("/fhir/Patient/p1")))
-	e.must(403, bearer(first.doc["access_token"].(string), get("/fhir/Patient/p1")))
+	// A Practitioner is in no patient's compartment: patient/*.read without a launch
+	// patient reads it as the policies allow.
+	e.must(201, put("/Practitioner/d1", `{"resourceType":"Practitioner"}`))
+	e.must(200, bearer(narrow.doc["access_token"].(string), get("/fhir/Practitioner/d1")))
+	e.must(403, bearer(first.doc["access_token"].(string), get("/fhir/Practitioner/d1")))
 	// The Session keeps the grant's scope: a refresh without scope gets all of it back.
 	sid := claims["jti"].(string)
 	sess := e.must(200, get("/Session/"+sid))
@@ -865,9 +867,9 @@ engine: matcho
 link: [{id: myapp, resourceType: Client}]
 matcho: {request-method: get, session: {access_scope: "system/*.read"}}
 `))
-	e.must(200, bearer(cc.doc["access_token"].(string), get("/fhir/Patient/p1")))
+	e.must(200, bearer(cc.doc["access_token"].(string), get("/fhir/Practitioner/d1")))
 	unscoped := token(e, url.Values{"grant_type": {"client_credentials"}}, basic...)
-	e.must(403, bearer(unscoped.doc["access_token"].(string), get("/fhir/Patient/p1")))
+	e.must(403, bearer(unscoped.doc["access_token"].(string), get("/fhir/Practitioner/d1")))
 }
 
 // A Client's scope lists the scopes it may ask for: asking for more is invalid_scope

@@ -98,6 +98,9 @@ func (s *Server) routes(reg *prometheus.Registry) {
 		g.DELETE("/:type", s.handleConditionalDelete, mw...)
 		getHead(g, "/:type/:id/_history", s.handleHistory, mw...)
 		getHead(g, "/:type/:id/_history/:vid", s.handleVRead, mw...)
+		// Patient $everything (everything.go).
+		getHead(g, "/:type/$everything", s.handleEverything, mw...)
+		getHead(g, "/:type/:id/$everything", s.handleEverything, mw...)
 		// $validate (validate.go): nothing is stored.
 		g.POST("/:type/$validate", s.handleValidate, mw...)
 		g.POST("/:type/:id/$validate", s.handleValidate, mw...)

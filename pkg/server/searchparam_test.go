@@ -57,7 +57,9 @@ func (e *env) waitActive(id string) {
 	deadline := time.Now().Add(20 * time.Second)
 	for {
 		r := e.must(200, get("/fhir/SearchParameter/"+id))
-		if at(r.doc, "status") == "active" {
+		// Active in the store and in this server's registry, which learns of the
+		// status after the write commits: under load, a search could come in between.
+		if at(r.doc, "status") == "active" && e.registryActive(id) {
 			return
 		}
 		if time.Now().After(deadline) {
@@ -65,6 +67,20 @@ func (e *env) waitActive(id string) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+// registryActive reports whether /$reindex-status shows SearchParameter/id active in
+// the server's registry.
+func (e *env) registryActive(id string) bool {
+	st := e.must(200, get("/$reindex-status"))
+	sps, _ := st.doc["searchParameters"].([]any)
+	for _, sp := range sps {
+		m, _ := sp.(map[string]any)
+		if m["searchParameter"] == "SearchParameter/"+id {
+			return m["status"] == "active"
+		}
+	}
+	return false
 }
 
 // A SearchParameter written to the server becomes searchable: the Patients written

@@ -46,6 +46,6 @@ func (s *Server) smartSecurity() *fhir.CapabilitySecurity {
 			Coding: []fhir.Coding{{System: restSecuritySystem, Code: "SMART-on-FHIR"}},
 			Text:   "OAuth 2.0 and SMART App Launch 2.0 (see /.well-known/smart-configuration)",
 		}},
-		Description: "Bearer tokens from " + b + auth.TokenPath + ", or HTTP Basic client credentials. SMART scopes are recorded on tokens but not enforced yet: AccessPolicy resources decide every request.",
+		Description: "Bearer tokens from " + b + auth.TokenPath + ", or HTTP Basic client credentials. AccessPolicy resources decide every request; a token's SMART scopes narrow what they allow, and patient/ scopes confine it to the launch patient's compartment.",
 	}
 }

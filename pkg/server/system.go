@@ -65,7 +65,7 @@ func (s *Server) allowedTypes(c echo.Context, types []string, params map[string]
 	for _, typ := range types {
 		info := s.requestInfo(c, id)
 		probe := equivalent(info, info.Method, base+"/"+typ+suffix, info.RawQuery, params, typ, "", nil)
-		if s.policies.Decide(ctx, probe.Build(), false).Allowed {
+		if s.allowed(ctx, probe) {
 			allowed = append(allowed, typ)
 		}
 	}

@@ -319,7 +319,7 @@ func (r *bundleRun) authorize(ctx context.Context, e *resources.BundleEntry) err
 // request would get (401 for an anonymous caller, 403 otherwise).
 func (r *bundleRun) decide(ctx context.Context, info *accesspolicy.Info, what string) error {
 	if r.s.policies.Decide(ctx, info.Build(), false).Allowed {
-		return nil
+		return r.s.scopeRefusal(info)
 	}
 	if r.caller.Anonymous() {
 		return resources.Errorf(codeUnauthorized, "authentication required: no access policy allows anonymous %s", what)

@@ -209,6 +209,11 @@ func (b *builder) where(q *resources.Query) error {
 			return err
 		}
 	}
+	for _, groups := range q.Confine {
+		if err := b.confine(groups); err != nil {
+			return err
+		}
+	}
 	return nil
 }
 

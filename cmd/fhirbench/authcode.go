@@ -1,0 +1,209 @@
+package main
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/base64"
+	"fmt"
+	"html"
+	"io"
+	mrand "math/rand/v2"
+	"net/http"
+	"net/http/cookiejar"
+	"net/url"
+	"regexp"
+	"strings"
+	"sync"
+	"time"
+)
+
+// The authorization-code scenario measures the code exchange (RFC 6749 §4.1.3 with a
+// PKCE verifier): POST /auth/token with grant_type=authorization_code, as a confidential
+// client. Codes are one-time, so setup makes the run's codes beforehand the way a browser
+// does — one sign-in through the login form, then one GET /auth/authorize per code with
+// the browser-session cookie (the bench client is first-party: no consent page) — and
+// the run only exchanges them.
+
+const (
+	acClientID = "fhirbench-ac"
+	acSecret   = "fhirbench-ac-secret"
+	// acRedirect is never fetched: the bench reads the code off the redirect.
+	acRedirect = "https://fhirbench.invalid/cb"
+	// acVerifier is the PKCE verifier of every code (43 characters, RFC 7636 §4.1).
+	acVerifier = "fhirbench-pkce-verifier-0123456789abcdefghij"
+	// CodesPerSecond is how many codes setup makes per second of the run (warm-up
+	// included): more than a two-core machine exchanges.
+	CodesPerSecond = 3000
+)
+
+// acClient is the bench's authorization-code client.
+func acClient() benchResource {
+	return benchResource{Type: "Client", ID: acClientID, Secret: "secret", Doc: map[string]any{
+		"resourceType": "Client", "secret": acSecret, "first_party": true,
+		"grant_types": []any{"authorization_code"},
+		"auth": map[string]any{"authorization_code": map[string]any{
+			"redirect_uri": acRedirect, "token_format": "opaque", "access_token_expiration": tokenTTL,
+		}},
+	}}
+}
+
+// codeSource makes authorization codes for the bench user as a browser would.
+type codeSource struct {
+	base   string
+	client *http.Client
+	query  string // the authorize request's query
+}
+
+var loginField = regexp.MustCompile(`<input type="hidden" name="([a-z]+)" value="([^"]*)">`)
+
+// newCodeSource signs the bench user in through the login form.
+func newCodeSource(ctx context.Context, base string) (*codeSource, error) {
+	jar, err := cookiejar.New(nil)
+	if err != nil {
+		return nil, err
+	}
+	host := strings.TrimPrefix(strings.TrimPrefix(base, "http://"), "https://")
+	cs := &codeSource{base: base, client: &http.Client{Jar: jar, Timeout: 30 * time.Second,
+		CheckRedirect: func(r *http.Request, _ []*http.Request) error {
+			if r.URL.Host != host {
+				return http.ErrUseLastResponse // the redirect to the client: read its code
+			}
+			return nil
+		}}}
+	sum := sha256.Sum256([]byte(acVerifier))
+	cs.query = url.Values{"response_type": {"code"}, "client_id": {acClientID}, "redirect_uri": {acRedirect},
+		"state": {"fhirbench"}, "code_challenge": {base64.RawURLEncoding.EncodeToString(sum[:])},
+		"code_challenge_method": {"S256"}}.Encode()
+	resp, body, err := cs.do(ctx, http.MethodGet, "/auth/authorize?"+cs.query, nil)
+	if err != nil {
+		return nil, err
+	}
+	if resp.StatusCode != http.StatusOK || !strings.Contains(body, `action="/auth/login"`) {
+		return nil, fmt.Errorf("GET /auth/authorize: %d, no login form: %s", resp.StatusCode, snippet([]byte(body)))
+	}
+	form := url.Values{}
+	for _, m := range loginField.FindAllStringSubmatch(body, -1) {
+		form.Set(m[1], html.UnescapeString(m[2]))
+	}
+	form.Set("username", benchUserID)
+	form.Set("password", benchUserPassword)
+	resp, body, err = cs.do(ctx, http.MethodPost, "/auth/login", form)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := codeOf(resp); err != nil {
+		return nil, fmt.Errorf("signing in %s: %v: %s", benchUserID, err, snippet([]byte(body)))
+	}
+	return cs, nil
+}
+
+func (cs *codeSource) do(ctx context.Context, method, path string, form url.Values) (*http.Response, string, error) {
+	var body io.Reader
+	if form != nil {
+		body = strings.NewReader(form.Encode())
+	}
+	r, err := http.NewRequestWithContext(ctx, method, cs.base+path, body)
+	if err != nil {
+		return nil, "", err
+	}
+	if form != nil {
+		r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	}
+	resp, err := cs.client.Do(r)
+	if err != nil {
+		return nil, "", err
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp, string(b), nil
+}
+
+// codeOf reads the code off the redirect to the client.
+func codeOf(resp *http.Response) (string, error) {
+	loc, err := url.Parse(resp.Header.Get("Location"))
+	if resp.StatusCode != http.StatusFound || err != nil || loc.Query().Get("code") == "" {
+		return "", fmt.Errorf("no code: %d %s", resp.StatusCode, resp.Header.Get("Location"))
+	}
+	return loc.Query().Get("code"), nil
+}
+
+// next makes one code.
+func (cs *codeSource) next(ctx context.Context) (string, error) {
+	resp, _, err := cs.do(ctx, http.MethodGet, "/auth/authorize?"+cs.query, nil)
+	if err != nil {
+		return "", err
+	}
+	return codeOf(resp)
+}
+
+// makeCodes makes n codes with a few browsers' worth of concurrency.
+func makeCodes(ctx context.Context, cs *codeSource, n int) (chan string, error) {
+	codes := make(chan string, n)
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var first error
+	per := (n + 3) / 4
+	for w := 0; w < 4; w++ {
+		wg.Add(1)
+		go func(k int) {
+			defer wg.Done()
+			for i := 0; i < k; i++ {
+				c, err := cs.next(ctx)
+				if err != nil {
+					mu.Lock()
+					first = err
+					mu.Unlock()
+					return
+				}
+				codes <- c
+			}
+		}(min(per, n-w*per))
+	}
+	wg.Wait()
+	return codes, first
+}
+
+// exchangeRequest is the token request for code.
+func exchangeRequest(code string) Request {
+	return TokenRequest{ClientID: acClientID, Secret: acSecret, Form: url.Values{
+		"grant_type": {"authorization_code"}, "code": {code}, "redirect_uri": {acRedirect}, "code_verifier": {acVerifier},
+	}}.Request()
+}
+
+// setupCodes makes the run's codes (n of them) and checks that one is exchanged.
+func (a *AuthSetup) setupCodes(ctx context.Context, api *API, n int) error {
+	cs, err := newCodeSource(ctx, api.base)
+	if err != nil {
+		return err
+	}
+	start := time.Now()
+	if a.codes, err = makeCodes(ctx, cs, n+1); err != nil {
+		return fmt.Errorf("making codes: %w", err)
+	}
+	a.CodesMade = time.Since(start)
+	tok, err := api.Token(ctx, exchangeRequest(<-a.codes))
+	if err != nil {
+		return fmt.Errorf("exchanging a code: %w", err)
+	}
+	a.Issued.Add(1)
+	a.ExpiresIn = tok.ExpiresIn
+	return nil
+}
+
+// exchangeOp exchanges the next code; an empty pool is an error of the run, counted
+// as such, not a pause.
+func (a *AuthSetup) exchangeOp(api *API) Op {
+	return func(ctx context.Context, _ *mrand.Rand) error {
+		var code string
+		select {
+		case code = <-a.codes:
+		default:
+			return fmt.Errorf("the run outlasted its %d codes: lengthen CodesPerSecond", cap(a.codes))
+		}
+		if _, err := api.Token(ctx, exchangeRequest(code)); err != nil {
+			return err
+		}
+		a.Issued.Add(1)
+		return nil
+	}
+}

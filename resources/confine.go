@@ -1,0 +1,370 @@
+package resources
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/url"
+	"slices"
+	"strings"
+	"sync"
+
+	"github.com/fhirbox/fhirbox/resources/r4"
+)
+
+// Confinement is how access control narrows what a request reaches, type by type, below
+// what its type-level decision allowed: a SMART patient/ scope confines a token to its
+// patient's compartment, an AccessPolicy with a compartment confines a User to the
+// compartment of the Patient its record names (conformance M6, M7). The Service applies
+// the confinements a context carries (WithConfinement) everywhere it touches resources:
+// searches are filtered in the database, totals included; a read, a write, a deletion
+// and every included resource is checked against the resource's own index.
+type Confinement interface {
+	// For returns what the request may reach of typ: confined is false when the type is
+	// not confined; otherwise a resource must be within at least one of reaches (none:
+	// nothing of the type is reachable).
+	For(typ string) (reaches []Reach, confined bool)
+	// Describe names the confinement for messages, e.g. "the token's scope
+	// patient/Observation.rs (Patient/p1's compartment)".
+	Describe(typ string) string
+	// Key identifies the confinement among a caller's requests: a stored result set
+	// made under one is never paged under another.
+	Key() string
+}
+
+// Compartment names one compartment: Patient p1's holds p1 itself and every resource
+// one of whose compartment parameters (R4 CompartmentDefinition) references it.
+type Compartment struct {
+	Type string
+	ID   string
+}
+
+// String writes the compartment as a reference, "Patient/p1".
+func (c Compartment) String() string { return c.Type + "/" + c.ID }
+
+// Reach is what one grant reaches of a type: the resources within Compartment, when set,
+// that also match Params, when set (search parameters of the type, as the qualifier of a
+// SMART v2 scope patient/Observation.rs?category=vital-signs). The zero Reach is every
+// resource of the type.
+type Reach struct {
+	Compartment *Compartment
+	Params      url.Values
+}
+
+// ConfineGroup is one way a resource satisfies a confinement in a search: it is of one
+// of Types (any type when empty), within Compartment when set (it is the compartment's
+// resource, or references it through one of Params), and matches every clause of
+// Clauses.
+type ConfineGroup struct {
+	Types       []string
+	Compartment *Compartment
+	// Params are the compartment parameters of the group's one type.
+	Params  []string
+	Clauses []Clause
+}
+
+// confinementKey carries the confinements of WithConfinement.
+type confinementKey struct{}
+
+// WithConfinement returns ctx carrying c beside the confinements ctx already carries: a
+// resource must satisfy each of them.
+func WithConfinement(ctx context.Context, c Confinement) context.Context {
+	if c == nil {
+		return ctx
+	}
+	have := confinementsOf(ctx)
+	return context.WithValue(ctx, confinementKey{}, append(slices.Clip(have), c))
+}
+
+// confinementsOf returns the confinements ctx carries.
+func confinementsOf(ctx context.Context) []Confinement {
+	cs, _ := ctx.Value(confinementKey{}).([]Confinement)
+	return cs
+}
+
+// Confined reports whether the context confines any of types: a listing that cannot be
+// filtered per resource (the history of a type or of the server) must then be refused,
+// and the error says why.
+func Confined(ctx context.Context, types ...string) error {
+	for _, c := range confinementsOf(ctx) {
+		for _, t := range types {
+			if _, confined := c.For(t); confined {
+				return Errorf(CodeForbidden, "%s confines what it reaches of %s to some resources, and a history of several resources cannot be confined: read each resource's own history (GET [base]/%s/[id]/_history)", c.Describe(t), t, t)
+			}
+		}
+	}
+	return nil
+}
+
+// compartmentParams maps a compartment type ("Patient") and a resource type to the
+// parameters that put a resource of that type in a compartment of that type, from the
+// R4 CompartmentDefinitions.
+var compartmentParams = sync.OnceValue(func() map[string]map[string][]string {
+	out := map[string]map[string][]string{}
+	for _, c := range r4.Compartments() {
+		m := map[string][]string{}
+		for typ, params := range c.Resources {
+			for _, p := range params {
+				if p != "{def}" {
+					m[typ] = append(m[typ], p)
+				}
+			}
+		}
+		out[c.Code] = m
+	}
+	return out
+})
+
+// CompartmentTypes returns the resource types that can be in a compartment of compType
+// ("Patient"), compType itself included, sorted; nil for a type that has no
+// compartment definition.
+func CompartmentTypes(compType string) []string {
+	m, ok := compartmentParams()[compType]
+	if !ok {
+		return nil
+	}
+	types := []string{compType}
+	for t, ps := range m {
+		if len(ps) > 0 && t != compType {
+			types = append(types, t)
+		}
+	}
+	slices.Sort(types)
+	return types
+}
+
+// CompartmentParams returns the parameters of typ that put its resources in a
+// compartment of compType; nil when none do.
+func CompartmentParams(compType, typ string) []string {
+	return compartmentParams()[compType][typ]
+}
+
+// InCompartment reports whether a resource of typ with id and index idx is in comp.
+func InCompartment(comp Compartment, typ, id string, idx *Index) bool {
+	if typ == comp.Type && id == comp.ID {
+		return true
+	}
+	params := CompartmentParams(comp.Type, typ)
+	for _, r := range idx.References {
+		if r.TargetType == comp.Type && r.TargetID == comp.ID && slices.Contains(params, r.Param) {
+			return true
+		}
+	}
+	return false
+}
+
+// confine adds to q the confinements ctx carries: for each, the groups a match must
+// satisfy one of.
+func (s *Service) confine(ctx context.Context, q *Query) error {
+	cs := confinementsOf(ctx)
+	if len(cs) == 0 {
+		return nil
+	}
+	types := q.Types
+	if q.Type != "" {
+		types = []string{q.Type}
+	}
+	var keys []string
+	for _, c := range cs {
+		var groups []ConfineGroup
+		var free []string
+		confinedAny := false
+		for _, t := range types {
+			reaches, confined := c.For(t)
+			if !confined {
+				free = append(free, t)
+				continue
+			}
+			confinedAny = true
+			for _, r := range reaches {
+				g, err := s.confineGroup(c, t, r)
+				if err != nil {
+					return err
+				}
+				groups = append(groups, g)
+			}
+		}
+		if !confinedAny {
+			continue
+		}
+		if len(free) > 0 {
+			groups = append(groups, ConfineGroup{Types: free})
+		}
+		q.Confine = append(q.Confine, groups)
+		keys = append(keys, c.Key())
+	}
+	q.confineKey = strings.Join(keys, "\x00")
+	return nil
+}
+
+// confineGroup turns one Reach of typ into the group a search tests.
+func (s *Service) confineGroup(c Confinement, typ string, r Reach) (ConfineGroup, error) {
+	g := ConfineGroup{Types: []string{typ}, Compartment: r.Compartment}
+	if r.Compartment != nil {
+		g.Params = CompartmentParams(r.Compartment.Type, typ)
+	}
+	if len(r.Params) > 0 {
+		clauses, err := s.reachClauses(c, typ, r.Params)
+		if err != nil {
+			return g, err
+		}
+		g.Clauses = clauses
+	}
+	return g, nil
+}
+
+// reachClauses parses a Reach's search parameters on typ. A parameter the type does not
+// know, or a control parameter, makes the grant unusable for the type: refused, since
+// ignoring it would widen the grant.
+func (s *Service) reachClauses(c Confinement, typ string, params url.Values) ([]Clause, error) {
+	for k := range params {
+		if strings.HasPrefix(k, "_") && k != "_id" && k != "_lastUpdated" && k != "_tag" && k != "_security" && k != "_profile" {
+			return nil, Errorf(CodeForbidden, "%s: its qualifier %s is no search parameter that narrows %s", c.Describe(typ), k, typ)
+		}
+	}
+	q, err := ParseSearch(s.reg, typ, params, ParseOptions{Strict: true, MaxCount: 1, DefaultCount: 1})
+	if err != nil {
+		return nil, Errorf(CodeForbidden, "%s: its qualifier %s cannot be applied to %s: %s", c.Describe(typ), params.Encode(), typ, ErrorMessage(err))
+	}
+	for i := range q.Clauses {
+		if len(q.Clauses[i].Chain) > 0 {
+			return nil, Errorf(CodeForbidden, "%s: its qualifier %s chains, which a grant may not", c.Describe(typ), params.Encode())
+		}
+	}
+	return q.Clauses, nil
+}
+
+// checkReach refuses, with CodeForbidden, a resource of typ (id, index idx) that a
+// confinement of ctx does not reach: a read, a version, the resource an update or a
+// deletion replaces, and what a create or update would store. idx nil means the index is
+// computed from content.
+func (s *Service) checkReach(ctx context.Context, typ, id string, idx *Index, content []byte) error {
+	for _, c := range confinementsOf(ctx) {
+		reaches, confined := c.For(typ)
+		if !confined {
+			continue
+		}
+		if idx == nil {
+			var err error
+			if idx, err = s.indexOf(typ, content); err != nil {
+				return err
+			}
+		}
+		ok := false
+		for _, r := range reaches {
+			in, err := s.reaches(c, typ, id, idx, r)
+			if err != nil {
+				return err
+			}
+			if in {
+				ok = true
+				break
+			}
+		}
+		if !ok {
+			return Errorf(CodeForbidden, "%s does not reach %s/%s", c.Describe(typ), typ, id)
+		}
+	}
+	return nil
+}
+
+// reachable reports whether every confinement of ctx reaches r (a resource read from
+// the store); an error only when it could not be decided.
+func (s *Service) reachable(ctx context.Context, r *Resource) (bool, error) {
+	err := s.checkReach(ctx, r.Type, r.ID, nil, r.Content)
+	if ErrorCode(err) == CodeForbidden {
+		return false, nil
+	}
+	return err == nil, err
+}
+
+// indexOf extracts the index of a stored document.
+func (s *Service) indexOf(typ string, content []byte) (*Index, error) {
+	var doc map[string]any
+	if err := json.Unmarshal(content, &doc); err != nil {
+		return nil, Internal(fmt.Errorf("confine %s: %w", typ, err))
+	}
+	return s.reg.Extract(typ, doc)
+}
+
+// reaches reports whether one Reach holds a resource: in its compartment, and matching
+// each of its parameters (values of one parameter OR-ed). Parameters are matched against
+// the resource's index rows as a search would match them, for the kinds a grant's
+// qualifier names in practice (token, reference, string, uri, _id); another kind cannot
+// be decided for one resource and refuses.
+func (s *Service) reaches(c Confinement, typ, id string, idx *Index, r Reach) (bool, error) {
+	if r.Compartment != nil && !InCompartment(*r.Compartment, typ, id, idx) {
+		return false, nil
+	}
+	if len(r.Params) == 0 {
+		return true, nil
+	}
+	clauses, err := s.reachClauses(c, typ, r.Params)
+	if err != nil {
+		return false, err
+	}
+	for i := range clauses {
+		ok, err := clauseHolds(&clauses[i], id, idx)
+		if err != nil {
+			return false, Errorf(CodeForbidden, "%s: %v", c.Describe(typ), err)
+		}
+		if !ok {
+			return false, nil
+		}
+	}
+	return true, nil
+}
+
+// clauseHolds matches one clause of a grant's qualifier against a resource's index.
+func clauseHolds(cl *Clause, id string, idx *Index) (bool, error) {
+	p := cl.Param
+	if cl.Modifier != "" && !(cl.Modifier == "exact" && p.Type == TypeString) {
+		return false, fmt.Errorf("its qualifier's modifier :%s on %s cannot be checked on one resource", cl.Modifier, p.Name)
+	}
+	if p.Column == "id" {
+		for _, v := range cl.Values {
+			if v.Code == id {
+				return true, nil
+			}
+		}
+		return false, nil
+	}
+	if p.Column != "" {
+		return false, fmt.Errorf("its qualifier %s cannot be checked on one resource", p.Name)
+	}
+	for _, v := range cl.Values {
+		switch p.Type {
+		case TypeToken:
+			for _, t := range idx.Tokens {
+				if t.Param == p.Name && t.Group == 0 && (!v.MatchSystem || t.System == v.System) && (!v.MatchCode || t.Code == v.Code) {
+					return true, nil
+				}
+			}
+		case TypeReference:
+			for _, t := range idx.References {
+				if t.Param == p.Name && t.TargetID == v.RefID && (v.RefType == "" || t.TargetType == v.RefType) {
+					return true, nil
+				}
+			}
+		case TypeURI:
+			// A uri is indexed as a token without a system, searched exactly.
+			for _, t := range idx.Tokens {
+				if t.Param == p.Name && t.Code == v.Str {
+					return true, nil
+				}
+			}
+		case TypeString:
+			for _, t := range idx.Strings {
+				if t.Param != p.Name || t.Group != 0 {
+					continue
+				}
+				if cl.Modifier == "exact" && t.Exact == v.Str || cl.Modifier == "" && strings.HasPrefix(t.Value, v.Str) {
+					return true, nil
+				}
+			}
+		default:
+			return false, fmt.Errorf("its qualifier %s is a %s parameter, which cannot be checked on one resource", p.Name, p.Type)
+		}
+	}
+	return false, nil
+}

@@ -1,0 +1,88 @@
+package sqlstore
+
+import "github.com/fhirbox/fhirbox/resources"
+
+// confine writes " AND (<group> OR <group> …)": the resource satisfies one of the groups
+// of a confinement (resources.Query.Confine). A compartment is tested as membership of
+// the resource's id in the set of the type's resources that reference the compartment's
+// resource through a compartment parameter — one index lookup that a patient's few
+// hundred resources answer, so the database may start from it when the search's own
+// clauses match many (conformance M6).
+func (b *builder) confine(groups []resources.ConfineGroup) error {
+	if len(groups) == 0 {
+		b.WriteString(" AND 1 = 0")
+		return nil
+	}
+	// The groups' clauses never drive the search nor make it select by id: they are
+	// tested inside a disjunction.
+	driver, selects := b.driver, b.selects
+	defer func() { b.driver, b.selects = driver, selects }()
+	b.driver = nil
+	b.WriteString(" AND (")
+	for i := range groups {
+		if i > 0 {
+			b.WriteString(" OR ")
+		}
+		if err := b.confineGroup(&groups[i]); err != nil {
+			return err
+		}
+	}
+	b.WriteString(")")
+	return nil
+}
+
+// confineGroup writes one group as a parenthesised conjunction.
+func (b *builder) confineGroup(g *resources.ConfineGroup) error {
+	r := b.res()
+	b.WriteString("(1 = 1")
+	switch len(g.Types) {
+	case 0:
+	case 1:
+		b.w(" AND ", r, ".resource_type = ", b.arg(g.Types[0]))
+	default:
+		b.w(" AND ", r, ".resource_type IN (")
+		for i, t := range g.Types {
+			if i > 0 {
+				b.WriteString(", ")
+			}
+			b.WriteString(b.arg(t))
+		}
+		b.WriteString(")")
+	}
+	if c := g.Compartment; c != nil {
+		self := len(g.Types) == 1 && g.Types[0] == c.Type
+		b.WriteString(" AND (")
+		switch {
+		case self && len(g.Params) == 0:
+			b.w(r, ".id = ", b.arg(c.ID))
+		case len(g.Params) == 0:
+			b.WriteString("1 = 0") // the type has no resources in such compartments
+		default:
+			if self {
+				b.w(r, ".id = ", b.arg(c.ID), " OR ")
+			}
+			// The type is bound, not correlated: the subquery is then a set the database
+			// can compute once and start from.
+			typ := r + ".resource_type"
+			if len(g.Types) == 1 {
+				typ = b.arg(g.Types[0])
+			}
+			b.w(r, ".id IN (SELECT s.id FROM ", referenceTable.name, " s WHERE s.resource_type = ", typ, " AND s.param IN (")
+			for i, p := range g.Params {
+				if i > 0 {
+					b.WriteString(", ")
+				}
+				b.WriteString(b.arg(p))
+			}
+			b.w(") AND s.target_type = ", b.arg(c.Type), " AND s.target_id = ", b.arg(c.ID), ")")
+		}
+		b.WriteString(")")
+	}
+	for i := range g.Clauses {
+		if err := b.clause(&g.Clauses[i]); err != nil {
+			return err
+		}
+	}
+	b.WriteString(")")
+	return nil
+}
