@@ -19,6 +19,10 @@ import (
 // or claimed by another instance after this one's lease ran out.
 var errLost = errors.New("the export job is no longer this instance's")
 
+// ErrCallerGone, in the chain of a Walker's error, fails the whole job rather than
+// one type: the caller it runs as is no more (its session was closed).
+var ErrCallerGone = errors.New("the caller of the export is gone")
+
 // Runner claims jobs and runs them: each job is run by one instance at a time (the
 // store's claim is atomic), and a job whose instance died (its lease ran out) is
 // claimed again and run from the start (conformance E8).
@@ -166,7 +170,7 @@ func (r *Runner) write(ctx context.Context, job *exportjob.Job, progress *atomic
 		})
 		switch code := resources.ErrorCode(err); {
 		case err == nil:
-		case code != resources.CodeInternal && !transient(err):
+		case code != resources.CodeInternal && !transient(err) && !errors.Is(err, ErrCallerGone):
 			if ferr := w.discard(typ); ferr != nil {
 				return nil, ferr
 			}

@@ -156,13 +156,12 @@ func (s *Server) exportTypes(c echo.Context, kind, groupID string, kr *export.Re
 	return types, refused, nil
 }
 
-// allowedAs reports whether the caller's policies allow method path on the route of
-// typ/id, as the request's equivalent (equivalent.go).
+// allowedAs reports whether the caller's policies and token scopes allow method path
+// on the route of typ/id, as the request's equivalent (equivalent.go).
 func (s *Server) allowedAs(c echo.Context, method, path, typ, id string) bool {
 	ctx := c.Request().Context()
 	info := s.requestInfo(c, auth.FromContext(ctx))
-	probe := equivalent(info, method, path, "", url.Values{}, typ, id, nil)
-	return s.policies.Decide(ctx, probe.Build(), false).Allowed
+	return s.allowed(ctx, equivalent(info, method, path, "", url.Values{}, typ, id, nil))
 }
 
 // patientCompartmentTypes are the types of the R4 Patient compartment, and Patient.

@@ -384,3 +384,37 @@ func testExportTwoInstances(t *testing.T) {
 		t.Errorf("a: %v, b: %v", ids, idsB)
 	}
 }
+
+// A job reads as its caller: a patient-scoped token's Patient-level export holds that
+// patient's compartment alone; a session closed before the job runs fails it.
+func TestExportScoped(t *testing.T) { forEachBackend(t, testExportScoped) }
+
+func testExportScoped(t *testing.T) {
+	e := scopeEnv(t)
+	e.must(201, yamlPut("/AccessPolicy/u1-export", "engine: matcho\nlink: [{resourceType: User, id: u1}]\nmatcho: {uri: '#^/fhir/\\$export'}\n"))
+	tok := scopedToken(t, e, "patient/*.rs", "p1")
+	bearer := func(r req) req {
+		r.anonymous = true
+		r.hdr = append(r.hdr, "Authorization", "Bearer "+tok)
+		return r
+	}
+	status := e.kickoff(bearer(get("/fhir/Patient/$export?_type=Patient,Observation,Encounter")))
+	e.runExports()
+	_, ids := e.exported(status, bearer)
+	slices.Sort(ids["Observation"])
+	if !slices.Equal(ids["Patient"], []string{"p1"}) || !slices.Equal(ids["Observation"], []string{"o1", "o3", "o4"}) ||
+		!slices.Equal(ids["Encounter"], []string{"e1"}) {
+		t.Errorf("patient-scoped export: %v", ids)
+	}
+
+	// Signed out before the job runs: the job fails, and says why.
+	status = e.kickoff(bearer(get("/fhir/$export?_type=Patient")))
+	tok2 := scopedToken(t, e, "patient/*.rs", "p1") // the first session's status stays readable to u1
+	e.must(200, bearer(del("/Session")))
+	tok = tok2
+	e.runExports()
+	r := e.must(500, bearer(get(status)))
+	if msg := outcomeText(t, r); !strings.Contains(msg, "session") {
+		t.Errorf("failed job says %q", msg)
+	}
+}
