@@ -17,7 +17,6 @@ import (
 	"github.com/fhirbox/fhirbox/pkg/export/exportjob"
 	"github.com/fhirbox/fhirbox/pkg/fhir"
 	"github.com/fhirbox/fhirbox/resources"
-	"github.com/fhirbox/fhirbox/resources/r4"
 )
 
 // FHIR Bulk Data export (Bulk Data Access IG v2, conformance E1–E8): the kick-off,
@@ -122,11 +121,11 @@ func (s *Server) exportTypes(c echo.Context, kind, groupID string, kr *export.Re
 		return nil, nil, err
 	}
 	if kind != exportjob.System {
-		inCompartment := patientCompartmentTypes()
+		inCompartment := resources.CompartmentTypes("Patient")
 		var kept []string
 		for _, t := range candidates {
 			switch {
-			case inCompartment[t]:
+			case slices.Contains(inCompartment, t):
 				kept = append(kept, t)
 			case len(kr.Types) > 0 && !lenient:
 				return nil, nil, resources.Errorf(resources.CodeInvalid, "_type: %s is not in the Patient compartment, which a %s-level export covers", t, kind)
@@ -162,19 +161,6 @@ func (s *Server) allowedAs(c echo.Context, method, path, typ, id string) bool {
 	ctx := c.Request().Context()
 	info := s.requestInfo(c, auth.FromContext(ctx))
 	return s.allowed(ctx, equivalent(info, method, path, "", url.Values{}, typ, id, nil))
-}
-
-// patientCompartmentTypes are the types of the R4 Patient compartment, and Patient.
-func patientCompartmentTypes() map[string]bool {
-	out := map[string]bool{"Patient": true}
-	for _, c := range r4.Compartments() {
-		if c.Code == "Patient" {
-			for t := range c.Resources {
-				out[t] = true
-			}
-		}
-	}
-	return out
 }
 
 // parametersBody reads the Parameters resource of a POST kick-off into the values a

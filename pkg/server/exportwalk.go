@@ -13,7 +13,6 @@ import (
 	"github.com/fhirbox/fhirbox/pkg/export"
 	"github.com/fhirbox/fhirbox/pkg/export/exportjob"
 	"github.com/fhirbox/fhirbox/resources"
-	"github.com/fhirbox/fhirbox/resources/r4"
 )
 
 // membersPerSearch is how many Group members one compartment search names: a clause's
@@ -108,7 +107,7 @@ func (w exportWalker) Walk(ctx context.Context, job *exportjob.Job, typ string, 
 	if typ == "Patient" {
 		links = []string{"_id"}
 	} else {
-		links = compartmentParams(typ)
+		links = resources.CompartmentParams("Patient", typ)
 	}
 	// A resource may refer to several members, or to one through several parameters:
 	// each is written once.
@@ -168,15 +167,4 @@ func (s *Server) groupMembers(ctx context.Context, id string) ([]string, error) 
 		}
 	}
 	return out, nil
-}
-
-// compartmentParams are the parameters of typ that put a resource into a Patient's
-// compartment (R4 CompartmentDefinition "Patient").
-func compartmentParams(typ string) []string {
-	for _, c := range r4.Compartments() {
-		if c.Code == "Patient" {
-			return c.Resources[typ]
-		}
-	}
-	return nil
 }
