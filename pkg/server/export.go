@@ -129,6 +129,8 @@ func (s *Server) exportTypes(c echo.Context, kind, groupID string, kr *export.Re
 				kept = append(kept, t)
 			case len(kr.Types) > 0 && !lenient:
 				return nil, nil, resources.Errorf(resources.CodeInvalid, "_type: %s is not in the Patient compartment, which a %s-level export covers", t, kind)
+			case len(kr.Types) > 0:
+				kr.Ignored = append(kr.Ignored, fmt.Sprintf("_type: %s is not in the Patient compartment, which a %s-level export covers", t, kind))
 			}
 		}
 		candidates = kept

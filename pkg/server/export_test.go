@@ -262,6 +262,13 @@ func testExportGroup(t *testing.T) {
 		t.Errorf("group export: %v", ids)
 	}
 
+	// Lenient: a type outside the compartment is left out, and the answer says so.
+	r := e.must(202, get("/fhir/Patient/$export?_type=Patient,Practitioner", "Prefer", "respond-async, handling=lenient"))
+	if !strings.Contains(string(r.raw), "Practitioner is not in the Patient compartment") {
+		t.Errorf("lenient kick-off: %s", r.raw)
+	}
+	e.must(202, del(strings.TrimPrefix(r.header.Get("Content-Location"), testBase)))
+
 	status = e.kickoff(get("/fhir/Patient/$export"))
 	e.runExports()
 	_, ids = e.exported(status, self)
