@@ -42,6 +42,10 @@ type Query struct {
 	// Original holds the parameters as given but for _page and _pageset: what the
 	// paging links repeat, so that a page request carries what the first one did.
 	Original url.Values
+	// After, when set, keeps the resources whose id sorts after it: the keyset by which
+	// an export walks a type in id order (Service.ExportPage), at the same cost for the
+	// last page as for the first. Only the server sets it.
+	After string
 	// Confine holds the confinements of access control (Service.confine, from the
 	// request's context): a match satisfies, for each, at least one of its groups. They
 	// are no parameters: never shown in links, never reported as ignored.

@@ -5,6 +5,7 @@
 //	fhirbox migrate    apply migrations and exit
 //	fhirbox reindex    re-extract the search index of stored resources
 //	fhirbox import     load NDJSON and Bundle files into the database or a server
+//	fhirbox export     write the stored resources as NDJSON files, one a type
 //	fhirbox version    print the version
 package main
 
@@ -22,6 +23,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -32,6 +34,7 @@ import (
 	"github.com/fhirbox/fhirbox/pkg/app"
 	"github.com/fhirbox/fhirbox/pkg/auth"
 	"github.com/fhirbox/fhirbox/pkg/connlimit"
+	"github.com/fhirbox/fhirbox/pkg/export"
 	"github.com/fhirbox/fhirbox/pkg/observe"
 	"github.com/fhirbox/fhirbox/pkg/server"
 	"github.com/fhirbox/fhirbox/resources"
@@ -58,6 +61,7 @@ commands:
   migrate   apply database migrations and exit
   reindex   re-extract the search index of stored resources: reindex [TYPE…]
   import    load NDJSON and Bundle files, or directories of them: import PATH…
+  export    write the stored resources as NDJSON files: export DIR [--type T,…] [--since INSTANT]
   version   print the version
 
 Run "fhirbox <command> --help" for the flags of a command.
@@ -95,6 +99,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return reindex(ctx, cfg, stdout)
 	case "import":
 		return importCmd(ctx, args[1:], getenv, stdout, stderr)
+	case "export":
+		cfg, err := parseConfig("export", args[1:], getenv, stderr)
+		if err != nil {
+			return err
+		}
+		return exportCmd(ctx, cfg, stdout, stderr)
 	case "version", "--version", "-v":
 		fmt.Fprintln(stdout, "fhirbox", version)
 		return nil
@@ -123,7 +133,9 @@ type config struct {
 	PprofAddr  string
 	// SessionRetention is how long ended and closed Sessions are kept.
 	SessionRetention time.Duration
-	JWTKeyPath       string
+	// ExportTTL is how long a finished $export job and its files are kept.
+	ExportTTL  time.Duration
+	JWTKeyPath string
 	// KeyEncryptionKey encrypts the signing keys in the database (nil: plain PEM).
 	KeyEncryptionKey []byte
 	// Connection caps, transfer bounds and CORS (see serve and server.Config).
@@ -148,8 +160,11 @@ type config struct {
 	CallerWait       time.Duration
 	// BundleMaxEntries is the most entries of a batch or transaction Bundle.
 	BundleMaxEntries int
-	// Types are the resource types that reindex walks (none: all).
+	// Types are the resource types that reindex walks, or export writes (none: all).
 	Types []string
+	// ExportDir and ExportSince: where export writes, and its --since (zero: none).
+	ExportDir   string
+	ExportSince time.Time
 }
 
 func parseConfig(cmd string, args []string, getenv func(string) string, stderr io.Writer) (*config, error) {
@@ -176,6 +191,8 @@ func parseConfig(cmd string, args []string, getenv func(string) string, stderr i
 	fs.StringVar(&kek, "key-encryption-key", env("FHIRBOX_KEY_ENCRYPTION_KEY", ""), "32 random bytes, base64 or hex (openssl rand -base64 32), that encrypt the signing keys kept in the database; prefer the environment variable to the flag, which other users can see (env FHIRBOX_KEY_ENCRYPTION_KEY)")
 	fs.StringVar(&c.PprofAddr, "pprof-addr", env("FHIRBOX_PPROF_ADDR", ""), "serve Go's net/http/pprof profiles on this address, e.g. 127.0.0.1:6060; empty: off (env FHIRBOX_PPROF_ADDR)")
 	fs.StringVar(&retention, "session-retention", env("FHIRBOX_SESSION_RETENTION", app.DefaultSessionRetention.String()), "how long an ended or closed Session is kept before it is removed, e.g. 24h (env FHIRBOX_SESSION_RETENTION)")
+	var exportTTL string
+	fs.StringVar(&exportTTL, "export-ttl", env("FHIRBOX_EXPORT_TTL", export.DefaultTTL.String()), "how long a finished $export job and its files are kept before they are removed, e.g. 24h (env FHIRBOX_EXPORT_TTL)")
 	var maxConns, maxConnsPerAddr, transferTimeout, transferRate, corsOrigins, handling, resultSets string
 	fs.StringVar(&maxConns, "max-conns", env("FHIRBOX_MAX_CONNS", "4096"), "most connections open at once; more wait to be accepted (env FHIRBOX_MAX_CONNS)")
 	fs.StringVar(&maxConnsPerAddr, "max-conns-per-addr", env("FHIRBOX_MAX_CONNS_PER_ADDR", "256"), "most connections open at once from one IP address (IPv6: one /64); more are refused with 503; 0: no cap, e.g. behind a proxy (env FHIRBOX_MAX_CONNS_PER_ADDR)")
@@ -195,10 +212,22 @@ func parseConfig(cmd string, args []string, getenv func(string) string, stderr i
 	var bundleMax string
 	fs.StringVar(&bundleMax, "bundle-max-entries", env("FHIRBOX_BUNDLE_MAX_ENTRIES", strconv.Itoa(resources.DefaultBundleMaxEntries)), "most entries a batch or transaction Bundle may hold; more: 400 (env FHIRBOX_BUNDLE_MAX_ENTRIES)")
 	fs.StringVar(&logLevel, "log-level", env("FHIRBOX_LOG_LEVEL", "info"), "debug, info, warn or error (env FHIRBOX_LOG_LEVEL)")
+	var exportTypes, exportSince string
+	if cmd == "export" {
+		fs.StringVar(&exportTypes, "type", "", "comma-separated resource types to export; empty: every FHIR type")
+		fs.StringVar(&exportSince, "since", "", "export only the resources last updated at or after this FHIR instant, e.g. 2026-01-02T03:04:05Z")
+		// The directory may come before the flags: flag stops at the first argument.
+		if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
+			args = append(slices.Clone(args[1:]), args[0])
+		}
+	}
 	fs.Usage = func() {
 		args := ""
-		if cmd == "reindex" {
+		switch cmd {
+		case "reindex":
 			args = " [TYPE…]"
+		case "export":
+			args = " DIR"
 		}
 		fmt.Fprintf(stderr, "usage: fhirbox %s [flags]%s\n\nflags (each defaults to its environment variable):\n", cmd, args)
 		fs.PrintDefaults()
@@ -206,9 +235,27 @@ func parseConfig(cmd string, args []string, getenv func(string) string, stderr i
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
-	if cmd == "reindex" {
+	switch {
+	case cmd == "reindex":
 		c.Types = fs.Args()
-	} else if fs.NArg() > 0 {
+	case cmd == "export":
+		if fs.NArg() != 1 {
+			return nil, errors.New("fhirbox export writes into one directory: fhirbox export DIR [--type T,…] [--since INSTANT]")
+		}
+		c.ExportDir = fs.Arg(0)
+		for _, t := range strings.Split(exportTypes, ",") {
+			if t = strings.TrimSpace(t); t != "" {
+				c.Types = append(c.Types, t)
+			}
+		}
+		if exportSince != "" {
+			t, err := time.Parse(time.RFC3339Nano, exportSince)
+			if err != nil {
+				return nil, fmt.Errorf("--since %q is not a FHIR instant such as 2026-01-02T03:04:05Z", exportSince)
+			}
+			c.ExportSince = t.UTC()
+		}
+	case fs.NArg() > 0:
 		return nil, fmt.Errorf("unexpected argument %q", fs.Arg(0))
 	}
 	if dbURL == "" {
@@ -261,6 +308,9 @@ func parseConfig(cmd string, args []string, getenv func(string) string, stderr i
 	}
 	if c.SessionRetention, err = time.ParseDuration(retention); err != nil || c.SessionRetention < time.Minute {
 		return nil, fmt.Errorf("FHIRBOX_SESSION_RETENTION %q must be a duration of at least 1m, such as 168h", retention)
+	}
+	if c.ExportTTL, err = time.ParseDuration(exportTTL); err != nil || c.ExportTTL < time.Minute {
+		return nil, fmt.Errorf("FHIRBOX_EXPORT_TTL %q must be a duration of at least 1m, such as 1h", exportTTL)
 	}
 	if c.MaxConns, err = strconv.Atoi(maxConns); err != nil || c.MaxConns < 1 {
 		return nil, fmt.Errorf("FHIRBOX_MAX_CONNS %q must be a positive integer", maxConns)
@@ -346,6 +396,7 @@ func serve(ctx context.Context, cfg *config, stdout io.Writer) error {
 		JWTKeyPath:       cfg.JWTKeyPath,
 		KeyEncryptionKey: cfg.KeyEncryptionKey,
 		SessionRetention: cfg.SessionRetention,
+		Export:           export.Options{TTL: cfg.ExportTTL},
 		SearchLimits:     cfg.SearchLimits,
 		ResultSets:       cfg.ResultSets,
 
@@ -370,6 +421,7 @@ func serve(ctx context.Context, cfg *config, stdout io.Writer) error {
 	defer stopFeed()
 	go a.Listen(feedCtx)
 	go a.SweepEvery(feedCtx, sweepInterval)
+	go a.RunExports(feedCtx)
 	srv := a.Server
 
 	ln, err := net.Listen("tcp", cfg.Addr)

@@ -10,6 +10,7 @@ import (
 
 	"github.com/fhirbox/fhirbox/accesspolicy"
 	"github.com/fhirbox/fhirbox/pkg/auth"
+	"github.com/fhirbox/fhirbox/pkg/export"
 	"github.com/fhirbox/fhirbox/pkg/server"
 	"github.com/fhirbox/fhirbox/resources"
 	"github.com/fhirbox/fhirbox/resources/sqlstore"
@@ -24,6 +25,8 @@ type Store interface {
 	// Session, SearchParameter) by every process on the database to fn until ctx ends,
 	// each (re)connection starting with a Reset event.
 	Listen(ctx context.Context, fn func(resources.WriteEvent))
+	// The jobs and files of $export.
+	export.Store
 }
 
 // Config is what New needs beyond the store.
@@ -58,6 +61,10 @@ type Config struct {
 	// resources (FHIRBOX_CONDITIONAL_DELETE; zero: single).
 	ConditionalDelete resources.ConditionalDeleteOptions
 
+	// Export configures the jobs of $export (FHIRBOX_EXPORT_TTL; zero fields: the
+	// defaults of export.Options).
+	Export export.Options
+
 	// Validation turns R4 validation of writes on or off (FHIRBOX_VALIDATION; zero
 	// value: on).
 	Validation resources.ValidationMode
@@ -74,6 +81,8 @@ type App struct {
 	Sessions *auth.Sessions
 	Keys     *auth.Keys
 	Server   *server.Server
+	// Exports runs the $export jobs of the database (RunExports).
+	Exports *export.Runner
 	// GeneratedSecret is the root client's secret when this start created it: shown once.
 	GeneratedSecret string
 	log             *slog.Logger
@@ -169,6 +178,10 @@ func New(ctx context.Context, st Store, cfg Config) (*App, error) {
 		cfg.Server.CallerShare = max(1, p.PoolSize()/2)
 	}
 	a.Server = server.New(cfg.Server, svc, a.Clients, a.Policies, oauth, st.Ping)
+	if cfg.Export.Now == nil {
+		cfg.Export.Now = cfg.Now
+	}
+	a.Exports = a.Server.EnableExports(st, cfg.Export)
 	return a, nil
 }
 
@@ -211,6 +224,10 @@ func transient(err error) bool {
 	}
 	return false
 }
+
+// RunExports claims and runs $export jobs until ctx ends: jobs kicked off on any
+// instance of the database, one instance per job.
+func (a *App) RunExports(ctx context.Context) { a.Exports.Run(ctx) }
 
 // Listen follows the database's change feed until ctx ends, so that writes made by
 // other fhirbox processes on the same database take effect here at once. On SQLite,

@@ -23,7 +23,9 @@ const sweepBatch = 500
 // hour ago: every token issued writes one, and nothing else would ever remove them. A
 // Session whose refresh token has no expiry never ends by itself and is kept until it is
 // closed. SMART launch contexts go an hour after they expire, as codes do. It also
-// removes the expired result sets of searches (resources/resultset.go). It returns how many resources it removed.
+// removes the expired result sets of searches (resources/resultset.go), and the $export
+// jobs, and their files, kept past FHIRBOX_EXPORT_TTL. It returns how many resources it
+// removed.
 func (a *App) Sweep(ctx context.Context) (int, error) {
 	now := a.now()
 	total := 0
@@ -51,6 +53,10 @@ func (a *App) Sweep(ctx context.Context) (int, error) {
 	// Expired result sets of stable paging go too; they are not resources, so they are
 	// not counted (a page request refuses an expired set before it is swept).
 	if _, err := a.Store.PurgeResultSets(ctx, now); err != nil {
+		return total, err
+	}
+	// $export jobs past their time go with their files; not resources either.
+	if _, err := a.Store.PurgeExportJobs(ctx, now); err != nil {
 		return total, err
 	}
 	return total, nil

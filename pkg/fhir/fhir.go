@@ -117,6 +117,8 @@ type CapabilityRest struct {
 	Resource      []CapabilityResource `json:"resource"`
 	// Interaction lists the system-level interactions (search-system…).
 	Interaction []Interaction `json:"interaction,omitempty"`
+	// Operation lists the system-level operations ($export).
+	Operation []Operation `json:"operation,omitempty"`
 	// SearchParam lists the parameters of every type, for the system-level search.
 	SearchParam []SearchParam `json:"searchParam,omitempty"`
 	// Security says how clients authenticate (SMART's oauth-uris extension).

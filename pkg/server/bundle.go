@@ -147,6 +147,9 @@ func (s *Server) capabilities(base string, fhirBase bool) *fhir.CapabilityStatem
 		}
 		r.SearchInclude, r.SearchRevInclude = refs.include[name], refs.revInclude(name)
 		r.Operation = append(r.Operation, validateOperation) // validate.go
+		if op, ok := exportOperations[name]; ok && fhirBase && s.exports != nil {
+			r.Operation = append(r.Operation, op) // export.go
+		}
 		if name == "Patient" {
 			r.Operation = append(r.Operation, everythingOperation) // everything.go
 		}
@@ -154,6 +157,9 @@ func (s *Server) capabilities(base string, fhirBase bool) *fhir.CapabilityStatem
 			r.SearchParam = append(r.SearchParam, fhir.SearchParam{Name: p.Name, Type: string(p.Type), Documentation: paramDoc(p)})
 		}
 		rest.Resource = append(rest.Resource, r)
+	}
+	if fhirBase && s.exports != nil {
+		rest.Operation = append(rest.Operation, exportOperations[""])
 	}
 	cs.Rest = []fhir.CapabilityRest{rest}
 	return cs

@@ -7,6 +7,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/fhirbox/fhirbox/pkg/auth"
+	"github.com/fhirbox/fhirbox/pkg/export/exportjob"
 	"github.com/fhirbox/fhirbox/pkg/observe"
 	"github.com/fhirbox/fhirbox/pkg/ui"
 )
@@ -53,6 +54,17 @@ func (s *Server) routes(reg *prometheus.Registry) {
 	// static route wins over /fhir/:type/:id.
 	getHead(root, "/.well-known/smart-configuration", s.handleSMARTConfiguration)
 	getHead(root, "/fhir/.well-known/smart-configuration", s.handleSMARTConfiguration)
+
+	// FHIR Bulk Data export (export.go), under the FHIR base; the static routes win
+	// over /fhir/:type/:id.
+	for _, m := range []string{http.MethodGet, http.MethodPost} {
+		e.Add(m, "/fhir/$export", s.handleExportKickoff(exportjob.System))
+		e.Add(m, "/fhir/Patient/$export", s.handleExportKickoff(exportjob.Patient))
+		e.Add(m, "/fhir/Group/:id/$export", s.handleExportKickoff(exportjob.Group))
+	}
+	getHead(root, "/fhir"+exportStatusPath+":job", s.handleExportStatus)
+	e.DELETE("/fhir"+exportStatusPath+":job", s.handleExportDelete)
+	getHead(root, "/fhir"+exportFilePath+":job/:seq", s.handleExportFile)
 
 	for _, prefix := range []string{"", "/fhir"} {
 		g := e.Group(prefix)

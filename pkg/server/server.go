@@ -16,6 +16,7 @@ import (
 
 	"github.com/fhirbox/fhirbox/accesspolicy"
 	"github.com/fhirbox/fhirbox/pkg/auth"
+	"github.com/fhirbox/fhirbox/pkg/export"
 	"github.com/fhirbox/fhirbox/pkg/observe"
 	"github.com/fhirbox/fhirbox/resources"
 )
@@ -71,6 +72,7 @@ type Server struct {
 	log      *slog.Logger
 	echo     *echo.Echo
 	bodies   *semaphore.Weighted // bytes of bodies being read and decoded (BodyMemory)
+	exports  *export.Runner      // $export's jobs (SetExports; nil: off)
 }
 
 // New builds the server: every request is authenticated by clients and allowed only by

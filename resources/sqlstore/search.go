@@ -204,6 +204,9 @@ func (b *builder) where(q *resources.Query) error {
 	b.chainConfine = q.ChainConfine
 	b.typeCond("r.resource_type")
 	b.WriteString(" AND NOT r.deleted")
+	if q.After != "" {
+		b.w(" AND r.id > ", b.arg(q.After))
+	}
 	b.listFilter(q.List)
 	for i := range q.Clauses {
 		if err := b.clause(&q.Clauses[i]); err != nil {

@@ -1,0 +1,170 @@
+package server
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+
+	"github.com/fhirbox/fhirbox/accesspolicy"
+	"github.com/fhirbox/fhirbox/pkg/auth"
+	"github.com/fhirbox/fhirbox/pkg/export"
+	"github.com/fhirbox/fhirbox/pkg/export/exportjob"
+	"github.com/fhirbox/fhirbox/resources"
+)
+
+// membersPerSearch is how many Group members one compartment search names: a clause's
+// values are capped (resources.Limits).
+const membersPerSearch = 50
+
+// exportWalker reads a job's resources through the server's Service, as the job's
+// caller (jobContext).
+type exportWalker struct{ s *Server }
+
+// jobContext is the context every read of job's type typ runs in (conformance E3): the
+// identity of the caller who kicked it off (client, user and session, read again now),
+// and what confines that caller's search GET [base]/{typ} — the compartments of the
+// policy that allows it and the token's scopes — as a request's authorization would
+// set them. The search is decided again, as the caller: a policy or scope that no longer
+// allows it leaves the type out (a 403 in the manifest's error file), and a session
+// closed since the kick-off (signed out, revoked) ends the job. Every read of a job goes
+// through it; nothing of a job reads with another context.
+func (s *Server) jobContext(ctx context.Context, job *exportjob.Job, typ string) (context.Context, error) {
+	id := &auth.Identity{ClientID: job.ClientID, UserID: job.UserID, SessionID: job.SessionID}
+	own := resources.WithTrusted(ctx)
+	load := func(typ, rid string) (map[string]any, error) {
+		if rid == "" {
+			return nil, nil
+		}
+		r, err := s.svc.Current(own, typ, rid)
+		if err != nil || r == nil {
+			return nil, err
+		}
+		// As authentication hands them to policies: secrets and token hashes removed.
+		content, err := s.svc.Public(r, resources.View{})
+		if err != nil {
+			return nil, err
+		}
+		var doc map[string]any
+		if err := json.Unmarshal(content, &doc); err != nil {
+			return nil, resources.Internal(err)
+		}
+		return doc, nil
+	}
+	var err error
+	if id.Session, err = load(auth.SessionType, job.SessionID); err != nil {
+		return nil, err
+	}
+	if job.SessionID != "" && id.Session == nil {
+		return nil, &resources.Error{Code: resources.CodeUnprocessable, Message: "the session that kicked the export off was closed", Err: export.ErrCallerGone}
+	}
+	if id.Client, err = load("Client", job.ClientID); err != nil {
+		return nil, err
+	}
+	if id.User, err = load("User", job.UserID); err != nil {
+		return nil, err
+	}
+	path := "/fhir/" + typ
+	info := &accesspolicy.Info{Method: http.MethodGet, Path: path, Query: url.Values{}, Caller: id, ResourceType: typ}
+	d := s.policies.Decide(ctx, info.Build(), false)
+	if !d.Allowed {
+		return nil, resources.Errorf(codeForbidden, "no access policy lets the caller search %s any more", typ)
+	}
+	if err := s.scopeRefusal(info); err != nil {
+		return nil, err
+	}
+	ctx = auth.WithIdentity(ctx, id)
+	ctx = confineScopes(ctx, id, http.MethodGet, path)
+	return resources.WithConfinement(ctx, d.Confinement()), nil
+}
+
+// Walk implements export.Walker: the resources of typ the job exports, by level. A
+// system-level job exports every resource of the type; a patient-level job every
+// resource of the Patient compartment's types; a group-level job the Group's
+// member Patients and the resources of their compartments (a resource is in a
+// Patient's compartment when one of the compartment's parameters of its type refers
+// to the Patient).
+func (w exportWalker) Walk(ctx context.Context, job *exportjob.Job, typ string, emit func([]byte) error) error {
+	s := w.s
+	ctx, err := s.jobContext(ctx, job, typ)
+	if err != nil {
+		return err
+	}
+	params := export.Params(job)
+	pageSize := s.exports.Options().PageSize
+	if job.Kind != exportjob.Group {
+		return export.WalkType(ctx, s.svc, typ, params, job.TransactionTime, pageSize, emit)
+	}
+	// The Group is read as the caller, confined as its reads are (the kick-off decided
+	// GET [base]/Group/{id} itself).
+	members, err := s.groupMembers(ctx, job.GroupID)
+	if err != nil {
+		return err
+	}
+	var links []string
+	if typ == "Patient" {
+		links = []string{"_id"}
+	} else {
+		links = resources.CompartmentParams("Patient", typ)
+	}
+	// A resource may refer to several members, or to one through several parameters:
+	// each is written once.
+	seen := map[string]bool{}
+	for chunk := range slices.Chunk(members, membersPerSearch) {
+		for _, link := range links {
+			p := url.Values{}
+			for k, v := range params {
+				p[k] = v
+			}
+			if link == "_id" {
+				p.Set("_id", strings.Join(chunk, ","))
+			} else {
+				refs := make([]string, len(chunk))
+				for i, m := range chunk {
+					refs[i] = "Patient/" + m
+				}
+				p.Set(link, strings.Join(refs, ","))
+			}
+			err := export.WalkTypeResources(ctx, s.svc, typ, p, job.TransactionTime, pageSize, func(r *resources.Resource, content []byte) error {
+				if seen[r.ID] {
+					return nil
+				}
+				seen[r.ID] = true
+				return emit(content)
+			})
+			if err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// groupMembers returns the ids of the Patients a Group's member.entity refers to,
+// read as the job's caller.
+func (s *Server) groupMembers(ctx context.Context, id string) ([]string, error) {
+	g, err := s.svc.Read(ctx, "Group", id)
+	if err != nil {
+		return nil, err
+	}
+	var doc struct {
+		Member []struct {
+			Entity struct {
+				Reference string `json:"reference"`
+			} `json:"entity"`
+		} `json:"member"`
+	}
+	if err := json.Unmarshal(g.Content, &doc); err != nil {
+		return nil, resources.Internal(err)
+	}
+	var out []string
+	for _, m := range doc.Member {
+		ref := m.Entity.Reference
+		if id, ok := strings.CutPrefix(ref, "Patient/"); ok && resources.ValidID(id) && !slices.Contains(out, id) {
+			out = append(out, id)
+		}
+	}
+	return out, nil
+}
