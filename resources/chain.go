@@ -258,7 +258,9 @@ type chainCheckKey struct{}
 
 // ChainCheck decides whether a search may lead, through chains or _has, to resources
 // of each of types; a non-nil error (e.g. a CodeForbidden *Error) refuses the search.
-type ChainCheck func(ctx context.Context, types []string) error
+// A non-nil Confinement confines the linked resources of those types beyond what the
+// context does (the decision on a type allowed it only within compartments).
+type ChainCheck func(ctx context.Context, types []string) (Confinement, error)
 
 // WithChainCheck returns ctx carrying check, which the searches of the Service (and
 // the conditional operations, which search) apply before running a query with chains:
@@ -269,14 +271,19 @@ func WithChainCheck(ctx context.Context, check ChainCheck) context.Context {
 	return context.WithValue(ctx, chainCheckKey{}, check)
 }
 
-// checkChains applies the ChainCheck of ctx, if any, to the types q's chains lead to.
+// checkChains applies the ChainCheck of ctx, if any, to the types q's chains lead to,
+// and keeps in q what it confines them to.
 func checkChains(ctx context.Context, q *Query) error {
 	check, _ := ctx.Value(chainCheckKey{}).(ChainCheck)
 	if check == nil {
 		return nil
 	}
 	if types := q.ChainTypes(); len(types) > 0 {
-		return check(ctx, types)
+		conf, err := check(ctx, types)
+		if err != nil {
+			return err
+		}
+		q.chainConf = conf
 	}
 	return nil
 }

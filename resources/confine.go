@@ -158,7 +158,7 @@ func InCompartment(comp Compartment, typ, id string, idx *Index) bool {
 func (s *Service) confine(ctx context.Context, q *Query) error {
 	cs := confinementsOf(ctx)
 	if len(cs) == 0 {
-		return nil
+		return s.confineChains(cs, q)
 	}
 	types := q.Types
 	if q.Type != "" {
@@ -197,8 +197,15 @@ func (s *Service) confine(ctx context.Context, q *Query) error {
 	return s.confineChains(cs, q)
 }
 
-// confineChains fills q.ChainConfine for the types q's chains and _has lead to.
+// confineChains fills q.ChainConfine for the types q's chains and _has lead to: the
+// confinements of the context, and the one the ChainCheck gave for those types.
 func (s *Service) confineChains(cs []Confinement, q *Query) error {
+	if q.chainConf != nil {
+		cs = append(slices.Clip(cs), q.chainConf)
+	}
+	if len(cs) == 0 {
+		return nil
+	}
 	var types []string
 	for i := range q.Clauses {
 		for _, l := range q.Clauses[i].Chain {

@@ -54,6 +54,8 @@ type Query struct {
 	// that type: a linked resource counts only when the caller reaches it, so that a
 	// chain cannot tell what a resource beyond the caller's reach holds.
 	ChainConfine map[string][][]ConfineGroup
+	// chainConf is what the ChainCheck confined the linked types to (checkChains).
+	chainConf Confinement
 	// confineKey identifies the confinements, for the fingerprint of a result set.
 	confineKey string
 	// Operation, when set, is the path below the base of the operation whose answer the

@@ -16,19 +16,27 @@ import (
 // Patients only would answer Patient?_has:Observation:subject:code=X, which tells
 // which patients have such an Observation.
 func (s *Server) chainCheck(info *accesspolicy.Info) resources.ChainCheck {
-	return func(ctx context.Context, types []string) error {
+	return func(ctx context.Context, types []string) (resources.Confinement, error) {
 		base := ""
 		if info.Path == "/fhir" || strings.HasPrefix(info.Path, "/fhir/") {
 			base = "/fhir"
 		}
+		confs := typeConfinements{}
 		for _, t := range types {
 			probe := equivalent(info, http.MethodGet, base+"/"+t, "", nil, t, "", nil)
-			if !s.allowed(ctx, probe) {
-				return refusal(info, "the search leads, through a chain or _has, to %s, which no access policy allows %s to search (GET %s)",
+			ok, conf := s.decideProbe(ctx, probe)
+			if !ok {
+				return nil, refusal(info, "the search leads, through a chain or _has, to %s, which no access policy allows %s to search (GET %s)",
 					t, callerName(info), probe.Path)
 			}
+			if conf != nil {
+				confs[t] = conf
+			}
 		}
-		return nil
+		if len(confs) == 0 {
+			return nil, nil
+		}
+		return confs, nil
 	}
 }
 

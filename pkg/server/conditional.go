@@ -90,7 +90,7 @@ func (s *Server) writeCheck(c echo.Context, method string, body map[string]any) 
 			m = http.MethodPost
 		}
 		info := equivalent(s.requestInfo(c, caller), m, path, "", url.Values{}, typ, id, body)
-		if s.allowed(ctx, info) {
+		if ok, conf := s.decideProbe(ctx, info); ok && s.reachedUnder(ctx, conf, typ, id) {
 			return nil
 		}
 		code := codeForbidden

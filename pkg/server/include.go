@@ -36,7 +36,10 @@ func (s *Server) readCheck(c echo.Context) func(typ, id string) bool {
 		ok := !fhirBase || !s.svc.Registry().Own(typ)
 		if ok {
 			probe := equivalent(s.requestInfo(c, caller), http.MethodGet, prefix+"/"+k, "", url.Values{}, typ, id, nil)
-			ok = s.allowed(ctx, probe)
+			var conf resources.Confinement
+			ok, conf = s.decideProbe(ctx, probe)
+			// Allowed within a compartment: the read decides whether it is in it.
+			ok = ok && s.reachedUnder(ctx, conf, typ, id)
 		}
 		decided[k] = ok
 		return ok

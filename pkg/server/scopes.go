@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"net/http"
+	"slices"
 	"strings"
 
 	"github.com/fhirbox/fhirbox/accesspolicy"
@@ -86,10 +87,71 @@ func (s *Server) scopeRefusal(info *accesspolicy.Info) error {
 }
 
 // allowed reports whether the caller may send the request info describes: the policies
-// allow it and the token's scopes do. Every probe of a request beyond its own route (an
-// include, a chain, a system-level type, a Bundle entry) is decided this way.
+// allow it and the token's scopes do. A policy may allow only within compartments:
+// whoever acts on the answer applies what decideProbe returns, not this.
 func (s *Server) allowed(ctx context.Context, info *accesspolicy.Info) bool {
-	return s.policies.Decide(ctx, info.Build(), false).Allowed && s.scopeRefusal(info) == nil
+	ok, _ := s.decideProbe(ctx, info)
+	return ok
+}
+
+// decideProbe decides a request beyond the route of the one being served (an include, a
+// chain, a system-level type, a Bundle entry) as allowed does, and returns what the
+// policies that allow it confine it to (nil: nothing). The caller must apply that
+// confinement to what the probe stands for, as the request itself would have had it:
+// a probe allowed only within a patient's compartment allows nothing beyond it.
+func (s *Server) decideProbe(ctx context.Context, info *accesspolicy.Info) (bool, resources.Confinement) {
+	d := s.policies.Decide(ctx, info.Build(), false)
+	if !d.Allowed || s.scopeRefusal(info) != nil {
+		return false, nil
+	}
+	return true, d.Confinement()
+}
+
+// reachedUnder reports whether typ/id, when it exists, is within conf (nil: anything
+// is): the check of a probe that names one resource and was allowed only within
+// compartments.
+func (s *Server) reachedUnder(ctx context.Context, conf resources.Confinement, typ, id string) bool {
+	if conf == nil || id == "" {
+		return true
+	}
+	_, err := s.svc.Read(resources.WithConfinement(ctx, conf), typ, id)
+	code := resources.ErrorCode(err)
+	return err == nil || code == resources.CodeGone || code == resources.CodeNotFound
+}
+
+// typeConfinements confines each type to what its own probe was confined to: a
+// system-level search's types, a chain's linked types, each decided by a probe of its own.
+type typeConfinements map[string]resources.Confinement
+
+func (t typeConfinements) For(typ string) ([]resources.Reach, bool) {
+	if c, ok := t[typ]; ok {
+		return c.For(typ)
+	}
+	return nil, false
+}
+
+func (t typeConfinements) Describe(typ string) string {
+	if c, ok := t[typ]; ok {
+		return c.Describe(typ)
+	}
+	return "nothing"
+}
+
+func (t typeConfinements) Key() string {
+	keys := make([]string, 0, len(t))
+	for typ, c := range t {
+		keys = append(keys, typ+"="+c.Key())
+	}
+	slices.Sort(keys)
+	return "types\x00" + strings.Join(keys, "\x00")
+}
+
+// confinedTo returns ctx with confs applied, each to its own type.
+func confinedTo(ctx context.Context, confs typeConfinements) context.Context {
+	if len(confs) == 0 {
+		return ctx
+	}
+	return resources.WithConfinement(ctx, confs)
 }
 
 // confineScopes returns ctx confined to what the token's scopes reach for a request of

@@ -341,3 +341,61 @@ func testPatientEverything(t *testing.T) {
 		t.Errorf("type-level: %v", match)
 	}
 }
+
+// A probe that a compartment policy allows is confined as its request would be: a
+// policy that allows Observations whole does not let includes, chains, a system-level
+// search or a batch entry reach a Patient that the compartment policy keeps out.
+func TestProbesKeepTheirCompartments(t *testing.T) {
+	forEachBackend(t, testProbesKeepTheirCompartments)
+}
+
+func testProbesKeepTheirCompartments(t *testing.T) {
+	e := scopeEnv(t)
+	e.must(200, del("/AccessPolicy/u1-fhir"))
+	tpl, err := accesspolicy.Template("patient-own-compartment")
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.must(201, yamlPut("/AccessPolicy/patient-own-compartment", string(tpl)))
+	e.must(201, put("/User/pat1", `{"password":"pat1-password-long","fhirUser":{"reference":"Patient/p1"}}`))
+	e.must(201, yamlPut("/AccessPolicy/pat1-observations", "engine: matcho\nlink: [{resourceType: User, id: pat1}]\nmatcho: {request-method: get, uri: '#^/fhir/Observation'}\n"))
+	e.must(201, yamlPut("/AccessPolicy/pat1-batch", "engine: matcho\nlink: [{resourceType: User, id: pat1}]\nmatcho: {request-method: post, uri: /fhir/}\n"))
+	r := e.must(200, tokenForm(url.Values{"grant_type": {"password"}, "client_id": {"app"}, "client_secret": {"app-secret"},
+		"username": {"pat1"}, "password": {"pat1-password-long"}}))
+	tok := r.doc["access_token"].(string)
+
+	// Every observation (the whole-type policy), but only p1 among the included patients.
+	r = e.must(200, bearer(tok, get("/fhir/Observation?_include=Observation:subject")))
+	got := entryIDs(r)
+	slices.Sort(got)
+	if !slices.Equal(got, []string{"o1", "o2", "o3", "o4", "p1"}) {
+		t.Errorf("include: %v", got)
+	}
+	// A chain into Patient sees p1 only: p2's name stays unknown.
+	r = e.must(200, bearer(tok, get("/fhir/Observation?subject:Patient.family=Famp2")))
+	if ids := entryIDs(r); len(ids) != 0 {
+		t.Errorf("chain to p2's name: %v", ids)
+	}
+	r = e.must(200, bearer(tok, get("/fhir/Observation?subject:Patient.family=Famp1")))
+	if ids := entryIDs(r); len(ids) != 2 {
+		t.Errorf("chain to p1's name: %v", ids)
+	}
+	// The system level: Patients as their own decision confines them.
+	r = e.must(200, bearer(tok, get("/fhir/?_type=Patient")))
+	if ids := entryIDs(r); !slices.Equal(ids, []string{"p1"}) {
+		t.Errorf("system search of patients: %v", ids)
+	}
+	// A batch: each entry as its own request.
+	r = e.must(200, bearer(tok, post("/fhir/", `{"resourceType":"Bundle","type":"batch","entry":[
+		{"request":{"method":"GET","url":"Patient/p2"}},
+		{"request":{"method":"GET","url":"Patient/p1"}},
+		{"request":{"method":"GET","url":"Observation/o2"}}]}`)))
+	var statuses []string
+	for i := range 3 {
+		st, _ := at(r.doc, "entry", i, "response", "status").(string)
+		statuses = append(statuses, strings.Fields(st + " ?")[0])
+	}
+	if !slices.Equal(statuses, []string{"403", "200", "200"}) {
+		t.Errorf("batch statuses %v: %s", statuses, r.raw)
+	}
+}

@@ -53,23 +53,37 @@ func (s *Server) searchableTypes(c echo.Context, types []string, params map[stri
 }
 
 // allowedTypes returns those of types whose type-level request the caller's policies
-// allow: the request as if sent to [base]/{Type}+suffix with params, where the system-level
-// request's path is [base], [base]/ or [base]+own (own: "/_search", "/_history").
+// allow (see typesAllowed), and confines the request's context to what each type's own
+// decision confined it to.
 func (s *Server) allowedTypes(c echo.Context, types []string, params map[string][]string, own, suffix string) []string {
+	allowed, confs := s.typesAllowed(c, types, params, own, suffix)
+	c.SetRequest(c.Request().WithContext(confinedTo(c.Request().Context(), confs)))
+	return allowed
+}
+
+// typesAllowed returns those of types whose type-level request the caller's policies
+// allow: the request as if sent to [base]/{Type}+suffix with params, where the system-level
+// request's path is [base], [base]/ or [base]+own (own: "/_search", "/_history"); and,
+// for the types a policy allowed only within compartments, those confinements.
+func (s *Server) typesAllowed(c echo.Context, types []string, params map[string][]string, own, suffix string) ([]string, typeConfinements) {
 	r := c.Request()
 	ctx := r.Context()
 	id := auth.FromContext(ctx)
 	// The base of /fhir, /fhir/, /fhir/_search: "/fhir"; of /, /_search: "".
 	base := strings.TrimSuffix(strings.TrimSuffix(r.URL.Path, "/"), own)
 	var allowed []string
+	confs := typeConfinements{}
 	for _, typ := range types {
 		info := s.requestInfo(c, id)
 		probe := equivalent(info, info.Method, base+"/"+typ+suffix, info.RawQuery, params, typ, "", nil)
-		if s.allowed(ctx, probe) {
+		if ok, conf := s.decideProbe(ctx, probe); ok {
 			allowed = append(allowed, typ)
+			if conf != nil {
+				confs[typ] = conf
+			}
 		}
 	}
-	return allowed
+	return allowed, confs
 }
 
 // noTypeAllowed is the answer to a system-level request (what: "search", "read the

@@ -330,7 +330,12 @@ func (r *bundleRun) decide(ctx context.Context, info *accesspolicy.Info, what st
 // entryContext is ctx for entry e's searches: their chains and _has are decided as
 // those of the entry's own request.
 func (r *bundleRun) entryContext(ctx context.Context, e *resources.BundleEntry) context.Context {
-	return resources.WithChainCheck(ctx, r.s.chainCheck(r.info(e)))
+	info := r.info(e)
+	// What the entry's own decision confines it to, as its single request would be.
+	if _, conf := r.s.decideProbe(ctx, info); conf != nil {
+		ctx = resources.WithConfinement(ctx, conf)
+	}
+	return resources.WithChainCheck(ctx, r.s.chainCheck(info))
 }
 
 // entryFailure names entry e in err: the failure of a transaction is the failure of
@@ -659,7 +664,13 @@ func (r *bundleRun) writeCheck(e *resources.BundleEntry, method string, body map
 			m = http.MethodPost
 		}
 		info := equivalent(r.info(e), m, path, "", url.Values{}, typ, id, body)
-		return r.decide(ctx, info, m+" "+path+", which the criteria of "+e.Label()+" reach,")
+		if err := r.decide(ctx, info, m+" "+path+", which the criteria of "+e.Label()+" reach,"); err != nil {
+			return err
+		}
+		if _, conf := r.s.decideProbe(ctx, info); !r.s.reachedUnder(ctx, conf, typ, id) {
+			return resources.Errorf(codeForbidden, "%s/%s, which the criteria of %s reach, is beyond %s", typ, id, e.Label(), conf.Describe(typ))
+		}
+		return nil
 	}
 }
 
