@@ -89,14 +89,18 @@ func (sp *sandboxPage) steps(n int) []sandboxStep {
 func (sp *sandboxPage) afterRedirects(n int, decision string) []sandboxStep {
 	sp.t.Helper()
 	deadline := time.Now().Add(time.Minute)
-	consented := false
+	consented, picked := false, false
 	for {
 		state, err := chromedp.Run(sp.ctx, chromedp.Evaluate[string](fmt.Sprintf(`document.readyState !== 'complete' ? 'loading' :
 			location.pathname === '/ui/sandbox' && document.querySelectorAll('#steps > li').length >= %d ? 'back' :
+			document.querySelector('input[name=patient]') ? 'picker' :
 			document.querySelector('button[value=allow]') ? 'consent' : 'waiting'`, n)))
 		switch {
 		case err == nil && state == "back":
 			return sp.steps(n)
+		case err == nil && state == "picker" && !picked:
+			sp.do("the first patient on the picker", chromedp.Click(`input[name=patient]`), chromedp.Click(`button[value=allow]`))
+			picked = true
 		case err == nil && state == "consent" && !consented:
 			sp.do(decision+" on the consent page", chromedp.Click(`button[value=`+decision+`]`))
 			consented = true
@@ -134,6 +138,8 @@ func testBrowserSandbox(t *testing.T, browser context.Context) {
 	ce := newCodeEnv(t)
 	ce.must(201, yamlPut("/AccessPolicy/user1-all", "engine: allow\nlink: [{resourceType: User, id: user1}]\n"))
 	ce.must(201, put("/fhir/Patient/pt-1", `{"resourceType":"Patient","id":"pt-1","name":[{"family":"Sandbox"}]}`))
+	// user1 is patient pt-1: the SMART flow's picker offers it.
+	ce.must(200, put("/User/user1", `{"email":"user1@example.com","userName":"uone","fhirUser":{"reference":"Patient/pt-1"}}`))
 
 	ctx, cancel := chromedp.NewContext(browser, chromedp.WithNewBrowserContext())
 	t.Cleanup(cancel)
@@ -324,7 +330,7 @@ matcho: {request-method: get, uri: '#^/fhir/Patient'}
 	// 4. SMART standalone launch: the same flow with SMART's scopes.
 	sp.do("SMART standalone", chromedp.Click(`input[name=flow][value=smart]`), chromedp.Click(`#run`))
 	steps = sp.afterRedirects(4, "allow")
-	if steps[2].Kind != "token" || steps[2].Status != "200" || steps[2].Error != "" || (steps[3].Kind != "patient" && steps[3].Kind != "no-patient") {
+	if steps[2].Kind != "token" || steps[2].Status != "200" || steps[2].Error != "" || steps[3].Kind != "patient" {
 		t.Fatalf("SMART steps: %+v", steps)
 	}
 	t.Logf("SMART launch context: %s (%s)", steps[3].Kind, steps[3].Note)
