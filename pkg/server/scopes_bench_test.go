@@ -2,12 +2,9 @@ package server_test
 
 import (
 	"net/http"
-	"net/http/httptest"
 	"os"
-	"slices"
 	"strings"
 	"testing"
-	"time"
 )
 
 // scopedBenchPatient is the Synthea sample's patient Halvorson: 96 observations, 9 of
@@ -59,24 +56,7 @@ func benchScopedSearch(b *testing.B) {
 			b.Run(q.name+"/"+who, func(b *testing.B) {
 				r := e.must(http.StatusOK, bearer(tokens[who], get("/fhir/"+q.query)))
 				b.ReportMetric(at(r.doc, "total").(float64), "matches")
-				took := make([]time.Duration, 0, b.N)
-				b.ResetTimer()
-				for i := 0; i < b.N; i++ {
-					t := time.Now()
-					hr := httptest.NewRequest(http.MethodGet, "/fhir/"+q.query, nil)
-					hr.Header.Set("Authorization", "Bearer "+tokens[who])
-					w := httptest.NewRecorder()
-					e.srv.ServeHTTP(w, hr)
-					if w.Code != http.StatusOK {
-						b.Fatalf("status %d", w.Code)
-					}
-					took = append(took, time.Since(t))
-				}
-				b.StopTimer()
-				slices.Sort(took)
-				ms := func(q float64) float64 { return float64(took[int(q*float64(len(took)-1))].Microseconds()) / 1000 }
-				b.ReportMetric(ms(0.5), "p50-ms")
-				b.ReportMetric(ms(0.9), "p90-ms")
+				timeGets(b, e, "/fhir/"+q.query, "Bearer "+tokens[who])
 			})
 		}
 	}

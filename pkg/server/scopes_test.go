@@ -194,14 +194,9 @@ func testScopesNarrowPolicies(t *testing.T) {
 	}
 }
 
-// Issue 16: the shipped template patient-own-compartment lets a User read the
-// compartment of the Patient its record names, searches filtered — and a User whose
-// record names several patients (compartment.id a list) reaches each of theirs.
-func TestPolicyCompartmentTemplate(t *testing.T) {
-	forEachBackend(t, testPolicyCompartmentTemplate)
-}
-
-func testPolicyCompartmentTemplate(t *testing.T) {
+// templateEnv is scopeEnv with the shipped template patient-own-compartment stored
+// instead of u1's policy, and a User pat1 who is patient p1.
+func templateEnv(t *testing.T) *env {
 	e := scopeEnv(t)
 	e.must(200, del("/AccessPolicy/u1-fhir"))
 	tpl, err := accesspolicy.Template("patient-own-compartment")
@@ -210,6 +205,18 @@ func testPolicyCompartmentTemplate(t *testing.T) {
 	}
 	e.must(201, yamlPut("/AccessPolicy/patient-own-compartment", string(tpl)))
 	e.must(201, put("/User/pat1", `{"password":"pat1-password-long","fhirUser":{"reference":"Patient/p1"}}`))
+	return e
+}
+
+// Issue 16: the shipped template patient-own-compartment lets a User read the
+// compartment of the Patient its record names, searches filtered — and a User whose
+// record names several patients (compartment.id a list) reaches each of theirs.
+func TestPolicyCompartmentTemplate(t *testing.T) {
+	forEachBackend(t, testPolicyCompartmentTemplate)
+}
+
+func testPolicyCompartmentTemplate(t *testing.T) {
+	e := templateEnv(t)
 	e.must(201, put("/User/parent", `{"password":"parent-password-long","data":{"patients":[{"reference":"Patient/p1"},{"reference":"Patient/p2"}]}}`))
 	e.must(201, yamlPut("/AccessPolicy/parent-children", "engine: matcho\nlink: [{resourceType: User, id: parent}]\nmatcho: {request-method: get, uri: '#^/fhir/'}\ncompartment: {type: Patient, id: .user.data.patients}\n"))
 	e.must(201, put("/User/nobody", `{"password":"nobody-password-long"}`))
@@ -350,14 +357,7 @@ func TestProbesKeepTheirCompartments(t *testing.T) {
 }
 
 func testProbesKeepTheirCompartments(t *testing.T) {
-	e := scopeEnv(t)
-	e.must(200, del("/AccessPolicy/u1-fhir"))
-	tpl, err := accesspolicy.Template("patient-own-compartment")
-	if err != nil {
-		t.Fatal(err)
-	}
-	e.must(201, yamlPut("/AccessPolicy/patient-own-compartment", string(tpl)))
-	e.must(201, put("/User/pat1", `{"password":"pat1-password-long","fhirUser":{"reference":"Patient/p1"}}`))
+	e := templateEnv(t)
 	e.must(201, yamlPut("/AccessPolicy/pat1-observations", "engine: matcho\nlink: [{resourceType: User, id: pat1}]\nmatcho: {request-method: get, uri: '#^/fhir/Observation'}\n"))
 	e.must(201, yamlPut("/AccessPolicy/pat1-batch", "engine: matcho\nlink: [{resourceType: User, id: pat1}]\nmatcho: {request-method: post, uri: /fhir/}\n"))
 	r := e.must(200, tokenForm(url.Values{"grant_type": {"password"}, "client_id": {"app"}, "client_secret": {"app-secret"},
