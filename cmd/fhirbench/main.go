@@ -208,6 +208,14 @@ func run() int {
 		}
 		if w.Auth.CodesMade > 0 {
 			fmt.Printf("codes        %d made through /auth/authorize in %s\n", w.Codes, w.Auth.CodesMade.Round(time.Millisecond))
+			// Thousands of codes written just now: the statistics autovacuum would
+			// gather before a server that issues codes all day reads one by its hash.
+			// Without them PostgreSQL found each code by scanning every code's row.
+			if db != nil {
+				if _, err := db.Exec(ctx, "ANALYZE"); err != nil {
+					return fail("ANALYZE: %v", err)
+				}
+			}
 		}
 		if len(w.Auth.Written) > 0 {
 			fmt.Printf("setup        wrote %s\n", strings.Join(w.Auth.Written, ", "))
