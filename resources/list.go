@@ -59,6 +59,11 @@ func (s *Service) resolveList(ctx context.Context, q *Query) error {
 	if res.Deleted {
 		return nil
 	}
+	// A List beyond the caller's confinement (another patient's) is refused as its read
+	// would be: its membership is what the search would tell.
+	if err := s.checkReach(ctx, "List", l.ID, nil, res.Content); err != nil {
+		return err
+	}
 	var doc struct {
 		Entry []struct {
 			Item struct {

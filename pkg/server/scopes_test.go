@@ -33,6 +33,8 @@ func scopeEnv(t *testing.T) *env {
 		"Encounter/e1":    `{"resourceType":"Encounter","status":"finished","class":{"code":"AMB"},"subject":{"reference":"Patient/p1"}}`,
 		"Encounter/e2":    `{"resourceType":"Encounter","status":"finished","class":{"code":"AMB"},"subject":{"reference":"Patient/p2"}}`,
 		"Practitioner/d1": `{"resourceType":"Practitioner","name":[{"family":"Doc"}]}`,
+		"List/l1":         `{"resourceType":"List","status":"current","mode":"working","subject":{"reference":"Patient/p1"},"entry":[{"item":{"reference":"Observation/o1"}}]}`,
+		"List/l2":         `{"resourceType":"List","status":"current","mode":"working","subject":{"reference":"Patient/p2"},"entry":[{"item":{"reference":"Observation/o1"}},{"item":{"reference":"Observation/o2"}}]}`,
 	}
 	for k, v := range docs {
 		e.must(201, put("/fhir/"+k, v))
@@ -121,6 +123,8 @@ func testScopesNarrowPolicies(t *testing.T) {
 		{"search is filtered to the compartment", &pat, get("/fhir/Observation"), 200, []string{"o1", "o3", "o4"}, 3},
 		{"search of patients is filtered", &pat, get("/fhir/Patient"), 200, []string{"p1"}, 1},
 		// o3 is p1's (performer) but its subject is p2: a chain must not tell p2's name.
+		{"a _list beyond the compartment is refused as its read", &pat, get("/fhir/Observation?_list=l2"), 403, nil, 0},
+		{"a _list in the compartment filters", &pat, get("/fhir/Observation?_list=l1"), 200, []string{"o1"}, 1},
 		{"a chain does not look beyond the compartment", &pat, get("/fhir/Observation?subject:Patient.family=Famp2"), 200, []string{}, 0},
 		{"a chain within the compartment", &pat, get("/fhir/Observation?subject:Patient.family=Famp1"), 200, []string{"o1", "o4"}, 2},
 		{"an unconfined chain finds it", &userObs, get("/fhir/Observation?subject:Patient.family=Famp2"), 403, nil, 0},
@@ -292,10 +296,10 @@ func testPatientEverything(t *testing.T) {
 		slices.Sort(include)
 		return match, include
 	}
-	all := []string{"Encounter/e1", "Observation/o1", "Observation/o3", "Observation/o4", "Patient/p1"}
+	all := []string{"Encounter/e1", "List/l1", "Observation/o1", "Observation/o3", "Observation/o4", "Patient/p1"}
 	r := e.must(200, get("/fhir/Patient/p1/$everything"))
 	match, include := split(r)
-	if !slices.Equal(match, all) || r.doc["total"] != float64(5) {
+	if !slices.Equal(match, all) || r.doc["total"] != float64(6) {
 		t.Errorf("matches %v (total %v), want %v", match, r.doc["total"], all)
 	}
 	if !slices.Contains(include, "Practitioner/d1") {
