@@ -167,7 +167,7 @@ func (c policyConfinement) For(typ string) ([]resources.Reach, bool) {
 	var reaches []resources.Reach
 	confined := false
 	for _, comp := range c.comps {
-		if typ != comp.Type && len(resources.CompartmentParams(comp.Type, typ)) == 0 {
+		if !(resources.Compartment{Type: comp.Type}).Holds(typ) {
 			continue
 		}
 		confined = true

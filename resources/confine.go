@@ -42,6 +42,13 @@ type Compartment struct {
 // String writes the compartment as a reference, "Patient/p1".
 func (c Compartment) String() string { return c.Type + "/" + c.ID }
 
+// Holds reports whether a compartment of c's type can hold resources of typ: its own
+// type, and the types its CompartmentDefinition names. A confinement to c leaves the
+// other types alone: none of their resources is in anybody's compartment of that type.
+func (c Compartment) Holds(typ string) bool {
+	return typ == c.Type || len(CompartmentParams(c.Type, typ)) > 0
+}
+
 // Reach is what one grant reaches of a type: the resources within Compartment, when set,
 // that also match Params, when set (search parameters of the type, as the qualifier of a
 // SMART v2 scope patient/Observation.rs?category=vital-signs). The zero Reach is every

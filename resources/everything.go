@@ -111,7 +111,7 @@ func (s *Service) Everything(ctx context.Context, id string, types []string, par
 type compartmentConfinement struct{ c Compartment }
 
 func (c compartmentConfinement) For(typ string) ([]Reach, bool) {
-	if typ != c.c.Type && len(CompartmentParams(c.c.Type, typ)) == 0 {
+	if !c.c.Holds(typ) {
 		return nil, false
 	}
 	return []Reach{{Compartment: &c.c}}, true

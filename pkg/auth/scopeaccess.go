@@ -108,7 +108,7 @@ type scopeConfinement struct {
 // Organization…) is not confined by a patient/ scope, since none of its resources is a
 // patient's. A scope's ?qualifiers narrow its reach to what they match.
 func (c *scopeConfinement) For(typ string) ([]resources.Reach, bool) {
-	inCompartment := typ == "Patient" || len(resources.CompartmentParams("Patient", typ)) > 0
+	inCompartment := resources.Compartment{Type: "Patient"}.Holds(typ)
 	var reaches []resources.Reach
 	for _, sc := range c.s.list {
 		if !sc.names(typ, false) || !strings.ContainsAny(sc.Permissions, c.perms) {
