@@ -364,23 +364,8 @@ func (s *Service) conditionalMatch(ctx context.Context, typ, query string) (*Res
 // version the client expects to replace (an ETag such as W/"3"); a different current
 // version is a CodePreconditionFailed error. created reports update-as-create.
 func (s *Service) Update(ctx context.Context, typ, id string, doc map[string]any, ifMatch string) (res *Resource, created bool, err error) {
-	td, err := s.TypeDef(typ)
+	td, err := s.checkPut(ctx, typ, id, doc)
 	if err != nil {
-		return nil, false, err
-	}
-	if !ValidID(id) {
-		return nil, false, Errorf(CodeInvalid, "invalid id %q: ids match [A-Za-z0-9-.]{1,64}", id)
-	}
-	if err := checkResourceType(typ, doc); err != nil {
-		return nil, false, err
-	}
-	if bid, ok := doc["id"]; ok && bid != nil && bid != id {
-		return nil, false, &Error{Code: CodeInvalid, Message: fmt.Sprintf("body id %v does not match the URL id %q", bid, id), Expression: "id"}
-	}
-	if err := s.validate(ctx, typ, doc); err != nil {
-		return nil, false, err
-	}
-	if err := s.checkR4(ctx, td, doc); err != nil {
 		return nil, false, err
 	}
 	want := int64(0)
@@ -389,11 +374,9 @@ func (s *Service) Update(ctx context.Context, typ, id string, doc map[string]any
 			return nil, false, err
 		}
 	}
-	// Hashed once, outside the transaction: Write may run the function twice.
-	if err := s.hashSecrets(td, doc); err != nil {
+	if err := s.seal(ctx, td, doc); err != nil {
 		return nil, false, err
 	}
-	dropHidden(ctx, td, doc)
 	var prevRes *Resource
 	res, err = s.store.Write(ctx, typ, id, func(cur *Resource) (*Resource, *Index, error) {
 		if ifMatch != "" && (cur == nil || cur.VersionID != want) {
@@ -430,6 +413,40 @@ func (s *Service) Update(ctx context.Context, typ, id string, doc map[string]any
 	}
 	s.afterWrite(ctx, prevRes, res)
 	return res, created, nil
+}
+
+// checkPut checks doc as the body of a PUT of typ/id, before any transaction.
+func (s *Service) checkPut(ctx context.Context, typ, id string, doc map[string]any) (*TypeDef, error) {
+	td, err := s.TypeDef(typ)
+	if err != nil {
+		return nil, err
+	}
+	if !ValidID(id) {
+		return nil, Errorf(CodeInvalid, "invalid id %q: ids match [A-Za-z0-9-.]{1,64}", id)
+	}
+	if err := checkResourceType(typ, doc); err != nil {
+		return nil, err
+	}
+	if bid, ok := doc["id"]; ok && bid != nil && bid != id {
+		return nil, &Error{Code: CodeInvalid, Message: fmt.Sprintf("body id %v does not match the URL id %q", bid, id), Expression: "id"}
+	}
+	if err := s.validate(ctx, typ, doc); err != nil {
+		return nil, err
+	}
+	if err := s.checkR4(ctx, td, doc); err != nil {
+		return nil, err
+	}
+	return td, nil
+}
+
+// seal hashes doc's secret fields and drops the hidden ones a caller may not set.
+// Hashed once, outside the transaction: Write may run its function twice.
+func (s *Service) seal(ctx context.Context, td *TypeDef, doc map[string]any) error {
+	if err := s.hashSecrets(td, doc); err != nil {
+		return err
+	}
+	dropHidden(ctx, td, doc)
+	return nil
 }
 
 // keepFields copies each of fields that doc lacks from prev.

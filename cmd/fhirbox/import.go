@@ -42,7 +42,7 @@ func importCmd(ctx context.Context, args []string, getenv func(string) string, s
 	fs.StringVar(&token, "token", env("FHIRBOX_TOKEN", ""), "bearer token for --server; prefer the environment variable to the flag, which other users can see (env FHIRBOX_TOKEN)")
 	fs.IntVar(&batch, "batch", 0, "resources per batch: one database transaction, or one batch Bundle with --server (default 250 on PostgreSQL, 500 on SQLite, 200 to a server)")
 	fs.IntVar(&cacheMB, "sqlite-cache-mb", 0, "SQLite only: megabytes of page cache for the writes (0: SQLite's 2 MB); more is faster on large files, and is memory of the process")
-	fs.IntVar(&workers, "workers", 0, "batches written at once (default 4 on PostgreSQL, 2 to a server, 1 on SQLite, which has one writer)")
+	fs.IntVar(&workers, "workers", 0, "batches written at once (default 4 on PostgreSQL, 2 to a server, 2 on SQLite: one is built while the other is written by its one writer)")
 	fs.Usage = func() {
 		fmt.Fprint(stderr, "usage: fhirbox import [flags] PATH…\n\nPATH is an NDJSON file (.ndjson, .ndjson.gz), a Bundle (.json), or a directory of them (recursively).\n\nflags:\n")
 		fs.PrintDefaults()
@@ -98,7 +98,9 @@ func importCmd(ctx context.Context, args []string, getenv func(string) string, s
 		}
 		sink, target = s, fmt.Sprintf("%s (%s)", db, db.Backend)
 		if workers == 0 {
-			workers = 1 // SQLite has one writer
+			// SQLite has one writer, but a batch is checked and built before its
+			// transaction: with two, the next batch is built while one is written.
+			workers = 2
 			if db.Backend == app.Postgres {
 				// A transaction spends about half its time waiting for fhirbox to prepare
 				// its resources and half in PostgreSQL: four smaller batches at once kept

@@ -56,26 +56,50 @@ func (s *Store) write(ctx context.Context, items []*Item, res []Result, retry bo
 		}
 		return err
 	}
+	// A resource whose id had no row a moment ago is checked and built before the
+	// transaction (staged), so that the next batch is built while the store writes this
+	// one: on SQLite a transaction's work all runs on the one writer.
+	// first[i] says that item i is the first of its id in the batch (a later one is an
+	// update of it).
+	staged := make([]*resources.Staged, len(items))
+	first := make([]bool, len(items))
+	seen := make(map[string]bool, len(items))
+	for i, it := range items {
+		if res[i].Err != nil {
+			continue
+		}
+		key := it.Type + "/" + it.ID
+		first[i], seen[key] = !seen[key], true
+		if _, ok := cur[key]; ok || !first[i] {
+			continue
+		}
+		if staged[i], err = s.Service.StageCreate(ctx, it.Type, it.ID, it.Doc); err != nil {
+			res[i] = Result{Err: err}
+		}
+	}
 	err = s.Service.Transaction(ctx, func(tx context.Context) error {
-		seen := make(map[string]bool, len(items))
 		for i, it := range items {
 			if res[i].Err != nil {
 				continue
 			}
-			key := it.Type + "/" + it.ID
-			c, ok := cur[key]
-			first := !seen[key]
-			seen[key] = true
-			if ok && first && unchanged(c, it.Doc) {
+			c, ok := cur[it.Type+"/"+it.ID]
+			if ok && first[i] && unchanged(c, it.Doc) {
 				res[i] = Result{Outcome: Unchanged}
 				continue
 			}
 			wctx := tx
-			if !ok && first {
+			if !ok && first[i] {
 				// No row for the id a moment ago: the store may insert without looking
-				// for one (on PostgreSQL several to a statement). Were one created
-				// meanwhile, the insert fails and the batch is retried.
+				// for one (several to a statement). Were one created meanwhile, the
+				// insert fails and the batch is retried.
 				wctx = resources.WithFreshID(tx)
+			}
+			if staged[i] != nil {
+				if _, err := s.Service.WriteStaged(wctx, staged[i]); err != nil {
+					return err
+				}
+				res[i] = Result{Outcome: Created}
+				continue
 			}
 			_, created, err := s.Service.Update(wctx, it.Type, it.ID, it.Doc, "")
 			switch {

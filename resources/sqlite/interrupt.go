@@ -21,6 +21,9 @@ import (
 // Inside a Transaction fn runs on the transaction instead, which alone sees its writes.
 func (s *Store) reading(ctx context.Context, fn func(context.Context, sqlstore.Querier) error) error {
 	if tx := dialect.Tx(ctx); tx != nil {
+		if err := flush(ctx, tx); err != nil {
+			return dialect.WriteError(ctx, err)
+		}
 		return fn(ctx, tx)
 	}
 	ctx, cancel := sqlstore.Bounded(ctx, s.timeout)

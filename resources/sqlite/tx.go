@@ -28,7 +28,11 @@ func (s *Store) Transaction(ctx context.Context, fn func(ctx context.Context) er
 					err = fnPanic{v}
 				}
 			}()
-			return fn(dialect.WithTx(ctx, tx))
+			ctx = withDeferred(dialect.WithTx(ctx, tx))
+			if err := fn(ctx); err != nil {
+				return err
+			}
+			return flush(ctx, tx)
 		}}
 	select {
 	case s.writes <- r:

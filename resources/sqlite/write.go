@@ -26,12 +26,15 @@ VALUES ($1, $2, $3, $4, $5, $6)`
 var indexTables = []struct {
 	name    string
 	columns []string
+	// order is the table's search index as positions in a row of (id, columns…):
+	// the order in which rows of several resources are best inserted together.
+	order []int
 }{
-	{"search_string", []string{"param", "value", "exact", "grp"}},
-	{"search_token", []string{"param", "system", "code", "grp"}},
-	{"search_date", []string{"param", "low", "high", "grp"}},
-	{"search_number", []string{"param", "value", "system", "code", "grp"}},
-	{"search_reference", []string{"param", "target_type", "target_id", "grp"}},
+	{"search_string", []string{"param", "value", "exact", "grp"}, []int{1, 2, 0}},
+	{"search_token", []string{"param", "system", "code", "grp"}, []int{1, 3, 2, 0}},
+	{"search_date", []string{"param", "low", "high", "grp"}, []int{1, 2, 3, 0}},
+	{"search_number", []string{"param", "value", "system", "code", "grp"}, []int{1, 2, 0}},
+	{"search_reference", []string{"param", "target_type", "target_id", "grp"}, []int{1, 3, 2, 0}},
 }
 
 // Write runs fn on the current version of typ/id and stores the version it returns,
@@ -232,6 +235,26 @@ func (s *Store) writeReq(ctx context.Context, tx *sql.Tx, r *writeReq) (*resourc
 // writeIn runs one write inside tx: it reads the current version, calls fn and stores
 // what fn returns. A no-op write returns the current version.
 func (s *Store) writeIn(ctx context.Context, tx *sql.Tx, typ, id string, fn resources.WriteFunc) (*resources.Resource, error) {
+	if d := deferredOf(ctx); d != nil && resources.FreshID(ctx) {
+		// A fresh id has no current version: the create waits to be written with others
+		// (deferred.go). Were the id taken after all, the insert fails at the flush
+		// with a unique violation, and so does the transaction.
+		next, idx, err := call(fn, nil)
+		if err != nil || next == nil {
+			return next, err
+		}
+		if idx, err = dialect.Next(typ, id, next, idx); err != nil {
+			return nil, err
+		}
+		d.creates = append(d.creates, deferredCreate{res: next, idx: idx})
+		if len(d.creates) >= maxDeferred {
+			return next, flush(ctx, tx)
+		}
+		return next, nil
+	}
+	if err := flush(ctx, tx); err != nil {
+		return nil, err
+	}
 	cur, err := dialect.ScanCurrent(tx.QueryRowContext(ctx, sqlstore.ReadSQL, typ, id), typ, id)
 	if err != nil {
 		return nil, err
@@ -272,7 +295,7 @@ func (s *Store) writeIn(ctx context.Context, tx *sql.Tx, typ, id string, fn reso
 		return nil, err
 	}
 	for i, rows := range indexRows(idx) {
-		if err := insertRows(ctx, tx, indexTables[i].name, indexTables[i].columns, []any{typ, id}, rows); err != nil {
+		if err := insertRows(ctx, tx, indexTables[i].name, append([]string{"resource_type", "id"}, indexTables[i].columns...), []any{typ, id}, rows); err != nil {
 			return nil, err
 		}
 	}
@@ -300,32 +323,46 @@ func indexRows(idx *resources.Index) [][][]any {
 	return out
 }
 
-// rowsPerInsert bounds the rows of one INSERT, and so its number of arguments.
-const rowsPerInsert = 100
+// rowsPerInsert and argsPerInsert bound the rows of one INSERT. The driver finds each
+// argument of a statement by a search among all of them, so that binding costs the
+// square of their number.
+const (
+	rowsPerInsert = 100
+	argsPerInsert = 120
+)
 
-// insertRows inserts rows into table, several per statement: each statement costs a
-// parse, whatever its number of rows. Every row starts with the values of fixed
-// (resource_type and id, or resource_type alone when each row carries its own id),
-// bound once per statement, and goes on with its own values.
+// insertRows inserts rows into columns of table, several per statement: each statement
+// costs a parse, whatever its number of rows. The first len(fixed) columns take the
+// values of fixed in every row, bound once per statement; each row gives the others.
 func insertRows(ctx context.Context, tx *sql.Tx, table string, columns []string, fixed []any, rows [][]any) error {
-	head := "($1"
-	for i := 2; i <= len(fixed); i++ {
-		head += ", $" + strconv.Itoa(i)
+	head := "("
+	for i := range fixed {
+		if i > 0 {
+			head += ", "
+		}
+		head += "$" + strconv.Itoa(i+1)
+	}
+	perInsert := rowsPerInsert
+	if len(rows) > 0 && len(rows[0]) > 0 {
+		perInsert = max(1, min(rowsPerInsert, argsPerInsert/len(rows[0])))
 	}
 	for len(rows) > 0 {
-		n := min(len(rows), rowsPerInsert)
+		n := min(len(rows), perInsert)
 		var b strings.Builder
-		b.WriteString("INSERT INTO " + table + " (resource_type, id, " + strings.Join(columns, ", ") + ") VALUES ")
-		args := make([]any, 0, len(fixed)+n*(len(columns)+1))
+		b.WriteString("INSERT INTO " + table + " (" + strings.Join(columns, ", ") + ") VALUES ")
+		args := make([]any, 0, len(fixed)+n*(len(columns)-len(fixed)))
 		args = append(args, fixed...)
 		for i, r := range rows[:n] {
 			if i > 0 {
 				b.WriteString(", ")
 			}
 			b.WriteString(head)
-			for _, v := range r {
+			for j, v := range r {
 				args = append(args, v)
-				b.WriteString(", $" + strconv.Itoa(len(args)))
+				if j > 0 || len(fixed) > 0 {
+					b.WriteString(", ")
+				}
+				b.WriteString("$" + strconv.Itoa(len(args)))
 			}
 			b.WriteString(")")
 		}

@@ -67,6 +67,7 @@ func Run(t *testing.T, be Backend) {
 		{"RewriteIndex", testRewriteIndex},
 		{"RewriteIndexConcurrentWrite", testRewriteIndexConcurrentWrite},
 		{"Transaction", testTransaction},
+		{"TransactionManyCreates", testTransactionManyCreates},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
