@@ -87,6 +87,8 @@ func TestScopesNarrowPolicies(t *testing.T) {
 
 func testScopesNarrowPolicies(t *testing.T) {
 	e := scopeEnv(t)
+	// p3 links to p1: in p1's compartment (R4 Patient compartment: Patient.link).
+	e.must(201, put("/fhir/Patient/p3", `{"resourceType":"Patient","name":[{"family":"Famp3"}],"link":[{"other":{"reference":"Patient/p1"},"type":"seealso"}]}`))
 	pat := scopedToken(t, e, "patient/*.rs", "p1")
 	noPatient := scopedToken(t, e, "patient/*.rs", "")
 	userObs := scopedToken(t, e, "user/Observation.rs", "")
@@ -121,7 +123,10 @@ func testScopesNarrowPolicies(t *testing.T) {
 		{"patient scope refuses type history", &pat, get("/fhir/Observation/_history"), 403, nil, 0},
 		{"types outside the compartment are not confined", &pat, get("/fhir/Practitioner/d1"), 200, nil, 0},
 		{"search is filtered to the compartment", &pat, get("/fhir/Observation"), 200, []string{"o1", "o3", "o4"}, 3},
-		{"search of patients is filtered", &pat, get("/fhir/Patient"), 200, []string{"p1"}, 1},
+		{"search of patients is filtered", &pat, get("/fhir/Patient"), 200, []string{"p1", "p3"}, 2},
+		{"a patient linking to the compartment's", &pat, get("/fhir/Patient?family=Famp3"), 200, []string{"p3"}, 1},
+		{"a patient outside it, by name", &pat, get("/fhir/Patient?family=Famp2"), 200, []string{}, 0},
+		{"patients in the compartment, a page at a time", &pat, get("/fhir/Patient?_count=1&_total=accurate"), 200, []string{"p3"}, 2},
 		// o3 is p1's (performer) but its subject is p2: a chain must not tell p2's name.
 		{"a _list beyond the compartment is refused as its read", &pat, get("/fhir/Observation?_list=l2"), 403, nil, 0},
 		{"a _list in the compartment filters", &pat, get("/fhir/Observation?_list=l1"), 200, []string{"o1"}, 1},
@@ -129,10 +134,10 @@ func testScopesNarrowPolicies(t *testing.T) {
 		{"a chain within the compartment", &pat, get("/fhir/Observation?subject:Patient.family=Famp1"), 200, []string{"o1", "o4"}, 2},
 		{"an unconfined chain finds it", &userObs, get("/fhir/Observation?subject:Patient.family=Famp2"), 403, nil, 0},
 		{"an include never adds what the scopes do not reach", &pat, get("/fhir/Observation?_include=Observation:subject"), 200, []string{"o1", "o3", "o4", "p1"}, 3},
-		{"a revinclude likewise", &pat, get("/fhir/Patient?_revinclude=Observation:subject"), 200, []string{"o1", "o4", "p1"}, 1},
+		{"a revinclude likewise", &pat, get("/fhir/Patient?_revinclude=Observation:subject"), 200, []string{"o1", "o4", "p1", "p3"}, 2},
 		{"search for another patient's data is empty, not refused", &pat, get("/fhir/Observation?subject=Patient/p2&performer:missing=true"), 200, []string{}, 0},
 		{"POST _search is filtered", &pat, post("/fhir/Encounter/_search", "", "Content-Type", "application/x-www-form-urlencoded"), 200, []string{"e1"}, 1},
-		{"system search is filtered", &pat, get("/fhir/?_type=Patient,Encounter"), 200, []string{"e1", "p1"}, 2},
+		{"system search is filtered", &pat, get("/fhir/?_type=Patient,Encounter"), 200, []string{"e1", "p1", "p3"}, 3},
 		{"read scopes do not write", &pat, put("/fhir/Observation/o1", `{"resourceType":"Observation","status":"final","code":{"text":"y"},"subject":{"reference":"Patient/p1"}}`), 403, nil, 0},
 		{"patient scope without a patient reaches nothing", &noPatient, get("/fhir/Observation"), 200, []string{}, 0},
 		{"patient scope without a patient reads nothing", &noPatient, get("/fhir/Patient/p1"), 403, nil, 0},

@@ -29,7 +29,11 @@ func (d *Dialect) SearchIDs(ctx context.Context, db Querier, q *resources.Query,
 			return nil, err
 		}
 	}
-	b := &builder{d: d, driver: driver}
+	members, err := d.confineMembers(ctx, db, q)
+	if err != nil {
+		return nil, err
+	}
+	b := &builder{d: d, driver: driver, members: members}
 	typed := q.Type == ""
 	if typed {
 		b.WriteString("SELECT r.resource_type, r.id FROM resource r WHERE ")

@@ -39,6 +39,9 @@ type builder struct {
 	// chainConfine are the confinements of the types chains lead to
 	// (resources.Query.ChainConfine).
 	chainConfine map[string][][]resources.ConfineGroup
+	// members are the resolved members of confinement groups on a compartment's own
+	// type (see Dialect.confineMembers).
+	members map[*resources.ConfineGroup][]string
 }
 
 // res returns the alias of the resource rows the clauses test.
@@ -60,7 +63,7 @@ func (b *builder) arg(v any) string {
 
 // clone returns a builder that continues from b's text and arguments without changing b.
 func (b *builder) clone() *builder {
-	c := &builder{args: append([]any(nil), b.args...), d: b.d, typ: b.typ, types: b.types, others: b.others, driver: b.driver, selects: b.selects, chainConfine: b.chainConfine}
+	c := &builder{args: append([]any(nil), b.args...), d: b.d, typ: b.typ, types: b.types, others: b.others, driver: b.driver, selects: b.selects, chainConfine: b.chainConfine, members: b.members}
 	c.WriteString(b.String())
 	return c
 }
@@ -115,8 +118,12 @@ func (d *Dialect) Search(ctx context.Context, db Querier, q *resources.Query) (*
 			return nil, err
 		}
 	}
+	members, err := d.confineMembers(ctx, db, q)
+	if err != nil {
+		return nil, err
+	}
 	from := func(driver *resources.Clause) (*builder, error) {
-		b := &builder{d: d, driver: driver}
+		b := &builder{d: d, driver: driver, members: members}
 		b.WriteString(" FROM resource r WHERE ")
 		if err := b.where(q); err != nil {
 			return nil, err
