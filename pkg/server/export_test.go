@@ -425,3 +425,84 @@ func testExportScoped(t *testing.T) {
 		t.Errorf("failed job says %q", msg)
 	}
 }
+
+// A group-level export is confined as its caller's reads are (conformance E9): a Group
+// the caller could not GET is refused at the kick-off with that GET's answer, whichever
+// policy allowed the kick-off itself; the walk reads the Group again as that GET, so a
+// Group changed after the kick-off to members beyond the caller's reach is refused
+// rather than walked; and the members' resources are those the caller reaches.
+func TestExportGroupConfined(t *testing.T) { forEachBackend(t, testExportGroupConfined) }
+
+func testExportGroupConfined(t *testing.T) {
+	e := templateEnv(t)
+	// u1 (for the scoped token) may do anything under /fhir again.
+	e.must(201, yamlPut("/AccessPolicy/u1-fhir", "engine: matcho\nlink: [{resourceType: User, id: u1}]\nmatcho: {uri: '#^/fhir/'}\n"))
+	// pat1x is patient p1 too, under the template, and an unconfined policy of its own
+	// allows its kick-offs and its searches of Observation: neither decision carries the
+	// compartment that a GET of a Group gets from the template.
+	e.must(201, put("/User/pat1x", `{"password":"pat1x-password-long","fhirUser":{"reference":"Patient/p1"}}`))
+	e.must(201, yamlPut("/AccessPolicy/pat1x-export", "engine: matcho\nlink: [{resourceType: User, id: pat1x}]\nmatcho: {request-method: get, uri: '#(/\\$export$|^/fhir/Observation$)'}\n"))
+	group := func(members ...string) string {
+		var ms []string
+		for _, m := range members {
+			ms = append(ms, `{"entity":{"reference":"Patient/`+m+`"}}`)
+		}
+		return `{"resourceType":"Group","type":"person","actual":true,"member":[` + strings.Join(ms, ",") + `]}`
+	}
+	e.must(201, put("/fhir/Group/g12", group("p1", "p2")))
+	e.must(201, put("/fhir/Group/g2", group("p2")))
+	login := func(user string) string {
+		r := e.must(200, tokenForm(url.Values{"grant_type": {"password"}, "client_id": {"app"}, "client_secret": {"app-secret"},
+			"username": {user}, "password": {user + "-password-long"}}))
+		return r.doc["access_token"].(string)
+	}
+	// obs are the Observations of g12's members the caller reaches: pat1x searches
+	// every Observation.
+	callers := []struct {
+		name string
+		tok  string
+		obs  []string
+	}{
+		{"patient scope", scopedToken(t, e, "patient/*.rs", "p1"), []string{"o1", "o3", "o4"}},
+		{"compartment policy", login("pat1"), []string{"o1", "o3", "o4"}},
+		{"compartment policy, kick-off allowed unconfined", login("pat1x"), []string{"o1", "o2", "o3", "o4"}},
+	}
+	for _, c := range callers {
+		t.Run(c.name, func(t *testing.T) {
+			e := e.in(t)
+			as := func(r req) req { return bearer(c.tok, r) }
+			// The kick-off answers as the GET of the Group does.
+			for _, g := range []string{"g2", "nope"} {
+				read := e.do(as(get("/fhir/Group/" + g)))
+				if read.status != 403 && read.status != 404 {
+					t.Fatalf("GET Group/%s: %d, want a refusal", g, read.status)
+				}
+				r := e.do(as(get("/fhir/Group/"+g+"/$export", "Prefer", "respond-async")))
+				if r.status != read.status || outcomeText(t, r) == "" {
+					t.Errorf("kick-off on Group/%s: %d %s, want %d as its GET", g, r.status, r.raw, read.status)
+				}
+			}
+			// g12 is in p1's compartment (member p1): exported, but only what the caller
+			// reaches of its members' resources.
+			status := e.kickoff(as(get("/fhir/Group/g12/$export?_type=Patient,Observation,Encounter")))
+			e.runExports()
+			m, ids := e.exported(status, as)
+			slices.Sort(ids["Observation"])
+			if !slices.Equal(ids["Patient"], []string{"p1"}) || !slices.Equal(ids["Observation"], c.obs) ||
+				!slices.Equal(ids["Encounter"], []string{"e1"}) || len(m.Error) != 0 {
+				t.Errorf("group export: %v, errors %v", ids, m.Error)
+			}
+
+			// Kicked off on g12, which then loses p1: the walk reads it as the caller's
+			// GET would, refused, and exports none of its members' resources.
+			status = e.kickoff(as(get("/fhir/Group/g12/$export?_type=Patient,Observation")))
+			e.must(200, put("/fhir/Group/g12", group("p2")))
+			defer e.must(200, put("/fhir/Group/g12", group("p1", "p2")))
+			e.runExports()
+			_, ids = e.exported(status, as)
+			if len(ids["Patient"]) != 0 || len(ids["Observation"]) != 0 || len(ids["OperationOutcome"]) != 2 {
+				t.Errorf("walk of a Group beyond the caller's reach: %v", ids)
+			}
+		})
+	}
+}

@@ -88,6 +88,7 @@ func (s *Server) jobContext(ctx context.Context, job *exportjob.Job, typ string)
 // to the Patient).
 func (w exportWalker) Walk(ctx context.Context, job *exportjob.Job, typ string, emit func([]byte) error) error {
 	s := w.s
+	base := ctx
 	ctx, err := s.jobContext(ctx, job, typ)
 	if err != nil {
 		return err
@@ -97,9 +98,10 @@ func (w exportWalker) Walk(ctx context.Context, job *exportjob.Job, typ string, 
 	if job.Kind != exportjob.Group {
 		return export.WalkType(ctx, s.svc, typ, params, job.TransactionTime, pageSize, emit)
 	}
-	// The Group is read as the caller, confined as its reads are (the kick-off decided
-	// GET [base]/Group/{id} itself).
-	members, err := s.groupMembers(ctx, job.GroupID)
+	// The Group is read again, as the caller's GET [base]/Group/{id} would read it now:
+	// as the caller, but not under the confinement of the search of typ, which may be
+	// another policy's.
+	members, err := s.groupMembers(auth.WithIdentity(base, auth.FromContext(ctx)), job.GroupID)
 	if err != nil {
 		return err
 	}
@@ -143,9 +145,11 @@ func (w exportWalker) Walk(ctx context.Context, job *exportjob.Job, typ string, 
 }
 
 // groupMembers returns the ids of the Patients a Group's member.entity refers to,
-// read as the job's caller.
+// read as the job's caller (ctx carries its identity) would read the Group.
 func (s *Server) groupMembers(ctx context.Context, id string) ([]string, error) {
-	g, err := s.svc.Read(ctx, "Group", id)
+	caller := auth.FromContext(ctx)
+	info := &accesspolicy.Info{Method: http.MethodGet, Query: url.Values{}, Caller: caller}
+	g, err := s.readGroupAs(ctx, info, id)
 	if err != nil {
 		return nil, err
 	}
@@ -167,4 +171,25 @@ func (s *Server) groupMembers(ctx context.Context, id string) ([]string, error) 
 		}
 	}
 	return out, nil
+}
+
+// readGroupAs reads Group id as GET [base]/Group/{id} from the caller of info would
+// (conformance E9): decided by the caller's policies and token scopes, and read under
+// the confinements that decision and the scopes impose — a caller confined to a
+// patient's compartment reads only the Groups that have the patient as a member. A
+// refusal is that GET's: 401 or 403 when no policy allows it, 403 when the Group is
+// beyond the caller's compartment, 404 when there is none. ctx may carry more
+// confinements (a kick-off's own): they only narrow.
+func (s *Server) readGroupAs(ctx context.Context, info *accesspolicy.Info, id string) (*resources.Resource, error) {
+	path := "/fhir/Group/" + id
+	read := equivalent(info, http.MethodGet, path, "", url.Values{}, "Group", id, nil)
+	ok, conf := s.decideProbe(ctx, read)
+	if !ok {
+		if info.Caller.Anonymous() {
+			return nil, resources.Errorf(codeUnauthorized, "authentication required: no access policy allows anonymous GET %s", path)
+		}
+		return nil, resources.Errorf(codeForbidden, "no access policy allows %s to GET %s", info.Caller.String(), path)
+	}
+	ctx = confineScopes(ctx, info.Caller, http.MethodGet, path)
+	return s.svc.Read(resources.WithConfinement(ctx, conf), "Group", id)
 }
