@@ -19,7 +19,7 @@ import (
 	"github.com/fhirbox/fhirbox/resources"
 )
 
-// FHIR Bulk Data export (Bulk Data Access IG v2, conformance E1–E9): the kick-off,
+// FHIR Bulk Data export (Bulk Data Access IG v2, conformance E1–E10): the kick-off,
 // status, cancel and file endpoints. The jobs, their runner and the manifest are
 // pkg/export's; what a job reads, as its caller, is exportwalk.go's.
 

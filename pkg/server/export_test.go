@@ -506,3 +506,74 @@ func testExportGroupConfined(t *testing.T) {
 		})
 	}
 }
+
+// A patient-level export is the Patient compartment of all patients (conformance E10):
+// every Patient, and a resource of another of the compartment's types only when one of
+// its compartment parameters refers to a Patient — each such resource once, in id
+// order across pages; a system-level export has them all.
+func TestExportPatientLevel(t *testing.T) { forEachBackend(t, testExportPatientLevel) }
+
+func testExportPatientLevel(t *testing.T) {
+	e := newEnv(t, withExport(export.Options{PageSize: 2}))
+	all, want := map[string][]string{}, map[string][]string{}
+	obs := func(refs string) string {
+		return `{"resourceType":"Observation","status":"final","code":{"text":"x"}` + refs + `}`
+	}
+	for _, tt := range []struct {
+		path, doc string
+		in        bool // in some Patient's compartment
+	}{
+		{"Patient/p1", `{"resourceType":"Patient"}`, true},
+		{"Patient/p2", `{"resourceType":"Patient"}`, true},
+		{"Patient/p3", `{"resourceType":"Patient","link":[{"other":{"reference":"Patient/p1"},"type":"seealso"}]}`, true},
+		{"Practitioner/d1", `{"resourceType":"Practitioner"}`, false},
+		{"Observation/o-subject", obs(`,"subject":{"reference":"Patient/p1"}`), true},
+		{"Observation/o-performer", obs(`,"performer":[{"reference":"Patient/p2"}]`), true},
+		{"Observation/o-both", obs(`,"subject":{"reference":"Patient/p1"},"performer":[{"reference":"Patient/p2"},{"reference":"Patient/p1"}]`), true},
+		{"Observation/o-none", obs(``), false},
+		{"Observation/o-group", obs(`,"subject":{"reference":"Group/g-patients"}`), false},
+		{"Observation/o-practitioner", obs(`,"performer":[{"reference":"Practitioner/d1"}]`), false},
+		{"Encounter/e-patient", `{"resourceType":"Encounter","status":"finished","class":{"code":"AMB"},"subject":{"reference":"Patient/p1"}}`, true},
+		{"Encounter/e-none", `{"resourceType":"Encounter","status":"finished","class":{"code":"AMB"}}`, false},
+		{"Condition/c-asserter", `{"resourceType":"Condition","subject":{"reference":"Group/g-patients"},"asserter":{"reference":"Patient/p2"}}`, true},
+		{"Condition/c-group", `{"resourceType":"Condition","subject":{"reference":"Group/g-patients"},"asserter":{"reference":"Practitioner/d1"}}`, false},
+		{"CareTeam/ct-participant", `{"resourceType":"CareTeam","participant":[{"member":{"reference":"Patient/p2"}}]}`, true},
+		{"CareTeam/ct-none", `{"resourceType":"CareTeam","participant":[{"member":{"reference":"Practitioner/d1"}}]}`, false},
+		{"Group/g-patients", `{"resourceType":"Group","type":"person","actual":true,"member":[{"entity":{"reference":"Patient/p1"}}]}`, true},
+		{"Group/g-practitioners", `{"resourceType":"Group","type":"practitioner","actual":true,"member":[{"entity":{"reference":"Practitioner/d1"}}]}`, false},
+	} {
+		e.must(201, put("/fhir/"+tt.path, tt.doc))
+		typ, id, _ := strings.Cut(tt.path, "/")
+		all[typ] = append(all[typ], id)
+		if tt.in {
+			want[typ] = append(want[typ], id)
+		}
+	}
+	types := "_type=Patient,Practitioner,Observation,Encounter,Condition,CareTeam,Group"
+	for _, level := range []struct {
+		path string
+		want map[string][]string
+	}{
+		{"/fhir/Patient/$export?" + strings.Replace(types, "Practitioner,", "", 1), want},
+		{"/fhir/$export?" + types, all},
+	} {
+		status := e.kickoff(get(level.path))
+		e.runExports()
+		_, ids := e.exported(status, self)
+		for typ, got := range ids {
+			// In id order, as the walk pages: each once.
+			if !slices.IsSorted(got) || len(slices.Compact(slices.Clone(got))) != len(got) {
+				t.Errorf("%s: %s not in id order, or repeated: %v", level.path, typ, got)
+			}
+		}
+		for typ := range level.want {
+			w := slices.Sorted(slices.Values(level.want[typ]))
+			if !slices.Equal(ids[typ], w) {
+				t.Errorf("%s: %s exported %v, want %v", level.path, typ, ids[typ], w)
+			}
+		}
+		if len(ids) != len(level.want) {
+			t.Errorf("%s: types %v", level.path, ids)
+		}
+	}
+}

@@ -81,11 +81,12 @@ func (s *Server) jobContext(ctx context.Context, job *exportjob.Job, typ string)
 }
 
 // Walk implements export.Walker: the resources of typ the job exports, by level. A
-// system-level job exports every resource of the type; a patient-level job every
-// resource of the Patient compartment's types; a group-level job the Group's
-// member Patients and the resources of their compartments (a resource is in a
-// Patient's compartment when one of the compartment's parameters of its type refers
-// to the Patient).
+// system-level job exports every resource of the type; a patient-level job the
+// Patient compartment of all patients (conformance E10): every Patient, and the
+// resources of the compartment's other types that refer to some Patient; a
+// group-level job the Group's member Patients and the resources of their compartments
+// (a resource is in a Patient's compartment when one of the compartment's parameters
+// of its type refers to the Patient).
 func (w exportWalker) Walk(ctx context.Context, job *exportjob.Job, typ string, emit func([]byte) error) error {
 	s := w.s
 	base := ctx
@@ -95,8 +96,11 @@ func (w exportWalker) Walk(ctx context.Context, job *exportjob.Job, typ string, 
 	}
 	params := export.Params(job)
 	pageSize := s.exports.Options().PageSize
-	if job.Kind != exportjob.Group {
+	switch job.Kind {
+	case exportjob.System:
 		return export.WalkType(ctx, s.svc, typ, params, job.TransactionTime, pageSize, emit)
+	case exportjob.Patient:
+		return export.WalkCompartments(ctx, s.svc, "Patient", typ, params, job.TransactionTime, pageSize, emit)
 	}
 	// The Group is read again, as the caller's GET [base]/Group/{id} would read it now:
 	// as the caller, but not under the confinement of the search of typ, which may be

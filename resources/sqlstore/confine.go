@@ -80,6 +80,9 @@ func (b *builder) confineGroup(g *resources.ConfineGroup) error {
 		}
 		b.WriteString(")")
 	}
+	if g.InAny != "" {
+		b.inAny(g.InAny, g.Params)
+	}
 	for i := range g.Clauses {
 		if err := b.clause(&g.Clauses[i]); err != nil {
 			return err
@@ -87,4 +90,26 @@ func (b *builder) confineGroup(g *resources.ConfineGroup) error {
 	}
 	b.WriteString(")")
 	return nil
+}
+
+// inAny writes " AND <the resource refers to some resource of compType through one of
+// params>": a correlated EXISTS on the reference index's (resource_type, id, …) index,
+// one probe a resource. A patient-level export walks a type in id order a page at a
+// time and keeps nearly every resource: probing each as the walk passes it costs the
+// page, where the set of every resource that refers to some Patient ("id IN (…)") would
+// be built again for every page.
+func (b *builder) inAny(compType string, params []string) {
+	if len(params) == 0 {
+		b.WriteString(" AND 1 = 0") // the type has no resources in such compartments
+		return
+	}
+	r := b.res()
+	b.w(" AND EXISTS (SELECT 1 FROM ", referenceTable.name, " s WHERE s.resource_type = ", r, ".resource_type AND s.id = ", r, ".id AND s.param IN (")
+	for i, p := range params {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteString(b.arg(p))
+	}
+	b.w(") AND s.target_type = ", b.arg(compType), ")")
 }
