@@ -70,6 +70,11 @@ type ConfineGroup struct {
 	// Params. A patient-level export selects with it (Service.ExportCompartmentsPage);
 	// access control never sets it.
 	InAny string
+	// After, with InAny, keeps the reference rows of ids after it: the query's own
+	// keyset bound (Query.After) repeated inside the condition, since PostgreSQL does not
+	// carry r.id > x over to the rows joined on r.id: without it, a merge join reads the
+	// type's references from its first id on every page, and a walk grows quadratic.
+	After string
 	// Params are the compartment parameters of the group's one type.
 	Params  []string
 	Clauses []Clause

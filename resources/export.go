@@ -37,7 +37,7 @@ func (s *Service) ExportCompartmentsPage(ctx context.Context, compType, typ stri
 	}
 	if compType != "" && typ != compType {
 		// A condition of the query, like a confinement: never a parameter of links.
-		q.Confine = append(q.Confine, []ConfineGroup{{Types: []string{typ}, InAny: compType, Params: CompartmentParams(compType, typ)}})
+		q.Confine = append(q.Confine, []ConfineGroup{{Types: []string{typ}, InAny: compType, Params: CompartmentParams(compType, typ), After: after}})
 	}
 	// Past the API's _count maximum: the page is the server's, not a client's.
 	q.Count, q.After = max(limit, 1), after
