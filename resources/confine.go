@@ -60,11 +60,21 @@ type Reach struct {
 
 // ConfineGroup is one way a resource satisfies a confinement in a search: it is of one
 // of Types (any type when empty), within Compartment when set (it is the compartment's
-// resource, or references it through one of Params), and matches every clause of
-// Clauses.
+// resource, or references it through one of Params), within some compartment of the
+// type InAny when set, and matches every clause of Clauses.
 type ConfineGroup struct {
 	Types       []string
 	Compartment *Compartment
+	// InAny, when set (a compartment type, "Patient"), keeps the resources in some
+	// compartment of that type: those that refer to a resource of it through one of
+	// Params. A patient-level export selects with it (Service.ExportCompartmentsPage);
+	// access control never sets it.
+	InAny string
+	// After, with InAny, keeps the reference rows of ids after it: the query's own
+	// keyset bound (Query.After) repeated inside the condition, since PostgreSQL does not
+	// carry r.id > x over to the rows joined on r.id: without it, a merge join reads the
+	// type's references from its first id on every page, and a walk grows quadratic.
+	After string
 	// Params are the compartment parameters of the group's one type.
 	Params  []string
 	Clauses []Clause

@@ -134,8 +134,11 @@ type config struct {
 	// SessionRetention is how long ended and closed Sessions are kept.
 	SessionRetention time.Duration
 	// ExportTTL is how long a finished $export job and its files are kept.
-	ExportTTL  time.Duration
-	JWTKeyPath string
+	ExportTTL time.Duration
+	// ExportLease is how long a running $export job stays its instance's without a
+	// renewal: after an instance dies, another resumes its jobs within it.
+	ExportLease time.Duration
+	JWTKeyPath  string
 	// KeyEncryptionKey encrypts the signing keys in the database (nil: plain PEM).
 	KeyEncryptionKey []byte
 	// Connection caps, transfer bounds and CORS (see serve and server.Config).
@@ -193,6 +196,8 @@ func parseConfig(cmd string, args []string, getenv func(string) string, stderr i
 	fs.StringVar(&retention, "session-retention", env("FHIRBOX_SESSION_RETENTION", app.DefaultSessionRetention.String()), "how long an ended or closed Session is kept before it is removed, e.g. 24h (env FHIRBOX_SESSION_RETENTION)")
 	var exportTTL string
 	fs.StringVar(&exportTTL, "export-ttl", env("FHIRBOX_EXPORT_TTL", export.DefaultTTL.String()), "how long a finished $export job and its files are kept before they are removed, e.g. 24h (env FHIRBOX_EXPORT_TTL)")
+	var exportLease string
+	fs.StringVar(&exportLease, "export-lease", env("FHIRBOX_EXPORT_LEASE", export.DefaultLease.String()), "how long a running $export job stays its instance's without a renewal (renewed every third of it): another instance runs the job again this long after its instance died (env FHIRBOX_EXPORT_LEASE)")
 	var maxConns, maxConnsPerAddr, transferTimeout, transferRate, corsOrigins, handling, resultSets string
 	fs.StringVar(&maxConns, "max-conns", env("FHIRBOX_MAX_CONNS", "4096"), "most connections open at once; more wait to be accepted (env FHIRBOX_MAX_CONNS)")
 	fs.StringVar(&maxConnsPerAddr, "max-conns-per-addr", env("FHIRBOX_MAX_CONNS_PER_ADDR", "256"), "most connections open at once from one IP address (IPv6: one /64); more are refused with 503; 0: no cap, e.g. behind a proxy (env FHIRBOX_MAX_CONNS_PER_ADDR)")
@@ -312,6 +317,9 @@ func parseConfig(cmd string, args []string, getenv func(string) string, stderr i
 	if c.ExportTTL, err = time.ParseDuration(exportTTL); err != nil || c.ExportTTL < time.Minute {
 		return nil, fmt.Errorf("FHIRBOX_EXPORT_TTL %q must be a duration of at least 1m, such as 1h", exportTTL)
 	}
+	if c.ExportLease, err = time.ParseDuration(exportLease); err != nil || c.ExportLease < time.Second {
+		return nil, fmt.Errorf("FHIRBOX_EXPORT_LEASE %q must be a duration of at least 1s, such as 30s", exportLease)
+	}
 	if c.MaxConns, err = strconv.Atoi(maxConns); err != nil || c.MaxConns < 1 {
 		return nil, fmt.Errorf("FHIRBOX_MAX_CONNS %q must be a positive integer", maxConns)
 	}
@@ -396,7 +404,7 @@ func serve(ctx context.Context, cfg *config, stdout io.Writer) error {
 		JWTKeyPath:       cfg.JWTKeyPath,
 		KeyEncryptionKey: cfg.KeyEncryptionKey,
 		SessionRetention: cfg.SessionRetention,
-		Export:           export.Options{TTL: cfg.ExportTTL},
+		Export:           export.Options{TTL: cfg.ExportTTL, Lease: cfg.ExportLease},
 		SearchLimits:     cfg.SearchLimits,
 		ResultSets:       cfg.ResultSets,
 

@@ -52,6 +52,8 @@ func TestConfigErrors(t *testing.T) {
 		{"bad log level", with("FHIRBOX_LOG_LEVEL", "loud"), nil, "FHIRBOX_LOG_LEVEL"},
 		{"bad session retention", with("FHIRBOX_SESSION_RETENTION", "7d"), nil, "FHIRBOX_SESSION_RETENTION"},
 		{"tiny session retention", with("FHIRBOX_SESSION_RETENTION", "1s"), nil, "FHIRBOX_SESSION_RETENTION"},
+		{"bad export lease", with("FHIRBOX_EXPORT_LEASE", "30"), nil, "FHIRBOX_EXPORT_LEASE"},
+		{"tiny export lease", with("FHIRBOX_EXPORT_LEASE", "10ms"), nil, "FHIRBOX_EXPORT_LEASE"},
 		{"zero max conns", with("FHIRBOX_MAX_CONNS", "0"), nil, "FHIRBOX_MAX_CONNS"},
 		{"bad max conns per addr", with("FHIRBOX_MAX_CONNS_PER_ADDR", "-1"), nil, "FHIRBOX_MAX_CONNS_PER_ADDR"},
 		{"bad transfer timeout", with("FHIRBOX_TRANSFER_TIMEOUT", "30"), nil, "FHIRBOX_TRANSFER_TIMEOUT"},

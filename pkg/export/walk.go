@@ -46,6 +46,18 @@ func WalkType(ctx context.Context, svc *resources.Service, typ string, params ur
 // WalkTypeResources is WalkType with the resource beside its content. The next page
 // is read while the current one is emitted: the database and the writing overlap.
 func WalkTypeResources(ctx context.Context, svc *resources.Service, typ string, params url.Values, until time.Time, pageSize int, emit func(*resources.Resource, []byte) error) error {
+	return walkPages(ctx, svc, "", typ, params, until, pageSize, emit)
+}
+
+// WalkCompartments is WalkType over the resources of typ in some compartment of
+// compType (svc.ExportCompartmentsPage): a patient-level export's walk, with compType
+// "Patient".
+func WalkCompartments(ctx context.Context, svc *resources.Service, compType, typ string, params url.Values, until time.Time, pageSize int, emit func([]byte) error) error {
+	return walkPages(ctx, svc, compType, typ, params, until, pageSize, func(_ *resources.Resource, content []byte) error { return emit(content) })
+}
+
+// walkPages is the walk: the next page is read while the current one is emitted.
+func walkPages(ctx context.Context, svc *resources.Service, compType, typ string, params url.Values, until time.Time, pageSize int, emit func(*resources.Resource, []byte) error) error {
 	type result struct {
 		page []*resources.Resource
 		err  error
@@ -53,7 +65,7 @@ func WalkTypeResources(ctx context.Context, svc *resources.Service, typ string, 
 	fetch := func(after string) <-chan result {
 		ch := make(chan result, 1) // never blocks: an abandoned read ends on its own
 		go func() {
-			page, err := svc.ExportPage(ctx, typ, params, after, pageSize)
+			page, err := svc.ExportCompartmentsPage(ctx, compType, typ, params, after, pageSize)
 			ch <- result{page, err}
 		}()
 		return ch

@@ -19,7 +19,7 @@ import (
 	"github.com/fhirbox/fhirbox/resources"
 )
 
-// FHIR Bulk Data export (Bulk Data Access IG v2, conformance E1–E8): the kick-off,
+// FHIR Bulk Data export (Bulk Data Access IG v2, conformance E1–E10): the kick-off,
 // status, cancel and file endpoints. The jobs, their runner and the manifest are
 // pkg/export's; what a job reads, as its caller, is exportwalk.go's.
 
@@ -136,11 +136,11 @@ func (s *Server) exportTypes(c echo.Context, kind, groupID string, kr *export.Re
 		candidates = kept
 	}
 	if kind == exportjob.Group {
-		// The Group must be one the caller may read, and exist.
-		if !s.allowedAs(c, http.MethodGet, "/fhir/Group/"+groupID, "Group", groupID) {
-			return nil, nil, noTypeAllowed(c, "read", []string{"Group/" + groupID})
-		}
-		if _, err := s.svc.Read(ctx, "Group", groupID); err != nil {
+		// The Group must exist and be one the caller may read, as GET [base]/Group/{id}
+		// would read it: the kick-off's own decision may have come from another policy,
+		// without the compartment that GET has.
+		info := s.requestInfo(c, auth.FromContext(ctx))
+		if _, err := s.readGroupAs(ctx, info, groupID); err != nil {
 			return nil, nil, err
 		}
 	}

@@ -77,7 +77,7 @@ FROM resource WHERE resource_type = 'Observation' AND id NOT LIKE '%-%-%-%-%-%'`
 	n := copies * len(lines)
 	// Statistics as autovacuum leaves them a minute after a load: without them
 	// PostgreSQL reads each page of the id walk through a bitmap scan of the whole type
-	// and a sort (docs/bulk-export.md).
+	// and a sort (docs/bulk.md, "After a bulk load").
 	if _, err := e.store.SQL().ExecContext(ctx, "ANALYZE resource"); err != nil {
 		t.Fatal(err)
 	}

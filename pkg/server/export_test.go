@@ -425,3 +425,155 @@ func testExportScoped(t *testing.T) {
 		t.Errorf("failed job says %q", msg)
 	}
 }
+
+// A group-level export is confined as its caller's reads are (conformance E9): a Group
+// the caller could not GET is refused at the kick-off with that GET's answer, whichever
+// policy allowed the kick-off itself; the walk reads the Group again as that GET, so a
+// Group changed after the kick-off to members beyond the caller's reach is refused
+// rather than walked; and the members' resources are those the caller reaches.
+func TestExportGroupConfined(t *testing.T) { forEachBackend(t, testExportGroupConfined) }
+
+func testExportGroupConfined(t *testing.T) {
+	e := templateEnv(t)
+	// u1 (for the scoped token) may do anything under /fhir again.
+	e.must(201, yamlPut("/AccessPolicy/u1-fhir", "engine: matcho\nlink: [{resourceType: User, id: u1}]\nmatcho: {uri: '#^/fhir/'}\n"))
+	// pat1x is patient p1 too, under the template, and an unconfined policy of its own
+	// allows its kick-offs and its searches of Observation: neither decision carries the
+	// compartment that a GET of a Group gets from the template.
+	e.must(201, put("/User/pat1x", `{"password":"pat1x-password-long","fhirUser":{"reference":"Patient/p1"}}`))
+	e.must(201, yamlPut("/AccessPolicy/pat1x-export", "engine: matcho\nlink: [{resourceType: User, id: pat1x}]\nmatcho: {request-method: get, uri: '#(/\\$export$|^/fhir/Observation$)'}\n"))
+	group := func(members ...string) string {
+		var ms []string
+		for _, m := range members {
+			ms = append(ms, `{"entity":{"reference":"Patient/`+m+`"}}`)
+		}
+		return `{"resourceType":"Group","type":"person","actual":true,"member":[` + strings.Join(ms, ",") + `]}`
+	}
+	e.must(201, put("/fhir/Group/g12", group("p1", "p2")))
+	e.must(201, put("/fhir/Group/g2", group("p2")))
+	login := func(user string) string {
+		r := e.must(200, tokenForm(url.Values{"grant_type": {"password"}, "client_id": {"app"}, "client_secret": {"app-secret"},
+			"username": {user}, "password": {user + "-password-long"}}))
+		return r.doc["access_token"].(string)
+	}
+	// obs are the Observations of g12's members the caller reaches: pat1x searches
+	// every Observation.
+	callers := []struct {
+		name string
+		tok  string
+		obs  []string
+	}{
+		{"patient scope", scopedToken(t, e, "patient/*.rs", "p1"), []string{"o1", "o3", "o4"}},
+		{"compartment policy", login("pat1"), []string{"o1", "o3", "o4"}},
+		{"compartment policy, kick-off allowed unconfined", login("pat1x"), []string{"o1", "o2", "o3", "o4"}},
+	}
+	for _, c := range callers {
+		t.Run(c.name, func(t *testing.T) {
+			e := e.in(t)
+			as := func(r req) req { return bearer(c.tok, r) }
+			// The kick-off answers as the GET of the Group does.
+			for _, g := range []string{"g2", "nope"} {
+				read := e.do(as(get("/fhir/Group/" + g)))
+				if read.status != 403 && read.status != 404 {
+					t.Fatalf("GET Group/%s: %d, want a refusal", g, read.status)
+				}
+				r := e.do(as(get("/fhir/Group/"+g+"/$export", "Prefer", "respond-async")))
+				if r.status != read.status || outcomeText(t, r) == "" {
+					t.Errorf("kick-off on Group/%s: %d %s, want %d as its GET", g, r.status, r.raw, read.status)
+				}
+			}
+			// g12 is in p1's compartment (member p1): exported, but only what the caller
+			// reaches of its members' resources.
+			status := e.kickoff(as(get("/fhir/Group/g12/$export?_type=Patient,Observation,Encounter")))
+			e.runExports()
+			m, ids := e.exported(status, as)
+			slices.Sort(ids["Observation"])
+			if !slices.Equal(ids["Patient"], []string{"p1"}) || !slices.Equal(ids["Observation"], c.obs) ||
+				!slices.Equal(ids["Encounter"], []string{"e1"}) || len(m.Error) != 0 {
+				t.Errorf("group export: %v, errors %v", ids, m.Error)
+			}
+
+			// Kicked off on g12, which then loses p1: the walk reads it as the caller's
+			// GET would, refused, and exports none of its members' resources.
+			status = e.kickoff(as(get("/fhir/Group/g12/$export?_type=Patient,Observation")))
+			e.must(200, put("/fhir/Group/g12", group("p2")))
+			defer e.must(200, put("/fhir/Group/g12", group("p1", "p2")))
+			e.runExports()
+			_, ids = e.exported(status, as)
+			if len(ids["Patient"]) != 0 || len(ids["Observation"]) != 0 || len(ids["OperationOutcome"]) != 2 {
+				t.Errorf("walk of a Group beyond the caller's reach: %v", ids)
+			}
+		})
+	}
+}
+
+// A patient-level export is the Patient compartment of all patients (conformance E10):
+// every Patient, and a resource of another of the compartment's types only when one of
+// its compartment parameters refers to a Patient — each such resource once, in id
+// order across pages; a system-level export has them all.
+func TestExportPatientLevel(t *testing.T) { forEachBackend(t, testExportPatientLevel) }
+
+func testExportPatientLevel(t *testing.T) {
+	e := newEnv(t, withExport(export.Options{PageSize: 2}))
+	all, want := map[string][]string{}, map[string][]string{}
+	obs := func(refs string) string {
+		return `{"resourceType":"Observation","status":"final","code":{"text":"x"}` + refs + `}`
+	}
+	for _, tt := range []struct {
+		path, doc string
+		in        bool // in some Patient's compartment
+	}{
+		{"Patient/p1", `{"resourceType":"Patient"}`, true},
+		{"Patient/p2", `{"resourceType":"Patient"}`, true},
+		{"Patient/p3", `{"resourceType":"Patient","link":[{"other":{"reference":"Patient/p1"},"type":"seealso"}]}`, true},
+		{"Practitioner/d1", `{"resourceType":"Practitioner"}`, false},
+		{"Observation/o-subject", obs(`,"subject":{"reference":"Patient/p1"}`), true},
+		{"Observation/o-performer", obs(`,"performer":[{"reference":"Patient/p2"}]`), true},
+		{"Observation/o-both", obs(`,"subject":{"reference":"Patient/p1"},"performer":[{"reference":"Patient/p2"},{"reference":"Patient/p1"}]`), true},
+		{"Observation/o-none", obs(``), false},
+		{"Observation/o-group", obs(`,"subject":{"reference":"Group/g-patients"}`), false},
+		{"Observation/o-practitioner", obs(`,"performer":[{"reference":"Practitioner/d1"}]`), false},
+		{"Encounter/e-patient", `{"resourceType":"Encounter","status":"finished","class":{"code":"AMB"},"subject":{"reference":"Patient/p1"}}`, true},
+		{"Encounter/e-none", `{"resourceType":"Encounter","status":"finished","class":{"code":"AMB"}}`, false},
+		{"Condition/c-asserter", `{"resourceType":"Condition","subject":{"reference":"Group/g-patients"},"asserter":{"reference":"Patient/p2"}}`, true},
+		{"Condition/c-group", `{"resourceType":"Condition","subject":{"reference":"Group/g-patients"},"asserter":{"reference":"Practitioner/d1"}}`, false},
+		{"CareTeam/ct-participant", `{"resourceType":"CareTeam","participant":[{"member":{"reference":"Patient/p2"}}]}`, true},
+		{"CareTeam/ct-none", `{"resourceType":"CareTeam","participant":[{"member":{"reference":"Practitioner/d1"}}]}`, false},
+		{"Group/g-patients", `{"resourceType":"Group","type":"person","actual":true,"member":[{"entity":{"reference":"Patient/p1"}}]}`, true},
+		{"Group/g-practitioners", `{"resourceType":"Group","type":"practitioner","actual":true,"member":[{"entity":{"reference":"Practitioner/d1"}}]}`, false},
+	} {
+		e.must(201, put("/fhir/"+tt.path, tt.doc))
+		typ, id, _ := strings.Cut(tt.path, "/")
+		all[typ] = append(all[typ], id)
+		if tt.in {
+			want[typ] = append(want[typ], id)
+		}
+	}
+	types := "_type=Patient,Practitioner,Observation,Encounter,Condition,CareTeam,Group"
+	for _, level := range []struct {
+		path string
+		want map[string][]string
+	}{
+		{"/fhir/Patient/$export?" + strings.Replace(types, "Practitioner,", "", 1), want},
+		{"/fhir/$export?" + types, all},
+	} {
+		status := e.kickoff(get(level.path))
+		e.runExports()
+		_, ids := e.exported(status, self)
+		for typ, got := range ids {
+			// In id order, as the walk pages: each once.
+			if !slices.IsSorted(got) || len(slices.Compact(slices.Clone(got))) != len(got) {
+				t.Errorf("%s: %s not in id order, or repeated: %v", level.path, typ, got)
+			}
+		}
+		for typ := range level.want {
+			w := slices.Sorted(slices.Values(level.want[typ]))
+			if !slices.Equal(ids[typ], w) {
+				t.Errorf("%s: %s exported %v, want %v", level.path, typ, ids[typ], w)
+			}
+		}
+		if len(ids) != len(level.want) {
+			t.Errorf("%s: types %v", level.path, ids)
+		}
+	}
+}

@@ -81,25 +81,31 @@ func (s *Server) jobContext(ctx context.Context, job *exportjob.Job, typ string)
 }
 
 // Walk implements export.Walker: the resources of typ the job exports, by level. A
-// system-level job exports every resource of the type; a patient-level job every
-// resource of the Patient compartment's types; a group-level job the Group's
-// member Patients and the resources of their compartments (a resource is in a
-// Patient's compartment when one of the compartment's parameters of its type refers
-// to the Patient).
+// system-level job exports every resource of the type; a patient-level job the
+// Patient compartment of all patients (conformance E10): every Patient, and the
+// resources of the compartment's other types that refer to some Patient; a
+// group-level job the Group's member Patients and the resources of their compartments
+// (a resource is in a Patient's compartment when one of the compartment's parameters
+// of its type refers to the Patient).
 func (w exportWalker) Walk(ctx context.Context, job *exportjob.Job, typ string, emit func([]byte) error) error {
 	s := w.s
+	base := ctx
 	ctx, err := s.jobContext(ctx, job, typ)
 	if err != nil {
 		return err
 	}
 	params := export.Params(job)
 	pageSize := s.exports.Options().PageSize
-	if job.Kind != exportjob.Group {
+	switch job.Kind {
+	case exportjob.System:
 		return export.WalkType(ctx, s.svc, typ, params, job.TransactionTime, pageSize, emit)
+	case exportjob.Patient:
+		return export.WalkCompartments(ctx, s.svc, "Patient", typ, params, job.TransactionTime, pageSize, emit)
 	}
-	// The Group is read as the caller, confined as its reads are (the kick-off decided
-	// GET [base]/Group/{id} itself).
-	members, err := s.groupMembers(ctx, job.GroupID)
+	// The Group is read again, as the caller's GET [base]/Group/{id} would read it now:
+	// as the caller, but not under the confinement of the search of typ, which may be
+	// another policy's.
+	members, err := s.groupMembers(auth.WithIdentity(base, auth.FromContext(ctx)), job.GroupID)
 	if err != nil {
 		return err
 	}
@@ -143,9 +149,11 @@ func (w exportWalker) Walk(ctx context.Context, job *exportjob.Job, typ string, 
 }
 
 // groupMembers returns the ids of the Patients a Group's member.entity refers to,
-// read as the job's caller.
+// read as the job's caller (ctx carries its identity) would read the Group.
 func (s *Server) groupMembers(ctx context.Context, id string) ([]string, error) {
-	g, err := s.svc.Read(ctx, "Group", id)
+	caller := auth.FromContext(ctx)
+	info := &accesspolicy.Info{Method: http.MethodGet, Query: url.Values{}, Caller: caller}
+	g, err := s.readGroupAs(ctx, info, id)
 	if err != nil {
 		return nil, err
 	}
@@ -167,4 +175,25 @@ func (s *Server) groupMembers(ctx context.Context, id string) ([]string, error) 
 		}
 	}
 	return out, nil
+}
+
+// readGroupAs reads Group id as GET [base]/Group/{id} from the caller of info would
+// (conformance E9): decided by the caller's policies and token scopes, and read under
+// the confinements that decision and the scopes impose — a caller confined to a
+// patient's compartment reads only the Groups that have the patient as a member. A
+// refusal is that GET's: 401 or 403 when no policy allows it, 403 when the Group is
+// beyond the caller's compartment, 404 when there is none. ctx may carry more
+// confinements (a kick-off's own): they only narrow.
+func (s *Server) readGroupAs(ctx context.Context, info *accesspolicy.Info, id string) (*resources.Resource, error) {
+	path := "/fhir/Group/" + id
+	read := equivalent(info, http.MethodGet, path, "", url.Values{}, "Group", id, nil)
+	ok, conf := s.decideProbe(ctx, read)
+	if !ok {
+		if info.Caller.Anonymous() {
+			return nil, resources.Errorf(codeUnauthorized, "authentication required: no access policy allows anonymous GET %s", path)
+		}
+		return nil, resources.Errorf(codeForbidden, "no access policy allows %s to GET %s", info.Caller.String(), path)
+	}
+	ctx = confineScopes(ctx, info.Caller, http.MethodGet, path)
+	return s.svc.Read(resources.WithConfinement(ctx, conf), "Group", id)
 }

@@ -94,6 +94,9 @@ func (b *builder) confineGroup(g *resources.ConfineGroup) error {
 		}
 		b.WriteString(")")
 	}
+	if g.InAny != "" {
+		b.inAny(g.InAny, g.Params, g.After)
+	}
 	for i := range g.Clauses {
 		if err := b.clause(&g.Clauses[i]); err != nil {
 			return err
@@ -152,4 +155,30 @@ func (d *Dialect) confineMembers(ctx context.Context, db Querier, q *resources.Q
 		}
 	}
 	return out, nil
+}
+
+// inAny writes " AND <the resource refers to some resource of compType through one of
+// params>": a correlated EXISTS on the reference index's (resource_type, id, …) index.
+// A patient-level export walks a type in id order a page at a time and keeps nearly
+// every resource: the database probes each as the walk passes it, or merges the
+// references in id order from after on (PostgreSQL), where the set of every resource
+// that refers to some Patient ("id IN (…)") would be built again for every page.
+func (b *builder) inAny(compType string, params []string, after string) {
+	if len(params) == 0 {
+		b.WriteString(" AND 1 = 0") // the type has no resources in such compartments
+		return
+	}
+	r := b.res()
+	b.w(" AND EXISTS (SELECT 1 FROM ", referenceTable.name, " s WHERE s.resource_type = ", r, ".resource_type AND s.id = ", r, ".id AND s.param IN (")
+	for i, p := range params {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteString(b.arg(p))
+	}
+	b.w(") AND s.target_type = ", b.arg(compType))
+	if after != "" {
+		b.w(" AND s.id > ", b.arg(after))
+	}
+	b.WriteString(")")
 }
