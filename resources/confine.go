@@ -207,11 +207,95 @@ func (s *Service) confine(ctx context.Context, q *Query) error {
 		if len(free) > 0 {
 			groups = append(groups, ConfineGroup{Types: free})
 		}
-		q.Confine = append(q.Confine, groups)
 		keys = append(keys, c.Key())
+		if s.confinedByClauses(q, groups) {
+			continue
+		}
+		q.Confine = append(q.Confine, groups)
 	}
 	q.confineKey = strings.Join(keys, "\x00")
 	return s.confineChains(cs, q)
+}
+
+// confinedByClauses reports whether q's own clauses keep its matches inside one of
+// groups, so that testing the confinement again would change nothing: a search of one
+// type with a reference clause whose every value is the compartment's resource, through
+// a compartment parameter of the type or a parameter that selects a subset of one
+// (Observation?patient=Patient/p1 in p1's compartment: patient is subject.where(resolve()
+// is Patient), subject a parameter of the compartment). Searches of a SMART app under a
+// patient scope name the patient nearly always; without the confinement they cost what
+// the same search costs unscoped (conformance M6).
+func (s *Service) confinedByClauses(q *Query, groups []ConfineGroup) bool {
+	if q.Type == "" {
+		return false
+	}
+	for _, g := range groups {
+		c := g.Compartment
+		if c == nil || len(g.Clauses) > 0 || len(g.Types) != 1 || g.Types[0] != q.Type || len(g.Params) == 0 {
+			continue
+		}
+		for i := range q.Clauses {
+			if s.clauseInCompartment(q.Type, &q.Clauses[i], c, g.Params) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// clauseInCompartment reports whether every resource of typ that cl matches refers to
+// c through one of params.
+func (s *Service) clauseInCompartment(typ string, cl *Clause, c *Compartment, params []string) bool {
+	p := cl.Param
+	if p == nil || p.Type != TypeReference || len(cl.Chain) > 0 || len(cl.Values) == 0 || (cl.Modifier != "" && cl.Modifier != c.Type) {
+		return false
+	}
+	for _, v := range cl.Values {
+		if v.RefType != c.Type || v.RefID != c.ID {
+			return false
+		}
+	}
+	if slices.Contains(params, p.Name) {
+		return true
+	}
+	td, ok := s.reg.Type(typ)
+	if !ok {
+		return false
+	}
+	var within []string
+	for _, name := range params {
+		if cp := td.Param(name); cp != nil {
+			bs, _ := typeBranches(cp.Expression, typ)
+			within = append(within, bs...)
+		}
+	}
+	branches, ok := typeBranches(p.Expression, typ)
+	if !ok {
+		return false
+	}
+	for _, b := range branches {
+		b = strings.TrimSuffix(b, ".where(resolve() is "+c.Type+")")
+		if !slices.Contains(within, b) {
+			return false
+		}
+	}
+	return len(branches) > 0
+}
+
+// typeBranches returns the branches of a parameter's expression (joined by "|") that
+// are paths of typ; ok is false when a branch names typ other than as its start (in
+// parentheses, or after a function), which this reading does not understand.
+func typeBranches(expr, typ string) (out []string, ok bool) {
+	for _, b := range strings.Split(expr, "|") {
+		b = strings.TrimSpace(b)
+		switch {
+		case strings.HasPrefix(b, typ+"."):
+			out = append(out, b)
+		case strings.Contains(b, typ+"."):
+			return nil, false
+		}
+	}
+	return out, true
 }
 
 // confineChains fills q.ChainConfine for the types q's chains and _has lead to: the

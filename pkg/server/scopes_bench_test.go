@@ -51,6 +51,10 @@ func benchScopedSearch(b *testing.B) {
 		{"every observation", "Observation"},
 		{"patients named Halvorson", "Patient?family=Halvorson"},
 	}
+	// One of the patient's observations by id: a search that names no patient, so the
+	// compartment is tested beside a clause that finds one row.
+	own := e.must(http.StatusOK, bearer(tokens["unscoped"], get("/fhir/Observation?_count=1&patient=Patient/"+scopedBenchPatient)))
+	queries = append(queries, struct{ name, query string }{"one own observation by _id", "Observation?_id=" + entryIDs(own)[0]})
 	for _, q := range queries {
 		for _, who := range []string{"unscoped", "patient"} {
 			b.Run(q.name+"/"+who, func(b *testing.B) {

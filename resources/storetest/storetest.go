@@ -52,6 +52,7 @@ func Run(t *testing.T, be Backend) {
 		{"SearchValuesAreNotSQL", testSearchValuesAreNotSQL},
 		{"SearchComposite", testSearchComposite},
 		{"SearchChain", testSearchChain},
+		{"SearchConfined", testSearchConfined},
 		{"Include", testInclude},
 		{"SigningKeysEmpty", testSigningKeysEmpty},
 		{"AddSigningKeyIfNone", testAddSigningKeyIfNone},
