@@ -9,9 +9,9 @@ import (
 )
 
 // A search confined to a compartment finds exactly the compartment's resources of its
-// type, counted, whether the store tests them as a list of ids (a small compartment, a
-// compartment's own type) or as a subquery (over a thousand members); a compartment
-// holding none of the type finds nothing.
+// type, counted and listed, a compartment of over a thousand of them as one of three; a
+// compartment holding none of the type finds nothing; on the compartment's own type
+// (which stores read as a list of ids first) the Patient and the one that links to it.
 func testSearchConfined(t *testing.T, be *Backend) {
 	s := be.Open(t)
 	bg := context.Background()
