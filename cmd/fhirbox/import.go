@@ -6,8 +6,10 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"sync"
 	"time"
 
@@ -40,7 +42,7 @@ func importCmd(ctx context.Context, args []string, getenv func(string) string, s
 	fs.StringVar(&validation, "validation", env(resources.ValidationSetting, "on"), "on: every resource is validated against the R4 definitions, as a write is; off: stored as read (env "+resources.ValidationSetting+")")
 	fs.StringVar(&server, "server", "", "send the resources to the fhirbox (or FHIR) server at this base URL, e.g. http://host:8080/fhir, as batch Bundles, instead of writing into the database")
 	fs.StringVar(&token, "token", env("FHIRBOX_TOKEN", ""), "bearer token for --server; prefer the environment variable to the flag, which other users can see (env FHIRBOX_TOKEN)")
-	fs.IntVar(&batch, "batch", 0, "resources per batch: one database transaction, or one batch Bundle with --server (default 250 on PostgreSQL, 500 on SQLite, 200 to a server)")
+	fs.IntVar(&batch, "batch", 0, "resources per batch: one database transaction, or one batch Bundle with --server (default 250 on PostgreSQL, 1000 on SQLite, 200 to a server)")
 	fs.IntVar(&cacheMB, "sqlite-cache-mb", 0, "SQLite only: megabytes of page cache for the writes (0: SQLite's 2 MB); more is faster on large files, and is memory of the process")
 	fs.IntVar(&workers, "workers", 0, "batches written at once (default 4 on PostgreSQL, 2 to a server, 2 on SQLite: one is built while the other is written by its one writer)")
 	fs.Usage = func() {
@@ -71,12 +73,7 @@ func importCmd(ctx context.Context, args []string, getenv func(string) string, s
 			return err
 		}
 		sink, target = r, server
-		if batch == 0 {
-			batch = 200
-		}
-		if workers == 0 {
-			workers = 2
-		}
+		workers, batch = orDefault(workers, 2), orDefault(batch, 200)
 	} else {
 		db := app.Database{Backend: app.SQLite, Target: filepath.Join(dataDir, "fhirbox.db")}
 		if dbURL != "" {
@@ -84,7 +81,7 @@ func importCmd(ctx context.Context, args []string, getenv func(string) string, s
 				return fmt.Errorf("FHIRBOX_DATABASE_URL: %v", err)
 			}
 		}
-		st, err := app.OpenStore(ctx, db, app.WithWriteCache(cacheMB<<10))
+		st, err := app.OpenStore(ctx, db, app.WithWriteCache(cacheMB<<10), app.WithBulkLoad())
 		if app.IsInUse(err) {
 			return fmt.Errorf("%v\nfhirbox import into a SQLite file runs with the server stopped (one process per file), or use --server", err)
 		}
@@ -97,23 +94,31 @@ func importCmd(ctx context.Context, args []string, getenv func(string) string, s
 			return err
 		}
 		sink, target = s, fmt.Sprintf("%s (%s)", db, db.Backend)
-		if workers == 0 {
+		switch {
+		case db.Backend == app.Postgres:
+			// A transaction spends about half its time waiting for fhirbox to prepare
+			// its resources and half in PostgreSQL: four smaller batches at once kept
+			// both busier than two of 500 (1,118–1,318/s against 1,055/s, with the same
+			// memory, BENCHMARKS.md).
+			workers, batch = orDefault(workers, 4), orDefault(batch, 250)
+		default:
 			// SQLite has one writer, but a batch is checked and built before its
-			// transaction: with two, the next batch is built while one is written.
-			workers = 2
-			if db.Backend == app.Postgres {
-				// A transaction spends about half its time waiting for fhirbox to prepare
-				// its resources and half in PostgreSQL: four smaller batches at once kept
-				// both busier than two of 500 (1,118–1,318/s against 1,055/s, with the same
-				// memory, BENCHMARKS.md).
-				workers = 4
-				if batch == 0 {
-					batch = 250
-				}
-			}
+			// transaction: with two, the next batch is built while one is written. Its
+			// index rows go in together, sorted: batches of 1,000 wrote 2,000–2,140
+			// Observations a second where 500 wrote 1,700–1,810 (BENCHMARKS.md).
+			workers, batch = orDefault(workers, 2), orDefault(batch, 1000)
 		}
 	}
 
+	// Memory stays within the import's budget (docs/bulk.md: under 200 MB on a 1 GB
+	// file) when the collector works harder as the heap nears a limit, rather than let
+	// it grow to twice what is live: peak RSS 206 MB without, 167 MB with a limit of
+	// 100 MiB, on 128,536 Observations into SQLite at 3% of the rate. GOMEMLIMIT, when
+	// set, decides instead.
+	if prev := debug.SetMemoryLimit(-1); prev == math.MaxInt64 {
+		debug.SetMemoryLimit(importMemoryLimit)
+		defer debug.SetMemoryLimit(prev)
+	}
 	tty := false
 	if f, ok := stdout.(*os.File); ok {
 		tty = observe.IsTerminal(f)
@@ -204,4 +209,15 @@ func (ip *importProgress) finish() {
 		_ = ip.bar.Exit()
 		fmt.Fprintln(ip.out)
 	}
+}
+
+// importMemoryLimit is the soft limit of the Go heap during an import (see importCmd).
+const importMemoryLimit = 100 << 20
+
+// orDefault is v, or def when v is not set (0).
+func orDefault(v, def int) int {
+	if v == 0 {
+		return def
+	}
+	return v
 }

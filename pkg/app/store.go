@@ -85,12 +85,20 @@ type storeConfig struct {
 	log        *slog.Logger
 	// writeCacheKiB: see WithWriteCache.
 	writeCacheKiB int
+	// bulk: see WithBulkLoad.
+	bulk bool
 }
 
 // WithWriteCache gives a SQLite store's write connection a page cache of kib KiB, for
 // bulk loads (see sqlite.WithWriteCache); PostgreSQL ignores it.
 func WithWriteCache(kib int) StoreOption {
 	return func(c *storeConfig) { c.writeCacheKiB = kib }
+}
+
+// WithBulkLoad tunes a SQLite store for one process loading many resources (fhirbox
+// import; see sqlite.WithBulkLoad); PostgreSQL ignores it.
+func WithBulkLoad() StoreOption {
+	return func(c *storeConfig) { c.bulk = true }
 }
 
 // WithStatementTimeout bounds the statements of the store (default: the store's
@@ -133,6 +141,9 @@ func OpenStore(ctx context.Context, d Database, opts ...StoreOption) (Store, err
 		}
 		if c.timeoutSet {
 			so = append(so, sqlite.WithStatementTimeout(c.timeout))
+		}
+		if c.bulk {
+			so = append(so, sqlite.WithBulkLoad())
 		}
 		return sqlite.Open(ctx, d.Target, so...)
 	}

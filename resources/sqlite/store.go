@@ -68,6 +68,8 @@ type config struct {
 	timeout time.Duration
 	// cacheKiB is the page cache of the write connection (0: SQLite's 2 MB).
 	cacheKiB int
+	// checkpointPages is the write connection's wal_autocheckpoint.
+	checkpointPages int
 }
 
 // WithWriteCache sets the page cache of the write connection to kib KiB (0: SQLite's
@@ -76,6 +78,15 @@ type config struct {
 // from the operating system. The cache is memory of the process, filled as it is used.
 func WithWriteCache(kib int) Option {
 	return func(c *config) { c.cacheKiB = max(kib, 0) }
+}
+
+// WithBulkLoad lets the write-ahead log grow to 16,000 pages (64 MB) before the write
+// connection copies it into the file, rather than 4,000: a bulk load changes far more
+// pages than the copy can keep up with cheaply, and copies each once for more writes
+// (fhirbox import of the Synthea Observations: 1,959–1,983/s with 4,000, 2,057–2,097/s
+// with 16,000). The log takes that much more disk until the next checkpoint.
+func WithBulkLoad() Option {
+	return func(c *config) { c.checkpointPages = 16000 }
 }
 
 // DefaultStatementTimeout bounds searches and history reads unless WithStatementTimeout
@@ -112,7 +123,7 @@ var pragmas = []string{
 // Open opens (creating it and its directory if need be) the database file at path,
 // takes the lock that keeps other processes off it and applies the pending migrations.
 func Open(ctx context.Context, path string, opts ...Option) (*Store, error) {
-	c := config{readers: max(4, runtime.NumCPU()), timeout: DefaultStatementTimeout}
+	c := config{readers: max(4, runtime.NumCPU()), timeout: DefaultStatementTimeout, checkpointPages: 4000}
 	for _, o := range opts {
 		o(&c)
 	}
@@ -144,7 +155,7 @@ func Open(ctx context.Context, path string, opts ...Option) (*Store, error) {
 	// creates per second. _txlock=immediate starts every transaction with the write
 	// lock, so that a write never fails halfway when it turns out another connection
 	// wrote first.
-	wopts := []string{"_pragma=journal_mode(WAL)", "_pragma=wal_autocheckpoint(4000)", "_txlock=immediate"}
+	wopts := []string{"_pragma=journal_mode(WAL)", fmt.Sprintf("_pragma=wal_autocheckpoint(%d)", c.checkpointPages), "_txlock=immediate"}
 	if c.cacheKiB > 0 {
 		wopts = append(wopts, fmt.Sprintf("_pragma=cache_size(-%d)", c.cacheKiB))
 	}
