@@ -239,6 +239,20 @@ func (p *process) form(t *testing.T, path, clientID, secret string, form url.Val
 	req, _ := http.NewRequest(http.MethodPost, p.base+path, strings.NewReader(form.Encode()))
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	req.SetBasicAuth(clientID, secret)
+	status, _, body := send(t, req)
+	out := map[string]any{}
+	if len(body) > 0 {
+		if err := json.Unmarshal(body, &out); err != nil {
+			t.Fatalf("POST %s: %v: %s", path, err, body)
+		}
+	}
+	out["status"] = float64(status)
+	return out
+}
+
+// send does req and returns the answer's status, headers and body.
+func send(t *testing.T, req *http.Request) (int, http.Header, []byte) {
+	t.Helper()
 	r, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
@@ -248,14 +262,7 @@ func (p *process) form(t *testing.T, path, clientID, secret string, form url.Val
 	if err != nil {
 		t.Fatal(err)
 	}
-	out := map[string]any{}
-	if len(body) > 0 {
-		if err := json.Unmarshal(body, &out); err != nil {
-			t.Fatalf("POST %s: %v: %s", path, err, body)
-		}
-	}
-	out["status"] = float64(r.StatusCode)
-	return out
+	return r.StatusCode, r.Header, body
 }
 
 // bearer sends method path with a bearer token and returns the status.
