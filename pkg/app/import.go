@@ -10,6 +10,7 @@ import (
 	"github.com/fhirbox/fhirbox/pkg/auth"
 	"github.com/fhirbox/fhirbox/pkg/bulkimport"
 	"github.com/fhirbox/fhirbox/resources"
+	"github.com/fhirbox/fhirbox/resources/postgres"
 )
 
 // ImportStore returns the sink of `fhirbox import` on st: the resource engine as the
@@ -45,20 +46,10 @@ func ImportStore(ctx context.Context, st Store, validation resources.ValidationM
 // lookup reads the current rows of a batch's ids in one statement.
 func lookup(st Store) bulkimport.Lookup {
 	db := st.SQL()
+	_, pg := st.(*postgres.Store)
 	return func(ctx context.Context, typ string, ids []string) (map[string]*resources.Resource, error) {
-		var q strings.Builder
-		q.WriteString(`SELECT id, version_id, deleted, content FROM resource WHERE resource_type = $1 AND id IN (`)
-		args := make([]any, 0, len(ids)+1)
-		args = append(args, typ)
-		for i, id := range ids {
-			if i > 0 {
-				q.WriteByte(',')
-			}
-			q.WriteString("$" + strconv.Itoa(i+2))
-			args = append(args, id)
-		}
-		q.WriteByte(')')
-		rows, err := db.QueryContext(ctx, q.String(), args...)
+		q, args := lookupQuery(pg, typ, ids)
+		rows, err := db.QueryContext(ctx, q, args...)
 		if err != nil {
 			return nil, resources.Internal(err)
 		}
@@ -78,4 +69,30 @@ func lookup(st Store) bulkimport.Lookup {
 		}
 		return out, nil
 	}
+}
+
+// lookupQuery is the statement of lookup and its arguments.
+func lookupQuery(pg bool, typ string, ids []string) (string, []any) {
+	if pg {
+		// A join on the key from the ids' array: PostgreSQL looks each id up by the
+		// primary key whatever its statistics say. With an IN list, on a table that the
+		// import had grown since it was last analyzed, it read the type's whole
+		// last_updated index for each batch, and the import slowed as the table grew
+		// (64,268 Observations: 4,500/s at first, 1,810/s in all; 4,893/s with the join).
+		return `SELECT r.id, r.version_id, r.deleted, r.content FROM unnest($2::text[]) AS u(id)
+JOIN resource r ON r.resource_type = $1 AND r.id = u.id`, []any{typ, ids}
+	}
+	var q strings.Builder
+	q.WriteString(`SELECT id, version_id, deleted, content FROM resource WHERE resource_type = $1 AND id IN (`)
+	args := make([]any, 0, len(ids)+1)
+	args = append(args, typ)
+	for i, id := range ids {
+		if i > 0 {
+			q.WriteByte(',')
+		}
+		q.WriteString("$" + strconv.Itoa(i+2))
+		args = append(args, id)
+	}
+	q.WriteByte(')')
+	return q.String(), args
 }
