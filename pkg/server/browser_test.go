@@ -130,4 +130,47 @@ func testBrowserSignIn(t *testing.T, browser context.Context) {
 	access, _ := r.doc["access_token"].(string)
 	ce.must(200, bearer(access, get("/fhir/Patient/p2")))
 	ce.must(403, bearer(access, get("/fhir/Patient/p1")))
+
+	// An unknown client gets the error page, never a redirect.
+	bad := url.Values{"response_type": {"code"}, "client_id": {"nope"}, "redirect_uri": {redirect}, "state": {"st-x"}}
+	if err := chromedp.Do(ctx,
+		chromedp.Navigate(ce.base+"/auth/authorize?"+bad.Encode()),
+		chromedp.WaitVisible(`p.error`),
+	); err != nil {
+		t.Fatalf("error page: %v", err)
+	}
+	msg, err := chromedp.Run(ctx, chromedp.Text(`p.error`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if loc, _ := chromedp.Run(ctx, chromedp.Location()); !strings.HasPrefix(loc, ce.base+"/auth/authorize") || !strings.Contains(msg, "unknown client") {
+		t.Errorf("an unknown client: at %q, %q", loc, msg)
+	}
+	shot("error.png")
+
+	// Signing out ends the browser's sign-in: the next authorization asks for the
+	// password again.
+	if err := chromedp.Do(ctx,
+		chromedp.Navigate(ce.base+"/auth/logout"),
+		chromedp.WaitVisible(`form button[type=submit]`),
+	); err != nil {
+		t.Fatalf("signed-in page: %v", err)
+	}
+	if who, err := chromedp.Run(ctx, chromedp.Text(`strong`)); err != nil || who != "uone" {
+		t.Errorf("the signed-in page names %q (%v)", who, err)
+	}
+	shot("signed-in.png")
+	if err := chromedp.Do(ctx,
+		chromedp.Click(`form button[type=submit]`),
+		chromedp.WaitVisible(`//p[contains(., "signed out")]`),
+	); err != nil {
+		t.Fatalf("signed-out page: %v", err)
+	}
+	shot("signed-out.png")
+	if err := chromedp.Do(ctx,
+		chromedp.Navigate(ce.base+"/auth/authorize?"+q.Encode()),
+		chromedp.WaitVisible(`#username`),
+	); err != nil {
+		t.Fatalf("after signing out, no login page: %v", err)
+	}
 }
