@@ -5,6 +5,8 @@ import (
 	"os"
 	"strings"
 	"testing"
+
+	"github.com/fhirbox/fhirbox/pkg/testdb"
 )
 
 // scopedBenchPatient is the Synthea sample's patient Halvorson: 96 observations, 9 of
@@ -27,8 +29,13 @@ func benchScopedSearch(b *testing.B) {
 	if n == 0 {
 		loadSynthea(b, e)
 	}
-	if _, err := e.store.SQL().Exec("ANALYZE"); err != nil {
-		b.Fatal(err)
+	if e.backend == testdb.Postgres {
+		// What autovacuum does within a minute of the load. SQLite has no statistics:
+		// fhirbox never runs ANALYZE there (with them, SQLite prepares each statement
+		// twice, the second time for the values bound to it).
+		if _, err := e.store.SQL().Exec("ANALYZE"); err != nil {
+			b.Fatal(err)
+		}
 	}
 	// Created, or updated in a database kept between runs.
 	for _, r := range []req{
