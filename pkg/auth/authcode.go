@@ -227,6 +227,9 @@ func (c *Codes) IssueCode(ctx context.Context, req *AuthorizeRequest, who Signed
 			fields[k] = v
 		}
 	}
+	if req.Context.Patient != "" {
+		fields["need_patient_banner"] = req.Context.Banner
+	}
 	code, err := c.store(ctx, req.Client.ID, "authorization_code", fields)
 	if err != nil {
 		return "", err

@@ -103,7 +103,7 @@ func (g *AuthorizationCodeGrant) Token(ctx context.Context, r *GrantRequest) (*T
 	scopeStr, _ := doc["scope"].(string)
 	scope := strings.Fields(scopeStr)
 	gr := Grant{Type: grant, Client: client, User: user, Audience: aud, Scope: scope, ID: sid,
-		Patient: refID(doc["patient"]), Encounter: refID(doc["encounter"])}
+		Patient: refID(doc["patient"]), Encounter: refID(doc["encounter"]), Banner: doc["need_patient_banner"] == true}
 	// online_access without offline_access: the refresh token lives as long as the
 	// sign-in it came from (conformance L8).
 	if slices.Contains(scope, "online_access") && !slices.Contains(scope, "offline_access") {

@@ -26,6 +26,10 @@ const LaunchTTL = time.Hour
 // encounter in context, by id; "" when there is none.
 type LaunchContext struct {
 	Patient, Encounter string
+	// Banner is SMART's need_patient_banner, sent beside the patient: true for a
+	// standalone launch, which no EHR frames; an EHR launch's as its LaunchContext says
+	// (need_patient_banner, default false: the EHR shows its own banner around the app).
+	Banner bool
 }
 
 // Ref returns a reference to typ/id in the form Sessions and codes record, nil for "".
@@ -78,6 +82,11 @@ func (c *Codes) validateLaunch(_ context.Context, doc map[string]any) error {
 		}
 		if typ, _, ok := RefOf(v); !ok || typ != f.typ {
 			return resources.Errorf(resources.CodeUnprocessable, "LaunchContext.%s must reference a %s ({resourceType: %s, id: …} or {reference: %s/…})", f.field, f.typ, f.typ, f.typ)
+		}
+	}
+	if v, ok := doc["need_patient_banner"]; ok {
+		if _, isBool := v.(bool); !isBool {
+			return resources.Errorf(resources.CodeUnprocessable, "LaunchContext.need_patient_banner must be true or false")
 		}
 	}
 	if v, ok := doc["expires"]; ok {
@@ -147,5 +156,6 @@ func (c *Codes) Launch(ctx context.Context, id, client string) (*LaunchContext, 
 	if v, ok := doc["encounter"]; ok {
 		_, lc.Encounter, _ = RefOf(v)
 	}
+	lc.Banner = doc["need_patient_banner"] == true
 	return lc, nil
 }

@@ -82,6 +82,9 @@ type Grant struct {
 	// on the Session as references, kept across refreshes, and returned in every token
 	// response (conformance L6).
 	Patient, Encounter string
+	// Banner is SMART's need_patient_banner of the launch (LaunchContext.Banner), sent
+	// with the patient in every token response.
+	Banner bool
 	// Browser is the browser Session a sign-in with online_access (and no
 	// offline_access) depends on: its refresh token works only while that one is open
 	// (conformance L8).
@@ -103,6 +106,9 @@ type TokenResponse struct {
 	// Patient and Encounter are SMART's launch context, by id, when the Session has one.
 	Patient   string `json:"patient,omitempty"`
 	Encounter string `json:"encounter,omitempty"`
+	// NeedPatientBanner is SMART's need_patient_banner, sent with a patient: whether the
+	// app must show which patient it is about (conformance L10).
+	NeedPatientBanner *bool `json:"need_patient_banner,omitempty"`
 }
 
 // hashToken is how tokens are kept at rest: only their SHA-256, hex encoded.
@@ -157,6 +163,9 @@ func (s *Sessions) Issue(ctx context.Context, g Grant) (*TokenResponse, error) {
 			doc[k] = v
 		}
 	}
+	if g.Patient != "" {
+		doc["need_patient_banner"] = g.Banner
+	}
 	setScope(doc, strings.Join(g.Scope, " "), strings.Join(g.Scope, " "))
 	resp, err := s.mint(doc, sub, cfg, g.Client, now)
 	if err != nil {
@@ -200,6 +209,10 @@ func (s *Sessions) mint(doc map[string]any, sub string, cfg GrantConfig, client 
 	exp := now.Add(cfg.AccessTokenTTL)
 	resp := &TokenResponse{TokenType: "Bearer", ExpiresIn: int64(cfg.AccessTokenTTL / time.Second), Scope: scope,
 		Patient: refID(doc["patient"]), Encounter: refID(doc["encounter"])}
+	if resp.Patient != "" {
+		banner := doc["need_patient_banner"] == true
+		resp.NeedPatientBanner = &banner
+	}
 	// A refresh mints in the client's current format, which may have changed since the
 	// grant: the Session records the form of the tokens it holds now (see Authenticate).
 	doc["token_format"] = tokenFormat(cfg.JWT)

@@ -45,7 +45,7 @@ func SMARTCapabilities(grants []string) []string {
 	caps := []string{"client-confidential-symmetric"}
 	if slices.Contains(grants, "authorization_code") {
 		caps = append(caps, "launch-standalone", "launch-ehr", "client-public",
-			"context-standalone-patient", "context-ehr-patient", "context-ehr-encounter",
+			"context-standalone-patient", "context-ehr-patient", "context-ehr-encounter", "context-banner",
 			"sso-openid-connect", "permission-offline", "permission-online")
 	}
 	// Scopes of both versions are parsed, checked, recorded and enforced, patient/

@@ -354,7 +354,7 @@ func testSMARTConfiguration(t *testing.T) {
 	// contexts, OpenID Connect, refresh permissions and the enforced scope contexts are
 	// listed (TestSMARTConfigurationFollowsGrants covers a server without the grant).
 	if !sameStrings(d["capabilities"], "client-confidential-symmetric", "launch-standalone", "launch-ehr", "client-public",
-		"context-standalone-patient", "context-ehr-patient", "context-ehr-encounter", "sso-openid-connect",
+		"context-standalone-patient", "context-ehr-patient", "context-ehr-encounter", "context-banner", "sso-openid-connect",
 		"permission-offline", "permission-online", "permission-v1", "permission-v2", "permission-patient", "permission-user") {
 		t.Errorf("capabilities %v: only what is served", d["capabilities"])
 	}

@@ -93,6 +93,7 @@ func (s *Server) pickPatient(c echo.Context, req *auth.AuthorizeRequest, b *auth
 	for _, p := range cands {
 		if p.ID == chosen {
 			req.Context.Patient = chosen
+			req.Context.Banner = true // no EHR frames a standalone launch
 			req.BrowserSession = b.SessionID
 			return s.issueCode(c, req, b, http.StatusSeeOther)
 		}

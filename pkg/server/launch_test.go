@@ -107,8 +107,8 @@ func testStandaloneLaunch(t *testing.T) {
 	}
 	r := ce.exchange(to.Query().Get("code"), verifier)
 	checkTokenResponse(t, r)
-	if r.doc["patient"] != "p2" || r.doc["encounter"] != nil {
-		t.Errorf("token response: patient %v encounter %v", r.doc["patient"], r.doc["encounter"])
+	if r.doc["patient"] != "p2" || r.doc["encounter"] != nil || r.doc["need_patient_banner"] != true {
+		t.Errorf("token response: patient %v encounter %v need_patient_banner %v", r.doc["patient"], r.doc["encounter"], r.doc["need_patient_banner"])
 	}
 	// The ID token names the user's fhirUser as an absolute URL; userinfo has sub.
 	idt, _ := r.doc["id_token"].(string)
@@ -137,8 +137,8 @@ func testStandaloneLaunch(t *testing.T) {
 	refresh, _ := r.doc["refresh_token"].(string)
 	rr := token(ce.env, url.Values{"grant_type": {"refresh_token"}, "client_id": {"codeapp"}, "refresh_token": {refresh}})
 	checkTokenResponse(t, rr)
-	if rr.doc["patient"] != "p2" {
-		t.Errorf("refresh lost the patient: %s", rr.raw)
+	if rr.doc["patient"] != "p2" || rr.doc["need_patient_banner"] != true {
+		t.Errorf("refresh lost the patient or its banner: %s", rr.raw)
 	}
 
 	// Cancel on the picker: access_denied, with the state.
@@ -206,11 +206,12 @@ func testEHRLaunch(t *testing.T) {
 		t.Errorf("expires %v (%v), want an hour on", lc.doc["expires"], err)
 	}
 	for name, body := range map[string]string{
-		"no patient":          `{"resourceType":"LaunchContext"}`,
-		"patient not Patient": `{"resourceType":"LaunchContext","patient":{"reference":"Observation/o1"}}`,
-		"bad encounter":       `{"resourceType":"LaunchContext","patient":{"reference":"Patient/p1"},"encounter":"e1"}`,
-		"far expiry":          `{"resourceType":"LaunchContext","patient":{"reference":"Patient/p1"},"expires":"2999-01-01T00:00:00Z"}`,
-		"bad expiry":          `{"resourceType":"LaunchContext","patient":{"reference":"Patient/p1"},"expires":"soon"}`,
+		"no patient":           `{"resourceType":"LaunchContext"}`,
+		"patient not Patient":  `{"resourceType":"LaunchContext","patient":{"reference":"Observation/o1"}}`,
+		"bad encounter":        `{"resourceType":"LaunchContext","patient":{"reference":"Patient/p1"},"encounter":"e1"}`,
+		"far expiry":           `{"resourceType":"LaunchContext","patient":{"reference":"Patient/p1"},"expires":"2999-01-01T00:00:00Z"}`,
+		"bad expiry":           `{"resourceType":"LaunchContext","patient":{"reference":"Patient/p1"},"expires":"soon"}`,
+		"banner not a boolean": `{"resourceType":"LaunchContext","patient":{"reference":"Patient/p1"},"need_patient_banner":"yes"}`,
 	} {
 		if r := ce.do(post("/LaunchContext", body)); r.status != 422 {
 			t.Errorf("%s: %d %s", name, r.status, r.raw)
@@ -236,7 +237,8 @@ func testEHRLaunch(t *testing.T) {
 	code := b.signInForCode(ehrQuery(launch))
 	r := ce.exchange(code, verifier)
 	checkTokenResponse(t, r)
-	if r.doc["patient"] != "p1" || r.doc["encounter"] != "e1" {
+	// The EHR frames the app with its own banner unless its LaunchContext says otherwise.
+	if r.doc["patient"] != "p1" || r.doc["encounter"] != "e1" || r.doc["need_patient_banner"] != false {
 		t.Errorf("token response: %s", r.raw)
 	}
 	if r.doc["refresh_token"] != nil {
@@ -245,6 +247,10 @@ func testEHRLaunch(t *testing.T) {
 	ss := ce.must(200, get("/Session?type=authorization_code&user=User/user1"))
 	if at(ss.doc, "entry", 0, "resource", "encounter", "id") != "e1" || at(ss.doc, "entry", 0, "resource", "patient", "id") != "p1" {
 		t.Errorf("Session: %s", ss.raw)
+	}
+	banner := ce.must(201, post("/LaunchContext", `{"resourceType":"LaunchContext","patient":{"reference":"Patient/p1"},"need_patient_banner":true}`)).doc["id"].(string)
+	if r := ce.exchange(b.signInForCode(ehrQuery(banner)), verifier); r.doc["need_patient_banner"] != true {
+		t.Errorf("a LaunchContext asking for the banner: %s", r.raw)
 	}
 	// The EHR's context names the patient: launch/patient shows no picker.
 	if code := b.signInForCode(ehrQuery(launch, "scope", "launch launch/patient")); ce.exchange(code, verifier).doc["patient"] != "p1" {
