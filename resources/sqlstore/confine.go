@@ -20,7 +20,11 @@ func (b *builder) confine(groups []resources.ConfineGroup) error {
 	// The groups' clauses never drive the search nor make it select by id: they are
 	// tested inside a disjunction.
 	driver, selects := b.driver, b.selects
-	defer func() { b.driver, b.selects = driver, selects }()
+	// A compartment the search starts from (Dialect.drivers) selects the resources by
+	// id, as a driving clause does: the ORDER BY then leaves the sort index alone.
+	g := &groups[0]
+	starts := b.compartmentStarts && len(groups) == 1 && g.Compartment != nil && len(g.Types) == 1 && g.Types[0] == b.typ
+	defer func() { b.driver, b.selects = driver, selects || starts }()
 	b.driver = nil
 	b.WriteString(" AND (")
 	for i := range groups {

@@ -25,9 +25,9 @@ const probeLimit = 1000
 // table; and without statistics (a new database has none) it cannot tell a rare value
 // from a common one anyway. Clauses that cannot narrow an index range are not probed
 // (probing one would read every row of its parameter) and count as common.
-func (d *Dialect) drivers(ctx context.Context, db Querier, q *resources.Query) (page, count *resources.Clause, err error) {
+func (d *Dialect) drivers(ctx context.Context, db Querier, q *resources.Query) (page, count *resources.Clause, compartment bool, err error) {
 	if q.List != nil {
-		return nil, nil, nil // the List's ids select the resources, as _id does
+		return nil, nil, false, nil // the List's ids select the resources, as _id does
 	}
 	var cands, chains []*resources.Clause
 	for i := range q.Clauses {
@@ -49,7 +49,7 @@ func (d *Dialect) drivers(ctx context.Context, db Querier, q *resources.Query) (
 		case "":
 		case "id":
 			if c.Modifier == "" && len(c.Values) > 0 {
-				return nil, nil, nil
+				return nil, nil, false, nil
 			}
 			continue
 		default:
@@ -62,7 +62,8 @@ func (d *Dialect) drivers(ctx context.Context, db Querier, q *resources.Query) (
 		cands = append(cands, c)
 	}
 	if len(cands) == 0 && len(chains) == 0 {
-		return nil, nil, nil
+		n, err := d.probeCompartments(ctx, db, q)
+		return nil, nil, err == nil && n < probeLimit, err
 	}
 	var best *resources.Clause
 	bestN := 0
@@ -70,7 +71,7 @@ func (d *Dialect) drivers(ctx context.Context, db Querier, q *resources.Query) (
 		if isFullText(c.Param) {
 			n, err := d.probeText(ctx, db, c)
 			if err != nil {
-				return nil, nil, err
+				return nil, nil, false, err
 			}
 			if best == nil || n < bestN {
 				best, bestN = c, n
@@ -91,7 +92,7 @@ func (d *Dialect) drivers(ctx context.Context, db Querier, q *resources.Query) (
 			}
 			pb.w(" LIMIT ", pb.arg(probeLimit), ")")
 			if err := db.QueryRowContext(ctx, pb.String(), pb.args...).Scan(&n); err != nil {
-				return nil, nil, d.Translate(ctx, err)
+				return nil, nil, false, d.Translate(ctx, err)
 			}
 		}
 		if best == nil || n < bestN {
@@ -99,12 +100,22 @@ func (d *Dialect) drivers(ctx context.Context, db Querier, q *resources.Query) (
 		}
 	}
 	if best, bestN, err = d.probeChains(ctx, db, q, chains, best, bestN); err != nil {
-		return nil, nil, err
+		return nil, nil, false, err
+	}
+	// A compartment that holds fewer of the type than the best clause matches is the
+	// better start: no clause drives, and the compartment's set selects the resources
+	// (see builder.confine).
+	n, err := d.probeCompartments(ctx, db, q)
+	if err != nil {
+		return nil, nil, false, err
+	}
+	if n < bestN {
+		return nil, nil, true, nil
 	}
 	if bestN >= probeLimit && indexOrdered(q.Sort) {
-		return nil, best, nil
+		return nil, best, false, nil
 	}
-	return best, best, nil
+	return best, best, false, nil
 }
 
 // indexOrdered reports whether a sort is by columns of the resource table, whose
@@ -116,4 +127,38 @@ func indexOrdered(keys []resources.SortKey) bool {
 		}
 	}
 	return true
+}
+
+// probeCompartments counts, up to probeLimit, the members of the smallest compartment
+// a confinement of q's one type holds it to (probeLimit when none does).
+func (d *Dialect) probeCompartments(ctx context.Context, db Querier, q *resources.Query) (int, error) {
+	least := probeLimit
+	if q.Type == "" {
+		return least, nil
+	}
+	for _, groups := range q.Confine {
+		if len(groups) != 1 {
+			continue // a disjunction: no one set to start from
+		}
+		g := &groups[0]
+		c := g.Compartment
+		if c == nil || len(g.Types) != 1 || g.Types[0] != q.Type || len(g.Params) == 0 {
+			continue
+		}
+		pb := &builder{d: d}
+		pb.w("SELECT count(*) FROM (SELECT 1 FROM ", referenceTable.name, " s WHERE s.resource_type = ", pb.arg(q.Type), " AND s.param IN (")
+		for i, p := range g.Params {
+			if i > 0 {
+				pb.WriteString(", ")
+			}
+			pb.WriteString(pb.arg(p))
+		}
+		pb.w(") AND s.target_type = ", pb.arg(c.Type), " AND s.target_id = ", pb.arg(c.ID), " LIMIT ", pb.arg(probeLimit), ")")
+		var n int
+		if err := db.QueryRowContext(ctx, pb.String(), pb.args...).Scan(&n); err != nil {
+			return 0, d.Translate(ctx, err)
+		}
+		least = min(least, n)
+	}
+	return least, nil
 }

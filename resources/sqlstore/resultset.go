@@ -23,9 +23,10 @@ import (
 // clause with the fewest matches, since it reads up to limit of them rather than a page.
 func (d *Dialect) SearchIDs(ctx context.Context, db Querier, q *resources.Query, limit int) ([]string, error) {
 	var driver *resources.Clause
+	starts := false
 	if d.MatchIn {
 		var err error
-		if _, driver, err = d.drivers(ctx, db, q); err != nil {
+		if _, driver, starts, err = d.drivers(ctx, db, q); err != nil {
 			return nil, err
 		}
 	}
@@ -33,7 +34,7 @@ func (d *Dialect) SearchIDs(ctx context.Context, db Querier, q *resources.Query,
 	if err != nil {
 		return nil, err
 	}
-	b := &builder{d: d, driver: driver, members: members}
+	b := &builder{d: d, driver: driver, members: members, compartmentStarts: starts}
 	typed := q.Type == ""
 	if typed {
 		b.WriteString("SELECT r.resource_type, r.id FROM resource r WHERE ")

@@ -42,6 +42,9 @@ type builder struct {
 	// members are the resolved members of confinement groups on a compartment's own
 	// type (see Dialect.confineMembers).
 	members map[*resources.ConfineGroup][]string
+	// compartmentStarts says a MatchIn search starts from its confinement's compartment
+	// (see Dialect.drivers).
+	compartmentStarts bool
 }
 
 // res returns the alias of the resource rows the clauses test.
@@ -63,7 +66,7 @@ func (b *builder) arg(v any) string {
 
 // clone returns a builder that continues from b's text and arguments without changing b.
 func (b *builder) clone() *builder {
-	c := &builder{args: append([]any(nil), b.args...), d: b.d, typ: b.typ, types: b.types, others: b.others, driver: b.driver, selects: b.selects, chainConfine: b.chainConfine, members: b.members}
+	c := &builder{args: append([]any(nil), b.args...), d: b.d, typ: b.typ, types: b.types, others: b.others, driver: b.driver, selects: b.selects, chainConfine: b.chainConfine, members: b.members, compartmentStarts: b.compartmentStarts}
 	c.WriteString(b.String())
 	return c
 }
@@ -112,9 +115,10 @@ func tableOf(t resources.ParamType) (indexTable, bool) {
 // and, unless the page shows where the matches end, one for the total.
 func (d *Dialect) Search(ctx context.Context, db Querier, q *resources.Query) (*resources.SearchResult, error) {
 	var pageDriver, countDriver *resources.Clause
+	starts := false
 	if d.MatchIn {
 		var err error
-		if pageDriver, countDriver, err = d.drivers(ctx, db, q); err != nil {
+		if pageDriver, countDriver, starts, err = d.drivers(ctx, db, q); err != nil {
 			return nil, err
 		}
 	}
@@ -123,7 +127,7 @@ func (d *Dialect) Search(ctx context.Context, db Querier, q *resources.Query) (*
 		return nil, err
 	}
 	from := func(driver *resources.Clause) (*builder, error) {
-		b := &builder{d: d, driver: driver, members: members}
+		b := &builder{d: d, driver: driver, members: members, compartmentStarts: starts}
 		b.WriteString(" FROM resource r WHERE ")
 		if err := b.where(q); err != nil {
 			return nil, err
