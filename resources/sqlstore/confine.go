@@ -87,14 +87,9 @@ func (b *builder) confineGroup(g *resources.ConfineGroup) error {
 			if self {
 				b.w("SELECT ", b.arg(c.ID), " UNION ALL ")
 			}
-			b.w("SELECT s.id FROM ", referenceTable.name, " s WHERE s.resource_type = ", typ, " AND s.param IN (")
-			for i, p := range g.Params {
-				if i > 0 {
-					b.WriteString(", ")
-				}
-				b.WriteString(b.arg(p))
-			}
-			b.w(") AND s.target_type = ", b.arg(c.Type), " AND s.target_id = ", b.arg(c.ID), ")")
+			b.WriteString("SELECT s.id")
+			b.compartmentRefs(typ, g.Params, c)
+			b.WriteString(")")
 		}
 		b.WriteString(")")
 	}
@@ -126,14 +121,8 @@ func (d *Dialect) confineMembers(ctx context.Context, db Querier, q *resources.Q
 				continue
 			}
 			b := &builder{d: d}
-			b.w("SELECT s.id FROM ", referenceTable.name, " s WHERE s.resource_type = ", b.arg(c.Type), " AND s.param IN (")
-			for k, p := range g.Params {
-				if k > 0 {
-					b.WriteString(", ")
-				}
-				b.WriteString(b.arg(p))
-			}
-			b.w(") AND s.target_type = ", b.arg(c.Type), " AND s.target_id = ", b.arg(c.ID))
+			b.WriteString("SELECT s.id")
+			b.compartmentRefs(b.arg(c.Type), g.Params, c)
 			rows, err := db.QueryContext(ctx, b.String(), b.args...)
 			if err != nil {
 				return nil, d.Translate(ctx, err)
@@ -185,4 +174,18 @@ func (b *builder) inAny(compType string, params []string, after string) {
 		b.w(" AND s.id > ", b.arg(after))
 	}
 	b.WriteString(")")
+}
+
+// compartmentRefs writes " FROM search_reference s WHERE …": the index rows of the type
+// typ (a placeholder, or a column of the statement) that refer to c through one of
+// params.
+func (b *builder) compartmentRefs(typ string, params []string, c *resources.Compartment) {
+	b.w(" FROM ", referenceTable.name, " s WHERE s.resource_type = ", typ, " AND s.param IN (")
+	for i, p := range params {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteString(b.arg(p))
+	}
+	b.w(") AND s.target_type = ", b.arg(c.Type), " AND s.target_id = ", b.arg(c.ID))
 }

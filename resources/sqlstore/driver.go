@@ -146,14 +146,9 @@ func (d *Dialect) probeCompartments(ctx context.Context, db Querier, q *resource
 			continue
 		}
 		pb := &builder{d: d}
-		pb.w("SELECT count(*) FROM (SELECT 1 FROM ", referenceTable.name, " s WHERE s.resource_type = ", pb.arg(q.Type), " AND s.param IN (")
-		for i, p := range g.Params {
-			if i > 0 {
-				pb.WriteString(", ")
-			}
-			pb.WriteString(pb.arg(p))
-		}
-		pb.w(") AND s.target_type = ", pb.arg(c.Type), " AND s.target_id = ", pb.arg(c.ID), " LIMIT ", pb.arg(probeLimit), ")")
+		pb.WriteString("SELECT count(*) FROM (SELECT 1")
+		pb.compartmentRefs(pb.arg(q.Type), g.Params, c)
+		pb.w(" LIMIT ", pb.arg(probeLimit), ")")
 		var n int
 		if err := db.QueryRowContext(ctx, pb.String(), pb.args...).Scan(&n); err != nil {
 			return 0, d.Translate(ctx, err)
