@@ -121,7 +121,7 @@ func (s *Service) matchCriteria(ctx context.Context, typ string, criteria url.Va
 			return nil, err
 		}
 	}
-	r, err := s.store.Search(ctx, q)
+	r, err := s.run(ctx, q)
 	if err != nil {
 		return nil, err
 	}

@@ -147,10 +147,12 @@ func (r *Registry) parseSearchParameter(id string, doc map[string]any) (*CustomP
 		if x == nil {
 			return nil, bad("expression", "%q selects nothing from %s: its paths start from other types", c.Expression, b)
 		}
-		c.params[b] = &SearchParam{
+		sp := &SearchParam{
 			Name: c.Code, Type: c.Type, Expression: c.Expression, Targets: c.Targets,
 			Description: c.Description, URL: c.URL, expr: x, ranged: selectsRanges(c.Type, c.Expression),
 		}
+		sp.readElements()
+		c.params[b] = sp
 	}
 	return c, nil
 }

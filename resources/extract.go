@@ -1,16 +1,20 @@
 package resources
 
 import (
+	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/fhirbox/fhirbox/resources/fhirdate"
 	"github.com/fhirbox/fhirbox/resources/fhirpath"
+	"github.com/tidwall/gjson"
 )
 
 // Extract builds the search index of one resource of type typ from its decoded JSON
@@ -31,6 +35,75 @@ func (r *Registry) Extract(typ string, doc map[string]any) (*Index, error) {
 	if !ok {
 		return nil, Errorf(CodeNotFound, "unknown resource type %q", typ)
 	}
+	return extract(td, doc, td.indexed)
+}
+
+// extractStored is Extract of content, a stored document of typ, for the parameters
+// named in names alone (those the type indexes; others are skipped): what a
+// confinement tests of each resource it reads. Only the top-level elements their
+// expressions read are decoded (SearchParam.elements): the rest of the document is
+// skipped over, not decoded. An Observation's compartment parameters: ~5 µs, against
+// ~70 µs to decode the whole and extract every parameter.
+func (r *Registry) extractStored(typ string, content []byte, names []string) (*Index, error) {
+	td, ok := r.Type(typ)
+	if !ok {
+		return nil, Errorf(CodeNotFound, "unknown resource type %q", typ)
+	}
+	var params []*SearchParam
+	partial := true
+	var elements []string
+	for _, p := range td.indexed {
+		if slices.Contains(names, p.Name) {
+			params = append(params, p)
+			partial = partial && p.elementsOK
+			elements = append(elements, p.elements...)
+		}
+	}
+	doc, err := decodeElements(content, elements, partial)
+	if err != nil {
+		return nil, Internal(fmt.Errorf("index of a stored %s: %w", typ, err))
+	}
+	return extract(td, doc, params)
+}
+
+// decodeElements decodes content, a JSON object, whole; or, when partial, only its
+// resourceType and the members named by elements or by a choice element's base name
+// in elements (valueQuantity for value). gjson finds them without decoding the others.
+func decodeElements(content []byte, elements []string, partial bool) (map[string]any, error) {
+	doc := map[string]any{}
+	if !partial {
+		return doc, decodeNumbers(content, &doc)
+	}
+	if !gjson.ValidBytes(content) {
+		return nil, errors.New("invalid JSON")
+	}
+	var err error
+	gjson.ParseBytes(content).ForEach(func(k, v gjson.Result) bool {
+		name := k.String()
+		if name != "resourceType" && !slices.ContainsFunc(elements, func(e string) bool { return strings.HasPrefix(name, e) }) {
+			return true
+		}
+		var val any
+		if err = decodeNumbers([]byte(v.Raw), &val); err != nil {
+			return false
+		}
+		doc[name] = val
+		return true
+	})
+	return doc, err
+}
+
+// decodeNumbers decodes raw into v with numbers as json.Number, as resources are
+// decoded when written (and indexed).
+func decodeNumbers(raw []byte, v any) error {
+	d := json.NewDecoder(bytes.NewReader(raw))
+	d.UseNumber()
+	return d.Decode(v)
+}
+
+// extract indexes doc, a document of td, under params.
+func extract(td *TypeDef, doc map[string]any, params []*SearchParam) (*Index, error) {
+	typ := td.Name
 	if doc["resourceType"] != typ {
 		// Expressions start from the type name, which must be the document's.
 		typed := make(map[string]any, len(doc)+1)
@@ -41,7 +114,7 @@ func (r *Registry) Extract(typ string, doc map[string]any) (*Index, error) {
 		doc = typed
 	}
 	x := extractor{idx: &Index{}, seen: map[any]bool{}}
-	for _, p := range td.indexed {
+	for _, p := range params {
 		if p.Type == TypeComposite || p.Type == TypeSpecial {
 			if err := x.addGrouped(td, p, doc); err != nil { // derived.go
 				return nil, err

@@ -555,6 +555,30 @@ func BenchmarkExtract(b *testing.B) {
 			}
 			b.ReportMetric(float64(rows)/float64(n), "rows/op")
 		})
+		// What a patient compartment's confinement tests of a stored resource it reads.
+		b.Run(tc.typ+"/compartment", func(b *testing.B) {
+			byID := loadNDJSON(b, tc.file)
+			var docs [][]byte
+			for _, id := range slices.Sorted(maps.Keys(byID)) {
+				raw, err := json.Marshal(byID[id])
+				if err != nil {
+					b.Fatal(err)
+				}
+				docs = append(docs, raw)
+			}
+			if len(docs) > 2000 {
+				docs = docs[:2000]
+			}
+			params := CompartmentParams("Patient", tc.typ)
+			b.ReportAllocs()
+			n := 0
+			for b.Loop() {
+				if _, err := reg.extractStored(tc.typ, docs[n%len(docs)], params); err != nil {
+					b.Fatal(err)
+				}
+				n++
+			}
+		})
 	}
 }
 

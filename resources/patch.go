@@ -167,9 +167,7 @@ func (s *Service) patchBase(cur *Resource) (map[string]any, error) {
 		return nil, err
 	}
 	var doc map[string]any
-	d := json.NewDecoder(bytesReader(raw))
-	d.UseNumber()
-	if err := d.Decode(&doc); err != nil {
+	if err := decodeNumbers(raw, &doc); err != nil {
 		return nil, Internal(err)
 	}
 	return doc, nil

@@ -58,6 +58,9 @@ type Query struct {
 	chainConf Confinement
 	// confineKey identifies the confinements, for the fingerprint of a result set.
 	confineKey string
+	// callerSets counts the first sets of Confine, those of the request's context
+	// (Service.confine); those after them are the server's own (an export's InAny).
+	callerSets int
 	// Operation, when set, is the path below the base of the operation whose answer the
 	// search is ("Patient/p1/$everything"): its links repeat it, not the searched type.
 	Operation string

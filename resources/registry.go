@@ -64,6 +64,12 @@ type SearchParam struct {
 	// indexing is set on a parameter of a SearchParameter resource whose existing
 	// resources are still being indexed (see custom.go): searches on it are incomplete.
 	indexing bool
+	// elements are the top-level elements of the resource that expr reads, when
+	// elementsOK (fhirpath.Expr.Elements; never for composite and special parameters,
+	// whose components derived.go evaluates on its own terms): extractStored decodes
+	// those alone.
+	elements   []string
+	elementsOK bool
 	// ranged is set on a quantity parameter whose expression names Range (R4's
 	// "onset.as(Range)", "useContext.value as Range", a path through referenceRange):
 	// its Range values are indexed and searched as ranges (see range.go).
@@ -95,6 +101,7 @@ func (p *SearchParam) compile(typ string) error {
 	}
 	p.expr = e.ForType(typ)
 	p.ranged = selectsRanges(p.Type, p.Expression)
+	p.readElements()
 	for i := range p.Components {
 		c := &p.Components[i]
 		if c.expr, err = fhirpath.Parse(c.Expression); err != nil {
@@ -102,6 +109,14 @@ func (p *SearchParam) compile(typ string) error {
 		}
 	}
 	return nil
+}
+
+// readElements sets the elements p's expression reads.
+func (p *SearchParam) readElements() {
+	p.elements, p.elementsOK = nil, false
+	if p.expr != nil && p.Type != TypeComposite && p.Type != TypeSpecial {
+		p.elements, p.elementsOK = p.expr.Elements()
+	}
 }
 
 // TypeDef describes one resource type: its search parameters and the fields the engine

@@ -1,9 +1,7 @@
 package resources
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"log/slog"
 	"slices"
@@ -198,10 +196,8 @@ func (s *Service) Reindex(ctx context.Context, opts ReindexOptions) (ReindexSumm
 // reextract extracts the index of a stored version with the registry as it is now,
 // only the rows of params when params is not empty.
 func (s *Service) reextract(r *Resource, params []string) (*Index, error) {
-	dec := json.NewDecoder(bytes.NewReader(r.Content))
-	dec.UseNumber()
 	var doc map[string]any
-	if err := dec.Decode(&doc); err != nil {
+	if err := decodeNumbers(r.Content, &doc); err != nil {
 		return nil, Internal(fmt.Errorf("%s/%s: stored content: %w", r.Type, r.ID, err))
 	}
 	idx, err := s.reg.Extract(r.Type, doc)

@@ -28,9 +28,7 @@ func (s *Service) Public(r *Resource, v View) (json.RawMessage, error) {
 		return r.Content, nil
 	}
 	var doc map[string]any
-	d := json.NewDecoder(bytesReader(r.Content))
-	d.UseNumber()
-	if err := d.Decode(&doc); err != nil {
+	if err := decodeNumbers(r.Content, &doc); err != nil {
 		return nil, Internal(err)
 	}
 	if hasSecret {

@@ -138,7 +138,7 @@ func (s *Service) pages(ctx context.Context, q *Query, opts SearchOptions) (*Sea
 		res, err = s.firstPage(ctx, rs, q, opts.Caller)
 	default:
 		// A _page without a set (written by hand) is an offset into the current matches.
-		res, err = s.store.Search(ctx, q)
+		res, err = s.run(ctx, q)
 	}
 	if err != nil {
 		return nil, q, err
@@ -163,7 +163,7 @@ func (s *Service) firstPage(ctx context.Context, rs ResultSets, q *Query, caller
 		pq := *q
 		pq.Total = TotalNone
 		var err error
-		if res, err = s.store.Search(ctx, &pq); err != nil {
+		if res, err = s.run(ctx, &pq); err != nil {
 			return nil, err
 		}
 		if len(res.Entries) < q.Count {

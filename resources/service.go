@@ -1,7 +1,6 @@
 package resources
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -569,7 +568,7 @@ func (s *Service) Search(ctx context.Context, typ string, params url.Values, str
 	if err != nil {
 		return nil, nil, err
 	}
-	res, err := s.store.Search(ctx, q)
+	res, err := s.run(ctx, q)
 	if err != nil {
 		return nil, q, err
 	}
@@ -746,8 +745,6 @@ func marshal(v any) ([]byte, error) {
 	}
 	return marshalStd(v)
 }
-
-func bytesReader(b []byte) *bytes.Reader { return bytes.NewReader(b) }
 
 // FindByToken returns the live resource of typ whose token parameter param (internal
 // ones included) has the value code, nil when there is none, and a CodeConflict error

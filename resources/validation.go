@@ -1,9 +1,7 @@
 package resources
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"net/url"
 	"strconv"
@@ -163,10 +161,8 @@ func (s *Service) profile(ctx context.Context, u string) (*validate.Profile, err
 	if p != nil {
 		return p, nil
 	}
-	d := json.NewDecoder(bytes.NewReader(r.Content))
-	d.UseNumber()
 	var sd map[string]any
-	if err := d.Decode(&sd); err != nil {
+	if err := decodeNumbers(r.Content, &sd); err != nil {
 		return nil, Internal(err)
 	}
 	if p, err = validate.CompileProfile(sd); err != nil {

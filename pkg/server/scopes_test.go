@@ -26,7 +26,8 @@ func scopeEnv(t *testing.T) *env {
 	}
 	docs := map[string]string{
 		"Observation/o1": `{"resourceType":"Observation","status":"final","code":{"text":"x"},"category":[{"coding":[{"system":"http://terminology.hl7.org/CodeSystem/observation-category","code":"vital-signs"}]}],"subject":{"reference":"Patient/p1"}}`,
-		"Observation/o2": `{"resourceType":"Observation","status":"final","code":{"text":"x"},"subject":{"reference":"Patient/p2"}}`,
+		// Its encounter is p1's: what an _include of a match p1's scope drops must not add.
+		"Observation/o2": `{"resourceType":"Observation","status":"final","code":{"text":"x"},"subject":{"reference":"Patient/p2"},"encounter":{"reference":"Encounter/e1"}}`,
 		// In p1's compartment through performer, not subject.
 		"Observation/o3":  `{"resourceType":"Observation","status":"final","code":{"text":"x"},"subject":{"reference":"Patient/p2"},"performer":[{"reference":"Patient/p1"}]}`,
 		"Observation/o4":  `{"resourceType":"Observation","status":"final","code":{"text":"x"},"category":[{"coding":[{"system":"http://terminology.hl7.org/CodeSystem/observation-category","code":"laboratory"}]}],"subject":{"reference":"Patient/p1"}}`,
@@ -135,6 +136,14 @@ func testScopesNarrowPolicies(t *testing.T) {
 		{"an unconfined chain finds it", &userObs, get("/fhir/Observation?subject:Patient.family=Famp2"), 403, nil, 0},
 		{"an include never adds what the scopes do not reach", &pat, get("/fhir/Observation?_include=Observation:subject"), 200, []string{"o1", "o3", "o4", "p1"}, 3},
 		{"a revinclude likewise", &pat, get("/fhir/Patient?_revinclude=Observation:subject"), 200, []string{"o1", "o4", "p1", "p3"}, 2},
+		// Searches by _id: each match checked as its read is (Service.run), or in the
+		// statement when the ids fill the page or a qualifier narrows the grant.
+		{"a search by _id is filtered", &pat, get("/fhir/Observation?_id=o1,o2,o3"), 200, []string{"o1", "o3"}, 2},
+		{"a search by _id outside is empty, not refused", &pat, get("/fhir/Observation?_id=o2"), 200, []string{}, 0},
+		{"a search by _id filters before its includes", &pat, get("/fhir/Observation?_id=o1,o2&_include=Observation:encounter"), 200, []string{"o1"}, 1},
+		{"a search by _id of patients", &pat, get("/fhir/Patient?_id=p1,p2,p3"), 200, []string{"p1", "p3"}, 2},
+		{"a search by _id that fills its page", &pat, get("/fhir/Observation?_id=o1,o2&_count=2&_total=accurate"), 200, []string{"o1"}, 1},
+		{"a search by _id under a qualifier", &vitals, get("/fhir/Observation?_id=o1,o2,o4"), 200, []string{"o1"}, 1},
 		{"search for another patient's data is empty, not refused", &pat, get("/fhir/Observation?subject=Patient/p2&performer:missing=true"), 200, []string{}, 0},
 		{"POST _search is filtered", &pat, post("/fhir/Encounter/_search", "", "Content-Type", "application/x-www-form-urlencoded"), 200, []string{"e1"}, 1},
 		{"system search is filtered", &pat, get("/fhir/?_type=Patient,Encounter"), 200, []string{"e1", "p1", "p3"}, 3},
