@@ -35,3 +35,11 @@ func (p planned) QueryContext(ctx context.Context, query string, args ...any) (*
 func (p planned) QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row {
 	return p.db.QueryRowContext(ctx, query, append([]any{pgx.QueryExecModeExec}, args...)...)
 }
+
+// QueryPrepared runs query prepared, as pgx does by default: for the few statements of
+// a search whose text repeats and whose plan is one index lookup whatever the values
+// (the members of a compartment's own type), planning on every run would cost more
+// than running (a Patient by name under a patient scope: 1.25× unscoped).
+func (p planned) QueryPrepared(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
+	return p.db.QueryContext(ctx, query, args...)
+}

@@ -123,7 +123,7 @@ func (d *Dialect) confineMembers(ctx context.Context, db Querier, q *resources.Q
 			b := &builder{d: d}
 			b.WriteString("SELECT s.id")
 			b.compartmentRefs(b.arg(c.Type), g.Params, c)
-			rows, err := db.QueryContext(ctx, b.String(), b.args...)
+			rows, err := queryPrepared(ctx, db, b.String(), b.args...)
 			if err != nil {
 				return nil, d.Translate(ctx, err)
 			}

@@ -25,7 +25,7 @@ const probeLimit = 1000
 // table; and without statistics (a new database has none) it cannot tell a rare value
 // from a common one anyway. Clauses that cannot narrow an index range are not probed
 // (probing one would read every row of its parameter) and count as common.
-func (d *Dialect) drivers(ctx context.Context, db Querier, q *resources.Query) (page, count *resources.Clause, compartment bool, err error) {
+func (d *Dialect) drivers(ctx context.Context, db Querier, q *resources.Query, members map[*resources.ConfineGroup][]string) (page, count *resources.Clause, compartment bool, err error) {
 	if q.List != nil {
 		return nil, nil, false, nil // the List's ids select the resources, as _id does
 	}
@@ -62,7 +62,7 @@ func (d *Dialect) drivers(ctx context.Context, db Querier, q *resources.Query) (
 		cands = append(cands, c)
 	}
 	if len(cands) == 0 && len(chains) == 0 {
-		n, err := d.probeCompartments(ctx, db, q)
+		n, err := d.probeCompartments(ctx, db, q, members)
 		return nil, nil, err == nil && n < probeLimit, err
 	}
 	var best *resources.Clause
@@ -105,7 +105,7 @@ func (d *Dialect) drivers(ctx context.Context, db Querier, q *resources.Query) (
 	// A compartment that holds fewer of the type than the best clause matches is the
 	// better start: no clause drives, and the compartment's set selects the resources
 	// (see builder.confine).
-	n, err := d.probeCompartments(ctx, db, q)
+	n, err := d.probeCompartments(ctx, db, q, members)
 	if err != nil {
 		return nil, nil, false, err
 	}
@@ -130,8 +130,9 @@ func indexOrdered(keys []resources.SortKey) bool {
 }
 
 // probeCompartments counts, up to probeLimit, the members of the smallest compartment
-// a confinement of q's one type holds it to (probeLimit when none does).
-func (d *Dialect) probeCompartments(ctx context.Context, db Querier, q *resources.Query) (int, error) {
+// a confinement of q's one type holds it to (probeLimit when none does); those of a
+// compartment's own type were read already (confineMembers).
+func (d *Dialect) probeCompartments(ctx context.Context, db Querier, q *resources.Query, members map[*resources.ConfineGroup][]string) (int, error) {
 	least := probeLimit
 	if q.Type == "" {
 		return least, nil
@@ -143,6 +144,10 @@ func (d *Dialect) probeCompartments(ctx context.Context, db Querier, q *resource
 		g := &groups[0]
 		c := g.Compartment
 		if c == nil || len(g.Types) != 1 || g.Types[0] != q.Type || len(g.Params) == 0 {
+			continue
+		}
+		if m, ok := members[g]; ok {
+			least = min(least, len(m))
 			continue
 		}
 		pb := &builder{d: d}

@@ -22,17 +22,16 @@ import (
 // page statement without its content, started (MatchIn) as the count is, from the
 // clause with the fewest matches, since it reads up to limit of them rather than a page.
 func (d *Dialect) SearchIDs(ctx context.Context, db Querier, q *resources.Query, limit int) ([]string, error) {
-	var driver *resources.Clause
-	starts := false
-	if d.MatchIn {
-		var err error
-		if _, driver, starts, err = d.drivers(ctx, db, q); err != nil {
-			return nil, err
-		}
-	}
 	members, err := d.confineMembers(ctx, db, q)
 	if err != nil {
 		return nil, err
+	}
+	var driver *resources.Clause
+	starts := false
+	if d.MatchIn {
+		if _, driver, starts, err = d.drivers(ctx, db, q, members); err != nil {
+			return nil, err
+		}
 	}
 	b := &builder{d: d, driver: driver, members: members, compartmentStarts: starts}
 	typed := q.Type == ""

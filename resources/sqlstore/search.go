@@ -114,17 +114,16 @@ func tableOf(t resources.ParamType) (indexTable, bool) {
 // Search runs q over the live resources of q.Type with db: one statement for the page
 // and, unless the page shows where the matches end, one for the total.
 func (d *Dialect) Search(ctx context.Context, db Querier, q *resources.Query) (*resources.SearchResult, error) {
-	var pageDriver, countDriver *resources.Clause
-	starts := false
-	if d.MatchIn {
-		var err error
-		if pageDriver, countDriver, starts, err = d.drivers(ctx, db, q); err != nil {
-			return nil, err
-		}
-	}
 	members, err := d.confineMembers(ctx, db, q)
 	if err != nil {
 		return nil, err
+	}
+	var pageDriver, countDriver *resources.Clause
+	starts := false
+	if d.MatchIn {
+		if pageDriver, countDriver, starts, err = d.drivers(ctx, db, q, members); err != nil {
+			return nil, err
+		}
 	}
 	from := func(driver *resources.Clause) (*builder, error) {
 		b := &builder{d: d, driver: driver, members: members, compartmentStarts: starts}

@@ -86,6 +86,20 @@ type Querier interface {
 	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
 }
 
+// preparer is a Querier that can also run a statement prepared once per connection
+// and reused, for statements whose plan does not depend on their values.
+type preparer interface {
+	QueryPrepared(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+}
+
+// queryPrepared runs query with db, prepared when db can.
+func queryPrepared(ctx context.Context, db Querier, query string, args ...any) (*sql.Rows, error) {
+	if p, ok := db.(preparer); ok {
+		return p.QueryPrepared(ctx, query, args...)
+	}
+	return db.QueryContext(ctx, query, args...)
+}
+
 func (d *Dialect) timeArg(t time.Time) any {
 	if d.Time == nil {
 		return t
