@@ -488,7 +488,8 @@ func (s *Service) reachable(ctx context.Context, r *Resource) (bool, error) {
 
 // reachIndex extracts from a stored document of typ the index rows that the
 // confinements of ctx test: its compartment parameters and those of the grants'
-// qualifiers, not the type's every parameter.
+// qualifiers (named before any ":modifier"; reaches parses and checks them), not the
+// type's every parameter.
 func (s *Service) reachIndex(ctx context.Context, typ string, content []byte) (*Index, error) {
 	var names []string
 	for _, c := range confinementsOf(ctx) {
@@ -497,15 +498,9 @@ func (s *Service) reachIndex(ctx context.Context, typ string, content []byte) (*
 			if r.Compartment != nil {
 				names = append(names, CompartmentParams(r.Compartment.Type, typ)...)
 			}
-			if len(r.Params) == 0 {
-				continue
-			}
-			clauses, err := s.reachClauses(c, typ, r.Params)
-			if err != nil {
-				return nil, err
-			}
-			for _, cl := range clauses {
-				names = append(names, cl.Param.Name)
+			for k := range r.Params {
+				name, _, _ := strings.Cut(k, ":")
+				names = append(names, name)
 			}
 		}
 	}
